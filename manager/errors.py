@@ -1,0 +1,84 @@
+"""The manager's exception tree; every error the bot or the CLI may show a user is here.
+
+::
+
+    ManagerError
+    ├── Aria2Error                  aria2 could not do what was asked
+    │   ├── Aria2Unavailable        no answer: aria2c restarting, hung or gone
+    │   └── Aria2RpcError           aria2 answered with a JSON-RPC error (``.code``)
+    ├── DownloadNotFound            no such download id (in this chat)
+    ├── InvalidState                e.g. resume of a download that is not paused
+    ├── NotEnoughSpace              the download does not fit on the disk
+    └── InvalidSource (ValueError)  a magnet or .torrent that we refuse
+        ├── InvalidMagnet
+        └── InvalidTorrent
+
+Foreign errors (requests, aria2p, peewee) are mapped into this tree at the edge, so callers
+never match on another library's exceptions or on message prefixes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Aria2Error",
+    "Aria2RpcError",
+    "Aria2Unavailable",
+    "DownloadNotFound",
+    "InvalidMagnet",
+    "InvalidSource",
+    "InvalidState",
+    "InvalidTorrent",
+    "ManagerError",
+    "NotEnoughSpace",
+]
+
+
+class ManagerError(Exception):
+    """Base of every error the manager raises on purpose; ``str()`` is fit for a user."""
+
+
+class Aria2Error(ManagerError):
+    """aria2 could not do what was asked."""
+
+
+class Aria2Unavailable(Aria2Error):
+    """aria2c did not answer (restarting, hung, or not running)."""
+
+    def __init__(self, message: str = "the downloader is restarting, try again in a few seconds"):
+        super().__init__(message)
+
+
+class Aria2RpcError(Aria2Error):
+    """aria2 answered a call with a JSON-RPC error.
+
+    Attributes:
+        code: aria2's error code (1 for most failures; see aria2's EXIT STATUS list).
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DownloadNotFound(ManagerError):
+    """No download with that id (in the asking chat)."""
+
+
+class InvalidState(ManagerError):
+    """The download is not in a state that allows the action."""
+
+
+class NotEnoughSpace(ManagerError):
+    """The download would not fit in the free space of the download directory."""
+
+
+class InvalidSource(ManagerError, ValueError):
+    """A magnet link or .torrent file that ariabot refuses; the message says why."""
+
+
+class InvalidMagnet(InvalidSource):
+    """Not a magnet link ariabot accepts."""
+
+
+class InvalidTorrent(InvalidSource):
+    """A .torrent file that is damaged, too large, or has unsafe file names."""

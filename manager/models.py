@@ -1,0 +1,117 @@
+"""What the manager hands out: immutable snapshots of downloads and their states.
+
+Callers (the bot, the CLI) never see aria2p objects or peewee rows: a :class:`Torrent` is a
+frozen copy taken at one moment, safe to keep, compare and pass between tasks.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["FileEntry", "SourceKind", "Torrent", "TorrentState"]
+
+
+class TorrentState(enum.Enum):
+    """The states a user sees, in the order a download normally passes through them."""
+
+    QUEUED = "queued"
+    METADATA = "metadata"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    SEEDING = "seeding"
+    COMPLETE = "complete"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more will happen to the download without a user's action."""
+        return self in (TorrentState.COMPLETE, TorrentState.ERROR, TorrentState.CANCELLED)
+
+    @property
+    def label(self) -> str:
+        """Words for a status line."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    TorrentState.QUEUED: "queued",
+    TorrentState.METADATA: "fetching metadata",
+    TorrentState.DOWNLOADING: "downloading",
+    TorrentState.PAUSED: "paused",
+    TorrentState.SEEDING: "seeding",
+    TorrentState.COMPLETE: "complete",
+    TorrentState.ERROR: "error",
+    TorrentState.CANCELLED: "cancelled",
+}
+
+
+class SourceKind(enum.Enum):
+    """How the download was given to ariabot."""
+
+    MAGNET = "magnet"
+    TORRENT = "torrent"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a torrent. ``index`` is aria2's 1-based file index (for ``select-file``)."""
+
+    index: int
+    path: str
+    length: int
+    completed: int = 0
+    selected: bool = True
+
+
+@dataclass(frozen=True)
+class Torrent:
+    """A snapshot of one download.
+
+    Attributes:
+        id: the short public id users type (``/pause 3``); stable for the row's life.
+        info_hash: v1 info-hash, 40 lower-case hex characters: the download's identity.
+        chat_id: the chat that owns it (0 for the local CLI).
+        queue_position: 1-based place among waiting downloads, when queued.
+        stuck_reason: why it does not move, in words ("no peers found for 2 min"), or None.
+        path: the file or folder of the download on disk (inside the chat's folder).
+    """
+
+    id: int
+    info_hash: str
+    name: str
+    chat_id: int
+    user_id: int
+    state: TorrentState
+    source_kind: SourceKind
+    total_bytes: int = 0
+    completed_bytes: int = 0
+    upload_bytes: int = 0
+    download_speed: int = 0
+    upload_speed: int = 0
+    seeders: int = 0
+    peers: int = 0
+    queue_position: int | None = None
+    error: str | None = None
+    stuck_reason: str | None = None
+    message_id: int | None = None
+    path: str | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    files: tuple[FileEntry, ...] = field(default=())
+
+    @property
+    def progress(self) -> float:
+        """Fraction done, 0.0 to 1.0 (0 while the size is unknown)."""
+        if self.total_bytes <= 0:
+            return 1.0 if self.state is TorrentState.COMPLETE else 0.0
+        return min(1.0, self.completed_bytes / self.total_bytes)
+
+    @property
+    def eta_seconds(self) -> int | None:
+        """Seconds left at the current speed, or None when it cannot be told."""
+        if self.download_speed <= 0 or self.total_bytes <= 0:
+            return None
+        return max(0, self.total_bytes - self.completed_bytes) // self.download_speed

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what ariabot needs, then runs it.
+#   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
+#   ./setup.sh test [pytest options]       install with test extras, then run the test suite
+#   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
+# System packages (aria2, python3-venv) come from apt when missing; everything Python goes
+# into ./.venv so the system Python is never touched.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${ARIABOT_VENV:-.venv}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+ensure_system_packages() {
+    command -v aria2c >/dev/null 2>&1 || apt_install aria2
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        echo "ariabot needs Python 3.11 or newer; found $(python3 --version)" >&2
+        exit 2
+    }
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+}
+
+ensure_venv() {
+    local extras=$1
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".${extras}"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    run)
+        ensure_system_packages
+        ensure_venv ""
+        exec "$VENV/bin/ariabot" run "$@"
+        ;;
+    test)
+        ensure_system_packages
+        ensure_venv "[test]"
+        "$VENV/bin/ruff" check .
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    bench)
+        ensure_system_packages
+        ensure_venv "[test]"
+        exec "$VENV/bin/python" -m tests.bench "$@"
+        ;;
+    *)
+        echo "usage: ./setup.sh run|test|bench [options]" >&2
+        exit 2
+        ;;
+esac

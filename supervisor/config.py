@@ -1,0 +1,364 @@
+"""Settings: code defaults, overridden by a TOML file, overridden by ``ARIABOT_*`` variables.
+
+Every setting is declared once in :data:`FIELDS` (section, key, environment name, parser,
+default, help). The shipped ``conf/ariabot.toml`` mirrors those declarations and a test keeps
+the two in step, so the file a user copies is always complete and true.
+
+A bad value raises :class:`ConfigError` naming the key; ``ariabot`` turns that into one line
+on stderr and exit code 2. Secrets are held in :class:`Secret`, whose ``repr``/``str`` never
+show the value, so a settings object can be logged safely.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["FIELDS", "ConfigError", "Field", "Secret", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the key and what is wrong."""
+
+
+class Secret:
+    """A string that never shows itself in logs, tracebacks or ``repr``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the real value; call only where it is sent to its one legitimate reader."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+# --- parsers: each takes the raw value (TOML value or env string) and returns the typed one,
+# raising ValueError with a short reason. -------------------------------------------------
+
+
+def _int_between(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[Any], float]:
+    def parse(raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise ValueError(f"must be a number from {low:g} to {high:g}")
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be a number from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _path(raw: Any) -> Path:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if "\0" in text:
+        raise ValueError("must not contain a NUL byte")
+    return Path(text).expanduser()
+
+
+def _optional_path(raw: Any) -> Path | None:
+    return _path(raw) if str(raw).strip() else None
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _http_url(raw: Any) -> str:
+    value = str(raw).strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8081")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a bare server root, without ?query or #fragment")
+    return value
+
+
+def _user_ids(raw: Any) -> tuple[int, ...]:
+    items = raw if isinstance(raw, list) else str(raw).replace(" ", "").split(",")
+    ids = []
+    for item in items:
+        if item == "":
+            continue
+        if isinstance(item, bool):
+            raise ValueError("must be Telegram user ids (whole numbers), comma-separated")
+        try:
+            ids.append(int(item))
+        except (TypeError, ValueError):
+            raise ValueError(
+                "must be Telegram user ids (whole numbers), comma-separated"
+            ) from None
+    return tuple(dict.fromkeys(ids))
+
+
+def _chat_id(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a Telegram chat id (a whole number, 0 for none)")
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("must be a Telegram chat id (a whole number, 0 for none)") from None
+
+
+def _token(raw: Any) -> Secret:
+    value = str(raw).strip()
+    if value:
+        bot_id, sep, key = value.partition(":")
+        if not (sep and bot_id.isdigit() and len(key) >= 30 and key.replace("_", "").replace(
+            "-", ""
+        ).isalnum()):
+            raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
+    return Secret(value)
+
+
+def _port_range(raw: Any) -> str:
+    value = str(raw).strip()
+    for part in value.split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or not all(e.isdigit() and 1024 <= int(e) <= 65535 for e in ends):
+            raise ValueError("must be ports 1024-65535, as 6881 or 6881-6999")
+    return value
+
+
+def _log_level(raw: Any) -> str:
+    return _one_of("DEBUG", "INFO", "WARNING", "ERROR")(str(raw).strip().upper())
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: where it lives in the TOML file, its variable, parser and default."""
+
+    section: str
+    key: str
+    env: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("paths", "data_dir", "ARIABOT_DATA_DIR", _path, "~/.local/share/ariabot",
+          "state: database, aria2 session, rendered aria2.conf, runtime.json, lock"),
+    Field("paths", "download_dir", "ARIABOT_DOWNLOAD_DIR", _optional_path, "",
+          "downloads root; torrents go to <download_dir>/torrents/<chat_id>/ "
+          "(empty: <data_dir>/downloads)"),
+    Field("aria2", "aria2c", "ARIABOT_ARIA2C", str, "aria2c",
+          "the aria2c binary: a path, or a name looked up on PATH"),
+    Field("aria2", "rpc_port", "ARIABOT_RPC_PORT", _int_between(0, 65535), 0,
+          "RPC port on 127.0.0.1 only; 0 picks a free port at every start"),
+    Field("aria2", "max_concurrent", "ARIABOT_MAX_CONCURRENT", _int_between(1, 50), 3,
+          "downloads that run at once; the others wait in the queue"),
+    Field("aria2", "seed_ratio", "ARIABOT_SEED_RATIO", _float_between(0, 100), 1.0,
+          "stop seeding at this upload/download ratio (0: no ratio limit)"),
+    Field("aria2", "seed_time", "ARIABOT_SEED_TIME", _int_between(0, 525600), 60,
+          "stop seeding after this many minutes (0: stop as soon as the download is complete)"),
+    Field("aria2", "bt_stop_timeout", "ARIABOT_BT_STOP_TIMEOUT", _int_between(0, 604800), 900,
+          "end a torrent that received no data for this many seconds (dead swarm; 0: never)"),
+    Field("aria2", "file_allocation", "ARIABOT_FILE_ALLOCATION",
+          _one_of("none", "falloc", "trunc", "prealloc"), "none",
+          "disk space reservation; 'none' and 'falloc' never stall aria2, 'prealloc' can"),
+    Field("aria2", "listen_port", "ARIABOT_LISTEN_PORT", _port_range, "6881-6999",
+          "TCP port(s) for incoming BitTorrent peers (open it in your firewall for speed)"),
+    Field("aria2", "enable_dht", "ARIABOT_ENABLE_DHT", _bool, True,
+          "find peers through DHT (needed for trackerless magnets)"),
+    Field("supervisor", "start_timeout", "ARIABOT_START_TIMEOUT", _float_between(1, 120), 15.0,
+          "seconds aria2c has to answer RPC after it was spawned"),
+    Field("supervisor", "health_interval", "ARIABOT_HEALTH_INTERVAL",
+          _float_between(0.2, 300), 5.0, "seconds between two health probes of aria2c"),
+    Field("supervisor", "health_timeout", "ARIABOT_HEALTH_TIMEOUT", _float_between(0.2, 300),
+          10.0, "seconds one RPC probe may take (pre-allocation can stall aria2 briefly)"),
+    Field("supervisor", "health_failures", "ARIABOT_HEALTH_FAILURES", _int_between(1, 100), 3,
+          "failed probes in a row before aria2c is declared hung and restarted"),
+    Field("supervisor", "stop_timeout", "ARIABOT_STOP_TIMEOUT", _float_between(1, 300), 15.0,
+          "seconds aria2c has to save its session and exit before it is killed"),
+    Field("supervisor", "backoff_initial", "ARIABOT_BACKOFF_INITIAL",
+          _float_between(0.05, 60), 1.0, "first delay before restarting a dead aria2c (s)"),
+    Field("supervisor", "backoff_max", "ARIABOT_BACKOFF_MAX", _float_between(0.05, 3600), 30.0,
+          "longest delay between restarts; the delay doubles up to this (s)"),
+    Field("supervisor", "min_uptime", "ARIABOT_MIN_UPTIME", _float_between(0, 3600), 10.0,
+          "aria2c that ran this long is healthy again: the backoff starts over (s)"),
+    Field("supervisor", "restart_burst", "ARIABOT_RESTART_BURST", _int_between(1, 1000), 5,
+          "more restarts than this within restart_window is FATAL: ariabot exits non-zero"),
+    Field("supervisor", "restart_window", "ARIABOT_RESTART_WINDOW",
+          _float_between(1, 86400), 120.0, "the window for restart_burst (s)"),
+    Field("manager", "progress_interval", "ARIABOT_PROGRESS_INTERVAL", _float_between(1, 10),
+          5.0, "seconds between two progress polls (one batched RPC for all downloads)"),
+    Field("manager", "torrent_max_bytes", "ARIABOT_TORRENT_MAX_BYTES",
+          _int_between(1024, 100 * 1024 * 1024), 10 * 1024 * 1024,
+          "largest .torrent file accepted (bytes)"),
+    Field("telegram", "token", "ARIABOT_TELEGRAM_TOKEN", _token, "",
+          "bot token from @BotFather; empty runs ariabot in local mode (CLI only)"),
+    Field("telegram", "api_url", "ARIABOT_TELEGRAM_API_URL", _http_url,
+          "https://api.telegram.org",
+          "root of the Bot API server (a local Bot API server: http://127.0.0.1:8081)"),
+    Field("telegram", "allowed_users", "ARIABOT_ALLOWED_USERS", _user_ids, [],
+          "Telegram user ids allowed to use the bot; everyone else is refused"),
+    Field("telegram", "admin_chat", "ARIABOT_ADMIN_CHAT", _chat_id, 0,
+          "chat that gets supervisor alerts such as aria2 restarts (0: none)"),
+    Field("log", "level", "ARIABOT_LOG_LEVEL", _log_level, "INFO",
+          "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Build with :func:`load_settings`; defaults live in :data:`FIELDS`."""
+
+    data_dir: Path
+    download_dir: Path
+    aria2c: str
+    rpc_port: int
+    max_concurrent: int
+    seed_ratio: float
+    seed_time: int
+    bt_stop_timeout: int
+    file_allocation: str
+    listen_port: str
+    enable_dht: bool
+    start_timeout: float
+    health_interval: float
+    health_timeout: float
+    health_failures: int
+    stop_timeout: float
+    backoff_initial: float
+    backoff_max: float
+    min_uptime: float
+    restart_burst: int
+    restart_window: float
+    progress_interval: float
+    torrent_max_bytes: int
+    token: Secret
+    api_url: str
+    allowed_users: tuple[int, ...]
+    admin_chat: int
+    level: str
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def local_mode(self) -> bool:
+        """True when no Telegram token is set: the bot stays off, the CLI drives ariabot."""
+        return not self.token
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+
+
+def _file_values(document: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    known = {(f.section, f.key) for f in FIELDS}
+    sections = {f.section for f in FIELDS}
+    values: dict[str, Any] = {}
+    for section, table in document.items():
+        if section not in sections or not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: unknown section [{section}]")
+        for key, value in table.items():
+            if (section, key) not in known:
+                raise ConfigError(f"config file {path}: unknown key {section}.{key}")
+            values[key] = value
+    return values
+
+
+def load_settings(
+    config_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from defaults, then ``config_path`` (if any), then ``environ``.
+
+    Parameters:
+        config_path: a TOML file laid out like ``conf/ariabot.toml``; ``None`` uses
+            ``$ARIABOT_CONFIG`` when set, otherwise the defaults alone.
+        environ: the environment to read ``ARIABOT_*`` from (``os.environ`` by default).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: a value is invalid or the file cannot be read; the message names the key
+            and never contains the value of a secret.
+    """
+    env = os.environ if environ is None else environ
+    if config_path is None and env.get("ARIABOT_CONFIG"):
+        config_path = Path(env["ARIABOT_CONFIG"]).expanduser()
+    file_values = _file_values(_read_toml(config_path), config_path) if config_path else {}
+
+    parsed: dict[str, Any] = {}
+    for spec in FIELDS:
+        if spec.env in env:
+            raw, origin = env[spec.env], spec.env
+        elif spec.key in file_values:
+            raw, origin = file_values[spec.key], f"{spec.section}.{spec.key}"
+        else:
+            raw, origin = spec.default, f"{spec.section}.{spec.key}"
+        try:
+            parsed[spec.key] = spec.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{origin}: {error}") from None
+
+    if parsed["download_dir"] is None:
+        parsed["download_dir"] = parsed["data_dir"] / "downloads"
+    if parsed["backoff_max"] < parsed["backoff_initial"]:
+        raise ConfigError("supervisor.backoff_max: must not be smaller than backoff_initial")
+    return Settings(**parsed, source=config_path)
+

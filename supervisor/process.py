@@ -1,0 +1,384 @@
+"""Aria2Process: spawn aria2c, wait until its RPC answers, watch it, restart it, stop it.
+
+The supervision loop is one tenacity ``AsyncRetrying`` block: an attempt is one life of
+aria2c (spawn → STARTING → RUNNING → death), a death raises :class:`Aria2Died`, and tenacity
+waits with a doubling delay (BACKOFF) before the next attempt. A life that lasted
+``min_uptime`` is a healthy one: its death starts a fresh block, so the delay starts over.
+More deaths than ``restart_burst`` within ``restart_window`` seconds is FATAL (systemd's
+StartLimitBurst idea): ariabot then gives up so that an outer init system can take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
+
+from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
+from manager.errors import Aria2Error
+from supervisor.config import Settings
+from supervisor.instance import RuntimeInfo, write_runtime
+from supervisor.layout import StateLayout
+from supervisor.states import LEGAL_TRANSITIONS, InvalidTransition, ProcessState, StateChange
+
+__all__ = ["Aria2Died", "Aria2Fatal", "Aria2Process", "StateListener", "SupervisionPolicy"]
+
+log = logging.getLogger(__name__)
+
+StateListener = Callable[[StateChange], None]
+
+
+@dataclass(frozen=True)
+class SupervisionPolicy:
+    """The timing rules of supervision (see ``[supervisor]`` in ``conf/ariabot.toml``)."""
+
+    start_timeout: float = 15.0
+    health_interval: float = 5.0
+    health_timeout: float = 10.0
+    health_failures: int = 3
+    stop_timeout: float = 15.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    min_uptime: float = 10.0
+    restart_burst: int = 5
+    restart_window: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SupervisionPolicy:
+        """Take the ``[supervisor]`` settings."""
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+class Aria2Died(Exception):
+    """One life of aria2c ended (exit, crash, or hung and killed).
+
+    Attributes:
+        reason: what happened, for logs and alerts.
+        stable: the life lasted at least ``min_uptime``, so the backoff starts over.
+    """
+
+    def __init__(self, reason: str, *, stable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stable = stable
+
+
+class Aria2Fatal(RuntimeError):
+    """aria2c died too often; supervision gave up (state FATAL)."""
+
+
+class _RestartWindow:
+    """Counts deaths in a sliding time window."""
+
+    def __init__(self, burst: int, window: float, clock: Callable[[], float]) -> None:
+        self._burst = burst
+        self._window = window
+        self._clock = clock
+        self._deaths: deque[float] = deque()
+
+    def record(self) -> None:
+        self._deaths.append(self._clock())
+
+    def count(self) -> int:
+        horizon = self._clock() - self._window
+        while self._deaths and self._deaths[0] < horizon:
+            self._deaths.popleft()
+        return len(self._deaths)
+
+    def exceeded(self) -> bool:
+        return self.count() > self._burst
+
+
+class Aria2Process:
+    """Owns one aria2c process for the life of ``ariabot run``.
+
+    Parameters:
+        binary: the aria2c executable.
+        layout: the data dir's files (rendered conf, console log, runtime.json).
+        endpoint: the loopback port and secret written into the rendered conf.
+        policy: timing rules.
+        clock: monotonic clock (injected by tests).
+        sleep: the backoff sleep (injected by tests).
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        layout: StateLayout,
+        endpoint: Aria2Endpoint,
+        policy: SupervisionPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.binary = binary
+        self.layout = layout
+        self.endpoint = endpoint
+        self.policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self._rpc = Aria2Rpc(endpoint, timeout=policy.health_timeout, workers=2)
+        self._state = ProcessState.STOPPED
+        self._listeners: list[StateListener] = []
+        self._restarts = _RestartWindow(policy.restart_burst, policy.restart_window, clock)
+        self._process: asyncio.subprocess.Process | None = None
+        self._session_id: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._settled = asyncio.Event()
+        self._fatal_reason = ""
+        self.spawn_count = 0
+
+    # --- observation ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> ProcessState:
+        """The current state."""
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the current aria2c, if one is alive."""
+        process = self._process
+        return process.pid if process and process.returncode is None else None
+
+    @property
+    def session_id(self) -> str | None:
+        """aria2's ``sessionId`` of the current life (changes with every start)."""
+        return self._session_id
+
+    def subscribe(self, listener: StateListener) -> None:
+        """Call ``listener(change)`` on every state change; a failing listener is logged."""
+        self._listeners.append(listener)
+
+    def _set_state(self, new: ProcessState, reason: str = "") -> None:
+        old = self._state
+        if new not in LEGAL_TRANSITIONS[old]:
+            raise InvalidTransition(f"aria2c cannot go from {old.name} to {new.name}")
+        self._state = new
+        change = StateChange(old, new, reason, self._session_id, self._restarts.count())
+        level = logging.ERROR if new is ProcessState.FATAL else logging.INFO
+        log.log(level, "aria2c %s -> %s%s", old.name, new.name, f": {reason}" if reason else "")
+        if new in (ProcessState.RUNNING, ProcessState.FATAL):
+            self._settled.set()
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:
+                log.exception("a listener of aria2c state changes failed; skipped")
+
+    # --- control -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start supervising and return once aria2c answers RPC.
+
+        Raises:
+            Aria2Fatal: aria2c could not be started within the restart limits.
+        """
+        if self._task is not None:
+            raise RuntimeError("Aria2Process.start() was already called")
+        self._task = asyncio.create_task(self._supervise(), name="aria2c-supervisor")
+        await self._settled.wait()
+        if self._state is ProcessState.FATAL:
+            raise Aria2Fatal(self._fatal_reason)
+
+    async def wait(self) -> ProcessState:
+        """Wait until supervision ends (FATAL, or after :meth:`stop`) and return the state."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+        return self._state
+
+    async def stop(self) -> None:
+        """Stop aria2c gracefully: save the session, ask it to shut down, kill if it won't."""
+        if self._state in (ProcessState.STOPPED, ProcessState.FATAL):
+            return
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._state is ProcessState.FATAL:
+            return
+        self._set_state(ProcessState.STOPPING, "stop requested")
+        process = self._process
+        if process is not None and process.returncode is None:
+            await self._shutdown(process)
+        self._rpc.close()
+        self._set_state(ProcessState.STOPPED, "stopped on request")
+
+    async def _shutdown(self, process: asyncio.subprocess.Process) -> None:
+        """saveSession, then SIGTERM (aria2c saves again and exits in about 1 s; the RPC
+        ``aria2.shutdown`` would wait 3 s more), then SIGKILL after ``stop_timeout``."""
+        try:
+            await self._rpc.call("aria2.saveSession")
+        except Aria2Error as error:
+            log.warning("aria2c did not save its session on request (%s)", error)
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), self.policy.stop_timeout)
+        except TimeoutError:
+            log.warning("aria2c did not exit within %.0fs; killing it", self.policy.stop_timeout)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    # --- supervision ---------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        policy = self.policy
+        while True:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(lambda e: isinstance(e, Aria2Died) and not e.stable),
+                wait=wait_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max),
+                stop=lambda _state: self._restarts.exceeded(),
+                sleep=self._sleep,
+                before_sleep=self._enter_backoff,
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        await self._live_once()
+            except Aria2Died as died:
+                if self._restarts.exceeded():
+                    self._fatal_reason = (
+                        f"{died.reason}; gave up after {self._restarts.count()} restarts "
+                        f"within {policy.restart_window:.0f}s"
+                    )
+                    self._set_state(ProcessState.FATAL, self._fatal_reason)
+                    self._rpc.close()
+                    return
+                # It had been healthy for a while: restart now, with a fresh backoff.
+                self._set_state(ProcessState.BACKOFF, f"{died.reason}; restarting now")
+
+    def _enter_backoff(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self._set_state(ProcessState.BACKOFF, f"{error}; restarting in {delay:.1f}s")
+
+    async def _live_once(self) -> None:
+        """One life of aria2c; always ends by raising :class:`Aria2Died`."""
+        self._set_state(ProcessState.STARTING)
+        born = self._clock()
+        process = await self._spawn()
+        # One waiter per life: the loops below poll it instead of starting a new wait each time.
+        exited = asyncio.create_task(process.wait(), name="aria2c-exit")
+        try:
+            await self._wait_ready(process, exited)
+            self._set_state(ProcessState.RUNNING, f"pid {process.pid}, RPC on port "
+                            f"{self.endpoint.port}")
+            self._write_runtime(process, "running")
+            reason = await self._watch(process, exited)
+        except Aria2Died:
+            self._restarts.record()
+            raise
+        finally:
+            if not exited.done():
+                exited.cancel()
+        self._restarts.record()
+        raise Aria2Died(reason, stable=self._clock() - born >= self.policy.min_uptime)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        self.spawn_count += 1
+        self._session_id = None
+        with self.layout.aria2_console.open("wb") as console:
+            process = await asyncio.create_subprocess_exec(
+                str(self.binary),
+                f"--conf-path={self.layout.aria2_conf}",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=console,
+                stderr=asyncio.subprocess.STDOUT,
+                # Its own process group: a Ctrl-C at the terminal reaches ariabot only, which
+                # then stops aria2c in order (session saved).
+                start_new_session=True,
+            )
+        self._process = process
+        self._write_runtime(process, "starting")
+        return process
+
+    def _write_runtime(self, process: asyncio.subprocess.Process, state: str) -> None:
+        write_runtime(self.layout, RuntimeInfo(
+            ariabot_pid=os.getpid(), aria2c_pid=process.pid, rpc_port=self.endpoint.port,
+            rpc_secret=self.endpoint.secret, conf_path=str(self.layout.aria2_conf),
+            session_id=self._session_id, state=state,
+        ))
+
+    def _console_tail(self) -> str:
+        try:
+            lines = self.layout.aria2_console.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1].strip()}" if lines else ""
+
+    async def _wait_ready(
+        self, process: asyncio.subprocess.Process, exited: asyncio.Task[int]
+    ) -> None:
+        deadline = self._clock() + self.policy.start_timeout
+        pause = 0.02
+        while True:
+            if process.returncode is not None:
+                raise Aria2Died(f"aria2c exited with code {process.returncode} while starting"
+                                f"{self._console_tail()}")
+            try:
+                info = await self._rpc.call("aria2.getSessionInfo")
+            except Aria2Error:
+                pass
+            else:
+                self._session_id = str(info["sessionId"])
+                return
+            if self._clock() >= deadline:
+                await self._kill(process)
+                raise Aria2Died(f"aria2c did not answer RPC within "
+                                f"{self.policy.start_timeout:.0f}s of its start")
+            await asyncio.wait({exited}, timeout=pause)
+            pause = min(pause * 2, 0.25)
+
+    async def _watch(self, process: asyncio.subprocess.Process, exited: asyncio.Task[int]) -> str:
+        """Return why this life ended: it exited, or it stopped answering and was killed."""
+        failures = 0
+        while True:
+            await asyncio.wait({exited}, timeout=self.policy.health_interval)
+            if exited.done():
+                return f"aria2c exited with code {exited.result()}{self._console_tail()}"
+            problem = await self._probe(process)
+            if problem is None:
+                failures = 0
+                continue
+            failures += 1
+            log.warning("aria2c health probe %d/%d failed: %s", failures,
+                        self.policy.health_failures, problem)
+            if failures >= self.policy.health_failures:
+                await self._kill(process)
+                return f"aria2c stopped answering ({problem}) and was killed"
+
+    async def _probe(self, process: asyncio.subprocess.Process) -> str | None:
+        """One health check: the process is alive and RPC answers in time; None if healthy."""
+        try:
+            status = psutil.Process(process.pid).status()
+        except psutil.NoSuchProcess:
+            return "process is gone"
+        if status == psutil.STATUS_ZOMBIE:
+            return "process is a zombie"
+        try:
+            await asyncio.wait_for(self._rpc.call("aria2.getVersion"), self.policy.health_timeout)
+        except (Aria2Error, TimeoutError) as error:
+            return f"RPC did not answer: {error}" + (
+                " (process is stopped)" if status == psutil.STATUS_STOPPED else ""
+            )
+        return None
+
+    async def _kill(self, process: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        await process.wait()
