@@ -45,6 +45,7 @@ async def serve(settings: Settings, aria2c: Path, formatter: RedactingFormatter)
     settings.download_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with InstanceLock(layout.lock):
         stop_stale_aria2c(layout)
+        layout.runtime.unlink(missing_ok=True)
         endpoint = Aria2Endpoint(port=settings.rpc_port or pick_free_port(), secret=new_secret())
         formatter.add_secret(endpoint.secret)
         render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)

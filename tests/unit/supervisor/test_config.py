@@ -1,0 +1,106 @@
+"""Settings: defaults, file, environment, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from supervisor.__main__ import main
+from supervisor.config import FIELDS, ConfigError, Secret, load_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_shipped_file_lists_every_setting_with_its_default() -> None:
+    shipped = tomllib.loads((ROOT / "conf" / "ariabot.toml").read_text())
+    for spec in FIELDS:
+        assert spec.key in shipped[spec.section], f"{spec.section}.{spec.key} missing"
+        assert shipped[spec.section][spec.key] == spec.default, spec.key
+    text = (ROOT / "conf" / "ariabot.toml").read_text()
+    for spec in FIELDS:
+        assert spec.env in text, f"{spec.env} is not documented"
+    keys = {(s, k) for s, table in shipped.items() for k in table}
+    assert keys == {(f.section, f.key) for f in FIELDS}
+
+
+def test_shipped_file_loads_to_the_defaults() -> None:
+    assert load_settings(ROOT / "conf" / "ariabot.toml", {}) == load_settings(None, {})
+
+
+def test_defaults() -> None:
+    settings = load_settings(None, {})
+    assert settings.data_dir == Path("~/.local/share/ariabot").expanduser()
+    assert settings.download_dir == settings.data_dir / "downloads"
+    assert settings.max_concurrent == 3
+    assert settings.api_url == "https://api.telegram.org"
+    assert settings.local_mode
+
+
+def test_environment_wins_over_file(tmp_path: Path) -> None:
+    config = tmp_path / "ariabot.toml"
+    config.write_text('[aria2]\nmax_concurrent = 4\n[paths]\ndata_dir = "/srv/a"\n')
+    settings = load_settings(config, {"ARIABOT_MAX_CONCURRENT": "7"})
+    assert settings.max_concurrent == 7
+    assert settings.data_dir == Path("/srv/a")
+    assert settings.download_dir == Path("/srv/a/downloads")
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[telegram]\nallowed_users = [5, 6, 5]\n")
+    assert load_settings(None, {"ARIABOT_CONFIG": str(config)}).allowed_users == (5, 6)
+
+
+def test_allowed_users_from_environment() -> None:
+    settings = load_settings(None, {"ARIABOT_ALLOWED_USERS": " 1, 22 ,333,"})
+    assert settings.allowed_users == (1, 22, 333)
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"ARIABOT_MAX_CONCURRENT": "x"}, "ARIABOT_MAX_CONCURRENT"),
+    ({"ARIABOT_MAX_CONCURRENT": "51"}, "from 1 to 50"),
+    ({"ARIABOT_PROGRESS_INTERVAL": "0.5"}, "ARIABOT_PROGRESS_INTERVAL"),
+    ({"ARIABOT_ENABLE_DHT": "maybe"}, "true or false"),
+    ({"ARIABOT_LISTEN_PORT": "80"}, "ARIABOT_LISTEN_PORT"),
+    ({"ARIABOT_FILE_ALLOCATION": "fast"}, "none, falloc"),
+    ({"ARIABOT_DATA_DIR": ""}, "must not be empty"),
+    ({"ARIABOT_TELEGRAM_API_URL": "http://x/?a=1"}, "bare server root"),
+    ({"ARIABOT_BACKOFF_INITIAL": "5", "ARIABOT_BACKOFF_MAX": "1"}, "backoff_max"),
+])
+def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(None, env)
+
+
+def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[aria2]\nmax_concurent = 4\n")
+    with pytest.raises(ConfigError, match=r"unknown key aria2\.max_concurent"):
+        load_settings(config, {})
+
+
+def test_damaged_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[aria2\n")
+    with pytest.raises(ConfigError, match=r"c\.toml"):
+        load_settings(config, {})
+
+
+def test_token_is_never_shown() -> None:
+    token = "123456:" + "Z" * 35
+    settings = load_settings(None, {"ARIABOT_TELEGRAM_TOKEN": token})
+    assert settings.token.reveal() == token
+    assert token not in repr(settings) and token not in str(settings.token)
+    assert not settings.local_mode
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {"ARIABOT_TELEGRAM_TOKEN": token + "!"})
+    assert token not in str(caught.value)
+    assert not Secret("")
+
+
+def test_main_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["--config", str(tmp_path / "missing.toml"), "run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.toml" in err[0]
