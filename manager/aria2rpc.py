@@ -60,12 +60,23 @@ class _PooledClient(aria2p.Client):
             timeout=timeout,
         )
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
 
     def post(self, payload: str) -> dict:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            with self._sessions_lock:
+                self._sessions.append(session)
         return session.post(self.server, data=payload, timeout=self.timeout).json()
+
+    def close_sessions(self) -> None:
+        """Close every thread's keep-alive connection."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
 
 class Aria2Rpc:
@@ -129,6 +140,8 @@ class Aria2Rpc:
             # The pool was shut down under us: the manager is closing.
             raise Aria2Unavailable("aria2 connection is closed") from error
 
-    def close(self) -> None:
-        """Stop the worker threads; calls after this raise :class:`Aria2Unavailable`."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the worker threads and close their connections; later calls raise
+        :class:`Aria2Unavailable`. Waits (off the loop) for a call in flight to end."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._client.close_sessions()

@@ -7,8 +7,10 @@
     │   ├── Aria2Unavailable        no answer: aria2c restarting, hung or gone
     │   └── Aria2RpcError           aria2 answered with a JSON-RPC error (``.code``)
     ├── DownloadNotFound            no such download id (in this chat)
+    ├── AlreadyDownloading          the same torrent is active for another chat
     ├── InvalidState                e.g. resume of a download that is not paused
     ├── NotEnoughSpace              the download does not fit on the disk
+    ├── StoreError                  the database cannot be opened or written
     └── InvalidSource (ValueError)  a magnet or .torrent that we refuse
         ├── InvalidMagnet
         └── InvalidTorrent
@@ -20,6 +22,7 @@ never match on another library's exceptions or on message prefixes.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyDownloading",
     "Aria2Error",
     "Aria2RpcError",
     "Aria2Unavailable",
@@ -30,6 +33,7 @@ __all__ = [
     "InvalidTorrent",
     "ManagerError",
     "NotEnoughSpace",
+    "StoreError",
 ]
 
 
@@ -64,12 +68,20 @@ class DownloadNotFound(ManagerError):
     """No download with that id (in the asking chat)."""
 
 
+class AlreadyDownloading(ManagerError):
+    """aria2 holds one download per info-hash: another chat's copy must finish first."""
+
+
 class InvalidState(ManagerError):
     """The download is not in a state that allows the action."""
 
 
 class NotEnoughSpace(ManagerError):
     """The download would not fit in the free space of the download directory."""
+
+
+class StoreError(ManagerError):
+    """The database cannot be opened, migrated or written."""
 
 
 class InvalidSource(ManagerError, ValueError):

@@ -213,7 +213,7 @@ class Aria2Process:
         process = self._process
         if process is not None and process.returncode is None:
             await self._shutdown(process)
-        self._rpc.close()
+        await self._rpc.close()
         self._set_state(ProcessState.STOPPED, "stopped on request")
 
     async def _shutdown(self, process: asyncio.subprocess.Process) -> None:
@@ -257,7 +257,7 @@ class Aria2Process:
                         f"within {policy.restart_window:.0f}s"
                     )
                     self._set_state(ProcessState.FATAL, self._fatal_reason)
-                    self._rpc.close()
+                    await self._rpc.close()
                     return
                 # It had been healthy for a while: restart now, with a fresh backoff.
                 self._set_state(ProcessState.BACKOFF, f"{died.reason}; restarting now")

@@ -1,0 +1,969 @@
+"""TorrentManager: the one API through which downloads are added, watched and controlled.
+
+It knows aria2 (through :class:`~manager.aria2rpc.Aria2Rpc`) and the store, and nothing of
+Telegram. Identity is the row id (public) and the info-hash; aria2's GIDs are a column that
+changes: a magnet's metadata GID is followed to its ``followedBy`` download, and every GID
+is learned again by info-hash after aria2c restarts.
+
+Where news comes from:
+
+* aria2's WebSocket notifications (start, pause, stop, complete, error, bt-complete) trigger
+  an immediate refresh of just those GIDs: completion is seen within milliseconds;
+* one batched poll every ``progress_interval`` seconds (one ``system.multicall`` of
+  tellActive/tellWaiting/tellStopped, only :data:`~manager.tracking.POLL_KEYS`) feeds progress,
+  written in ONE transaction for the rows that changed;
+* a reconcile after every (re)connection to aria2 re-learns GIDs and re-adds from the stored
+  source any download aria2 lost, so nothing is lost and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from manager.aria2rpc import Aria2Rpc, RpcFault
+from manager.errors import (
+    AlreadyDownloading,
+    Aria2Error,
+    Aria2Unavailable,
+    DownloadNotFound,
+    InvalidSource,
+    InvalidState,
+    NotEnoughSpace,
+)
+from manager.events import (
+    Aria2Down,
+    Aria2Fatal,
+    Aria2Restarted,
+    Event,
+    MetadataReceived,
+    TorrentAdded,
+    TorrentCancelled,
+    TorrentCompleted,
+    TorrentFailed,
+    TorrentPaused,
+    TorrentProgress,
+    TorrentResumed,
+    TorrentStateChanged,
+)
+from manager.files import chat_folder, delete_download_files, free_bytes, is_inside
+from manager.models import FileEntry, SourceKind, Torrent, TorrentState
+from manager.notifications import NotificationListener
+from manager.store import DownloadRecord, Store
+from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
+from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
+
+__all__ = ["AddResult", "ManagerConfig", "Subscriber", "TorrentManager"]
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[Event], None]
+
+_LIVE_STATES = frozenset(s for s in TorrentState if not s.is_final)
+_DUPLICATE = 12
+"""aria2's error code for "InfoHash … is already registered"."""
+_LIST_ALL = 100_000
+"""tellWaiting/tellStopped page size: larger than any queue ariabot keeps."""
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """What the manager needs to know of the settings.
+
+    Attributes:
+        download_dir: downloads root; a chat's files go to ``torrents/<chat_id>/`` below it.
+        progress_interval: seconds between two progress polls.
+        torrent_max_bytes: largest .torrent accepted.
+        bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
+        folder_mode: permissions of new chat folders.
+    """
+
+    download_dir: Path
+    progress_interval: float = 5.0
+    torrent_max_bytes: int = 10 * 1024 * 1024
+    bt_stop_timeout: int = 900
+    folder_mode: int = 0o700
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`TorrentManager.add` did: a new download, or the one already there."""
+
+    torrent: Torrent
+    existing: bool = False
+    note: str | None = None
+
+
+@dataclass
+class _Live:
+    """The manager's working memory of one unfinished download."""
+
+    record: DownloadRecord
+    watch: StallWatch
+    queue_position: int | None = None
+    stuck_reason: str | None = None
+    metadata_gids: set[str] = field(default_factory=set)
+    """GIDs known to be this magnet's metadata download (not its real one)."""
+
+    @property
+    def awaiting_metadata(self) -> bool:
+        """A magnet whose files have not been checked yet (its size is still unknown)."""
+        return (self.record.source_kind == SourceKind.MAGNET.value
+                and self.record.total_bytes == 0)
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"  # pragma: no cover - the loop always returns
+
+
+class TorrentManager:
+    """Adds, tracks, stores and controls downloads.
+
+    Parameters:
+        rpc: the aria2 adapter (loopback, secret).
+        store: the opened store.
+        config: paths and intervals.
+        clock: monotonic clock (injected by tests).
+        disk_usage: ``psutil.disk_usage``-like function (injected by tests).
+    """
+
+    def __init__(
+        self,
+        rpc: Aria2Rpc,
+        store: Store,
+        config: ManagerConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        disk_usage: Callable[[str], object] | None = None,
+    ) -> None:
+        self.rpc = rpc
+        self.store = store
+        self.config = config
+        self._clock = clock
+        self._disk_usage = disk_usage
+        self._subscribers: list[Subscriber] = []
+        self._live: dict[int, _Live] = {}
+        self._by_gid: dict[str, int] = {}
+        self._purge: set[str] = set()
+        self._listener: NotificationListener | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._pending_gids: set[str] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._aria2_up = True
+        self._started = False
+        self.polls = 0
+        """Progress polls done (each is exactly one RPC request)."""
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load unfinished downloads, reconcile with aria2, start listening and polling."""
+        for record in await self.store.list(states=[s.value for s in _LIVE_STATES]):
+            self._remember(record)
+        loop = asyncio.get_running_loop()
+        self._listener = NotificationListener(
+            self.rpc.endpoint.ws_url, loop, self._on_notification, self._on_ws_connected,
+        )
+        self._listener.start()
+        with contextlib.suppress(Aria2Unavailable):
+            await self.reconcile()
+        self._poller = asyncio.create_task(self._poll_forever(), name="manager-poll")
+        self._started = True
+
+    async def close(self) -> None:
+        """Stop polling and listening; the store and aria2 are closed by their owner."""
+        for task in (self._poller, self._refresher, self._reconciler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber(event)`` for every event; returns a function that unsubscribes.
+
+        Subscribers run on the event loop and must not block; a failing one is logged and
+        skipped, the others still get the event.
+        """
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def _emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("an event subscriber failed on %s; skipped", type(event).__name__)
+
+    # --- aria2c's own state, told by the supervisor -----------------------------------------
+
+    def aria2_down(self, detail: str) -> None:
+        """aria2c died or hung; calls fail until :meth:`aria2_up`."""
+        if self._aria2_up:
+            self._aria2_up = False
+            self._emit(Aria2Down(detail))
+
+    def aria2_up(self, session_id: str, detail: str = "") -> None:
+        """aria2c answers again with a new session: reconcile everything."""
+        was_down = not self._aria2_up
+        self._aria2_up = True
+        if not self._started:
+            return  # start() reconciles on its own
+        self._schedule_reconcile()
+        if was_down:
+            self._emit(Aria2Restarted(detail or "aria2c is running again", session_id))
+
+    def aria2_fatal(self, detail: str) -> None:
+        """aria2c could not be kept alive; ariabot is about to exit."""
+        self._aria2_up = False
+        self._emit(Aria2Fatal(detail))
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def list(self, chat_id: int | None = None, *, limit: int | None = None) -> list[Torrent]:
+        """Downloads (of one chat, or all), newest first."""
+        records = await self.store.list(chat_id=chat_id, limit=limit)
+        return [self._snapshot(record) for record in records]
+
+    async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
+        """One download by public id; with ``chat_id``, only if it belongs to that chat.
+
+        Raises:
+            DownloadNotFound: no such id (or another chat's).
+        """
+        return self._snapshot(await self._record(download_id, chat_id))
+
+    async def files(self, download_id: int, chat_id: int | None = None) -> tuple[FileEntry, ...]:
+        """The files of a download as aria2 sees them now (empty before metadata).
+
+        Raises:
+            DownloadNotFound: no such id (or another chat's).
+            Aria2Unavailable: aria2 does not answer.
+        """
+        record = await self._record(download_id, chat_id)
+        if record.gid is None:
+            return ()
+        try:
+            files = await self.rpc.call("aria2.getFiles", record.gid)
+        except Aria2Error:
+            if record.state in {s.value for s in TorrentState if s.is_final}:
+                return ()
+            raise
+        return self._file_entries(record, files)
+
+    async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
+        """The activity log, newest first."""
+        return await self.store.activity(chat_id=chat_id, limit=limit)
+
+    async def _record(self, download_id: int, chat_id: int | None) -> DownloadRecord:
+        live = self._live.get(download_id)
+        record = live.record if live else await self.store.get(download_id)
+        if record is None or (chat_id is not None and record.chat_id != chat_id):
+            raise DownloadNotFound(f"no download #{download_id}")
+        return record
+
+    # --- adding ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        source: str | bytes,
+        chat_id: int,
+        user_id: int,
+        message_id: int | None = None,
+    ) -> AddResult:
+        """Validate ``source`` (a magnet link or .torrent bytes) and start downloading it.
+
+        Returns:
+            The new download, or the existing one when this chat already has the torrent.
+
+        Raises:
+            InvalidSource: not a magnet/torrent ariabot accepts (nothing is stored).
+            AlreadyDownloading: another chat's copy of the torrent is still active.
+            NotEnoughSpace: the torrent is larger than the free space.
+        """
+        parsed = self._parse(source)
+        folder = chat_folder(self.config.download_dir, chat_id, self.config.folder_mode)
+        async with self._lock:
+            existing = await self.store.find(parsed.info_hash, chat_id)
+            if existing is not None and existing.state != TorrentState.CANCELLED.value:
+                return AddResult(self._snapshot(existing), existing=True,
+                                 note=f"already in the list as #{existing.id}")
+            others = await self.store.find_in_states(parsed.info_hash,
+                                                     [s.value for s in _LIVE_STATES])
+            if any(other.chat_id != chat_id for other in others):
+                raise AlreadyDownloading(
+                    "this torrent is already being downloaded for another chat on this "
+                    "ariabot; add it again once that download has finished"
+                )
+            total = parsed.total_bytes if isinstance(parsed, TorrentMeta) else 0
+            self._check_space(folder, total)
+            record = await self._store_new(parsed, cancelled=existing, chat_id=chat_id,
+                                           user_id=user_id, message_id=message_id,
+                                           folder=folder)
+            self._remember(record)
+            note = None
+            try:
+                record = await self._submit(record)
+            except Aria2Unavailable:
+                note = "the downloader is restarting; this download starts when it is back"
+            except Aria2Error as error:
+                await self._forget_failed_add(record, existing)
+                raise InvalidSource(f"aria2 refused it: {error}") from None
+        await self.store.log("add", chat_id=chat_id, user_id=user_id, download_id=record.id,
+                             detail=self._describe(parsed))
+        torrent = self._snapshot(record)
+        self._emit(TorrentAdded(torrent))
+        return AddResult(torrent, note=note)
+
+    def _parse(self, source: str | bytes) -> MagnetLink | TorrentMeta:
+        if isinstance(source, bytes):
+            return parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
+        return parse_magnet(source)
+
+    @staticmethod
+    def _describe(parsed: MagnetLink | TorrentMeta) -> str:
+        if isinstance(parsed, TorrentMeta):
+            return f"torrent {parsed.info_hash} {parsed.name}"
+        return f"magnet {parsed.info_hash} {parsed.name or ''}".rstrip()
+
+    def _check_space(self, folder: Path, needed: int) -> None:
+        if needed <= 0:
+            return
+        free = (free_bytes(folder, self._disk_usage) if self._disk_usage
+                else free_bytes(folder))
+        if needed > free:
+            raise NotEnoughSpace(
+                f"not enough disk space: it needs {_size(needed)}, {_size(free)} free"
+            )
+
+    async def _store_new(
+        self,
+        parsed: MagnetLink | TorrentMeta,
+        *,
+        cancelled: DownloadRecord | None,
+        chat_id: int,
+        user_id: int,
+        message_id: int | None,
+        folder: Path,
+    ) -> DownloadRecord:
+        if isinstance(parsed, TorrentMeta):
+            kind, source = SourceKind.TORRENT, parsed.data
+            name, total, state = parsed.name, parsed.total_bytes, TorrentState.QUEUED
+        else:
+            kind, source = SourceKind.MAGNET, parsed.uri.encode()
+            name, total, state = parsed.name or parsed.info_hash, 0, TorrentState.METADATA
+        if cancelled is not None:
+            # The same torrent again in this chat after a cancel: the row (and its id) is
+            # reused, since a chat holds one row per info-hash.
+            await self.store.update_many({cancelled.id: {
+                "user_id": user_id, "message_id": message_id, "name": name, "gid": None,
+                "source_kind": kind.value, "state": state.value, "total_bytes": total,
+                "completed_bytes": 0, "upload_bytes": 0, "download_speed": 0,
+                "upload_speed": 0, "seeders": 0, "peers": 0, "error": None,
+                "selected_files": None, "completed_at": None, "directory": str(folder),
+            }})
+            record = await self.store.get(cancelled.id)
+            assert record is not None
+            return record
+        try:
+            return await self.store.create(
+                info_hash=parsed.info_hash, chat_id=chat_id, user_id=user_id, name=name,
+                source_kind=kind.value, source=source, directory=str(folder),
+                state=state.value, total_bytes=total, message_id=message_id,
+            )
+        except peewee.IntegrityError:  # pragma: no cover - guarded by the lock and find()
+            raise AlreadyDownloading("this torrent was just added") from None
+
+    async def _forget_failed_add(
+        self, record: DownloadRecord, cancelled: DownloadRecord | None
+    ) -> None:
+        self._forget(record.id)
+        if cancelled is None:
+            await self.store.delete([record.id])
+        else:
+            await self.store.update_many({record.id: {"state": TorrentState.CANCELLED.value}})
+
+    async def _submit(self, record: DownloadRecord, *, paused: bool = False) -> DownloadRecord:
+        """Hand a stored download to aria2 (from its stored source) and keep the new GID."""
+        stored = await self.store.source(record.id)
+        if stored is None:
+            raise DownloadNotFound(f"no download #{record.id}")
+        kind, source = stored
+        options = {"dir": record.directory}
+        if record.selected_files:
+            options["select-file"] = record.selected_files
+        if paused:
+            options["pause"] = "true"
+        if kind == SourceKind.TORRENT.value:
+            encoded = base64.b64encode(source).decode("ascii")
+            gid = await self.rpc.call("aria2.addTorrent", encoded, [], options)
+        else:
+            gid = await self.rpc.call("aria2.addUri", [source.decode()], options)
+        return await self._set_gid(record.id, str(gid))
+
+    async def _set_gid(self, download_id: int, gid: str) -> DownloadRecord:
+        live = self._live.get(download_id)
+        if live is not None and live.record.gid:
+            self._by_gid.pop(live.record.gid, None)
+        self._by_gid[gid] = download_id
+        record = await self.store.update(download_id, gid=gid)
+        assert record is not None
+        if live is not None:
+            live.record = record
+        return record
+
+    def _remember(self, record: DownloadRecord) -> None:
+        live = self._live.get(record.id)
+        if live is None:
+            self._live[record.id] = _Live(record, StallWatch(self._clock()))
+        else:
+            live.record = record
+        if record.gid:
+            self._by_gid[record.gid] = record.id
+
+    def _forget(self, download_id: int) -> None:
+        live = self._live.pop(download_id, None)
+        if live is not None and live.record.gid:
+            self._by_gid.pop(live.record.gid, None)
+
+    # --- control -----------------------------------------------------------------------------
+
+    async def pause(self, download_id: int, chat_id: int | None = None,
+                    user_id: int = 0) -> Torrent:
+        """Pause a download (queued ones too).
+
+        Raises:
+            DownloadNotFound, InvalidState, Aria2Unavailable.
+        """
+        record = await self._record(download_id, chat_id)
+        if record.state not in {s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
+                                                  TorrentState.DOWNLOADING,
+                                                  TorrentState.SEEDING)}:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "only a running or queued download can be paused")
+        async with self._lock:
+            if record.gid is not None:
+                await self._call_on(record, "aria2.forcePause")
+            await self._set_state(record, TorrentState.PAUSED, user_id=user_id, action="pause")
+        return await self.get(download_id)
+
+    async def resume(self, download_id: int, chat_id: int | None = None,
+                     user_id: int = 0) -> Torrent:
+        """Resume a paused download (it may wait in the queue).
+
+        Raises:
+            DownloadNotFound, InvalidState, NotEnoughSpace, Aria2Unavailable.
+        """
+        record = await self._record(download_id, chat_id)
+        if record.state != TorrentState.PAUSED.value:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "only a paused download can be resumed")
+        self._check_space(Path(record.directory), record.total_bytes - record.completed_bytes)
+        async with self._lock:
+            if record.gid is not None:
+                await self._call_on(record, "aria2.unpause")
+            await self._set_state(record, TorrentState.QUEUED, user_id=user_id,
+                                  action="resume")
+        await self._refresh_now([record.gid] if record.gid else [])
+        return await self.get(download_id)
+
+    async def cancel(self, download_id: int, chat_id: int | None = None, user_id: int = 0,
+                     *, delete_files: bool = False) -> Torrent:
+        """Stop a download for good; with ``delete_files``, remove what it wrote.
+
+        Raises:
+            DownloadNotFound, Aria2Unavailable.
+        """
+        record = await self._record(download_id, chat_id)
+        if record.state == TorrentState.CANCELLED.value and not delete_files:
+            return self._snapshot(record)
+        paths: list[Path] = []
+        async with self._lock:
+            if record.gid is not None:
+                if delete_files:
+                    with contextlib.suppress(Aria2Error):
+                        files = await self.rpc.call("aria2.getFiles", record.gid)
+                        paths = [Path(f["path"]) for f in files if f.get("path")
+                                 and not f["path"].startswith("[METADATA]")]
+                await self._remove_from_aria2(record.gid)
+            self._forget(record.id)
+            if record.state != TorrentState.CANCELLED.value:
+                await self._set_state(record, TorrentState.CANCELLED, user_id=user_id,
+                                      action="cancel", extra={"download_speed": 0,
+                                                              "upload_speed": 0})
+        if delete_files:
+            folder = Path(record.directory)
+            top = folder / record.name if record.name else None
+            deleted = await asyncio.to_thread(delete_download_files, folder, paths, top)
+            await asyncio.to_thread(self._remove_saved_metadata, folder, record.info_hash)
+            await self.store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
+                                 download_id=record.id, detail=f"{deleted} files")
+        return await self.get(download_id)
+
+    @staticmethod
+    def _remove_saved_metadata(folder: Path, info_hash: str) -> None:
+        saved = folder / f"{info_hash}.torrent"
+        if is_inside(saved, folder):
+            saved.unlink(missing_ok=True)
+
+    async def _remove_from_aria2(self, gid: str) -> None:
+        try:
+            await self.rpc.call("aria2.forceRemove", gid)
+        except Aria2Unavailable:
+            raise
+        except Aria2Error:
+            pass  # already stopped: only its result is left
+        # Wait for the removal to land, then drop its result (aria2 keeps it otherwise).
+        for _ in range(50):
+            try:
+                status = await self.rpc.call("aria2.tellStatus", gid, ["status"])
+            except Aria2Error:
+                return
+            if status.get("status") in ("removed", "complete", "error"):
+                break
+            await asyncio.sleep(0.02)
+        with contextlib.suppress(Aria2Error):
+            await self.rpc.call("aria2.removeDownloadResult", gid)
+
+    async def set_files(self, download_id: int, indexes: Iterable[int],
+                        chat_id: int | None = None, user_id: int = 0) -> Torrent:
+        """Download only the files with these (1-based) indexes.
+
+        Raises:
+            DownloadNotFound, InvalidState (no metadata yet, or finished),
+            InvalidSource (an index out of range or none selected), Aria2Unavailable.
+        """
+        record = await self._record(download_id, chat_id)
+        if TorrentState(record.state).is_final or record.gid is None:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "files can be chosen only while it is in the list")
+        if record.state == TorrentState.METADATA.value:
+            raise InvalidState("the file list is not known yet: wait for the metadata")
+        files = await self.files(download_id, chat_id)
+        wanted = sorted(set(indexes))
+        if not wanted:
+            raise InvalidSource("choose at least one file")
+        if not files or wanted[0] < 1 or wanted[-1] > len(files):
+            raise InvalidSource(f"file numbers go from 1 to {len(files)}")
+        selection = ",".join(str(i) for i in wanted)
+        was_running = record.state != TorrentState.PAUSED.value
+        # select-file can only be changed on a paused (or waiting) download.
+        if was_running:
+            await self._call_on(record, "aria2.forcePause")
+            await self._wait_status(record.gid, {"paused"})
+        await self.rpc.call("aria2.changeOption", record.gid, {"select-file": selection})
+        if was_running:
+            await self._call_on(record, "aria2.unpause")
+        chosen = sum(f.length for f in files if f.index in wanted)
+        updated = await self.store.update(record.id, selected_files=selection,
+                                          total_bytes=chosen)
+        assert updated is not None
+        self._remember(updated)
+        await self.store.log("select-files", chat_id=record.chat_id, user_id=user_id,
+                             download_id=record.id, detail=selection)
+        await self._refresh_now([record.gid])
+        return await self.get(download_id)
+
+    async def set_message(self, download_id: int, message_id: int) -> None:
+        """Remember which chat message shows this download's progress."""
+        record = await self.store.update(download_id, message_id=message_id)
+        if record is not None and download_id in self._live:
+            self._remember(record)
+
+    async def _call_on(self, record: DownloadRecord, method: str) -> None:
+        assert record.gid is not None
+        try:
+            await self.rpc.call(method, record.gid)
+        except Aria2Unavailable:
+            raise
+        except Aria2Error as error:
+            raise InvalidState(f"aria2 refused: {error}") from None
+
+    async def _wait_status(self, gid: str, wanted: set[str]) -> None:
+        deadline = self._clock() + 5.0
+        while self._clock() < deadline:
+            status = await self.rpc.call("aria2.tellStatus", gid, ["status"])
+            if status.get("status") in wanted:
+                return
+            await asyncio.sleep(0.02)
+        raise InvalidState("aria2 did not pause the download in time")
+
+    async def _set_state(self, record: DownloadRecord, state: TorrentState, *, user_id: int,
+                         action: str, extra: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"state": state.value, "error": None, **(extra or {})}
+        updated = await self.store.update(record.id, **values)
+        assert updated is not None
+        if not state.is_final:
+            self._remember(updated)
+        await self.store.log(action, chat_id=record.chat_id, user_id=user_id,
+                             download_id=record.id)
+        torrent = self._snapshot(updated)
+        event_type = {TorrentState.PAUSED: TorrentPaused, TorrentState.QUEUED: TorrentResumed,
+                      TorrentState.CANCELLED: TorrentCancelled}[state]
+        self._emit(event_type(torrent))
+
+    # --- tracking ----------------------------------------------------------------------------
+
+    def _on_notification(self, method: str, gid: str) -> None:
+        log.debug("aria2 %s %s", method, gid)
+        self._pending_gids.add(gid)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+
+    def _on_ws_connected(self) -> None:
+        self._schedule_reconcile()
+
+    def _schedule_reconcile(self) -> None:
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self._reconcile_quietly(), name="reconcile")
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            await self.reconcile()
+        except Aria2Unavailable:
+            log.info("aria2 is not answering; reconcile waits for its restart")
+        except Exception:
+            log.exception("reconcile failed")
+
+    async def _refresh_pending(self) -> None:
+        while self._pending_gids:
+            gids = sorted(self._pending_gids)
+            self._pending_gids.clear()
+            try:
+                await self._refresh_now(gids)
+            except Aria2Unavailable:
+                log.info("aria2 did not answer a refresh; the next poll catches up")
+            except Exception:
+                log.exception("refresh after a notification failed")
+
+    async def _refresh_now(self, gids: Sequence[str]) -> None:
+        """Read these GIDs' status (one request) and apply what changed."""
+        if not gids:
+            return
+        answers = await self.rpc.multicall(
+            [("aria2.tellStatus", [gid, list(POLL_KEYS)]) for gid in gids]
+        )
+        statuses = [a for a in answers if isinstance(a, dict)]
+        async with self._lock:
+            await self._apply(statuses, waiting_order=None)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.progress_interval)
+            if not self._aria2_up:
+                continue
+            try:
+                await self.poll_once()
+            except Aria2Unavailable:
+                log.info("aria2 did not answer the progress poll")
+            except Exception:
+                log.exception("progress poll failed")
+
+    async def _list_everything(self, extra: Sequence[tuple[str, list[Any]]] = ()) -> list[Any]:
+        keys = list(POLL_KEYS)
+        return await self.rpc.multicall([
+            ("aria2.tellActive", [keys]),
+            ("aria2.tellWaiting", [0, _LIST_ALL, keys]),
+            ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+            *extra,
+        ])
+
+    async def poll_once(self) -> None:
+        """One progress cycle: ONE RPC request for every download, ONE transaction."""
+        async with self._lock:
+            # Read and apply under the lock: a list read before an add/pause and applied
+            # after it would undo what the user just did.
+            purge = sorted(self._purge)
+            answers = await self._list_everything(
+                [("aria2.removeDownloadResult", [gid]) for gid in purge]
+            )
+            self._purge.difference_update(purge)
+            self.polls += 1
+            active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
+            missing = await self._apply([*active, *waiting, *stopped], waiting_order=waiting)
+        if missing:
+            log.warning("aria2 lost %d download(s); re-adding them", len(missing))
+            self._schedule_reconcile()
+
+    async def reconcile(self) -> None:
+        """Match every unfinished download with aria2's list; re-add what aria2 lost.
+
+        Run after every (re)connection to aria2: notifications sent while disconnected are
+        lost, and after a restart aria2 restores downloads under other GIDs.
+        """
+        async with self._lock:
+            answers = await self._list_everything()
+            active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
+            statuses = [*active, *waiting, *stopped]
+            by_hash: dict[str, Observation] = {}
+            for status in statuses:
+                observation = Observation.parse(status)
+                if observation.followed_by or observation.error_code == _DUPLICATE:
+                    continue
+                current = by_hash.get(observation.info_hash)
+                # Prefer what is running over a finished result of the same torrent.
+                if current is None or current.status in ("complete", "error", "removed"):
+                    by_hash[observation.info_hash] = observation
+            seen = {Observation.parse(s).gid for s in statuses}
+            for download_id, live in list(self._live.items()):
+                record = live.record
+                if record.gid in seen and record.gid in self._by_gid:
+                    continue
+                match = by_hash.get(record.info_hash)
+                if match is not None:
+                    await self._set_gid(download_id, match.gid)
+                    continue
+                try:
+                    await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
+                except Aria2Unavailable:
+                    raise
+                except Aria2Error as error:
+                    await self._fail(live, f"could not be re-added to aria2: {error}")
+            await self._apply(statuses, waiting_order=waiting)
+        log.info("reconciled %d unfinished download(s) with aria2", len(self._live))
+
+    async def _apply(
+        self, statuses: Iterable[dict[str, Any]], waiting_order: Sequence[dict[str, Any]] | None
+    ) -> list[int]:
+        """Fold aria2's statuses into the store and emit events.
+
+        Returns:
+            Ids of unfinished downloads whose GID aria2 no longer knows (only when given the
+            full list, i.e. ``waiting_order`` is not None).
+        """
+        now = self._clock()
+        positions: dict[str, int] = {}
+        if waiting_order is not None:
+            queued = [s["gid"] for s in waiting_order if s.get("status") == "waiting"]
+            positions = {gid: place for place, gid in enumerate(queued, 1)}
+        seen: set[int] = set()
+        changes: dict[int, dict[str, Any]] = {}
+        events: list[Event] = []
+        for status in statuses:
+            if isinstance(status, RpcFault):
+                continue
+            observation = Observation.parse(status)
+            download_id = self._by_gid.get(observation.gid)
+            if download_id is None or download_id not in self._live:
+                continue
+            if observation.error_code == _DUPLICATE:
+                # A second add of a torrent aria2 already holds: not this row's real state.
+                # Forget that GID; reconcile finds the real one by info-hash.
+                self._by_gid.pop(observation.gid, None)
+                self._purge.add(observation.gid)
+                continue
+            live = self._live[download_id]
+            seen.add(download_id)
+            if observation.followed_by:
+                if observation.status in ("complete", "removed", "error"):
+                    self._purge.add(observation.gid)
+                await self._follow(live, observation.followed_by[0])
+                continue
+            if waiting_order is not None:
+                live.queue_position = positions.get(observation.gid)
+            values = await self._observe(live, observation, now, events)
+            if values:
+                changes[download_id] = values
+        await self.store.update_many(changes)
+        for event in events:
+            self._emit(event)
+        if waiting_order is None:
+            return []
+        return [i for i, live in self._live.items()
+                if i not in seen and live.record.gid is not None]
+
+    async def _observe(self, live: _Live, observation: Observation, now: float,
+                       events: list[Event]) -> dict[str, Any]:
+        """Fold one observation into ``live``; returns the columns to store, adds events."""
+        record = live.record
+        state = derive_state(observation)
+        if live.awaiting_metadata and not state.is_final:
+            if not (observation.is_metadata or observation.gid in live.metadata_gids):
+                # Perhaps the real download, paused by pause-metadata: check it, start it.
+                events.extend(await self._metadata_arrived(live, observation))
+                if observation.gid not in live.metadata_gids:
+                    return {}
+            if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
+                state = TorrentState.METADATA
+        values = self._values(record, observation, state)
+        stuck = live.watch.update(observation, state, now)
+        stuck_changed = stuck != live.stuck_reason
+        live.stuck_reason = stuck
+        if not values and not stuck_changed:
+            return {}
+        record = replace(record, **values)
+        if state.is_final:
+            self._forget(record.id)
+            self._purge.add(observation.gid)
+        else:
+            live.record = record
+        events.append(self._event_for(record, values, live))
+        return values
+
+    def _values(self, record: DownloadRecord, observation: Observation,
+                state: TorrentState) -> dict[str, Any]:
+        """The columns that differ from the stored row."""
+        wanted: dict[str, Any] = {
+            "state": state.value,
+            "completed_bytes": observation.completed,
+            "upload_bytes": observation.uploaded,
+            "download_speed": observation.download_speed if state.value in (
+                "downloading", "seeding", "metadata") else 0,
+            "upload_speed": observation.upload_speed if state.value in (
+                "downloading", "seeding") else 0,
+            "seeders": observation.seeders,
+            "peers": observation.connections,
+        }
+        if state is TorrentState.METADATA:
+            # Bytes of the metadata itself, not of the torrent: not worth showing.
+            del wanted["completed_bytes"]
+        elif observation.total:
+            wanted["total_bytes"] = observation.total
+        if state is TorrentState.ERROR:
+            wanted["error"] = error_text(observation, self.config.bt_stop_timeout)
+        if (state in (TorrentState.SEEDING, TorrentState.COMPLETE)
+                and record.completed_at is None):
+            wanted["completed_at"] = _utcnow()
+        return {k: v for k, v in wanted.items() if getattr(record, k) != v}
+
+    def _event_for(self, record: DownloadRecord, values: dict[str, Any], live: _Live) -> Event:
+        torrent = self._snapshot(record, live)
+        if "completed_at" in values:
+            return TorrentCompleted(torrent)
+        new_state = values.get("state")
+        if new_state == TorrentState.ERROR.value:
+            return TorrentFailed(torrent)
+        if new_state == TorrentState.CANCELLED.value:
+            return TorrentCancelled(torrent)
+        if new_state == TorrentState.PAUSED.value:
+            return TorrentPaused(torrent)
+        if new_state is not None:
+            return TorrentStateChanged(torrent)
+        return TorrentProgress(torrent)
+
+    async def _follow(self, live: _Live, real_gid: str) -> None:
+        """A magnet's metadata download finished: its real download is ``real_gid``."""
+        if live.record.gid == real_gid:
+            return
+        await self._set_gid(live.record.id, real_gid)
+        self._pending_gids.add(real_gid)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+
+    async def _metadata_arrived(self, live: _Live, observation: Observation) -> list[Event]:
+        """Check a magnet's metadata (names, space) before its first byte is written."""
+        record = live.record
+        try:
+            details = await self.rpc.call("aria2.tellStatus", observation.gid,
+                                          ["bittorrent", "files", "totalLength", "status"])
+        except Aria2Error:
+            return []
+        raw_files = details.get("files") or []
+        if raw_files and str(raw_files[0].get("path", "")).startswith("[METADATA]"):
+            live.metadata_gids.add(observation.gid)  # still fetching: nothing to check yet
+            return []
+        name = str(((details.get("bittorrent") or {}).get("info") or {}).get("name") or "")
+        folder = Path(record.directory)
+        files = self._file_entries(record, raw_files)
+        problem = self._unsafe_metadata(folder, name, raw_files)
+        total = int(details.get("totalLength") or 0)
+        if problem is not None:
+            await self._remove_from_aria2(observation.gid)
+            return [await self._fail(live, problem)]
+        values: dict[str, Any] = {"name": name or record.name, "total_bytes": total}
+        try:
+            self._check_space(folder, total)
+        except NotEnoughSpace as error:
+            values.update(state=TorrentState.PAUSED.value, error=str(error))
+        else:
+            if record.state != TorrentState.PAUSED.value:  # unless the user paused it
+                values["state"] = TorrentState.QUEUED.value
+                if details.get("status") == "paused":
+                    with contextlib.suppress(Aria2Error):
+                        await self.rpc.call("aria2.unpause", observation.gid)
+        updated = await self.store.update(record.id, **values)
+        assert updated is not None
+        live.record = updated
+        self._pending_gids.add(observation.gid)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+        torrent = replace(self._snapshot(updated, live), files=files)
+        return [MetadataReceived(torrent)]
+
+    @staticmethod
+    def _unsafe_metadata(folder: Path, name: str, files: Sequence[dict[str, Any]]) -> str | None:
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            return "unsafe torrent: its name is not a plain file name"
+        for entry in files:
+            path = str(entry.get("path") or "")
+            if not path or not is_inside(Path(path), folder / name):
+                return "unsafe torrent: a file would be written outside its folder"
+        return None
+
+    async def _fail(self, live: _Live, reason: str) -> TorrentFailed:
+        updated = await self.store.update(live.record.id, state=TorrentState.ERROR.value,
+                                          error=reason, download_speed=0, upload_speed=0)
+        assert updated is not None
+        self._forget(live.record.id)
+        return TorrentFailed(self._snapshot(updated))
+
+    def _file_entries(self, record: DownloadRecord,
+                      files: Sequence[dict[str, Any]]) -> tuple[FileEntry, ...]:
+        folder = Path(record.directory)
+        entries = []
+        for entry in files:
+            path = str(entry.get("path") or "")
+            if not path or path.startswith("[METADATA]"):
+                continue
+            try:
+                relative = str(Path(path).relative_to(folder))
+            except ValueError:
+                relative = Path(path).name
+            entries.append(FileEntry(
+                index=int(entry.get("index", 0)), path=relative,
+                length=int(entry.get("length", 0)),
+                completed=int(entry.get("completedLength", 0)),
+                selected=entry.get("selected") == "true",
+            ))
+        return tuple(entries)
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def _snapshot(self, record: DownloadRecord, live: _Live | None = None) -> Torrent:
+        live = live or self._live.get(record.id)
+        state = TorrentState(record.state)
+        return Torrent(
+            id=record.id, info_hash=record.info_hash, name=record.name, chat_id=record.chat_id,
+            user_id=record.user_id, state=state, source_kind=SourceKind(record.source_kind),
+            total_bytes=record.total_bytes, completed_bytes=record.completed_bytes,
+            upload_bytes=record.upload_bytes, download_speed=record.download_speed,
+            upload_speed=record.upload_speed, seeders=record.seeders, peers=record.peers,
+            queue_position=live.queue_position if live and state is TorrentState.QUEUED
+            else None,
+            error=record.error, stuck_reason=live.stuck_reason if live else None,
+            message_id=record.message_id,
+            path=str(Path(record.directory) / record.name),
+            created_at=record.created_at, completed_at=record.completed_at,
+        )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

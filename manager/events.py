@@ -1,0 +1,122 @@
+"""What the manager tells its subscribers. Every event carries snapshots, never live objects.
+
+::
+
+    Event
+    ├── TorrentEvent (.torrent: Torrent)
+    │   ├── TorrentAdded        stored and handed to aria2 (or queued for it)
+    │   ├── MetadataReceived    a magnet's metadata arrived: name, size and files are known
+    │   ├── TorrentProgress     bytes, speeds or peers moved (one per download per poll)
+    │   ├── TorrentStateChanged any other change of state (queued → downloading, stuck…)
+    │   ├── TorrentPaused / TorrentResumed
+    │   ├── TorrentCompleted    all selected data is on disk (it may go on seeding)
+    │   ├── TorrentFailed       ended in error; ``torrent.error`` says why
+    │   └── TorrentCancelled
+    └── EngineEvent (.detail: str)
+        ├── Aria2Down           aria2c died or hung; the supervisor is restarting it
+        ├── Aria2Restarted      aria2c answers again (new session); downloads reconciled
+        └── Aria2Fatal          aria2c could not be kept alive; ariabot is exiting
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manager.models import Torrent
+
+__all__ = [
+    "Aria2Down",
+    "Aria2Fatal",
+    "Aria2Restarted",
+    "EngineEvent",
+    "Event",
+    "MetadataReceived",
+    "TorrentAdded",
+    "TorrentCancelled",
+    "TorrentCompleted",
+    "TorrentEvent",
+    "TorrentFailed",
+    "TorrentPaused",
+    "TorrentProgress",
+    "TorrentResumed",
+    "TorrentStateChanged",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of everything the manager emits."""
+
+
+@dataclass(frozen=True)
+class TorrentEvent(Event):
+    """Something happened to one download; ``torrent`` is its snapshot right after."""
+
+    torrent: Torrent
+
+
+@dataclass(frozen=True)
+class TorrentAdded(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MetadataReceived(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentProgress(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentStateChanged(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentPaused(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentResumed(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentCompleted(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentFailed(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentCancelled(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class EngineEvent(Event):
+    """Something happened to aria2c itself."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Aria2Down(EngineEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class Aria2Restarted(EngineEvent):
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class Aria2Fatal(EngineEvent):
+    pass

@@ -1,0 +1,150 @@
+"""aria2's WebSocket notifications, delivered to the event loop, reconnecting for ever.
+
+aria2p's own listener ends silently when the connection drops and dies with its callbacks.
+This one runs in a daemon thread, hands every notification to the event loop with
+``call_soon_threadsafe`` (the thread never runs manager code), and reconnects with
+tenacity's exponential backoff. Notifications sent while it was disconnected are lost for
+good, so ``on_connected`` fires after every (re)connection: that is the manager's cue to
+reconcile from ``tellActive``/``tellWaiting``/``tellStopped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+import websocket
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    sleep_using_event,
+    stop_when_event_set,
+    wait_exponential,
+)
+
+__all__ = ["NOTIFICATIONS", "NotificationListener"]
+
+log = logging.getLogger(__name__)
+
+NOTIFICATIONS = frozenset({
+    "aria2.onDownloadStart",
+    "aria2.onDownloadPause",
+    "aria2.onDownloadStop",
+    "aria2.onDownloadComplete",
+    "aria2.onDownloadError",
+    "aria2.onBtDownloadComplete",
+})
+
+_RECV_TIMEOUT = 0.5
+"""How often the receiving thread checks whether it was asked to stop (s)."""
+
+
+class _Disconnected(Exception):
+    """The WebSocket could not be opened or was closed; try again."""
+
+
+class NotificationListener:
+    """Listen to aria2's notifications on ``url`` from a background thread.
+
+    Parameters:
+        url: ``ws://127.0.0.1:<port>/jsonrpc``.
+        loop: the event loop that gets the callbacks.
+        on_notification: ``(method, gid)`` for each notification, run on the loop.
+        on_connected: run on the loop after each successful (re)connection.
+        on_disconnected: run on the loop when the connection is lost.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        loop: asyncio.AbstractEventLoop,
+        on_notification: Callable[[str, str], None],
+        on_connected: Callable[[], None],
+        on_disconnected: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.url = url
+        self._loop = loop
+        self._on_notification = on_notification
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aria2-notifications",
+                                        daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        """Start the listening thread."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and wait for it (at most ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs (it only ends when asked to)."""
+        return self._thread.is_alive()
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        # RuntimeError: the loop closed between the check and the call.
+        if not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(callback, *args)
+
+    def _run(self) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Disconnected),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            stop=stop_when_event_set(self._stop),
+            sleep=sleep_using_event(self._stop),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._session()
+        except _Disconnected:
+            pass  # only reached when stopping
+        log.debug("notification listener stopped")
+
+    def _session(self) -> None:
+        """One connection's life; raises :class:`_Disconnected` when it ends unasked."""
+        try:
+            socket = websocket.create_connection(self.url, timeout=_RECV_TIMEOUT)
+        except (OSError, websocket.WebSocketException) as error:
+            raise _Disconnected(str(error)) from None
+        self.connected.set()
+        self._post(self._on_connected)
+        try:
+            while not self._stop.is_set():
+                try:
+                    message = socket.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                except (OSError, websocket.WebSocketException) as error:
+                    raise _Disconnected(str(error)) from None
+                if not message:
+                    raise _Disconnected("connection closed")
+                self._dispatch(message)
+        finally:
+            self.connected.clear()
+            socket.close()
+            if not self._stop.is_set():
+                self._post(self._on_disconnected)
+
+    def _dispatch(self, message: str | bytes) -> None:
+        try:
+            data = json.loads(message)
+            method = data["method"]
+            gid = data["params"][0]["gid"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            log.warning("ignoring a malformed aria2 notification")
+            return
+        if method in NOTIFICATIONS:
+            self._post(self._on_notification, method, gid)

@@ -1,0 +1,484 @@
+"""Persistent record of downloads and of who did what, with peewee.
+
+SQLite (WAL) in the data dir by default; any ``playhouse.db_url`` URL works, so PostgreSQL
+can follow. All database work runs on ONE dedicated thread: SQLite connections stay on the
+thread that made them, no transaction ever spans an ``await``, and the event loop never
+waits on disk. The schema carries a version; :data:`MIGRATIONS` brings an older file up to
+date inside a transaction at open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import peewee
+from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+
+from manager.errors import StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ActivityEntry", "DownloadRecord", "Store"]
+
+T = TypeVar("T")
+
+ACTIVITY_DETAIL_MAX = 200
+"""Activity details (magnets, reasons) are cut to this many characters."""
+
+
+class _Base(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Download(_Base):
+    """One download of one chat. ``id`` is the public id users type."""
+
+    id = peewee.AutoField()
+    info_hash = peewee.CharField(max_length=40)
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    message_id = peewee.BigIntegerField(null=True)
+    name = peewee.TextField()
+    source_kind = peewee.CharField(max_length=8)
+    source = peewee.BlobField()
+    directory = peewee.TextField()
+    gid = peewee.CharField(max_length=16, null=True)
+    state = peewee.CharField(max_length=12)
+    total_bytes = peewee.BigIntegerField(default=0)
+    completed_bytes = peewee.BigIntegerField(default=0)
+    upload_bytes = peewee.BigIntegerField(default=0)
+    download_speed = peewee.BigIntegerField(default=0)
+    upload_speed = peewee.BigIntegerField(default=0)
+    seeders = peewee.IntegerField(default=0)
+    peers = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    selected_files = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "downloads"
+        indexes = (
+            (("info_hash", "chat_id"), True),
+            (("chat_id", "state"), False),
+            (("state",), False),
+        )
+
+
+class Activity(_Base):
+    """The activity log: who did what to which download, and when."""
+
+    id = peewee.AutoField()
+    at = peewee.DateTimeField()
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    action = peewee.CharField(max_length=32)
+    download_id = peewee.IntegerField(null=True)
+    detail = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "activity"
+        indexes = ((("chat_id", "at"), False),)
+
+
+class SchemaVersion(_Base):
+    """One row: the schema version this database is at."""
+
+    version = peewee.IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+_MODELS = (Download, Activity, SchemaVersion)
+
+
+def _migration_0001_initial(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 1: downloads, activity. Frozen copies, so later model changes don't alter it."""
+
+    class FrozenDownload(peewee.Model):
+        id = peewee.AutoField()
+        info_hash = peewee.CharField(max_length=40)
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        message_id = peewee.BigIntegerField(null=True)
+        name = peewee.TextField()
+        source_kind = peewee.CharField(max_length=8)
+        source = peewee.BlobField()
+        directory = peewee.TextField()
+        gid = peewee.CharField(max_length=16, null=True)
+        state = peewee.CharField(max_length=12)
+        total_bytes = peewee.BigIntegerField(default=0)
+        completed_bytes = peewee.BigIntegerField(default=0)
+        upload_bytes = peewee.BigIntegerField(default=0)
+        download_speed = peewee.BigIntegerField(default=0)
+        upload_speed = peewee.BigIntegerField(default=0)
+        seeders = peewee.IntegerField(default=0)
+        peers = peewee.IntegerField(default=0)
+        error = peewee.TextField(null=True)
+        selected_files = peewee.TextField(null=True)
+        created_at = peewee.DateTimeField()
+        updated_at = peewee.DateTimeField()
+        completed_at = peewee.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "downloads"
+            indexes = (
+                (("info_hash", "chat_id"), True),
+                (("chat_id", "state"), False),
+                (("state",), False),
+            )
+
+    class FrozenActivity(peewee.Model):
+        id = peewee.AutoField()
+        at = peewee.DateTimeField()
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        action = peewee.CharField(max_length=32)
+        download_id = peewee.IntegerField(null=True)
+        detail = peewee.TextField(default="")
+
+        class Meta:
+            table_name = "activity"
+            indexes = ((("chat_id", "at"), False),)
+
+    frozen = [FrozenDownload, FrozenActivity]
+    database.bind(frozen)
+    database.create_tables(frozen)
+
+
+MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
+    _migration_0001_initial,
+)
+"""Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class DownloadRecord:
+    """A stored download row, detached from peewee (safe to pass between threads)."""
+
+    id: int
+    info_hash: str
+    chat_id: int
+    user_id: int
+    message_id: int | None
+    name: str
+    source_kind: str
+    directory: str
+    gid: str | None
+    state: str
+    total_bytes: int
+    completed_bytes: int
+    upload_bytes: int
+    download_speed: int
+    upload_speed: int
+    seeders: int
+    peers: int
+    error: str | None
+    selected_files: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
+_COLUMNS = tuple(getattr(Download, name) for name in _RECORD_FIELDS)
+_WRITABLE = frozenset(_RECORD_FIELDS) - {"id", "created_at"}
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    """One line of the activity log."""
+
+    at: datetime
+    chat_id: int
+    user_id: int
+    action: str
+    download_id: int | None
+    detail: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _record(row: Mapping[str, Any]) -> DownloadRecord:
+    return DownloadRecord(**{name: row[name] for name in _RECORD_FIELDS})
+
+
+class Store:
+    """The downloads table and the activity log, used from asyncio.
+
+    Parameters:
+        url: a ``playhouse.db_url`` URL, e.g. ``sqlite:////var/lib/ariabot/ariabot.db`` or
+            ``sqlite:///:memory:``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._database: peewee.Database | None = None
+        self.statements = 0
+        """SQL statements executed so far (SQLite only): how benchmarks see the write cost."""
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
+
+    @property
+    def _db(self) -> peewee.Database:
+        if self._database is None:
+            raise RuntimeError("Store.open() has not been called")
+        return self._database
+
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema up to :data:`SCHEMA_VERSION`.
+
+        Raises:
+            StoreError: the database cannot be opened or migrated.
+        """
+        try:
+            await self._run(self._open)
+        except (peewee.DatabaseError, OSError) as error:
+            where = self.url.split("@")[-1]  # never show a password of a server URL
+            raise StoreError(f"cannot open the database {where}: {error}") from None
+
+    def _open(self) -> None:
+        options: dict[str, Any] = {}
+        if self.url.startswith("sqlite"):
+            options["pragmas"] = {
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "synchronous": "normal",
+                "busy_timeout": 5000,
+            }
+        database = connect(self.url, **options)
+        database.bind(_MODELS)
+        database.connect(reuse_if_open=True)
+        connection = database.connection()
+        if isinstance(connection, sqlite3.Connection):
+            connection.set_trace_callback(self._count_statement)
+        self._database = database
+        self._migrate(database)
+
+    def _count_statement(self, _sql: str) -> None:
+        self.statements += 1
+
+    @staticmethod
+    def _migrate(database: peewee.Database) -> None:
+        with database.atomic():
+            database.create_tables([SchemaVersion])
+            row = SchemaVersion.select().first()
+            current = row.version if row else 0
+            if current > SCHEMA_VERSION:
+                raise peewee.DatabaseError(
+                    f"the database is at schema version {current}, newer than this ariabot "
+                    f"({SCHEMA_VERSION}); upgrade ariabot"
+                )
+            migrator = SchemaMigrator.from_database(database)
+            for migration in MIGRATIONS[current:]:
+                migration(migrator, database)
+            if row is None:
+                SchemaVersion.create(version=SCHEMA_VERSION)
+            elif current != SCHEMA_VERSION:
+                SchemaVersion.update(version=SCHEMA_VERSION).execute()
+
+    async def schema_version(self) -> int:
+        """The version the open database is at."""
+        return await self._run(lambda: SchemaVersion.select().first().version)
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread."""
+        if self._database is not None:
+            await self._run(self._database.close)
+            self._database = None
+        self._executor.shutdown(wait=True)
+
+    # --- downloads -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        info_hash: str,
+        chat_id: int,
+        user_id: int,
+        name: str,
+        source_kind: str,
+        source: bytes,
+        directory: str,
+        state: str,
+        total_bytes: int = 0,
+        message_id: int | None = None,
+    ) -> DownloadRecord:
+        """Insert a download and return it (with its new public id).
+
+        Raises:
+            peewee.IntegrityError: the same info-hash is already stored for this chat.
+        """
+        def insert() -> DownloadRecord:
+            now = _now()
+            with self._db.atomic():
+                new_id = Download.insert(
+                    info_hash=info_hash, chat_id=chat_id, user_id=user_id, name=name,
+                    source_kind=source_kind, source=source, directory=directory, state=state,
+                    total_bytes=total_bytes, message_id=message_id, created_at=now,
+                    updated_at=now,
+                ).execute()
+            return self._get(new_id)
+
+        return await self._run(insert)
+
+    def _get(self, download_id: int) -> DownloadRecord | None:
+        row = Download.select(*_COLUMNS).where(Download.id == download_id).dicts().first()
+        return _record(row) if row else None
+
+    async def get(self, download_id: int) -> DownloadRecord | None:
+        """The download with this public id, or ``None``."""
+        return await self._run(self._get, download_id)
+
+    async def find(self, info_hash: str, chat_id: int) -> DownloadRecord | None:
+        """The download of this torrent in this chat, or ``None``."""
+        def query() -> DownloadRecord | None:
+            row = (Download.select(*_COLUMNS)
+                   .where((Download.info_hash == info_hash) & (Download.chat_id == chat_id))
+                   .dicts().first())
+            return _record(row) if row else None
+
+        return await self._run(query)
+
+    async def find_in_states(
+        self, info_hash: str, states: Iterable[str]
+    ) -> list[DownloadRecord]:
+        """Downloads of this torrent, in any chat, whose state is one of ``states``."""
+        wanted = list(states)
+
+        def query() -> list[DownloadRecord]:
+            rows = (Download.select(*_COLUMNS)
+                    .where((Download.info_hash == info_hash) & Download.state.in_(wanted))
+                    .dicts())
+            return [_record(row) for row in rows]
+
+        return await self._run(query)
+
+    async def list(
+        self,
+        *,
+        chat_id: int | None = None,
+        states: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[DownloadRecord]:
+        """Downloads, newest first, optionally of one chat and in some states."""
+        wanted = list(states) if states is not None else None
+
+        def query() -> list[DownloadRecord]:
+            select = Download.select(*_COLUMNS)
+            if chat_id is not None:
+                select = select.where(Download.chat_id == chat_id)
+            if wanted is not None:
+                select = select.where(Download.state.in_(wanted))
+            select = select.order_by(Download.id.desc())
+            if limit is not None:
+                select = select.limit(limit)
+            return [_record(row) for row in select.dicts()]
+
+        return await self._run(query)
+
+    async def source(self, download_id: int) -> tuple[str, bytes] | None:
+        """The stored magnet URI or .torrent bytes of a download, to re-add it to aria2."""
+        def query() -> tuple[str, bytes] | None:
+            row = (Download.select(Download.source_kind, Download.source)
+                   .where(Download.id == download_id).first())
+            return (row.source_kind, bytes(row.source)) if row else None
+
+        return await self._run(query)
+
+    async def update(self, download_id: int, **values: Any) -> DownloadRecord | None:
+        """Change some columns of one download and return the row as stored."""
+        await self.update_many({download_id: values})
+        return await self.get(download_id)
+
+    async def update_many(self, changes: Mapping[int, Mapping[str, Any]]) -> None:
+        """Apply many rows' changes in ONE transaction (one UPDATE per changed row).
+
+        This is the monitor's write path: it passes only the rows whose values moved.
+        """
+        if not changes:
+            return
+        for values in changes.values():
+            unknown = set(values) - _WRITABLE
+            if unknown:
+                raise ValueError(f"not writable columns: {sorted(unknown)}")
+
+        def write() -> None:
+            now = _now()
+            with self._db.atomic():
+                for download_id, values in changes.items():
+                    Download.update(**values, updated_at=now).where(
+                        Download.id == download_id
+                    ).execute()
+
+        await self._run(write)
+
+    async def replace_source(self, download_id: int, source_kind: str, source: bytes) -> None:
+        """Keep the torrent's metainfo once known, so a re-add never fetches metadata again."""
+        def write() -> None:
+            Download.update(source_kind=source_kind, source=source, updated_at=_now()).where(
+                Download.id == download_id
+            ).execute()
+
+        await self._run(write)
+
+    async def delete(self, download_ids: Sequence[int]) -> int:
+        """Remove downloads from the list (their files are not touched); returns the count."""
+        def write() -> int:
+            with self._db.atomic():
+                return Download.delete().where(Download.id.in_(list(download_ids))).execute()
+
+        return await self._run(write)
+
+    # --- activity --------------------------------------------------------------------------
+
+    async def log(
+        self,
+        action: str,
+        *,
+        chat_id: int,
+        user_id: int,
+        download_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Append to the activity log; ``detail`` is cut to :data:`ACTIVITY_DETAIL_MAX`."""
+        if len(detail) > ACTIVITY_DETAIL_MAX:
+            detail = detail[: ACTIVITY_DETAIL_MAX - 1] + "…"
+
+        def write() -> None:
+            Activity.insert(at=_now(), chat_id=chat_id, user_id=user_id, action=action,
+                            download_id=download_id, detail=detail).execute()
+
+        await self._run(write)
+
+    async def activity(self, *, chat_id: int | None = None, limit: int = 50) -> list[ActivityEntry]:
+        """The latest activity, newest first."""
+        def query() -> list[ActivityEntry]:
+            select = Activity.select()
+            if chat_id is not None:
+                select = select.where(Activity.chat_id == chat_id)
+            rows = select.order_by(Activity.id.desc()).limit(limit)
+            return [ActivityEntry(r.at, r.chat_id, r.user_id, r.action, r.download_id, r.detail)
+                    for r in rows]
+
+        return await self._run(query)

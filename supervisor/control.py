@@ -1,0 +1,244 @@
+"""The local control socket: how ``ariabot add/list/status/...`` reach a running ariabot.
+
+``ariabot run`` is the only process that writes the store and talks to aria2; local commands
+send it one JSON request per connection over ``<data dir>/control.sock``. The socket is mode
+0600 inside the 0700 data dir, and the server also checks the caller's uid (SO_PEERCRED), so
+only the user running ariabot (or root) gets in.
+
+Wire format: one JSON object per line each way. Requests: ``{"op": ..., ...}``; answers:
+``{"ok": true, ...}`` or ``{"ok": false, "error": "<words for a user>"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from manager import ManagerError, Torrent, TorrentManager
+
+__all__ = ["ControlClient", "ControlServer", "NotRunning", "torrent_json"]
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 32 * 1024 * 1024
+"""Largest request line: a .torrent at its largest, base64-encoded, with room to spare."""
+
+
+def torrent_json(torrent: Torrent) -> dict[str, Any]:
+    """The stable JSON form of a download (``ariabot list --json`` and ``status --json``).
+
+    Keys: id, info_hash, name, state, progress (0..1), completed_bytes, total_bytes,
+    download_speed, upload_speed (bytes/s), seeders, peers, queue_position, error,
+    stuck_reason, path, chat_id, created_at, completed_at (ISO 8601 UTC or null).
+    """
+    return {
+        "id": torrent.id,
+        "info_hash": torrent.info_hash,
+        "name": torrent.name,
+        "state": torrent.state.value,
+        "progress": round(torrent.progress, 4),
+        "completed_bytes": torrent.completed_bytes,
+        "total_bytes": torrent.total_bytes,
+        "download_speed": torrent.download_speed,
+        "upload_speed": torrent.upload_speed,
+        "seeders": torrent.seeders,
+        "peers": torrent.peers,
+        "queue_position": torrent.queue_position,
+        "error": torrent.error,
+        "stuck_reason": torrent.stuck_reason,
+        "path": torrent.path,
+        "chat_id": torrent.chat_id,
+        "created_at": torrent.created_at.isoformat() + "Z" if torrent.created_at else None,
+        "completed_at": torrent.completed_at.isoformat() + "Z" if torrent.completed_at else None,
+    }
+
+
+class _BadRequest(Exception):
+    """A request that is not well-formed."""
+
+
+def _int_field(request: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadRequest(f"'{key}' must be a whole number")
+    return value
+
+
+class ControlServer:
+    """Serve local control requests for ``manager`` on a Unix socket at ``path``."""
+
+    def __init__(self, manager: TorrentManager, path: Path) -> None:
+        self.manager = manager
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "add": self._add,
+            "list": self._list,
+            "status": self._status,
+            "pause": self._pause,
+            "resume": self._resume,
+            "cancel": self._cancel,
+            "files": self._files,
+        }
+
+    async def start(self) -> None:
+        """Listen (replacing a socket file left by a crash; we hold the instance lock)."""
+        self.path.unlink(missing_ok=True)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST
+            )
+        finally:
+            os.umask(old_umask)
+        self.path.chmod(0o600)
+
+    async def stop(self) -> None:
+        """Stop listening and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self.path.unlink(missing_ok=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if not self._peer_allowed(writer):
+                answer = {"ok": False, "error": "permission denied"}
+            else:
+                answer = await self._answer(reader)
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    @staticmethod
+    def _peer_allowed(writer: asyncio.StreamWriter) -> bool:
+        sock = writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                      struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", credentials)
+        return uid in (0, os.getuid())
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 30)
+        except (ValueError, asyncio.LimitOverrunError):
+            return {"ok": False, "error": "request too large"}
+        except TimeoutError:
+            return {"ok": False, "error": "request timed out"}
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise _BadRequest("a request is a JSON object")
+            operation = self._ops.get(request.get("op"))  # type: ignore[arg-type]
+            if operation is None:
+                raise _BadRequest(f"unknown operation {request.get('op')!r}")
+            return {"ok": True, **await operation(request)}
+        except ManagerError as error:
+            return {"ok": False, "error": str(error)}
+        except (ValueError, _BadRequest) as error:
+            return {"ok": False, "error": f"bad request: {error}"}
+        except Exception:
+            log.exception("control request failed")
+            return {"ok": False, "error": "internal error (see ariabot's log)"}
+
+    async def _add(self, request: dict[str, Any]) -> dict[str, Any]:
+        chat = _int_field(request, "chat", 0)
+        if isinstance(request.get("torrent_b64"), str):
+            try:
+                source: str | bytes = base64.b64decode(request["torrent_b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise _BadRequest("torrent_b64 is not base64") from None
+        elif isinstance(request.get("magnet"), str):
+            source = request["magnet"]
+        else:
+            raise _BadRequest("give 'magnet' or 'torrent_b64'")
+        result = await self.manager.add(source, chat_id=chat, user_id=0)
+        return {"torrent": torrent_json(result.torrent), "existing": result.existing,
+                "note": result.note}
+
+    async def _list(self, request: dict[str, Any]) -> dict[str, Any]:
+        chat = request.get("chat")
+        if chat is not None:
+            chat = _int_field(request, "chat")
+        return {"torrents": [torrent_json(t) for t in await self.manager.list(chat)]}
+
+    async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+        torrent = await self.manager.get(_int_field(request, "id"))
+        return {"torrent": torrent_json(torrent)}
+
+    async def _pause(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"torrent": torrent_json(await self.manager.pause(_int_field(request, "id")))}
+
+    async def _resume(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"torrent": torrent_json(await self.manager.resume(_int_field(request, "id")))}
+
+    async def _cancel(self, request: dict[str, Any]) -> dict[str, Any]:
+        delete = request.get("delete_files", False)
+        if not isinstance(delete, bool):
+            raise _BadRequest("'delete_files' must be true or false")
+        torrent = await self.manager.cancel(_int_field(request, "id"), delete_files=delete)
+        return {"torrent": torrent_json(torrent)}
+
+    async def _files(self, request: dict[str, Any]) -> dict[str, Any]:
+        download_id = _int_field(request, "id")
+        select = request.get("select")
+        if select is not None:
+            if not isinstance(select, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in select
+            ):
+                raise _BadRequest("'select' must be a list of file numbers")
+            await self.manager.set_files(download_id, select)
+        files = await self.manager.files(download_id)
+        return {"files": [{"index": f.index, "path": f.path, "length": f.length,
+                           "completed": f.completed, "selected": f.selected} for f in files]}
+
+
+class NotRunning(ConnectionError):
+    """No ``ariabot run`` is listening on this data dir."""
+
+
+class ControlClient:
+    """Send one request to the running ariabot and return its answer (blocking)."""
+
+    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def request(self, operation: str, **fields: Any) -> dict[str, Any]:
+        """Send ``{"op": operation, **fields}``.
+
+        Raises:
+            NotRunning: nothing listens on the socket.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(self.path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise NotRunning(
+                    f"ariabot is not running on {self.path.parent} (start it with 'ariabot run')"
+                ) from None
+            sock.sendall(json.dumps({"op": operation, **fields}).encode() + b"\n")
+            with sock.makefile("rb") as stream:
+                line = stream.readline()
+        if not line:
+            raise NotRunning("ariabot closed the connection without an answer")
+        return json.loads(line)

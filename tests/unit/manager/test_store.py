@@ -1,0 +1,103 @@
+"""The store: ids, uniqueness per chat, one-transaction updates, schema version."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import peewee
+import pytest
+
+from manager.errors import StoreError
+from manager.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def add(store: Store, info_hash: str = "a" * 40, chat: int = 1) -> int:
+    record = await store.create(info_hash=info_hash, chat_id=chat, user_id=7, name="n",
+                                source_kind="magnet", source=b"magnet:?xt=...",
+                                directory="/d", state="queued")
+    return record.id
+
+
+async def test_ids_are_small_increasing_integers(store: Store) -> None:
+    assert [await add(store, c * 40) for c in "abc"] == [1, 2, 3]
+
+
+async def test_same_torrent_twice_in_one_chat_is_refused(store: Store) -> None:
+    await add(store)
+    with pytest.raises(peewee.IntegrityError):
+        await add(store)
+    await add(store, chat=2)  # another chat may hold the same torrent
+    assert len(await store.list()) == 2
+
+
+async def test_update_many_is_one_transaction_touching_only_given_rows(store: Store) -> None:
+    ids = [await add(store, c * 40) for c in "abcd"]
+    before = store.statements
+    await store.update_many({ids[0]: {"completed_bytes": 5}, ids[2]: {"state": "paused"}})
+    # BEGIN, two UPDATEs, COMMIT: nothing for the untouched rows.
+    assert store.statements - before == 4
+    rows = {r.id: r for r in await store.list()}
+    assert rows[ids[0]].completed_bytes == 5 and rows[ids[2]].state == "paused"
+    assert rows[ids[1]].completed_bytes == 0
+
+
+async def test_update_refuses_unknown_or_identity_columns(store: Store) -> None:
+    download_id = await add(store)
+    with pytest.raises(ValueError, match="not writable"):
+        await store.update_many({download_id: {"id": 9}})
+
+
+async def test_source_round_trips_bytes(store: Store) -> None:
+    record = await store.create(info_hash="b" * 40, chat_id=1, user_id=1, name="t",
+                                source_kind="torrent", source=b"d4:infod...\x00\xff",
+                                directory="/d", state="queued")
+    assert await store.source(record.id) == ("torrent", b"d4:infod...\x00\xff")
+
+
+async def test_activity_detail_is_truncated(store: Store) -> None:
+    await store.log("add", chat_id=1, user_id=2, detail="m" * 1000)
+    [entry] = await store.activity()
+    assert len(entry.detail) == 200 and entry.action == "add"
+
+
+async def test_schema_version_is_recorded_and_reopen_keeps_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    first = Store(url)
+    await first.open()
+    await add(first)
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await again.schema_version() == SCHEMA_VERSION
+        assert len(await again.list()) == 1
+    finally:
+        await again.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    first = Store(url)
+    await first.open()
+    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 99"))
+    await first.close()
+    again = Store(url)
+    with pytest.raises(StoreError, match="newer than this ariabot"):
+        await again.open()
+    await again.close()
+
+
+async def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        await store.open()
+    await store.close()

@@ -1,0 +1,98 @@
+"""aria2's words to ours: states, error texts, stuck reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from manager.models import TorrentState
+from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
+
+
+def status(**values: Any) -> dict[str, Any]:
+    base = {"gid": "g1", "status": "active", "infoHash": "AB" * 20, "totalLength": "100",
+            "completedLength": "10", "numPieces": "4", "connections": "2",
+            "downloadSpeed": "5", "seeder": "false"}
+    base.update({k: str(v) if not isinstance(v, list) else v for k, v in values.items()})
+    return base
+
+
+def test_numbers_arrive_as_strings_and_are_typed() -> None:
+    observation = Observation.parse(status(uploadLength="7"))
+    assert observation.total == 100 and observation.completed == 10 and observation.uploaded == 7
+    assert observation.info_hash == "ab" * 20
+    assert not observation.is_metadata
+
+
+def test_garbage_numbers_become_zero() -> None:
+    assert Observation.parse(status(totalLength="x")).total == 0
+
+
+@pytest.mark.parametrize(("values", "state"), [
+    ({"numPieces": "0", "totalLength": "0"}, TorrentState.METADATA),
+    ({}, TorrentState.DOWNLOADING),
+    ({"seeder": "true", "completedLength": "100"}, TorrentState.SEEDING),
+    ({"completedLength": "100"}, TorrentState.SEEDING),
+    ({"status": "waiting"}, TorrentState.QUEUED),
+    ({"status": "paused"}, TorrentState.PAUSED),
+    ({"status": "complete"}, TorrentState.COMPLETE),
+    ({"status": "removed"}, TorrentState.CANCELLED),
+    ({"status": "error"}, TorrentState.ERROR),
+])
+def test_derive_state(values: dict[str, str], state: TorrentState) -> None:
+    assert derive_state(Observation.parse(status(**values))) is state
+
+
+def test_dead_torrent_stopped_by_bt_stop_timeout_says_so() -> None:
+    observation = Observation.parse(status(status="error", errorCode="7", errorMessage=""))
+    assert error_text(observation, 900) == "stopped: no data for 15 min (dead torrent)"
+
+
+@pytest.mark.parametrize("values", [
+    {"errorCode": "9"},
+    {"errorCode": "1", "errorMessage": "Failed to write: No space left on device"},
+])
+def test_disk_full(values: dict[str, str]) -> None:
+    assert error_text(Observation.parse(status(status="error", **values)), 900) == "disk full"
+
+
+def test_unknown_error_keeps_aria2s_message() -> None:
+    observation = Observation.parse(status(status="error", errorCode="1", errorMessage="boom"))
+    assert error_text(observation, 900) == "boom"
+
+
+def test_poll_keys_leave_out_heavy_fields() -> None:
+    assert not {"files", "bittorrent", "bitfield", "uris"} & set(POLL_KEYS)
+
+
+def test_no_peers_for_two_minutes_is_reported_then_cleared() -> None:
+    watch = StallWatch(started=0)
+    lonely = Observation.parse(status(connections="0", downloadSpeed="0"))
+    assert watch.update(lonely, TorrentState.DOWNLOADING, 10) is None
+    assert watch.update(lonely, TorrentState.DOWNLOADING, 129) is None
+    assert watch.update(lonely, TorrentState.DOWNLOADING, 130) == "no peers found for 2 min"
+    busy = Observation.parse(status())
+    assert watch.update(busy, TorrentState.DOWNLOADING, 131) is None
+
+
+def test_waiting_for_metadata_names_the_peer_count() -> None:
+    watch = StallWatch(started=0)
+    meta = Observation.parse(status(numPieces="0", totalLength="0", connections="0"))
+    assert watch.update(meta, TorrentState.METADATA, 100) is None
+    assert watch.update(meta, TorrentState.METADATA, 185) == (
+        "waiting for metadata for 3 min (0 peers)")
+
+
+def test_no_data_with_peers_for_five_minutes() -> None:
+    watch = StallWatch(started=0)
+    idle = Observation.parse(status(connections="3", downloadSpeed="0"))
+    watch.update(idle, TorrentState.DOWNLOADING, 0)
+    assert watch.update(idle, TorrentState.DOWNLOADING, 301) == "no data for 5 min (3 peers)"
+
+
+def test_paused_download_is_never_stuck() -> None:
+    watch = StallWatch(started=0)
+    lonely = Observation.parse(status(connections="0", downloadSpeed="0"))
+    watch.update(lonely, TorrentState.DOWNLOADING, 0)
+    assert watch.update(lonely, TorrentState.PAUSED, 500) is None
