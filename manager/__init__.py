@@ -35,6 +35,7 @@ from manager.events import (
 )
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.store import Store
+from manager.validate import find_magnets
 
 __all__ = [
     "AddResult",
@@ -75,4 +76,5 @@ __all__ = [
     "TorrentResumed",
     "TorrentState",
     "TorrentStateChanged",
+    "find_magnets",
 ]

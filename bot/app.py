@@ -1,0 +1,215 @@
+"""The python-telegram-bot Application: built (all wiring in one function) and run embedded.
+
+The supervisor owns the event loop, so the Application is never run with ``run_polling()``:
+:class:`EmbeddedBot` initialises it, subscribes the progress board to the manager *before*
+``start()`` (``post_init`` would not run here), starts the updater (long polling, or a
+webhook when configured) and tears all of it down in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.auth import AuthGate
+from bot.config import BotConfig
+from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, BotContext
+from bot.errors import on_error
+from bot.handlers import callbacks, commands, messages
+from bot.progress import BotSender, ProgressBoard
+from bot.views import COMMANDS
+from manager import TorrentManager
+
+__all__ = ["ALLOWED_UPDATES", "GATE", "EmbeddedBot", "WebhookUnavailable", "build_application"]
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+"""The only update kinds asked for: edited messages, channel posts etc. never arrive."""
+
+GATE = "gate"
+"""``bot_data`` key of the :class:`~bot.auth.AuthGate`."""
+
+BotApplication = Application[Any, BotContext, Any, Any, Any, Any]
+
+
+class WebhookUnavailable(RuntimeError):
+    """A webhook is configured but PTB's webhook server (tornado) is not installed."""
+
+
+def build_application(
+    config: BotConfig,
+    manager: TorrentManager,
+    *,
+    board_factory: Callable[[BotSender], ProgressBoard] | None = None,
+) -> BotApplication:
+    """Build the Application with every handler; nothing is started or sent yet.
+
+    Parameters:
+        config: the bot's settings.
+        manager: the torrent manager the handlers and the board use.
+        board_factory: builds the progress board from a sender (tests inject a clock);
+            default: a board with ``config``'s interval, upload limit and admin chat.
+
+    Returns:
+        The Application; ``bot_data`` holds the manager, config, board and gate.
+    """
+    # Opt into PTB's timedelta durations: otherwise every 429 answer raises a deprecation
+    # warning inside RetryAfter (ariabot reads retry_after either way, see progress.py).
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    application: BotApplication = (
+        ApplicationBuilder()
+        .token(config.token)
+        .base_url(f"{config.api_url}/bot")
+        .base_file_url(f"{config.api_url}/file/bot")
+        .rate_limiter(AIORateLimiter())
+        .context_types(ContextTypes(context=BotContext))
+        .build()
+    )
+    sender = BotSender(application.bot)
+    board = board_factory(sender) if board_factory else ProgressBoard(
+        sender, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
+        upload_limit=config.upload_limit, admin_chat=config.admin_chat,
+    )
+    gate = AuthGate(config)
+    application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
+                                 OVERVIEWS: {}, GATE: gate})
+
+    new_messages = filters.UpdateType.MESSAGE
+    application.add_handler(TypeHandler(Update, gate), group=-1)
+    application.add_handler(CommandHandler(["start", "help"], commands.help_command,
+                                           filters=new_messages))
+    application.add_handler(CommandHandler("torrent", commands.torrent, filters=new_messages))
+    application.add_handler(CommandHandler("status", commands.status, filters=new_messages))
+    application.add_handler(CommandHandler("pause", commands.pause, filters=new_messages))
+    application.add_handler(CommandHandler("resume", commands.resume, filters=new_messages))
+    application.add_handler(CommandHandler("cancel", commands.cancel, filters=new_messages))
+    application.add_handler(CommandHandler("files", commands.files, filters=new_messages))
+    application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
+    application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
+                                           messages.on_document))
+    application.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND,
+                                           messages.on_text))
+    application.add_handler(CallbackQueryHandler(callbacks.on_button))
+    application.add_error_handler(on_error)
+    return application
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class EmbeddedBot:
+    """Runs a built Application inside the supervisor's event loop.
+
+    Parameters:
+        application: from :func:`build_application`.
+        manager: the manager the progress board subscribes to.
+    """
+
+    def __init__(self, application: BotApplication, manager: TorrentManager) -> None:
+        self.application = application
+        self.manager = manager
+        self._unsubscribe: Callable[[], None] | None = None
+        self._initialized = False
+
+    @property
+    def board(self) -> ProgressBoard:
+        """The progress board (subscribed to the manager while running)."""
+        board: ProgressBoard = self.application.bot_data[BOARD]
+        return board
+
+    @property
+    def config(self) -> BotConfig:
+        """The bot's settings."""
+        config: BotConfig = self.application.bot_data[CONFIG]
+        return config
+
+    async def start(self) -> None:
+        """Initialise (``getMe``), subscribe the board, set the commands, start receiving.
+
+        Raises:
+            telegram.error.InvalidToken: the token was refused.
+            telegram.error.NetworkError: the Bot API server cannot be reached.
+            WebhookUnavailable: a webhook is configured without PTB's webhook extra.
+        """
+        app = self.application
+        try:
+            await app.initialize()
+        except BaseException:
+            await app.bot.shutdown()  # PTB leaves its HTTP clients open when getMe fails
+            raise
+        self._initialized = True
+        try:
+            self._unsubscribe = self.manager.subscribe(self.board)
+            app.bot_data[GATE].log_startup()
+            try:
+                await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+            except TelegramError as error:
+                log.warning("could not set the bot's command menu: %s", error.message)
+            await app.start()
+            if self.config.uses_webhook:
+                await self._start_webhook()
+            else:
+                await app.updater.start_polling(  # type: ignore[union-attr]
+                    timeout=timedelta(seconds=self.config.poll_timeout),
+                    allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("the Telegram bot @%s is running (%s)", app.bot.username,
+                 "webhook" if self.config.uses_webhook else "long polling")
+
+    async def _start_webhook(self) -> None:
+        if importlib.util.find_spec("tornado") is None:
+            raise WebhookUnavailable(
+                "ARIABOT_WEBHOOK_URL is set but the webhook server is not installed: "
+                "pip install 'python-telegram-bot[webhooks]', or leave it empty for long polling"
+            )
+        host, port = _host_port(self.config.webhook_listen)
+        await self.application.updater.start_webhook(  # type: ignore[union-attr]
+            listen=host, port=port,
+            url_path=urlsplit(self.config.webhook_url).path.lstrip("/"),
+            webhook_url=self.config.webhook_url,
+            secret_token=secrets.token_urlsafe(32),
+            allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False,
+        )
+
+    async def stop(self) -> None:
+        """Stop receiving and handling, unsubscribe, flush the board's news, shut down."""
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()  # waits for the handlers still running
+        if self._unsubscribe is not None:
+            with contextlib.suppress(ValueError):
+                self._unsubscribe()
+            self._unsubscribe = None
+        await self.board.close()  # the bot's HTTP client is still open for the last news
+        if self._initialized:
+            self._initialized = False
+            await app.shutdown()

@@ -1,0 +1,98 @@
+"""The allow-list gate, run before every handler (``TypeHandler(Update, gate)``, group -1).
+
+An allowed user in an allowed chat passes through. Anyone else gets one refusal that shows
+their user id (so the owner can allow it), at most once per ``refusal_interval`` per user, and
+then :class:`~telegram.ext.ApplicationHandlerStop` ends the update: no other handler runs,
+whatever it was (command, text, document, button press). A button press is always answered
+(with the refusal as its alert), so the client does not spin.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
+
+from bot.config import BotConfig
+from bot.context import BotContext
+from bot.views import refusal_text
+
+__all__ = ["AuthGate"]
+
+log = logging.getLogger(__name__)
+
+_MAX_REMEMBERED = 10_000
+
+
+class AuthGate:
+    """Lets allowed users in allowed chats through; refuses everyone else once in a while.
+
+    Parameters:
+        config: the allow-lists and the refusal interval.
+        clock: monotonic clock (injected by tests).
+    """
+
+    def __init__(self, config: BotConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._users = config.allowed_users
+        self._chats = config.allowed_chats
+        self._interval = config.refusal_interval
+        self._clock = clock
+        self._refused_at: dict[int, float] = {}
+        self.refusals = 0
+        """Refusal messages (or alerts) sent, for tests."""
+
+    def allows(self, user_id: int, chat_id: int | None) -> bool:
+        """Whether this user may use the bot in this chat."""
+        if user_id not in self._users:
+            return False
+        return not self._chats or chat_id is None or chat_id in self._chats
+
+    def log_startup(self) -> None:
+        """Say at start who may use the bot, and how to allow the first user."""
+        if not self._users:
+            log.warning("ARIABOT_ALLOWED_USERS is empty: the bot refuses everyone. Send it a "
+                        "message; its answer shows your Telegram user id. Then set "
+                        "ARIABOT_ALLOWED_USERS=<that id> and restart ariabot.")
+        else:
+            log.info("the bot answers %d allowed user(s)%s", len(self._users),
+                     f" in {len(self._chats)} allowed chat(s)" if self._chats else "")
+
+    async def __call__(self, update: Update, context: BotContext) -> None:
+        """The gate. Raises ApplicationHandlerStop for everyone not allowed."""
+        user = update.effective_user
+        chat = update.effective_chat
+        chat_id = chat.id if chat is not None else None
+        if user is None:
+            raise ApplicationHandlerStop  # channel posts and the like: nobody to answer
+        if self.allows(user.id, chat_id):
+            return
+        due = self._due(user.id)
+        if due:
+            log.info("refused Telegram user %s in chat %s (not in the allow-list)", user.id,
+                     chat_id)
+        text = refusal_text(user.id, chat_id, chat_refused=user.id in self._users)
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(text if due else None, show_alert=due)
+                self.refusals += due
+            elif due and update.effective_message is not None:
+                await update.effective_message.reply_text(text)
+                self.refusals += 1
+        except TelegramError as error:
+            log.info("could not refuse user %s: %s", user.id, error.message)
+        raise ApplicationHandlerStop
+
+    def _due(self, user_id: int) -> bool:
+        now = self._clock()
+        last = self._refused_at.get(user_id)
+        if last is not None and now - last < self._interval:
+            return False
+        if len(self._refused_at) >= _MAX_REMEMBERED:
+            horizon = now - self._interval
+            self._refused_at = {k: v for k, v in self._refused_at.items() if v >= horizon}
+        self._refused_at[user_id] = now
+        return True

@@ -1,0 +1,57 @@
+"""What the bot needs to know of the settings; the supervisor builds it from its ``Settings``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["MIB", "BotConfig"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """The bot's settings, already validated by the supervisor.
+
+    Attributes:
+        token: the bot token (never shown by ``repr``).
+        download_dir: the downloads root; a chat's files are in ``torrents/<chat_id>/`` below
+            it. The bot only reads there (to send a finished file) and shows paths relative
+            to the chat's folder.
+        api_url: root of the Bot API server, without ``/bot``.
+        allowed_users: Telegram user ids that may use the bot; empty refuses everyone.
+        allowed_chats: when not empty, the bot also answers only in these chats (a private
+            chat's id is its user's id).
+        admin_chat: chat that gets aria2c alerts (restarts, FATAL), or None.
+        edit_interval: least seconds between two edits of one progress message.
+        upload_limit: largest file the "Send file" button offers, in bytes.
+        torrent_max_bytes: largest .torrent document downloaded from Telegram.
+        webhook_url: public HTTPS URL for Telegram to post updates to; empty: long polling.
+        webhook_listen: ``host:port`` the webhook server binds (behind a reverse proxy).
+        refusal_interval: seconds between two refusals sent to the same stranger.
+        poll_timeout: seconds one long poll (``getUpdates``) waits on the server.
+    """
+
+    token: str = field(repr=False)
+    download_dir: Path
+    api_url: str = "https://api.telegram.org"
+    allowed_users: frozenset[int] = frozenset()
+    allowed_chats: frozenset[int] = frozenset()
+    admin_chat: int | None = None
+    edit_interval: float = 10.0
+    upload_limit: int = 50 * MIB
+    torrent_max_bytes: int = 10 * MIB
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1:8443"
+    refusal_interval: float = 600.0
+    poll_timeout: int = 30
+
+    @property
+    def uses_webhook(self) -> bool:
+        """True when Telegram posts updates to :attr:`webhook_url` instead of long polling."""
+        return bool(self.webhook_url)
+
+    def chat_folder(self, chat_id: int) -> Path:
+        """Where a chat's downloads are: ``<download_dir>/torrents/<chat_id>``."""
+        return self.download_dir / "torrents" / str(int(chat_id))

@@ -1,0 +1,45 @@
+"""BotContext: the handlers' typed access to the manager, the settings and the board."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from telegram.ext import CallbackContext, ExtBot
+
+from bot.config import BotConfig
+from manager import TorrentManager
+
+if TYPE_CHECKING:
+    from bot.progress import ProgressBoard
+
+__all__ = ["BOARD", "CONFIG", "MANAGER", "OVERVIEWS", "BotContext"]
+
+MANAGER = "manager"
+CONFIG = "config"
+BOARD = "board"
+OVERVIEWS = "overviews"
+"""Keys of ``bot_data``; :func:`bot.app.build_application` fills them."""
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[str, Any]]):
+    """The context every handler gets (set through ``ContextTypes``)."""
+
+    @property
+    def manager(self) -> TorrentManager:
+        """The torrent manager: the only way to downloads."""
+        return cast(TorrentManager, self.bot_data[MANAGER])
+
+    @property
+    def config(self) -> BotConfig:
+        """The bot's settings."""
+        return cast(BotConfig, self.bot_data[CONFIG])
+
+    @property
+    def board(self) -> ProgressBoard:
+        """The live progress messages."""
+        return cast("ProgressBoard", self.bot_data[BOARD])
+
+    @property
+    def overviews(self) -> dict[int, int]:
+        """Chat id → message id of that chat's latest /status overview."""
+        return cast(dict[int, int], self.bot_data[OVERVIEWS])

@@ -1,0 +1,105 @@
+"""The one place where errors become what a user reads.
+
+:func:`user_text` maps the manager's :class:`~manager.ManagerError` tree to short sentences;
+:func:`answers_manager_errors` applies it to a handler; :func:`on_error` is the application's
+error handler for everything else: it logs the exception and tells the user only that
+something went wrong (no stack trace, no secret, no path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import Update
+from telegram.error import TelegramError
+
+from bot.context import BotContext
+from manager import (
+    AlreadyDownloading,
+    Aria2Error,
+    Aria2Unavailable,
+    DownloadNotFound,
+    InvalidSource,
+    InvalidState,
+    ManagerError,
+    NotEnoughSpace,
+    StoreError,
+)
+
+__all__ = ["SOMETHING_WENT_WRONG", "answers_manager_errors", "on_error", "user_text"]
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WENT_WRONG = "Sorry, something went wrong. Please try again later."
+
+_Handler = TypeVar("_Handler", bound=Callable[[Update, BotContext], Awaitable[None]])
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def user_text(error: ManagerError) -> str:
+    """What to tell the user about a manager error.
+
+    The manager's messages are written for users, except those of aria2 itself (they may
+    hold paths) and of the database, which are replaced by a general sentence.
+    """
+    if isinstance(error, Aria2Unavailable):
+        return "The downloader is restarting, try again in a few seconds."
+    if isinstance(error, DownloadNotFound):
+        return _sentence(f"{error} in this chat; /status lists this chat's downloads")
+    if isinstance(error, InvalidSource | AlreadyDownloading | InvalidState | NotEnoughSpace):
+        return _sentence(str(error))
+    if isinstance(error, StoreError):
+        return "ariabot cannot reach its database right now; please try again later."
+    if isinstance(error, Aria2Error):
+        return "The downloader could not do that; please try again later."
+    return _sentence(str(error))
+
+
+def answers_manager_errors(handler: _Handler) -> _Handler:
+    """Wrap a handler: a :class:`ManagerError` it raises becomes a one-line answer.
+
+    A message gets a reply; a button press gets an alert on the query.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: BotContext) -> None:
+        try:
+            await handler(update, context)
+        except ManagerError as error:
+            await tell(update, user_text(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+async def tell(update: Update, text: str) -> None:
+    """Answer ``update`` with one line: a reply to a message, an alert for a button press."""
+    query = update.callback_query
+    if query is not None:
+        with contextlib.suppress(TelegramError):  # already answered, or too old
+            await query.answer(text, show_alert=True)
+        return
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text)
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """The application's error handler: log the exception, answer "something went wrong"."""
+    error = context.error
+    log.error("error while handling an update: %s", type(error).__name__,
+              exc_info=error if error is not None else None)
+    if not isinstance(update, Update):
+        return
+    with contextlib.suppress(TelegramError):
+        await tell(update, SOMETHING_WENT_WRONG)

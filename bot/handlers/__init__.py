@@ -1,0 +1,1 @@
+"""Thin update handlers: parse, call the manager, render with views, reply."""

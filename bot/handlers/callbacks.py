@@ -1,0 +1,158 @@
+"""Button presses: callback data is parsed strictly, every query is answered once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from telegram import CallbackQuery, ReplyParameters, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot.context import BotContext
+from bot.errors import answers_manager_errors
+from bot.files import deliverable_file
+from bot.handlers.adding import NO_PREVIEW
+from bot.handlers.commands import STATUS_LIMIT
+from bot.progress import is_not_modified
+from bot.views import Action, InvalidCallback, human_size, parse_callback, status_view
+from manager import TorrentState
+
+__all__ = ["STALE_BUTTON", "on_button"]
+
+log = logging.getLogger(__name__)
+
+STALE_BUTTON = "This button does not work any more."
+
+
+
+@dataclass(frozen=True)
+class _Press:
+    """One button press, parsed: who pressed what under which message."""
+
+    query: CallbackQuery
+    action: Action
+    chat_id: int
+    message_id: int
+    user_id: int
+
+
+@answers_manager_errors
+async def on_button(update: Update, context: BotContext) -> None:
+    """Dispatch a button press by its verb; anything unknown is only answered."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        action = parse_callback(query.data)
+    except InvalidCallback:
+        log.info("refused callback data %r from user %s", (query.data or "")[:80],
+                 query.from_user.id)
+        await query.answer(STALE_BUTTON)
+        return
+    message = query.message
+    if message is None:
+        await query.answer(STALE_BUTTON)
+        return
+    press = _Press(query, action, message.chat.id, message.message_id, query.from_user.id)
+    await _PRESSES[action.verb](press, context)
+
+
+async def _pause(press: _Press, context: BotContext) -> None:
+    torrent = await context.manager.pause(press.action.id, press.chat_id, press.user_id)
+    await press.query.answer("Paused")
+    context.board.show_now(torrent, press.message_id, confirm=False)
+
+
+async def _resume(press: _Press, context: BotContext) -> None:
+    torrent = await context.manager.resume(press.action.id, press.chat_id, press.user_id)
+    await press.query.answer("Resumed")
+    context.board.show_now(torrent, press.message_id, confirm=False)
+
+
+async def _refresh(press: _Press, context: BotContext) -> None:
+    torrent = await context.manager.get(press.action.id, press.chat_id)
+    await press.query.answer()
+    context.board.show_now(torrent, press.message_id)
+
+
+async def _back(press: _Press, context: BotContext) -> None:
+    torrent = await context.manager.get(press.action.id, press.chat_id)
+    await press.query.answer()
+    context.board.show_now(torrent, press.message_id, confirm=False)
+
+
+async def _cancel(press: _Press, context: BotContext) -> None:
+    if press.action.arg is None:  # first press: ask to confirm
+        torrent = await context.manager.get(press.action.id, press.chat_id)
+        if torrent.state.is_final:
+            await press.query.answer(f"#{torrent.id} is already {torrent.state.label}.")
+        else:
+            await press.query.answer()
+        context.board.show_now(torrent, press.message_id, confirm=True)
+        return
+    delete = press.action.arg == "delete"
+    torrent = await context.manager.cancel(press.action.id, press.chat_id, press.user_id,
+                                           delete_files=delete)
+    await press.query.answer("Cancelled; its files are deleted." if delete else "Cancelled.")
+    context.board.show_now(torrent, press.message_id, confirm=False)
+
+
+async def _status(press: _Press, context: BotContext) -> None:
+    torrents = await context.manager.list(press.chat_id, limit=STATUS_LIMIT)
+    text, markup = status_view(torrents, press.action.id)
+    try:
+        await press.query.edit_message_text(text, parse_mode=ParseMode.HTML,
+                                            reply_markup=markup, link_preview_options=NO_PREVIEW)
+    except BadRequest as error:
+        if not is_not_modified(error):
+            raise
+    context.overviews[press.chat_id] = press.message_id
+    await press.query.answer()
+
+
+async def _send(press: _Press, context: BotContext) -> None:
+    torrent = await context.manager.get(press.action.id, press.chat_id)
+    if torrent.state not in (TorrentState.COMPLETE, TorrentState.SEEDING):
+        await press.query.answer(f"#{torrent.id} is not finished.", show_alert=True)
+        return
+    limit = context.config.upload_limit
+    path = await asyncio.to_thread(deliverable_file, torrent.path,
+                                   context.config.chat_folder(press.chat_id), limit)
+    if path is None:
+        await press.query.answer(f"#{torrent.id} cannot be sent here: only a single file of "
+                                 f"up to {human_size(limit)} can, and it must still be on "
+                                 "disk.", show_alert=True)
+        return
+    await press.query.answer("Sending…")
+    context.application.create_task(_upload(context, press.chat_id, press.message_id, path),
+                                    name=f"upload-{torrent.id}")
+
+
+async def _upload(context: BotContext, chat_id: int, reply_to: int, path: Path) -> None:
+    """Upload one file (in the background: it may take a while)."""
+    data = await asyncio.to_thread(path.read_bytes)
+    try:
+        await context.bot.send_document(
+            chat_id, document=data, filename=path.name,
+            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
+            read_timeout=120, write_timeout=600,
+        )
+    except TelegramError as error:
+        log.warning("uploading %s failed: %s", path.name, error.message)
+        await context.bot.send_message(chat_id, "Telegram did not take the file; please try "
+                                       "again later.")
+
+
+_PRESSES: dict[str, Callable[[_Press, BotContext], Awaitable[None]]] = {
+    "pause": _pause,
+    "resume": _resume,
+    "refresh": _refresh,
+    "back": _back,
+    "cancel": _cancel,
+    "status": _status,
+    "send": _send,
+}

@@ -1,0 +1,172 @@
+"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot.context import BotContext
+from bot.errors import answers_manager_errors
+from bot.handlers.adding import NO_PREVIEW, add_download
+from bot.views import (
+    USAGE,
+    files_text,
+    help_text,
+    parse_download_id,
+    parse_selection,
+    status_view,
+)
+from manager import find_magnets
+
+__all__ = [
+    "STATUS_LIMIT",
+    "cancel",
+    "files",
+    "help_command",
+    "pause",
+    "resume",
+    "status",
+    "torrent",
+    "unknown",
+]
+
+log = logging.getLogger(__name__)
+
+STATUS_LIMIT = 200
+"""Most recent downloads the /status overview looks at."""
+
+
+async def _reply(update: Update, text: str, *, html: bool = False) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, parse_mode=ParseMode.HTML if html else None,
+                                 link_preview_options=NO_PREVIEW)
+
+
+def _ids(update: Update) -> tuple[int, int]:
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None  # the auth gate let only these through
+    return chat.id, user.id
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """/start and /help."""
+    await _reply(update, help_text(context.config.upload_limit), html=True)
+
+
+async def torrent(update: Update, context: BotContext) -> None:
+    """/torrent <magnet>: add it; the reply becomes its progress message."""
+    text = " ".join(context.args or [])
+    if not text:
+        await _reply(update, USAGE["torrent"])
+        return
+    # Not a magnet at all: the manager says why (its reason is the answer).
+    for link in find_magnets(text) or [text]:
+        await add_download(update, context, link)
+
+
+@answers_manager_errors
+async def status(update: Update, context: BotContext) -> None:
+    """/status: one overview per chat; a new /status replaces the previous overview."""
+    chat_id, _ = _ids(update)
+    message = update.effective_message
+    assert message is not None
+    torrents = await context.manager.list(chat_id, limit=STATUS_LIMIT)
+    text, markup = status_view(torrents, 0)
+    sent = await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                    link_preview_options=NO_PREVIEW)
+    previous = context.overviews.get(chat_id)
+    context.overviews[chat_id] = sent.message_id
+    if previous is not None and previous != sent.message_id:
+        with contextlib.suppress(TelegramError):  # already deleted, or too old to delete
+            await context.bot.delete_message(chat_id, previous)
+
+
+def _one_id(context: BotContext, extra: int = 0) -> int | None:
+    args = context.args or []
+    if not 1 <= len(args) <= 1 + extra:
+        return None
+    try:
+        return parse_download_id(args[0])
+    except ValueError:
+        return None
+
+
+@answers_manager_errors
+async def pause(update: Update, context: BotContext) -> None:
+    """/pause <id>."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE["pause"])
+        return
+    chat_id, user_id = _ids(update)
+    paused = await context.manager.pause(download_id, chat_id, user_id)
+    if paused.message_id is not None:
+        context.board.show_now(paused, paused.message_id)
+    await _reply(update, f"⏸ #{download_id} is paused.")
+
+
+@answers_manager_errors
+async def resume(update: Update, context: BotContext) -> None:
+    """/resume <id>."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE["resume"])
+        return
+    chat_id, user_id = _ids(update)
+    resumed = await context.manager.resume(download_id, chat_id, user_id)
+    if resumed.message_id is not None:
+        context.board.show_now(resumed, resumed.message_id)
+    await _reply(update, f"▶ #{download_id} is resumed.")
+
+
+@answers_manager_errors
+async def cancel(update: Update, context: BotContext) -> None:
+    """/cancel <id> [delete]."""
+    download_id = _one_id(context, extra=1)
+    args = context.args or []
+    delete = len(args) == 2 and args[1].lower() == "delete"
+    if download_id is None or (len(args) == 2 and not delete):
+        await _reply(update, USAGE["cancel"])
+        return
+    chat_id, user_id = _ids(update)
+    cancelled = await context.manager.cancel(download_id, chat_id, user_id, delete_files=delete)
+    if cancelled.message_id is not None:
+        context.board.show_now(cancelled, cancelled.message_id, confirm=False)
+    await _reply(update, f"✖ #{download_id} is cancelled" + (
+        "; its files are deleted." if delete else "; its files are kept."))
+
+
+@answers_manager_errors
+async def files(update: Update, context: BotContext) -> None:
+    """/files <id> lists the files; /files <id> 1,3-5 downloads only those."""
+    args = context.args or []
+    try:
+        download_id = parse_download_id(args[0]) if args else None
+    except ValueError:
+        download_id = None
+    if download_id is None:
+        await _reply(update, USAGE["files"])
+        return
+    chat_id, user_id = _ids(update)
+    if len(args) > 1:
+        try:
+            chosen = parse_selection(" ".join(args[1:]))
+        except ValueError:
+            await _reply(update, USAGE["files"])
+            return
+        selected = await context.manager.set_files(download_id, chosen, chat_id, user_id)
+        if selected.message_id is not None:
+            context.board.show_now(selected, selected.message_id)
+    snapshot = await context.manager.get(download_id, chat_id)
+    entries = await context.manager.files(download_id, chat_id)
+    await _reply(update, files_text(snapshot, entries), html=True)
+
+
+async def unknown(update: Update, context: BotContext) -> None:
+    """Any other command: a one-line hint."""
+    await _reply(update, USAGE["unknown"])

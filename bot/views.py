@@ -1,0 +1,521 @@
+"""What the bot shows: pure functions from snapshots to HTML text and inline keyboards.
+
+Nothing here does I/O or keeps state, so every screen is tested as a plain function. Texts use
+Telegram's HTML parse mode; every name and reason coming from a torrent or from the manager
+goes through :func:`html.escape`. Callback data is built and parsed only here
+(:func:`callback_data`, :func:`parse_callback`): ``verb:id`` or ``verb:id:arg``, at most
+64 bytes, parsed strictly (anything else is refused).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from manager import FileEntry, Torrent, TorrentState
+
+__all__ = [
+    "COMMANDS",
+    "MAX_CALLBACK_BYTES",
+    "STATUS_PAGE_SIZE",
+    "USAGE",
+    "Action",
+    "InvalidCallback",
+    "callback_data",
+    "cancel_confirm_keyboard",
+    "completion_keyboard",
+    "completion_text",
+    "engine_alert_text",
+    "failure_text",
+    "files_text",
+    "help_text",
+    "human_duration",
+    "human_size",
+    "human_speed",
+    "markup_key",
+    "parse_callback",
+    "parse_download_id",
+    "parse_selection",
+    "percent",
+    "progress_bar",
+    "progress_keyboard",
+    "progress_text",
+    "refusal_text",
+    "relative_location",
+    "status_view",
+]
+
+MAX_CALLBACK_BYTES = 64
+"""Telegram's limit for ``callback_data``; PTB does not check it."""
+
+STATUS_PAGE_SIZE = 10
+"""Downloads per page of the /status overview."""
+
+BAR_WIDTH = 12
+MAX_MESSAGE = 4096
+_NAME_LIMIT = 200
+_SHORT_NAME_LIMIT = 60
+_MAX_FILE_NUMBER = 100_000
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("torrent", "add a magnet link: /torrent <magnet>"),
+    ("status", "your downloads, with progress"),
+    ("pause", "pause a download: /pause <id>"),
+    ("resume", "resume a download: /resume <id>"),
+    ("cancel", "cancel a download: /cancel <id> [delete]"),
+    ("files", "list or choose files: /files <id> [1,3-5]"),
+    ("help", "what this bot does"),
+)
+"""The command menu (``setMyCommands``): name and short description."""
+
+USAGE = {
+    "torrent": "Usage: /torrent <magnet link>",
+    "pause": "Usage: /pause <id> (the id is the #number in /status)",
+    "resume": "Usage: /resume <id> (the id is the #number in /status)",
+    "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
+    "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
+    "unknown": "Unknown command. Send /help for the list.",
+}
+"""One-line answers to a command used wrongly."""
+
+_ACTIVE = (TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.SEEDING)
+
+
+# --- units -------------------------------------------------------------------------------------
+
+
+def human_size(size: int) -> str:
+    """Bytes in binary units: ``"512 B"``, ``"1.5 KiB"``, ``"700.0 MiB"``, ``"1.2 GiB"``."""
+    amount = float(max(0, size))
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{int(amount)} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def human_speed(bytes_per_second: int) -> str:
+    """A speed: ``"1.2 MiB/s"``."""
+    return f"{human_size(bytes_per_second)}/s"
+
+
+def human_duration(seconds: float) -> str:
+    """A duration in its two largest units: ``"45s"``, ``"3m 05s"``, ``"2h 05m"``, ``"3d 04h"``."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days >= 100:
+        return "over 99d"
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def percent(torrent: Torrent) -> int:
+    """Whole percent done, rounded down: 100 only when all of it is there."""
+    return min(100, math.floor(torrent.progress * 100))
+
+
+def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A text bar: ``"█████░░░░░░░"``; full only at 100 %."""
+    fraction = min(1.0, max(0.0, fraction))
+    filled = math.floor(fraction * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _name(torrent: Torrent, limit: int = _NAME_LIMIT) -> str:
+    name = torrent.name or torrent.info_hash[:16]
+    if len(name) > limit:
+        name = name[: limit - 1] + "…"
+    return html.escape(name)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# --- the live progress message -------------------------------------------------------------------
+
+
+def progress_text(torrent: Torrent, *, note: str | None = None, confirm: bool = False) -> str:
+    """The live progress message of one download.
+
+    Parameters:
+        torrent: the newest snapshot.
+        note: a remark from the manager to show once (e.g. "the downloader is restarting").
+        confirm: the user pressed Cancel: ask to confirm below the progress.
+    """
+    state = torrent.state
+    status = _capital(state.label)
+    if state is TorrentState.QUEUED and torrent.queue_position:
+        status += f" · #{torrent.queue_position} in the queue"
+    lines = [f"<b>{_name(torrent)}</b> · #{torrent.id}", status]
+    if torrent.total_bytes > 0 or state is TorrentState.COMPLETE:
+        lines.append(f"<code>{progress_bar(torrent.progress)}</code> {percent(torrent)}%")
+        lines.append(f"{human_size(torrent.completed_bytes)} of {human_size(torrent.total_bytes)}")
+    if state is TorrentState.SEEDING:
+        lines.append(f"↑ {human_speed(torrent.upload_speed)} · "
+                     f"uploaded {human_size(torrent.upload_bytes)}")
+        lines.append(f"Peers {torrent.peers}")
+    elif state in _ACTIVE:
+        speeds = f"↓ {human_speed(torrent.download_speed)} · ↑ {human_speed(torrent.upload_speed)}"
+        eta = torrent.eta_seconds
+        if state is TorrentState.DOWNLOADING and eta is not None:
+            speeds += f" · ETA {human_duration(eta)}"
+        lines.append(speeds)
+        lines.append(f"Seeders {torrent.seeders} · peers {torrent.peers}")
+    if torrent.stuck_reason and not state.is_final:
+        lines.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
+    if torrent.error:
+        lines.append(f"❌ {html.escape(torrent.error)}")
+    if note:
+        lines.append(f"Note: {html.escape(note)}")
+    if confirm:
+        lines.append("")
+        lines.append("<b>Cancel this download?</b> What it downloaded so far is kept "
+                     "unless you also delete the files.")
+    return "\n".join(lines)
+
+
+def progress_keyboard(torrent: Torrent, *, confirm: bool = False) -> InlineKeyboardMarkup | None:
+    """Buttons under a progress message: Pause or Resume, Cancel, Refresh (none when final).
+
+    Parameters:
+        torrent: the snapshot shown.
+        confirm: show the cancel confirmation instead (see :func:`cancel_confirm_keyboard`).
+    """
+    if torrent.state.is_final:
+        return None
+    if confirm:
+        return cancel_confirm_keyboard(torrent.id)
+    if torrent.state is TorrentState.PAUSED:
+        toggle = InlineKeyboardButton("▶ Resume", callback_data=callback_data("resume", torrent.id))
+    else:
+        toggle = InlineKeyboardButton("⏸ Pause", callback_data=callback_data("pause", torrent.id))
+    return InlineKeyboardMarkup([[
+        toggle,
+        InlineKeyboardButton("✖ Cancel", callback_data=callback_data("cancel", torrent.id)),
+        InlineKeyboardButton("↻ Refresh", callback_data=callback_data("refresh", torrent.id)),
+    ]])
+
+
+def cancel_confirm_keyboard(download_id: int) -> InlineKeyboardMarkup:
+    """"Cancel", "Cancel + delete files", "Back"."""
+    return InlineKeyboardMarkup([
+        [
+            InlineKeyboardButton("Cancel", callback_data=callback_data("cancel", download_id,
+                                                                       "keep")),
+            InlineKeyboardButton("Cancel + delete files",
+                                 callback_data=callback_data("cancel", download_id, "delete")),
+        ],
+        [InlineKeyboardButton("Back", callback_data=callback_data("back", download_id))],
+    ])
+
+
+def markup_key(markup: InlineKeyboardMarkup | None) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """A comparable form of a keyboard (texts and callback data), to skip unchanged edits."""
+    if markup is None:
+        return ()
+    return tuple(
+        tuple((button.text, str(button.callback_data)) for button in row)
+        for row in markup.inline_keyboard
+    )
+
+
+# --- news: completion, failure, alerts -----------------------------------------------------------
+
+
+def relative_location(path: str | None, folder: PurePath) -> str:
+    """Where a download is, relative to the chat's folder; never an absolute path.
+
+    Parameters:
+        path: the download's file or folder (``Torrent.path``).
+        folder: the chat's folder.
+
+    Returns:
+        The relative path, or only the last component when ``path`` is not below ``folder``.
+    """
+    if not path:
+        return ""
+    candidate = PurePath(path)
+    try:
+        relative = candidate.relative_to(folder)
+    except ValueError:
+        return candidate.name
+    if ".." in relative.parts or not relative.parts:
+        return candidate.name
+    return relative.as_posix()
+
+
+def completion_text(torrent: Torrent, location: str) -> str:
+    """The new message that tells a download finished: size, time taken, where it is."""
+    lines = [f"✅ <b>{_name(torrent)}</b> is downloaded (#{torrent.id})."]
+    facts = [f"Size {human_size(torrent.total_bytes)}"]
+    if torrent.created_at is not None and torrent.completed_at is not None:
+        taken = (torrent.completed_at - torrent.created_at).total_seconds()
+        facts.append(f"took {human_duration(taken)}")
+    lines.append(" · ".join(facts))
+    if location:
+        lines.append(f"Saved as <code>{html.escape(location)}</code> in this chat's folder.")
+    return "\n".join(lines)
+
+
+def completion_keyboard(torrent: Torrent, *, can_send: bool) -> InlineKeyboardMarkup | None:
+    """A "Send file" button when the download is one file small enough to upload."""
+    if not can_send:
+        return None
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("📎 Send file", callback_data=callback_data("send", torrent.id)),
+    ]])
+
+
+def failure_text(torrent: Torrent) -> str:
+    """The new message that tells a download failed, with the manager's reason."""
+    reason = torrent.error or "the downloader gave no reason"
+    return f"❌ <b>{_name(torrent)}</b> failed (#{torrent.id}): {html.escape(reason)}"
+
+
+def engine_alert_text(kind: str, detail: str) -> str:
+    """An alert for the admin chat about aria2c itself.
+
+    Parameters:
+        kind: ``"down"``, ``"restarted"`` or ``"fatal"``.
+        detail: the supervisor's explanation.
+    """
+    heads = {
+        "down": "⚠️ aria2c stopped; the supervisor is restarting it",
+        "restarted": "✅ aria2c is running again",
+        "fatal": "🛑 aria2c cannot be kept running; ariabot is exiting",
+    }
+    return f"<b>{heads[kind]}</b>\n{html.escape(detail)}" if detail else f"<b>{heads[kind]}</b>"
+
+
+# --- /status -------------------------------------------------------------------------------------
+
+
+def _status_line(torrent: Torrent) -> str:
+    state = torrent.state
+    parts = [state.label]
+    if torrent.total_bytes > 0 or state is TorrentState.COMPLETE:
+        parts[0] += f" {percent(torrent)}%"
+    if state is TorrentState.QUEUED and torrent.queue_position:
+        parts.append(f"#{torrent.queue_position} in the queue")
+    if state in (TorrentState.DOWNLOADING, TorrentState.METADATA):
+        parts.append(f"↓ {human_speed(torrent.download_speed)}")
+        if torrent.eta_seconds is not None and state is TorrentState.DOWNLOADING:
+            parts.append(f"ETA {human_duration(torrent.eta_seconds)}")
+    elif state is TorrentState.SEEDING:
+        parts.append(f"↑ {human_speed(torrent.upload_speed)}")
+    if torrent.stuck_reason and not state.is_final:
+        parts.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
+    elif state is TorrentState.ERROR and torrent.error:
+        parts.append(html.escape(torrent.error[:80]))
+    return " · ".join(parts)
+
+
+def status_view(torrents: Sequence[Torrent], page: int = 0,
+                page_size: int = STATUS_PAGE_SIZE) -> tuple[str, InlineKeyboardMarkup]:
+    """The /status overview of one chat's downloads, one page of it.
+
+    Unfinished downloads come first, then finished ones (newest first within each group);
+    cancelled ones are left out. A page outside the range shows the last page.
+
+    Returns:
+        The text and its keyboard (Prev / Refresh / Next).
+    """
+    shown = [t for t in torrents if t.state is not TorrentState.CANCELLED]
+    shown.sort(key=lambda t: (t.state.is_final, -t.id))
+    pages = max(1, math.ceil(len(shown) / page_size))
+    page = min(max(0, page), pages - 1)
+    if not shown:
+        text = ("<b>Downloads</b>\nNothing here yet. Send a magnet link or a .torrent file "
+                "to start one.")
+    else:
+        head = f"<b>Downloads</b> ({len(shown)})"
+        if pages > 1:
+            head += f" · page {page + 1}/{pages}"
+        lines = [head]
+        for torrent in shown[page * page_size:(page + 1) * page_size]:
+            lines.append(f"#{torrent.id} <b>{_name(torrent, _SHORT_NAME_LIMIT)}</b>")
+            lines.append(f"      {_status_line(torrent)}")
+        text = "\n".join(lines)
+    row = []
+    if page > 0:
+        row.append(InlineKeyboardButton("◀ Prev", callback_data=callback_data("status", page - 1)))
+    row.append(InlineKeyboardButton("↻ Refresh", callback_data=callback_data("status", page)))
+    if page < pages - 1:
+        row.append(InlineKeyboardButton("Next ▶", callback_data=callback_data("status", page + 1)))
+    return text, InlineKeyboardMarkup([row])
+
+
+# --- /files --------------------------------------------------------------------------------------
+
+
+def files_text(torrent: Torrent, files: Sequence[FileEntry]) -> str:
+    """The numbered file list of a download, for /files (cut to fit one message)."""
+    head = f"<b>{_name(torrent)}</b> · #{torrent.id}"
+    if not files and torrent.state.is_final:
+        return f"{head}\nIt is {torrent.state.label}: files can no longer be chosen."
+    if not files:
+        return f"{head}\nThe file list is not known yet (it comes with the torrent's metadata)."
+    chosen = sum(1 for f in files if f.selected)
+    lines = [head, f"{len(files)} files, {chosen} chosen:"]
+    budget = MAX_MESSAGE - 300
+    used = sum(len(line) + 1 for line in lines)
+    for number, entry in enumerate(files, 1):
+        mark = "✅" if entry.selected else "▫️"
+        done = f" {math.floor(entry.completed * 100 / entry.length)}%" if entry.length else ""
+        line = (f"{number}. {mark} {html.escape(entry.path)} "
+                f"({human_size(entry.length)}{done if entry.selected else ''})")
+        if used + len(line) + 1 > budget:
+            lines.append(f"… and {len(files) - number + 1} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    lines.append(f"Choose with /files {torrent.id} 1,3-5")
+    return "\n".join(lines)
+
+
+# --- help and refusals ---------------------------------------------------------------------------
+
+
+def help_text(upload_limit: int) -> str:
+    """/start and /help: what the bot does and its commands, short."""
+    commands = "\n".join(f"/{name} - {html.escape(text)}" for name, text in COMMANDS)
+    return (
+        "<b>ariabot</b> downloads torrents to this server.\n"
+        "Send a magnet link or a .torrent file, or use /torrent &lt;magnet&gt;. "
+        "Its message then shows the progress live, with buttons to pause, resume or cancel.\n"
+        f"Finished single files up to {human_size(upload_limit)} can be sent to you here.\n\n"
+        f"{commands}"
+    )
+
+
+def refusal_text(user_id: int, chat_id: int | None, *, chat_refused: bool) -> str:
+    """The one answer strangers get, with the id the owner needs to allow them."""
+    if chat_refused and chat_id is not None:
+        return (f"Sorry, this bot does not work in this chat. The chat id is {chat_id}; the "
+                "owner can allow it with ARIABOT_ALLOWED_CHATS.")
+    return (f"Sorry, this is a private bot. Your Telegram user id is {user_id}; the owner can "
+            "allow it with ARIABOT_ALLOWED_USERS.")
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+_ID_RE = re.compile(r"#?([1-9][0-9]{0,11})")
+_SELECTION_RE = re.compile(r"[0-9]{1,6}(?:-[0-9]{1,6})?(?:,[0-9]{1,6}(?:-[0-9]{1,6})?)*")
+
+
+def parse_download_id(text: str) -> int:
+    """A download id as typed: ``3`` or ``#3``.
+
+    Raises:
+        ValueError: anything else.
+    """
+    match = _ID_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a download id: {text!r}")
+    return int(match.group(1))
+
+
+def parse_selection(text: str) -> list[int]:
+    """File numbers as typed: ``1,3-5`` → ``[1, 3, 4, 5]`` (sorted, without repeats).
+
+    Raises:
+        ValueError: not a list of numbers and ranges, a zero, a reversed range, or a number
+            above 100000.
+    """
+    compact = re.sub(r"\s+", "", text)
+    if not _SELECTION_RE.fullmatch(compact):
+        raise ValueError("file numbers look like 1,3-5")
+    chosen: set[int] = set()
+    for part in compact.split(","):
+        low_text, _, high_text = part.partition("-")
+        low = int(low_text)
+        high = int(high_text) if high_text else low
+        if low < 1 or high < low or high > _MAX_FILE_NUMBER:
+            raise ValueError("file numbers start at 1 and a range goes up, like 3-5")
+        chosen.update(range(low, high + 1))
+    return sorted(chosen)
+
+
+# --- callback data -------------------------------------------------------------------------------
+
+
+class InvalidCallback(ValueError):
+    """Callback data that no button of this bot makes."""
+
+
+_VERB_ARGS: dict[str, frozenset[str | None]] = {
+    "pause": frozenset({None}),
+    "resume": frozenset({None}),
+    "refresh": frozenset({None}),
+    "cancel": frozenset({None, "keep", "delete"}),
+    "back": frozenset({None}),
+    "send": frozenset({None}),
+    "status": frozenset({None}),
+}
+_PAGE_VERBS = frozenset({"status"})
+_CALLBACK_RE = re.compile(r"([a-z]{1,16}):(0|[1-9][0-9]{0,11})(?::([a-z]{1,16}))?")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A parsed button press: ``verb`` on download ``id`` (a page number for ``status``)."""
+
+    verb: str
+    id: int
+    arg: str | None = None
+
+    def encode(self) -> str:
+        """The callback data string.
+
+        Raises:
+            InvalidCallback: unknown verb or argument, bad id, or longer than 64 bytes.
+        """
+        allowed = _VERB_ARGS.get(self.verb)
+        if allowed is None or self.arg not in allowed:
+            raise InvalidCallback(f"no such button: {self.verb}/{self.arg}")
+        low = 0 if self.verb in _PAGE_VERBS else 1
+        if isinstance(self.id, bool) or not isinstance(self.id, int) or not (
+            low <= self.id < 10**12
+        ):
+            raise InvalidCallback(f"bad id for {self.verb}: {self.id!r}")
+        data = f"{self.verb}:{self.id}" + (f":{self.arg}" if self.arg else "")
+        if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ids are bounded
+            raise InvalidCallback("callback data longer than 64 bytes")
+        return data
+
+
+def callback_data(verb: str, download_id: int, arg: str | None = None) -> str:
+    """Build checked callback data: ``verb:id`` or ``verb:id:arg`` (≤ 64 bytes)."""
+    return Action(verb, download_id, arg).encode()
+
+
+def parse_callback(data: object) -> Action:
+    """Parse callback data strictly: only what :func:`callback_data` makes is accepted.
+
+    Raises:
+        InvalidCallback: anything else (unknown verb, extra fields, signs, leading zeros,
+            non-ASCII digits, too long, not a string).
+    """
+    if not isinstance(data, str) or len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise InvalidCallback("not callback data of this bot")
+    match = _CALLBACK_RE.fullmatch(data)
+    if match is None:
+        raise InvalidCallback("not callback data of this bot")
+    action = Action(match.group(1), int(match.group(2)), match.group(3))
+    if action.encode() != data:
+        raise InvalidCallback("not callback data of this bot")
+    return action

@@ -1,0 +1,116 @@
+"""EmbeddedBot's life cycle against the fake Bot API server (no manager work involved)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram.error import InvalidToken
+from telegram.ext import Updater
+
+from bot.app import ALLOWED_UPDATES, EmbeddedBot, WebhookUnavailable, build_application
+from bot.config import BotConfig
+from manager import Event
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+
+
+class FakeManager:
+    """Only what EmbeddedBot touches: subscribe/unsubscribe."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Any] = []
+
+    def subscribe(self, subscriber: Any) -> Any:
+        self.subscribers.append(subscriber)
+        return lambda: self.subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber(event)
+
+
+@pytest.fixture(autouse=True)
+def _timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+def config(server: FakeTelegramServer, tmp_path: Path, **changes: Any) -> BotConfig:
+    return BotConfig(token=server.token, download_dir=tmp_path, api_url=server.url,
+                     allowed_users=frozenset({1}), poll_timeout=1, **changes)
+
+
+async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
+    tmp_path: Path,
+) -> None:
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        bot = EmbeddedBot(build_application(config(server, tmp_path), manager), manager)  # type: ignore[arg-type]
+        await bot.start()
+        assert manager.subscribers == [bot.board]
+        names = [c["command"] for c in server.commands()]
+        assert names == ["torrent", "status", "pause", "resume", "cancel", "files", "help"]
+        await server.wait_until(lambda: server.polls_in_flight, what="a long poll")
+        poll = server.requests_for("deleteWebhook")[0]
+        assert poll.params.get("drop_pending_updates") in (None, False)
+        await bot.stop()
+        assert manager.subscribers == []
+        assert not bot.application.running
+        await bot.stop()  # twice is harmless
+
+
+async def test_webhook_mode_uses_the_configured_url_and_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+    real = importlib.util.find_spec
+
+    async def start_webhook(self: Updater, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    monkeypatch.setattr(Updater, "start_webhook", start_webhook)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "tornado" else real(name, *a))
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        settings = config(server, tmp_path, webhook_url="https://bot.example.org/hook/abc",
+                          webhook_listen="127.0.0.1:8443")
+        bot = EmbeddedBot(build_application(settings, manager), manager)  # type: ignore[arg-type]
+        await bot.start()
+        await bot.stop()
+    assert len(calls) == 1
+    call = calls[0]
+    assert call["listen"] == "127.0.0.1" and call["port"] == 8443
+    assert call["url_path"] == "hook/abc"
+    assert call["webhook_url"] == "https://bot.example.org/hook/abc"
+    assert len(call["secret_token"]) >= 32
+    assert call["drop_pending_updates"] is False
+    assert call["allowed_updates"] == list(ALLOWED_UPDATES)
+
+
+async def test_webhook_without_its_server_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tornado" else real(name, *a))
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        settings = config(server, tmp_path, webhook_url="https://bot.example.org/hook")
+        bot = EmbeddedBot(build_application(settings, manager), manager)  # type: ignore[arg-type]
+        with pytest.raises(WebhookUnavailable, match="python-telegram-bot\\[webhooks\\]"):
+            await bot.start()
+        assert manager.subscribers == [] and not bot.application.running
+
+
+async def test_a_refused_token_fails_start_and_leaves_nothing_running(tmp_path: Path) -> None:
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        wrong = BotConfig(token="999:" + "B" * 35, download_dir=tmp_path, api_url=server.url)
+        assert wrong.token != DEFAULT_TOKEN
+        bot = EmbeddedBot(build_application(wrong, manager), manager)  # type: ignore[arg-type]
+        with pytest.raises(InvalidToken):
+            await bot.start()
+        assert manager.subscribers == []
+        assert not bot.application.running

@@ -1,0 +1,399 @@
+"""The fake Bot API server, proven against the real python-telegram-bot Application.
+
+The Application is driven the way the supervisor will drive it: ``async with app``, then
+``start()`` and ``updater.start_polling()``; never ``run_polling()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from tests.fakes.telegram_api import (
+    BOT_USERNAME,
+    CONFLICT_OTHER_POLL,
+    NOT_MODIFIED,
+    FakeTelegramServer,
+    Request,
+)
+
+USER = 4242
+CHAT = USER  # a private chat has the user's id
+KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go:1")]])
+
+
+@dataclass
+class Harness:
+    """What the test handlers saw: update ids in arrival order and errors."""
+
+    app: Application
+    seen: list[int] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note(self) -> None:
+        """Wake :meth:`until` callers."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, check: Callable[[], object], timeout: float = 10.0) -> None:
+        """Wait until ``check()`` holds, re-checking whenever a handler ran."""
+        async with asyncio.timeout(timeout):
+            while not check():
+                await self._changed.wait()
+
+
+async def _ping(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message is not None
+    await update.effective_message.reply_text("pong")
+
+
+async def _menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message is not None
+    await update.effective_message.reply_text("Pick one", reply_markup=KEYBOARD)
+
+
+async def _button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer("ok")
+    await query.edit_message_text(f"Chosen {query.data}")
+
+
+async def _document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None and message.document is not None
+    telegram_file = await message.document.get_file()
+    data = await telegram_file.download_as_bytearray()
+    await message.reply_text(f"{len(data)} bytes")
+
+
+def build_harness(server: FakeTelegramServer, *, max_retries: int = 0,
+                  token: str | None = None) -> Harness:
+    """A real Application pointed at ``server`` with trivial handlers."""
+    app = (
+        ApplicationBuilder()
+        .token(token or server.token)
+        .base_url(f"{server.url}/bot")
+        .base_file_url(f"{server.url}/file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=max_retries))
+        .build()
+    )
+    harness = Harness(app)
+
+    async def remember(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        harness.seen.append(update.update_id)
+        harness.note()
+
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert context.error is not None
+        harness.errors.append(context.error)
+        harness.note()
+
+    app.add_handler(TypeHandler(Update, remember), group=-1)
+    app.add_handler(CommandHandler("ping", _ping))
+    app.add_handler(CommandHandler("menu", _menu))
+    app.add_handler(CallbackQueryHandler(_button))
+    app.add_handler(MessageHandler(filters.Document.ALL, _document))
+    app.add_error_handler(on_error)
+    return harness
+
+
+def _ok(request: Request) -> bool:
+    return request.response is not None and request.response["ok"] is True
+
+
+@contextlib.asynccontextmanager
+async def polling(harness: Harness) -> AsyncIterator[Harness]:
+    """Run the Application like the supervisor does, and stop it in reverse order."""
+    app = harness.app
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            yield harness
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+@pytest.fixture(autouse=True)
+def _timedelta_periods(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt in to PTB's timedelta durations: without it, PTB 22 warns (PTBDeprecationWarning)
+    inside ``RetryAfter.__init__``, and with ``filterwarnings = error`` every 429 becomes
+    that warning instead of ``RetryAfter``."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeTelegramServer]:
+    async with FakeTelegramServer() as fake:
+        yield fake
+
+
+async def test_command_gets_one_reply_and_bootstrap_is_recorded(
+        server: FakeTelegramServer) -> None:
+    async with polling(build_harness(server)) as harness:
+        update = server.push_text(CHAT, USER, "/ping")
+        reply = await server.wait_for("sendMessage")
+        server.push_text(CHAT, USER, f"/ping@{BOT_USERNAME}")
+        await server.wait_for("sendMessage", since=server.mark())
+        server.push_text(CHAT, USER, "/ping@some_other_bot")
+        server.push_text(CHAT, USER, "/menu")  # handled after the foreign command
+        await server.wait_for("sendMessage", lambda r: r.params["text"] == "Pick one")
+
+    assert [r.method for r in server.requests[:2]] == ["getMe", "deleteWebhook"]
+    # PTB sends form fields; the fake decodes them as Telegram does.
+    assert reply.status == 200
+    assert reply.params["chat_id"] == CHAT and reply.params["text"] == "pong"
+    assert reply.response is not None
+    assert reply.response["result"]["from"]["username"] == BOT_USERNAME
+    assert update["message"]["entities"] == [{"offset": 0, "length": 5, "type": "bot_command"}]
+    texts = [m["text"] for m in server.messages(CHAT)]
+    assert texts == ["pong", "pong", "Pick one"]  # nothing for /ping@some_other_bot
+    ids = [m["message_id"] for m in server.messages(CHAT, include_user=True)]
+    assert ids == list(range(1, 8))  # 4 from the user, 3 from the bot, one sequence
+    assert harness.errors == []
+
+
+async def test_identical_edit_is_rejected_as_not_modified(server: FakeTelegramServer) -> None:
+    harness = build_harness(server)
+    async with harness.app:
+        bot = harness.app.bot
+        sent = await bot.send_message(CHAT, "hello", reply_markup=KEYBOARD)
+
+        with pytest.raises(BadRequest, match=r"(?i)message is not modified") as caught:
+            await bot.edit_message_text("hello", CHAT, sent.message_id, reply_markup=KEYBOARD)
+        # PTB strips "Bad Request: " and .capitalize()s the rest: match case-insensitively.
+        assert caught.value.message.lower() == NOT_MODIFIED.removeprefix("Bad Request: ")
+
+        edited = await bot.edit_message_text("hello", CHAT, sent.message_id)
+        assert edited.reply_markup is None  # no reply_markup in an edit removes the keyboard
+        with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+            await bot.edit_message_reply_markup(CHAT, sent.message_id)
+        with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+            await bot.edit_message_text("x", CHAT, sent.message_id + 100)
+
+    assert server.message(CHAT, sent.message_id)["text"] == "hello"
+    assert "reply_markup" not in server.message(CHAT, sent.message_id)
+    assert [r.status for r in server.requests_for("editMessageText")] == [400, 200, 400]
+
+
+async def test_html_is_parsed_and_bad_markup_is_rejected(server: FakeTelegramServer) -> None:
+    harness = build_harness(server)
+    async with harness.app:
+        bot = harness.app.bot
+        sent = await bot.send_message(CHAT, "  <b>ubuntu</b> &lt;24.04&gt; ✓ <i>é</i>\n",
+                                      parse_mode=ParseMode.HTML)
+        bad_tag = r"(?i)can't parse entities: unsupported start tag \"iso\" at byte offset 5"
+        with pytest.raises(BadRequest, match=bad_tag):
+            await bot.send_message(CHAT, "name <iso>", parse_mode=ParseMode.HTML)
+
+    shown = server.message(CHAT, sent.message_id)
+    assert shown["text"] == sent.text == "ubuntu <24.04> ✓ é"
+    assert shown["entities"] == [
+        {"offset": 0, "length": 6, "type": "bold"},
+        {"offset": 17, "length": 1, "type": "italic"},
+    ]
+    assert len(server.messages(CHAT)) == 1
+
+
+async def test_429_is_retried_by_the_rate_limiter_and_delivered_once(
+        server: FakeTelegramServer) -> None:
+    server.fail_next("sendMessage", status=429, retry_after=1)
+    async with polling(build_harness(server, max_retries=2)) as harness:
+        server.push_text(CHAT, USER, "/ping")
+        await server.wait_for("sendMessage", lambda r: r.status == 200)
+
+    first, second = server.requests_for("sendMessage")
+    assert (first.status, second.status) == (429, 200)
+    assert first.response == {
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
+    assert second.time - first.time >= 1.0  # retry_after + 0.1 s slack in AIORateLimiter
+    assert [m["text"] for m in server.messages(CHAT)] == ["pong"]
+    assert harness.errors == []
+
+
+async def test_429_reaches_the_handler_with_the_default_rate_limiter(
+        server: FakeTelegramServer) -> None:
+    server.fail_next("sendMessage", status=429, retry_after=3)
+    async with polling(build_harness(server)) as harness:  # AIORateLimiter(): max_retries=0
+        server.push_text(CHAT, USER, "/ping")
+        await harness.until(lambda: harness.errors)
+
+    [error] = harness.errors
+    assert isinstance(error, RetryAfter) and error.retry_after == dt.timedelta(seconds=3)
+    assert server.count("sendMessage") == 1 and server.messages(CHAT) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "malformed"),
+    [(500, False), (502, False), (200, True)],
+    ids=["internal-error", "bad-gateway", "not-json"],
+)
+async def test_get_updates_failure_is_survived_without_duplicates(
+        server: FakeTelegramServer, status: int, malformed: bool) -> None:
+    async with polling(build_harness(server)) as harness:
+        first = server.push_text(CHAT, USER, "/ping")["update_id"]
+        await harness.until(lambda: first in harness.seen)
+        server.fail_next("getUpdates", status=status, malformed=malformed)
+        second = server.push_text(CHAT, USER, "/ping")["update_id"]
+        failed = await server.wait_for("getUpdates", lambda r: not _ok(r))
+        since = server.requests.index(failed) + 1
+        retry = await server.wait_for("getUpdates", _ok, since=since)
+        third = server.push_text(CHAT, USER, "/ping")["update_id"]
+        await harness.until(lambda: third in harness.seen)
+
+    assert failed.status == status and (failed.response is None) == malformed
+    assert retry.params.get("offset") == failed.params.get("offset")
+    assert retry.time - failed.time >= 0.9  # PTB waits 1 s after a first polling error
+    assert harness.seen == [first, second, third]
+    assert server.count("sendMessage") == 3
+    assert harness.errors == []  # polling errors are logged by the Updater, not dispatched
+
+
+async def test_document_round_trip_through_get_file_and_upload(
+        server: FakeTelegramServer) -> None:
+    payload = os.urandom(3000)
+    async with polling(build_harness(server)) as harness:
+        server.push_document(CHAT, USER, payload, "ubuntu.torrent")
+        reply = await server.wait_for("sendMessage")
+        sent = await harness.app.bot.send_document(CHAT, payload[:100], filename="out.torrent")
+        back = await (await harness.app.bot.get_file(sent.document.file_id)).download_as_bytearray()
+
+    assert reply.params["text"] == "3000 bytes"
+    assert server.requests_for("getFile")[0].params["file_id"].startswith("BQAC")
+    assert [r.status for r in server.requests_for("file")] == [200, 200]
+    upload = server.requests_for("sendDocument")[0].params["document"]
+    assert (upload.filename, upload.data) == ("out.torrent", payload[:100])
+    assert bytes(back) == payload[:100]
+    assert server.messages(CHAT)[-1]["document"]["file_name"] == "out.torrent"
+    assert harness.errors == []
+
+
+async def test_callback_is_answered_and_its_message_edited(server: FakeTelegramServer) -> None:
+    async with polling(build_harness(server)) as harness:
+        server.push_text(CHAT, USER, "/menu")
+        menu = await server.wait_for("sendMessage")
+        assert menu.response is not None
+        message_id = menu.response["result"]["message_id"]
+        update = server.push_callback(CHAT, USER, message_id, "go:1")
+        answer = await server.wait_for("answerCallbackQuery")
+        await server.wait_for("editMessageText")
+
+    assert answer.params == {"callback_query_id": update["callback_query"]["id"], "text": "ok"}
+    assert answer.status == 200
+    assert server.callback_answer(update["callback_query"]["id"]) == {"text": "ok"}
+    shown = server.message(CHAT, message_id)
+    assert shown["text"] == "Chosen go:1" and "reply_markup" not in shown
+    assert harness.errors == []
+
+
+async def test_outage_is_survived_by_polling(server: FakeTelegramServer) -> None:
+    async with polling(build_harness(server)) as harness:
+        first = server.push_text(CHAT, USER, "/ping")["update_id"]
+        await harness.until(lambda: first in harness.seen)
+        await server.wait_until(lambda: server.polls_in_flight)  # the outage cuts this poll
+        port, mark = server.port, server.mark()
+        await server.outage(2)
+        assert server.port == port
+        second = server.push_text(CHAT, USER, "/ping")["update_id"]
+        await harness.until(lambda: second in harness.seen, timeout=15)
+        during = [r for r in server.requests[mark:] if r.method == "getUpdates"]
+
+    cut, resumed = during[0], during[1]
+    assert (cut.status, resumed.status) == (None, 200)  # nothing got through in between
+    assert resumed.time - cut.time >= 2.0
+    assert harness.seen == [first, second]
+    assert [m["text"] for m in server.messages(CHAT)] == ["pong", "pong"]
+
+
+async def test_wrong_token_is_unauthorized(server: FakeTelegramServer) -> None:
+    harness = build_harness(server, token="654321:" + "B" * 35)
+    with pytest.raises(InvalidToken, match="was rejected by the server"):
+        async with harness.app:
+            pass
+    # A failed initialize() leaves the Application "not initialized", so its shutdown() (also
+    # called by ``async with``) skips the bot: close the HTTP clients here or leak a socket.
+    await harness.app.bot.shutdown()
+    assert server.requests_for("getMe")[0].status == 401
+    assert server.requests_for("getMe")[0].response == {
+        "ok": False, "error_code": 401, "description": "Unauthorized",
+    }
+
+
+async def test_commands_round_trip_and_unknown_method_is_404(
+        server: FakeTelegramServer) -> None:
+    harness = build_harness(server)
+    async with harness.app:
+        bot = harness.app.bot
+        await bot.set_my_commands([("ping", "Answer pong"), ("menu", "Show a keyboard")])
+        commands = await bot.get_my_commands()
+        with pytest.raises(BadRequest, match=r"(?i)bot_command_invalid"):
+            await bot.set_my_commands([("Ping", "capital letters are refused")])
+        with pytest.raises(EndPointNotFound, match="'frobnicate' not found"):
+            await bot.do_api_request("frobnicate")  # a 404 after initialize()
+
+    assert [c.command for c in commands] == ["ping", "menu"]
+    assert server.commands()[0] == {"command": "ping", "description": "Answer pong"}
+
+
+async def test_updates_are_redelivered_until_an_offset_confirms_them(
+        server: FakeTelegramServer) -> None:
+    first = server.push_text(CHAT, USER, "a")["update_id"]
+    second = server.push_text(CHAT, USER, "b")["update_id"]
+    url = f"{server.url}/bot{server.token}/getUpdates"
+    async with aiohttp.ClientSession() as session:
+
+        async def call(**params: int) -> tuple[int, Any]:
+            async with session.post(url, json=params) as answer:
+                return answer.status, await answer.json()
+
+        async def poll(**params: int) -> list[int]:
+            return [u["update_id"] for u in (await call(**params))[1]["result"]]
+
+        assert await poll() == [first, second]
+        assert await poll() == [first, second]  # not confirmed yet
+        assert await poll(offset=second) == [second]
+        assert await poll(offset=second + 1, timeout=0) == []
+        assert await poll(offset=first) == []  # confirmed updates are gone for good
+
+        async def form_long_poll() -> list[int]:
+            async with session.post(url, data={"timeout": "5"}) as answer:
+                return [u["update_id"] for u in (await answer.json())["result"]]
+
+        waiting = asyncio.create_task(form_long_poll())
+        await server.wait_until(lambda: server.polls_in_flight)
+        third = server.push_text(CHAT, USER, "c")["update_id"]
+        assert await asyncio.wait_for(waiting, 2) == [third]  # woken at once, not after 5 s
+
+        older = asyncio.create_task(call(offset=third + 1, timeout=5))
+        await server.wait_until(lambda: server.polls_in_flight)
+        assert await poll(offset=third + 1) == []
+        status, body = await asyncio.wait_for(older, 2)
+        assert (status, body["description"]) == (409, CONFLICT_OTHER_POLL)

@@ -1,0 +1,325 @@
+"""The bot's screens as pure functions: text, keyboards, callback data, arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import PurePosixPath
+
+import pytest
+
+from bot.views import (
+    MAX_CALLBACK_BYTES,
+    Action,
+    InvalidCallback,
+    callback_data,
+    completion_keyboard,
+    completion_text,
+    engine_alert_text,
+    failure_text,
+    files_text,
+    help_text,
+    human_duration,
+    human_size,
+    parse_callback,
+    parse_download_id,
+    parse_selection,
+    percent,
+    progress_bar,
+    progress_keyboard,
+    progress_text,
+    refusal_text,
+    relative_location,
+    status_view,
+)
+from manager import FileEntry, SourceKind, Torrent, TorrentState
+
+MIB = 1024 * 1024
+
+
+def torrent(**changes: object) -> Torrent:
+    base = Torrent(
+        id=7, info_hash="ab" * 20, name="ubuntu.iso", chat_id=42, user_id=42,
+        state=TorrentState.DOWNLOADING, source_kind=SourceKind.MAGNET,
+        total_bytes=700 * MIB, completed_bytes=294 * MIB, download_speed=MIB,
+        upload_speed=10 * 1024, seeders=3, peers=12,
+        path="/srv/dl/torrents/42/ubuntu.iso",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def buttons(markup: object) -> list[list[tuple[str, str]]]:
+    assert markup is not None
+    return [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard]  # type: ignore[attr-defined]
+
+
+# --- units ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("size", "text"), [
+    (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+    (700 * MIB, "700.0 MiB"), (3 * 1024 * MIB // 2, "1.5 GiB"), (-5, "0 B"),
+    (5 * 1024**4, "5.0 TiB"), (5 * 1024**5, "5120.0 TiB"),
+])
+def test_sizes_use_binary_units(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (45, "45s"), (65, "1m 05s"), (7500, "2h 05m"), (3 * 86400 + 4 * 3600, "3d 04h"),
+    (200 * 86400, "over 99d"), (-3, "0s"),
+])
+def test_durations_show_two_units(seconds: int, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_bar_is_full_only_when_done() -> None:
+    assert progress_bar(0.0) == "░" * 12
+    assert progress_bar(0.5) == "█" * 6 + "░" * 6
+    assert progress_bar(0.999) == "█" * 11 + "░"
+    assert progress_bar(1.0) == "█" * 12
+    assert progress_bar(7.0) == "█" * 12
+
+
+def test_percent_rounds_down() -> None:
+    assert percent(torrent(completed_bytes=700 * MIB - 1)) == 99
+    assert percent(torrent(completed_bytes=700 * MIB)) == 100
+    assert percent(torrent(total_bytes=0, state=TorrentState.METADATA)) == 0
+
+
+# --- progress message ----------------------------------------------------------------------------
+
+def test_progress_text_shows_everything_a_user_needs() -> None:
+    text = progress_text(torrent())
+    assert text.splitlines() == [
+        "<b>ubuntu.iso</b> · #7",
+        "Downloading",
+        "<code>█████░░░░░░░</code> 42%",
+        "294.0 MiB of 700.0 MiB",
+        "↓ 1.0 MiB/s · ↑ 10.0 KiB/s · ETA 6m 46s",
+        "Seeders 3 · peers 12",
+    ]
+
+
+def test_progress_text_escapes_the_name_and_reasons() -> None:
+    text = progress_text(torrent(name="<script>a & *b*</script>", stuck_reason="no <peers>"))
+    assert "<b>&lt;script&gt;a &amp; *b*&lt;/script&gt;</b>" in text
+    assert "⚠️ no &lt;peers&gt;" in text
+    assert "<script>" not in text
+
+
+def test_progress_text_queue_position_error_note_and_confirm() -> None:
+    queued = progress_text(torrent(state=TorrentState.QUEUED, queue_position=2,
+                                   download_speed=0))
+    assert "Queued · #2 in the queue" in queued
+    assert "ETA" not in queued and "↓" not in queued
+    failed = progress_text(torrent(state=TorrentState.ERROR, error="tracker said <no>"))
+    assert "❌ tracker said &lt;no&gt;" in failed
+    assert "Note: the downloader is restarting" in progress_text(
+        torrent(), note="the downloader is restarting")
+    assert "Cancel this download?" in progress_text(torrent(), confirm=True)
+
+
+def test_seeding_shows_upload_only() -> None:
+    text = progress_text(torrent(state=TorrentState.SEEDING, completed_bytes=700 * MIB,
+                                 upload_bytes=3 * MIB, upload_speed=2048))
+    assert "↑ 2.0 KiB/s · uploaded 3.0 MiB" in text
+    assert "↓" not in text and "ETA" not in text
+
+
+def test_progress_text_before_metadata_has_no_bar() -> None:
+    text = progress_text(torrent(state=TorrentState.METADATA, total_bytes=0,
+                                 completed_bytes=0, name=""))
+    assert "Fetching metadata" in text
+    assert "<code>" not in text
+    assert "abababab" in text  # no name yet: the info-hash stands in
+
+
+def test_long_names_are_cut() -> None:
+    text = progress_text(torrent(name="x" * 5000))
+    assert len(text) < 1000 and "…" in text
+
+
+@pytest.mark.parametrize(("state", "first"), [
+    (TorrentState.DOWNLOADING, ("⏸ Pause", "pause:7")),
+    (TorrentState.QUEUED, ("⏸ Pause", "pause:7")),
+    (TorrentState.METADATA, ("⏸ Pause", "pause:7")),
+    (TorrentState.SEEDING, ("⏸ Pause", "pause:7")),
+    (TorrentState.PAUSED, ("▶ Resume", "resume:7")),
+])
+def test_keyboard_depends_on_state(state: TorrentState, first: tuple[str, str]) -> None:
+    assert buttons(progress_keyboard(torrent(state=state))) == [
+        [first, ("✖ Cancel", "cancel:7"), ("↻ Refresh", "refresh:7")],
+    ]
+
+
+@pytest.mark.parametrize("state", [TorrentState.COMPLETE, TorrentState.ERROR,
+                                   TorrentState.CANCELLED])
+def test_final_states_have_no_buttons(state: TorrentState) -> None:
+    assert progress_keyboard(torrent(state=state)) is None
+    assert progress_keyboard(torrent(state=state), confirm=True) is None
+
+
+def test_cancel_confirmation_keyboard() -> None:
+    assert buttons(progress_keyboard(torrent(), confirm=True)) == [
+        [("Cancel", "cancel:7:keep"), ("Cancel + delete files", "cancel:7:delete")],
+        [("Back", "back:7")],
+    ]
+
+
+# --- news ----------------------------------------------------------------------------------------
+
+def test_completion_text_size_time_and_relative_place() -> None:
+    done = torrent(state=TorrentState.COMPLETE, completed_bytes=700 * MIB,
+                   created_at=datetime(2024, 5, 1, 10, 0, 0),
+                   completed_at=datetime(2024, 5, 1, 12, 5, 30))
+    location = relative_location(done.path, PurePosixPath("/srv/dl/torrents/42"))
+    assert location == "ubuntu.iso"
+    text = completion_text(done, location)
+    assert "✅ <b>ubuntu.iso</b> is downloaded (#7)." in text
+    assert "Size 700.0 MiB · took 2h 05m" in text
+    assert "<code>ubuntu.iso</code>" in text
+    assert "/srv" not in text
+
+
+def test_location_never_shows_a_path_outside_the_chat_folder() -> None:
+    folder = PurePosixPath("/srv/dl/torrents/42")
+    assert relative_location("/srv/dl/torrents/42/pack/sub", folder) == "pack/sub"
+    assert relative_location("/etc/secret/thing", folder) == "thing"
+    assert relative_location("/srv/dl/torrents/42/../43/x", folder) == "x"
+    assert relative_location(None, folder) == ""
+
+
+def test_send_button_only_when_sendable() -> None:
+    assert completion_keyboard(torrent(), can_send=False) is None
+    assert buttons(completion_keyboard(torrent(), can_send=True)) == [[("📎 Send file",
+                                                                        "send:7")]]
+
+
+def test_failure_and_alert_texts_escape() -> None:
+    text = failure_text(torrent(state=TorrentState.ERROR, error="disk <full>"))
+    assert text == "❌ <b>ubuntu.iso</b> failed (#7): disk &lt;full&gt;"
+    assert "no reason" in failure_text(torrent(state=TorrentState.ERROR, error=None))
+    assert engine_alert_text("fatal", "crashed <3 times>").endswith("crashed &lt;3 times&gt;")
+    assert "running again" in engine_alert_text("restarted", "")
+
+
+# --- /status -------------------------------------------------------------------------------------
+
+def test_status_overview_paginates_with_prev_refresh_next() -> None:
+    many = [torrent(id=i, name=f"t{i}") for i in range(1, 24)]
+    text, markup = status_view(many, 0)
+    assert text.splitlines()[0] == "<b>Downloads</b> (23) · page 1/3"
+    assert "#23 <b>t23</b>" in text and "#13 <b>t13</b>" not in text
+    assert buttons(markup) == [[("↻ Refresh", "status:0"), ("Next ▶", "status:1")]]
+    text, markup = status_view(many, 1)
+    assert buttons(markup) == [[("◀ Prev", "status:0"), ("↻ Refresh", "status:1"),
+                                ("Next ▶", "status:2")]]
+    text, markup = status_view(many, 99)  # past the end: the last page
+    assert "page 3/3" in text
+    assert buttons(markup) == [[("◀ Prev", "status:1"), ("↻ Refresh", "status:2")]]
+
+
+def test_status_lists_unfinished_first_and_leaves_out_cancelled() -> None:
+    items = [
+        torrent(id=1, name="old-done", state=TorrentState.COMPLETE, completed_bytes=700 * MIB),
+        torrent(id=2, name="gone", state=TorrentState.CANCELLED),
+        torrent(id=3, name="queued", state=TorrentState.QUEUED, queue_position=1),
+    ]
+    text, _ = status_view(items)
+    assert text.index("queued") < text.index("old-done")
+    assert "gone" not in text
+    assert "#1 in the queue" in text
+    assert "complete 100%" in text
+
+
+def test_empty_status() -> None:
+    text, markup = status_view([])
+    assert "Nothing here yet" in text
+    assert buttons(markup) == [[("↻ Refresh", "status:0")]]
+
+
+# --- /files, help, refusal -----------------------------------------------------------------------
+
+def test_files_text_numbers_and_marks() -> None:
+    entries = [FileEntry(1, "pack/a.bin", 2 * MIB, MIB, True),
+               FileEntry(2, "pack/<b>.bin", MIB, 0, False)]
+    text = files_text(torrent(name="pack"), entries)
+    assert "1. ✅ pack/a.bin (2.0 MiB 50%)" in text
+    assert "2. ▫️ pack/&lt;b&gt;.bin (1.0 MiB)" in text
+    assert "/files 7 1,3-5" in text
+    assert "not known yet" in files_text(torrent(), [])
+    assert "can no longer be chosen" in files_text(torrent(state=TorrentState.COMPLETE), [])
+
+
+def test_files_text_fits_one_message() -> None:
+    entries = [FileEntry(i, f"folder/{'n' * 80}{i}.bin", MIB) for i in range(1, 500)]
+    text = files_text(torrent(), entries)
+    assert len(text) < 4096
+    assert "more" in text
+
+
+def test_help_and_refusal() -> None:
+    assert "/torrent" in help_text(50 * MIB) and "50.0 MiB" in help_text(50 * MIB)
+    assert "123" in refusal_text(123, 123, chat_refused=False)
+    assert "ARIABOT_ALLOWED_USERS" in refusal_text(123, 123, chat_refused=False)
+    assert "ARIABOT_ALLOWED_CHATS" in refusal_text(1, -100, chat_refused=True)
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "value"), [("3", 3), ("#12", 12), (" 5 ", 5)])
+def test_download_ids(text: str, value: int) -> None:
+    assert parse_download_id(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "", "#", "3a", "\uff11", "99999999999999", "03"])
+def test_bad_download_ids(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_download_id(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1", [1]), ("1,3-5", [1, 3, 4, 5]), ("5-5,1, 2", [1, 2, 5]), ("2,2,1-2", [1, 2]),
+])
+def test_file_selection(text: str, value: list[int]) -> None:
+    assert parse_selection(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "0", "1,", "a", "5-3", "1-100001", "1;2", "-3", "1--2"])
+def test_bad_file_selection(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_selection(text)
+
+
+# --- callback data -------------------------------------------------------------------------------
+
+def test_callback_data_round_trips_and_fits() -> None:
+    for data in ["pause:1", "resume:12", "refresh:3", "cancel:4", "cancel:4:keep",
+                 "cancel:4:delete", "back:9", "send:999999999999", "status:0", "status:3"]:
+        assert parse_callback(data).encode() == data
+        assert len(data.encode()) <= MAX_CALLBACK_BYTES
+    assert parse_callback("cancel:4:delete") == Action("cancel", 4, "delete")
+    longest = callback_data("cancel", 10**12 - 1, "delete")
+    assert len(longest.encode()) <= MAX_CALLBACK_BYTES
+
+
+@pytest.mark.parametrize("data", [
+    None, 5, "", "pause", "pause:", "pause:0", "pause:-1", "pause:+1", "pause:01", "pause:1:",
+    "pause:1:keep", "cancel:1:wipe", "cancel:1:keep:x", "PAUSE:1", "pause :1", "pause:1 ",
+    "pause:1\n", "rm:1", "pause:\uff11", "pause:1" + "0" * 12, "status:-1", "send:1e3",
+    "x" * 65, "pause:1;cancel:2", "status:00",
+])
+def test_callback_parsing_refuses_anything_else(data: object) -> None:
+    with pytest.raises(InvalidCallback):
+        parse_callback(data)
+
+
+def test_callback_building_refuses_bad_values() -> None:
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", 0)
+    with pytest.raises(InvalidCallback):
+        callback_data("nope", 1)
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", 1, "keep")
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", True)  # type: ignore[arg-type]
