@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from manager.events import (
 from manager.files import chat_folder, delete_download_files, free_bytes, is_inside
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import NotificationListener
-from manager.store import DownloadRecord, Store
+from manager.store import DownloadRecord, PurgedDownload, Store
 from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
 from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 
@@ -90,7 +90,7 @@ class ManagerConfig:
 
     download_dir: Path
     progress_interval: float = 5.0
-    torrent_max_bytes: int = 10 * 1024 * 1024
+    torrent_max_bytes: int = 10_000_000
     bt_stop_timeout: int = 900
     folder_mode: int = 0o700
 
@@ -168,6 +168,7 @@ class TorrentManager:
         self._lock = asyncio.Lock()
         self._aria2_up = True
         self._started = False
+        self._closing = False
         self.polls = 0
         """Progress polls done (each is exactly one RPC request)."""
 
@@ -188,14 +189,15 @@ class TorrentManager:
         self._started = True
 
     async def close(self) -> None:
-        """Stop polling and listening; the store and aria2 are closed by their owner."""
+        """Stop listening and polling; the store and aria2 are closed by their owner."""
+        self._closing = True  # no new refresh or reconcile from here on
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
         for task in (self._poller, self._refresher, self._reconciler):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._listener is not None:
-            await asyncio.to_thread(self._listener.stop)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber(event)`` for every event; returns a function that unsubscribes.
@@ -299,7 +301,8 @@ class TorrentManager:
             AlreadyDownloading: another chat's copy of the torrent is still active.
             NotEnoughSpace: the torrent is larger than the free space.
         """
-        parsed = self._parse(source)
+        # A hostile 10 MB .torrent costs seconds of CPU to check: keep it off the loop.
+        parsed = await asyncio.to_thread(self._parse, source)
         folder = chat_folder(self.config.download_dir, chat_id, self.config.folder_mode)
         async with self._lock:
             existing = await self.store.find(parsed.info_hash, chat_id)
@@ -497,12 +500,9 @@ class TorrentManager:
             return self._snapshot(record)
         paths: list[Path] = []
         async with self._lock:
+            if delete_files:
+                paths = await self._download_paths(record)
             if record.gid is not None:
-                if delete_files:
-                    with contextlib.suppress(Aria2Error):
-                        files = await self.rpc.call("aria2.getFiles", record.gid)
-                        paths = [Path(f["path"]) for f in files if f.get("path")
-                                 and not f["path"].startswith("[METADATA]")]
                 await self._remove_from_aria2(record.gid)
             self._forget(record.id)
             if record.state != TorrentState.CANCELLED.value:
@@ -517,6 +517,34 @@ class TorrentManager:
             await self.store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
                                  download_id=record.id, detail=f"{deleted} files")
         return await self.get(download_id)
+
+    async def _download_paths(self, record: DownloadRecord) -> list[Path]:
+        """Every file of a download: from aria2 while it knows it, else from the metainfo
+        (the stored .torrent, or the one aria2 saved for a magnet)."""
+        folder = Path(record.directory)
+        if record.gid is not None:
+            with contextlib.suppress(Aria2Error):
+                files = await self.rpc.call("aria2.getFiles", record.gid)
+                paths = [Path(f["path"]) for f in files
+                         if f.get("path") and not f["path"].startswith("[METADATA]")]
+                if paths:
+                    return paths
+        stored = await self.store.source(record.id)
+        metainfo: bytes | None = None
+        if stored is not None and stored[0] == SourceKind.TORRENT.value:
+            metainfo = stored[1]
+        else:
+            saved = folder / f"{record.info_hash}.torrent"
+            with contextlib.suppress(OSError):
+                metainfo = await asyncio.to_thread(saved.read_bytes)
+        if metainfo is None:
+            return []
+        try:
+            meta = await asyncio.to_thread(parse_torrent, metainfo,
+                                           max_bytes=self.config.torrent_max_bytes)
+        except InvalidSource:
+            return []
+        return [folder / entry.path for entry in meta.files]
 
     @staticmethod
     def _remove_saved_metadata(folder: Path, info_hash: str) -> None:
@@ -620,11 +648,95 @@ class TorrentManager:
                       TorrentState.CANCELLED: TorrentCancelled}[state]
         self._emit(event_type(torrent))
 
+    # --- retention ---------------------------------------------------------------------------
+
+    async def purge_finished(self, older_than: timedelta, *, delete_files: bool = False) -> int:
+        """Remove finished downloads (complete, error, cancelled) from the list when their
+        row last changed more than ``older_than`` ago. Their files stay unless asked.
+
+        With ``delete_files``, each one's files (named by its .torrent, or by the metadata
+        aria2 saved for a magnet) are deleted inside its chat folder, like ``cancel`` does;
+        not when a download still in the list has the same name in that folder (the same
+        files, most likely).
+
+        Returns:
+            How many downloads left the list.
+
+        Raises:
+            ValueError: ``older_than`` is negative.
+        """
+        if older_than < timedelta(0):
+            raise ValueError("older_than must not be negative")
+        cutoff = _utcnow() - older_than
+        finished = [s.value for s in TorrentState if s.is_final]
+        batch_size = 200  # bounds the memory sources take when files are deleted
+        purged = deleted = 0
+        while True:
+            async with self._lock:
+                batch = await self.store.purge_finished(
+                    states=finished, before=cutoff, limit=batch_size, with_sources=delete_files
+                )
+            purged += len(batch)
+            if delete_files and batch:
+                in_use = await self.store.names_in_use(p.record.directory for p in batch)
+                deleted += await asyncio.to_thread(self._delete_purged_files, batch, in_use)
+            if len(batch) < batch_size:
+                break
+        if purged:
+            days = older_than.total_seconds() / 86400
+            detail = f"{purged} finished download(s) older than {days:g} days"
+            if delete_files:
+                detail += f", {deleted} file(s) deleted"
+            await self.store.log("purge", chat_id=0, user_id=0, detail=detail)
+            log.info("purged %s", detail)
+        return purged
+
+    def _delete_purged_files(self, batch: Sequence[PurgedDownload],
+                             in_use: set[tuple[str, str]]) -> int:
+        """Delete the files of purged downloads (runs in a worker thread)."""
+        deleted = 0
+        for purged in batch:
+            record = purged.record
+            folder = Path(record.directory)
+            if (record.directory, record.name) in in_use:
+                log.warning("purge kept the files of #%d: a listed download has the same name "
+                            "%r in %s", record.id, record.name, folder)
+                continue
+            files = self._purged_files(purged, folder)
+            top = folder / record.name if record.name else None
+            deleted += delete_download_files(folder, [folder / f.path for f in files], top)
+            self._remove_saved_metadata(folder, record.info_hash)
+        return deleted
+
+    def _purged_files(self, purged: PurgedDownload, folder: Path) -> tuple[FileEntry, ...]:
+        """The files a purged download wrote, from its metainfo (empty when unknown)."""
+        record = purged.record
+        data = purged.source if record.source_kind == SourceKind.TORRENT.value else None
+        if data is None:
+            saved = folder / f"{record.info_hash}.torrent"
+            with contextlib.suppress(OSError):
+                if is_inside(saved, folder) and (
+                    saved.stat().st_size <= self.config.torrent_max_bytes
+                ):
+                    data = saved.read_bytes()
+        if not data:
+            return ()
+        try:
+            return parse_torrent(data, max_bytes=self.config.torrent_max_bytes).files
+        except InvalidSource:
+            return ()
+
     # --- tracking ----------------------------------------------------------------------------
 
     def _on_notification(self, method: str, gid: str) -> None:
         log.debug("aria2 %s %s", method, gid)
+        self._refresh_soon(gid)
+
+    def _refresh_soon(self, gid: str) -> None:
+        """Read this GID's status as soon as the loop is free (coalescing bursts)."""
         self._pending_gids.add(gid)
+        if self._closing:
+            return
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
 
@@ -632,6 +744,8 @@ class TorrentManager:
         self._schedule_reconcile()
 
     def _schedule_reconcile(self) -> None:
+        if self._closing:
+            return
         if self._reconciler is None or self._reconciler.done():
             self._reconciler = asyncio.create_task(self._reconcile_quietly(), name="reconcile")
 
@@ -864,27 +978,28 @@ class TorrentManager:
         if live.record.gid == real_gid:
             return
         await self._set_gid(live.record.id, real_gid)
-        self._pending_gids.add(real_gid)
-        if self._refresher is None or self._refresher.done():
-            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+        self._refresh_soon(real_gid)
 
     async def _metadata_arrived(self, live: _Live, observation: Observation) -> list[Event]:
         """Check a magnet's metadata (names, space) before its first byte is written."""
         record = live.record
         try:
             details = await self.rpc.call("aria2.tellStatus", observation.gid,
-                                          ["bittorrent", "files", "totalLength", "status"])
+                                          ["bittorrent", "files", "status"])
         except Aria2Error:
             return []
         raw_files = details.get("files") or []
         if raw_files and str(raw_files[0].get("path", "")).startswith("[METADATA]"):
             live.metadata_gids.add(observation.gid)  # still fetching: nothing to check yet
             return []
+        if not raw_files:
+            return []  # aria2 is still setting the real download up: look again next time
         name = str(((details.get("bittorrent") or {}).get("info") or {}).get("name") or "")
         folder = Path(record.directory)
         files = self._file_entries(record, raw_files)
         problem = self._unsafe_metadata(folder, name, raw_files)
-        total = int(details.get("totalLength") or 0)
+        # A download paused by pause-metadata reports totalLength 0: add up its files.
+        total = sum(int(f.get("length") or 0) for f in raw_files if f.get("selected") == "true")
         if problem is not None:
             await self._remove_from_aria2(observation.gid)
             return [await self._fail(live, problem)]
@@ -893,6 +1008,9 @@ class TorrentManager:
             self._check_space(folder, total)
         except NotEnoughSpace as error:
             values.update(state=TorrentState.PAUSED.value, error=str(error))
+            if details.get("status") != "paused":
+                with contextlib.suppress(Aria2Error):
+                    await self.rpc.call("aria2.forcePause", observation.gid)
         else:
             if record.state != TorrentState.PAUSED.value:  # unless the user paused it
                 values["state"] = TorrentState.QUEUED.value
@@ -902,9 +1020,7 @@ class TorrentManager:
         updated = await self.store.update(record.id, **values)
         assert updated is not None
         live.record = updated
-        self._pending_gids.add(observation.gid)
-        if self._refresher is None or self._refresher.done():
-            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+        self._refresh_soon(observation.gid)
         torrent = replace(self._snapshot(updated, live), files=files)
         return [MetadataReceived(torrent)]
 

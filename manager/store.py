@@ -20,11 +20,18 @@ from typing import Any, TypeVar
 
 import peewee
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate
 
 from manager.errors import StoreError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ActivityEntry", "DownloadRecord", "Store"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ActivityEntry",
+    "DownloadRecord",
+    "PurgedDownload",
+    "Store",
+]
 
 T = TypeVar("T")
 
@@ -70,6 +77,7 @@ class Download(_Base):
             (("info_hash", "chat_id"), True),
             (("chat_id", "state"), False),
             (("state",), False),
+            (("chat_id", "id"), False),  # migration 2: a chat's list, newest first
         )
 
 
@@ -155,8 +163,19 @@ def _migration_0001_initial(migrator: SchemaMigrator, database: peewee.Database)
     database.create_tables(frozen)
 
 
+def _migration_0002_chat_list_index(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 2: an index for a chat's list newest first (``/status``, ``ariabot list``).
+
+    ``WHERE chat_id = ? ORDER BY id DESC LIMIT n`` then reads n index entries instead of
+    sorting all of the chat's rows in a temporary B-tree.
+    """
+    migrate(migrator.add_index("downloads", ("chat_id", "id"), False,
+                               name="downloads_chat_id_id"))
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
+    _migration_0002_chat_list_index,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 
@@ -194,6 +213,15 @@ class DownloadRecord:
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
 _COLUMNS = tuple(getattr(Download, name) for name in _RECORD_FIELDS)
 _WRITABLE = frozenset(_RECORD_FIELDS) - {"id", "created_at"}
+
+
+@dataclass(frozen=True)
+class PurgedDownload:
+    """A download :meth:`Store.purge_finished` removed, with its source when asked for."""
+
+    record: DownloadRecord
+    source: bytes | None = None
+    """The magnet URI (``record.source_kind == "magnet"``) or the .torrent file's bytes."""
 
 
 @dataclass(frozen=True)
@@ -449,6 +477,59 @@ class Store:
                 return Download.delete().where(Download.id.in_(list(download_ids))).execute()
 
         return await self._run(write)
+
+    # --- retention -------------------------------------------------------------------------
+
+    async def purge_finished(
+        self,
+        *,
+        states: Iterable[str],
+        before: datetime,
+        limit: int = 500,
+        with_sources: bool = False,
+    ) -> list[PurgedDownload]:
+        """Remove up to ``limit`` downloads in ``states`` whose row last changed before
+        ``before`` (naive UTC, like every stored time), oldest first, in ONE transaction.
+
+        Parameters:
+            states: the finished states that may go (e.g. complete, error, cancelled).
+            before: rows changed at or after this moment stay.
+            limit: at most this many rows per call (call again while it returns ``limit``).
+            with_sources: also return each row's magnet or .torrent bytes (to find its
+                files); costs memory, so only when the files are to be deleted.
+
+        Returns:
+            The removed rows, as they were.
+        """
+        wanted = list(states)
+
+        def write() -> list[PurgedDownload]:
+            columns = list(_COLUMNS)
+            if with_sources:
+                columns.append(Download.source)
+            with self._db.atomic():
+                rows = list(
+                    Download.select(*columns)
+                    .where(Download.state.in_(wanted) & (Download.updated_at < before))
+                    .order_by(Download.id).limit(limit).dicts()
+                )
+                if rows:
+                    Download.delete().where(Download.id.in_([r["id"] for r in rows])).execute()
+            return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
+                    for row in rows]
+
+        return await self._run(write)
+
+    async def names_in_use(self, directories: Iterable[str]) -> set[tuple[str, str]]:
+        """``(directory, name)`` of every listed download in these directories."""
+        wanted = sorted(set(directories))
+
+        def query() -> set[tuple[str, str]]:
+            rows = (Download.select(Download.directory, Download.name)
+                    .where(Download.directory.in_(wanted)).tuples())
+            return {(directory, name) for directory, name in rows}
+
+        return await self._run(query)
 
     # --- activity --------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class Observation:
         """Read one ``tellStatus``-shaped dict (asked with :data:`POLL_KEYS`)."""
         info_hash = str(status.get("infoHash", "")).lower()
         return cls(
-            gid=str(status["gid"]),
+            gid=str(status.get("gid", "")),
             status=str(status.get("status", "")),
             info_hash=info_hash,
             total=_int(status.get("totalLength")),

@@ -1,24 +1,71 @@
-"""``ariabot`` command line: ``ariabot run`` and the local control commands."""
+"""``ariabot`` command line: ``ariabot run`` and the local control commands.
+
+``run`` starts everything; ``add``, ``list``, ``status``, ``pause``, ``resume``, ``cancel``,
+``files`` and ``purge`` talk to that running instance through its control socket (see
+:mod:`supervisor.control`) and say so clearly when none is running. ``doctor`` checks the
+installation (see :mod:`supervisor.doctor`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
-from supervisor import __version__
+from manager import ManagerError
+from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
-from supervisor.config import ConfigError, load_settings
+from supervisor.config import ConfigError, Settings, load_settings
+from supervisor.control import ControlClient, NotRunning
 from supervisor.instance import AlreadyRunning
-from supervisor.logs import setup_logging
+from supervisor.layout import StateLayout
+from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.root import serve
 
-__all__ = ["EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_NOT_RUNNING", "EXIT_USAGE", "build_parser", "main"]
 
+EXIT_ERROR = 1
+"""The request was refused or the download failed; the reason is printed."""
 EXIT_USAGE = 2
-"""Bad configuration, missing aria2c, or a second instance: a human has to act."""
+"""Bad configuration or arguments, missing aria2c, or a second instance: a human has to act."""
+EXIT_NOT_RUNNING = 3
+"""A local command found no ``ariabot run`` to talk to."""
+
+_FINAL_STATES = {"complete", "seeding", "error", "cancelled"}
+
+
+def _download_id(text: str) -> int:
+    try:
+        value = int(text.lstrip("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a download id: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a download id: {text!r}")
+    return value
+
+
+def _chat_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a chat id: {text!r}") from None
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 <= value <= 36500:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"days must be from 0 to 36500, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,29 +82,216 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="PATH",
         help="settings file (TOML, laid out like conf/ariabot.toml); default: $ARIABOT_CONFIG",
     )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text",
+        help="log lines on stderr: text (default) or json (one JSON object per line)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "run", help="start aria2c (and the bot when a token is set) and keep them running"
     )
+    add = commands.add_parser("add", help="add a magnet link or a .torrent file")
+    add.add_argument("source", help="a magnet link, or the path of a .torrent file")
+    add.add_argument("--chat", type=_chat_id, default=0,
+                     help="the chat it belongs to (default 0: local)")
+    add.add_argument("--wait", action="store_true",
+                     help="show progress until it is done; exit 0 when complete")
+    add.add_argument("--json", action="store_true", help="print the download as JSON")
+    listing = commands.add_parser("list", help="list downloads")
+    listing.add_argument("--chat", type=_chat_id, help="only this chat's downloads")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    status = commands.add_parser("status", help="show one download")
+    status.add_argument("id", type=_download_id)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    for verb, text in (("pause", "pause a download"), ("resume", "resume a paused download")):
+        command = commands.add_parser(verb, help=text)
+        command.add_argument("id", type=_download_id)
+    cancel = commands.add_parser("cancel", help="stop a download for good")
+    cancel.add_argument("id", type=_download_id)
+    cancel.add_argument("--delete-files", action="store_true",
+                        help="also delete what it downloaded")
+    files = commands.add_parser("files", help="list a download's files, or choose some")
+    files.add_argument("id", type=_download_id)
+    files.add_argument("--select", metavar="N,N-M",
+                       help="download only these file numbers, e.g. 1,3-5")
+    purge = commands.add_parser(
+        "purge", help="remove finished downloads (complete, error, cancelled) from the list")
+    purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS",
+                       help="only those that finished more than DAYS days ago (0: all)")
+    purge.add_argument("--delete-files", action="store_true",
+                       help="also delete their files (kept by default)")
+    commands.add_parser(
+        "doctor", help="check aria2c, directories, settings, the Bot API and running instances")
     return parser
+
+
+def _file_numbers(text: str) -> list[int]:
+    numbers: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise argparse.ArgumentTypeError(f"not file numbers: {text!r} (use 1,3-5)")
+        start, end = int(low), int(high or low)
+        if end < start or end - start > 100_000:
+            raise argparse.ArgumentTypeError(f"not a file range: {part!r}")
+        numbers.extend(range(start, end + 1))
+    return numbers
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TiB"
+
+
+def _line(torrent: dict[str, Any]) -> str:
+    state = torrent["state"]
+    if torrent["queue_position"]:
+        state += f" #{torrent['queue_position']}"
+    text = (f"#{torrent['id']:<4} {state:<12} {torrent['progress'] * 100:5.1f}%  "
+            f"{_size(torrent['completed_bytes'])}/{_size(torrent['total_bytes'])}  "
+            f"↓{_size(torrent['download_speed'])}/s  {torrent['name']}")
+    reason = torrent["error"] or torrent["stuck_reason"]
+    return f"{text}  ({reason})" if reason else text
+
+
+class _Refused(Exception):
+    """The running ariabot answered with an error."""
+
+
+def _ask(client: ControlClient, operation: str, **fields: Any) -> dict[str, Any]:
+    answer = client.request(operation, **fields)
+    if not answer.get("ok"):
+        raise _Refused(answer.get("error", "refused"))
+    return answer
+
+
+def _wait(client: ControlClient, download_id: int, out: TextIO) -> int:
+    """Show progress until the download is done; the exit code says how it ended."""
+    last = ""
+    while True:
+        torrent = _ask(client, "status", id=download_id)["torrent"]
+        line = _line(torrent)
+        if line != last and out.isatty():
+            print(f"\r\x1b[2K{line}", end="", file=out, flush=True)
+        elif line != last:
+            print(line, file=out, flush=True)
+        last = line
+        if torrent["state"] in _FINAL_STATES:
+            if out.isatty():
+                print(file=out)
+            if torrent["state"] in ("complete", "seeding"):
+                return 0
+            print(f"ariabot: #{download_id} {torrent['state']}: "
+                  f"{torrent['error'] or 'no reason given'}", file=sys.stderr)
+            return EXIT_ERROR
+        time.sleep(0.5)
+
+
+def _control(args: argparse.Namespace, settings: Settings) -> int:
+    client = ControlClient(StateLayout(settings.data_dir).control_socket)
+    out = sys.stdout
+    if args.command == "add":
+        source = args.source
+        if source.startswith("magnet:"):
+            answer = _ask(client, "add", magnet=source, chat=args.chat)
+        else:
+            try:
+                data = Path(source).read_bytes()
+            except OSError as error:
+                print(f"ariabot: cannot read {source}: {error.strerror}", file=sys.stderr)
+                return EXIT_USAGE
+            answer = _ask(client, "add", torrent_b64=base64.b64encode(data).decode(),
+                          chat=args.chat)
+        torrent = answer["torrent"]
+        if args.json:
+            print(json.dumps(torrent, indent=2), file=out)
+        else:
+            print(f"added #{torrent['id']}: {torrent['name']}", file=out)
+        if answer.get("note"):
+            print(f"note: {answer['note']}", file=sys.stderr)
+        return _wait(client, torrent["id"], sys.stderr if args.json else out) if args.wait else 0
+    if args.command == "list":
+        fields = {"chat": args.chat} if args.chat is not None else {}
+        torrents = _ask(client, "list", **fields)["torrents"]
+        if args.json:
+            print(json.dumps(torrents, indent=2), file=out)
+        elif not torrents:
+            print("no downloads", file=out)
+        else:
+            for torrent in torrents:
+                print(_line(torrent), file=out)
+        return 0
+    if args.command == "status":
+        torrent = _ask(client, "status", id=args.id)["torrent"]
+        print(json.dumps(torrent, indent=2) if args.json else _line(torrent), file=out)
+        return 0
+    if args.command == "files":
+        fields = {"select": _file_numbers(args.select)} if args.select else {}
+        for entry in _ask(client, "files", id=args.id, **fields)["files"]:
+            mark = "x" if entry["selected"] else " "
+            print(f"[{mark}] {entry['index']:>4}  {_size(entry['length']):>10}  "
+                  f"{entry['path']}", file=out)
+        return 0
+    if args.command == "purge":
+        answer = _ask(client, "purge", older_than_days=args.older_than,
+                      delete_files=args.delete_files)
+        files = " and their files" if args.delete_files else " (files kept)"
+        print(f"removed {answer['purged']} finished download(s) from the list{files}",
+              file=out)
+        return 0
+    fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}
+    torrent = _ask(client, args.command, id=args.id, **fields)["torrent"]
+    print(_line(torrent), file=out)
+    return 0
+
+
+def _doctor(config: Path | None) -> int:
+    """``ariabot doctor``: a bad configuration is a ✘ line (exit 1), not exit code 2."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        source = config or (Path(os.environ["ARIABOT_CONFIG"])
+                            if os.environ.get("ARIABOT_CONFIG") else None)
+        return doctor.report([
+            doctor.config_failure(error, source),
+            doctor.Check(None, "other checks skipped", "they need a valid configuration"),
+        ], sys.stdout)
+    return doctor.report(doctor.run_checks(settings), sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ariabot`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return _doctor(args.config)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
         print(f"ariabot: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    formatter = setup_logging(settings.level, [settings.token.reveal()])
+    if args.command != "run":
+        try:
+            return _control(args, settings)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
+        except NotRunning as error:
+            print(f"ariabot: {error}", file=sys.stderr)
+            return EXIT_NOT_RUNNING
+        except _Refused as error:
+            print(f"ariabot: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            return 130
+    formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
     try:
         aria2c, _version = locate_aria2c(settings.aria2c)
         return asyncio.run(serve(settings, aria2c, formatter))
-    except (Aria2cUnusable, AlreadyRunning) as error:
-        print(f"ariabot: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as error:
+    except (Aria2cUnusable, AlreadyRunning, ManagerError, OSError) as error:
         print(f"ariabot: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -148,6 +148,43 @@ def _user_ids(raw: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def _chat_ids(raw: Any) -> tuple[int, ...]:
+    items = raw if isinstance(raw, list) else str(raw).replace(" ", "").split(",")
+    ids = []
+    for item in items:
+        if item == "":
+            continue
+        if isinstance(item, bool):
+            raise ValueError("must be Telegram chat ids (whole numbers), comma-separated")
+        try:
+            ids.append(int(item))
+        except (TypeError, ValueError):
+            raise ValueError(
+                "must be Telegram chat ids (whole numbers), comma-separated"
+            ) from None
+    return tuple(dict.fromkeys(ids))
+
+
+def _webhook_url(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be empty (long polling) or an https:// URL Telegram can reach")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a ?query or #fragment")
+    return value
+
+
+def _host_port(raw: Any) -> str:
+    value = str(raw).strip()
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be host:port, such as 127.0.0.1:8443")
+    return value
+
+
 def _chat_id(raw: Any) -> int:
     if isinstance(raw, bool):
         raise ValueError("must be a Telegram chat id (a whole number, 0 for none)")
@@ -174,6 +211,13 @@ def _port_range(raw: Any) -> str:
         ends = part.split("-")
         if len(ends) > 2 or not all(e.isdigit() and 1024 <= int(e) <= 65535 for e in ends):
             raise ValueError("must be ports 1024-65535, as 6881 or 6881-6999")
+    return value
+
+
+def _database_url(raw: Any) -> str:
+    value = str(raw).strip()
+    if value and "://" not in value:
+        raise ValueError("must be a database URL such as sqlite:////path/to/ariabot.db")
     return value
 
 
@@ -238,11 +282,16 @@ FIELDS: tuple[Field, ...] = (
           "more restarts than this within restart_window is FATAL: ariabot exits non-zero"),
     Field("supervisor", "restart_window", "ARIABOT_RESTART_WINDOW",
           _float_between(1, 86400), 120.0, "the window for restart_burst (s)"),
+    Field("manager", "database_url", "ARIABOT_DATABASE_URL", _database_url, "",
+          "where downloads are stored, as a peewee db_url (empty: SQLite <data_dir>/ariabot.db)"),
     Field("manager", "progress_interval", "ARIABOT_PROGRESS_INTERVAL", _float_between(1, 10),
           5.0, "seconds between two progress polls (one batched RPC for all downloads)"),
     Field("manager", "torrent_max_bytes", "ARIABOT_TORRENT_MAX_BYTES",
-          _int_between(1024, 100 * 1024 * 1024), 10 * 1024 * 1024,
-          "largest .torrent file accepted (bytes)"),
+          _int_between(1024, 10_000_000), 10_000_000,
+          "largest .torrent file accepted, in bytes (torf reads at most 10 MB)"),
+    Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", _int_between(0, 36500), 0,
+          "finished downloads (complete, error, cancelled) older than this many days leave "
+          "the list, checked daily; their files stay (0: keep them forever)"),
     Field("telegram", "token", "ARIABOT_TELEGRAM_TOKEN", _token, "",
           "bot token from @BotFather; empty runs ariabot in local mode (CLI only)"),
     Field("telegram", "api_url", "ARIABOT_TELEGRAM_API_URL", _http_url,
@@ -250,8 +299,20 @@ FIELDS: tuple[Field, ...] = (
           "root of the Bot API server (a local Bot API server: http://127.0.0.1:8081)"),
     Field("telegram", "allowed_users", "ARIABOT_ALLOWED_USERS", _user_ids, [],
           "Telegram user ids allowed to use the bot; everyone else is refused"),
+    Field("telegram", "allowed_chats", "ARIABOT_ALLOWED_CHATS", _chat_ids, [],
+          "if not empty, the bot answers only in these chats (a private chat's id is the "
+          "user's id)"),
     Field("telegram", "admin_chat", "ARIABOT_ADMIN_CHAT", _chat_id, 0,
           "chat that gets supervisor alerts such as aria2 restarts (0: none)"),
+    Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", _float_between(1, 600), 10.0,
+          "least seconds between two edits of one progress message"),
+    Field("telegram", "upload_limit_mb", "ARIABOT_UPLOAD_LIMIT_MB", _int_between(1, 2000), 50,
+          "largest finished file the bot sends into the chat (MiB; 50 for Telegram's servers, "
+          "up to 2000 with a local Bot API server)"),
+    Field("telegram", "webhook_url", "ARIABOT_WEBHOOK_URL", _webhook_url, "",
+          "public https:// URL Telegram posts updates to (empty: long polling)"),
+    Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", _host_port,
+          "127.0.0.1:8443", "host:port the webhook server listens on, behind your HTTPS proxy"),
     Field("log", "level", "ARIABOT_LOG_LEVEL", _log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -282,12 +343,19 @@ class Settings:
     min_uptime: float
     restart_burst: int
     restart_window: float
+    database_url: str
     progress_interval: float
     torrent_max_bytes: int
+    retention_days: int
     token: Secret
     api_url: str
     allowed_users: tuple[int, ...]
+    allowed_chats: tuple[int, ...]
     admin_chat: int
+    edit_interval: float
+    upload_limit_mb: int
+    webhook_url: str
+    webhook_listen: str
     level: str
     source: Path | None = field(default=None, compare=False)
 

@@ -17,10 +17,12 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,7 @@ class ControlServer:
             "resume": self._resume,
             "cancel": self._cancel,
             "files": self._files,
+            "purge": self._purge,
         }
 
     async def start(self) -> None:
@@ -209,6 +212,17 @@ class ControlServer:
         files = await self.manager.files(download_id)
         return {"files": [{"index": f.index, "path": f.path, "length": f.length,
                            "completed": f.completed, "selected": f.selected} for f in files]}
+
+    async def _purge(self, request: dict[str, Any]) -> dict[str, Any]:
+        days = request.get("older_than_days")
+        if (isinstance(days, bool) or not isinstance(days, int | float)
+                or not math.isfinite(days) or not 0 <= days <= 36500):
+            raise _BadRequest("'older_than_days' must be a number of days from 0 to 36500")
+        delete = request.get("delete_files", False)
+        if not isinstance(delete, bool):
+            raise _BadRequest("'delete_files' must be true or false")
+        count = await self.manager.purge_finished(timedelta(days=days), delete_files=delete)
+        return {"purged": count}
 
 
 class NotRunning(ConnectionError):

@@ -25,6 +25,8 @@ __all__ = [
     "AlreadyRunning",
     "InstanceLock",
     "RuntimeInfo",
+    "find_stale_aria2c",
+    "lock_holder",
     "read_runtime",
     "stop_stale_aria2c",
     "write_runtime",
@@ -81,6 +83,48 @@ class InstanceLock:
         self.release()
 
 
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding the instance lock at ``path``, or ``None`` if free.
+
+    Reads ``/proc/locks`` (Linux), so looking never takes the lock: a probe that took it,
+    even for a moment, could make an ``ariabot run`` starting at that moment refuse to run.
+    Where ``/proc/locks`` cannot be read, it falls back to such a probe (released at once);
+    the pid is then the one written in the lock file.
+    """
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    try:
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return _probe_lock(path)
+    # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2146324 0 EOF" (waiters have "->" after "1:").
+    inode = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+            return 0
+    return None
+
+
+def _probe_lock(path: Path) -> int | None:
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
 @dataclass(frozen=True)
 class RuntimeInfo:
     """What ``runtime.json`` holds."""
@@ -123,6 +167,22 @@ def _is_our_aria2c(process: psutil.Process, conf_path: str) -> bool:
     return False
 
 
+def find_stale_aria2c(layout: StateLayout) -> psutil.Process | None:
+    """The aria2c that ``runtime.json`` names, if it still runs with this data dir's conf.
+
+    Meaningful only when no ariabot holds the lock (see :func:`lock_holder`): then such an
+    aria2c was left behind by an ariabot that was killed.
+    """
+    info = read_runtime(layout)
+    if info is None or info.aria2c_pid is None:
+        return None
+    try:
+        process = psutil.Process(info.aria2c_pid)
+    except psutil.Error:
+        return None
+    return process if _is_our_aria2c(process, info.conf_path) else None
+
+
 def stop_stale_aria2c(layout: StateLayout, timeout: float = 10.0) -> int | None:
     """Stop the aria2c a killed ariabot left running on this data dir, if there is one.
 
@@ -132,14 +192,8 @@ def stop_stale_aria2c(layout: StateLayout, timeout: float = 10.0) -> int | None:
     Returns:
         The pid that was stopped, or ``None`` when there was nothing to stop.
     """
-    info = read_runtime(layout)
-    if info is None or info.aria2c_pid is None:
-        return None
-    try:
-        process = psutil.Process(info.aria2c_pid)
-    except psutil.NoSuchProcess:
-        return None
-    if not _is_our_aria2c(process, info.conf_path):
+    process = find_stale_aria2c(layout)
+    if process is None:
         return None
     log.warning("stopping aria2c pid %d left behind by a previous ariabot", process.pid)
     with contextlib.suppress(psutil.NoSuchProcess):
@@ -149,4 +203,4 @@ def stop_stale_aria2c(layout: StateLayout, timeout: float = 10.0) -> int | None:
         except psutil.TimeoutExpired:
             process.kill()
             process.wait(timeout)
-    return info.aria2c_pid
+    return process.pid

@@ -29,13 +29,25 @@ from manager.errors import Aria2Error
 from supervisor.config import Settings
 from supervisor.instance import RuntimeInfo, write_runtime
 from supervisor.layout import StateLayout
+from supervisor.logs import cap_file
 from supervisor.states import LEGAL_TRANSITIONS, InvalidTransition, ProcessState, StateChange
 
-__all__ = ["Aria2Died", "Aria2Fatal", "Aria2Process", "StateListener", "SupervisionPolicy"]
+__all__ = [
+    "ARIA2_LOG_MAX",
+    "Aria2Died",
+    "Aria2Fatal",
+    "Aria2Process",
+    "StateListener",
+    "SupervisionPolicy",
+]
 
 log = logging.getLogger(__name__)
 
 StateListener = Callable[[StateChange], None]
+
+ARIA2_LOG_MAX = 10 * 1024 * 1024
+"""aria2.log cannot be rotated by aria2c: above this size it moves to aria2.log.1 (checked at
+every spawn, and at every health probe while aria2c runs)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class Aria2Process:
         policy: timing rules.
         clock: monotonic clock (injected by tests).
         sleep: the backoff sleep (injected by tests).
+        log_max_bytes: the size at which ``aria2.log`` is rotated (see :data:`ARIA2_LOG_MAX`).
     """
 
     def __init__(
@@ -120,6 +133,7 @@ class Aria2Process:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        log_max_bytes: int = ARIA2_LOG_MAX,
     ) -> None:
         self.binary = binary
         self.layout = layout
@@ -127,6 +141,7 @@ class Aria2Process:
         self.policy = policy
         self._clock = clock
         self._sleep = sleep
+        self._log_max_bytes = log_max_bytes
         self._rpc = Aria2Rpc(endpoint, timeout=policy.health_timeout, workers=2)
         self._state = ProcessState.STOPPED
         self._listeners: list[StateListener] = []
@@ -292,6 +307,12 @@ class Aria2Process:
     async def _spawn(self) -> asyncio.subprocess.Process:
         self.spawn_count += 1
         self._session_id = None
+        try:
+            if cap_file(self.layout.aria2_log, self._log_max_bytes, in_use=False):
+                log.info("aria2.log was larger than %d bytes: moved to aria2.log.1",
+                         self._log_max_bytes)
+        except OSError as error:
+            log.warning("could not rotate %s: %s", self.layout.aria2_log, error)
         with self.layout.aria2_console.open("wb") as console:
             process = await asyncio.create_subprocess_exec(
                 str(self.binary),
@@ -354,6 +375,7 @@ class Aria2Process:
             problem = await self._probe(process)
             if problem is None:
                 failures = 0
+                await self._cap_log()
                 continue
             failures += 1
             log.warning("aria2c health probe %d/%d failed: %s", failures,
@@ -377,6 +399,14 @@ class Aria2Process:
                 " (process is stopped)" if status == psutil.STATUS_STOPPED else ""
             )
         return None
+
+    async def _cap_log(self) -> None:
+        """Keep aria2.log bounded while aria2c writes it (copy, then truncate in place)."""
+        try:
+            await asyncio.to_thread(cap_file, self.layout.aria2_log, self._log_max_bytes,
+                                    in_use=True)
+        except OSError as error:
+            log.warning("could not rotate %s: %s", self.layout.aria2_log, error)
 
     async def _kill(self, process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -12,16 +12,23 @@ import logging
 import signal
 from pathlib import Path
 
-from manager.aria2rpc import Aria2Endpoint
+from telegram.error import TelegramError
+
+from bot.app import EmbeddedBot, WebhookUnavailable, build_application
+from bot.config import MIB, BotConfig
+from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from supervisor.config import Settings
+from supervisor.control import ControlServer
 from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
 from supervisor.logs import RedactingFormatter
 from supervisor.process import Aria2Fatal, Aria2Process, SupervisionPolicy
 from supervisor.render import new_secret, pick_free_port, render_config
-from supervisor.states import ProcessState
+from supervisor.retention import run_retention
+from supervisor.statelog import DownloadStateLog
+from supervisor.states import ProcessState, StateChange
 
-__all__ = ["EXIT_FATAL", "serve"]
+__all__ = ["EXIT_FATAL", "bot_config", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,9 @@ EXIT_FATAL = 1
 """Exit code when aria2c could not be kept alive (FATAL): an init system should step in."""
 
 
-async def serve(settings: Settings, aria2c: Path, formatter: RedactingFormatter) -> int:
+async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
+    settings: Settings, aria2c: Path, formatter: RedactingFormatter
+) -> int:
     """Run ariabot until SIGINT/SIGTERM (exit 0) or until aria2c is FATAL (exit 1).
 
     Parameters:
@@ -50,26 +59,94 @@ async def serve(settings: Settings, aria2c: Path, formatter: RedactingFormatter)
         formatter.add_secret(endpoint.secret)
         render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
         aria2 = Aria2Process(aria2c, layout, endpoint, SupervisionPolicy.from_settings(settings))
+        store = Store(settings.database_url or f"sqlite:///{layout.database}")
+        rpc = Aria2Rpc(endpoint, timeout=10.0)
+        manager = TorrentManager(rpc, store, ManagerConfig(
+            download_dir=settings.download_dir,
+            progress_interval=settings.progress_interval,
+            torrent_max_bytes=settings.torrent_max_bytes,
+            bt_stop_timeout=settings.bt_stop_timeout,
+        ))
+        aria2.subscribe(lambda change: _tell_manager(manager, change))
+        manager.subscribe(DownloadStateLog())
+        retention: asyncio.Task[None] | None = None
+        control = ControlServer(manager, layout.control_socket)
+        bot: EmbeddedBot | None = None
         stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop_requested.set)
         try:
+            await store.open()
             try:
                 await aria2.start()
             except Aria2Fatal as error:
                 log.critical("aria2c cannot be kept running: %s", error)
                 return EXIT_FATAL
+            await manager.start()
+            await control.start()
+            if settings.retention_days:
+                retention = asyncio.create_task(
+                    run_retention(manager, settings.retention_days), name="retention")
             if settings.local_mode:
                 log.info("local mode: no Telegram token, so the bot is off; set "
                          "ARIABOT_TELEGRAM_TOKEN to drive ariabot from Telegram")
+            else:
+                # --- the Telegram bot: after the manager, stopped first -------------------
+                bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
+                try:
+                    await bot.start()
+                except (TelegramError, WebhookUnavailable) as error:
+                    bot = None
+                    log.critical("the Telegram bot cannot start (%s: %s); check "
+                                 "ARIABOT_TELEGRAM_TOKEN and ARIABOT_TELEGRAM_API_URL",
+                                 type(error).__name__, error)
+                    return EXIT_FATAL
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
             return await _run_until_stopped(aria2, stop_requested)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            if bot is not None:
+                await bot.stop()
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
+            await control.stop()
+            await manager.close()
+            await aria2.stop()
+            await rpc.close()
+            await store.close()
             layout.runtime.unlink(missing_ok=True)
+
+
+def bot_config(settings: Settings) -> BotConfig:
+    """The Telegram bot's settings, taken from ariabot's."""
+    return BotConfig(
+        token=settings.token.reveal(),
+        download_dir=settings.download_dir,
+        api_url=settings.api_url,
+        allowed_users=frozenset(settings.allowed_users),
+        allowed_chats=frozenset(settings.allowed_chats),
+        admin_chat=settings.admin_chat or None,
+        edit_interval=settings.edit_interval,
+        upload_limit=settings.upload_limit_mb * MIB,
+        torrent_max_bytes=settings.torrent_max_bytes,
+        webhook_url=settings.webhook_url,
+        webhook_listen=settings.webhook_listen,
+    )
+
+
+def _tell_manager(manager: TorrentManager, change: StateChange) -> None:
+    """Translate aria2c's process states into what the manager must know."""
+    if change.new is ProcessState.RUNNING and change.session_id:
+        manager.aria2_up(change.session_id, change.reason)
+    elif change.new is ProcessState.BACKOFF:
+        manager.aria2_down(change.reason)
+    elif change.new is ProcessState.FATAL:
+        manager.aria2_fatal(change.reason)
 
 
 async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event) -> int:
@@ -84,6 +161,4 @@ async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event)
         log.critical("aria2c is FATAL; ariabot exits so that its init system can take over")
         return EXIT_FATAL
     log.info("stopping: saving aria2's session and shutting aria2c down")
-    await aria2.stop()
-    log.info("stopped")
     return 0

@@ -126,6 +126,12 @@ class AriabotRun:
             return None
         return wait_until(running, timeout, "ariabot to report aria2c running")
 
+    def wait_ready(self, timeout: float = 20) -> dict[str, Any]:
+        """Wait until local commands can reach it: aria2c running and the control socket up."""
+        info = self.wait_running(timeout)
+        wait_until((self.data_dir / "control.sock").exists, timeout, "the control socket")
+        return info
+
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)

@@ -1,0 +1,270 @@
+"""``ariabot doctor``: check everything ``ariabot run`` needs, one line per check.
+
+Each line is ``✔ what`` or ``✘ what — how to fix``; a check that cannot be made here (no
+token, no network) is a ``○`` line with a note and does not count as a failure. ``ariabot
+doctor`` exits 0 when nothing failed, 1 otherwise. It changes nothing: it creates no
+directory, takes no lock and stops no process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import psutil
+
+from supervisor.aria2c import Aria2cUnusable, locate_aria2c
+from supervisor.config import ConfigError, Settings
+from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
+from supervisor.layout import StateLayout
+from supervisor.logs import SecretMask
+
+__all__ = [
+    "MIN_FREE_DATA",
+    "MIN_FREE_DOWNLOADS",
+    "Check",
+    "check_aria2c",
+    "check_bot_api",
+    "check_directory",
+    "check_instance",
+    "check_telegram",
+    "config_failure",
+    "report",
+    "run_checks",
+]
+
+MIN_FREE_DATA = 100 * 1024 * 1024
+"""Less free space than this where the data dir lives fails the check (database, session)."""
+MIN_FREE_DOWNLOADS = 1024 * 1024 * 1024
+"""Less free space than this where the downloads go fails the check."""
+
+DiskUsage = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report.
+
+    Attributes:
+        ok: True passed, False failed, None not checked (a note, not a failure).
+        what: what was checked and what was found.
+        fix: how to fix it (failures) or why it was not checked (notes).
+    """
+
+    ok: bool | None
+    what: str
+    fix: str = ""
+
+    @property
+    def line(self) -> str:
+        """``✔ what``, ``✘ what — fix`` or ``○ what — note``."""
+        mark = {True: "✔", False: "✘", None: "○"}[self.ok]
+        return f"{mark} {self.what}" + (f" — {self.fix}" if self.fix else "")
+
+
+def _size(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def config_failure(error: ConfigError, source: Path | None) -> Check:
+    """The line for settings that do not load (the other checks need them)."""
+    where = f"in {source} or in " if source else "in "
+    return Check(False, f"configuration: {error}",
+                 f"correct that value ({where}its ARIABOT_* variable); every setting is in "
+                 "docs/configuration.md")
+
+
+def _config_ok(settings: Settings) -> Check:
+    source = f"file {settings.source}" if settings.source else "defaults"
+    return Check(True, f"configuration is valid ({source} and ARIABOT_* variables)")
+
+
+def check_aria2c(name: str) -> Check:
+    """aria2c is found, runs, and is recent enough."""
+    try:
+        path, version = locate_aria2c(name)
+    except Aria2cUnusable as error:
+        return Check(False, error.problem, error.fix)
+    return Check(True, f"aria2c {'.'.join(map(str, version))} at {path}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_directory(label: str, path: Path, variable: str, min_free: int,
+                    disk_usage: DiskUsage = psutil.disk_usage) -> Check:
+    """``path`` is a writable directory (or can be created) with ``min_free`` bytes free.
+
+    Parameters:
+        label: "data dir" or "download dir".
+        path: the directory.
+        variable: the setting's variable, named in the fix.
+        min_free: fewer free bytes than this fails.
+        disk_usage: ``psutil.disk_usage``-like (injected by tests).
+    """
+    anchor = _nearest_existing(path)
+    if path.exists():
+        if not path.is_dir():
+            return Check(False, f"{label} {path} is not a directory",
+                         f"remove that file or set {variable} to a directory")
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as error:
+            return Check(False, f"{label} {path} is not writable ({error.strerror})",
+                         f"give the user running ariabot write access (sudo chown "
+                         f"{_user()} {path}), or under systemd add it to ReadWritePaths=")
+        state = "writable"
+    else:
+        if not anchor.is_dir():
+            return Check(False, f"{label} {path} cannot be created: {anchor} is not a "
+                         "directory", f"set {variable} to a path below a directory")
+        if not os.access(anchor, os.W_OK | os.X_OK):
+            return Check(False, f"{label} {path} does not exist and cannot be created "
+                         f"({anchor} is not writable)",
+                         f"create it for the user running ariabot: sudo install -d -o "
+                         f"{_user()} -m 0700 {path}")
+        state = "missing, will be created at start"
+    try:
+        free = int(disk_usage(str(anchor)).free)
+    except OSError as error:
+        return Check(False, f"{label} {path}: free space unknown ({error.strerror})",
+                     "check the file system")
+    if free < min_free:
+        return Check(False, f"{label} {path}: only {_size(free)} free (less than "
+                     f"{_size(min_free)})", f"free some space, or set {variable} to a "
+                     "bigger disk")
+    return Check(True, f"{label} {path} ({state}, {_size(free)} free)")
+
+
+def _user() -> str:
+    with contextlib.suppress(KeyError, OSError):
+        import pwd  # noqa: PLC0415 - POSIX only, and only for this hint
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    return "$USER"
+
+
+def check_telegram(settings: Settings) -> list[Check]:
+    """The token is well-formed and somebody is allowed to use the bot (with a token)."""
+    if settings.local_mode:
+        return []
+    checks = [Check(True, "bot token is set and well-formed")]
+    if settings.allowed_users:
+        count = len(settings.allowed_users)
+        checks.append(Check(True, f"allow-list: {count} user{'s' if count > 1 else ''}"))
+    else:
+        checks.append(Check(False, "allow-list is empty: the bot refuses everybody",
+                            "set ARIABOT_ALLOWED_USERS to your Telegram user id (send the "
+                            "bot a message: its refusal shows your id)"))
+    return checks
+
+
+def check_bot_api(settings: Settings, timeout: float = 5.0) -> Check:
+    """``getMe`` on the configured Bot API server answers for this token.
+
+    Unreachable (offline, DNS, firewall) is a note, not a failure: it may work from where
+    ariabot runs. The token never appears in the line, whatever the server answers.
+    """
+    if settings.local_mode:
+        return Check(None, "Bot API not checked",
+                     "no Telegram token: ariabot runs in local mode (CLI only); set "
+                     "ARIABOT_TELEGRAM_TOKEN to use the bot")
+    token = settings.token.reveal()
+    mask = SecretMask([token])
+    url = f"{settings.api_url}/bot{token}/getMe"
+    request = urllib.request.Request(url, headers={"User-Agent": "ariabot-doctor"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            body = json.loads(answer.read(1_000_000) or b"{}")
+    except urllib.error.HTTPError as error:
+        return _api_refusal(settings.api_url, error, mask)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return Check(None, f"Bot API at {settings.api_url} unreachable from here (skipped)",
+                     mask(f"{reason}; offline? check the network, a proxy or "
+                          "ARIABOT_TELEGRAM_API_URL"))
+    username = (body.get("result") or {}).get("username") if isinstance(body, dict) else None
+    if not (isinstance(body, dict) and body.get("ok") and username):
+        return Check(False, f"Bot API at {settings.api_url} gave an unexpected answer to "
+                     "getMe", "check ARIABOT_TELEGRAM_API_URL (the server root, such as "
+                     "https://api.telegram.org)")
+    return Check(True, mask(f"Bot API at {settings.api_url} knows this bot: @{username}"))
+
+
+def _api_refusal(api_url: str, error: urllib.error.HTTPError, mask: SecretMask) -> Check:
+    description = ""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        description = str(json.loads(error.read(100_000)).get("description") or "")
+    said = mask(f"{error.code} {description or error.reason}".strip())
+    if error.code == 401:
+        return Check(False, f"Bot API at {api_url} refused the token ({said})",
+                     "copy the token again from @BotFather (/mybots → API Token) into "
+                     "ARIABOT_TELEGRAM_TOKEN")
+    if error.code == 404:
+        return Check(False, f"Bot API at {api_url} answered {said}",
+                     "check ARIABOT_TELEGRAM_API_URL (the server root, such as "
+                     "https://api.telegram.org) and the token")
+    return Check(False, f"Bot API at {api_url} answered {said}",
+                 "try again later; if it persists, check ARIABOT_TELEGRAM_API_URL")
+
+
+def check_instance(layout: StateLayout) -> Check:
+    """Is an ariabot running on this data dir? Did a killed one leave its aria2c behind?"""
+    holder = lock_holder(layout.lock)
+    if holder is not None:
+        info = read_runtime(layout)
+        aria2c = f", aria2c pid {info.aria2c_pid} {info.state}" if info and info.aria2c_pid else ""
+        pid = f"pid {holder}" if holder > 0 else "pid unknown"
+        return Check(True, f"an ariabot is running on this data dir ({pid}{aria2c}); a "
+                     "second one would be refused")
+    stale = find_stale_aria2c(layout)
+    if stale is not None:
+        return Check(False, f"aria2c pid {stale.pid} was left running by an ariabot that was "
+                     "killed", f"'ariabot run' stops it when it starts, or stop it now: kill "
+                     f"{stale.pid}")
+    note = " (its old runtime.json is replaced at start)" if layout.runtime.exists() else ""
+    return Check(True, f"no ariabot running on this data dir, no aria2c left behind{note}")
+
+
+def run_checks(settings: Settings, *, timeout: float = 5.0,
+               disk_usage: DiskUsage = psutil.disk_usage) -> list[Check]:
+    """Every check, in the order a newcomer would fix them."""
+    layout = StateLayout(settings.data_dir)
+    return [
+        _config_ok(settings),
+        check_aria2c(settings.aria2c),
+        check_directory("data dir", settings.data_dir, "ARIABOT_DATA_DIR", MIN_FREE_DATA,
+                        disk_usage),
+        check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
+                        MIN_FREE_DOWNLOADS, disk_usage),
+        *check_telegram(settings),
+        check_bot_api(settings, timeout),
+        check_instance(layout),
+    ]
+
+
+def report(checks: Sequence[Check], out: TextIO) -> int:
+    """Print one line per check; 0 when none failed, 1 otherwise."""
+    for check in checks:
+        print(check.line, file=out)
+    failed = sum(1 for check in checks if check.ok is False)
+    print(f"{failed} problem{'s' if failed != 1 else ''} found" if failed
+          else "all checks passed", file=out)
+    return 1 if failed else 0

@@ -1,0 +1,94 @@
+"""A real aria2c supervised like ``ariabot run`` does, with a real manager on top."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
+from manager.events import Event
+from supervisor.config import Settings, load_settings
+from supervisor.layout import StateLayout
+from supervisor.process import Aria2Process, SupervisionPolicy
+from supervisor.render import new_secret, pick_free_port, render_config
+from supervisor.root import _tell_manager
+from tests.runner import free_port
+
+
+@dataclass
+class Engine:
+    """aria2c + store + manager, wired like the composition root wires them."""
+
+    settings: Settings
+    layout: StateLayout
+    aria2: Aria2Process
+    rpc: Aria2Rpc
+    store: Store
+    manager: TorrentManager
+    events: list[Event]
+
+    def folder(self, chat_id: int) -> Path:
+        return self.settings.download_dir / "torrents" / str(chat_id)
+
+
+@pytest.fixture
+def engine_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**env: str) -> Settings:
+        return load_settings(None, {
+            "ARIABOT_DATA_DIR": str(tmp_path / "data"),
+            "ARIABOT_ENABLE_DHT": "false",
+            "ARIABOT_LISTEN_PORT": str(free_port()),
+            "ARIABOT_PROGRESS_INTERVAL": "1",
+            "ARIABOT_SEED_TIME": "0",
+            **env,
+        })
+    return make
+
+
+async def start_engine(settings: Settings) -> Engine:
+    """Start aria2c and the manager on ``settings`` (the caller stops them)."""
+    aria2c = shutil.which(settings.aria2c)
+    if aria2c is None:
+        pytest.fail("aria2c is not on PATH: install it (sudo apt-get install aria2)",
+                    pytrace=False)
+    layout = StateLayout(settings.data_dir)
+    layout.create()
+    settings.download_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = Aria2Endpoint(pick_free_port(), new_secret())
+    render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
+    policy = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_initial=0.05,
+                               backoff_max=0.2, min_uptime=1)
+    aria2 = Aria2Process(Path(aria2c), layout, endpoint, policy)
+    store = Store(f"sqlite:///{layout.database}")
+    await store.open()
+    rpc = Aria2Rpc(endpoint, timeout=10)
+    manager = TorrentManager(rpc, store, ManagerConfig(
+        download_dir=settings.download_dir, progress_interval=settings.progress_interval,
+        torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
+    ))
+    aria2.subscribe(lambda change: _tell_manager(manager, change))
+    events: list[Event] = []
+    manager.subscribe(events.append)
+    await aria2.start()
+    await manager.start()
+    return Engine(settings, layout, aria2, rpc, store, manager, events)
+
+
+async def stop_engine(engine: Engine) -> None:
+    await engine.manager.close()
+    await engine.aria2.stop()
+    await engine.rpc.close()
+    await engine.store.close()
+
+
+@pytest.fixture
+async def engine(engine_settings: Callable[..., Settings]) -> AsyncIterator[Engine]:
+    running = await start_engine(engine_settings())
+    try:
+        yield running
+    finally:
+        await stop_engine(running)

@@ -1,0 +1,131 @@
+"""The local CLI end to end: the real ``ariabot run`` and ``ariabot add/list/...`` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.runner import AriabotRun, ariabot_run, wait_until
+from tests.swarm import Swarm, file_digests
+
+MiB = 1024 * 1024
+
+JSON_KEYS = {"id", "info_hash", "name", "state", "progress", "completed_bytes", "total_bytes",
+             "download_speed", "upload_speed", "seeders", "peers", "queue_position", "error",
+             "stuck_reason", "path", "chat_id", "created_at", "completed_at"}
+
+
+def cli(run: AriabotRun, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "supervisor", *args], env=run.env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def downloads(run: AriabotRun) -> list[dict]:
+    result = cli(run, "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    with ariabot_run(tmp_path / "data", {"ARIABOT_SEED_TIME": "0"}) as running:
+        running.wait_ready()
+        yield running
+
+
+def test_add_magnet_wait_completes_byte_for_byte(run: AriabotRun, swarm: Swarm) -> None:
+    torrent = swarm.add("cli-album", [2 * MiB, 1 * MiB], seed=11)
+    result = cli(run, "add", torrent.magnet, "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "added #1" in result.stdout
+    folder = run.data_dir / "downloads" / "torrents" / "0"
+    assert file_digests(folder / "cli-album") == torrent.digests
+    [entry] = downloads(run)
+    assert set(entry) == JSON_KEYS
+    assert entry["state"] in ("seeding", "complete")
+    assert entry["completed_bytes"] == torrent.total_bytes
+    assert entry["path"] == str(folder / "cli-album")
+
+
+def test_add_torrent_file_into_a_chat_and_status_json(
+    run: AriabotRun, swarm: Swarm, tmp_path: Path
+) -> None:
+    torrent = swarm.add("cli-one.bin", 1 * MiB, seed=12)
+    path = torrent.write_torrent(tmp_path / "files")
+    result = cli(run, "add", str(path), "--chat", "77", "--json", "--wait")
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)
+    assert added["chat_id"] == 77 and set(added) == JSON_KEYS
+    status = json.loads(cli(run, "status", str(added["id"]), "--json").stdout)
+    assert status["state"] in ("seeding", "complete")
+    assert file_digests(run.data_dir / "downloads" / "torrents" / "77" / "cli-one.bin") == (
+        torrent.digests)
+
+
+def test_invalid_magnet_is_refused_and_nothing_is_stored(run: AriabotRun) -> None:
+    result = cli(run, "add", "magnet:?xt=urn:btih:xyz")
+    assert result.returncode == 1
+    assert "info-hash" in result.stderr
+    assert downloads(run) == []
+
+
+def test_pause_resume_cancel_with_delete(run: AriabotRun, swarm: Swarm) -> None:
+    torrent = swarm.add("cli-slow.bin", 6 * MiB, seed=13)
+    with swarm.throttled(256 * 1024):
+        assert cli(run, "add", torrent.magnet).returncode == 0
+        wait_until(lambda: downloads(run)[0]["state"] == "downloading", 30, "downloading")
+        paused = cli(run, "pause", "1")
+        assert paused.returncode == 0 and "paused" in paused.stdout
+        assert cli(run, "pause", "1").returncode == 1  # already paused: a clear refusal
+        assert cli(run, "resume", "#1").returncode == 0
+        cancelled = cli(run, "cancel", "1", "--delete-files")
+        assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    assert not (run.data_dir / "downloads" / "torrents" / "0" / "cli-slow.bin").exists()
+    assert cli(run, "status", "99").returncode == 1
+
+
+def test_restart_of_ariabot_mid_download_resumes_the_same_row(
+    tmp_path: Path, swarm: Swarm
+) -> None:
+    torrent = swarm.add("cli-restart.bin", 12 * MiB, seed=14)
+    data = tmp_path / "data"
+    with swarm.throttled(1 * MiB):
+        with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as first:
+            first.wait_ready()
+            assert cli(first, "add", torrent.magnet).returncode == 0
+            wait_until(lambda: downloads(first)[0]["completed_bytes"] > 2 * MiB, 60,
+                       "some progress")
+            first.signal(signal.SIGTERM)
+            assert first.wait_exit() == 0
+        with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as second:
+            second.wait_ready()
+            [resumed] = downloads(second)
+            assert resumed["completed_bytes"] > 0
+    with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as third:
+        third.wait_ready()
+        wait_until(lambda: downloads(third)[0]["state"] == "complete", 60, "completion")
+        assert len(downloads(third)) == 1
+    assert file_digests(data / "downloads" / "torrents" / "0" / "cli-restart.bin") == (
+        torrent.digests)
+
+
+def test_commands_say_when_no_ariabot_is_running(tmp_path: Path) -> None:
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path / "nothing")}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "list"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 3
+    assert "not running" in result.stderr and "ariabot run" in result.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path)}
+    for args in (["pause", "abc"], ["pause", "0"], ["files", "1", "--select", "x"]):
+        result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 2, args

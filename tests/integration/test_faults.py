@@ -1,0 +1,155 @@
+"""Faults on the real thing: aria2c killed, hung, its WebSocket dropped; ariabot killed; disk full.
+
+Each test ends by checking the downloaded bytes against the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from manager import TorrentCompleted, TorrentEvent, TorrentState
+from supervisor.config import Settings
+from tests.integration.conftest import Engine, start_engine, stop_engine
+from tests.integration.test_cli import cli, downloads
+from tests.integration.test_manager import aria2_entries, wait_state
+from tests.runner import ariabot_run, until, wait_until
+from tests.swarm import Swarm, file_digests
+
+MiB = 1024 * 1024
+
+pytestmark = pytest.mark.slow
+
+
+def progress_of(engine: Engine, download_id: int) -> int:
+    return max((e.torrent.completed_bytes for e in engine.events
+                if isinstance(e, TorrentEvent) and e.torrent.id == download_id), default=0)
+
+
+async def test_aria2c_killed_three_times_during_one_download(
+    engine: Engine, swarm: Swarm
+) -> None:
+    torrent = swarm.add("thrice.bin", 24 * MiB, seed=21)
+    with swarm.throttled(2 * MiB):
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=1, user_id=1)
+        download_id = added.torrent.id
+        for kill in range(3):
+            floor = progress_of(engine, download_id) + MiB
+            await until(lambda floor=floor: progress_of(engine, download_id) >= floor, 60,
+                        f"progress before kill {kill + 1}")
+            session = engine.aria2.session_id
+            os.kill(engine.aria2.pid, signal.SIGKILL)
+            await until(lambda s=session: engine.aria2.session_id not in (None, s), 30,
+                        "aria2c to come back")
+    await wait_state(engine, download_id, TorrentState.COMPLETE, timeout=90)
+    assert file_digests(engine.folder(1) / "thrice.bin") == torrent.digests
+    assert len(await engine.store.list()) == 1
+    completions = [e for e in engine.events if isinstance(e, TorrentCompleted)]
+    assert len(completions) == 1
+    [entry] = await aria2_entries(engine, torrent.info_hash)  # one task, never a duplicate
+    assert entry["status"] == "complete"
+    await engine.manager.poll_once()  # stored as complete: aria2's copy is purged
+    assert await aria2_entries(engine, torrent.info_hash) == []
+
+
+async def test_completion_while_the_websocket_is_down_is_found_by_reconcile(
+    engine: Engine, swarm: Swarm
+) -> None:
+    """aria2c is restarted while the download finishes: the notification is lost for good,
+    the reconcile after the reconnection must still see the completion, and say it once."""
+    torrent = swarm.add("unseen.bin", 3 * MiB, seed=22)
+    added = await engine.manager.add(torrent.torrent_bytes, chat_id=1, user_id=1)
+    # Freeze aria2c: no notifications can be sent; unfreeze only after the health check
+    # has killed and restarted it, by which time the download must be resumed from disk.
+    await wait_state(engine, added.torrent.id, TorrentState.COMPLETE, TorrentState.SEEDING,
+                     TorrentState.DOWNLOADING)
+    os.kill(engine.aria2.pid, signal.SIGSTOP)
+    session = engine.aria2.session_id
+    await until(lambda: engine.aria2.session_id not in (None, session), 30, "restart")
+    await wait_state(engine, added.torrent.id, TorrentState.COMPLETE, timeout=60)
+    assert [e.torrent.id for e in engine.events if isinstance(e, TorrentCompleted)] == [
+        added.torrent.id]
+    assert file_digests(engine.folder(1) / "unseen.bin") == torrent.digests
+
+
+async def test_sigcont_before_the_health_deadline_means_no_restart(engine: Engine) -> None:
+    pid, session = engine.aria2.pid, engine.aria2.session_id
+    os.kill(pid, signal.SIGSTOP)
+    await asyncio.sleep(0.6)  # one failed probe at most (interval 0.5 s, 2 s timeout)
+    os.kill(pid, signal.SIGCONT)
+    await asyncio.sleep(2.5)  # past when a second failed probe would have killed it
+    assert engine.aria2.pid == pid and engine.aria2.session_id == session
+
+
+def test_ariabot_killed_mid_download_resumes_and_completes(
+    tmp_path: Path, swarm: Swarm
+) -> None:
+    torrent = swarm.add("orphan.bin", 16 * MiB, seed=23)
+    data = tmp_path / "data"
+    env = {"ARIABOT_SEED_TIME": "0"}
+    with swarm.throttled(2 * MiB):
+        with ariabot_run(data, env) as first:
+            info = first.wait_ready()
+            assert cli(first, "add", torrent.magnet).returncode == 0
+            wait_until(lambda: downloads(first)[0]["completed_bytes"] > 4 * MiB, 60, "progress")
+            before = downloads(first)[0]["completed_bytes"]
+            first.signal(signal.SIGKILL)
+            first.wait_exit()
+        with ariabot_run(data, env) as second:
+            second.wait_ready()
+            assert not psutil.pid_exists(info["aria2c_pid"]) or (
+                psutil.Process(info["aria2c_pid"]).status() == psutil.STATUS_ZOMBIE)
+            [row] = downloads(second)
+            # aria2's control file is saved every 2 s: at most that much is fetched again.
+            assert row["completed_bytes"] >= before - 2 * 2 * MiB - torrent.piece_size
+    with ariabot_run(data, env) as third:
+        third.wait_ready()
+        wait_until(lambda: downloads(third)[0]["state"] in ("complete", "seeding"), 60,
+                   "completion")
+        assert len(downloads(third)) == 1
+    assert file_digests(data / "downloads" / "torrents" / "0" / "orphan.bin") == (
+        torrent.digests)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 24 MiB tmpfs as the download dir (needs root, which CI and this machine have)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root; the disk-full test cannot run here")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)],
+                   check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+async def test_disk_full_is_told_and_other_chats_continue(
+    engine_settings: Callable[..., Settings], swarm: Swarm, small_disk: Path
+) -> None:
+    running = await start_engine(engine_settings(ARIABOT_DOWNLOAD_DIR=str(small_disk)))
+    try:
+        small = swarm.add("fits.bin", 4 * MiB, seed=24)
+        big = swarm.add("toobig.bin", 30 * MiB, seed=25)
+        # The big one is a magnet: its size is only known after metadata, so the check
+        # happens then, before the first byte is written.
+        too_big = await running.manager.add(big.magnet, chat_id=1, user_id=1)
+        fits = await running.manager.add(small.torrent_bytes, chat_id=2, user_id=2)
+        await wait_state(running, too_big.torrent.id, TorrentState.PAUSED, TorrentState.ERROR)
+        refused = await running.manager.get(too_big.torrent.id)
+        assert "disk space" in (refused.error or "")
+        await wait_state(running, fits.torrent.id, TorrentState.COMPLETE)
+        assert file_digests(small_disk / "torrents" / "2" / "fits.bin") == small.digests
+        assert running.aria2.pid is not None
+    finally:
+        await stop_engine(running)
