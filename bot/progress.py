@@ -206,6 +206,8 @@ class ProgressBoard:
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error.
         notify_attempts: tries for one new message before giving up on it.
+        chat_interval: least seconds between two progress edits in one chat, whichever
+            messages they are (Telegram allows about one message per second per chat).
     """
 
     def __init__(
@@ -220,6 +222,7 @@ class ProgressBoard:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
         notify_attempts: int = 5,
+        chat_interval: float = 1.0,
     ) -> None:
         self._sender = sender
         self._chat_folder = chat_folder
@@ -230,6 +233,9 @@ class ProgressBoard:
         self._sleep = sleep
         self._retry_delay = retry_delay
         self._notify_attempts = notify_attempts
+        self._chat_interval = chat_interval
+        self._chat_turn: dict[int, float] = {}
+        """Per chat: the earliest time the next progress edit may be sent."""
         self._slots: dict[int, _Slot] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._notifiers: set[asyncio.Task[None]] = set()
@@ -350,13 +356,25 @@ class ProgressBoard:
         return (_state_key(torrent, slot.confirm) != slot.shown_key
                 or abs(percent(torrent) - slot.shown_percent) >= PROGRESS_STEP)
 
+    def _turn_wait(self, slot: _Slot) -> float:
+        """Seconds until ``slot`` may be edited: its own interval and its chat's turn.
+
+        A button press (urgent) never waits.
+        """
+        if slot.is_urgent:
+            return 0.0
+        turn = self._chat_turn.get(slot.chat_id, -math.inf)
+        return max(slot.not_before, turn) - self._clock()
+
     async def _work(self, slot: _Slot) -> None:
         while self._wants_edit(slot):
-            if not slot.is_urgent:
-                wait = slot.not_before - self._clock()
-                if wait > 0:
-                    await self._nap(slot, wait)
-                    continue
+            wait = self._turn_wait(slot)
+            if wait > 0:
+                await self._nap(slot, wait)
+                continue
+            # Take the chat's turn before awaiting anything: other messages of this chat
+            # wait for the next one (no await between the check and this line).
+            self._chat_turn[slot.chat_id] = self._clock() + self._chat_interval
             snapshot, confirm, urgent = slot.latest, slot.confirm, slot.urgent
             text = progress_text(snapshot, confirm=confirm)
             markup = progress_keyboard(snapshot, confirm=confirm)

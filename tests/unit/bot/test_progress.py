@@ -501,3 +501,39 @@ async def test_close_flushes_pending_notifications(clock: FakeClock, sender: Fak
     board(TorrentProgress(snapshot(50)))  # waiting for the interval: cancelled by close
     await board.close(flush_timeout=1)
     assert len(sender.sends) == 1 and sender.edits == []
+
+
+# --- one chat, many downloads: about one edit per second per chat ------------------------------
+
+async def test_many_downloads_in_one_chat_share_one_edit_per_second(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    downloads = range(1, 21)
+    for download_id in downloads:
+        board.attach(snapshot(0, id=download_id, message_id=MESSAGE + download_id),
+                     MESSAGE + download_id, text="added", markup=None)
+    await clock.advance(INTERVAL)
+    for download_id in downloads:
+        board(TorrentProgress(snapshot(50, id=download_id, message_id=MESSAGE + download_id)))
+    for _ in range(40):
+        await clock.advance(0.5)
+    edits = sender.edits
+    assert {call.message_id for call in edits} == {MESSAGE + i for i in downloads}
+    times = sorted(call.at for call in edits)
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(times))
+
+
+async def test_other_chats_are_not_held_up_by_a_busy_chat(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    for download_id, chat in ((1, CHAT), (2, CHAT), (3, CHAT + 1)):
+        board.attach(snapshot(0, id=download_id, chat_id=chat), MESSAGE + download_id,
+                     text="added", markup=None)
+    await clock.advance(INTERVAL)
+    start = clock.now
+    for download_id, chat in ((1, CHAT), (2, CHAT), (3, CHAT + 1)):
+        board(TorrentProgress(snapshot(50, id=download_id, chat_id=chat)))
+    await clock.advance(0)
+    assert sorted(c.chat_id for c in sender.edits if c.at == start) == [CHAT, CHAT + 1]
+    await clock.advance(1)
+    assert len(sender.edits) == 3
