@@ -65,13 +65,18 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
     }
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+"""Whole numbers the store can hold (SQLite INTEGER); others are refused as bad requests."""
+
+
 class _BadRequest(Exception):
     """A request that is not well-formed."""
 
 
 def _int_field(request: dict[str, Any], key: str, default: int | None = None) -> int:
     value = request.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or not _INT64_MIN <= value <= _INT64_MAX):
         raise _BadRequest(f"'{key}' must be a whole number")
     return value
 
@@ -150,9 +155,10 @@ class ControlServer:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise _BadRequest("a request is a JSON object")
-            operation = self._ops.get(request.get("op"))  # type: ignore[arg-type]
+            op = request.get("op")
+            operation = self._ops.get(op) if isinstance(op, str) else None
             if operation is None:
-                raise _BadRequest(f"unknown operation {request.get('op')!r}")
+                raise _BadRequest(f"unknown operation {op!r}"[:200])
             return {"ok": True, **await operation(request)}
         except ManagerError as error:
             return {"ok": False, "error": str(error)}

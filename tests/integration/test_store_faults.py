@@ -1,0 +1,169 @@
+"""Store faults on the real thing: the SQLite file locked by another process, the data dir
+read-only at start, the database file deleted while ariabot runs.
+
+What ariabot does (chosen behaviour, checked here):
+
+* Locked by another process for less than the 5 s ``busy_timeout``: the add waits and
+  succeeds once the lock is released; nothing else notices.
+* Locked for longer: the add fails with a :class:`StoreError` (a ``ManagerError``: clear words
+  for the user, no traceback, no row), the manager keeps running, and the same add succeeds
+  once the lock is gone.
+* Data dir read-only at start: ``ariabot run`` prints one line naming the path and exits 2.
+* Database file deleted while running: SQLite keeps writing to the open (unlinked) file, so
+  ariabot keeps working and never crash-loops; what was stored is gone at the next start
+  (which creates an empty database and leaves aria2's session alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from manager import ManagerError, TorrentState
+from manager.errors import StoreError
+from supervisor.config import Settings
+from tests.integration.conftest import Engine, start_engine, stop_engine
+from tests.runner import AriabotRun
+
+pytestmark = pytest.mark.slow
+
+_LOCKER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+connection.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+connection.execute("COMMIT")
+connection.close()
+"""
+
+
+def magnet(n: int) -> str:
+    return f"magnet:?xt=urn:btih:{n:040x}&dn=store-fault-{n}"
+
+
+@contextlib.contextmanager
+def locked(database: Path) -> Iterator[Callable[[], None]]:
+    """Another process holds ``BEGIN EXCLUSIVE`` on ``database`` until the callable is called
+    (or the block ends)."""
+    with subprocess.Popen([sys.executable, "-c", _LOCKER, str(database)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "locked"
+
+        def release() -> None:
+            if holder.poll() is None:
+                holder.stdin.write("\n")  # type: ignore[union-attr]
+                holder.stdin.flush()  # type: ignore[union-attr]
+                assert holder.wait(10) == 0
+
+        try:
+            yield release
+        finally:
+            release()
+
+
+async def test_add_waits_for_a_short_lock_and_succeeds(engine: Engine) -> None:
+    database = engine.layout.database
+    with locked(database) as release:
+        add = asyncio.create_task(engine.manager.add(magnet(1), chat_id=1, user_id=1))
+        await asyncio.sleep(3)  # the fault itself: the other process holds the lock for 3 s
+        assert not add.done(), "the add did not wait for the lock"
+        release()
+        result = await asyncio.wait_for(add, 10)
+    assert result.torrent.id and not result.existing
+    assert [r.id for r in await engine.store.list()] == [result.torrent.id]
+
+
+async def test_add_fails_clearly_under_a_long_lock_then_works(engine: Engine) -> None:
+    database = engine.layout.database
+    with locked(database) as release:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ManagerError) as refused:
+            await asyncio.wait_for(engine.manager.add(magnet(2), chat_id=1, user_id=1), 30)
+        waited = asyncio.get_running_loop().time() - started
+        release()
+    assert isinstance(refused.value, StoreError), repr(refused.value)
+    assert "database" in str(refused.value) and "Traceback" not in str(refused.value)
+    assert waited >= 4.5, f"gave up after {waited:.1f}s, before busy_timeout"
+    assert await engine.store.list() == []  # no half-stored row
+    result = await engine.manager.add(magnet(2), chat_id=1, user_id=1)  # the retry works
+    assert [r.id for r in await engine.store.list()] == [result.torrent.id]
+    await engine.manager.poll_once()  # and the manager's own loop still runs
+    print(f"\nFIGURES long lock: add refused after {waited:.1f}s with {refused.value}")
+
+
+async def test_database_deleted_while_running(
+    engine_settings: Callable[..., Settings],
+) -> None:
+    settings = engine_settings()
+    engine = await start_engine(settings)
+    try:
+        first = await engine.manager.add(magnet(3), chat_id=1, user_id=1)
+        database = engine.layout.database
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink()  # noqa: ASYNC240 - instant, local
+
+        # The open connection keeps the unlinked file: adds, lists and polls go on.
+        second = await engine.manager.add(magnet(4), chat_id=1, user_id=1)
+        assert {t.id for t in await engine.manager.list(1)} == {first.torrent.id,
+                                                               second.torrent.id}
+        await engine.manager.poll_once()
+        restarts = engine.aria2.session_id
+        assert engine.aria2.state.name == "RUNNING" and engine.aria2.session_id == restarts
+    finally:
+        await stop_engine(engine)
+    # The next start creates a fresh, empty database: the rows are gone; no crash.
+    engine = await start_engine(settings)
+    try:
+        assert database.exists()
+        assert await engine.manager.list(1) == []
+        again = await engine.manager.add(magnet(3), chat_id=1, user_id=1)
+        assert again.torrent.state in (TorrentState.QUEUED, TorrentState.DOWNLOADING,
+                                       TorrentState.METADATA) or again.torrent.id
+    finally:
+        await stop_engine(engine)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty directory nobody can write to: a read-only tmpfs as root, mode 0500 else."""
+    target = tmp_path / "data"
+    target.mkdir()
+    if os.geteuid() == 0:
+        if shutil.which("mount") is None:
+            pytest.skip("root without mount(8): cannot make a read-only directory for root")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)],
+                       check=True)
+        try:
+            yield target
+        finally:
+            subprocess.run(["umount", "-l", str(target)], check=False)
+    else:
+        target.chmod(0o500)
+        try:
+            yield target
+        finally:
+            target.chmod(0o700)
+
+
+def test_read_only_data_dir_is_one_line_and_exit_2(read_only_dir: Path) -> None:
+    run = AriabotRun(read_only_dir).start()
+    try:
+        code = run.wait_exit(30)
+    finally:
+        run.stop()
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    assert code == 2, run.output
+    assert len(lines) == 1, run.output
+    assert lines[0].startswith("ariabot: ") and str(read_only_dir) in lines[0], lines
+    assert "Traceback" not in run.output
+    print(f"\nFIGURES read-only data dir: exit {code}: {lines[0]}")
