@@ -273,7 +273,7 @@ FIELDS: tuple[Field, ...] = (
     Field("supervisor", "stop_timeout", "ARIABOT_STOP_TIMEOUT", _float_between(1, 300), 15.0,
           "seconds aria2c has to save its session and exit before it is killed"),
     Field("supervisor", "backoff_initial", "ARIABOT_BACKOFF_INITIAL",
-          _float_between(0.05, 60), 1.0, "first delay before restarting a dead aria2c (s)"),
+          _float_between(0.05, 60), 0.25, "first delay before restarting a dead aria2c (s)"),
     Field("supervisor", "backoff_max", "ARIABOT_BACKOFF_MAX", _float_between(0.05, 3600), 30.0,
           "longest delay between restarts; the delay doubles up to this (s)"),
     Field("supervisor", "min_uptime", "ARIABOT_MIN_UPTIME", _float_between(0, 3600), 10.0,

@@ -59,7 +59,7 @@ class SupervisionPolicy:
     health_timeout: float = 10.0
     health_failures: int = 3
     stop_timeout: float = 15.0
-    backoff_initial: float = 1.0
+    backoff_initial: float = 0.25
     backoff_max: float = 30.0
     min_uptime: float = 10.0
     restart_burst: int = 5
