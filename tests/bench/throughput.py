@@ -1,0 +1,247 @@
+"""Benchmark 2: download throughput, ariabot vs plain aria2c, same swarm, same content.
+
+One torrent of several files (full: 4 files, 520 MiB; smoke: 3 files, 9 MiB) is seeded by
+the local swarm, then downloaded from its magnet by three contestants, each into a fresh
+folder under the same scratch dir (same disk):
+
+``raw``  plain ``aria2c <magnet>`` (:class:`tests.swarm.Leecher`): from spawn to exit.
+``cli``  ``ariabot add <magnet> --wait`` (``python -m supervisor``) against a real
+         ``ariabot run`` (local mode) started beforehand: from spawn to exit.
+``bot``  ``/torrent <magnet>`` sent through the fake Bot API server to a real ``ariabot run``
+         with a token: from the update being queued to the "is downloaded" message arriving.
+
+Three throughputs per run, all bytes / a time: *end to end* (the times above: they include
+magnet metadata, each tool's start and how it notices the end — plain aria2c exits about a
+second after its last byte, once it told the tracker it stopped), *to last byte* (from the
+same start to the last byte on disk: no exit, message or polling delay) and *data phase*
+(from the first to the last byte on disk). One :class:`~tests.bench.common.DiskWatch`
+watches every contestant's folder. Also per run: the time from aria2 logging the magnet's
+metadata complete to the first byte on disk (where ``pause-metadata`` shows: ariabot's real
+download starts paused and waits for aria2's next peer tick after the unpause).
+
+Page cache: the seeded content is hashed when it is made, so it is cached for every run
+alike; before each run the previous download is deleted and ``sync``
+flushes dirty pages so that no run pays for another's writeback. The full mode runs five rounds
+in rotated order (raw cli bot, cli bot raw, bot raw cli, ...: no contestant keeps a position)
+and reports each contestant's median; the best run is in the JSON too. On two cores the
+data phase is short (about 1.2 s for 520 MiB) and CPU-bound (seeder, leecher and hashing
+share the cores), so single runs vary by ±30 %: compare medians, not runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tests.bench.common import (
+    MIB,
+    BenchContext,
+    BenchResult,
+    DiskWatch,
+    Row,
+    median,
+    speed_ratio,
+)
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+from tests.runner import AriabotRun
+from tests.swarm import Leecher, SwarmTorrent
+
+__all__ = ["NAME", "TITLE", "run"]
+
+NAME = "throughput"
+TITLE = "2. throughput vs raw aria2c"
+USER = 1001
+TARGET = 0.95
+TIMEOUT = 600.0
+ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Download:
+    """One contestant's run."""
+
+    who: str
+    seconds: float
+    to_last_byte: float | None
+    """From the start to the last byte on disk (no exit, message or polling delays)."""
+    data_seconds: float | None
+    bytes: int
+    metadata_to_first_byte: float | None = None
+    """From aria2 logging the magnet's metadata complete to the first byte on disk."""
+
+    @property
+    def speed(self) -> float:
+        return self.bytes / self.seconds / MIB
+
+    @property
+    def disk_speed(self) -> float | None:
+        return self.bytes / self.to_last_byte / MIB if self.to_last_byte else None
+
+    @property
+    def data_speed(self) -> float | None:
+        return self.bytes / self.data_seconds / MIB if self.data_seconds else None
+
+
+def _on_disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*")
+               if p.is_file() and not p.name.endswith((".aria2", ".torrent")))
+
+
+def _since(watch: DiskWatch, started: float) -> float | None:
+    return None if watch.full is None else watch.full - started
+
+
+def _metadata_gap(log: Path, watch: DiskWatch) -> float | None:
+    """Seconds from aria2's "Download complete: [MEMORY][METADATA]" log line (NOTICE, so in
+    both aria2c's logs) to the watch's first byte; wall clock, good to about 10 ms."""
+    if watch.first_byte is None:
+        return None
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if "Download complete: [MEMORY][METADATA]" in line:
+            done = datetime.strptime(line[:26], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            return watch.first_byte + (time.time() - time.monotonic()) - done
+    return None
+
+
+def _check(folder: Path, torrent: SwarmTorrent) -> None:
+    size = _on_disk(folder)
+    if size != torrent.total_bytes:
+        raise RuntimeError(f"{folder} holds {size} bytes, the torrent {torrent.total_bytes}")
+
+
+def _raw(torrent: SwarmTorrent, folder: Path) -> Download:
+    target = folder / "downloads"
+    watch = DiskWatch(target / torrent.name, torrent.total_bytes).start()
+    started = time.monotonic()
+    with Leecher(torrent.magnet, target, log_path=folder / "leecher.log") as leecher:
+        code = leecher.wait(TIMEOUT)
+    ended = time.monotonic()
+    watch.stop()
+    if code != 0:
+        raise RuntimeError(f"aria2c exited with {code}")
+    _check(target / torrent.name, torrent)
+    return Download("raw", ended - started, _since(watch, started), watch.data_seconds,
+                    torrent.total_bytes, _metadata_gap(folder / "leecher.log", watch))
+
+
+def _cli(torrent: SwarmTorrent, folder: Path) -> Download:
+    ariabot = AriabotRun(folder / "data", {"ARIABOT_SEED_TIME": "0"}).start()
+    try:
+        ariabot.wait_running(timeout=60)
+        target = folder / "data" / "downloads" / "torrents" / "0" / torrent.name
+        watch = DiskWatch(target, torrent.total_bytes).start()
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "supervisor", "add", torrent.magnet, "--wait"],
+            env=ariabot.env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )
+        ended = time.monotonic()
+        watch.stop()
+        if done.returncode != 0:
+            raise RuntimeError(f"ariabot add --wait exited with {done.returncode}: "
+                               f"{done.stderr.strip()}")
+        _check(target, torrent)
+        return Download("cli", ended - started, _since(watch, started), watch.data_seconds,
+                        torrent.total_bytes,
+                        _metadata_gap(folder / "data" / "aria2.log", watch))
+    finally:
+        ariabot.stop()
+
+
+async def _bot_async(torrent: SwarmTorrent, folder: Path) -> Download:
+    async with FakeTelegramServer() as server:
+        ariabot = AriabotRun(folder / "data", {
+            "ARIABOT_SEED_TIME": "0",
+            "ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN,
+            "ARIABOT_TELEGRAM_API_URL": server.url,
+            "ARIABOT_ALLOWED_USERS": str(USER),
+        }).start()
+        try:
+            await server.wait_until(lambda: server.polls_in_flight, timeout=60,
+                                    what="the bot's first long poll")
+            target = folder / "data" / "downloads" / "torrents" / str(USER) / torrent.name
+            watch = DiskWatch(target, torrent.total_bytes).start()
+            mark = server.mark()
+            started = time.monotonic()
+            server.push_text(USER, USER, f"/torrent {torrent.magnet}")
+            done = await server.wait_for(
+                "sendMessage", lambda r: "is downloaded" in str(r.params.get("text")),
+                since=mark, timeout=TIMEOUT)
+            watch.stop()
+            _check(target, torrent)
+            return Download("bot", done.time - started, _since(watch, started),
+                            watch.data_seconds, torrent.total_bytes,
+                            _metadata_gap(folder / "data" / "aria2.log", watch))
+        finally:
+            await asyncio.to_thread(ariabot.stop)
+
+
+def _bot(torrent: SwarmTorrent, folder: Path) -> Download:
+    return asyncio.run(_bot_async(torrent, folder))
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    """Run the benchmark (see the module docstring)."""
+    result = BenchResult()
+    sizes = ctx.pick([160 * MIB, 160 * MIB, 120 * MIB, 80 * MIB],
+                     [4 * MIB, 3 * MIB, 2 * MIB])
+    made = time.monotonic()
+    torrent = ctx.swarm.add("bench-payload", sizes, seed=7)
+    result.figures["content"] = {"bytes": torrent.total_bytes, "files": len(sizes),
+                                 "piece_size": torrent.piece_size,
+                                 "make_and_seed_seconds": time.monotonic() - made}
+    contestants = {"raw": _raw, "cli": _cli, "bot": _bot}
+    names = list(contestants)
+    order = [names[(i + r) % len(names)] for r in range(ctx.pick(ROUNDS, 1))
+             for i in range(len(names))]
+    downloads: list[Download] = []
+    for index, who in enumerate(order):
+        folder = ctx.path("throughput", f"{index}-{who}")
+        os.sync()  # no run pays for the previous one's writeback
+        downloads.append(contestants[who](torrent, folder))
+        shutil.rmtree(folder, ignore_errors=True)
+    result.figures["order"] = order
+    result.figures["runs"] = [{**asdict(d), "speed_mib_s": d.speed,
+                               "disk_speed_mib_s": d.disk_speed,
+                               "data_speed_mib_s": d.data_speed} for d in downloads]
+    summary: dict[str, dict[str, float | None]] = {}
+    for who in contestants:
+        mine = [d for d in downloads if d.who == who]
+        data_speeds = [d.data_speed for d in mine if d.data_speed is not None]
+        disk_speeds = [d.disk_speed for d in mine if d.disk_speed is not None]
+        gaps = [d.metadata_to_first_byte for d in mine if d.metadata_to_first_byte is not None]
+        summary[who] = {
+            "runs": len(mine),
+            "metadata_to_first_byte_s": median(gaps) if gaps else None,
+            "speed_mib_s": median([d.speed for d in mine]),
+            "disk_speed_mib_s": median(disk_speeds) if disk_speeds else None,
+            "data_speed_mib_s": median(data_speeds) if data_speeds else None,
+            "seconds": median([d.seconds for d in mine]),
+            "best_speed_mib_s": max(d.speed for d in mine),
+            "best_data_speed_mib_s": max(data_speeds) if data_speeds else None,
+        }
+    result.figures["median"] = summary
+    raw = summary["raw"]
+    rounds = raw["runs"]
+    for who, label in (("cli", "ariabot add --wait"), ("bot", "via the bot")):
+        for key, metric in (("speed_mib_s", "end to end"), ("disk_speed_mib_s", "to last byte"),
+                            ("data_speed_mib_s", "data phase")):
+            ratio = speed_ratio(summary[who][key], raw[key])
+            result.rows.append(Row(NAME, f"{label}, {metric} (median of {rounds})",
+                                   summary[who][key], raw[key], "MiB/s", ratio, f"≥{TARGET}",
+                                   None if ratio is None else ratio >= TARGET))
+        result.rows.append(Row(NAME, f"{label}, metadata → first byte (median)",
+                               summary[who]["metadata_to_first_byte_s"],
+                               raw["metadata_to_first_byte_s"], "s"))
+    return result
