@@ -43,8 +43,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "condition",
+               describe: Callable[[], str] | None = None) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds,
+    saying what ``describe()`` tells about the state it was stuck in."""
     deadline = time.monotonic() + timeout
     pause = 0.02
     while True:
@@ -52,7 +54,8 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "c
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            detail = f"\n{describe()}" if describe else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(pause)
         pause = min(pause * 1.5, 0.2)
 

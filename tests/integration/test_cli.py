@@ -109,7 +109,8 @@ def test_restart_of_ariabot_mid_download_resumes_the_same_row(
             assert resumed["completed_bytes"] > 0
     with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as third:
         third.wait_ready()
-        wait_until(lambda: downloads(third)[0]["state"] == "complete", 60, "completion")
+        wait_until(lambda: downloads(third)[0]["state"] == "complete", 120,
+                   "completion", describe=lambda: f"{downloads(third)}\n{third.output[-3000:]}")
         assert len(downloads(third)) == 1
     assert file_digests(data / "downloads" / "torrents" / "0" / "cli-restart.bin") == (
         torrent.digests)
