@@ -6,6 +6,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,19 +39,22 @@ class Engine:
 @pytest.fixture
 def engine_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**env: str) -> Settings:
-        return load_settings(None, {
-            "ARIABOT_DATA_DIR": str(tmp_path / "data"),
-            "ARIABOT_ENABLE_DHT": "false",
-            "ARIABOT_LISTEN_PORT": str(free_port()),
-            "ARIABOT_PROGRESS_INTERVAL": "1",
-            "ARIABOT_SEED_TIME": "0",
-            **env,
-        })
+        return loopback_settings(tmp_path / "data", ARIABOT_PROGRESS_INTERVAL="1",
+                                 ARIABOT_SEED_TIME="0", **env)
     return make
 
 
-async def start_engine(settings: Settings) -> Engine:
-    """Start aria2c and the manager on ``settings`` (the caller stops them)."""
+def loopback_settings(data_dir: Path, **env: str) -> Settings:
+    """Settings for a test aria2c: its own data dir, no DHT, a free peer port."""
+    return load_settings(None, {
+        "ARIABOT_DATA_DIR": str(data_dir), "ARIABOT_ENABLE_DHT": "false",
+        "ARIABOT_LISTEN_PORT": str(free_port()), **env,
+    })
+
+
+def prepare_aria2(settings: Settings, policy: SupervisionPolicy,
+                  **options: Any) -> tuple[Aria2Process, Aria2Endpoint, StateLayout]:
+    """Render aria2.conf like ``ariabot run`` does and build (not start) its Aria2Process."""
     aria2c = shutil.which(settings.aria2c)
     if aria2c is None:
         pytest.fail("aria2c is not on PATH: install it (sudo apt-get install aria2)",
@@ -60,9 +64,14 @@ async def start_engine(settings: Settings) -> Engine:
     settings.download_dir.mkdir(parents=True, exist_ok=True)
     endpoint = Aria2Endpoint(pick_free_port(), new_secret())
     render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
+    return Aria2Process(Path(aria2c), layout, endpoint, policy, **options), endpoint, layout
+
+
+async def start_engine(settings: Settings) -> Engine:
+    """Start aria2c and the manager on ``settings`` (the caller stops them)."""
     policy = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_initial=0.05,
                                backoff_max=0.2, min_uptime=1)
-    aria2 = Aria2Process(Path(aria2c), layout, endpoint, policy)
+    aria2, endpoint, layout = prepare_aria2(settings, policy)
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
     rpc = Aria2Rpc(endpoint, timeout=10)

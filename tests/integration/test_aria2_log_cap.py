@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from supervisor.config import load_settings
-from supervisor.layout import StateLayout
-from supervisor.process import Aria2Process, SupervisionPolicy
-from supervisor.render import new_secret, pick_free_port, render_config
-from tests.runner import free_port, until
+from manager.aria2rpc import Aria2Rpc
+from supervisor.process import SupervisionPolicy
+from tests.integration.conftest import loopback_settings, prepare_aria2
+from tests.runner import until
 
 
 async def test_a_running_aria2c_keeps_logging_after_its_log_was_capped(tmp_path: Path) -> None:
-    settings = load_settings(None, {
-        "ARIABOT_DATA_DIR": str(tmp_path), "ARIABOT_ENABLE_DHT": "false",
-        "ARIABOT_LISTEN_PORT": str(free_port()),
-    })
-    layout = StateLayout(tmp_path)
-    layout.create()
-    endpoint = Aria2Endpoint(pick_free_port(), new_secret())
-    render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
-    aria2c = shutil.which("aria2c")
-    assert aria2c, "aria2c must be installed (./setup.sh test installs it)"
-    process = Aria2Process(Path(aria2c), layout, endpoint,
-                           SupervisionPolicy(health_interval=0.1), log_max_bytes=200)
+    process, endpoint, layout = prepare_aria2(
+        loopback_settings(tmp_path), SupervisionPolicy(health_interval=0.1), log_max_bytes=200)
     rotated = layout.data_dir / "aria2.log.1"
     rpc = Aria2Rpc(endpoint, timeout=5)
     await process.start()
