@@ -193,11 +193,14 @@ class TorrentManager:
         self._closing = True  # no new refresh or reconcile from here on
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
-        for task in (self._poller, self._refresher, self._reconciler):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = {t for t in (self._poller, self._refresher, self._reconciler) if t is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded, so that one stuck call can never hang ariabot's shutdown.
+            _done, stuck = await asyncio.wait(tasks, timeout=10)
+            if stuck:
+                log.warning("%d manager task(s) did not stop in 10 s", len(stuck))
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber(event)`` for every event; returns a function that unsubscribes.

@@ -220,8 +220,11 @@ class Aria2Process:
         task = self._task
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: a supervision step that does not end on cancel must not hang the stop.
+            await asyncio.wait({task}, timeout=self.policy.stop_timeout)
+            if not task.done():
+                log.warning("aria2c supervision did not stop within %.0fs; stopping anyway",
+                            self.policy.stop_timeout)
         if self._state is ProcessState.FATAL:
             return
         self._set_state(ProcessState.STOPPING, "stop requested")
