@@ -56,7 +56,14 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
-from manager.files import chat_folder, delete_download_files, free_bytes, is_inside
+from manager.files import (
+    chat_folder,
+    control_file,
+    delete_download_files,
+    free_bytes,
+    has_unverified_data,
+    is_inside,
+)
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import NotificationListener
 from manager.store import DownloadRecord, PurgedDownload, Store
@@ -320,6 +327,10 @@ class TorrentManager:
                     "ariabot; add it again once that download has finished"
                 )
             total = parsed.total_bytes if isinstance(parsed, TorrentMeta) else 0
+            if isinstance(parsed, TorrentMeta):
+                clash = await self._name_clash(folder, parsed.name, parsed.info_hash)
+                if clash is not None:
+                    raise InvalidSource(clash)
             self._check_space(folder, total)
             record = await self._store_new(parsed, cancelled=existing, chat_id=chat_id,
                                            user_id=user_id, message_id=message_id,
@@ -418,12 +429,57 @@ class TorrentManager:
             options["select-file"] = record.selected_files
         if paused:
             options["pause"] = "true"
+        name = await self._data_name(record)
+        if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
+            # Finished data aria2 no longer holds: check it rather than refuse it.
+            options["check-integrity"] = "true"
         if kind == SourceKind.TORRENT.value:
             encoded = base64.b64encode(source).decode("ascii")
             gid = await self.rpc.call("aria2.addTorrent", encoded, [], options)
         else:
             gid = await self.rpc.call("aria2.addUri", [source.decode()], options)
         return await self._set_gid(record.id, str(gid))
+
+    async def _name_clash(self, folder: Path, name: str, info_hash: str) -> str | None:
+        """Why this torrent may not write ``folder/name``: another listed download's files
+        are there (a hash check would overwrite them). None when the name is free."""
+        if not await asyncio.to_thread((folder / name).exists):
+            return None
+        for other in await self.store.named(str(folder), name):
+            if other.info_hash != info_hash:
+                return (f"another download in this chat (#{other.id}) already has files "
+                        f"named {name!r}; cancel it with its files first")
+        return None
+
+    async def _data_name(self, record: DownloadRecord) -> str:
+        """The name of the download's top file or folder, as far as it is known.
+
+        A magnet's row carries its ``dn=`` until the metadata arrives; aria2 may already
+        hold that metadata (``bt-save-metadata``), and then its name is the real one.
+        """
+        if record.source_kind == SourceKind.TORRENT.value or record.total_bytes > 0:
+            return record.name
+        meta = await asyncio.to_thread(self._saved_metadata, Path(record.directory),
+                                       record.info_hash)
+        return meta.name if meta is not None else record.name
+
+    def _saved_metadata(self, folder: Path, info_hash: str) -> TorrentMeta | None:
+        """The .torrent aria2 saved for a magnet (``bt-save-metadata``), if there is one."""
+        saved = folder / f"{info_hash}.torrent"
+        try:
+            if not is_inside(saved, folder) or (
+                saved.stat().st_size > self.config.torrent_max_bytes
+            ):
+                return None
+            return parse_torrent(saved.read_bytes(), max_bytes=self.config.torrent_max_bytes)
+        except (OSError, InvalidSource):
+            return None
+
+    async def _verify_existing_data(self, record: DownloadRecord, gid: str, name: str) -> None:
+        """Before a paused download starts: have aria2 hash-check finished data it would
+        otherwise refuse (errorCode 13) because its control file is gone."""
+        if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
+            await self.rpc.call("aria2.changeOption", gid, {"check-integrity": "true"})
 
     async def _set_gid(self, download_id: int, gid: str) -> DownloadRecord:
         live = self._live.get(download_id)
@@ -485,6 +541,7 @@ class TorrentManager:
         self._check_space(Path(record.directory), record.total_bytes - record.completed_bytes)
         async with self._lock:
             if record.gid is not None:
+                await self._verify_existing_data(record, record.gid, record.name)
                 await self._call_on(record, "aria2.unpause")
             await self._set_state(record, TorrentState.QUEUED, user_id=user_id,
                                   action="resume")
@@ -845,9 +902,17 @@ class TorrentManager:
                 if record.gid in seen and record.gid in self._by_gid:
                     continue
                 match = by_hash.get(record.info_hash)
-                if match is not None:
+                if match is not None and not _restored_stale(record, match):
                     await self._set_gid(download_id, match.gid)
                     continue
+                if match is not None:
+                    # Finished data that aria2 restored from a session saved before the end,
+                    # with a control file that says less (or none): check it, keep it.
+                    log.info("#%d was complete; aria2 restored it as %s: checking its data",
+                             download_id, match.status)
+                    await self._remove_from_aria2(match.gid)
+                    await asyncio.to_thread(_remove_control_file, Path(record.directory),
+                                            record.name)
                 try:
                     await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
                 except Aria2Unavailable:
@@ -949,8 +1014,11 @@ class TorrentManager:
             "seeders": observation.seeders,
             "peers": observation.connections,
         }
-        if state is TorrentState.METADATA:
-            # Bytes of the metadata itself, not of the torrent: not worth showing.
+        if state is TorrentState.METADATA or (
+            state is TorrentState.PAUSED and observation.completed < record.completed_bytes
+        ):
+            # Metadata: bytes of the metadata itself, not of the torrent. Paused: aria2 has
+            # not read the data of a download restored paused, and says 0; the row knows.
             del wanted["completed_bytes"]
         elif observation.total:
             wanted["total_bytes"] = observation.total
@@ -1000,7 +1068,8 @@ class TorrentManager:
         name = str(((details.get("bittorrent") or {}).get("info") or {}).get("name") or "")
         folder = Path(record.directory)
         files = self._file_entries(record, raw_files)
-        problem = self._unsafe_metadata(folder, name, raw_files)
+        problem = (self._unsafe_metadata(folder, name, raw_files)
+                   or await self._name_clash(folder, name, record.info_hash))
         # A download paused by pause-metadata reports totalLength 0: add up its files.
         total = sum(int(f.get("length") or 0) for f in raw_files if f.get("selected") == "true")
         if problem is not None:
@@ -1019,6 +1088,7 @@ class TorrentManager:
                 values["state"] = TorrentState.QUEUED.value
                 if details.get("status") == "paused":
                     with contextlib.suppress(Aria2Error):
+                        await self._verify_existing_data(record, observation.gid, name)
                         await self.rpc.call("aria2.unpause", observation.gid)
         updated = await self.store.update(record.id, **values)
         assert updated is not None
@@ -1082,6 +1152,29 @@ class TorrentManager:
             path=str(Path(record.directory) / record.name),
             created_at=record.created_at, completed_at=record.completed_at,
         )
+
+
+def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:
+    """aria2 holds a download the row knows to be complete, but not as complete.
+
+    A kill -9 of aria2c in the second after a download completes leaves a session and a
+    control file from before the end: restored from them, aria2 would fetch again what the
+    control file does not list, or refuse the files (errorCode 13) when it is gone.
+    """
+    if record.completed_at is None or observation.status == "paused":
+        return False
+    if observation.status == "error":
+        return True
+    return observation.status in ("active", "waiting") and not observation.data_complete
+
+
+def _remove_control_file(folder: Path, name: str) -> None:
+    """Delete a download's own control file (``folder/name.aria2``), nothing else."""
+    if not name or name in (".", ".."):
+        return
+    stale = control_file(folder / name)
+    if is_inside(stale, folder):
+        stale.unlink(missing_ok=True)
 
 
 def _utcnow() -> datetime:

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["chat_folder", "delete_download_files", "free_bytes", "is_inside"]
+__all__ = [
+    "chat_folder",
+    "control_file",
+    "delete_download_files",
+    "free_bytes",
+    "has_unverified_data",
+    "is_inside",
+]
 
 
 def chat_folder(download_dir: Path, chat_id: int, mode: int = 0o700) -> Path:
@@ -39,6 +46,27 @@ def is_inside(path: Path, folder: Path) -> bool:
     return True
 
 
+def control_file(top: Path) -> Path:
+    """aria2's control file (``<name>.aria2``) of the download whose top entry is ``top``."""
+    return top.with_name(top.name + ".aria2")
+
+
+def has_unverified_data(folder: Path, name: str) -> bool:
+    """``folder/name`` exists, but aria2's control file beside it does not.
+
+    That is what a finished download looks like once aria2 no longer holds it (after a
+    restart, a cancel or a purge): aria2 refuses to add it again (errorCode 13, "exists, but
+    a control file does not exist") unless it hash-checks the data first (``check-integrity``),
+    which keeps what is good and downloads only what is missing.
+    """
+    if not name or name in (".", ".."):
+        return False
+    top = folder / name
+    if not is_inside(top, folder) or top.resolve() == folder.resolve():
+        return False
+    return top.exists() and not control_file(top).exists()
+
+
 def delete_download_files(folder: Path, paths: Iterable[Path], top: Path | None) -> int:
     """Delete a download's files and aria2's control files, staying inside ``folder``.
 
@@ -54,7 +82,7 @@ def delete_download_files(folder: Path, paths: Iterable[Path], top: Path | None)
     deleted = 0
     candidates = list(paths)
     if top is not None:
-        candidates.append(top.with_name(top.name + ".aria2"))
+        candidates.append(control_file(top))
     for path in candidates:
         if path == folder or not is_inside(path, folder):
             continue

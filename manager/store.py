@@ -541,6 +541,17 @@ class Store:
 
         return await self._run(write)
 
+    async def named(self, directory: str, name: str) -> list[DownloadRecord]:
+        """Listed downloads whose files are (or will be) ``directory/name``."""
+
+        def query() -> list[DownloadRecord]:
+            rows = (Download.select(*_COLUMNS)
+                    .where((Download.directory == directory) & (Download.name == name))
+                    .dicts())
+            return [_record(row) for row in rows]
+
+        return await self._run(query)
+
     async def names_in_use(self, directories: Iterable[str]) -> set[tuple[str, str]]:
         """``(directory, name)`` of every listed download in these directories."""
         wanted = sorted(set(directories))
