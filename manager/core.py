@@ -63,6 +63,7 @@ from manager.files import (
     free_bytes,
     has_unverified_data,
     is_inside,
+    top_entry,
 )
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import NotificationListener
@@ -571,7 +572,9 @@ class TorrentManager:
                                                               "upload_speed": 0})
         if delete_files:
             folder = Path(record.directory)
-            top = folder / record.name if record.name else None
+            # The top entry comes from the files, never from the row's name: before the
+            # metadata arrives that is the magnet's dn=, which any file may be called.
+            top = top_entry(folder, paths)
             deleted = await asyncio.to_thread(delete_download_files, folder, paths, top)
             await asyncio.to_thread(self._remove_saved_metadata, folder, record.info_hash)
             await self.store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
@@ -762,9 +765,8 @@ class TorrentManager:
                 log.warning("purge kept the files of #%d: a listed download has the same name "
                             "%r in %s", record.id, record.name, folder)
                 continue
-            files = self._purged_files(purged, folder)
-            top = folder / record.name if record.name else None
-            deleted += delete_download_files(folder, [folder / f.path for f in files], top)
+            paths = [folder / f.path for f in self._purged_files(purged, folder)]
+            deleted += delete_download_files(folder, paths, top_entry(folder, paths))
             self._remove_saved_metadata(folder, record.info_hash)
         return deleted
 

@@ -20,6 +20,7 @@ __all__ = [
     "free_bytes",
     "has_unverified_data",
     "is_inside",
+    "top_entry",
 ]
 
 
@@ -65,6 +66,21 @@ def has_unverified_data(folder: Path, name: str) -> bool:
     if not is_inside(top, folder) or top.resolve() == folder.resolve():
         return False
     return top.exists() and not control_file(top).exists()
+
+
+def top_entry(folder: Path, paths: Iterable[Path]) -> Path | None:
+    """The one top-level file or folder (``folder/<name>``) that holds all of ``paths``.
+
+    None when there are no paths, or they do not share one entry below ``folder``: then
+    nothing but the files themselves may be removed.
+    """
+    tops = set()
+    for path in paths:
+        try:
+            tops.add(path.relative_to(folder).parts[0])
+        except (ValueError, IndexError):
+            return None
+    return folder / tops.pop() if len(tops) == 1 else None
 
 
 def delete_download_files(folder: Path, paths: Iterable[Path], top: Path | None) -> int:
