@@ -341,7 +341,10 @@ class TorrentManager:
             try:
                 record = await self._submit(record)
             except Aria2Unavailable:
-                note = "the downloader is restarting; this download starts when it is back"
+                # Perhaps aria2 took it and did not answer in time: the next poll sees a row
+                # without a GID and reconciles, which adopts aria2's download by info-hash or
+                # submits it then, so it runs exactly once either way.
+                note = "the downloader did not answer; this download starts when it does"
             except Aria2Error as error:
                 await self._forget_failed_add(record, existing)
                 raise InvalidSource(f"aria2 refused it: {error}") from None
@@ -930,8 +933,9 @@ class TorrentManager:
         """Fold aria2's statuses into the store and emit events.
 
         Returns:
-            Ids of unfinished downloads whose GID aria2 no longer knows (only when given the
-            full list, i.e. ``waiting_order`` is not None).
+            Ids of unfinished downloads that aria2 does not hold under their GID, or that have
+            none yet (an add that timed out: aria2 may or may not have taken it); only when
+            given the full list, i.e. ``waiting_order`` is not None.
         """
         now = self._clock()
         positions: dict[str, int] = {}
@@ -971,8 +975,7 @@ class TorrentManager:
             self._emit(event)
         if waiting_order is None:
             return []
-        return [i for i, live in self._live.items()
-                if i not in seen and live.record.gid is not None]
+        return [i for i in self._live if i not in seen]
 
     async def _observe(self, live: _Live, observation: Observation, now: float,
                        events: list[Event]) -> dict[str, Any]:

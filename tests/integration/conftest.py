@@ -67,14 +67,17 @@ def prepare_aria2(settings: Settings, policy: SupervisionPolicy,
     return Aria2Process(Path(aria2c), layout, endpoint, policy, **options), endpoint, layout
 
 
-async def start_engine(settings: Settings) -> Engine:
+FAST_POLICY = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_initial=0.05,
+                                backoff_max=0.2, min_uptime=1)
+
+
+async def start_engine(settings: Settings, policy: SupervisionPolicy = FAST_POLICY,
+                       rpc_timeout: float = 10) -> Engine:
     """Start aria2c and the manager on ``settings`` (the caller stops them)."""
-    policy = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_initial=0.05,
-                               backoff_max=0.2, min_uptime=1)
     aria2, endpoint, layout = prepare_aria2(settings, policy)
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
-    rpc = Aria2Rpc(endpoint, timeout=10)
+    rpc = Aria2Rpc(endpoint, timeout=rpc_timeout)
     manager = TorrentManager(rpc, store, ManagerConfig(
         download_dir=settings.download_dir, progress_interval=settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,

@@ -54,3 +54,4 @@ async def test_cancel_with_delete_removes_exactly_the_downloads_own_files(
     await engine.manager.cancel(result.torrent.id, chat_id=9, delete_files=True)
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
         "owned", "owned/notes.txt"]
+
