@@ -658,23 +658,37 @@ class TorrentManager:
         if not files or wanted[0] < 1 or wanted[-1] > len(files):
             raise InvalidSource(f"file numbers go from 1 to {len(files)}")
         selection = ",".join(str(i) for i in wanted)
-        was_running = record.state != TorrentState.PAUSED.value
-        # select-file can only be changed on a paused (or waiting) download.
-        if was_running:
-            await self._call_on(record, "aria2.forcePause")
-            await self._wait_status(record.gid, {"paused"})
-        await self.rpc.call("aria2.changeOption", record.gid, {"select-file": selection})
-        if was_running:
-            await self._call_on(record, "aria2.unpause")
         chosen = sum(f.length for f in files if f.index in wanted)
-        updated = await self.store.update(record.id, selected_files=selection,
-                                          total_bytes=chosen)
-        assert updated is not None
-        self._remember(updated)
+        async with self._lock:
+            record = await self._record(download_id, chat_id)  # as it is now, under the lock
+            if record.gid is None or TorrentState(record.state).is_final:
+                raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}")
+            await self._change_paused(record, {"select-file": selection})
+            updated = await self.store.update(record.id, selected_files=selection,
+                                              total_bytes=chosen)
+            assert updated is not None
+            self._remember(updated)
+            await self._refresh_locked([record.gid])
         await self.store.log("select-files", chat_id=record.chat_id, user_id=user_id,
                              download_id=record.id, detail=selection)
-        await self._refresh_now([record.gid])
         return await self.get(download_id)
+
+    async def _change_paused(self, record: DownloadRecord, options: dict[str, str]) -> None:
+        """Change options that aria2 accepts only on a paused (or waiting) download.
+
+        A running download is paused for it and always started again, also when a step
+        fails: a failed file choice must not leave the download stopped.
+        """
+        assert record.gid is not None
+        was_running = record.state != TorrentState.PAUSED.value
+        try:
+            if was_running:
+                await self._call_on(record, "aria2.forcePause")
+                await self._wait_status(record.gid, {"paused"})
+            await self.rpc.call("aria2.changeOption", record.gid, options)
+        finally:
+            if was_running:
+                await self._call_on(record, "aria2.unpause")
 
     async def set_message(self, download_id: int, message_id: int) -> None:
         """Remember which chat message shows this download's progress."""
@@ -837,12 +851,20 @@ class TorrentManager:
         """Read these GIDs' status (one request) and apply what changed."""
         if not gids:
             return
+        async with self._lock:
+            await self._refresh_locked(gids)
+
+    async def _refresh_locked(self, gids: Sequence[str]) -> None:
+        """:meth:`_refresh_now` for a caller that holds the lock.
+
+        Read and apply under the same lock: an answer read before a pause or resume and
+        applied after it would undo what the user just did.
+        """
         answers = await self.rpc.multicall(
             [("aria2.tellStatus", [gid, list(POLL_KEYS)]) for gid in gids]
         )
         statuses = [a for a in answers if isinstance(a, dict)]
-        async with self._lock:
-            await self._apply(statuses, waiting_order=None)
+        await self._apply(statuses, waiting_order=None)
 
     async def _poll_forever(self) -> None:
         while True:

@@ -39,8 +39,8 @@ class Engine:
 @pytest.fixture
 def engine_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**env: str) -> Settings:
-        return loopback_settings(tmp_path / "data", ARIABOT_PROGRESS_INTERVAL="1",
-                                 ARIABOT_SEED_TIME="0", **env)
+        return loopback_settings(tmp_path / "data", **{
+            "ARIABOT_PROGRESS_INTERVAL": "1", "ARIABOT_SEED_TIME": "0", **env})
     return make
 
 
