@@ -78,6 +78,9 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[Event], None]
 
 _LIVE_STATES = frozenset(s for s in TorrentState if not s.is_final)
+_RESERVING_STATES = frozenset(s.value for s in (
+    TorrentState.QUEUED, TorrentState.METADATA, TorrentState.DOWNLOADING))
+"""States of downloads that will still write what they lack: the free space is theirs."""
 _DUPLICATE = 12
 """aria2's error code for "InfoHash … is already registered"."""
 _LIST_ALL = 100_000
@@ -365,15 +368,28 @@ class TorrentManager:
             return f"torrent {parsed.info_hash} {parsed.name}"
         return f"magnet {parsed.info_hash} {parsed.name or ''}".rstrip()
 
-    def _check_space(self, folder: Path, needed: int) -> None:
+    def _check_space(self, folder: Path, needed: int, *, download_id: int | None = None) -> None:
+        """Refuse ``needed`` bytes more unless they fit beside what the downloads already
+        running or queued will still write (the free space is theirs first).
+
+        Raises:
+            NotEnoughSpace: with the numbers, so the user knows what to free.
+        """
         if needed <= 0:
             return
         free = (free_bytes(folder, self._disk_usage) if self._disk_usage
                 else free_bytes(folder))
-        if needed > free:
-            raise NotEnoughSpace(
-                f"not enough disk space: it needs {_size(needed)}, {_size(free)} free"
-            )
+        owed = [max(0, live.record.total_bytes - live.record.completed_bytes)
+                for i, live in self._live.items()
+                if i != download_id and live.record.state in _RESERVING_STATES]
+        reserved = sum(owed)
+        if needed > free - reserved:
+            detail = f"{_size(free)} free"
+            if reserved:
+                count = sum(1 for amount in owed if amount)
+                detail += (f", of which {_size(reserved)} is reserved for {count} "
+                           f"download{'s' if count != 1 else ''} already running or queued")
+            raise NotEnoughSpace(f"not enough disk space: it needs {_size(needed)}, {detail}")
 
     async def _store_new(
         self,
@@ -542,7 +558,8 @@ class TorrentManager:
         if record.state != TorrentState.PAUSED.value:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                "only a paused download can be resumed")
-        self._check_space(Path(record.directory), record.total_bytes - record.completed_bytes)
+        self._check_space(Path(record.directory), record.total_bytes - record.completed_bytes,
+                          download_id=record.id)
         async with self._lock:
             if record.gid is not None:
                 await self._verify_existing_data(record, record.gid, record.name)
@@ -1104,7 +1121,7 @@ class TorrentManager:
             return [await self._fail(live, problem)]
         values: dict[str, Any] = {"name": name or record.name, "total_bytes": total}
         try:
-            self._check_space(folder, total)
+            self._check_space(folder, total, download_id=record.id)
         except NotEnoughSpace as error:
             values.update(state=TorrentState.PAUSED.value, error=str(error))
             if details.get("status") != "paused":

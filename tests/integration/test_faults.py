@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from manager import TorrentCompleted, TorrentEvent, TorrentState
+from manager import NotEnoughSpace, TorrentCompleted, TorrentEvent, TorrentState
 from supervisor.config import Settings
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_cli import cli, downloads
@@ -151,5 +151,33 @@ async def test_disk_full_is_told_and_other_chats_continue(
         await wait_state(running, fits.torrent.id, TorrentState.COMPLETE)
         assert file_digests(small_disk / "torrents" / "2" / "fits.bin") == small.digests
         assert running.aria2.pid is not None
+    finally:
+        await stop_engine(running)
+
+
+async def test_space_reserved_by_running_downloads_is_not_promised_twice(
+    engine_settings: Callable[..., Settings], swarm: Swarm, small_disk: Path
+) -> None:
+    """Two 15 MiB torrents on a 24 MiB disk: each fits alone, both do not."""
+    running = await start_engine(engine_settings(ARIABOT_DOWNLOAD_DIR=str(small_disk)))
+    try:
+        first = swarm.add("first-half.bin", 15 * MiB, seed=26)
+        second = swarm.add("second-half.bin", 15 * MiB, seed=27)
+        third = swarm.add("third-half.bin", 15 * MiB, seed=28)
+        with swarm.throttled(512 * 1024):
+            added = await running.manager.add(first.torrent_bytes, chat_id=1, user_id=1)
+            await wait_state(running, added.torrent.id, TorrentState.DOWNLOADING)
+            with pytest.raises(NotEnoughSpace, match=r"reserved for 1 download"):
+                await running.manager.add(second.torrent_bytes, chat_id=2, user_id=2)
+            assert len(await running.store.list()) == 1
+            # A magnet's size is known at its metadata: it is held there, paused.
+            magnet = await running.manager.add(third.magnet, chat_id=2, user_id=2)
+            await wait_state(running, magnet.torrent.id, TorrentState.PAUSED,
+                             TorrentState.ERROR)
+            held = await running.manager.get(magnet.torrent.id)
+            assert held.state is TorrentState.PAUSED
+            assert "reserved for 1 download" in (held.error or "")
+            assert not (small_disk / "torrents" / "2" / "third-half.bin").exists()
+        await wait_state(running, added.torrent.id, TorrentState.COMPLETE)
     finally:
         await stop_engine(running)
