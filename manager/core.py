@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -67,6 +68,7 @@ from manager.files import (
 )
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import NotificationListener
+from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
 from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
 from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
@@ -444,12 +446,16 @@ class TorrentManager:
         if stored is None:
             raise DownloadNotFound(f"no download #{record.id}")
         kind, source = stored
-        options = {"dir": record.directory}
+        options: dict[str, Any] = {"dir": record.directory}
         if record.selected_files:
             options["select-file"] = record.selected_files
         if paused:
             options["pause"] = "true"
-        name = await self._data_name(record)
+        meta = await asyncio.to_thread(self._known_meta, record, kind, source)
+        name = record.name
+        if meta is not None:
+            name = meta.name
+            options.update(self._pad_options(record, meta.files))
         if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
             # Finished data aria2 no longer holds: check it rather than refuse it.
             options["check-integrity"] = "true"
@@ -471,17 +477,26 @@ class TorrentManager:
                         f"named {name!r}; cancel it with its files first")
         return None
 
-    async def _data_name(self, record: DownloadRecord) -> str:
-        """The name of the download's top file or folder, as far as it is known.
+    def _known_meta(self, record: DownloadRecord, kind: str, source: bytes) -> TorrentMeta | None:
+        """The download's metainfo as far as it is known (runs in a worker thread): its
+        .torrent, or for a magnet what aria2 saved of its metadata (``bt-save-metadata``).
 
-        A magnet's row carries its ``dn=`` until the metadata arrives; aria2 may already
-        hold that metadata (``bt-save-metadata``), and then its name is the real one.
+        Only the metainfo names a magnet's files: its row carries the ``dn=`` until then.
         """
-        if record.source_kind == SourceKind.TORRENT.value or record.total_bytes > 0:
-            return record.name
-        meta = await asyncio.to_thread(self._saved_metadata, Path(record.directory),
-                                       record.info_hash)
-        return meta.name if meta is not None else record.name
+        if kind == SourceKind.TORRENT.value:
+            try:
+                return parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
+            except InvalidSource:
+                return None
+        return self._saved_metadata(Path(record.directory), record.info_hash)
+
+    def _pad_options(self, record: DownloadRecord,
+                     files: Iterable[FileEntry]) -> dict[str, str | list[str]]:
+        return pad_options(files, directory=Path(record.directory),
+                           scratch=self._pad_scratch(record), selected=record.selected_files)
+
+    def _pad_scratch(self, record: DownloadRecord) -> Path:
+        return pad_scratch(self.config.download_dir, record.chat_id, record.info_hash)
 
     def _saved_metadata(self, folder: Path, info_hash: str) -> TorrentMeta | None:
         """The .torrent aria2 saved for a magnet (``bt-save-metadata``), if there is one."""
@@ -597,6 +612,8 @@ class TorrentManager:
             top = top_entry(folder, paths)
             deleted = await asyncio.to_thread(delete_download_files, folder, paths, top)
             await asyncio.to_thread(self._remove_saved_metadata, folder, record.info_hash)
+            await asyncio.to_thread(remove_pad_scratch, self.config.download_dir,
+                                    self._pad_scratch(record))
             await self.store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
                                  download_id=record.id, detail=f"{deleted} files")
         return await self.get(download_id)
@@ -608,8 +625,9 @@ class TorrentManager:
         if record.gid is not None:
             with contextlib.suppress(Aria2Error):
                 files = await self.rpc.call("aria2.getFiles", record.gid)
-                paths = [Path(f["path"]) for f in files
-                         if f.get("path") and not f["path"].startswith("[METADATA]")]
+                # In the chat folder only: pad files are the scratch's, removed on their own.
+                paths = [folder / entry.path for entry in self._all_file_entries(record, files)
+                         if not Path(entry.path).is_absolute()]
                 if paths:
                     return paths
         stored = await self.store.source(record.id)
@@ -656,7 +674,8 @@ class TorrentManager:
 
     async def set_files(self, download_id: int, indexes: Iterable[int],
                         chat_id: int | None = None, user_id: int = 0) -> Torrent:
-        """Download only the files with these (1-based) indexes.
+        """Download only the files with these numbers: 1-based places in :meth:`files`
+        (the list users see, without pad files), not aria2's own indexes.
 
         Raises:
             DownloadNotFound, InvalidState (no metadata yet, or finished),
@@ -674,8 +693,9 @@ class TorrentManager:
             raise InvalidSource("choose at least one file")
         if not files or wanted[0] < 1 or wanted[-1] > len(files):
             raise InvalidSource(f"file numbers go from 1 to {len(files)}")
-        selection = ",".join(str(i) for i in wanted)
-        chosen = sum(f.length for f in files if f.index in wanted)
+        entries = [files[number - 1] for number in wanted]
+        selection = ",".join(str(entry.index) for entry in entries)
+        chosen = sum(entry.length for entry in entries)
         async with self._lock:
             record = await self._record(download_id, chat_id)  # as it is now, under the lock
             if record.gid is None or TorrentState(record.state).is_final:
@@ -802,6 +822,7 @@ class TorrentManager:
             paths = [folder / f.path for f in self._purged_files(purged, folder)]
             deleted += delete_download_files(folder, paths, top_entry(folder, paths))
             self._remove_saved_metadata(folder, record.info_hash)
+            remove_pad_scratch(self.config.download_dir, self._pad_scratch(record))
         return deleted
 
     def _purged_files(self, purged: PurgedDownload, folder: Path) -> tuple[FileEntry, ...]:
@@ -1115,10 +1136,20 @@ class TorrentManager:
         problem = (self._unsafe_metadata(folder, name, raw_files)
                    or await self._name_clash(folder, name, record.info_hash))
         # A download paused by pause-metadata reports totalLength 0: add up its files.
-        total = sum(int(f.get("length") or 0) for f in raw_files if f.get("selected") == "true")
+        total = sum(f.length for f in files if f.selected)
         if problem is not None:
             await self._remove_from_aria2(observation.gid)
             return [await self._fail(live, problem)]
+        padding = self._pad_options(record, self._all_file_entries(record, raw_files))
+        if padding and details.get("status") == "paused":
+            # Before its first byte: pad files are never selected, and go to the scratch.
+            try:
+                await self.rpc.call("aria2.changeOption", observation.gid, padding)
+            except Aria2Error as error:
+                log.warning("#%d: could not move its pad files out of the chat folder: %s",
+                            record.id, error)
+                await self._remove_from_aria2(observation.gid)
+                return [await self._fail(live, "aria2 could not set the torrent up")]
         values: dict[str, Any] = {"name": name or record.name, "total_bytes": total}
         try:
             self._check_space(folder, total, download_id=record.id)
@@ -1160,16 +1191,27 @@ class TorrentManager:
 
     def _file_entries(self, record: DownloadRecord,
                       files: Sequence[dict[str, Any]]) -> tuple[FileEntry, ...]:
+        """The user's files of a download, from aria2's file list: pad files, and anything
+        aria2 writes outside the chat folder (pads moved by ``index-out``), left out."""
+        return tuple(entry for entry in self._all_file_entries(record, files)
+                     if not is_pad(entry.path) and not Path(entry.path).is_absolute())
+
+    @staticmethod
+    def _all_file_entries(record: DownloadRecord,
+                          files: Sequence[dict[str, Any]]) -> tuple[FileEntry, ...]:
+        """Every file aria2 lists, pads included; paths relative to the chat folder (or
+        absolute when aria2 writes it elsewhere: a pad file moved by ``index-out``)."""
         folder = Path(record.directory)
         entries = []
         for entry in files:
             path = str(entry.get("path") or "")
             if not path or path.startswith("[METADATA]"):
                 continue
+            absolute = Path(os.path.normpath(path))  # index-out paths keep their ".."
             try:
-                relative = str(Path(path).relative_to(folder))
+                relative = absolute.relative_to(folder).as_posix()
             except ValueError:
-                relative = Path(path).name
+                relative = absolute.as_posix()
             entries.append(FileEntry(
                 index=int(entry.get("index", 0)), path=relative,
                 length=int(entry.get("length", 0)),

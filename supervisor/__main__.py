@@ -231,9 +231,10 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "files":
         fields = {"select": _file_numbers(args.select)} if args.select else {}
-        for entry in _ask(client, "files", id=args.id, **fields)["files"]:
+        # Numbered as --select takes them: places in the list (pad files are not in it).
+        for number, entry in enumerate(_ask(client, "files", id=args.id, **fields)["files"], 1):
             mark = "x" if entry["selected"] else " "
-            print(f"[{mark}] {entry['index']:>4}  {_size(entry['length']):>10}  "
+            print(f"[{mark}] {number:>4}  {_size(entry['length']):>10}  "
                   f"{entry['path']}", file=out)
         return 0
     if args.command == "purge":
