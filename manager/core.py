@@ -32,6 +32,7 @@ from typing import Any
 import peewee
 
 from manager.aria2rpc import Aria2Rpc, RpcFault
+from manager.compat import check_downloadable
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -86,6 +87,8 @@ class ManagerConfig:
         torrent_max_bytes: largest .torrent accepted.
         bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
         folder_mode: permissions of new chat folders.
+        aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
+            download is refused at add (:mod:`manager.compat`); None when not known.
     """
 
     download_dir: Path
@@ -93,6 +96,7 @@ class ManagerConfig:
     torrent_max_bytes: int = 10_000_000
     bt_stop_timeout: int = 900
     folder_mode: int = 0o700
+    aria2_version: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -340,9 +344,13 @@ class TorrentManager:
         return AddResult(torrent, note=note)
 
     def _parse(self, source: str | bytes) -> MagnetLink | TorrentMeta:
+        parsed: MagnetLink | TorrentMeta
         if isinstance(source, bytes):
-            return parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
-        return parse_magnet(source)
+            parsed = parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
+        else:
+            parsed = parse_magnet(source)
+        check_downloadable(parsed, self.config.aria2_version)
+        return parsed
 
     @staticmethod
     def _describe(parsed: MagnetLink | TorrentMeta) -> str:

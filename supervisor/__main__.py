@@ -289,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
     try:
-        aria2c, _version = locate_aria2c(settings.aria2c)
-        return asyncio.run(serve(settings, aria2c, formatter))
+        aria2c, version = locate_aria2c(settings.aria2c)
+        return asyncio.run(serve(settings, aria2c, formatter, version))
     except (Aria2cUnusable, AlreadyRunning, ManagerError, OSError) as error:
         print(f"ariabot: {error}", file=sys.stderr)
         return EXIT_USAGE

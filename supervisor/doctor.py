@@ -1,9 +1,10 @@
 """``ariabot doctor``: check everything ``ariabot run`` needs, one line per check.
 
 Each line is ``✔ what`` or ``✘ what — how to fix``; a check that cannot be made here (no
-token, no network) is a ``○`` line with a note and does not count as a failure. ``ariabot
-doctor`` exits 0 when nothing failed, 1 otherwise. It changes nothing: it creates no
-directory, takes no lock and stops no process.
+token, no network), or a limit worth knowing that stops nothing (aria2c 1.36 and hybrid
+torrents), is a ``○`` line with a note and does not count as a failure. ``ariabot doctor``
+exits 0 when nothing failed, 1 otherwise. It changes nothing: it creates no directory, takes
+no lock and stops no process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 import psutil
 
+from manager.compat import HYBRID_FIX, hybrid_limitation
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
@@ -91,13 +93,19 @@ def _config_ok(settings: Settings) -> Check:
     return Check(True, f"configuration is valid ({source} and ARIABOT_* variables)")
 
 
-def check_aria2c(name: str) -> Check:
-    """aria2c is found, runs, and is recent enough."""
+def check_aria2c(name: str) -> list[Check]:
+    """aria2c is found, runs, and is recent enough; a note on what it cannot download."""
     try:
         path, version = locate_aria2c(name)
     except Aria2cUnusable as error:
-        return Check(False, error.problem, error.fix)
-    return Check(True, f"aria2c {'.'.join(map(str, version))} at {path}")
+        return [Check(False, error.problem, error.fix)]
+    return [Check(True, f"aria2c {'.'.join(map(str, version))} at {path}"),
+            *_hybrid_notes([hybrid_limitation(version)])]
+
+
+def _hybrid_notes(limitations: Sequence[str | None]) -> list[Check]:
+    return [Check(None, f"hybrid (v1+v2) torrents are refused: {text}", HYBRID_FIX)
+            for text in limitations if text]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -249,7 +257,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
     layout = StateLayout(settings.data_dir)
     return [
         _config_ok(settings),
-        check_aria2c(settings.aria2c),
+        *check_aria2c(settings.aria2c),
         check_directory("data dir", settings.data_dir, "ARIABOT_DATA_DIR", MIN_FREE_DATA,
                         disk_usage),
         check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
