@@ -59,7 +59,7 @@ from manager.events import (
 )
 from manager.files import chat_folder, delete_download_files, free_bytes, is_inside
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
-from manager.notifications import NotificationListener
+from manager.notifications import ListenerHealth, NotificationListener
 from manager.store import DownloadRecord, PurgedDownload, Store
 from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
 from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
@@ -205,6 +205,10 @@ class TorrentManager:
             _done, stuck = await asyncio.wait(tasks, timeout=10)
             if stuck:
                 log.warning("%d manager task(s) did not stop in 10 s", len(stuck))
+
+    def listener_health(self) -> ListenerHealth | None:
+        """How aria2's notification listener is doing; None before :meth:`start`."""
+        return self._listener.health() if self._listener is not None else None
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber(event)`` for every event; returns a function that unsubscribes.

@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list downloads")
     listing.add_argument("--chat", type=_chat_id, help="only this chat's downloads")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    status = commands.add_parser("status", help="show one download")
-    status.add_argument("id", type=_download_id)
+    status = commands.add_parser(
+        "status", help="show one download, or without an id how ariabot itself is doing")
+    status.add_argument("id", type=_download_id, nargs="?")
     status.add_argument("--json", action="store_true", help="print JSON")
     for verb, text in (("pause", "pause a download"), ("resume", "resume a paused download")):
         command = commands.add_parser(verb, help=text)
@@ -224,6 +225,14 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         else:
             for torrent in torrents:
                 print(_line(torrent), file=out)
+        return 0
+    if args.command == "status" and args.id is None:
+        health = _ask(client, "health")["health"]
+        if args.json:
+            print(json.dumps(health, indent=2), file=out)
+        else:
+            for check in doctor.health_checks(health):
+                print(check.line, file=out)
         return 0
     if args.command == "status":
         torrent = _ask(client, "status", id=args.id)["torrent"]

@@ -145,3 +145,4 @@ def test_running_ariabot_is_recognised(tmp_path: Path) -> None:
     assert run.process is not None
     assert running.startswith(f"✔ an ariabot is running on this data dir (pid {run.process.pid}")
     assert f"aria2c pid {info['aria2c_pid']} running" in running
+    assert line(lines, "aria2 notifications") == "✔ aria2 notifications: connected"
