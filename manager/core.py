@@ -33,6 +33,7 @@ from typing import Any
 import peewee
 
 from manager.aria2rpc import Aria2Rpc, RpcFault
+from manager.compat import check_downloadable
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -67,7 +68,7 @@ from manager.files import (
     top_entry,
 )
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
-from manager.notifications import NotificationListener
+from manager.notifications import ListenerHealth, NotificationListener
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
 from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
@@ -99,6 +100,8 @@ class ManagerConfig:
         torrent_max_bytes: largest .torrent accepted.
         bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
         folder_mode: permissions of new chat folders.
+        aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
+            download is refused at add (:mod:`manager.compat`); None when not known.
     """
 
     download_dir: Path
@@ -106,6 +109,7 @@ class ManagerConfig:
     torrent_max_bytes: int = 10_000_000
     bt_stop_timeout: int = 900
     folder_mode: int = 0o700
+    aria2_version: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,10 @@ class TorrentManager:
             _done, stuck = await asyncio.wait(tasks, timeout=10)
             if stuck:
                 log.warning("%d manager task(s) did not stop in 10 s", len(stuck))
+
+    def listener_health(self) -> ListenerHealth | None:
+        """How aria2's notification listener is doing; None before :meth:`start`."""
+        return self._listener.health() if self._listener is not None else None
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber(event)`` for every event; returns a function that unsubscribes.
@@ -360,9 +368,13 @@ class TorrentManager:
         return AddResult(torrent, note=note)
 
     def _parse(self, source: str | bytes) -> MagnetLink | TorrentMeta:
+        parsed: MagnetLink | TorrentMeta
         if isinstance(source, bytes):
-            return parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
-        return parse_magnet(source)
+            parsed = parse_torrent(source, max_bytes=self.config.torrent_max_bytes)
+        else:
+            parsed = parse_magnet(source)
+        check_downloadable(parsed, self.config.aria2_version)
+        return parsed
 
     @staticmethod
     def _describe(parsed: MagnetLink | TorrentMeta) -> str:

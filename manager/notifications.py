@@ -6,6 +6,12 @@ This one runs in a daemon thread, hands every notification to the event loop wit
 tenacity's exponential backoff. Notifications sent while it was disconnected are lost for
 good, so ``on_connected`` fires after every (re)connection: that is the manager's cue to
 reconcile from ``tellActive``/``tellWaiting``/``tellStopped``.
+
+A failure that is not a disconnect (a bug, a message nobody foresaw) must not end the
+thread silently, as it did: it is logged at ERROR with its traceback, counted, and the
+listener starts again after a growing delay (0.5 s doubling to 30 s, back to 0.5 s after a
+minute without failure). :meth:`NotificationListener.health` says how it is doing, for
+``ariabot status`` and ``ariabot doctor``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import websocket
 from tenacity import (
@@ -26,7 +34,7 @@ from tenacity import (
     wait_exponential,
 )
 
-__all__ = ["NOTIFICATIONS", "NotificationListener"]
+__all__ = ["NOTIFICATIONS", "ListenerHealth", "NotificationListener"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,31 @@ NOTIFICATIONS = frozenset({
 
 _RECV_TIMEOUT = 0.5
 """How often the receiving thread checks whether it was asked to stop (s)."""
+_RESTART_FIRST = 0.5
+"""Delay before the first restart after an unexpected failure (s); it doubles each time."""
+_RESTART_MAX = 30.0
+"""Longest delay between two restarts (s)."""
+_HEALTHY_AFTER = 60.0
+"""A run this long without failure resets the restart delay (s)."""
+
+
+@dataclass(frozen=True)
+class ListenerHealth:
+    """How the notification listener is doing.
+
+    Attributes:
+        running: its thread is alive (False before start and after stop).
+        connected: it is connected to aria2 now.
+        deaths: unexpected failures since it started (each was logged and restarted).
+        last_error: the last of them, ``"Type: message"``; None when there was none.
+        restarting: it is waiting to start again after a failure.
+    """
+
+    running: bool
+    connected: bool
+    deaths: int
+    last_error: str | None
+    restarting: bool
 
 
 class _Disconnected(Exception):
@@ -56,6 +89,9 @@ class NotificationListener:
         on_notification: ``(method, gid)`` for each notification, run on the loop.
         on_connected: run on the loop after each successful (re)connection.
         on_disconnected: run on the loop when the connection is lost.
+        clock: monotonic clock (injected by tests).
+        sleep: waits between restarts; returns early when :meth:`stop` is called (the
+            default waits on the stop event; injected by tests).
     """
 
     def __init__(
@@ -65,6 +101,9 @@ class NotificationListener:
         on_notification: Callable[[str, str], None],
         on_connected: Callable[[], None],
         on_disconnected: Callable[[], None] = lambda: None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.url = url
         self._loop = loop
@@ -72,6 +111,11 @@ class NotificationListener:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._stop = threading.Event()
+        self._clock = clock
+        self._sleep = sleep if sleep is not None else self._stop.wait
+        self._deaths = 0
+        self._last_error: str | None = None
+        self._restarting = False
         self._thread = threading.Thread(target=self._run, name="aria2-notifications",
                                         daemon=True)
         self.connected = threading.Event()
@@ -91,6 +135,16 @@ class NotificationListener:
         """True while the thread runs (it only ends when asked to)."""
         return self._thread.is_alive()
 
+    def health(self) -> ListenerHealth:
+        """A snapshot of the listener's state (safe from any thread)."""
+        return ListenerHealth(
+            running=self._thread.is_alive(),
+            connected=self.connected.is_set(),
+            deaths=self._deaths,
+            last_error=self._last_error,
+            restarting=self._restarting,
+        )
+
     def _post(self, callback: Callable[..., None], *args: object) -> None:
         # RuntimeError: the loop closed between the check and the call.
         if not self._loop.is_closed():
@@ -98,6 +152,28 @@ class NotificationListener:
                 self._loop.call_soon_threadsafe(callback, *args)
 
     def _run(self) -> None:
+        """Listen until stopped; restart after any failure that is not a disconnect."""
+        streak = 0
+        while not self._stop.is_set():
+            began = self._clock()
+            try:
+                self._listen()
+            except Exception as error:
+                if self._clock() - began >= _HEALTHY_AFTER:
+                    streak = 0
+                delay = min(_RESTART_MAX, _RESTART_FIRST * 2**streak)
+                streak += 1
+                self._deaths += 1
+                self._last_error = f"{type(error).__name__}: {error}"[:300]
+                self._restarting = True
+                log.error("the aria2 notification listener failed (%s); restarting it in "
+                          "%.1f s", self._last_error, delay, exc_info=True)
+                self._sleep(delay)
+                self._restarting = False
+        log.debug("notification listener stopped")
+
+    def _listen(self) -> None:
+        """Connect and reconnect (with backoff) until stopped; other failures propagate."""
         retrying = Retrying(
             retry=retry_if_exception_type(_Disconnected),
             wait=wait_exponential(multiplier=0.1, max=2.0),
@@ -111,7 +187,6 @@ class NotificationListener:
                     self._session()
         except _Disconnected:
             pass  # only reached when stopping
-        log.debug("notification listener stopped")
 
     def _session(self) -> None:
         """One connection's life; raises :class:`_Disconnected` when it ends unasked."""
@@ -143,7 +218,9 @@ class NotificationListener:
             data = json.loads(message)
             method = data["method"]
             gid = data["params"][0]["gid"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+            method = gid = None
+        if not (isinstance(method, str) and isinstance(gid, str)):
             log.warning("ignoring a malformed aria2 notification")
             return
         if method in NOTIFICATIONS:

@@ -20,6 +20,9 @@ aria2 1.36 facts this module relies on (checked with ``aria2c --show-files``):
   not UTF-8 is percent-encoded whole (``util::encodeNonUtf8``). Both keys are checked here.
 - aria2 computes the info-hash by re-encoding the info dictionary, not from the file's bytes:
   a non-canonical info dictionary gets a hash no peer knows. Such files are refused.
+- aria2 1.36 drops dictionary keys of length 0 when it reads bencode, and every file of a
+  v2 ``file tree`` is one: it names a hybrid (v1+v2) torrent by a wrong info-hash. Hybrids are
+  flagged here; :mod:`manager.compat` refuses them when the running aria2c is older than 1.37.
 - aria2 **crashes (SIGSEGV)** on a torrent with a repeated key inside the info dictionary, from
   the command line and from ``aria2.addTorrent`` alike. Repeated keys are refused anywhere.
 - aria2 accepts ``a/b`` inside one path element (creating folders), empty elements, backslashes
@@ -99,21 +102,26 @@ class MagnetLink:
         trackers: http, https and udp tracker URLs, deduplicated, in the link's order.
         uri: a canonical magnet link rebuilt from ``xt`` (hex), ``dn`` and ``tr`` only; this,
             not the user's text, is what goes to aria2.
+        hybrid: the link names a hybrid (v1+v2) torrent: it has ``xt=urn:btmh:`` next to
+            ``xt=urn:btih:``. Whether aria2 can download it depends on its version
+            (:mod:`manager.compat`).
     """
 
     info_hash: str
     name: str | None
     trackers: tuple[str, ...]
     uri: str
+    hybrid: bool = False
 
 
 def parse_magnet(text: str) -> MagnetLink:
     """Check a magnet link and rebuild it from the parts aria2 needs.
 
     Accepted: ``xt=urn:btih:`` with 40 hex (any case) or 32 base32 characters; more ``xt``
-    (``xt.1``, ``urn:btmh:`` of a hybrid torrent, other networks' URNs) as long as the
-    ``btih`` ones agree; ``tr`` and ``tr.N`` trackers; any other parameter (``x.pe``, ``so``,
-    ``ws``, ``xl``, ``kt``…), which is ignored. HTML-escaped ``&amp;`` separators are undone.
+    (``xt.1``, ``urn:btmh:`` of a hybrid torrent, which sets :attr:`MagnetLink.hybrid`,
+    other networks' URNs) as long as the ``btih`` ones agree; ``tr`` and ``tr.N`` trackers;
+    any other parameter (``x.pe``, ``so``, ``ws``, ``xl``, ``kt``…), which is ignored.
+    HTML-escaped ``&amp;`` separators are undone.
 
     Refused: other schemes, more than :data:`MAX_MAGNET_CHARS` characters, control characters,
     a missing or malformed ``btih``, a v2-only link (``btmh`` without ``btih``: aria2 cannot
@@ -189,7 +197,8 @@ def parse_magnet(text: str) -> MagnetLink:
         parts.append("dn=" + urllib.parse.quote(name, safe=""))
     parts.extend("tr=" + urllib.parse.quote(url, safe="") for url in trackers)
     return MagnetLink(
-        info_hash=info_hash, name=name, trackers=trackers, uri="magnet:?" + "&".join(parts)
+        info_hash=info_hash, name=name, trackers=trackers, uri="magnet:?" + "&".join(parts),
+        hybrid=has_btmh,
     )
 
 
@@ -314,6 +323,9 @@ class TorrentMeta:
         trackers: http, https and udp announce URLs (``announce-list``, else ``announce``).
         private: the torrent is private (``info.private`` is 1): trackers only, no DHT/PEX.
         data: the file's original bytes, to pass to ``aria2.addTorrent`` unchanged.
+        hybrid: a hybrid (v1+v2) torrent: its info has v1 ``pieces`` and v2's ``file tree``
+            or ``meta version: 2``. Whether aria2 can download it depends on its version
+            (:mod:`manager.compat`).
     """
 
     info_hash: str
@@ -323,6 +335,7 @@ class TorrentMeta:
     trackers: tuple[str, ...]
     private: bool
     data: bytes = field(repr=False)
+    hybrid: bool = False
 
 
 def parse_torrent(
@@ -331,7 +344,8 @@ def parse_torrent(
     """Check a .torrent file and describe it.
 
     Checks, in order: size; bencoding (shape, nesting depth, no repeated dictionary keys, which
-    crash aria2); v2-only torrents (aria2 1.36 cannot download them; hybrids are fine); file
+    crash aria2); v2-only torrents (aria2 cannot download them; hybrids are recognised and
+    flagged, :attr:`TorrentMeta.hybrid`, since aria2 1.36 cannot download them either); file
     count; total size > 0; torf's metainfo validation; that the info dictionary is canonically
     encoded, so aria2's info-hash is the swarm's; every file and folder name, under ``name``
     and ``name.utf-8``, ``path`` and ``path.utf-8`` (no ``..``, ``.``, empty names, ``/`` or
@@ -372,10 +386,11 @@ def parse_torrent(
     start, end = _scan_bencode(data)
     torrent = _read_with_torf(data)
     info = torrent.metainfo["info"]
-    if "pieces" not in info and ("file tree" in info or info.get("meta version") == 2):
+    has_v2 = "file tree" in info or info.get("meta version") == 2
+    if "pieces" not in info and has_v2:
         raise InvalidTorrent(
             "aria2 cannot download BitTorrent v2-only torrents: this one has no v1 "
-            "piece hashes (v1 and hybrid torrents are fine)"
+            "piece hashes"
         )
     files_value = info.get("files")
     if isinstance(files_value, list) and len(files_value) > max_files:
@@ -413,6 +428,7 @@ def parse_torrent(
         trackers=_torrent_trackers(torrent.metainfo),
         private=bool(info.get("private", False)),
         data=data,
+        hybrid=has_v2,
     )
 
 

@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list downloads")
     listing.add_argument("--chat", type=_chat_id, help="only this chat's downloads")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    status = commands.add_parser("status", help="show one download")
-    status.add_argument("id", type=_download_id)
+    status = commands.add_parser(
+        "status", help="show one download, or without an id how ariabot itself is doing")
+    status.add_argument("id", type=_download_id, nargs="?")
     status.add_argument("--json", action="store_true", help="print JSON")
     for verb, text in (("pause", "pause a download"), ("resume", "resume a paused download")):
         command = commands.add_parser(verb, help=text)
@@ -225,6 +226,14 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
             for torrent in torrents:
                 print(_line(torrent), file=out)
         return 0
+    if args.command == "status" and args.id is None:
+        health = _ask(client, "health")["health"]
+        if args.json:
+            print(json.dumps(health, indent=2), file=out)
+        else:
+            for check in doctor.health_checks(health):
+                print(check.line, file=out)
+        return 0
     if args.command == "status":
         torrent = _ask(client, "status", id=args.id)["torrent"]
         print(json.dumps(torrent, indent=2) if args.json else _line(torrent), file=out)
@@ -290,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
     try:
-        aria2c, _version = locate_aria2c(settings.aria2c)
-        return asyncio.run(serve(settings, aria2c, formatter))
+        aria2c, version = locate_aria2c(settings.aria2c)
+        return asyncio.run(serve(settings, aria2c, formatter, version))
     except (Aria2cUnusable, AlreadyRunning, ManagerError, OSError) as error:
         print(f"ariabot: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from manager import ManagerError, Torrent, TorrentManager
+from supervisor.health import health_json
 
 __all__ = ["ControlClient", "ControlServer", "NotRunning", "torrent_json"]
 
@@ -97,6 +98,7 @@ class ControlServer:
             "cancel": self._cancel,
             "files": self._files,
             "purge": self._purge,
+            "health": self._health,
         }
 
     async def start(self) -> None:
@@ -192,6 +194,9 @@ class ControlServer:
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
         torrent = await self.manager.get(_int_field(request, "id"))
         return {"torrent": torrent_json(torrent)}
+
+    async def _health(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"health": health_json(self.manager)}
 
     async def _pause(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"torrent": torrent_json(await self.manager.pause(_int_field(request, "id")))}

@@ -1,9 +1,11 @@
 """``ariabot doctor``: check everything ``ariabot run`` needs, one line per check.
 
 Each line is ``✔ what`` or ``✘ what — how to fix``; a check that cannot be made here (no
-token, no network) is a ``○`` line with a note and does not count as a failure. ``ariabot
-doctor`` exits 0 when nothing failed, 1 otherwise. It changes nothing: it creates no
-directory, takes no lock and stops no process.
+token, no network), or a limit worth knowing that stops nothing (aria2c 1.36 and hybrid
+torrents), is a ``○`` line with a note and does not count as a failure. When an ariabot runs
+on the data dir, its own health (aria2's notification listener) is asked over the control
+socket. ``ariabot doctor`` exits 0 when nothing failed, 1 otherwise. It changes nothing: it
+creates no directory, takes no lock and stops no process.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any, TextIO
 
 import psutil
 
+from manager.compat import HYBRID_FIX, hybrid_limitation
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
+from supervisor.control import ControlClient, NotRunning
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import SecretMask
@@ -34,9 +38,11 @@ __all__ = [
     "check_aria2c",
     "check_bot_api",
     "check_directory",
+    "check_health",
     "check_instance",
     "check_telegram",
     "config_failure",
+    "health_checks",
     "report",
     "run_checks",
 ]
@@ -91,13 +97,19 @@ def _config_ok(settings: Settings) -> Check:
     return Check(True, f"configuration is valid ({source} and ARIABOT_* variables)")
 
 
-def check_aria2c(name: str) -> Check:
-    """aria2c is found, runs, and is recent enough."""
+def check_aria2c(name: str) -> list[Check]:
+    """aria2c is found, runs, and is recent enough; a note on what it cannot download."""
     try:
         path, version = locate_aria2c(name)
     except Aria2cUnusable as error:
-        return Check(False, error.problem, error.fix)
-    return Check(True, f"aria2c {'.'.join(map(str, version))} at {path}")
+        return [Check(False, error.problem, error.fix)]
+    return [Check(True, f"aria2c {'.'.join(map(str, version))} at {path}"),
+            *_hybrid_notes([hybrid_limitation(version)])]
+
+
+def _hybrid_notes(limitations: Sequence[str | None]) -> list[Check]:
+    return [Check(None, f"hybrid (v1+v2) torrents are refused: {text}", HYBRID_FIX)
+            for text in limitations if text]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -243,13 +255,60 @@ def check_instance(layout: StateLayout) -> Check:
     return Check(True, f"no ariabot running on this data dir, no aria2c left behind{note}")
 
 
+def check_health(layout: StateLayout, timeout: float = 5.0) -> list[Check]:
+    """The running ariabot's own health, asked over its control socket (nothing if none runs)."""
+    if lock_holder(layout.lock) is None:
+        return []
+    try:
+        answer = ControlClient(layout.control_socket, timeout).request("health")
+    except (NotRunning, OSError, ValueError) as error:
+        return [Check(None, "the running ariabot's health not checked",
+                      f"its control socket did not answer ({error})")]
+    if not answer.get("ok") or not isinstance(answer.get("health"), dict):
+        return [Check(None, "the running ariabot's health not checked",
+                      f"it answered: {answer.get('error', 'nothing')}")]
+    return [_notifications(answer["health"].get("notifications"))]
+
+
+def health_checks(health: dict[str, Any]) -> list[Check]:
+    """Lines for a ``health`` answer of the control socket (``ariabot status``)."""
+    lines = [_notifications(health.get("notifications"))]
+    version = health.get("aria2c_version")
+    if version:
+        lines.append(Check(True, f"aria2c {version} is running"))
+    return lines + _hybrid_notes(health.get("limitations") or [])
+
+
+def _notifications(listener: Any) -> Check:
+    """The notification listener's line; a listener that failed says how often and why."""
+    if not isinstance(listener, dict):
+        return Check(None, "aria2 notifications: not listening yet", "ariabot is starting")
+    deaths = int(listener.get("deaths") or 0)
+    history = ""
+    if deaths:
+        times = "once" if deaths == 1 else f"{deaths} times"
+        history = f" (the listener failed {times} and was restarted; last: " \
+                  f"{listener.get('last_error')})"
+    if not listener.get("running"):
+        return Check(False, f"aria2 notifications: the listener is not running{history}",
+                     "completions are seen by the progress poll only; restart ariabot and "
+                     "report the error in its log")
+    if listener.get("restarting"):
+        return Check(False, f"aria2 notifications: restarting after a failure{history}",
+                     "it comes back by itself; the error is in ariabot's log")
+    if not listener.get("connected"):
+        return Check(None, f"aria2 notifications: not connected to aria2c{history}",
+                     "aria2c is probably restarting; the listener reconnects by itself")
+    return Check(True, f"aria2 notifications: connected{history}")
+
+
 def run_checks(settings: Settings, *, timeout: float = 5.0,
                disk_usage: DiskUsage = psutil.disk_usage) -> list[Check]:
     """Every check, in the order a newcomer would fix them."""
     layout = StateLayout(settings.data_dir)
     return [
         _config_ok(settings),
-        check_aria2c(settings.aria2c),
+        *check_aria2c(settings.aria2c),
         check_directory("data dir", settings.data_dir, "ARIABOT_DATA_DIR", MIN_FREE_DATA,
                         disk_usage),
         check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
@@ -257,6 +316,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
         *check_telegram(settings),
         check_bot_api(settings, timeout),
         check_instance(layout),
+        *check_health(layout, timeout),
     ]
 
 

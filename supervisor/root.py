@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from bot.app import EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import MIB, BotConfig
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
+from manager.compat import hybrid_limitation
 from supervisor.config import Settings
 from supervisor.control import ControlServer
 from supervisor.instance import InstanceLock, stop_stale_aria2c
@@ -37,7 +38,8 @@ EXIT_FATAL = 1
 
 
 async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
-    settings: Settings, aria2c: Path, formatter: RedactingFormatter
+    settings: Settings, aria2c: Path, formatter: RedactingFormatter,
+    aria2c_version: tuple[int, ...],
 ) -> int:
     """Run ariabot until SIGINT/SIGTERM (exit 0) or until aria2c is FATAL (exit 1).
 
@@ -45,6 +47,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         settings: validated settings.
         aria2c: the checked aria2c executable.
         formatter: the log formatter, told about the RPC secret so it never prints it.
+        aria2c_version: that executable's version (what it cannot download is refused).
 
     Raises:
         AlreadyRunning: another ariabot holds this data dir.
@@ -66,6 +69,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             progress_interval=settings.progress_interval,
             torrent_max_bytes=settings.torrent_max_bytes,
             bt_stop_timeout=settings.bt_stop_timeout,
+            aria2_version=aria2c_version,
         ))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
@@ -104,6 +108,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                     return EXIT_FATAL
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
+            if limitation := hybrid_limitation(aria2c_version):
+                log.warning("%s: hybrid (v1+v2) torrents are refused when added", limitation)
             return await _run_until_stopped(aria2, stop_requested)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):

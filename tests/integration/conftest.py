@@ -12,6 +12,7 @@ import pytest
 
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.events import Event
+from supervisor.aria2c import locate_aria2c
 from supervisor.config import Settings, load_settings
 from supervisor.layout import StateLayout
 from supervisor.process import Aria2Process, SupervisionPolicy
@@ -72,8 +73,13 @@ FAST_POLICY = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_i
 
 
 async def start_engine(settings: Settings, policy: SupervisionPolicy = FAST_POLICY,
-                       rpc_timeout: float = 10) -> Engine:
-    """Start aria2c and the manager on ``settings`` (the caller stops them)."""
+                       rpc_timeout: float = 10,
+                       aria2_version: tuple[int, ...] | None = None) -> Engine:
+    """Start aria2c and the manager on ``settings`` (the caller stops them).
+
+    The manager is told aria2c's version as the composition root tells it (that of the
+    aria2c run), unless ``aria2_version`` says otherwise.
+    """
     aria2, endpoint, layout = prepare_aria2(settings, policy)
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
@@ -81,6 +87,7 @@ async def start_engine(settings: Settings, policy: SupervisionPolicy = FAST_POLI
     manager = TorrentManager(rpc, store, ManagerConfig(
         download_dir=settings.download_dir, progress_interval=settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
+        aria2_version=aria2_version or locate_aria2c(str(aria2.binary))[1],
     ))
     aria2.subscribe(lambda change: _tell_manager(manager, change))
     events: list[Event] = []

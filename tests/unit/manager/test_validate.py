@@ -8,6 +8,7 @@ the hostility is in the encoding itself (repeated or unsorted keys).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import math
 import os
@@ -39,6 +40,8 @@ from manager.validate import (
     parse_torrent,
     sanitize_options,
 )
+from tests.hybrid import build_hybrid
+from tests.swarm import make_content
 
 try:  # torf >= 4.3 vendors flatbencode; torf 4.2 depends on the package
     from torf import _flatbencode as bencode
@@ -192,6 +195,11 @@ def test_magnet_hybrid_v1_v2_keeps_the_v1_hash_only():
     link = parse_magnet(magnet(f"xt=urn:btih:{HEX}", "xt=urn:btmh:1220" + "ab" * 32))
     assert link.info_hash == HEX
     assert "btmh" not in link.uri
+    assert link.hybrid  # whether aria2 can download it is manager.compat's call
+
+
+def test_magnet_with_btih_only_is_not_flagged_hybrid():
+    assert not parse_magnet(magnet(f"xt=urn:btih:{HEX}", "xt.1=urn:sha1:ABCDEF")).hybrid
 
 
 def test_magnet_several_xt_of_which_one_is_btih():
@@ -434,6 +442,21 @@ def test_torrent_hybrid_v1_v2_is_accepted_and_pad_files_may_repeat():
         "content/a.bin", "content/.pad/16284", "content/b.bin", "content/.pad/16284",
         "content/c.bin"]
     assert meta.info_hash == hashlib.sha1(bencode.encode(info)).hexdigest()
+    assert meta.hybrid
+
+
+@pytest.mark.parametrize("sizes", [300_000, [100_000, 16_384, 5, 200_000]])
+def test_torrent_real_hybrid_is_flagged_with_its_v1_hash(tmp_path, sizes):
+    content = make_content(tmp_path, "hy", sizes, seed=5)
+    hybrid = build_hybrid(content, "http://127.0.0.1:1/announce", piece_length=32 * 1024)
+    meta = parse_torrent(hybrid.torrent_bytes, max_bytes=MAX)
+    assert meta.hybrid and meta.info_hash == hybrid.v1_hash
+    data_files = [f for f in meta.files if "/.pad/" not in f.path]
+    assert sum(f.length for f in data_files) == sum([sizes] if isinstance(sizes, int) else sizes)
+
+
+def test_torrent_v1_is_not_flagged_hybrid():
+    assert not parse_torrent(encode(info_dict()), max_bytes=MAX).hybrid
 
 
 def test_torrent_bytearray_is_accepted():
@@ -624,8 +647,7 @@ def test_torrent_v2_only():
     with pytest.raises(InvalidTorrent) as caught:
         parse_torrent(encode(info, **{"piece layers": {}}), max_bytes=MAX)
     assert str(caught.value) == (
-        "aria2 cannot download BitTorrent v2-only torrents: this one has no v1 piece hashes "
-        "(v1 and hybrid torrents are fine)")
+        "aria2 cannot download BitTorrent v2-only torrents: this one has no v1 piece hashes")
 
 
 @pytest.mark.parametrize(("url", "scheme"), [
@@ -718,7 +740,8 @@ def check_magnet_result(link: MagnetLink) -> None:
         assert urllib.parse.urlsplit(url).scheme.lower() in ("http", "https", "udp")
     assert len(set(link.trackers)) == len(link.trackers) <= 50
     assert link.uri.startswith(f"magnet:?xt=urn:btih:{link.info_hash}")
-    assert parse_magnet(link.uri) == link
+    # The rebuilt link is stable; it drops xt=urn:btmh, so it no longer says "hybrid".
+    assert parse_magnet(link.uri) == dataclasses.replace(link, hybrid=False)
 
 
 @PROPERTY

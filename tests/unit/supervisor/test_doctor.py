@@ -15,6 +15,7 @@ from supervisor.config import load_settings
 from supervisor.doctor import (
     MIN_FREE_DOWNLOADS,
     Check,
+    check_aria2c,
     check_bot_api,
     check_directory,
     check_instance,
@@ -132,3 +133,25 @@ def test_bad_configuration_is_a_failed_line_not_exit_2(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("✘ configuration: ARIABOT_MAX_CONCURRENT: must be a whole")
     assert " — " in lines[0]
+
+
+def fake_aria2c(tmp_path: Path, version: str) -> str:
+    script = tmp_path / f"aria2c-{version}"
+    script.write_text(f"#!/bin/sh\necho 'aria2 version {version}'\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_doctor_notes_that_aria2c_1_36_refuses_hybrids(tmp_path: Path) -> None:
+    ok, note = check_aria2c(fake_aria2c(tmp_path, "1.36.0"))
+    assert ok.ok is True and ok.what.startswith("aria2c 1.36.0 at ")
+    assert note.ok is None
+    assert note.line == (
+        "○ hybrid (v1+v2) torrents are refused: aria2c 1.36.0 looks for hybrid torrents under "
+        "a wrong info-hash and finds no peers (fixed in aria2 1.37) — install aria2 1.37 or "
+        "newer (Debian 13 ships it) and set ARIABOT_ARIA2C to it")
+
+
+def test_doctor_has_no_note_from_aria2c_1_37(tmp_path: Path) -> None:
+    [ok] = check_aria2c(fake_aria2c(tmp_path, "1.37.0"))
+    assert ok.ok is True
