@@ -54,7 +54,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
     settings.download_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with InstanceLock(layout.lock):
         stop_stale_aria2c(layout)
-        layout.runtime.unlink(missing_ok=True)
+        _remove_runtime(layout)
         endpoint = Aria2Endpoint(port=settings.rpc_port or pick_free_port(), secret=new_secret())
         formatter.add_secret(endpoint.secret)
         render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
@@ -81,8 +81,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             try:
                 await aria2.start()
             except Aria2Fatal as error:
-                log.critical("aria2c cannot be kept running: %s", error)
-                return EXIT_FATAL
+                return _fatal(str(error))
             await manager.start()
             await control.start()
             if settings.retention_days:
@@ -119,7 +118,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await aria2.stop()
             await rpc.close()
             await store.close()
-            layout.runtime.unlink(missing_ok=True)
+            _remove_runtime(layout)
 
 
 def bot_config(settings: Settings) -> BotConfig:
@@ -158,7 +157,21 @@ async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event)
         with contextlib.suppress(asyncio.CancelledError):
             await task
     if aria2.state is ProcessState.FATAL:
-        log.critical("aria2c is FATAL; ariabot exits so that its init system can take over")
-        return EXIT_FATAL
+        return _fatal(aria2.fatal_reason)
     log.info("stopping: saving aria2's session and shutting aria2c down")
     return 0
+
+
+def _fatal(reason: str) -> int:
+    """The one line that says why ariabot gives up on aria2c; returns the exit code."""
+    log.critical("aria2c cannot be kept running: %s; ariabot exits %d so that its init "
+                 "system can take over", reason, EXIT_FATAL)
+    return EXIT_FATAL
+
+
+def _remove_runtime(layout: StateLayout) -> None:
+    """Remove runtime.json; if something is in its way, aria2c's start will say so."""
+    try:
+        layout.runtime.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("could not remove %s: %s", layout.runtime, error)
