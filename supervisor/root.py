@@ -16,9 +16,11 @@ from telegram.error import TelegramError
 
 from bot.app import EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import MIB, BotConfig
+from bot.startup import BotApiUnusable
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from supervisor.config import Settings
 from supervisor.control import ControlServer
+from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
 from supervisor.logs import RedactingFormatter
@@ -28,18 +30,20 @@ from supervisor.retention import run_retention
 from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 
-__all__ = ["EXIT_FATAL", "bot_config", "serve"]
+__all__ = ["bot_config", "serve"]
 
 log = logging.getLogger(__name__)
-
-EXIT_FATAL = 1
-"""Exit code when aria2c could not be kept alive (FATAL): an init system should step in."""
 
 
 async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
     settings: Settings, aria2c: Path, formatter: RedactingFormatter
 ) -> int:
-    """Run ariabot until SIGINT/SIGTERM (exit 0) or until aria2c is FATAL (exit 1).
+    """Run ariabot until SIGINT/SIGTERM (exit 0) or until it cannot go on.
+
+    Returns:
+        The exit code (see :mod:`supervisor.exits`): 0 stopped on request; 1 aria2c FATAL
+        or the Bot API unreachable at start (it may pass); 2 the Bot API refused the token,
+        is not a Bot API server, or the webhook extra is missing (a human must act).
 
     Parameters:
         settings: validated settings.
@@ -95,12 +99,17 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
                 try:
                     await bot.start()
-                except (TelegramError, WebhookUnavailable) as error:
+                except (BotApiUnusable, WebhookUnavailable) as error:
+                    bot = None
+                    log.critical("the Telegram bot cannot start: %s; ariabot exits %d "
+                                 "(restarting cannot help)", error, EXIT_USAGE)
+                    return EXIT_USAGE
+                except TelegramError as error:
                     bot = None
                     log.critical("the Telegram bot cannot start (%s: %s); check "
                                  "ARIABOT_TELEGRAM_TOKEN and ARIABOT_TELEGRAM_API_URL",
                                  type(error).__name__, error)
-                    return EXIT_FATAL
+                    return EXIT_ERROR
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
             return await _run_until_stopped(aria2, stop_requested)
@@ -159,14 +168,14 @@ async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event)
     if aria2.state is ProcessState.FATAL:
         return _fatal(aria2.fatal_reason)
     log.info("stopping: saving aria2's session and shutting aria2c down")
-    return 0
+    return EXIT_OK
 
 
 def _fatal(reason: str) -> int:
     """The one line that says why ariabot gives up on aria2c; returns the exit code."""
     log.critical("aria2c cannot be kept running: %s; ariabot exits %d so that its init "
-                 "system can take over", reason, EXIT_FATAL)
-    return EXIT_FATAL
+                 "system can take over", reason, EXIT_ERROR)
+    return EXIT_ERROR
 
 
 def _remove_runtime(layout: StateLayout) -> None:
