@@ -38,6 +38,7 @@ from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
 from bot.progress import BotSender, ProgressBoard
+from bot.startup import initialize
 from bot.views import COMMANDS
 from manager import TorrentManager
 
@@ -151,13 +152,13 @@ class EmbeddedBot:
         """Initialise (``getMe``), subscribe the board, set the commands, start receiving.
 
         Raises:
-            telegram.error.InvalidToken: the token was refused.
+            BotApiUnusable: the token was refused, or the server's getMe is not a bot's.
             telegram.error.NetworkError: the Bot API server cannot be reached.
             WebhookUnavailable: a webhook is configured without PTB's webhook extra.
         """
         app = self.application
         try:
-            await app.initialize()
+            await initialize(app, self.config.api_url)
         except BaseException:
             await app.bot.shutdown()  # PTB leaves its HTTP clients open when getMe fails
             raise

@@ -24,19 +24,13 @@ from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.control import ControlClient, NotRunning
+from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_USAGE
 from supervisor.instance import AlreadyRunning
 from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.root import serve
 
-__all__ = ["EXIT_ERROR", "EXIT_NOT_RUNNING", "EXIT_USAGE", "build_parser", "main"]
-
-EXIT_ERROR = 1
-"""The request was refused or the download failed; the reason is printed."""
-EXIT_USAGE = 2
-"""Bad configuration or arguments, missing aria2c, or a second instance: a human has to act."""
-EXIT_NOT_RUNNING = 3
-"""A local command found no ``ariabot run`` to talk to."""
+__all__ = ["build_parser", "main"]
 
 _FINAL_STATES = {"complete", "seeding", "error", "cancelled"}
 

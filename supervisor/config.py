@@ -12,6 +12,7 @@ show the value, so a settings object can be logged safely.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -194,14 +195,19 @@ def _chat_id(raw: Any) -> int:
         raise ValueError("must be a Telegram chat id (a whole number, 0 for none)") from None
 
 
+_TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]{30,}")
+"""A token from @BotFather: the bot's number, a colon, then 35 characters of [A-Za-z0-9_-].
+Telegram does not document the length, so 30 or more are accepted; ASCII only (str.isdigit()
+and str.isalnum() would let other scripts' digits and letters through)."""
+
+
 def _token(raw: Any) -> Secret:
     value = str(raw).strip()
-    if value:
-        bot_id, sep, key = value.partition(":")
-        if not (sep and bot_id.isdigit() and len(key) >= 30 and key.replace("_", "").replace(
-            "-", ""
-        ).isalnum()):
-            raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
+    if value and not _TOKEN_SHAPE.fullmatch(value):
+        raise ValueError("does not look like a bot token from @BotFather: that is the bot's "
+                         "number, a colon, then at least 30 (BotFather gives 35) of A-Z a-z "
+                         "0-9 _ -, as in 123456789:AAH4... (copy it whole from /mybots → API "
+                         "Token)")
     return Secret(value)
 
 

@@ -204,20 +204,41 @@ def check_bot_api(settings: Settings, timeout: float = 5.0) -> Check:
     request = urllib.request.Request(url, headers={"User-Agent": "ariabot-doctor"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            body = json.loads(answer.read(1_000_000) or b"{}")
+            raw = answer.read(1_000_000)
     except urllib.error.HTTPError as error:
         return _api_refusal(settings.api_url, error, mask)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return Check(None, f"Bot API at {settings.api_url} unreachable from here (skipped)",
                      mask(f"{reason}; offline? check the network, a proxy or "
                           "ARIABOT_TELEGRAM_API_URL"))
-    username = (body.get("result") or {}).get("username") if isinstance(body, dict) else None
-    if not (isinstance(body, dict) and body.get("ok") and username):
-        return Check(False, f"Bot API at {settings.api_url} gave an unexpected answer to "
-                     "getMe", "check ARIABOT_TELEGRAM_API_URL (the server root, such as "
+    username, problem = _bot_in(raw)
+    if username is None:
+        return Check(False, f"Bot API at {settings.api_url} answered getMe with something "
+                     f"that is not a Bot API answer ({problem})", "check "
+                     "ARIABOT_TELEGRAM_API_URL (the server root, such as "
                      "https://api.telegram.org)")
     return Check(True, mask(f"Bot API at {settings.api_url} knows this bot: @{username}"))
+
+
+def _bot_in(raw: bytes) -> tuple[str | None, str]:
+    """The bot's username in a getMe answer, or None and what is wrong with the answer.
+
+    As strict as python-telegram-bot: ``ariabot run`` fails on an answer without the bot's
+    ``id``, ``is_bot`` and ``first_name``, so doctor must not pass it.
+    """
+    try:
+        body = json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return None, "not JSON"
+    if not (isinstance(body, dict) and body.get("ok") is True and "result" in body):
+        return None, "no result"
+    result = body["result"]
+    fields = {"id": int, "is_bot": bool, "first_name": str, "username": str}
+    if not (isinstance(result, dict)
+            and all(isinstance(result.get(name), kind) for name, kind in fields.items())):
+        return None, "its result is not a bot"
+    return str(result["username"]), ""
 
 
 def _api_refusal(api_url: str, error: urllib.error.HTTPError, mask: SecretMask) -> Check:

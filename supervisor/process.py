@@ -6,6 +6,11 @@ waits with a doubling delay (BACKOFF) before the next attempt. A life that laste
 ``min_uptime`` is a healthy one: its death starts a fresh block, so the delay starts over.
 More deaths than ``restart_burst`` within ``restart_window`` seconds is FATAL (systemd's
 StartLimitBurst idea): ariabot then gives up so that an outer init system can take over.
+
+A start that fails in the OS (fork EAGAIN, an unwritable console log or ``runtime.json``) is
+a death like any other: backoff, then FATAL, never a hang. Every OS call and every wait goes
+through the seams of :mod:`supervisor.runner` and the injected clock and sleep, so unit tests
+drive each edge of the state machine without real processes or real sleeps.
 """
 
 from __future__ import annotations
@@ -16,9 +21,7 @@ import logging
 import os
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -26,10 +29,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
 from manager.errors import Aria2Error
-from supervisor.config import Settings
 from supervisor.instance import RuntimeInfo, write_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import cap_file
+from supervisor.policy import RestartWindow, SupervisionPolicy
+from supervisor.runner import Child, OsRunner, ProcessRunner, SupervisorRpc
 from supervisor.states import LEGAL_TRANSITIONS, InvalidTransition, ProcessState, StateChange
 
 __all__ = [
@@ -50,27 +54,6 @@ ARIA2_LOG_MAX = 10 * 1024 * 1024
 every spawn, and at every health probe while aria2c runs)."""
 
 
-@dataclass(frozen=True)
-class SupervisionPolicy:
-    """The timing rules of supervision (see ``[supervisor]`` in ``conf/ariabot.toml``)."""
-
-    start_timeout: float = 15.0
-    health_interval: float = 5.0
-    health_timeout: float = 10.0
-    health_failures: int = 3
-    stop_timeout: float = 15.0
-    backoff_initial: float = 0.25
-    backoff_max: float = 30.0
-    min_uptime: float = 10.0
-    restart_burst: int = 5
-    restart_window: float = 120.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SupervisionPolicy:
-        """Take the ``[supervisor]`` settings."""
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
-
-
 class Aria2Died(Exception):
     """One life of aria2c ended (exit, crash, or hung and killed).
 
@@ -89,28 +72,6 @@ class Aria2Fatal(RuntimeError):
     """aria2c died too often; supervision gave up (state FATAL)."""
 
 
-class _RestartWindow:
-    """Counts deaths in a sliding time window."""
-
-    def __init__(self, burst: int, window: float, clock: Callable[[], float]) -> None:
-        self._burst = burst
-        self._window = window
-        self._clock = clock
-        self._deaths: deque[float] = deque()
-
-    def record(self) -> None:
-        self._deaths.append(self._clock())
-
-    def count(self) -> int:
-        horizon = self._clock() - self._window
-        while self._deaths and self._deaths[0] < horizon:
-            self._deaths.popleft()
-        return len(self._deaths)
-
-    def exceeded(self) -> bool:
-        return self.count() > self._burst
-
-
 class Aria2Process:
     """Owns one aria2c process for the life of ``ariabot run``.
 
@@ -120,8 +81,11 @@ class Aria2Process:
         endpoint: the loopback port and secret written into the rendered conf.
         policy: timing rules.
         clock: monotonic clock (injected by tests).
-        sleep: the backoff sleep (injected by tests).
+        sleep: every wait of supervision: backoff, start and health polling, stop deadline
+            (injected by tests).
         log_max_bytes: the size at which ``aria2.log`` is rotated (see :data:`ARIA2_LOG_MAX`).
+        runner: spawns aria2c and reports its process state (default: the real OS).
+        rpc: aria2's RPC for readiness, health and saveSession (default: on ``endpoint``).
     """
 
     def __init__(
@@ -134,6 +98,8 @@ class Aria2Process:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         log_max_bytes: int = ARIA2_LOG_MAX,
+        runner: ProcessRunner | None = None,
+        rpc: SupervisorRpc | None = None,
     ) -> None:
         self.binary = binary
         self.layout = layout
@@ -142,11 +108,13 @@ class Aria2Process:
         self._clock = clock
         self._sleep = sleep
         self._log_max_bytes = log_max_bytes
-        self._rpc = Aria2Rpc(endpoint, timeout=policy.health_timeout, workers=2)
+        self._runner: ProcessRunner = runner or OsRunner()
+        self._rpc: SupervisorRpc = rpc or Aria2Rpc(endpoint, timeout=policy.health_timeout,
+                                                   workers=2)
         self._state = ProcessState.STOPPED
         self._listeners: list[StateListener] = []
-        self._restarts = _RestartWindow(policy.restart_burst, policy.restart_window, clock)
-        self._process: asyncio.subprocess.Process | None = None
+        self._restarts = RestartWindow(policy.restart_burst, policy.restart_window, clock)
+        self._process: Child | None = None
         self._session_id: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
@@ -165,6 +133,11 @@ class Aria2Process:
         """The pid of the current aria2c, if one is alive."""
         process = self._process
         return process.pid if process and process.returncode is None else None
+
+    @property
+    def fatal_reason(self) -> str:
+        """Why supervision gave up (empty unless FATAL)."""
+        return self._fatal_reason
 
     @property
     def session_id(self) -> str | None:
@@ -194,15 +167,19 @@ class Aria2Process:
     # --- control -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start supervising and return once aria2c answers RPC.
+        """Start supervising and return once aria2c answers RPC (or :meth:`stop` ended it).
 
         Raises:
             Aria2Fatal: aria2c could not be started within the restart limits.
         """
         if self._task is not None:
             raise RuntimeError("Aria2Process.start() was already called")
-        self._task = asyncio.create_task(self._supervise(), name="aria2c-supervisor")
-        await self._settled.wait()
+        task = self._task = asyncio.create_task(self._supervise(), name="aria2c-supervisor")
+        settled = asyncio.create_task(self._settled.wait())
+        await asyncio.wait({settled, task}, return_when=asyncio.FIRST_COMPLETED)
+        settled.cancel()
+        if task.done() and not task.cancelled() and self._state is not ProcessState.FATAL:
+            task.result()  # supervision failed without settling (a bug): raise it, never hang
         if self._state is ProcessState.FATAL:
             raise Aria2Fatal(self._fatal_reason)
 
@@ -234,7 +211,7 @@ class Aria2Process:
         await self._rpc.close()
         self._set_state(ProcessState.STOPPED, "stopped on request")
 
-    async def _shutdown(self, process: asyncio.subprocess.Process) -> None:
+    async def _shutdown(self, process: Child) -> None:
         """saveSession, then SIGTERM (aria2c saves again and exits in about 1 s; the RPC
         ``aria2.shutdown`` would wait 3 s more), then SIGKILL after ``stop_timeout``."""
         try:
@@ -242,14 +219,12 @@ class Aria2Process:
         except Aria2Error as error:
             log.warning("aria2c did not save its session on request (%s)", error)
         with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), self.policy.stop_timeout)
-        except TimeoutError:
+            process.send_signal(signal.SIGTERM)
+        exited = asyncio.create_task(process.wait(), name="aria2c-exit")
+        if not await self._wait_exit(exited, self.policy.stop_timeout):
             log.warning("aria2c did not exit within %.0fs; killing it", self.policy.stop_timeout)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            await self._kill(process)
+        await exited
 
     # --- supervision ---------------------------------------------------------------------
 
@@ -271,8 +246,9 @@ class Aria2Process:
             except Aria2Died as died:
                 if self._restarts.exceeded():
                     self._fatal_reason = (
-                        f"{died.reason}; gave up after {self._restarts.count()} restarts "
-                        f"within {policy.restart_window:.0f}s"
+                        f"{died.reason}; gave up: it died {self._restarts.count()} times "
+                        f"within {policy.restart_window:.0f}s, more than restart_burst="
+                        f"{policy.restart_burst} allows"
                     )
                     self._set_state(ProcessState.FATAL, self._fatal_reason)
                     await self._rpc.close()
@@ -289,25 +265,27 @@ class Aria2Process:
         """One life of aria2c; always ends by raising :class:`Aria2Died`."""
         self._set_state(ProcessState.STARTING)
         born = self._clock()
-        process = await self._spawn()
-        # One waiter per life: the loops below poll it instead of starting a new wait each time.
-        exited = asyncio.create_task(process.wait(), name="aria2c-exit")
         try:
-            await self._wait_ready(process, exited)
-            self._set_state(ProcessState.RUNNING, f"pid {process.pid}, RPC on port "
-                            f"{self.endpoint.port}")
-            self._write_runtime(process, "running")
-            reason = await self._watch(process, exited)
+            process = await self._spawn()
+            # One waiter per life: the loops below poll it instead of starting a new wait.
+            exited = asyncio.create_task(process.wait(), name="aria2c-exit")
+            try:
+                await self._wait_ready(process, exited)
+                await self._write_runtime(process, "running")
+                self._set_state(ProcessState.RUNNING, f"pid {process.pid}, RPC on port "
+                                f"{self.endpoint.port}")
+                reason = await self._watch(process, exited)
+            finally:
+                if not exited.done():
+                    exited.cancel()
         except Aria2Died:
             self._restarts.record()
             raise
-        finally:
-            if not exited.done():
-                exited.cancel()
         self._restarts.record()
         raise Aria2Died(reason, stable=self._clock() - born >= self.policy.min_uptime)
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> Child:
+        """Start aria2c; a start the OS refuses is a death (Aria2Died), like a crash."""
         self.spawn_count += 1
         self._session_id = None
         try:
@@ -316,27 +294,29 @@ class Aria2Process:
                          self._log_max_bytes)
         except OSError as error:
             log.warning("could not rotate %s: %s", self.layout.aria2_log, error)
-        with self.layout.aria2_console.open("wb") as console:
-            process = await asyncio.create_subprocess_exec(
-                str(self.binary),
-                f"--conf-path={self.layout.aria2_conf}",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=console,
-                stderr=asyncio.subprocess.STDOUT,
-                # Its own process group: a Ctrl-C at the terminal reaches ariabot only, which
-                # then stops aria2c in order (session saved).
-                start_new_session=True,
-            )
+        argv = [str(self.binary), f"--conf-path={self.layout.aria2_conf}"]
+        try:
+            process = await self._runner.spawn(argv, self.layout.aria2_console)
+        except OSError as error:
+            raise Aria2Died(f"aria2c could not be started: {error}") from error
         self._process = process
-        self._write_runtime(process, "starting")
+        await self._write_runtime(process, "starting")
         return process
 
-    def _write_runtime(self, process: asyncio.subprocess.Process, state: str) -> None:
-        write_runtime(self.layout, RuntimeInfo(
-            ariabot_pid=os.getpid(), aria2c_pid=process.pid, rpc_port=self.endpoint.port,
-            rpc_secret=self.endpoint.secret, conf_path=str(self.layout.aria2_conf),
-            session_id=self._session_id, state=state,
-        ))
+    async def _write_runtime(self, process: Child, state: str) -> None:
+        """Write runtime.json; if it cannot be written, local tools cannot find this aria2c,
+        so it is stopped and the start counts as failed."""
+        try:
+            write_runtime(self.layout, RuntimeInfo(
+                ariabot_pid=os.getpid(), aria2c_pid=process.pid, rpc_port=self.endpoint.port,
+                rpc_secret=self.endpoint.secret, conf_path=str(self.layout.aria2_conf),
+                session_id=self._session_id, state=state,
+            ))
+        except OSError as error:
+            await self._kill(process)
+            raise Aria2Died(f"{self.layout.runtime} cannot be written "
+                            f"({error.strerror or error}), so the aria2c just started was "
+                            "stopped") from error
 
     def _console_tail(self) -> str:
         try:
@@ -345,9 +325,17 @@ class Aria2Process:
             return ""
         return f": {lines[-1].strip()}" if lines else ""
 
-    async def _wait_ready(
-        self, process: asyncio.subprocess.Process, exited: asyncio.Task[int]
-    ) -> None:
+    async def _wait_exit(self, exited: asyncio.Task[int], seconds: float) -> bool:
+        """Wait until aria2c exits or ``seconds`` pass on the injected sleep; True when it
+        exited."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait({exited, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        return exited.done()
+
+    async def _wait_ready(self, process: Child, exited: asyncio.Task[int]) -> None:
         deadline = self._clock() + self.policy.start_timeout
         pause = 0.02
         while True:
@@ -365,15 +353,14 @@ class Aria2Process:
                 await self._kill(process)
                 raise Aria2Died(f"aria2c did not answer RPC within "
                                 f"{self.policy.start_timeout:.0f}s of its start")
-            await asyncio.wait({exited}, timeout=pause)
+            await self._wait_exit(exited, pause)
             pause = min(pause * 2, 0.25)
 
-    async def _watch(self, process: asyncio.subprocess.Process, exited: asyncio.Task[int]) -> str:
+    async def _watch(self, process: Child, exited: asyncio.Task[int]) -> str:
         """Return why this life ended: it exited, or it stopped answering and was killed."""
         failures = 0
         while True:
-            await asyncio.wait({exited}, timeout=self.policy.health_interval)
-            if exited.done():
+            if await self._wait_exit(exited, self.policy.health_interval):
                 return f"aria2c exited with code {exited.result()}{self._console_tail()}"
             problem = await self._probe(process)
             if problem is None:
@@ -387,11 +374,10 @@ class Aria2Process:
                 await self._kill(process)
                 return f"aria2c stopped answering ({problem}) and was killed"
 
-    async def _probe(self, process: asyncio.subprocess.Process) -> str | None:
+    async def _probe(self, process: Child) -> str | None:
         """One health check: the process is alive and RPC answers in time; None if healthy."""
-        try:
-            status = psutil.Process(process.pid).status()
-        except psutil.NoSuchProcess:
+        status = self._runner.status(process.pid)
+        if status is None:
             return "process is gone"
         if status == psutil.STATUS_ZOMBIE:
             return "process is a zombie"
@@ -411,7 +397,7 @@ class Aria2Process:
         except OSError as error:
             log.warning("could not rotate %s: %s", self.layout.aria2_log, error)
 
-    async def _kill(self, process: asyncio.subprocess.Process) -> None:
+    async def _kill(self, process: Child) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGKILL)
         await process.wait()

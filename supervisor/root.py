@@ -16,10 +16,12 @@ from telegram.error import TelegramError
 
 from bot.app import EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import MIB, BotConfig
+from bot.startup import BotApiUnusable
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.compat import hybrid_limitation
 from supervisor.config import Settings
 from supervisor.control import ControlServer
+from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
 from supervisor.logs import RedactingFormatter
@@ -29,19 +31,21 @@ from supervisor.retention import run_retention
 from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 
-__all__ = ["EXIT_FATAL", "bot_config", "serve"]
+__all__ = ["bot_config", "serve"]
 
 log = logging.getLogger(__name__)
-
-EXIT_FATAL = 1
-"""Exit code when aria2c could not be kept alive (FATAL): an init system should step in."""
 
 
 async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
     settings: Settings, aria2c: Path, formatter: RedactingFormatter,
     aria2c_version: tuple[int, ...],
 ) -> int:
-    """Run ariabot until SIGINT/SIGTERM (exit 0) or until aria2c is FATAL (exit 1).
+    """Run ariabot until SIGINT/SIGTERM (exit 0) or until it cannot go on.
+
+    Returns:
+        The exit code (see :mod:`supervisor.exits`): 0 stopped on request; 1 aria2c FATAL
+        or the Bot API unreachable at start (it may pass); 2 the Bot API refused the token,
+        is not a Bot API server, or the webhook extra is missing (a human must act).
 
     Parameters:
         settings: validated settings.
@@ -57,7 +61,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
     settings.download_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with InstanceLock(layout.lock):
         stop_stale_aria2c(layout)
-        layout.runtime.unlink(missing_ok=True)
+        _remove_runtime(layout)
         endpoint = Aria2Endpoint(port=settings.rpc_port or pick_free_port(), secret=new_secret())
         formatter.add_secret(endpoint.secret)
         render_config(settings, layout, port=endpoint.port, secret=endpoint.secret)
@@ -85,8 +89,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             try:
                 await aria2.start()
             except Aria2Fatal as error:
-                log.critical("aria2c cannot be kept running: %s", error)
-                return EXIT_FATAL
+                return _fatal(str(error))
             await manager.start()
             await control.start()
             if settings.retention_days:
@@ -100,12 +103,17 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
                 try:
                     await bot.start()
-                except (TelegramError, WebhookUnavailable) as error:
+                except (BotApiUnusable, WebhookUnavailable) as error:
+                    bot = None
+                    log.critical("the Telegram bot cannot start: %s; ariabot exits %d "
+                                 "(restarting cannot help)", error, EXIT_USAGE)
+                    return EXIT_USAGE
+                except TelegramError as error:
                     bot = None
                     log.critical("the Telegram bot cannot start (%s: %s); check "
                                  "ARIABOT_TELEGRAM_TOKEN and ARIABOT_TELEGRAM_API_URL",
                                  type(error).__name__, error)
-                    return EXIT_FATAL
+                    return EXIT_ERROR
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
             if limitation := hybrid_limitation(aria2c_version):
@@ -125,7 +133,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await aria2.stop()
             await rpc.close()
             await store.close()
-            layout.runtime.unlink(missing_ok=True)
+            _remove_runtime(layout)
 
 
 def bot_config(settings: Settings) -> BotConfig:
@@ -164,7 +172,21 @@ async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event)
         with contextlib.suppress(asyncio.CancelledError):
             await task
     if aria2.state is ProcessState.FATAL:
-        log.critical("aria2c is FATAL; ariabot exits so that its init system can take over")
-        return EXIT_FATAL
+        return _fatal(aria2.fatal_reason)
     log.info("stopping: saving aria2's session and shutting aria2c down")
-    return 0
+    return EXIT_OK
+
+
+def _fatal(reason: str) -> int:
+    """The one line that says why ariabot gives up on aria2c; returns the exit code."""
+    log.critical("aria2c cannot be kept running: %s; ariabot exits %d so that its init "
+                 "system can take over", reason, EXIT_ERROR)
+    return EXIT_ERROR
+
+
+def _remove_runtime(layout: StateLayout) -> None:
+    """Remove runtime.json; if something is in its way, aria2c's start will say so."""
+    try:
+        layout.runtime.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("could not remove %s: %s", layout.runtime, error)

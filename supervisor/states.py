@@ -10,8 +10,12 @@ name a state without pulling in the machinery that drives it.
             died / no RPC │  │ delay over            │ died / hung
                           ▼  │                       ▼
                          BACKOFF ◀───────────────────┘
-                          │
-                          └──too many restarts in the window──▶ FATAL
+
+    STARTING or RUNNING ──died once too often (restart_burst within restart_window)──▶ FATAL
+
+Whether a death is one too many is decided when it happens, so FATAL is entered from the
+state aria2c died in (STARTING or RUNNING), never from BACKOFF. STARTING, RUNNING and
+BACKOFF can all be stopped. Nothing leaves FATAL.
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     ProcessState.STARTING: frozenset(
         {ProcessState.RUNNING, ProcessState.BACKOFF, ProcessState.STOPPING, ProcessState.FATAL}
     ),
-    ProcessState.RUNNING: frozenset({ProcessState.BACKOFF, ProcessState.STOPPING}),
-    ProcessState.BACKOFF: frozenset(
-        {ProcessState.STARTING, ProcessState.STOPPING, ProcessState.FATAL}
+    ProcessState.RUNNING: frozenset(
+        {ProcessState.BACKOFF, ProcessState.STOPPING, ProcessState.FATAL}
     ),
+    ProcessState.BACKOFF: frozenset({ProcessState.STARTING, ProcessState.STOPPING}),
     ProcessState.STOPPING: frozenset({ProcessState.STOPPED}),
     ProcessState.FATAL: frozenset(),
 }

@@ -22,8 +22,10 @@ What it imitates, because the bot's correctness depends on it:
   is trimmed; only inline keyboards are echoed as ``reply_markup``; editing a message's text
   without ``reply_markup`` removes its keyboard; an edit that changes nothing answers
   "message is not modified".
-* Errors: wrong token → 401, unknown method → 404, plus injected failures
-  (:meth:`FakeTelegramServer.fail_next`) and outages (:meth:`FakeTelegramServer.outage`).
+* Errors: wrong token → 401 ``Unauthorized`` (what Telegram answers for a token of the right
+  shape that it does not know; PTB raises InvalidToken), unknown method → 404, plus injected
+  failures (:meth:`FakeTelegramServer.fail_next`), raw answers such as a malformed ``getMe``
+  (:meth:`FakeTelegramServer.answer_next`) and outages (:meth:`FakeTelegramServer.outage`).
 
 Not imitated: MarkdownV2 parsing (text is stored as sent), automatic url/mention entities,
 flood limits (inject 429 instead), inline mode, webhooks delivery.
@@ -50,6 +52,7 @@ __all__ = [
     "CONFLICT_WEBHOOK",
     "DEFAULT_TOKEN",
     "FILE_DOWNLOAD",
+    "MALFORMED_GET_ME",
     "MESSAGE_TO_DELETE_NOT_FOUND",
     "MESSAGE_TO_EDIT_NOT_FOUND",
     "NOT_MODIFIED",
@@ -68,6 +71,15 @@ BOT_USERNAME = "ariabot_test_bot"
 
 #: The method name recorded for downloads from ``/file/bot<token>/<file_path>``.
 FILE_DOWNLOAD = "file"
+
+#: Answers to ``getMe`` (status 200) that no Bot API server gives, for
+#: :meth:`FakeTelegramServer.answer_next`: what a wrong ``ARIABOT_TELEGRAM_API_URL`` may get.
+MALFORMED_GET_ME: dict[str, Any] = {
+    "without the bot's fields": {"ok": True, "result": {"username": BOT_USERNAME}},
+    "without a result": {"ok": True},
+    "a result that is not an object": {"ok": True, "result": "ariabot"},
+    "not JSON": "<html><body>Welcome to nginx!</body></html>",
+}
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
@@ -197,6 +209,7 @@ class _Failure:
     malformed: bool
     remaining: int
     when: Callable[[dict[str, Any]], bool] | None = None
+    raw: Any = None
 
 
 @dataclass
@@ -503,6 +516,20 @@ class FakeTelegramServer:
             _Failure(status, description, retry_after, malformed, times, when)
         )
 
+    def answer_next(self, method: str, body: Any, *, status: int = 200, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with exactly ``body`` (for answers
+        no real server should give, such as a ``getMe`` result without the bot's fields).
+
+        Parameters:
+            method: a Bot API method name.
+            body: a ``str`` is sent as an HTML page; anything else as JSON.
+            status: the HTTP status.
+            times: how many calls get it.
+        """
+        self._failures.setdefault(method, []).append(
+            _Failure(status, None, None, False, times, raw=body)
+        )
+
     def push_update(self, payload: JSON) -> JSON:
         """Queue an update for ``getUpdates``; ``update_id`` is assigned. Returns it."""
         update = {"update_id": next(self._update_ids), **payload}
@@ -794,6 +821,8 @@ class FakeTelegramServer:
                 break
         else:
             return None
+        if failure.raw is not None:
+            return failure.status, failure.raw
         if failure.malformed:
             return failure.status, _MALFORMED_BODY
         parameters = None

@@ -9,10 +9,16 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from supervisor.instance import RuntimeInfo, write_runtime
 from supervisor.layout import StateLayout
-from tests.fakes.telegram_api import BOT_USERNAME, DEFAULT_TOKEN, FakeTelegramServer
+from tests.fakes.telegram_api import (
+    BOT_USERNAME,
+    DEFAULT_TOKEN,
+    MALFORMED_GET_ME,
+    FakeTelegramServer,
+)
 from tests.runner import ariabot_run, free_port, wait_until
 
 
@@ -101,6 +107,22 @@ async def test_bot_api_refusing_the_token_fails(tmp_path: Path) -> None:
     refused = line(lines, "Bot API")
     assert refused.startswith(f"✘ Bot API at {server.url} refused the token (401")
     assert "@BotFather" in refused and wrong.split(":")[1] not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("answer", list(MALFORMED_GET_ME))
+async def test_malformed_get_me_fails_like_ariabot_run_does(tmp_path: Path, answer: str) -> None:
+    async with FakeTelegramServer() as server:
+        server.answer_next("getMe", MALFORMED_GET_ME[answer])
+        env = doctor_env(tmp_path, ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
+                         ARIABOT_ALLOWED_USERS="42", ARIABOT_TELEGRAM_API_URL=server.url)
+        code, lines = await doctor_async(env)
+        assert server.count("getMe") == 1
+    assert code == 1, lines
+    failed = line(lines, "Bot API")
+    assert failed.startswith(f"✘ Bot API at {server.url} answered getMe with something that "
+                             "is not a Bot API answer (")
+    assert failed.endswith("— check ARIABOT_TELEGRAM_API_URL (the server root, such as "
+                           "https://api.telegram.org)")
 
 
 def test_unreachable_bot_api_is_skipped_with_a_note(tmp_path: Path) -> None:

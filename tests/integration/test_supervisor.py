@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import stat
@@ -14,7 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
 from tests.runner import AriabotRun, ariabot_run, rpc, wait_until
+
+ADMIN_CHAT = 777
 
 
 def _mode(path: Path) -> int:
@@ -222,3 +226,95 @@ def test_help_and_version_need_no_aria2c_and_show_no_token(tmp_path: Path) -> No
                                 capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 0
         assert token not in result.stdout + result.stderr
+
+
+
+async def test_running_to_fatal_when_aria2c_keeps_dying_after_its_rpc_came_up(
+    tmp_path: Path,
+) -> None:
+    """aria2c killed with SIGKILL each time it is RUNNING, with a budget of one restart: the
+    second death is FATAL. ariabot tells the admin chat, exits 1 with one clear line and no
+    traceback."""
+    async with FakeTelegramServer() as server:
+        run = AriabotRun(tmp_path / "data", {
+            "ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN, "ARIABOT_TELEGRAM_API_URL": server.url,
+            "ARIABOT_ALLOWED_USERS": "42", "ARIABOT_ADMIN_CHAT": str(ADMIN_CHAT),
+            "ARIABOT_RESTART_BURST": "1", "ARIABOT_RESTART_WINDOW": "600",
+            "ARIABOT_MIN_UPTIME": "600",
+        }).start()
+        try:
+            killed: list[int] = []
+            for _ in range(2):  # the first death is restarted, the second is one too many
+                info = await asyncio.to_thread(
+                    run.wait_running, 30, killed[-1] if killed else None)
+                await server.wait_until(lambda: server.polls_in_flight, timeout=30,
+                                        what="the bot polling")
+                os.kill(info["aria2c_pid"], signal.SIGKILL)
+                killed.append(info["aria2c_pid"])
+            code = await asyncio.to_thread(run.wait_exit)
+        finally:
+            await asyncio.to_thread(run.stop)
+        alerts = [m["text"] for m in server.messages(ADMIN_CHAT)]
+    output = run.output
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    assert "aria2c RUNNING -> FATAL" in output
+    fatal = [text for text in output.splitlines() if "cannot be kept running" in text]
+    assert len(fatal) == 1, output
+    assert "exited with code -9" in fatal[0] and "died 2 times within 600s" in fatal[0]
+    assert any(text.startswith("🛑 aria2c cannot be kept running") and
+               "died 2 times" in text for text in alerts), alerts
+
+
+def _fatal_lines(output: str) -> list[str]:
+    return [text for text in output.splitlines() if "cannot be kept running" in text]
+
+
+def _aria2c_on(data_dir: Path) -> list[psutil.Process]:
+    conf = f"--conf-path={data_dir / 'aria2.conf'}"
+    return [p for p in psutil.process_iter(["cmdline"]) if conf in (p.info["cmdline"] or [])]
+
+
+def test_starting_to_fatal_when_the_console_log_cannot_be_opened(tmp_path: Path) -> None:
+    """An OSError before aria2c even runs is a failed start: backoff, then FATAL, exit 1.
+    (It used to hang ``ariabot run`` for ever.)"""
+    data = tmp_path / "data"
+    (data / "aria2c.console.log").mkdir(parents=True)  # cannot be opened for writing
+    run = AriabotRun(data, {"ARIABOT_RESTART_BURST": "2"}).start()
+    try:
+        code = run.wait_exit(timeout=20)
+    finally:
+        run.stop()
+    output = run.output
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    assert output.count("STARTING -> BACKOFF: aria2c could not be started: [Errno 21] Is a "
+                        "directory") == 2
+    [fatal] = _fatal_lines(output)
+    assert "aria2c.console.log" in fatal and "died 3 times" in fatal
+
+
+def test_running_to_fatal_when_runtime_json_cannot_be_written_at_restart(
+    tmp_path: Path,
+) -> None:
+    """runtime.json made unwritable while aria2c runs, then aria2c killed: every restart
+    fails to record itself, its aria2c is stopped, and ariabot ends FATAL with exit 1 (it
+    used to end with exit 2, which systemd is told never to restart)."""
+    data = tmp_path / "data"
+    run = AriabotRun(data, {"ARIABOT_RESTART_BURST": "2"}).start()
+    try:
+        info = run.wait_running()
+        (data / "runtime.json").unlink()
+        (data / "runtime.json" / "in-the-way").mkdir(parents=True)  # rename onto it fails
+        os.kill(info["aria2c_pid"], signal.SIGKILL)
+        code = run.wait_exit(timeout=30)
+    finally:
+        run.stop()
+    output = run.output
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    assert output.count("runtime.json cannot be written") >= 2
+    [fatal] = _fatal_lines(output)
+    assert "runtime.json cannot be written" in fatal and "died 3 times" in fatal
+    # The aria2c started for each failed restart was stopped, not left behind.
+    assert not _aria2c_on(data)

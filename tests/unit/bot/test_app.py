@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.error import InvalidToken
 from telegram.ext import Updater
 
 from bot.app import ALLOWED_UPDATES, EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import BotConfig
+from bot.startup import BotApiUnusable
 from manager import Event
-from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+from tests.fakes.telegram_api import DEFAULT_TOKEN, MALFORMED_GET_ME, FakeTelegramServer
 
 
 class FakeManager:
@@ -110,7 +110,26 @@ async def test_a_refused_token_fails_start_and_leaves_nothing_running(tmp_path: 
         wrong = BotConfig(token="999:" + "B" * 35, download_dir=tmp_path, api_url=server.url)
         assert wrong.token != DEFAULT_TOKEN
         bot = EmbeddedBot(build_application(wrong, manager), manager)  # type: ignore[arg-type]
-        with pytest.raises(InvalidToken):
+        with pytest.raises(BotApiUnusable) as caught:
             await bot.start()
         assert manager.subscribers == []
         assert not bot.application.running
+    message = str(caught.value)
+    assert message.startswith("Telegram rejected the token (Unauthorized): copy it again "
+                              "from @BotFather")
+    assert wrong.token.split(":")[1] not in message
+
+
+@pytest.mark.parametrize("answer", list(MALFORMED_GET_ME))
+async def test_a_malformed_get_me_fails_start_in_one_clear_error(
+    tmp_path: Path, answer: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        server.answer_next("getMe", MALFORMED_GET_ME[answer])
+        bot = EmbeddedBot(build_application(config(server, tmp_path), manager), manager)  # type: ignore[arg-type]
+        with pytest.raises(BotApiUnusable, match="answered getMe with something that is not a "
+                                                 "Bot API answer"):
+            await bot.start()
+        assert manager.subscribers == [] and not bot.application.running
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -397,3 +397,18 @@ async def test_updates_are_redelivered_until_an_offset_confirms_them(
         assert await poll(offset=third + 1) == []
         status, body = await asyncio.wait_for(older, 2)
         assert (status, body["description"]) == (409, CONFLICT_OTHER_POLL)
+
+
+async def test_answer_next_sends_exactly_that_body_then_answers_normally(
+        server: FakeTelegramServer) -> None:
+    server.answer_next("getMe", {"ok": True, "result": {"username": "x"}})
+    server.answer_next("getMe", "<html>not json</html>")
+    url = f"{server.url}/bot{server.token}/getMe"
+    async with aiohttp.ClientSession() as session:
+        answers = []
+        for _ in range(3):
+            async with session.post(url) as answer:
+                answers.append((answer.status, answer.content_type, await answer.text()))
+    assert answers[0] == (200, "application/json", '{"ok": true, "result": {"username": "x"}}')
+    assert answers[1] == (200, "text/html", "<html>not json</html>")
+    assert answers[2][0] == 200 and f'"username": "{BOT_USERNAME}"' in answers[2][2]

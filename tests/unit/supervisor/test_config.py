@@ -100,6 +100,28 @@ def test_token_is_never_shown() -> None:
     assert not Secret("")
 
 
+@pytest.mark.parametrize("token", [
+    "123:abc",  # digits:letters, and still not a token: far too short
+    "123456:" + "A" * 29,
+    "\u0661\u0662\u0663:" + "A" * 35,  # Arabic-Indic digits pass str.isdigit()
+    "123456:" + "\u00e9" * 35,  # letters, but not the ASCII ones BotFather uses
+    "123456:" + "A" * 34 + "!",
+    "abc:" + "A" * 35,
+])
+def test_token_shape_error_states_the_real_rule(token: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {"ARIABOT_TELEGRAM_TOKEN": token})
+    message = str(caught.value)
+    assert "ARIABOT_TELEGRAM_TOKEN" in message and token not in message
+    assert ("the bot's number, a colon, then at least 30 (BotFather gives 35) of A-Z a-z 0-9 "
+            "_ -") in message
+
+
+def test_tokens_of_botfathers_shape_are_accepted() -> None:
+    for token in ("123456:" + "A" * 35, "7012345678:AAH-9_zyx" + "b" * 26, "1:" + "0" * 30):
+        assert load_settings(None, {"ARIABOT_TELEGRAM_TOKEN": token}).token.reveal() == token
+
+
 def test_main_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["--config", str(tmp_path / "missing.toml"), "run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from supervisor import exits
+
 ROOT = Path(__file__).resolve().parents[3]
 UNIT = ROOT / "deploy" / "ariabot.service"
 EXEC_START = "/opt/ariabot/.venv/bin/ariabot run"
@@ -55,8 +57,6 @@ def test_runs_the_venv_ariabot_and_restarts_on_failure_only(unit) -> None:
     service = unit["Service"]
     assert one(service, "ExecStart") == EXEC_START
     assert one(service, "Restart") == "on-failure"
-    # Exit 2 is a configuration problem: restarting cannot fix it.
-    assert one(service, "RestartPreventExitStatus") == "2"
     # ariabot stops its aria2c itself (session saved); systemd signals ariabot alone.
     assert one(service, "KillMode") == "mixed"
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
@@ -124,3 +124,52 @@ def test_readme_installs_what_the_unit_expects(unit) -> None:
         assert needed in section, f"the README's service section lacks {needed!r}"
     assert re.search(r"install -d .*-o ariabot .*" + re.escape(env["ARIABOT_DOWNLOAD_DIR"]),
                      section), "the README must create the download dir for the ariabot user"
+
+
+def _table(text: str, heading: str) -> dict[int, list[str]]:
+    """The rows of the first table after ``heading``, by exit code."""
+    section = text.split(heading, 1)[1]
+    rows: dict[int, list[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0].isdigit():
+            rows[int(cells[0])] = cells[1:]
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+RUN_CODES = {exits.EXIT_OK, exits.EXIT_ERROR, exits.EXIT_USAGE}
+"""The codes ``ariabot run`` can end with."""
+
+
+def test_the_unit_restarts_exactly_the_exit_codes_that_may_pass(unit) -> None:
+    service = unit["Service"]
+    # on-failure: every non-zero exit is restarted, except those listed here.
+    assert one(service, "Restart") == "on-failure"
+    prevented = {int(code) for code in one(service, "RestartPreventExitStatus").split()}
+    assert prevented == exits.NOT_RESTARTED
+    assert exits.EXIT_ERROR not in prevented  # aria2c FATAL, Bot API unreachable: restarted
+    assert exits.EXIT_USAGE in prevented  # a human must act
+    assert one(service, "RestartSec") == "10s"
+
+
+def test_readme_and_operations_tell_the_same_exit_codes_as_the_code(unit) -> None:
+    readme = _table((ROOT / "README.md").read_text(encoding="utf-8"), "Exit codes of")
+    operations = _table((ROOT / "docs" / "operations.md").read_text(encoding="utf-8"),
+                        "## Exit codes")
+    assert set(readme) == RUN_CODES
+    assert set(operations) == RUN_CODES | {exits.EXIT_NOT_RUNNING}
+    for code in RUN_CODES:
+        for table in (readme, operations):
+            systemd = table[code][-1]
+            if code == exits.EXIT_OK:
+                assert systemd == "leaves it stopped"
+            elif code in exits.NOT_RESTARTED:
+                assert systemd == "does not restart it"
+            else:
+                assert systemd == "restarts it after 10 s"
+    for table in (readme, operations):
+        assert "FATAL" in table[exits.EXIT_ERROR][0]
+        assert "the token rejected by Telegram" in table[exits.EXIT_USAGE][0]
+        assert "ARIABOT_TELEGRAM_API_URL" in table[exits.EXIT_USAGE][0]
