@@ -130,3 +130,13 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
                                 capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, args
+
+
+def test_home_of_an_unknown_user_stops_run_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "ARIABOT_DATA_DIR": "~nosuchuser"}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "run"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("ariabot: configuration error: ARIABOT_DATA_DIR: cannot expand "
+                           "~nosuchuser")

@@ -143,3 +143,12 @@ def test_running_ariabot_is_recognised(tmp_path: Path) -> None:
     assert run.process is not None
     assert running.startswith(f"✔ an ariabot is running on this data dir (pid {run.process.pid}")
     assert f"aria2c pid {info['aria2c_pid']} running" in running
+
+
+def test_home_of_an_unknown_user_is_one_configuration_line(tmp_path: Path) -> None:
+    env = doctor_env(tmp_path)
+    env["ARIABOT_DATA_DIR"] = "~nosuchuser"
+    code, lines = doctor(env)  # asserts an empty stderr: no traceback
+    assert code == 1
+    failed = line(lines, "configuration")
+    assert failed.startswith("✘ configuration: ARIABOT_DATA_DIR: cannot expand ~nosuchuser")
