@@ -24,6 +24,7 @@ from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.control import ControlClient, NotRunning
+from supervisor.envnames import unknown_variables, warn_unknown_variables
 from supervisor.instance import AlreadyRunning
 from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
@@ -258,6 +259,7 @@ def _doctor(config: Path | None) -> int:
                             if os.environ.get("ARIABOT_CONFIG") else None)
         return doctor.report([
             doctor.config_failure(error, source),
+            *doctor.check_variables(os.environ),
             doctor.Check(None, "other checks skipped", "they need a valid configuration"),
         ], sys.stdout)
     return doctor.report(doctor.run_checks(settings), sys.stdout)
@@ -275,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ariabot: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.command != "run":
+        for variable in unknown_variables(os.environ):
+            print(f"ariabot: warning: {variable.problem}; {variable.fix}", file=sys.stderr)
         try:
             return _control(args, settings)
         except argparse.ArgumentTypeError as error:
@@ -288,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
+    warn_unknown_variables(os.environ)
     try:
         aria2c, _version = locate_aria2c(settings.aria2c)
         return asyncio.run(serve(settings, aria2c, formatter))

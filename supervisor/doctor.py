@@ -14,7 +14,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +23,7 @@ import psutil
 
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
+from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import SecretMask
@@ -36,6 +37,7 @@ __all__ = [
     "check_directory",
     "check_instance",
     "check_telegram",
+    "check_variables",
     "config_failure",
     "report",
     "run_checks",
@@ -89,6 +91,12 @@ def config_failure(error: ConfigError, source: Path | None) -> Check:
 def _config_ok(settings: Settings) -> Check:
     source = f"file {settings.source}" if settings.source else "defaults"
     return Check(True, f"configuration is valid ({source} and ARIABOT_* variables)")
+
+
+def check_variables(environ: Mapping[str, str]) -> list[Check]:
+    """A failure for each ``ARIABOT_*`` variable that is no setting (a typo is ignored)."""
+    return [Check(False, variable.problem, variable.fix)
+            for variable in unknown_variables(environ)]
 
 
 def check_aria2c(name: str) -> Check:
@@ -244,11 +252,13 @@ def check_instance(layout: StateLayout) -> Check:
 
 
 def run_checks(settings: Settings, *, timeout: float = 5.0,
-               disk_usage: DiskUsage = psutil.disk_usage) -> list[Check]:
-    """Every check, in the order a newcomer would fix them."""
+               disk_usage: DiskUsage = psutil.disk_usage,
+               environ: Mapping[str, str] | None = None) -> list[Check]:
+    """Every check, in the order a newcomer would fix them (``environ``: ``os.environ``)."""
     layout = StateLayout(settings.data_dir)
     return [
         _config_ok(settings),
+        *check_variables(os.environ if environ is None else environ),
         check_aria2c(settings.aria2c),
         check_directory("data dir", settings.data_dir, "ARIABOT_DATA_DIR", MIN_FREE_DATA,
                         disk_usage),

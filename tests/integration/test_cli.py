@@ -140,3 +140,24 @@ def test_home_of_an_unknown_user_stops_run_with_one_line(tmp_path: Path) -> None
     [line] = result.stderr.splitlines()  # one line, no traceback
     assert line.startswith("ariabot: configuration error: ARIABOT_DATA_DIR: cannot expand "
                            "~nosuchuser")
+
+
+def test_misspelt_variable_is_named_in_the_start_log_without_its_value(tmp_path: Path) -> None:
+    token = "123456:" + "W" * 35
+    with ariabot_run(tmp_path / "data", {"ARIABOT_TELEGRAM_TOKN": token}) as running:
+        running.wait_ready()
+        output = running.output
+    assert ("WARNING supervisor.envnames: ARIABOT_TELEGRAM_TOKN is not an ariabot setting and "
+            "is ignored; did you mean ARIABOT_TELEGRAM_TOKEN?") in output
+    assert "local mode" in output  # what the typo did: no token, no bot
+    assert token not in output and "W" * 35 not in output
+
+
+def test_local_command_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARIABOT_")}
+    env.update(ARIABOT_DATA_DIR=str(tmp_path / "nothing"), ARIABOT_DATADIR=str(tmp_path / "a"))
+    result = subprocess.run([sys.executable, "-m", "supervisor", "list"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 3
+    assert ("ariabot: warning: ARIABOT_DATADIR is not an ariabot setting and is ignored; did "
+            "you mean ARIABOT_DATA_DIR?") in result.stderr

@@ -152,3 +152,14 @@ def test_home_of_an_unknown_user_is_one_configuration_line(tmp_path: Path) -> No
     assert code == 1
     failed = line(lines, "configuration")
     assert failed.startswith("✘ configuration: ARIABOT_DATA_DIR: cannot expand ~nosuchuser")
+
+
+def test_misspelt_variable_fails_naming_the_setting_it_meant(tmp_path: Path) -> None:
+    token = "123456:" + "D" * 35
+    code, lines = doctor(doctor_env(tmp_path / "data", ARIABOT_TELEGRAM_TOKN=token))
+    assert code == 1
+    assert line(lines, "ARIABOT_TELEGRAM_TOKN") == (
+        "✘ ARIABOT_TELEGRAM_TOKN is not an ariabot setting and is ignored — did you mean "
+        "ARIABOT_TELEGRAM_TOKEN? Rename it (or remove it)")
+    assert token not in "\n".join(lines)
+    assert lines[-1] == "1 problem found"
