@@ -60,7 +60,14 @@ from manager.files import chat_folder, delete_download_files, free_bytes, is_ins
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import NotificationListener
 from manager.store import DownloadRecord, PurgedDownload, Store
-from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
+from manager.tracking import (
+    POLL_KEYS,
+    Observation,
+    StallWatch,
+    derive_state,
+    error_text,
+    unreachable_reason,
+)
 from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 
 __all__ = ["AddResult", "ManagerConfig", "Subscriber", "TorrentManager"]
@@ -86,6 +93,7 @@ class ManagerConfig:
         torrent_max_bytes: largest .torrent accepted.
         bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
         folder_mode: permissions of new chat folders.
+        enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
     """
 
     download_dir: Path
@@ -93,6 +101,7 @@ class ManagerConfig:
     torrent_max_bytes: int = 10_000_000
     bt_stop_timeout: int = 900
     folder_mode: int = 0o700
+    enable_dht: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,8 @@ class _Live:
     stuck_reason: str | None = None
     metadata_gids: set[str] = field(default_factory=set)
     """GIDs known to be this magnet's metadata download (not its real one)."""
+    trackers_checked: bool = False
+    """With DHT off: its trackers were looked at for one aria2 can use."""
 
     @property
     def awaiting_metadata(self) -> bool:
@@ -921,6 +932,9 @@ class TorrentManager:
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA
         values = self._values(record, observation, state)
+        if (not self.config.enable_dht and not live.trackers_checked
+                and state in (TorrentState.METADATA, TorrentState.DOWNLOADING)):
+            await self._check_trackers(live, observation.gid)
         stuck = live.watch.update(observation, state, now)
         stuck_changed = stuck != live.stuck_reason
         live.stuck_reason = stuck
@@ -934,6 +948,22 @@ class TorrentManager:
             live.record = record
         events.append(self._event_for(record, values, live))
         return values
+
+    async def _check_trackers(self, live: _Live, gid: str) -> None:
+        """With DHT off, see once whether aria2 has a tracker it can use for this download.
+
+        One ``tellStatus`` for its announce list (kept out of the poll's keys); the verdict
+        becomes the stuck reason from the first poll instead of minutes of "metadata 0.0%".
+        """
+        try:
+            status = await self.rpc.call("aria2.tellStatus", gid, ["bittorrent"])
+        except Aria2Error:
+            return  # gone, or aria2 is down: asked again at a later poll
+        tiers = (status.get("bittorrent") or {}).get("announceList") or []
+        urls = [url for tier in tiers if isinstance(tier, list) for url in tier
+                if isinstance(url, str)]
+        live.trackers_checked = True
+        live.watch.unreachable = unreachable_reason(urls, dht_enabled=False)
 
     def _values(self, record: DownloadRecord, observation: Observation,
                 state: TorrentState) -> dict[str, Any]:

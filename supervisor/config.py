@@ -269,7 +269,8 @@ FIELDS: tuple[Field, ...] = (
     Field("aria2", "listen_port", "ARIABOT_LISTEN_PORT", _port_range, "6881-6999",
           "TCP port(s) for incoming BitTorrent peers (open it in your firewall for speed)"),
     Field("aria2", "enable_dht", "ARIABOT_ENABLE_DHT", _bool, True,
-          "find peers through DHT (needed for trackerless magnets)"),
+          "find peers through DHT (needed for trackerless magnets); when it is off, aria2 "
+          "does not use udp:// trackers either, only http(s):// ones"),
     Field("supervisor", "start_timeout", "ARIABOT_START_TIMEOUT", _float_between(1, 120), 15.0,
           "seconds aria2c has to answer RPC after it was spawned"),
     Field("supervisor", "health_interval", "ARIABOT_HEALTH_INTERVAL",

@@ -34,6 +34,7 @@ __all__ = [
     "Check",
     "check_aria2c",
     "check_bot_api",
+    "check_dht",
     "check_directory",
     "check_instance",
     "check_telegram",
@@ -97,6 +98,15 @@ def check_variables(environ: Mapping[str, str]) -> list[Check]:
     """A failure for each ``ARIABOT_*`` variable that is no setting (a typo is ignored)."""
     return [Check(False, variable.problem, variable.fix)
             for variable in unknown_variables(environ)]
+
+
+def check_dht(settings: Settings) -> list[Check]:
+    """A note when DHT is off: aria2 then ignores udp:// trackers too (aria2 1.36)."""
+    if settings.enable_dht:
+        return []
+    return [Check(None, "DHT is off: magnets and torrents find peers only through http(s):// "
+                  "trackers, since aria2 does not use udp:// trackers without DHT",
+                  "set ARIABOT_ENABLE_DHT=true unless that is what you want")]
 
 
 def check_aria2c(name: str) -> Check:
@@ -264,6 +274,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                         disk_usage),
         check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
                         MIN_FREE_DOWNLOADS, disk_usage),
+        *check_dht(settings),
         *check_telegram(settings),
         check_bot_api(settings, timeout),
         check_instance(layout),

@@ -66,6 +66,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             progress_interval=settings.progress_interval,
             torrent_max_bytes=settings.torrent_max_bytes,
             bt_stop_timeout=settings.bt_stop_timeout,
+            enable_dht=settings.enable_dht,
         ))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +165,55 @@ def test_local_command_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert ("ariabot: warning: ARIABOT_DATADIR is not an ariabot setting and is ignored; did "
             "you mean ARIABOT_DATA_DIR?") in result.stderr
+
+
+@contextlib.contextmanager
+def udp_tracker() -> Iterator[tuple[socket.socket, str]]:
+    """A UDP socket on 127.0.0.1 posing as a udp:// tracker; it records what arrives."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock, f"udp://127.0.0.1:{sock.getsockname()[1]}/announce"
+
+
+def received(sock: socket.socket) -> int:
+    """How many datagrams are waiting on ``sock``."""
+    count = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.recv(2048)
+            count += 1
+    return count
+
+
+def magnet(info_hash: str, *trackers: str) -> str:
+    return f"magnet:?xt=urn:btih:{info_hash}" + "".join(
+        f"&tr={urllib.parse.quote(url, safe='')}" for url in trackers)
+
+
+def test_dht_off_and_only_udp_trackers_says_why_no_peer_is_found(
+    run: AriabotRun, swarm: Swarm
+) -> None:
+    assert run.env["ARIABOT_ENABLE_DHT"] == "false"
+    with udp_tracker() as (tracker, url):
+        assert cli(run, "add", magnet("ab" * 20, url)).returncode == 0
+        assert cli(run, "add", magnet("cd" * 20)).returncode == 0  # no tracker at all
+        # An http tracker that knows no seeder: stuck too, but not for want of a tracker.
+        assert cli(run, "add", swarm.dead_magnet("cli-dead")).returncode == 0
+
+        def reasons() -> dict[str, str | None] | None:
+            found = {d["info_hash"]: d["stuck_reason"] for d in downloads(run)}
+            return found if found.get("ab" * 20) and found.get("cd" * 20) else None
+
+        found = wait_until(reasons, 30, "the stuck reasons",
+                           describe=lambda: f"{downloads(run)}\n{run.output[-2000:]}")
+        udp_only, trackerless = found.pop("ab" * 20), found.pop("cd" * 20)
+        assert udp_only is not None and trackerless is not None
+        assert "udp:// trackers" in udp_only and "DHT is off" in udp_only
+        assert "enable DHT" in udp_only and "http" in udp_only
+        assert "no tracker" in trackerless and "DHT is off" in trackerless
+        assert list(found.values()) == [None]
+        # What the reason says is true: aria2 never sent the udp:// tracker a packet.
+        assert received(tracker) == 0
+    [row] = [d for d in downloads(run) if d["info_hash"] == "ab" * 20]
+    assert row["state"] == "metadata" and row["progress"] == 0

@@ -163,3 +163,14 @@ def test_misspelt_variable_fails_naming_the_setting_it_meant(tmp_path: Path) -> 
         "ARIABOT_TELEGRAM_TOKEN? Rename it (or remove it)")
     assert token not in "\n".join(lines)
     assert lines[-1] == "1 problem found"
+
+
+def test_dht_off_is_a_note_about_udp_trackers(tmp_path: Path) -> None:
+    code, lines = doctor(doctor_env(tmp_path / "data", ARIABOT_ENABLE_DHT="false"))
+    assert code == 0, lines
+    note = line(lines, "DHT is off")
+    assert note.startswith("○ DHT is off: ")
+    assert "does not use udp:// trackers without DHT" in note
+    assert "ARIABOT_ENABLE_DHT=true" in note
+    _code, on = doctor(doctor_env(tmp_path / "data"))
+    assert not [text for text in on if "DHT" in text]
