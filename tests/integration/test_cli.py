@@ -217,3 +217,27 @@ def test_dht_off_and_only_udp_trackers_says_why_no_peer_is_found(
         assert received(tracker) == 0
     [row] = [d for d in downloads(run) if d["info_hash"] == "ab" * 20]
     assert row["state"] == "metadata" and row["progress"] == 0
+
+
+def test_add_wait_says_why_it_does_not_move_and_timeout_ends_the_wait(run: AriabotRun) -> None:
+    with udp_tracker() as (_tracker, url):
+        result = cli(run, "add", magnet("ab" * 20, url), "--wait", "--timeout", "6")
+    assert result.returncode == 4, result.stderr  # EXIT_TIMEOUT: distinct from 0, 1, 2, 3
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("added #1")
+    # The stuck reason is shown while it waits, once: a line per change, not per poll.
+    shown = [text for text in lines if "aria2 ignores udp:// trackers" in text]
+    assert len(shown) == 1 and shown[0].startswith("#1") and "metadata" in shown[0]
+    assert len(lines) <= 3, lines
+    [last] = result.stderr.splitlines()
+    assert last.startswith("ariabot: stopped waiting after 6 s; #1 is still metadata")
+    assert "'ariabot status 1'" in last
+    # The download goes on: giving up waiting cancels nothing.
+    [row] = downloads(run)
+    assert row["state"] == "metadata" and row["stuck_reason"]
+
+
+def test_timeout_without_wait_is_a_usage_error(run: AriabotRun) -> None:
+    result = cli(run, "add", magnet("ab" * 20), "--timeout", "5")
+    assert result.returncode == 2 and "--timeout" in result.stderr
+    assert downloads(run) == []

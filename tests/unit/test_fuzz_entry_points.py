@@ -189,7 +189,8 @@ def test_fuzz_config_values(env: dict[str, str]) -> None:
 
 argv_words = st.one_of(
     st.sampled_from(["run", "add", "list", "status", "pause", "resume", "cancel", "files", "purge",
-                     "doctor", "--chat", "--json", "--wait", "--select", "--older-than",
+                     "doctor", "--chat", "--json", "--wait", "--timeout", "--select",
+                     "--older-than",
                      "--delete-files", "--config", "--log-format", "json", "text", "-h", "--",
                      "#3", "0", "-1", "nan", "1e9", "1,3-5", "magnet:?xt=urn:btih:" + HEX]),
     st.text(max_size=12),
