@@ -78,6 +78,7 @@ async def start_engine(settings: Settings) -> Engine:
     manager = TorrentManager(rpc, store, ManagerConfig(
         download_dir=settings.download_dir, progress_interval=settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
+        enable_dht=settings.enable_dht,
     ))
     aria2.subscribe(lambda change: _tell_manager(manager, change))
     events: list[Event] = []
