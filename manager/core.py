@@ -71,7 +71,14 @@ from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import ListenerHealth, NotificationListener
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
-from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
+from manager.tracking import (
+    POLL_KEYS,
+    Observation,
+    StallWatch,
+    derive_state,
+    error_text,
+    unreachable_reason,
+)
 from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 
 __all__ = ["AddResult", "ManagerConfig", "Subscriber", "TorrentManager"]
@@ -102,6 +109,7 @@ class ManagerConfig:
         folder_mode: permissions of new chat folders.
         aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
             download is refused at add (:mod:`manager.compat`); None when not known.
+        enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
     """
 
     download_dir: Path
@@ -110,6 +118,7 @@ class ManagerConfig:
     bt_stop_timeout: int = 900
     folder_mode: int = 0o700
     aria2_version: tuple[int, ...] | None = None
+    enable_dht: bool = True
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,8 @@ class _Live:
     stuck_reason: str | None = None
     metadata_gids: set[str] = field(default_factory=set)
     """GIDs known to be this magnet's metadata download (not its real one)."""
+    trackers_checked: bool = False
+    """With DHT off: its trackers were looked at for one aria2 can use."""
 
     @property
     def awaiting_metadata(self) -> bool:
@@ -1063,6 +1074,9 @@ class TorrentManager:
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA
         values = self._values(record, observation, state)
+        if (not self.config.enable_dht and not live.trackers_checked
+                and state in (TorrentState.METADATA, TorrentState.DOWNLOADING)):
+            await self._check_trackers(live, observation.gid)
         stuck = live.watch.update(observation, state, now)
         stuck_changed = stuck != live.stuck_reason
         live.stuck_reason = stuck
@@ -1076,6 +1090,22 @@ class TorrentManager:
             live.record = record
         events.append(self._event_for(record, values, live))
         return values
+
+    async def _check_trackers(self, live: _Live, gid: str) -> None:
+        """With DHT off, see once whether aria2 has a tracker it can use for this download.
+
+        One ``tellStatus`` for its announce list (kept out of the poll's keys); the verdict
+        becomes the stuck reason from the first poll instead of minutes of "metadata 0.0%".
+        """
+        try:
+            status = await self.rpc.call("aria2.tellStatus", gid, ["bittorrent"])
+        except Aria2Error:
+            return  # gone, or aria2 is down: asked again at a later poll
+        tiers = (status.get("bittorrent") or {}).get("announceList") or []
+        urls = [url for tier in tiers if isinstance(tier, list) for url in tier
+                if isinstance(url, str)]
+        live.trackers_checked = True
+        live.watch.unreachable = unreachable_reason(urls, dht_enabled=False)
 
     def _values(self, record: DownloadRecord, observation: Observation,
                 state: TorrentState) -> dict[str, Any]:

@@ -6,6 +6,7 @@ numbers as strings and knows nothing of "stuck"; this module turns its words int
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "StallWatch",
     "derive_state",
     "error_text",
+    "unreachable_reason",
 ]
 
 POLL_KEYS = (
@@ -135,17 +137,46 @@ def error_text(observation: Observation, bt_stop_timeout: int) -> str:
     return message or f"aria2 error {code}"
 
 
+def unreachable_reason(trackers: Iterable[str], dht_enabled: bool) -> str | None:
+    """Why aria2 can never find a peer for a download with these trackers, or None.
+
+    aria2 talks to udp:// trackers through its DHT socket: with DHT off it sends them nothing
+    at all and logs "udp is not supported yet" (checked with aria2 1.36: a udp:// tracker on
+    127.0.0.1 got no packet with DHT off, connect requests with DHT on). Local peer discovery
+    is off in ariabot's aria2.conf and peer exchange needs a first peer, so a download with
+    no http(s):// tracker and DHT off waits forever at "metadata 0.0%".
+
+    Parameters:
+        trackers: the download's announce URLs (aria2's ``bittorrent.announceList``, flat).
+        dht_enabled: ariabot's ``enable_dht`` setting.
+    """
+    if dht_enabled:
+        return None
+    urls = [url.strip().lower() for url in trackers]
+    if any(not url.startswith("udp://") for url in urls):
+        return None
+    advice = "enable DHT, or use a link with an http(s):// tracker"
+    if urls:
+        return f"no usable tracker: aria2 ignores udp:// trackers while DHT is off; {advice}"
+    return f"no tracker, and DHT is off: no way to find peers; {advice}"
+
+
 class StallWatch:
     """Remembers since when a download has had no peers, no data, or no metadata.
 
     Parameters:
         started: when tracking began (monotonic seconds).
+
+    Attributes:
+        unreachable: set when it is known up front that no peer can be found (see
+            :func:`unreachable_reason`); said at once while nobody is connected.
     """
 
     def __init__(self, started: float) -> None:
         self._metadata_since: float | None = started
         self._no_peers_since: float | None = None
         self._no_data_since: float | None = None
+        self.unreachable: str | None = None
 
     def update(self, observation: Observation, state: TorrentState, now: float) -> str | None:
         """Feed one observation; return the stuck reason, or None when it moves."""
@@ -165,6 +196,8 @@ class StallWatch:
         elif self._no_data_since is None:
             self._no_data_since = now
 
+        if self.unreachable and observation.connections == 0:
+            return self.unreachable
         if state is TorrentState.METADATA and self._metadata_since is not None:
             waited = now - self._metadata_since
             if waited >= METADATA_STUCK_AFTER:

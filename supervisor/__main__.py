@@ -12,10 +12,11 @@ import argparse
 import asyncio
 import base64
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,13 +25,17 @@ from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.control import ControlClient, NotRunning
-from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_USAGE
+from supervisor.envnames import unknown_variables, warn_unknown_variables
+from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_TIMEOUT, EXIT_USAGE
 from supervisor.instance import AlreadyRunning
 from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.root import serve
 
 __all__ = ["build_parser", "main"]
+
+_WAIT_POLL = 0.5
+"""Seconds between two status requests while ``add --wait`` waits."""
 
 _FINAL_STATES = {"complete", "seeding", "error", "cancelled"}
 
@@ -62,6 +67,16 @@ def _days(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 10**7):
+        raise argparse.ArgumentTypeError(f"seconds must be above 0, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so tests can check ``--help``)."""
     parser = argparse.ArgumentParser(
@@ -89,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--chat", type=_chat_id, default=0,
                      help="the chat it belongs to (default 0: local)")
     add.add_argument("--wait", action="store_true",
-                     help="show progress until it is done; exit 0 when complete")
+                     help="show progress, state changes and why it is stuck until it is "
+                     "done; exit 0 when complete, 1 when it failed")
+    add.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                     help="with --wait: stop waiting after SECONDS and exit 4; the download "
+                     "goes on")
     add.add_argument("--json", action="store_true", help="print the download as JSON")
     listing = commands.add_parser("list", help="list downloads")
     listing.add_argument("--chat", type=_chat_id, help="only this chat's downloads")
@@ -164,26 +183,57 @@ def _ask(client: ControlClient, operation: str, **fields: Any) -> dict[str, Any]
     return answer
 
 
-def _wait(client: ControlClient, download_id: int, out: TextIO) -> int:
-    """Show progress until the download is done; the exit code says how it ended."""
-    last = ""
+def _milestone(torrent: dict[str, Any]) -> tuple[Any, ...]:
+    """What earns a line of its own: a new state, queue place, stuck reason or error, or
+    another tenth of the download done (speeds and bytes alone do not)."""
+    return (torrent["state"], torrent["queue_position"], torrent["stuck_reason"],
+            torrent["error"], int(torrent["progress"] * 10))
+
+
+def _wait(client: ControlClient, download_id: int, out: TextIO, timeout: float | None = None,
+          *, clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> int:
+    """Show progress until the download is done, or until ``timeout`` seconds have passed.
+
+    On a terminal the line is rewritten in place and each milestone (see :func:`_milestone`)
+    stays on screen as a line of its own; into a pipe or a log, only milestones are printed,
+    so a stuck download says why once instead of either nothing or a line per poll.
+
+    Returns:
+        0 complete (or seeding), :data:`EXIT_ERROR` failed or cancelled,
+        :data:`EXIT_TIMEOUT` stopped waiting (the download is left running).
+    """
+    tty = out.isatty()
+    deadline = None if timeout is None else clock() + timeout
+    shown, milestone = "", None
     while True:
         torrent = _ask(client, "status", id=download_id)["torrent"]
-        line = _line(torrent)
-        if line != last and out.isatty():
-            print(f"\r\x1b[2K{line}", end="", file=out, flush=True)
-        elif line != last:
+        line, reached = _line(torrent), _milestone(torrent)
+        if tty and line != shown:
+            start = "\n" if shown and reached != milestone else "\r\x1b[2K"
+            print(f"{start}{line}", end="", file=out, flush=True)
+        elif not tty and reached != milestone:
             print(line, file=out, flush=True)
-        last = line
-        if torrent["state"] in _FINAL_STATES:
-            if out.isatty():
+        shown, milestone = line, reached
+        state = torrent["state"]
+        if state in _FINAL_STATES:
+            if tty:
                 print(file=out)
-            if torrent["state"] in ("complete", "seeding"):
+            if state in ("complete", "seeding"):
                 return 0
-            print(f"ariabot: #{download_id} {torrent['state']}: "
+            print(f"ariabot: #{download_id} {state}: "
                   f"{torrent['error'] or 'no reason given'}", file=sys.stderr)
             return EXIT_ERROR
-        time.sleep(0.5)
+        if deadline is not None and clock() >= deadline:
+            if tty:
+                print(file=out)
+            reason = torrent["stuck_reason"]
+            print(f"ariabot: stopped waiting after {timeout:g} s; #{download_id} is still "
+                  f"{state}{f' ({reason})' if reason else ''}; it goes on in the background "
+                  f"('ariabot status {download_id}' shows it)", file=sys.stderr)
+            return EXIT_TIMEOUT
+        pause = _WAIT_POLL if deadline is None else min(_WAIT_POLL, deadline - clock())
+        sleep(max(pause, 0.0))
 
 
 def _control(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,7 +258,9 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
             print(f"added #{torrent['id']}: {torrent['name']}", file=out)
         if answer.get("note"):
             print(f"note: {answer['note']}", file=sys.stderr)
-        return _wait(client, torrent["id"], sys.stderr if args.json else out) if args.wait else 0
+        if not args.wait:
+            return 0
+        return _wait(client, torrent["id"], sys.stderr if args.json else out, args.timeout)
     if args.command == "list":
         fields = {"chat": args.chat} if args.chat is not None else {}
         torrents = _ask(client, "list", **fields)["torrents"]
@@ -262,6 +314,7 @@ def _doctor(config: Path | None) -> int:
                             if os.environ.get("ARIABOT_CONFIG") else None)
         return doctor.report([
             doctor.config_failure(error, source),
+            *doctor.check_variables(os.environ),
             doctor.Check(None, "other checks skipped", "they need a valid configuration"),
         ], sys.stdout)
     return doctor.report(doctor.run_checks(settings), sys.stdout)
@@ -271,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ariabot`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "add" and args.timeout is not None and not args.wait:
+        parser.error("--timeout works only with --wait")
     if args.command == "doctor":
         return _doctor(args.config)
     try:
@@ -279,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ariabot: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.command != "run":
+        for variable in unknown_variables(os.environ):
+            print(f"ariabot: warning: {variable.problem}; {variable.fix}", file=sys.stderr)
         try:
             return _control(args, settings)
         except argparse.ArgumentTypeError as error:
@@ -292,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
+    warn_unknown_variables(os.environ)
     try:
         aria2c, version = locate_aria2c(settings.aria2c)
         return asyncio.run(serve(settings, aria2c, formatter, version))

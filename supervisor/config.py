@@ -105,7 +105,15 @@ def _path(raw: Any) -> Path:
         raise ValueError("must not be empty")
     if "\0" in text:
         raise ValueError("must not contain a NUL byte")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        # pathlib's answer to ~name for an unknown user, or to ~ with no HOME and no
+        # password entry: a user's mistake, not a crash.
+        head = text.split("/", 1)[0]
+        whose = f"user {head[1:]!r}" if len(head) > 1 else "the user running ariabot"
+        raise ValueError(f"cannot expand {head}: no home directory found for {whose}; "
+                         "give a full path") from None
 
 
 def _optional_path(raw: Any) -> Path | None:
@@ -267,7 +275,8 @@ FIELDS: tuple[Field, ...] = (
     Field("aria2", "listen_port", "ARIABOT_LISTEN_PORT", _port_range, "6881-6999",
           "TCP port(s) for incoming BitTorrent peers (open it in your firewall for speed)"),
     Field("aria2", "enable_dht", "ARIABOT_ENABLE_DHT", _bool, True,
-          "find peers through DHT (needed for trackerless magnets)"),
+          "find peers through DHT (needed for trackerless magnets); when it is off, aria2 "
+          "does not use udp:// trackers either, only http(s):// ones"),
     Field("supervisor", "start_timeout", "ARIABOT_START_TIMEOUT", _float_between(1, 120), 15.0,
           "seconds aria2c has to answer RPC after it was spawned"),
     Field("supervisor", "health_interval", "ARIABOT_HEALTH_INTERVAL",
@@ -414,7 +423,10 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     if config_path is None and env.get("ARIABOT_CONFIG"):
-        config_path = Path(env["ARIABOT_CONFIG"]).expanduser()
+        try:
+            config_path = _path(env["ARIABOT_CONFIG"])
+        except ValueError as error:
+            raise ConfigError(f"ARIABOT_CONFIG: {error}") from None
     file_values = _file_values(_read_toml(config_path), config_path) if config_path else {}
 
     parsed: dict[str, Any] = {}

@@ -105,7 +105,10 @@ def render_markdown(fields: Sequence[Field]) -> str:
         "1. the defaults below (the same as [`conf/ariabot.toml`](../conf/ariabot.toml));",
         "2. a TOML file laid out like `conf/ariabot.toml`, given with "
         "`ariabot --config PATH` or `ARIABOT_CONFIG=PATH` (unknown keys are refused);",
-        "3. `ARIABOT_*` environment variables (under systemd: `/etc/ariabot/env`).",
+        "3. `ARIABOT_*` environment variables (under systemd: `/etc/ariabot/env`); an "
+        "`ARIABOT_*` name that is no setting (a typo such as `ARIABOT_TELEGRAM_TOKN`) is "
+        "ignored, with a warning at start and a ✘ line in `ariabot doctor` naming the "
+        "closest setting.",
         "",
         "A bad value stops `ariabot run` with one line naming the key, exit code 2; "
         "`ariabot doctor` shows it as a ✘ line. Lists (`allowed_users`, `allowed_chats`) are "

@@ -16,7 +16,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +27,7 @@ from manager.compat import HYBRID_FIX, hybrid_limitation
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
 from supervisor.control import ControlClient, NotRunning
+from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import SecretMask
@@ -37,10 +38,12 @@ __all__ = [
     "Check",
     "check_aria2c",
     "check_bot_api",
+    "check_dht",
     "check_directory",
     "check_health",
     "check_instance",
     "check_telegram",
+    "check_variables",
     "config_failure",
     "health_checks",
     "report",
@@ -95,6 +98,21 @@ def config_failure(error: ConfigError, source: Path | None) -> Check:
 def _config_ok(settings: Settings) -> Check:
     source = f"file {settings.source}" if settings.source else "defaults"
     return Check(True, f"configuration is valid ({source} and ARIABOT_* variables)")
+
+
+def check_variables(environ: Mapping[str, str]) -> list[Check]:
+    """A failure for each ``ARIABOT_*`` variable that is no setting (a typo is ignored)."""
+    return [Check(False, variable.problem, variable.fix)
+            for variable in unknown_variables(environ)]
+
+
+def check_dht(settings: Settings) -> list[Check]:
+    """A note when DHT is off: aria2 then ignores udp:// trackers too (aria2 1.36)."""
+    if settings.enable_dht:
+        return []
+    return [Check(None, "DHT is off: magnets and torrents find peers only through http(s):// "
+                  "trackers, since aria2 does not use udp:// trackers without DHT",
+                  "set ARIABOT_ENABLE_DHT=true unless that is what you want")]
 
 
 def check_aria2c(name: str) -> list[Check]:
@@ -324,16 +342,19 @@ def _notifications(listener: Any) -> Check:
 
 
 def run_checks(settings: Settings, *, timeout: float = 5.0,
-               disk_usage: DiskUsage = psutil.disk_usage) -> list[Check]:
-    """Every check, in the order a newcomer would fix them."""
+               disk_usage: DiskUsage = psutil.disk_usage,
+               environ: Mapping[str, str] | None = None) -> list[Check]:
+    """Every check, in the order a newcomer would fix them (``environ``: ``os.environ``)."""
     layout = StateLayout(settings.data_dir)
     return [
         _config_ok(settings),
+        *check_variables(os.environ if environ is None else environ),
         *check_aria2c(settings.aria2c),
         check_directory("data dir", settings.data_dir, "ARIABOT_DATA_DIR", MIN_FREE_DATA,
                         disk_usage),
         check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
                         MIN_FREE_DOWNLOADS, disk_usage),
+        *check_dht(settings),
         *check_telegram(settings),
         check_bot_api(settings, timeout),
         check_instance(layout),

@@ -8,7 +8,14 @@ and ``docs/operations.md``'s tables say the same, and a unit test checks all thr
 
 from __future__ import annotations
 
-__all__ = ["EXIT_ERROR", "EXIT_NOT_RUNNING", "EXIT_OK", "EXIT_USAGE", "NOT_RESTARTED"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_NOT_RUNNING",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "NOT_RESTARTED",
+]
 
 EXIT_OK = 0
 """``run``: stopped on request (SIGINT/SIGTERM). Other commands: done."""
@@ -26,6 +33,9 @@ like a Bot API server."""
 
 EXIT_NOT_RUNNING = 3
 """A local command found no ``ariabot run`` to talk to."""
+
+EXIT_TIMEOUT = 4
+"""``add --wait --timeout`` stopped waiting; the download goes on in the background."""
 
 NOT_RESTARTED = frozenset({EXIT_USAGE})
 """Exit codes after which systemd must not restart ``ariabot run``."""

@@ -74,6 +74,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             torrent_max_bytes=settings.torrent_max_bytes,
             bt_stop_timeout=settings.bt_stop_timeout,
             aria2_version=aria2c_version,
+            enable_dht=settings.enable_dht,
         ))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())

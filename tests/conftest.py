@@ -1,13 +1,29 @@
-"""Fixtures for the local BitTorrent swarm (tests/swarm.py); other fixtures live elsewhere."""
+"""Fixtures for the local BitTorrent swarm (tests/swarm.py); other fixtures live elsewhere.
+
+Also the Hypothesis profiles: ``ci`` (loaded when the ``CI`` variable is set, as CI does) is
+derandomized and keeps no example database, so a CI run tries the same cases every time and a
+red run can be replayed from its log; ``dev`` (every other run) explores new random cases and
+keeps the failures it found in ``.hypothesis/`` to try them first next time.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.swarm import Swarm
+
+# Both from Hypothesis's own defaults, whatever profile it loaded itself on import.
+settings.register_profile("dev", settings.get_profile("default"), derandomize=False)
+settings.register_profile("ci", settings.get_profile("default"), derandomize=True,
+                          database=None, print_blob=True)
+settings.load_profile(
+    "ci" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no") else "dev"
+)
 
 
 @pytest.fixture(scope="session")

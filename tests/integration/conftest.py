@@ -88,6 +88,7 @@ async def start_engine(settings: Settings, policy: SupervisionPolicy = FAST_POLI
         download_dir=settings.download_dir, progress_interval=settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
         aria2_version=aria2_version or locate_aria2c(str(aria2.binary))[1],
+        enable_dht=settings.enable_dht,
     ))
     aria2.subscribe(lambda change: _tell_manager(manager, change))
     events: list[Event] = []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,3 +134,110 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
                                 capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, args
+
+
+def test_home_of_an_unknown_user_stops_run_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "ARIABOT_DATA_DIR": "~nosuchuser"}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "run"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("ariabot: configuration error: ARIABOT_DATA_DIR: cannot expand "
+                           "~nosuchuser")
+
+
+def test_misspelt_variable_is_named_in_the_start_log_without_its_value(tmp_path: Path) -> None:
+    token = "123456:" + "W" * 35
+    with ariabot_run(tmp_path / "data", {"ARIABOT_TELEGRAM_TOKN": token}) as running:
+        running.wait_ready()
+        output = running.output
+    assert ("WARNING supervisor.envnames: ARIABOT_TELEGRAM_TOKN is not an ariabot setting and "
+            "is ignored; did you mean ARIABOT_TELEGRAM_TOKEN?") in output
+    assert "local mode" in output  # what the typo did: no token, no bot
+    assert token not in output and "W" * 35 not in output
+
+
+def test_local_command_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARIABOT_")}
+    env.update(ARIABOT_DATA_DIR=str(tmp_path / "nothing"), ARIABOT_DATADIR=str(tmp_path / "a"))
+    result = subprocess.run([sys.executable, "-m", "supervisor", "list"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 3
+    assert ("ariabot: warning: ARIABOT_DATADIR is not an ariabot setting and is ignored; did "
+            "you mean ARIABOT_DATA_DIR?") in result.stderr
+
+
+@contextlib.contextmanager
+def udp_tracker() -> Iterator[tuple[socket.socket, str]]:
+    """A UDP socket on 127.0.0.1 posing as a udp:// tracker; it records what arrives."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock, f"udp://127.0.0.1:{sock.getsockname()[1]}/announce"
+
+
+def received(sock: socket.socket) -> int:
+    """How many datagrams are waiting on ``sock``."""
+    count = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.recv(2048)
+            count += 1
+    return count
+
+
+def magnet(info_hash: str, *trackers: str) -> str:
+    return f"magnet:?xt=urn:btih:{info_hash}" + "".join(
+        f"&tr={urllib.parse.quote(url, safe='')}" for url in trackers)
+
+
+def test_dht_off_and_only_udp_trackers_says_why_no_peer_is_found(
+    run: AriabotRun, swarm: Swarm
+) -> None:
+    assert run.env["ARIABOT_ENABLE_DHT"] == "false"
+    with udp_tracker() as (tracker, url):
+        assert cli(run, "add", magnet("ab" * 20, url)).returncode == 0
+        assert cli(run, "add", magnet("cd" * 20)).returncode == 0  # no tracker at all
+        # An http tracker that knows no seeder: stuck too, but not for want of a tracker.
+        assert cli(run, "add", swarm.dead_magnet("cli-dead")).returncode == 0
+
+        def reasons() -> dict[str, str | None] | None:
+            found = {d["info_hash"]: d["stuck_reason"] for d in downloads(run)}
+            return found if found.get("ab" * 20) and found.get("cd" * 20) else None
+
+        found = wait_until(reasons, 30, "the stuck reasons",
+                           describe=lambda: f"{downloads(run)}\n{run.output[-2000:]}")
+        udp_only, trackerless = found.pop("ab" * 20), found.pop("cd" * 20)
+        assert udp_only is not None and trackerless is not None
+        assert "udp:// trackers" in udp_only and "DHT is off" in udp_only
+        assert "enable DHT" in udp_only and "http" in udp_only
+        assert "no tracker" in trackerless and "DHT is off" in trackerless
+        assert list(found.values()) == [None]
+        # What the reason says is true: aria2 never sent the udp:// tracker a packet.
+        assert received(tracker) == 0
+    [row] = [d for d in downloads(run) if d["info_hash"] == "ab" * 20]
+    assert row["state"] == "metadata" and row["progress"] == 0
+
+
+def test_add_wait_says_why_it_does_not_move_and_timeout_ends_the_wait(run: AriabotRun) -> None:
+    with udp_tracker() as (_tracker, url):
+        result = cli(run, "add", magnet("ab" * 20, url), "--wait", "--timeout", "6")
+    assert result.returncode == 4, result.stderr  # EXIT_TIMEOUT: distinct from 0, 1, 2, 3
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("added #1")
+    # The stuck reason is shown while it waits, once: a line per change, not per poll.
+    shown = [text for text in lines if "aria2 ignores udp:// trackers" in text]
+    assert len(shown) == 1 and shown[0].startswith("#1") and "metadata" in shown[0]
+    assert len(lines) <= 3, lines
+    [last] = result.stderr.splitlines()
+    assert last.startswith("ariabot: stopped waiting after 6 s; #1 is still metadata")
+    assert "'ariabot status 1'" in last
+    # The download goes on: giving up waiting cancels nothing.
+    [row] = downloads(run)
+    assert row["state"] == "metadata" and row["stuck_reason"]
+
+
+def test_timeout_without_wait_is_a_usage_error(run: AriabotRun) -> None:
+    result = cli(run, "add", magnet("ab" * 20), "--timeout", "5")
+    assert result.returncode == 2 and "--timeout" in result.stderr
+    assert downloads(run) == []

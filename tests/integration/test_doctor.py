@@ -168,3 +168,34 @@ def test_running_ariabot_is_recognised(tmp_path: Path) -> None:
     assert running.startswith(f"✔ an ariabot is running on this data dir (pid {run.process.pid}")
     assert f"aria2c pid {info['aria2c_pid']} running" in running
     assert line(lines, "aria2 notifications") == "✔ aria2 notifications: connected"
+
+
+def test_home_of_an_unknown_user_is_one_configuration_line(tmp_path: Path) -> None:
+    env = doctor_env(tmp_path)
+    env["ARIABOT_DATA_DIR"] = "~nosuchuser"
+    code, lines = doctor(env)  # asserts an empty stderr: no traceback
+    assert code == 1
+    failed = line(lines, "configuration")
+    assert failed.startswith("✘ configuration: ARIABOT_DATA_DIR: cannot expand ~nosuchuser")
+
+
+def test_misspelt_variable_fails_naming_the_setting_it_meant(tmp_path: Path) -> None:
+    token = "123456:" + "D" * 35
+    code, lines = doctor(doctor_env(tmp_path / "data", ARIABOT_TELEGRAM_TOKN=token))
+    assert code == 1
+    assert line(lines, "ARIABOT_TELEGRAM_TOKN") == (
+        "✘ ARIABOT_TELEGRAM_TOKN is not an ariabot setting and is ignored — did you mean "
+        "ARIABOT_TELEGRAM_TOKEN? Rename it (or remove it)")
+    assert token not in "\n".join(lines)
+    assert lines[-1] == "1 problem found"
+
+
+def test_dht_off_is_a_note_about_udp_trackers(tmp_path: Path) -> None:
+    code, lines = doctor(doctor_env(tmp_path / "data", ARIABOT_ENABLE_DHT="false"))
+    assert code == 0, lines
+    note = line(lines, "DHT is off")
+    assert note.startswith("○ DHT is off: ")
+    assert "does not use udp:// trackers without DHT" in note
+    assert "ARIABOT_ENABLE_DHT=true" in note
+    _code, on = doctor(doctor_env(tmp_path / "data"))
+    assert not [text for text in on if "DHT" in text]

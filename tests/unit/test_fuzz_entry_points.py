@@ -161,7 +161,10 @@ env_value = st.one_of(
     st.text(max_size=30), st.text("0123456789.-+eE infa,:", max_size=12),
     st.sampled_from(["", "0", "-1", "1e309", "nan", "inf", "true", "yes", "off", "65536",
                      "1-2", "2-1", "http://", "https://x", "ftp://x", "sqlite:///x.db",
-                     "postgres://u:p@h/db", "DEBUG", "123:abc", "~", "/", "a" * 300]),
+                     "postgres://u:p@h/db", "DEBUG", "123:abc", "~", "/", "a" * 300,
+                     # ~name of a user who does not exist: pathlib raises RuntimeError.
+                     "~nosuchuser", "~nosuchuser/x", " ~nosuchuser "]),
+    st.text(max_size=12).map(lambda tail: "~" + tail),
 )
 
 
@@ -186,7 +189,8 @@ def test_fuzz_config_values(env: dict[str, str]) -> None:
 
 argv_words = st.one_of(
     st.sampled_from(["run", "add", "list", "status", "pause", "resume", "cancel", "files", "purge",
-                     "doctor", "--chat", "--json", "--wait", "--select", "--older-than",
+                     "doctor", "--chat", "--json", "--wait", "--timeout", "--select",
+                     "--older-than",
                      "--delete-files", "--config", "--log-format", "json", "text", "-h", "--",
                      "#3", "0", "-1", "nan", "1e9", "1,3-5", "magnet:?xt=urn:btih:" + HEX]),
     st.text(max_size=12),

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from manager.models import TorrentState
-from manager.tracking import POLL_KEYS, Observation, StallWatch, derive_state, error_text
+from manager.tracking import (
+    POLL_KEYS,
+    Observation,
+    StallWatch,
+    derive_state,
+    error_text,
+    unreachable_reason,
+)
 
 
 def status(**values: Any) -> dict[str, Any]:
@@ -96,3 +103,42 @@ def test_paused_download_is_never_stuck() -> None:
     lonely = Observation.parse(status(connections="0", downloadSpeed="0"))
     watch.update(lonely, TorrentState.DOWNLOADING, 0)
     assert watch.update(lonely, TorrentState.PAUSED, 500) is None
+
+
+@pytest.mark.parametrize("trackers", [
+    ["udp://tracker.example:1337/announce"],
+    ["udp://a.example:1/announce", "UDP://b.example:2/announce"],
+])
+def test_dht_off_and_only_udp_trackers_is_unreachable(trackers: list[str]) -> None:
+    # aria2 1.36 sends nothing to a udp:// tracker when DHT is off ("udp is not supported yet").
+    reason = unreachable_reason(trackers, dht_enabled=False)
+    assert reason is not None
+    assert "udp://" in reason and "DHT is off" in reason
+    assert "enable DHT" in reason and "http" in reason
+
+
+def test_dht_off_and_no_tracker_at_all_is_unreachable() -> None:
+    reason = unreachable_reason([], dht_enabled=False)
+    assert reason is not None and "no tracker" in reason and "enable DHT" in reason
+
+
+@pytest.mark.parametrize(("trackers", "dht"), [
+    (["udp://a.example:1/announce", "http://b.example/announce"], False),
+    (["https://b.example/announce"], False),
+    (["udp://a.example:1/announce"], True),
+    ([], True),
+])
+def test_a_usable_peer_source_is_not_unreachable(trackers: list[str], dht: bool) -> None:
+    assert unreachable_reason(trackers, dht_enabled=dht) is None
+
+
+def test_unreachable_reason_shows_at_once_and_only_while_nobody_is_connected() -> None:
+    watch = StallWatch(started=0)
+    watch.unreachable = "no usable tracker"
+    meta = Observation.parse(status(numPieces="0", totalLength="0", connections="0"))
+    assert watch.update(meta, TorrentState.METADATA, 1) == "no usable tracker"
+    lonely = Observation.parse(status(connections="0", downloadSpeed="0"))
+    assert watch.update(lonely, TorrentState.DOWNLOADING, 2) == "no usable tracker"
+    # A peer came anyway (one that connected to us): the reason is gone.
+    assert watch.update(Observation.parse(status()), TorrentState.DOWNLOADING, 3) is None
+    assert watch.update(lonely, TorrentState.PAUSED, 4) is None

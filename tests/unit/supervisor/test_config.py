@@ -74,6 +74,27 @@ def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
         load_settings(None, env)
 
 
+@pytest.mark.parametrize("variable", ["ARIABOT_DATA_DIR", "ARIABOT_DOWNLOAD_DIR", "ARIABOT_CONFIG"])
+@pytest.mark.parametrize("value", ["~nosuchuser", "~nosuchuser/ariabot"])
+def test_home_of_an_unknown_user_is_a_config_error_naming_the_key(
+    variable: str, value: str
+) -> None:
+    # Path.expanduser raises RuntimeError for an unknown user: that was a traceback at start.
+    with pytest.raises(ConfigError, match=rf"^{variable}: cannot expand ~nosuchuser: "):
+        load_settings(None, {variable: value})
+
+
+def test_home_that_cannot_be_found_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr("pwd.getpwuid", _no_such_uid)
+    with pytest.raises(ConfigError, match=r"^ARIABOT_DATA_DIR: cannot expand ~: "):
+        load_settings(None, {"ARIABOT_DATA_DIR": "~/state"})
+
+
+def _no_such_uid(uid: int) -> None:
+    raise KeyError(uid)
+
+
 def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[aria2]\nmax_concurent = 4\n")
@@ -126,3 +147,12 @@ def test_main_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path
     assert main(["--config", str(tmp_path / "missing.toml"), "run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.toml" in err[0]
+
+
+def test_main_exits_2_with_one_line_for_an_unknown_users_home(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARIABOT_DATA_DIR", "~nosuchuser")
+    assert main(["run"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ariabot: configuration error: ARIABOT_DATA_DIR: cannot expand")

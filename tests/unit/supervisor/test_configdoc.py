@@ -53,3 +53,9 @@ def test_reference_has_one_row_per_setting() -> None:
 def test_toml_values(value: object, expected: str) -> None:
     assert toml_value(value) == expected
     assert tomllib.loads(f"k = {expected}")["k"] == value
+
+
+def test_reference_says_dht_off_also_turns_udp_trackers_off() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    [row] = [line for line in text.splitlines() if line.startswith("| `enable_dht` |")]
+    assert "udp:// trackers" in row and "off" in row
