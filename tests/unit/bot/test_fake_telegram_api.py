@@ -16,8 +16,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
+from telegram import (
+    ChatMemberAdministrator,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberMember,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
 from telegram.ext import (
     AIORateLimiter,
@@ -397,3 +405,26 @@ async def test_updates_are_redelivered_until_an_offset_confirms_them(
         assert await poll(offset=third + 1) == []
         status, body = await asyncio.wait_for(older, 2)
         assert (status, body["description"]) == (409, CONFLICT_OTHER_POLL)
+
+
+async def test_chat_members_and_administrators_parse_in_ptb(server: FakeTelegramServer) -> None:
+    group = -100777
+    server.set_member(group, 1, "creator")
+    server.set_member(group, 2, "administrator")
+    server.set_member(group, 3, "member")
+    server.set_member(group, 4, "kicked")
+    harness = build_harness(server)
+    async with harness.app:
+        bot = harness.app.bot
+        admins = await bot.get_chat_administrators(group)
+        statuses = {m.user.id: m.status for m in admins}
+        members = [await bot.get_chat_member(group, user) for user in (2, 3, 4, 5)]
+        with pytest.raises(BadRequest, match="no administrators in the private chat"):
+            await bot.get_chat_administrators(USER)
+        me = await bot.get_chat_member(USER, USER)
+    assert statuses == {1: ChatMemberStatus.OWNER, 2: ChatMemberStatus.ADMINISTRATOR}
+    assert [type(m) for m in members] == [ChatMemberAdministrator, ChatMemberMember,
+                                          ChatMemberBanned, ChatMemberLeft]
+    assert me.status == ChatMemberStatus.MEMBER
+    with pytest.raises(ValueError, match="status must be one of"):
+        server.set_member(group, 6, "king")
