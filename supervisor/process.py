@@ -152,6 +152,8 @@ class Aria2Process:
         self._settled = asyncio.Event()
         self._fatal_reason = ""
         self.spawn_count = 0
+        self.probes = 0
+        """Health probes done (passed or failed) over all lives, for tests."""
 
     # --- observation ---------------------------------------------------------------------
 
@@ -376,6 +378,7 @@ class Aria2Process:
             if exited.done():
                 return f"aria2c exited with code {exited.result()}{self._console_tail()}"
             problem = await self._probe(process)
+            self.probes += 1
             if problem is None:
                 failures = 0
                 await self._cap_log()

@@ -67,16 +67,30 @@ def prepare_aria2(settings: Settings, policy: SupervisionPolicy,
     return Aria2Process(Path(aria2c), layout, endpoint, policy, **options), endpoint, layout
 
 
-async def start_engine(settings: Settings) -> Engine:
-    """Start aria2c and the manager on ``settings`` (the caller stops them)."""
+async def start_engine(
+    settings: Settings,
+    *,
+    via: Callable[[Aria2Endpoint], Aria2Endpoint] | None = None,
+    progress_interval: float | None = None,
+) -> Engine:
+    """Start aria2c and the manager on ``settings`` (the caller stops them).
+
+    Parameters:
+        settings: as ``ariabot run`` would read them.
+        via: gives the manager another way to aria2c's RPC port (a proxy such as
+            :class:`tests.wsgate.WebSocketGate`); the supervisor keeps probing the real one.
+        progress_interval: replaces the setting (beyond what settings allow), for a test
+            that must not be rescued by the progress poll.
+    """
     policy = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_initial=0.05,
                                backoff_max=0.2, min_uptime=1)
     aria2, endpoint, layout = prepare_aria2(settings, policy)
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
-    rpc = Aria2Rpc(endpoint, timeout=10)
+    rpc = Aria2Rpc(via(endpoint) if via else endpoint, timeout=10)
     manager = TorrentManager(rpc, store, ManagerConfig(
-        download_dir=settings.download_dir, progress_interval=settings.progress_interval,
+        download_dir=settings.download_dir,
+        progress_interval=progress_interval or settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
     ))
     aria2.subscribe(lambda change: _tell_manager(manager, change))
