@@ -31,7 +31,8 @@ What it imitates, because the bot's correctness depends on it:
   (:meth:`FakeTelegramServer.fail_next`) and outages (:meth:`FakeTelegramServer.outage`).
 
 Not imitated: MarkdownV2 parsing (text is stored as sent), automatic url/mention entities,
-flood limits (inject 429 instead), inline mode, webhooks delivery.
+flood limits (inject 429 instead), inline mode, webhooks delivery (``setWebhook`` is recorded;
+:meth:`FakeTelegramServer.text_update` builds an update for the test to POST itself).
 """
 
 from __future__ import annotations
@@ -529,6 +530,21 @@ class FakeTelegramServer:
         Returns:
             The update dict.
         """
+        return self.push_update(
+            {"message": self._text_message(chat_id, user_id, text, first_name, username)})
+
+    def text_update(self, chat_id: int, user_id: int, text: str) -> JSON:
+        """Like :meth:`push_text`, but not queued for ``getUpdates``: the update Telegram
+        would POST to a webhook (the test delivers it; this server does not).
+
+        Returns:
+            The update dict, with its ``update_id``.
+        """
+        message = self._text_message(chat_id, user_id, text, None, None)
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def _text_message(self, chat_id: int, user_id: int, text: str, first_name: str | None,
+                      username: str | None) -> JSON:
         message = self._user_message(chat_id, user_id, first_name, username)
         message["text"] = text
         if text.startswith("/"):
@@ -536,7 +552,7 @@ class FakeTelegramServer:
             message["entities"] = [
                 {"offset": 0, "length": _utf16_len(command), "type": "bot_command"}
             ]
-        return self.push_update({"message": message})
+        return copy.deepcopy(message)
 
     def push_document(self, chat_id: int, user_id: int, data: bytes, file_name: str,
                       mime_type: str = "application/x-bittorrent", *,
