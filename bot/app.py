@@ -34,10 +34,11 @@ from telegram.ext import (
 
 from bot.auth import AuthGate
 from bot.config import BotConfig
-from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, BotContext
+from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, RIGHTS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
 from bot.progress import BotSender, ProgressBoard
+from bot.rights import GroupRights
 from bot.startup import initialize
 from bot.views import COMMANDS
 from manager import TorrentManager
@@ -74,7 +75,8 @@ def build_application(
             default: a board with ``config``'s interval, upload limit and admin chat.
 
     Returns:
-        The Application; ``bot_data`` holds the manager, config, board and gate.
+        The Application; ``bot_data`` holds the manager, config, board, gate and the
+        group rights.
     """
     # Opt into PTB's timedelta durations: otherwise every 429 answer raises a deprecation
     # warning inside RetryAfter (ariabot reads retry_after either way, see progress.py).
@@ -95,7 +97,8 @@ def build_application(
     )
     gate = AuthGate(config)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
-                                 OVERVIEWS: {}, GATE: gate})
+                                 OVERVIEWS: {}, GATE: gate,
+                                 RIGHTS: GroupRights(application.bot)})
 
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(TypeHandler(Update, gate), group=-1)

@@ -1,10 +1,12 @@
 """The allow-list gate, run before every handler (``TypeHandler(Update, gate)``, group -1).
 
-An allowed user in an allowed chat passes through. Anyone else gets one refusal that shows
-their user id (so the owner can allow it), at most once per ``refusal_interval`` per user, and
-then :class:`~telegram.ext.ApplicationHandlerStop` ends the update: no other handler runs,
-whatever it was (command, text, document, button press). A button press is always answered
-(with the refusal as its alert), so the client does not spin.
+An allowed user in an allowed chat passes through: the chats of ``allowed_chats`` when it is
+set, else the user's private chat only (a group must be listed to be served). Anyone else
+gets one refusal that shows their user id (or the chat's id), at most once per
+``refusal_interval`` per user, and then :class:`~telegram.ext.ApplicationHandlerStop` ends
+the update: no other handler runs, whatever it was (command, text, document, button press).
+A button press is always answered (with the refusal as its alert), so the client does not
+spin. Who may act on which download inside an allowed group is :mod:`bot.rights`' job.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -45,11 +48,20 @@ class AuthGate:
         self.refusals = 0
         """Refusal messages (or alerts) sent, for tests."""
 
-    def allows(self, user_id: int, chat_id: int | None) -> bool:
-        """Whether this user may use the bot in this chat."""
+    def allows(self, user_id: int, chat_id: int | None, *, private: bool) -> bool:
+        """Whether this user may use the bot in this chat.
+
+        With an allowed-chats list, only its chats; without one, only private chats: a
+        group's members all see what the bot posts there (names, progress, files), so a
+        group is the owner's choice to make (by listing it), not any allowed member's.
+        """
         if user_id not in self._users:
             return False
-        return not self._chats or chat_id is None or chat_id in self._chats
+        if chat_id is None:
+            return True  # nothing is posted anywhere but to this user
+        if self._chats:
+            return chat_id in self._chats
+        return private
 
     def log_startup(self) -> None:
         """Say at start who may use the bot, and how to allow the first user."""
@@ -59,7 +71,8 @@ class AuthGate:
                         "ARIABOT_ALLOWED_USERS=<that id> and restart ariabot.")
         else:
             log.info("the bot answers %d allowed user(s)%s", len(self._users),
-                     f" in {len(self._chats)} allowed chat(s)" if self._chats else "")
+                     f" in {len(self._chats)} allowed chat(s)" if self._chats
+                     else " in their private chats (ARIABOT_ALLOWED_CHATS lists groups)")
 
     async def __call__(self, update: Update, context: BotContext) -> None:
         """The gate. Raises ApplicationHandlerStop for everyone not allowed."""
@@ -68,7 +81,8 @@ class AuthGate:
         chat_id = chat.id if chat is not None else None
         if user is None:
             raise ApplicationHandlerStop  # channel posts and the like: nobody to answer
-        if self.allows(user.id, chat_id):
+        private = chat is None or chat.type == ChatType.PRIVATE
+        if self.allows(user.id, chat_id, private=private):
             return
         due = self._due(user.id)
         if due:

@@ -22,7 +22,7 @@ class BotConfig:
         api_url: root of the Bot API server, without ``/bot``.
         allowed_users: Telegram user ids that may use the bot; empty refuses everyone.
         allowed_chats: when not empty, the bot also answers only in these chats (a private
-            chat's id is its user's id).
+            chat's id is its user's id); when empty, only in private chats.
         admin_chat: chat that gets aria2c alerts (restarts, FATAL), or None.
         edit_interval: least seconds between two edits of one progress message.
         upload_limit: largest file the "Send file" button offers, in bytes.

@@ -11,13 +11,15 @@ from manager import TorrentManager
 
 if TYPE_CHECKING:
     from bot.progress import ProgressBoard
+    from bot.rights import GroupRights
 
-__all__ = ["BOARD", "CONFIG", "MANAGER", "OVERVIEWS", "BotContext"]
+__all__ = ["BOARD", "CONFIG", "MANAGER", "OVERVIEWS", "RIGHTS", "BotContext"]
 
 MANAGER = "manager"
 CONFIG = "config"
 BOARD = "board"
 OVERVIEWS = "overviews"
+RIGHTS = "rights"
 """Keys of ``bot_data``; :func:`bot.app.build_application` fills them."""
 
 
@@ -43,3 +45,8 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     def overviews(self) -> dict[int, int]:
         """Chat id → message id of that chat's latest /status overview."""
         return cast(dict[int, int], self.bot_data[OVERVIEWS])
+
+    @property
+    def rights(self) -> GroupRights:
+        """Who may act on a download in a group (the adder and the chat's admins)."""
+        return cast("GroupRights", self.bot_data[RIGHTS])

@@ -1,9 +1,10 @@
 """The one place where errors become what a user reads.
 
 :func:`user_text` maps the manager's :class:`~manager.ManagerError` tree to short sentences;
-:func:`answers_manager_errors` applies it to a handler; :func:`on_error` is the application's
-error handler for everything else: it logs the exception and tells the user only that
-something went wrong (no stack trace, no secret, no path).
+:class:`ActionRefused` is the bot's own refusal (e.g. not this user's download);
+:func:`answers_manager_errors` turns both into the answer of a handler; :func:`on_error` is
+the application's error handler for everything else: it logs the exception and tells the
+user only that something went wrong (no stack trace, no secret, no path).
 """
 
 from __future__ import annotations
@@ -30,11 +31,23 @@ from manager import (
     StoreError,
 )
 
-__all__ = ["SOMETHING_WENT_WRONG", "answers_manager_errors", "on_error", "user_text"]
+__all__ = [
+    "SOMETHING_WENT_WRONG",
+    "ActionRefused",
+    "answers_manager_errors",
+    "on_error",
+    "user_text",
+]
 
 log = logging.getLogger(__name__)
 
 SOMETHING_WENT_WRONG = "Sorry, something went wrong. Please try again later."
+
+
+class ActionRefused(Exception):
+    """The bot refuses what a user asked (the manager was not asked); ``str()`` says why,
+    in words for that user."""
+
 
 _Handler = TypeVar("_Handler", bound=Callable[[Update, BotContext], Awaitable[None]])
 
@@ -67,7 +80,8 @@ def user_text(error: ManagerError) -> str:
 
 
 def answers_manager_errors(handler: _Handler) -> _Handler:
-    """Wrap a handler: a :class:`ManagerError` it raises becomes a one-line answer.
+    """Wrap a handler: a :class:`ManagerError` or :class:`ActionRefused` it raises becomes a
+    one-line answer.
 
     A message gets a reply; a button press gets an alert on the query.
     """
@@ -78,6 +92,8 @@ def answers_manager_errors(handler: _Handler) -> _Handler:
             await handler(update, context)
         except ManagerError as error:
             await tell(update, user_text(error))
+        except ActionRefused as error:
+            await tell(update, str(error))
 
     return wrapper  # type: ignore[return-value]
 

@@ -371,7 +371,9 @@ class TorrentManager:
                 note = "the downloader did not answer; this download starts when it does"
             except Aria2Error as error:
                 await self._forget_failed_add(record, existing)
-                raise InvalidSource(f"aria2 refused it: {error}") from None
+                log.warning("aria2 refused download #%s (in %s): %s", record.id,
+                            record.directory, error)
+                raise InvalidSource("the torrent was refused by the downloader") from None
         await self.store.log("add", chat_id=chat_id, user_id=user_id, download_id=record.id,
                              detail=self._describe(parsed))
         torrent = self._snapshot(record)
@@ -763,7 +765,9 @@ class TorrentManager:
         except Aria2Unavailable:
             raise
         except Aria2Error as error:
-            raise InvalidState(f"aria2 refused: {error}") from None
+            log.warning("aria2 refused %s of download #%s (GID %s): %s", method, record.id,
+                        record.gid, error)
+            raise InvalidState("the downloader refused that just now; try again") from None
 
     async def _wait_status(self, gid: str, wanted: set[str]) -> None:
         deadline = self._clock() + 5.0
@@ -1006,7 +1010,10 @@ class TorrentManager:
                 except Aria2Unavailable:
                     raise
                 except Aria2Error as error:
-                    await self._fail(live, f"could not be re-added to aria2: {error}")
+                    log.warning("aria2 refused to take download #%s back (in %s): %s",
+                                download_id, record.directory, error)
+                    await self._fail(live, "the downloader did not take it back after a "
+                                     "restart")
             await self._apply(statuses, waiting_order=waiting)
         log.info("reconciled %d unfinished download(s) with aria2", len(self._live))
 

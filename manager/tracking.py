@@ -6,6 +6,7 @@ numbers as strings and knows nothing of "stuck"; this module turns its words int
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ POLL_KEYS = (
 METADATA_STUCK_AFTER = 180.0
 NO_PEERS_STUCK_AFTER = 120.0
 NO_DATA_STUCK_AFTER = 300.0
+
+log = logging.getLogger(__name__)
 
 
 def _int(value: Any) -> int:
@@ -110,31 +113,49 @@ def derive_state(observation: Observation) -> TorrentState:
 
 
 _ERROR_TEXTS = {
+    1: "the downloader failed for a reason it did not name",
+    2: "timed out",
     3: "the torrent's data could not be found",
+    5: "too slow: the download was given up",
+    6: "network problem",
+    8: "the peers cannot resume this download",
     9: "disk full",
+    10: "the files on disk belong to a torrent with other pieces",
+    11: "another download in this chat writes a file of the same name",
+    12: "this torrent is already being downloaded",
     13: "a file of that name already exists",
-    15: "a file of that name is being downloaded by another download",
+    14: "a file could not be renamed",
+    15: "the downloader could not open the files",
     16: "could not create a file",
     17: "disk I/O error",
     18: "could not create the download folder",
     25: "the torrent's metadata is damaged",
     26: "the torrent file is damaged",
     27: "the magnet link is damaged",
+    32: "the downloaded data failed its checksum",
 }
+"""aria2's error codes (its EXIT STATUS list) in a user's words: aria2's own messages name
+absolute paths on the server, so they are logged, never shown."""
 
 
 def error_text(observation: Observation, bt_stop_timeout: int) -> str:
-    """Why a download ended in error, in words a user understands."""
+    """Why a download ended in error, in words a user understands.
+
+    aria2's own message (with its paths) is not part of the answer: it is logged at WARNING
+    with the GID, for the owner. Called once per failure (a failed download is then no
+    longer tracked).
+    """
     code, message = observation.error_code, observation.error_message
+    if message:
+        log.warning("aria2 download %s failed with error %d: %s", observation.gid, code,
+                    message)
     if "no space left" in message.lower() or code == 9:
         return "disk full"
     if code == 7 and not message:
         # bt-stop-timeout ends a dead torrent this way (checked with aria2 1.36).
         minutes = max(1, bt_stop_timeout // 60)
         return f"stopped: no data for {minutes} min (dead torrent)"
-    if code in _ERROR_TEXTS:
-        return _ERROR_TEXTS[code]
-    return message or f"aria2 error {code}"
+    return _ERROR_TEXTS.get(code, f"the download failed (downloader error {code})")
 
 
 def unreachable_reason(trackers: Iterable[str], dht_enabled: bool) -> str | None:

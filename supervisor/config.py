@@ -315,8 +315,8 @@ FIELDS: tuple[Field, ...] = (
     Field("telegram", "allowed_users", "ARIABOT_ALLOWED_USERS", _user_ids, [],
           "Telegram user ids allowed to use the bot; everyone else is refused"),
     Field("telegram", "allowed_chats", "ARIABOT_ALLOWED_CHATS", _chat_ids, [],
-          "if not empty, the bot answers only in these chats (a private chat's id is the "
-          "user's id)"),
+          "chats the bot answers in (a private chat's id is the user's id); empty: only "
+          "the allowed users' private chats, so a group works only when listed here"),
     Field("telegram", "admin_chat", "ARIABOT_ADMIN_CHAT", _chat_id, 0,
           "chat that gets supervisor alerts such as aria2 restarts (0: none)"),
     Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", _float_between(1, 600), 10.0,

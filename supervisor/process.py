@@ -120,6 +120,8 @@ class Aria2Process:
         self._settled = asyncio.Event()
         self._fatal_reason = ""
         self.spawn_count = 0
+        self.probes = 0
+        """Health probes done (passed or failed) over all lives, for tests."""
 
     # --- observation ---------------------------------------------------------------------
 
@@ -363,6 +365,7 @@ class Aria2Process:
             if await self._wait_exit(exited, self.policy.health_interval):
                 return f"aria2c exited with code {exited.result()}{self._console_tail()}"
             problem = await self._probe(process)
+            self.probes += 1
             if problem is None:
                 failures = 0
                 await self._cap_log()

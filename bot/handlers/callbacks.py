@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from telegram import CallbackQuery, ReplyParameters, Update
+from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
@@ -18,6 +18,7 @@ from bot.files import deliverable_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
 from bot.progress import is_not_modified
+from bot.rights import ensure_may_act
 from bot.views import Action, InvalidCallback, human_size, parse_callback, status_view
 from manager import TorrentState
 
@@ -35,9 +36,18 @@ class _Press:
 
     query: CallbackQuery
     action: Action
-    chat_id: int
+    chat: Chat
     message_id: int
     user_id: int
+
+    @property
+    def chat_id(self) -> int:
+        """The chat the button is in."""
+        return self.chat.id
+
+    async def check_may_act(self, context: BotContext) -> None:
+        """Raise ActionRefused unless this user may change the download (see bot.rights)."""
+        await ensure_may_act(context, self.chat, self.user_id, self.action.id)
 
 
 @answers_manager_errors
@@ -57,17 +67,19 @@ async def on_button(update: Update, context: BotContext) -> None:
     if message is None:
         await query.answer(STALE_BUTTON)
         return
-    press = _Press(query, action, message.chat.id, message.message_id, query.from_user.id)
+    press = _Press(query, action, message.chat, message.message_id, query.from_user.id)
     await _PRESSES[action.verb](press, context)
 
 
 async def _pause(press: _Press, context: BotContext) -> None:
+    await press.check_may_act(context)
     torrent = await context.manager.pause(press.action.id, press.chat_id, press.user_id)
     await press.query.answer("Paused")
     context.board.show_now(torrent, press.message_id, confirm=False)
 
 
 async def _resume(press: _Press, context: BotContext) -> None:
+    await press.check_may_act(context)
     torrent = await context.manager.resume(press.action.id, press.chat_id, press.user_id)
     await press.query.answer("Resumed")
     context.board.show_now(torrent, press.message_id, confirm=False)
@@ -86,6 +98,7 @@ async def _back(press: _Press, context: BotContext) -> None:
 
 
 async def _cancel(press: _Press, context: BotContext) -> None:
+    await press.check_may_act(context)  # the first press too: it asks on everyone's screen
     if press.action.arg is None:  # first press: ask to confirm
         torrent = await context.manager.get(press.action.id, press.chat_id)
         if torrent.state.is_final:

@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
+from bot.rights import ensure_may_act
 from bot.views import (
     USAGE,
     files_text,
@@ -50,6 +51,14 @@ async def _reply(update: Update, text: str, *, html: bool = False) -> None:
 def _ids(update: Update) -> tuple[int, int]:
     chat, user = update.effective_chat, update.effective_user
     assert chat is not None and user is not None  # the auth gate let only these through
+    return chat.id, user.id
+
+
+async def _may_act(update: Update, context: BotContext, download_id: int) -> tuple[int, int]:
+    """``(chat id, user id)`` once the user may change the download (see bot.rights)."""
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None  # the auth gate let only these through
+    await ensure_may_act(context, chat, user.id, download_id)
     return chat.id, user.id
 
 
@@ -103,7 +112,7 @@ async def pause(update: Update, context: BotContext) -> None:
     if download_id is None:
         await _reply(update, USAGE["pause"])
         return
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = await _may_act(update, context, download_id)
     paused = await context.manager.pause(download_id, chat_id, user_id)
     if paused.message_id is not None:
         context.board.show_now(paused, paused.message_id)
@@ -117,7 +126,7 @@ async def resume(update: Update, context: BotContext) -> None:
     if download_id is None:
         await _reply(update, USAGE["resume"])
         return
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = await _may_act(update, context, download_id)
     resumed = await context.manager.resume(download_id, chat_id, user_id)
     if resumed.message_id is not None:
         context.board.show_now(resumed, resumed.message_id)
@@ -133,7 +142,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     if download_id is None or (len(args) == 2 and not delete):
         await _reply(update, USAGE["cancel"])
         return
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = await _may_act(update, context, download_id)
     cancelled = await context.manager.cancel(download_id, chat_id, user_id, delete_files=delete)
     if cancelled.message_id is not None:
         context.board.show_now(cancelled, cancelled.message_id, confirm=False)
@@ -159,6 +168,7 @@ async def files(update: Update, context: BotContext) -> None:
         except ValueError:
             await _reply(update, USAGE["files"])
             return
+        await _may_act(update, context, download_id)
         selected = await context.manager.set_files(download_id, chosen, chat_id, user_id)
         if selected.message_id is not None:
             context.board.show_now(selected, selected.message_id)

@@ -22,13 +22,19 @@ What it imitates, because the bot's correctness depends on it:
   is trimmed; only inline keyboards are echoed as ``reply_markup``; editing a message's text
   without ``reply_markup`` removes its keyboard; an edit that changes nothing answers
   "message is not modified".
+* Chat members: :meth:`FakeTelegramServer.set_member` makes a user a group's ``creator``,
+  ``administrator``, ``member``, ``left`` or ``kicked``; ``getChatMember`` answers that
+  (``left`` for anyone never set) and ``getChatAdministrators`` lists the creator and the
+  administrators that are not bots; in a private chat it fails as Telegram does ("there are
+  no administrators in the private chat").
 * Errors: wrong token → 401 ``Unauthorized`` (what Telegram answers for a token of the right
   shape that it does not know; PTB raises InvalidToken), unknown method → 404, plus injected
   failures (:meth:`FakeTelegramServer.fail_next`), raw answers such as a malformed ``getMe``
   (:meth:`FakeTelegramServer.answer_next`) and outages (:meth:`FakeTelegramServer.outage`).
 
 Not imitated: MarkdownV2 parsing (text is stored as sent), automatic url/mention entities,
-flood limits (inject 429 instead), inline mode, webhooks delivery.
+flood limits (inject 429 instead), inline mode, webhooks delivery (``setWebhook`` is recorded;
+:meth:`FakeTelegramServer.text_update` builds an update for the test to POST itself).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ __all__ = [
     "MESSAGE_TO_DELETE_NOT_FOUND",
     "MESSAGE_TO_EDIT_NOT_FOUND",
     "NOT_MODIFIED",
+    "NO_ADMINS_IN_PRIVATE",
     "QUERY_INVALID",
     "FakeTelegramServer",
     "Request",
@@ -103,6 +110,9 @@ INVALID_FILE_ID = "Bad Request: invalid file_id"
 WRONG_FILE_IDENTIFIER = "Bad Request: wrong file identifier/HTTP URL specified"
 FILE_TOO_BIG = "Bad Request: file is too big"
 REPLY_NOT_FOUND = "Bad Request: message to be replied not found"
+NO_ADMINS_IN_PRIVATE = "Bad Request: there are no administrators in the private chat"
+USER_NOT_FOUND = "Bad Request: user not found"
+MEMBER_STATUSES = ("creator", "administrator", "member", "left", "kicked")
 CONFLICT_OTHER_POLL = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance"
     " is running"
@@ -399,6 +409,7 @@ class FakeTelegramServer:
         self._file_numbers = itertools.count(1)
         self._commands: dict[str, list[JSON]] = {}
         self._webhook: JSON = {"url": ""}
+        self._members: dict[int, dict[int, str]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -413,6 +424,8 @@ class FakeTelegramServer:
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
+            "getChatMember": self._get_chat_member,
+            "getChatAdministrators": self._get_chat_administrators,
             "deleteWebhook": self._delete_webhook,
             "setWebhook": self._set_webhook,
             "getWebhookInfo": self._get_webhook_info,
@@ -544,6 +557,21 @@ class FakeTelegramServer:
         Returns:
             The update dict.
         """
+        return self.push_update(
+            {"message": self._text_message(chat_id, user_id, text, first_name, username)})
+
+    def text_update(self, chat_id: int, user_id: int, text: str) -> JSON:
+        """Like :meth:`push_text`, but not queued for ``getUpdates``: the update Telegram
+        would POST to a webhook (the test delivers it; this server does not).
+
+        Returns:
+            The update dict, with its ``update_id``.
+        """
+        message = self._text_message(chat_id, user_id, text, None, None)
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def _text_message(self, chat_id: int, user_id: int, text: str, first_name: str | None,
+                      username: str | None) -> JSON:
         message = self._user_message(chat_id, user_id, first_name, username)
         message["text"] = text
         if text.startswith("/"):
@@ -551,7 +579,7 @@ class FakeTelegramServer:
             message["entities"] = [
                 {"offset": 0, "length": _utf16_len(command), "type": "bot_command"}
             ]
-        return self.push_update({"message": message})
+        return copy.deepcopy(message)
 
     def push_document(self, chat_id: int, user_id: int, data: bytes, file_name: str,
                       mime_type: str = "application/x-bittorrent", *,
@@ -592,6 +620,19 @@ class FakeTelegramServer:
         }
         self._queries[query_id] = _Query(query)
         return self.push_update({"callback_query": query})
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Make ``user_id`` a ``creator``, ``administrator``, ``member``, ``left`` or
+        ``kicked`` of the group ``chat_id`` (what getChatMember/getChatAdministrators say).
+
+        Raises:
+            ValueError: an unknown status, or a private chat (it has no members to set).
+        """
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status must be one of {MEMBER_STATUSES}")
+        if chat_id > 0:
+            raise ValueError("a private chat has no members to set")
+        self._members.setdefault(chat_id, {})[user_id] = status
 
     def add_file(self, data: bytes, *, file_name: str | None = None,
                  mime_type: str | None = None, file_path: str | None = None) -> StoredFile:
@@ -1152,6 +1193,45 @@ class FakeTelegramServer:
         key = self._commands_key(params.get("scope"), str(params.get("language_code") or ""))
         self._commands.pop(key, None)
         return True
+
+    def _member(self, chat_id: int, user_id: int, status: str) -> JSON:
+        """A ChatMember object as Telegram sends it for ``status``."""
+        member: JSON = {"status": status, "user": self._user(user_id)}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(
+                can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                can_delete_messages=True, can_manage_video_chats=True,
+                can_restrict_members=True, can_promote_members=False, can_change_info=True,
+                can_invite_users=True, can_post_stories=False, can_edit_stories=False,
+                can_delete_stories=False, can_pin_messages=True,
+            )
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
+    async def _get_chat_member(self, params: dict[str, Any]) -> JSON:
+        chat_id = _require_int(params, "chat_id", "Bad Request: chat_id is empty")
+        user_id = _require_int(params, "user_id", "Bad Request: user_id is empty")
+        if user_id <= 0:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: PARTICIPANT_ID_INVALID")
+        if chat_id > 0:
+            if user_id != chat_id:
+                raise _ApiError(HTTPStatus.BAD_REQUEST, USER_NOT_FOUND)
+            return self._member(chat_id, user_id, "member")
+        status = self._members.get(chat_id, {}).get(user_id, "left")
+        return self._member(chat_id, user_id, status)
+
+    async def _get_chat_administrators(self, params: dict[str, Any]) -> list[JSON]:
+        chat_id = _require_int(params, "chat_id", "Bad Request: chat_id is empty")
+        if chat_id > 0:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, NO_ADMINS_IN_PRIVATE)
+        members = self._members.get(chat_id, {})
+        return [self._member(chat_id, user_id, status)
+                for user_id, status in members.items()
+                if status in ("creator", "administrator")
+                and user_id != self.bot_user["id"]]
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self._webhook = {"url": ""}

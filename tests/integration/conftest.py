@@ -72,20 +72,35 @@ FAST_POLICY = SupervisionPolicy(health_interval=0.5, health_timeout=2, backoff_i
                                 backoff_max=0.2, min_uptime=1)
 
 
-async def start_engine(settings: Settings, policy: SupervisionPolicy = FAST_POLICY,
-                       rpc_timeout: float = 10,
-                       aria2_version: tuple[int, ...] | None = None) -> Engine:
+async def start_engine(
+    settings: Settings,
+    policy: SupervisionPolicy = FAST_POLICY,
+    rpc_timeout: float = 10,
+    aria2_version: tuple[int, ...] | None = None,
+    *,
+    via: Callable[[Aria2Endpoint], Aria2Endpoint] | None = None,
+    progress_interval: float | None = None,
+) -> Engine:
     """Start aria2c and the manager on ``settings`` (the caller stops them).
 
-    The manager is told aria2c's version as the composition root tells it (that of the
-    aria2c run), unless ``aria2_version`` says otherwise.
+    Parameters:
+        settings: as ``ariabot run`` would read them.
+        policy: the supervisor's timing.
+        rpc_timeout: seconds one RPC call of the manager may take.
+        aria2_version: what the manager is told of aria2c's version; by default that of
+            the aria2c run, as the composition root tells it.
+        via: gives the manager another way to aria2c's RPC port (a proxy such as
+            :class:`tests.wsgate.WebSocketGate`); the supervisor keeps probing the real one.
+        progress_interval: replaces the setting (beyond what settings allow), for a test
+            that must not be rescued by the progress poll.
     """
     aria2, endpoint, layout = prepare_aria2(settings, policy)
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
-    rpc = Aria2Rpc(endpoint, timeout=rpc_timeout)
+    rpc = Aria2Rpc(via(endpoint) if via else endpoint, timeout=rpc_timeout)
     manager = TorrentManager(rpc, store, ManagerConfig(
-        download_dir=settings.download_dir, progress_interval=settings.progress_interval,
+        download_dir=settings.download_dir,
+        progress_interval=progress_interval or settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
         aria2_version=aria2_version or locate_aria2c(str(aria2.binary))[1],
         enable_dht=settings.enable_dht,

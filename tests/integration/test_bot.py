@@ -8,6 +8,7 @@ at the fake server (``wait_for``) or for conditions (``until``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import time
@@ -124,20 +125,22 @@ class Stack:
         task.add_done_callback(self.lookups.discard)
 
 
-@pytest.fixture
-async def stack(engine_settings: Callable[..., Settings],
-                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running_stack(engine_settings: Callable[..., Settings],
+                        **env: str) -> AsyncIterator[Stack]:
     """The lead's engine (aria2c rendered like ``ariabot run`` + store + manager), the bot
-    built from the same settings by the composition root's ``bot_config``, a fake Telegram."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    built from the same settings by the composition root's ``bot_config``, a fake Telegram.
+
+    ``env`` adds or overrides settings (``ARIABOT_*`` names)."""
     server = FakeTelegramServer()
     await server.start()
-    settings = engine_settings(
-        ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
-        ARIABOT_TELEGRAM_API_URL=server.url,
-        ARIABOT_ALLOWED_USERS=f"{USER},{OTHER}",
-        ARIABOT_EDIT_INTERVAL=str(INTERVAL),
-    )
+    settings = engine_settings(**{
+        "ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN,
+        "ARIABOT_TELEGRAM_API_URL": server.url,
+        "ARIABOT_ALLOWED_USERS": f"{USER},{OTHER}",
+        "ARIABOT_EDIT_INTERVAL": str(INTERVAL),
+        **env,
+    })
     engine = await start_engine(settings)
     manager = engine.manager
     bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
@@ -155,6 +158,16 @@ async def stack(engine_settings: Callable[..., Settings],
         await asyncio.to_thread(listener.stop)
         await stop_engine(engine)
         await server.stop()
+
+
+@pytest.fixture
+async def stack(engine_settings: Callable[..., Settings],
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    """The bot on the real manager and aria2c, users USER and OTHER allowed (see
+    :func:`running_stack`)."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    async with running_stack(engine_settings) as built:
+        yield built
 
 
 def _result_id(request: Request) -> int:

@@ -6,23 +6,28 @@ Each test ends by checking the downloaded bytes against the source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from manager import NotEnoughSpace, TorrentCompleted, TorrentEvent, TorrentState
 from supervisor.config import Settings
+from supervisor.states import ProcessState
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_cli import cli, downloads
 from tests.integration.test_manager import aria2_entries, wait_state
-from tests.runner import ariabot_run, until, wait_until
+from tests.runner import ariabot_run, rpc, until, wait_until
 from tests.swarm import Swarm, file_digests
+from tests.wsgate import WebSocketGate
 
 MiB = 1024 * 1024
 
@@ -60,33 +65,117 @@ async def test_aria2c_killed_three_times_during_one_download(
     assert await aria2_entries(engine, torrent.info_hash) == []
 
 
+async def aria2_status(engine: Engine, info_hash: str) -> dict[str, str] | None:
+    """aria2c's own view of a torrent, asked on its real port (not through any gate);
+    None while it does not answer (frozen, restarting) or does not know the torrent."""
+    endpoint = engine.aria2.endpoint
+    keys = ["gid", "status", "completedLength", "infoHash"]
+
+    def ask() -> dict[str, str] | None:
+        for method, params in (("aria2.tellActive", [keys]),
+                               ("aria2.tellWaiting", [0, 100, keys]),
+                               ("aria2.tellStopped", [0, 100, keys])):
+            answer = rpc(endpoint.port, method, *params, secret=endpoint.secret, timeout=1)
+            for status in answer.get("result") or []:
+                if status.get("infoHash") == info_hash:
+                    return status
+        return None
+
+    try:
+        return await asyncio.to_thread(ask)
+    except requests.RequestException:
+        return None
+
+
+async def until_async(condition: Callable[[], Awaitable[object]], timeout: float,
+                      what: str) -> None:
+    """:func:`tests.runner.until` for a condition that must be awaited."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
 async def test_completion_while_the_websocket_is_down_is_found_by_reconcile(
-    engine: Engine, swarm: Swarm
+    engine_settings: Callable[..., Settings], swarm: Swarm
 ) -> None:
-    """aria2c is restarted while the download finishes: the notification is lost for good,
-    the reconcile after the reconnection must still see the completion, and say it once."""
-    torrent = swarm.add("unseen.bin", 3 * MiB, seed=22)
-    added = await engine.manager.add(torrent.torrent_bytes, chat_id=1, user_id=1)
-    # Freeze aria2c: no notifications can be sent; unfreeze only after the health check
-    # has killed and restarted it, by which time the download must be resumed from disk.
-    await wait_state(engine, added.torrent.id, TorrentState.COMPLETE, TorrentState.SEEDING,
-                     TorrentState.DOWNLOADING)
-    os.kill(engine.aria2.pid, signal.SIGSTOP)
-    session = engine.aria2.session_id
-    await until(lambda: engine.aria2.session_id not in (None, session), 30, "restart")
-    await wait_state(engine, added.torrent.id, TorrentState.COMPLETE, timeout=60)
-    assert [e.torrent.id for e in engine.events if isinstance(e, TorrentCompleted)] == [
-        added.torrent.id]
-    assert file_digests(engine.folder(1) / "unseen.bin") == torrent.digests
+    """aria2c hangs mid-download and is restarted; the new one finishes while ariabot's
+    WebSocket is down. aria2's completion notification is lost for good, and the progress
+    poll is off: only a reconcile can find the completion, and it must say it once."""
+    torrent = swarm.add("unseen.bin", 4 * MiB, seed=22)
+    gate = WebSocketGate()
+    await gate.start()
+    engine = await start_engine(engine_settings(), via=gate.route, progress_interval=3600)
+    try:
+        with swarm.throttled(256 * 1024):
+            added = await engine.manager.add(torrent.torrent_bytes, chat_id=1, user_id=1)
+            download_id = added.torrent.id
+
+            async def partly_done() -> bool:
+                status = await aria2_status(engine, torrent.info_hash)
+                return status is not None and MiB <= int(status["completedLength"]) < (
+                    torrent.total_bytes)
+
+            await until_async(partly_done, 60, "a partial download")
+            gate.close()  # from here on no notification reaches the manager
+            await until(lambda: gate.websockets == 0, 10, "the WebSocket to be cut")
+            session = engine.aria2.session_id
+            os.kill(engine.aria2.pid, signal.SIGSTOP)  # hung: the health check restarts it
+        # Unthrottled now: the restarted aria2c finishes at once, unheard.
+        await until(lambda: engine.aria2.session_id not in (None, session), 30, "restart")
+
+        async def complete_in_aria2() -> bool:
+            status = await aria2_status(engine, torrent.info_hash)
+            return status is not None and status["status"] == "complete"
+
+        await until_async(complete_in_aria2, 60, "aria2c to complete the download")
+        assert gate.refused >= 1  # the listener tried, and could not hear it
+        gate.open()
+        await wait_state(engine, download_id, TorrentState.COMPLETE, timeout=30)
+        completions = [e.torrent.id for e in engine.events if isinstance(e, TorrentCompleted)]
+        assert completions == [download_id]
+        assert file_digests(engine.folder(1) / "unseen.bin") == torrent.digests
+    finally:
+        await stop_engine(engine)
+        await gate.stop()
 
 
-async def test_sigcont_before_the_health_deadline_means_no_restart(engine: Engine) -> None:
-    pid, session = engine.aria2.pid, engine.aria2.session_id
-    os.kill(pid, signal.SIGSTOP)
-    await asyncio.sleep(0.6)  # one failed probe at most (interval 0.5 s, 2 s timeout)
-    os.kill(pid, signal.SIGCONT)
-    await asyncio.sleep(2.5)  # past when a second failed probe would have killed it
-    assert engine.aria2.pid == pid and engine.aria2.session_id == session
+def _failed_probes(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if "health probe" in r.getMessage()
+               and "failed" in r.getMessage())
+
+
+async def test_sigcont_before_the_health_deadline_means_no_restart(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frozen until one failed probe short of the deadline (``health_failures`` failed
+    probes in a row), then continued: no restart. Twice, so the second freeze also shows
+    that a passing probe starts the count over."""
+    caplog.set_level(logging.WARNING, logger="supervisor.process")
+    aria2 = engine.aria2
+    short_of_deadline = aria2.policy.health_failures - 1
+    assert short_of_deadline >= 1
+    pid, session, spawns = aria2.pid, aria2.session_id, aria2.spawn_count
+    assert pid is not None
+    for freeze in range(2):
+        failed = _failed_probes(caplog)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await until(lambda f=failed: _failed_probes(caplog) >= f + short_of_deadline
+                        or aria2.pid != pid, 30,
+                        f"{short_of_deadline} failed probe(s) in freeze {freeze + 1}")
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # restarted: that is the failure
+                os.kill(pid, signal.SIGCONT)
+        assert aria2.pid == pid, f"aria2c was restarted during freeze {freeze + 1}"
+        probes = aria2.probes
+        await until(lambda p=probes: aria2.probes >= p + 2, 15,
+                    f"two probes after freeze {freeze + 1}")
+        assert (aria2.pid, aria2.session_id, aria2.spawn_count) == (pid, session, spawns)
+        assert aria2.state is ProcessState.RUNNING
+    assert _failed_probes(caplog) == 2 * short_of_deadline
+    assert "was killed" not in caplog.text
 
 
 def test_ariabot_killed_mid_download_resumes_and_completes(

@@ -9,13 +9,17 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from manager import InvalidSource
 from tests.integration.conftest import Engine
 from tests.integration.test_cli import cli
 from tests.runner import ariabot_run
 from tests.swarm import Swarm
+
+MiB = 1024 * 1024
 
 
 def _mode(path: Path) -> int:
@@ -74,12 +78,57 @@ def test_control_socket_answers_garbage_with_a_clear_error(tmp_path: Path) -> No
         assert cli(run, "list", "--json").stdout.strip() == "[]"
 
 
-async def test_user_input_cannot_set_aria2_options(engine: Engine, swarm: Swarm) -> None:
-    hostile = (swarm.dead_magnet("evil") + "&dir=/etc&out=../../x&on-download-complete=/bin/sh"
-               "&index-out=1=/etc/passwd")
-    added = await engine.manager.add(hostile, chat_id=5, user_id=1)
-    gid = (await engine.store.get(added.torrent.id)).gid
+HOSTILE_PARAMS = (
+    "&dir=/etc&out=../../x&on-download-complete=/bin/sh&index-out=1=/etc/passwd"
+    "&so=2&select-file=2&seed-ratio=999&x.pe=127.0.0.1:1&ws=http://127.0.0.1:1/seed"
+    "&tr=http://127.0.0.1:1/announce&dn=../../../etc/cron.d/evil"
+)
+"""aria2 option names and magnet extras a user might hope ariabot passes on."""
+
+
+async def _own_options(engine: Engine, gid: str) -> dict[str, str]:
+    """The options of one download that differ from aria2c's global ones: exactly what was
+    set for it (by ariabot, or by anyone who reached aria2)."""
     options = await engine.rpc.call("aria2.getOption", gid)
-    assert options["dir"] == str(engine.folder(5))
-    assert "out" not in options and "on-download-complete" not in options
-    assert "index-out" not in options
+    defaults = await engine.rpc.call("aria2.getGlobalOption")
+    return {key: value for key, value in options.items() if defaults.get(key) != value}
+
+
+async def _gid(engine: Engine, download_id: int) -> str:
+    record = await engine.store.get(download_id)
+    assert record is not None and record.gid is not None
+    return record.gid
+
+
+async def test_user_input_cannot_set_aria2_options(engine: Engine, swarm: Swarm) -> None:
+    """Every way a user reaches aria2 (a magnet's parameters, a .torrent, /files numbers):
+    aria2 ends up with ariabot's own options only, and the magnet it holds is ariabot's
+    canonical one, not the user's text."""
+    group = -1005
+    magnet = swarm.dead_magnet("evil")
+    added = await engine.manager.add(magnet + HOSTILE_PARAMS, chat_id=group, user_id=1)
+    gid = await _gid(engine, added.torrent.id)
+    assert await _own_options(engine, gid) == {"dir": str(engine.folder(group))}
+    # What aria2 was handed is in its saved session, verbatim.
+    await engine.rpc.call("aria2.saveSession")
+    [line] = [line for line in engine.layout.session.read_text().splitlines()
+              if added.torrent.info_hash in line]
+    handed = parse_qs(urlsplit(line).query)
+    assert set(handed) <= {"xt", "dn", "tr"}, handed
+    assert handed["xt"] == [f"urn:btih:{added.torrent.info_hash}"]
+    assert "127.0.0.1:1/announce" in " ".join(handed["tr"])  # a tracker is a tracker
+    assert all(".." not in name and "/" not in name for name in handed.get("dn", []))
+
+    seeded = swarm.add("choose-me", [MiB, MiB, MiB], seed=81)
+    with swarm.throttled(64 * 1024):
+        chosen = await engine.manager.add(seeded.torrent_bytes, chat_id=5, user_id=1)
+        gid = await _gid(engine, chosen.torrent.id)
+        assert await _own_options(engine, gid) == {"dir": str(engine.folder(5))}
+        for bad in ([0], [4], [-1], [], [2, 10**6]):
+            with pytest.raises(InvalidSource):
+                await engine.manager.set_files(chosen.torrent.id, bad, 5, 1)
+        assert await _own_options(engine, gid) == {"dir": str(engine.folder(5))}
+        await engine.manager.set_files(chosen.torrent.id, [3, 1, 3], 5, 1)
+        assert await _own_options(engine, await _gid(engine, chosen.torrent.id)) == {
+            "dir": str(engine.folder(5)), "select-file": "1,3"}
+        await engine.manager.cancel(chosen.torrent.id, 5, 1, delete_files=True)

@@ -11,7 +11,8 @@ What ariabot does (chosen behaviour, checked here):
 * Data dir read-only at start: ``ariabot run`` prints one line naming the path and exits 2.
 * Database file deleted while running: SQLite keeps writing to the open (unlinked) file, so
   ariabot keeps working and never crash-loops; what was stored is gone at the next start
-  (which creates an empty database and leaves aria2's session alone).
+  (which creates an empty database and leaves aria2's session alone: adding a torrent again
+  takes over aria2's copy of it).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import pytest
 from manager import ManagerError, TorrentState
 from manager.errors import StoreError
 from supervisor.config import Settings
+from supervisor.states import ProcessState
 from tests.integration.conftest import Engine, start_engine, stop_engine
-from tests.runner import AriabotRun
+from tests.integration.test_manager import aria2_entries
+from tests.runner import AriabotRun, until
 
 pytestmark = pytest.mark.slow
 
@@ -108,17 +111,26 @@ async def test_database_deleted_while_running(
     engine = await start_engine(settings)
     try:
         first = await engine.manager.add(magnet(3), chat_id=1, user_id=1)
+        pid, session = engine.aria2.pid, engine.aria2.session_id
+        probes = engine.aria2.probes
         database = engine.layout.database
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink()  # noqa: ASYNC240 - instant, local
 
-        # The open connection keeps the unlinked file: adds, lists and polls go on.
+        # The open connection keeps the unlinked file: adds, changes, lists and polls go on.
         second = await engine.manager.add(magnet(4), chat_id=1, user_id=1)
-        assert {t.id for t in await engine.manager.list(1)} == {first.torrent.id,
-                                                               second.torrent.id}
-        await engine.manager.poll_once()
-        restarts = engine.aria2.session_id
-        assert engine.aria2.state.name == "RUNNING" and engine.aria2.session_id == restarts
+        assert not second.existing and second.torrent.id != first.torrent.id
+        paused = await engine.manager.pause(second.torrent.id, 1, 1)
+        assert paused.state is TorrentState.PAUSED
+        stored = {t.id: t.state for t in await engine.manager.list(1)}
+        assert stored == {first.torrent.id: TorrentState.METADATA,
+                          second.torrent.id: TorrentState.PAUSED}
+        polls = engine.manager.polls
+        await until(lambda: engine.manager.polls >= polls + 2, 15, "two progress polls")
+        # ... and nothing crash-loops: the same aria2c, still probed healthy.
+        await until(lambda: engine.aria2.probes >= probes + 2, 15, "two health probes")
+        assert (engine.aria2.pid, engine.aria2.session_id) == (pid, session)
+        assert engine.aria2.state is ProcessState.RUNNING and engine.aria2.spawn_count == 1
     finally:
         await stop_engine(engine)
     # The next start creates a fresh, empty database: the rows are gone; no crash.
@@ -126,9 +138,18 @@ async def test_database_deleted_while_running(
     try:
         assert database.exists()
         assert await engine.manager.list(1) == []
+        # aria2's session was left alone: both magnets are still in aria2c.
+        for number in (3, 4):
+            assert await aria2_entries(engine, f"{number:040x}"), number
+        # Adding one again is a new download that takes over aria2's copy (no duplicate).
         again = await engine.manager.add(magnet(3), chat_id=1, user_id=1)
-        assert again.torrent.state in (TorrentState.QUEUED, TorrentState.DOWNLOADING,
-                                       TorrentState.METADATA) or again.torrent.id
+        assert not again.existing and again.torrent.state is TorrentState.METADATA
+        await engine.manager.reconcile()
+        await engine.manager.poll_once()
+        assert (await engine.manager.get(again.torrent.id)).state is TorrentState.METADATA
+        [entry] = await aria2_entries(engine, f"{3:040x}")
+        record = await engine.store.get(again.torrent.id)
+        assert record is not None and record.gid == entry["gid"]
     finally:
         await stop_engine(engine)
 

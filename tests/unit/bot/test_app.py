@@ -1,4 +1,8 @@
-"""EmbeddedBot's life cycle against the fake Bot API server (no manager work involved)."""
+"""EmbeddedBot's life cycle against the fake Bot API server (no manager work involved).
+
+Webhook mode for real (``ariabot run``, an update POSTed with the secret token) is in
+``tests/integration/test_webhook.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.ext import Updater
 
-from bot.app import ALLOWED_UPDATES, EmbeddedBot, WebhookUnavailable, build_application
+from bot.app import EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import BotConfig
 from bot.startup import BotApiUnusable
 from manager import Event
@@ -58,35 +61,6 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
         assert manager.subscribers == []
         assert not bot.application.running
         await bot.stop()  # twice is harmless
-
-
-async def test_webhook_mode_uses_the_configured_url_and_a_secret(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[dict[str, Any]] = []
-    real = importlib.util.find_spec
-
-    async def start_webhook(self: Updater, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    monkeypatch.setattr(Updater, "start_webhook", start_webhook)
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "tornado" else real(name, *a))
-    manager = FakeManager()
-    async with FakeTelegramServer() as server:
-        settings = config(server, tmp_path, webhook_url="https://bot.example.org/hook/abc",
-                          webhook_listen="127.0.0.1:8443")
-        bot = EmbeddedBot(build_application(settings, manager), manager)  # type: ignore[arg-type]
-        await bot.start()
-        await bot.stop()
-    assert len(calls) == 1
-    call = calls[0]
-    assert call["listen"] == "127.0.0.1" and call["port"] == 8443
-    assert call["url_path"] == "hook/abc"
-    assert call["webhook_url"] == "https://bot.example.org/hook/abc"
-    assert len(call["secret_token"]) >= 32
-    assert call["drop_pending_updates"] is False
-    assert call["allowed_updates"] == list(ALLOWED_UPDATES)
 
 
 async def test_webhook_without_its_server_is_a_clear_error(

@@ -45,6 +45,12 @@ class FakeQuery:
 @dataclass
 class Who:
     id: int
+    type: str = "private"
+
+
+def chat_of(chat_id: int) -> Who:
+    """A chat as Telegram types it: a private chat's id is its user's, groups are negative."""
+    return Who(chat_id, "private" if chat_id > 0 else "supergroup")
 
 
 @dataclass
@@ -57,11 +63,11 @@ class FakeUpdate:
 
 def message_from(user: int | None, chat: int | None = None) -> FakeUpdate:
     return FakeUpdate(Who(user) if user is not None else None,
-                      Who(chat if chat is not None else user or 0), FakeMessage())
+                      chat_of(chat if chat is not None else user or 0), FakeMessage())
 
 
 def press_from(user: int, chat: int | None = None) -> FakeUpdate:
-    return FakeUpdate(Who(user), Who(chat or user), FakeMessage(), FakeQuery())
+    return FakeUpdate(Who(user), chat_of(chat or user), FakeMessage(), FakeQuery())
 
 
 def gate(clock: Clock, users: set[int], chats: set[int] | None = None) -> AuthGate:
@@ -123,6 +129,19 @@ async def test_allowed_chats_restrict_where_the_owner_is_served() -> None:
     assert private.effective_message is not None
     assert "ARIABOT_ALLOWED_CHATS" in private.effective_message.replies[0]
     assert not await run(auth, message_from(STRANGER, GROUP))
+
+
+async def test_without_allowed_chats_only_private_chats_are_served() -> None:
+    auth = gate(Clock(), {OWNER})
+    assert await run(auth, message_from(OWNER, OWNER))
+    in_group = message_from(OWNER, GROUP)
+    assert not await run(auth, in_group)
+    assert in_group.effective_message is not None
+    assert in_group.effective_message.replies == [
+        f"Sorry, this bot does not work in this chat. The chat id is {GROUP}; the owner can "
+        "allow it with ARIABOT_ALLOWED_CHATS."]
+    press = press_from(OWNER, GROUP)
+    assert not await run(auth, press)
 
 
 async def test_empty_allow_list_refuses_everyone_and_says_how_to_allow(

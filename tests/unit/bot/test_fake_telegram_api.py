@@ -16,8 +16,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
+from telegram import (
+    ChatMemberAdministrator,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberMember,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
 from telegram.ext import (
     AIORateLimiter,
@@ -412,3 +420,26 @@ async def test_answer_next_sends_exactly_that_body_then_answers_normally(
     assert answers[0] == (200, "application/json", '{"ok": true, "result": {"username": "x"}}')
     assert answers[1] == (200, "text/html", "<html>not json</html>")
     assert answers[2][0] == 200 and f'"username": "{BOT_USERNAME}"' in answers[2][2]
+
+
+async def test_chat_members_and_administrators_parse_in_ptb(server: FakeTelegramServer) -> None:
+    group = -100777
+    server.set_member(group, 1, "creator")
+    server.set_member(group, 2, "administrator")
+    server.set_member(group, 3, "member")
+    server.set_member(group, 4, "kicked")
+    harness = build_harness(server)
+    async with harness.app:
+        bot = harness.app.bot
+        admins = await bot.get_chat_administrators(group)
+        statuses = {m.user.id: m.status for m in admins}
+        members = [await bot.get_chat_member(group, user) for user in (2, 3, 4, 5)]
+        with pytest.raises(BadRequest, match="no administrators in the private chat"):
+            await bot.get_chat_administrators(USER)
+        me = await bot.get_chat_member(USER, USER)
+    assert statuses == {1: ChatMemberStatus.OWNER, 2: ChatMemberStatus.ADMINISTRATOR}
+    assert [type(m) for m in members] == [ChatMemberAdministrator, ChatMemberMember,
+                                          ChatMemberBanned, ChatMemberLeft]
+    assert me.status == ChatMemberStatus.MEMBER
+    with pytest.raises(ValueError, match="status must be one of"):
+        server.set_member(group, 6, "king")

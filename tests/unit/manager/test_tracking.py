@@ -64,9 +64,22 @@ def test_disk_full(values: dict[str, str]) -> None:
     assert error_text(Observation.parse(status(status="error", **values)), 900) == "disk full"
 
 
-def test_unknown_error_keeps_aria2s_message() -> None:
-    observation = Observation.parse(status(status="error", errorCode="1", errorMessage="boom"))
-    assert error_text(observation, 900) == "boom"
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    ("11", "File /srv/dl/torrents/7/x.bin is being downloaded by other command.",
+     "another download in this chat writes a file of the same name"),
+    ("15", "Failed to open the file /srv/dl/torrents/7/p/a.bin, cause: Not a directory",
+     "the downloader could not open the files"),
+    ("1", "boom in /srv/dl", "the downloader failed for a reason it did not name"),
+    ("99", "Something new at /srv/dl", "the download failed (downloader error 99)"),
+])
+def test_aria2s_message_is_logged_never_shown(code: str, message: str, expected: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    observation = Observation.parse(status(status="error", errorCode=code,
+                                           errorMessage=message))
+    assert error_text(observation, 900) == expected
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and "g1" in record.getMessage()
+    assert message in record.getMessage()
 
 
 def test_poll_keys_leave_out_heavy_fields() -> None:

@@ -1,0 +1,78 @@
+"""What a chat is told when aria2 fails: a plain reason; aria2's own words go to the log.
+
+aria2's error messages name absolute paths on the server (``File /srv/…/torrents/7/x.bin is
+being downloaded by other command.``). The chat gets ariabot's sentence for the error; the
+log gets aria2's message with the GID, for the owner.
+
+The real bot against the fake Bot API server, on the real manager, aria2c and local swarm.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from manager import TorrentState
+from tests.integration import test_bot
+from tests.integration.test_bot import LONG, MIB, USER, Stack, _download_id, _result_id
+from tests.swarm import Swarm
+
+stack = test_bot.stack  # the fixture: fake Telegram + real bot + real manager and aria2c
+
+SERVER_PATH = re.compile(r"(?<![\w<])/[^\s/<>]+/")
+"""An absolute path (``/tmp/…``): a slash-word-slash not inside an HTML tag (``</b>``)."""
+
+
+def _chat_texts(stack: Stack, since: int) -> list[str]:
+    """Every text the bot sent or edited into USER's chat since ``since``."""
+    return [str(r.params.get("text", "")) for r in stack.server.requests[since:]
+            if r.method in ("sendMessage", "editMessageText", "answerCallbackQuery")
+            and r.params.get("chat_id", USER) == USER]
+
+
+async def test_an_aria2_error_reaches_the_chat_as_a_plain_reason(
+    stack: Stack, swarm: Swarm, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two different torrents whose one file has the same name, in the same chat: aria2
+    refuses the second (error 11, "File <absolute path> is being downloaded by other
+    command.")."""
+    caplog.set_level(logging.WARNING)
+    first = swarm.add("same-name.bin", 4 * MIB, seed=61)
+    second = swarm.add("same-name.bin", 4 * MIB, seed=62)
+    server = stack.server
+    start = server.mark()
+    with swarm.throttled(64 * 1024):  # the first is still writing when the second comes
+        server.push_document(USER, USER, first.torrent_bytes, "first.torrent")
+        first_reply = await stack.answer(USER, start)
+        mark = server.mark()
+        server.push_document(USER, USER, second.torrent_bytes, "second.torrent")
+        reply = await stack.answer(USER, mark)
+        progress_id = _result_id(reply)
+        download_id = _download_id(reply.params["text"])
+        news = await stack.answer(USER, mark, "failed", timeout=LONG)
+        shown = await stack.shown(USER, progress_id, lambda t: "\nError" in t)
+        status = await stack.say(USER, "/status")
+        await stack.say(USER, f"/cancel {_download_id(first_reply.params['text'])} delete")
+
+    failed = await stack.manager.get(download_id)
+    assert failed.state is TorrentState.ERROR
+    record = await stack.manager.store.get(download_id)
+    assert record is not None and record.gid
+    reason = "another download in this chat writes a file of the same name"
+    assert failed.error == reason
+    assert reason in news.params["text"] and reason in shown["text"]
+    assert "same-name.bin" in status.params["text"]
+
+    texts = _chat_texts(stack, start)
+    folder = str(stack.settings.download_dir)
+    for text in texts:
+        assert folder not in text and not SERVER_PATH.search(text), text
+        assert "other command" not in text and "aria2" not in text.lower(), text
+    # The owner still finds aria2's words, the GID and the path in the log.
+    details = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+               and "other command" in r.getMessage()]
+    assert details, [r.getMessage() for r in caplog.records]
+    assert record.gid in details[0]
+    assert f"{folder}/torrents/{USER}/same-name.bin" in details[0]
