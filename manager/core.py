@@ -1121,8 +1121,9 @@ class TorrentManager:
             "state": state.value,
             "completed_bytes": observation.completed,
             "upload_bytes": observation.uploaded,
+            # A seeding download fetches nothing: aria2's last figure would linger.
             "download_speed": observation.download_speed if state.value in (
-                "downloading", "seeding", "metadata") else 0,
+                "downloading", "metadata") else 0,
             "upload_speed": observation.upload_speed if state.value in (
                 "downloading", "seeding") else 0,
             "seeders": observation.seeders,

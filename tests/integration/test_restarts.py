@@ -70,7 +70,8 @@ def test_a_seeding_download_is_still_seeding_after_a_restart(
     with ariabot_run(data, SEEDING) as first:
         first.wait_ready()
         assert cli(first, "add", torrent.magnet).returncode == 0
-        _until_state(first, "seeding")
+        seeding = _until_state(first, "seeding")
+        assert seeding["download_speed"] == 0, "a seeding download shows a download speed"
         uploaded = swarm.seeder.uploaded(torrent.info_hash)
         before = _mtimes(_folder(data) / torrent.name)
         _restart(first, how)
