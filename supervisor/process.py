@@ -117,6 +117,7 @@ class Aria2Process:
         self._process: Child | None = None
         self._session_id: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop_requested = False
         self._settled = asyncio.Event()
         self._fatal_reason = ""
         self.spawn_count = 0
@@ -196,6 +197,9 @@ class Aria2Process:
         """Stop aria2c gracefully: save the session, ask it to shut down, kill if it won't."""
         if self._state in (ProcessState.STOPPED, ProcessState.FATAL):
             return
+        # Should supervision outlive its cancel (bounded below), the death that the stop
+        # causes must not be taken for a crash to restart from.
+        self._stop_requested = True
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -236,7 +240,7 @@ class Aria2Process:
             retrying = AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, Aria2Died) and not e.stable),
                 wait=wait_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max),
-                stop=lambda _state: self._restarts.exceeded(),
+                stop=lambda _state: self._stop_requested or self._restarts.exceeded(),
                 sleep=self._sleep,
                 before_sleep=self._enter_backoff,
                 reraise=True,
@@ -246,6 +250,8 @@ class Aria2Process:
                     with attempt:
                         await self._live_once()
             except Aria2Died as died:
+                if self._stop_requested:
+                    return
                 if self._restarts.exceeded():
                     self._fatal_reason = (
                         f"{died.reason}; gave up: it died {self._restarts.count()} times "
