@@ -1,8 +1,8 @@
 """What a chat is told when aria2 fails: a plain reason; aria2's own words go to the log.
 
-aria2's error messages name absolute paths on the server (``File /srv/…/torrents/7/x.bin is
-being downloaded by other command.``). The chat gets ariabot's sentence for the error; the
-log gets aria2's message with the GID, for the owner.
+aria2's error messages name absolute paths on the server (``Failed to open the file
+/srv/…/torrents/7/x/a.bin, cause: Not a directory``). The chat gets ariabot's sentence
+for the error; the log gets aria2's message with the GID, for the owner.
 
 The real bot against the fake Bot API server, on the real manager, aria2c and local swarm.
 """
@@ -35,44 +35,41 @@ def _chat_texts(stack: Stack, since: int) -> list[str]:
 async def test_an_aria2_error_reaches_the_chat_as_a_plain_reason(
     stack: Stack, swarm: Swarm, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Two different torrents whose one file has the same name, in the same chat: aria2
-    refuses the second (error 11, "File <absolute path> is being downloaded by other
-    command.")."""
+    """A stray file in the chat folder where a torrent needs its folder: aria2 fails it
+    (error 15, "Failed to open the file <absolute path>, cause: Not a directory")."""
     caplog.set_level(logging.WARNING)
-    first = swarm.add("same-name.bin", 4 * MIB, seed=61)
-    second = swarm.add("same-name.bin", 4 * MIB, seed=62)
+    torrent = swarm.add("clash-dir", [1 * MIB, 1 * MIB], seed=61)
+    folder_of_chat = stack.settings.download_dir / "torrents" / str(USER)
+    folder_of_chat.mkdir(parents=True, exist_ok=True)
+    (folder_of_chat / "clash-dir").write_text("a file of the user's, not a folder")
     server = stack.server
     start = server.mark()
-    with swarm.throttled(64 * 1024):  # the first is still writing when the second comes
-        server.push_document(USER, USER, first.torrent_bytes, "first.torrent")
-        first_reply = await stack.answer(USER, start)
-        mark = server.mark()
-        server.push_document(USER, USER, second.torrent_bytes, "second.torrent")
-        reply = await stack.answer(USER, mark)
-        progress_id = _result_id(reply)
-        download_id = _download_id(reply.params["text"])
-        news = await stack.answer(USER, mark, "failed", timeout=LONG)
-        shown = await stack.shown(USER, progress_id, lambda t: "\nError" in t)
-        status = await stack.say(USER, "/status")
-        await stack.say(USER, f"/cancel {_download_id(first_reply.params['text'])} delete")
+    server.push_document(USER, USER, torrent.torrent_bytes, "clash.torrent")
+    reply = await stack.answer(USER, start)
+    progress_id = _result_id(reply)
+    download_id = _download_id(reply.params["text"])
+    news = await stack.answer(USER, start, "failed", timeout=LONG)
+    shown = await stack.shown(USER, progress_id, lambda t: "\nError" in t)
+    status = await stack.say(USER, "/status")
 
     failed = await stack.manager.get(download_id)
     assert failed.state is TorrentState.ERROR
     record = await stack.manager.store.get(download_id)
     assert record is not None and record.gid
-    reason = "another download in this chat writes a file of the same name"
+    reason = "the downloader could not open the files"
     assert failed.error == reason
     assert reason in news.params["text"] and reason in shown["text"]
-    assert "same-name.bin" in status.params["text"]
+    assert "clash-dir" in status.params["text"]
+    assert (folder_of_chat / "clash-dir").read_text() == "a file of the user's, not a folder"
 
     texts = _chat_texts(stack, start)
     folder = str(stack.settings.download_dir)
     for text in texts:
         assert folder not in text and not SERVER_PATH.search(text), text
-        assert "other command" not in text and "aria2" not in text.lower(), text
+        assert "Not a directory" not in text and "aria2" not in text.lower(), text
     # The owner still finds aria2's words, the GID and the path in the log.
     details = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
-               and "other command" in r.getMessage()]
+               and "Not a directory" in r.getMessage()]
     assert details, [r.getMessage() for r in caplog.records]
     assert record.gid in details[0]
-    assert f"{folder}/torrents/{USER}/same-name.bin" in details[0]
+    assert f"{folder}/torrents/{USER}/clash-dir/" in details[0]
