@@ -315,7 +315,8 @@ class Aria2Process:
         """Write runtime.json; if it cannot be written, local tools cannot find this aria2c,
         so it is stopped and the start counts as failed."""
         try:
-            write_runtime(self.layout, RuntimeInfo(
+            # Off the loop: the write ends with an fsync.
+            await asyncio.to_thread(write_runtime, self.layout, RuntimeInfo(
                 ariabot_pid=os.getpid(), aria2c_pid=process.pid, rpc_port=self.endpoint.port,
                 rpc_secret=self.endpoint.secret, conf_path=str(self.layout.aria2_conf),
                 session_id=self._session_id, state=state,
