@@ -481,6 +481,10 @@ class TorrentManager:
         if meta is not None:
             name = meta.name
             options.update(self._pad_options(record, meta.files))
+        if record.completed_at is not None:
+            # Its data was complete: a control file left from before the end (a kill -9 in
+            # the second after it) says less and would have aria2 fetch it all again.
+            await asyncio.to_thread(_remove_control_file, Path(record.directory), name)
         if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
             # Finished data aria2 no longer holds: check it rather than refuse it.
             options["check-integrity"] = "true"
@@ -1060,6 +1064,12 @@ class TorrentManager:
             values = await self._observe(live, observation, now, events)
             if values:
                 changes[download_id] = values
+        if any("completed_at" in values for values in changes.values()):
+            # Before anyone is told: aria2's session (saved every few seconds) still lists a
+            # download that has just finished; saved now, a kill -9 of aria2c cannot bring
+            # it back as unfinished.
+            with contextlib.suppress(Aria2Error):
+                await self.rpc.call("aria2.saveSession")
         await self.store.update_many(changes)
         for event in events:
             self._emit(event)
