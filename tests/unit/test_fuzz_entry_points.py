@@ -179,7 +179,11 @@ def test_fuzz_config_values(env: dict[str, str]) -> None:
             (spec.env, f"{spec.section}.{spec.key}"))]
         assert named, f"the error names no key: {message!r}"
         token = env.get("ARIABOT_TELEGRAM_TOKEN", "")
-        if len(token) >= 8:
+        # Another variable may hold the same text (a path "~00000000" beside the token
+        # "00000000"): echoing that value is allowed, so it proves nothing about the token.
+        elsewhere = any(token in value for name, value in env.items()
+                        if name != "ARIABOT_TELEGRAM_TOKEN")
+        if len(token) >= 8 and not elsewhere:
             assert token not in message  # a secret is never echoed
     else:
         assert isinstance(result, Settings)
