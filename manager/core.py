@@ -850,29 +850,19 @@ class TorrentManager:
                 log.warning("purge kept the files of #%d: a listed download has the same name "
                             "%r in %s", record.id, record.name, folder)
                 continue
-            paths = [folder / f.path for f in self._purged_files(purged, folder)]
+            paths = [folder / f.path for f in self._purged_files(purged)]
             deleted += delete_download_files(folder, paths, top_entry(folder, paths))
             self._remove_saved_metadata(folder, record.info_hash)
             remove_pad_scratch(self.config.download_dir, self._pad_scratch(record))
         return deleted
 
-    def _purged_files(self, purged: PurgedDownload, folder: Path) -> tuple[FileEntry, ...]:
+    def _purged_files(self, purged: PurgedDownload) -> tuple[FileEntry, ...]:
         """The files a purged download wrote, from its metainfo (empty when unknown)."""
         record = purged.record
-        data = purged.source if record.source_kind == SourceKind.TORRENT.value else None
-        if data is None:
-            saved = folder / f"{record.info_hash}.torrent"
-            with contextlib.suppress(OSError):
-                if is_inside(saved, folder) and (
-                    saved.stat().st_size <= self.config.torrent_max_bytes
-                ):
-                    data = saved.read_bytes()
-        if not data:
-            return ()
-        try:
-            return parse_torrent(data, max_bytes=self.config.torrent_max_bytes).files
-        except InvalidSource:
-            return ()
+        # Without its stored .torrent, only what aria2 saved of the metadata can tell.
+        kind = record.source_kind if purged.source else SourceKind.MAGNET.value
+        meta = self._known_meta(record, kind, purged.source or b"")
+        return meta.files if meta is not None else ()
 
     # --- tracking ----------------------------------------------------------------------------
 
