@@ -1,7 +1,15 @@
-"""The torrent manager: validation, aria2, tracking, storage, events. Knows no Telegram."""
+"""The torrent manager: validation, aria2, tracking, storage, events. Knows no Telegram.
+
+The surface the bot and the supervisor use: :class:`TorrentManager` (the façade, built
+from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the snapshots it
+returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
+the errors it raises, and :func:`find_magnets`. The modules behind the façade (intake,
+control, sync, statuses, metadata, retention, contents, live, ...) are its own.
+"""
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from manager.core import AddResult, ManagerConfig, Subscriber, TorrentManager
+from manager.config import ManagerConfig
+from manager.core import TorrentManager
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -23,6 +31,7 @@ from manager.events import (
     EngineEvent,
     Event,
     MetadataReceived,
+    Subscriber,
     TorrentAdded,
     TorrentCancelled,
     TorrentCompleted,
@@ -33,6 +42,7 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
+from manager.intake import AddResult
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.store import Store
 from manager.validate import find_magnets

@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from manager.models import Torrent
@@ -31,6 +33,8 @@ __all__ = [
     "EngineEvent",
     "Event",
     "MetadataReceived",
+    "Publisher",
+    "Subscriber",
     "TorrentAdded",
     "TorrentCancelled",
     "TorrentCompleted",
@@ -41,6 +45,8 @@ __all__ = [
     "TorrentResumed",
     "TorrentStateChanged",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,31 @@ class Aria2Restarted(EngineEvent):
 @dataclass(frozen=True)
 class Aria2Fatal(EngineEvent):
     pass
+
+
+Subscriber = Callable[[Event], None]
+"""Called with every event, on the event loop; must not block."""
+
+
+class Publisher:
+    """Hands every event to every subscriber, in the order they subscribed.
+
+    A failing subscriber is logged and skipped: one broken view must not keep the news from
+    the others, nor break the tracking that emits it.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add ``subscriber``; returns a function that removes it again."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        """Give ``event`` to every subscriber (a copy of the list: one may unsubscribe)."""
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("an event subscriber failed on %s; skipped", type(event).__name__)

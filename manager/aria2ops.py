@@ -1,0 +1,143 @@
+"""The manager's verbs on aria2: the few call sequences it needs, on top of :class:`Aria2Rpc`.
+
+:class:`~manager.aria2rpc.Aria2Rpc` runs every call in its own worker threads and maps
+errors; this module knows which calls make one operation (a removal that waits for its
+result to land, an option change on a paused download) and which refusals are the user's
+business (:class:`~manager.errors.InvalidState`) rather than aria2 being away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from manager.aria2rpc import Aria2Rpc
+from manager.errors import Aria2Error, Aria2Unavailable, InvalidState
+from manager.files import has_unverified_data
+from manager.models import TorrentState
+from manager.store import DownloadRecord
+from manager.tracking import POLL_KEYS
+
+__all__ = ["Aria2Ops"]
+
+log = logging.getLogger(__name__)
+
+_LIST_ALL = 100_000
+"""tellWaiting/tellStopped page size: larger than any queue ariabot keeps."""
+
+
+class Aria2Ops:
+    """aria2 operations of the manager.
+
+    Parameters:
+        rpc: the aria2 adapter; looked up at each call (tests may wrap its methods).
+        clock: monotonic clock, for the deadline of :meth:`wait_status`.
+    """
+
+    def __init__(self, rpc: Aria2Rpc, clock: Callable[[], float]) -> None:
+        self.rpc = rpc
+        self._clock = clock
+
+    async def call_on(self, record: DownloadRecord, method: str) -> None:
+        """``method(gid)`` on a download the user acts on.
+
+        Raises:
+            Aria2Unavailable: aria2 does not answer.
+            InvalidState: aria2 refused (logged with its words; the user sees ours).
+        """
+        assert record.gid is not None
+        try:
+            await self.rpc.call(method, record.gid)
+        except Aria2Unavailable:
+            raise
+        except Aria2Error as error:
+            log.warning("aria2 refused %s of download #%s (GID %s): %s", method, record.id,
+                        record.gid, error)
+            raise InvalidState("the downloader refused that just now; try again") from None
+
+    async def remove(self, gid: str) -> None:
+        """Remove a download from aria2 and drop its result (aria2 keeps it otherwise).
+
+        Raises:
+            Aria2Unavailable: aria2 does not answer.
+        """
+        try:
+            await self.rpc.call("aria2.forceRemove", gid)
+        except Aria2Unavailable:
+            raise
+        except Aria2Error:
+            pass  # already stopped: only its result is left
+        # Wait for the removal to land, then drop its result.
+        for _ in range(50):
+            try:
+                status = await self.rpc.call("aria2.tellStatus", gid, ["status"])
+            except Aria2Error:
+                return
+            if status.get("status") in ("removed", "complete", "error"):
+                break
+            await asyncio.sleep(0.02)
+        with contextlib.suppress(Aria2Error):
+            await self.rpc.call("aria2.removeDownloadResult", gid)
+
+    async def change_paused(self, record: DownloadRecord, options: dict[str, str]) -> None:
+        """Change options that aria2 accepts only on a paused (or waiting) download.
+
+        A running download is paused for it and always started again, also when a step
+        fails: a failed file choice must not leave the download stopped.
+        """
+        assert record.gid is not None
+        was_running = record.state != TorrentState.PAUSED.value
+        try:
+            if was_running:
+                await self.call_on(record, "aria2.forcePause")
+                await self._wait_status(record.gid, {"paused"})
+            await self.rpc.call("aria2.changeOption", record.gid, options)
+        finally:
+            if was_running:
+                await self.call_on(record, "aria2.unpause")
+
+    async def _wait_status(self, gid: str, wanted: set[str]) -> None:
+        deadline = self._clock() + 5.0
+        while self._clock() < deadline:
+            status = await self.rpc.call("aria2.tellStatus", gid, ["status"])
+            if status.get("status") in wanted:
+                return
+            await asyncio.sleep(0.02)
+        raise InvalidState("aria2 did not pause the download in time")
+
+    async def verify_existing_data(self, record: DownloadRecord, gid: str, name: str) -> None:
+        """Before a paused download starts: have aria2 hash-check finished data it would
+        otherwise refuse (errorCode 13) because its control file is gone."""
+        if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
+            await self.rpc.call("aria2.changeOption", gid, {"check-integrity": "true"})
+
+    async def statuses(self, gids: Sequence[str]) -> list[dict[str, Any]]:
+        """These GIDs' status (:data:`~manager.tracking.POLL_KEYS`) in one request; the
+        GIDs aria2 does not know are left out."""
+        answers = await self.rpc.multicall(
+            [("aria2.tellStatus", [gid, list(POLL_KEYS)]) for gid in gids]
+        )
+        return [a for a in answers if isinstance(a, dict)]
+
+    async def list_everything(
+        self, extra: Sequence[tuple[str, list[Any]]] = ()
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """Every download aria2 holds, in one request: (active, waiting, stopped).
+
+        Parameters:
+            extra: calls sent in the same request, after the three lists (their answers
+                are dropped).
+        """
+        keys = list(POLL_KEYS)
+        answers = await self.rpc.multicall([
+            ("aria2.tellActive", [keys]),
+            ("aria2.tellWaiting", [0, _LIST_ALL, keys]),
+            ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+            *extra,
+        ])
+        active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
+        return active, waiting, stopped

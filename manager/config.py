@@ -1,0 +1,32 @@
+"""What the manager needs to know of ariabot's settings, in one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ManagerConfig"]
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """What the manager needs to know of the settings.
+
+    Attributes:
+        download_dir: downloads root; a chat's files go to ``torrents/<chat_id>/`` below it.
+        progress_interval: seconds between two progress polls.
+        torrent_max_bytes: largest .torrent accepted.
+        bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
+        folder_mode: permissions of new chat folders.
+        aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
+            download is refused at add (:mod:`manager.compat`); None when not known.
+        enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
+    """
+
+    download_dir: Path
+    progress_interval: float = 5.0
+    torrent_max_bytes: int = 10_000_000
+    bt_stop_timeout: int = 900
+    folder_mode: int = 0o700
+    aria2_version: tuple[int, ...] | None = None
+    enable_dht: bool = True

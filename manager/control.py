@@ -1,0 +1,160 @@
+"""What a user does to a download that is there: pause, resume, cancel (with or without
+its files), choose its files. Each change goes to aria2 and the store under the lock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from manager.aria2ops import Aria2Ops
+from manager.contents import Contents
+from manager.errors import InvalidSource, InvalidState
+from manager.events import Publisher, TorrentCancelled, TorrentPaused, TorrentResumed
+from manager.live import LiveDownloads
+from manager.models import Torrent, TorrentState
+from manager.space import SpaceCheck
+from manager.store import DownloadRecord, Store
+
+__all__ = ["Control", "Refresh"]
+
+Refresh = Callable[[Sequence[str]], Awaitable[None]]
+"""Reads these GIDs' status from aria2 and applies it (see :mod:`manager.sync`)."""
+
+_PAUSABLE = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
+                                        TorrentState.DOWNLOADING, TorrentState.SEEDING))
+
+
+class Control:
+    """Pause, resume, cancel and file choice.
+
+    Parameters:
+        live: the shared lock and tracked downloads.
+        store: the opened store.
+        ops: aria2 operations.
+        contents: finding and deleting a download's files.
+        space: the disk space check (a resume must fit).
+        publisher: where the events go.
+        refresh: takes the lock, reads and applies GIDs' status.
+        refresh_locked: the same, for a caller that holds the lock.
+    """
+
+    def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
+                 contents: Contents, space: SpaceCheck, publisher: Publisher,
+                 refresh: Refresh, refresh_locked: Refresh) -> None:
+        self._live = live
+        self._store = store
+        self._ops = ops
+        self._contents = contents
+        self._space = space
+        self._publisher = publisher
+        self._refresh = refresh
+        self._refresh_locked = refresh_locked
+
+    async def pause(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
+        """:meth:`TorrentManager.pause` (see there)."""
+        record = await self._live.record(download_id, chat_id)
+        if record.state not in _PAUSABLE:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "only a running or queued download can be paused")
+        async with self._live.lock:
+            if record.gid is not None:
+                await self._ops.call_on(record, "aria2.forcePause")
+            await self._set_state(record, TorrentState.PAUSED, user_id=user_id, action="pause")
+        return await self._current(download_id)
+
+    async def resume(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
+        """:meth:`TorrentManager.resume` (see there)."""
+        record = await self._live.record(download_id, chat_id)
+        if record.state != TorrentState.PAUSED.value:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "only a paused download can be resumed")
+        self._space.check(Path(record.directory), record.total_bytes - record.completed_bytes,
+                          download_id=record.id)
+        async with self._live.lock:
+            if record.gid is not None:
+                await self._ops.verify_existing_data(record, record.gid, record.name)
+                await self._ops.call_on(record, "aria2.unpause")
+            await self._set_state(record, TorrentState.QUEUED, user_id=user_id,
+                                  action="resume")
+        await self._refresh([record.gid] if record.gid else [])
+        return await self._current(download_id)
+
+    async def cancel(self, download_id: int, chat_id: int | None, user_id: int, *,
+                     delete_files: bool) -> Torrent:
+        """:meth:`TorrentManager.cancel` (see there)."""
+        record = await self._live.record(download_id, chat_id)
+        if record.state == TorrentState.CANCELLED.value and not delete_files:
+            return self._live.snapshot(record)
+        paths: list[Path] = []
+        async with self._live.lock:
+            if delete_files:
+                paths = await self._contents.paths(record)
+            if record.gid is not None:
+                await self._ops.remove(record.gid)
+            self._live.forget(record.id)
+            if record.state != TorrentState.CANCELLED.value:
+                await self._set_state(record, TorrentState.CANCELLED, user_id=user_id,
+                                      action="cancel", extra={"download_speed": 0,
+                                                              "upload_speed": 0})
+        if delete_files:
+            deleted = await self._contents.delete(record, paths)
+            await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
+                                  download_id=record.id, detail=f"{deleted} files")
+        return await self._current(download_id)
+
+    async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,
+                        user_id: int) -> Torrent:
+        """:meth:`TorrentManager.set_files` (see there)."""
+        record = await self._live.record(download_id, chat_id)
+        if TorrentState(record.state).is_final or record.gid is None:
+            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                               "files can be chosen only while it is in the list")
+        if record.state == TorrentState.METADATA.value:
+            raise InvalidState("the file list is not known yet: wait for the metadata")
+        files = await self._contents.current_files(record, final=False)
+        wanted = sorted(set(indexes))
+        if not wanted:
+            raise InvalidSource("choose at least one file")
+        if not files or wanted[0] < 1 or wanted[-1] > len(files):
+            raise InvalidSource(f"file numbers go from 1 to {len(files)}")
+        entries = [files[number - 1] for number in wanted]
+        selection = ",".join(str(entry.index) for entry in entries)
+        chosen = sum(entry.length for entry in entries)
+        async with self._live.lock:
+            record = await self._live.record(download_id, chat_id)  # as it is now
+            if record.gid is None or TorrentState(record.state).is_final:
+                raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}")
+            await self._ops.change_paused(record, {"select-file": selection})
+            updated = await self._store.update(record.id, selected_files=selection,
+                                               total_bytes=chosen)
+            assert updated is not None
+            self._live.remember(updated)
+            await self._refresh_locked([record.gid])
+        await self._store.log("select-files", chat_id=record.chat_id, user_id=user_id,
+                              download_id=record.id, detail=selection)
+        return await self._current(download_id)
+
+    async def set_message(self, download_id: int, message_id: int) -> None:
+        """Remember which chat message shows this download's progress."""
+        record = await self._store.update(download_id, message_id=message_id)
+        if record is not None and download_id in self._live:
+            self._live.remember(record)
+
+    async def _current(self, download_id: int) -> Torrent:
+        """The download as it is after the change (what the caller shows)."""
+        return self._live.snapshot(await self._live.record(download_id))
+
+    async def _set_state(self, record: DownloadRecord, state: TorrentState, *, user_id: int,
+                         action: str, extra: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"state": state.value, "error": None, **(extra or {})}
+        updated = await self._store.update(record.id, **values)
+        assert updated is not None
+        if not state.is_final:
+            self._live.remember(updated)
+        await self._store.log(action, chat_id=record.chat_id, user_id=user_id,
+                              download_id=record.id)
+        torrent = self._live.snapshot(updated)
+        event_type = {TorrentState.PAUSED: TorrentPaused, TorrentState.QUEUED: TorrentResumed,
+                      TorrentState.CANCELLED: TorrentCancelled}[state]
+        self._publisher.emit(event_type(torrent))

@@ -1,0 +1,213 @@
+"""Adding a download: check the source, refuse duplicates, name clashes and what does not
+fit, store the row, hand it to aria2 (:meth:`Intake.submit`, also used to re-add what aria2
+lost), and announce it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from manager.aria2rpc import Aria2Rpc
+from manager.compat import check_downloadable
+from manager.config import ManagerConfig
+from manager.contents import Contents, remove_control_file
+from manager.errors import (
+    AlreadyDownloading,
+    Aria2Error,
+    Aria2Unavailable,
+    DownloadNotFound,
+    InvalidSource,
+)
+from manager.events import Publisher, TorrentAdded
+from manager.files import chat_folder, has_unverified_data
+from manager.live import LIVE_STATES, LiveDownloads
+from manager.models import SourceKind, Torrent, TorrentState
+from manager.space import SpaceCheck
+from manager.store import DownloadRecord, Store
+from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
+
+__all__ = ["AddResult", "Intake"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`TorrentManager.add` did: a new download, or the one already there."""
+
+    torrent: Torrent
+    existing: bool = False
+    note: str | None = None
+
+
+class Intake:
+    """Adds downloads and hands stored ones to aria2.
+
+    Parameters:
+        live: the shared lock and tracked downloads.
+        store, rpc, config: the store, the aria2 adapter and the settings.
+        contents: what a download owns on disk (name clashes, metainfo, pad files).
+        space: the disk space check.
+        publisher: where :class:`~manager.events.TorrentAdded` goes.
+    """
+
+    def __init__(self, live: LiveDownloads, *, store: Store, rpc: Aria2Rpc,
+                 config: ManagerConfig, contents: Contents, space: SpaceCheck,
+                 publisher: Publisher) -> None:
+        self._live = live
+        self._store = store
+        self._rpc = rpc
+        self._config = config
+        self._contents = contents
+        self._space = space
+        self._publisher = publisher
+
+    async def add(self, source: str | bytes, chat_id: int, user_id: int,
+                  message_id: int | None) -> AddResult:
+        """:meth:`TorrentManager.add` (see there)."""
+        # A hostile 10 MB .torrent costs seconds of CPU to check: keep it off the loop.
+        parsed = await asyncio.to_thread(self._parse, source)
+        folder = chat_folder(self._config.download_dir, chat_id, self._config.folder_mode)
+        async with self._live.lock:
+            existing = await self._store.find(parsed.info_hash, chat_id)
+            if existing is not None and existing.state != TorrentState.CANCELLED.value:
+                return AddResult(self._live.snapshot(existing), existing=True,
+                                 note=f"already in the list as #{existing.id}")
+            others = await self._store.find_in_states(parsed.info_hash,
+                                                      [s.value for s in LIVE_STATES])
+            if any(other.chat_id != chat_id for other in others):
+                raise AlreadyDownloading(
+                    "this torrent is already being downloaded for another chat on this "
+                    "ariabot; add it again once that download has finished"
+                )
+            total = parsed.total_bytes if isinstance(parsed, TorrentMeta) else 0
+            if isinstance(parsed, TorrentMeta):
+                clash = await self._contents.name_clash(folder, parsed.name, parsed.info_hash)
+                if clash is not None:
+                    raise InvalidSource(clash)
+            self._space.check(folder, total)
+            record = await self._store_new(parsed, cancelled=existing, chat_id=chat_id,
+                                           user_id=user_id, message_id=message_id,
+                                           folder=folder)
+            self._live.remember(record)
+            note = None
+            try:
+                record = await self.submit(record)
+            except Aria2Unavailable:
+                # Perhaps aria2 took it and did not answer in time: the next poll sees a row
+                # without a GID and reconciles, which adopts aria2's download by info-hash or
+                # submits it then, so it runs exactly once either way.
+                note = "the downloader did not answer; this download starts when it does"
+            except Aria2Error as error:
+                await self._forget_failed_add(record, existing)
+                log.warning("aria2 refused download #%s (in %s): %s", record.id,
+                            record.directory, error)
+                raise InvalidSource("the torrent was refused by the downloader") from None
+        await self._store.log("add", chat_id=chat_id, user_id=user_id, download_id=record.id,
+                              detail=_describe(parsed))
+        torrent = self._live.snapshot(record)
+        self._publisher.emit(TorrentAdded(torrent))
+        return AddResult(torrent, note=note)
+
+    def _parse(self, source: str | bytes) -> MagnetLink | TorrentMeta:
+        parsed: MagnetLink | TorrentMeta
+        if isinstance(source, bytes):
+            parsed = parse_torrent(source, max_bytes=self._config.torrent_max_bytes)
+        else:
+            parsed = parse_magnet(source)
+        check_downloadable(parsed, self._config.aria2_version)
+        return parsed
+
+    async def _store_new(
+        self,
+        parsed: MagnetLink | TorrentMeta,
+        *,
+        cancelled: DownloadRecord | None,
+        chat_id: int,
+        user_id: int,
+        message_id: int | None,
+        folder: Path,
+    ) -> DownloadRecord:
+        if isinstance(parsed, TorrentMeta):
+            kind, source = SourceKind.TORRENT, parsed.data
+            name, total, state = parsed.name, parsed.total_bytes, TorrentState.QUEUED
+        else:
+            kind, source = SourceKind.MAGNET, parsed.uri.encode()
+            name, total, state = parsed.name or parsed.info_hash, 0, TorrentState.METADATA
+        if cancelled is not None:
+            # The same torrent again in this chat after a cancel: the row (and its id) is
+            # reused, since a chat holds one row per info-hash.
+            await self._store.update_many({cancelled.id: {
+                "user_id": user_id, "message_id": message_id, "name": name, "gid": None,
+                "source_kind": kind.value, "state": state.value, "total_bytes": total,
+                "completed_bytes": 0, "upload_bytes": 0, "download_speed": 0,
+                "upload_speed": 0, "seeders": 0, "peers": 0, "error": None,
+                "selected_files": None, "completed_at": None, "directory": str(folder),
+            }})
+            record = await self._store.get(cancelled.id)
+            assert record is not None
+            return record
+        try:
+            return await self._store.create(
+                info_hash=parsed.info_hash, chat_id=chat_id, user_id=user_id, name=name,
+                source_kind=kind.value, source=source, directory=str(folder),
+                state=state.value, total_bytes=total, message_id=message_id,
+            )
+        except peewee.IntegrityError:  # pragma: no cover - guarded by the lock and find()
+            raise AlreadyDownloading("this torrent was just added") from None
+
+    async def _forget_failed_add(
+        self, record: DownloadRecord, cancelled: DownloadRecord | None
+    ) -> None:
+        self._live.forget(record.id)
+        if cancelled is None:
+            await self._store.delete([record.id])
+        else:
+            await self._store.update_many({record.id: {"state": TorrentState.CANCELLED.value}})
+
+    async def submit(self, record: DownloadRecord, *, paused: bool = False) -> DownloadRecord:
+        """Hand a stored download to aria2 (from its stored source) and keep the new GID.
+
+        Raises:
+            DownloadNotFound: the row is gone.
+            Aria2Error: aria2 refused it, or (Aria2Unavailable) did not answer.
+        """
+        stored = await self._store.source(record.id)
+        if stored is None:
+            raise DownloadNotFound(f"no download #{record.id}")
+        kind, source = stored
+        options: dict[str, Any] = {"dir": record.directory}
+        if record.selected_files:
+            options["select-file"] = record.selected_files
+        if paused:
+            options["pause"] = "true"
+        meta = await asyncio.to_thread(self._contents.known_meta, record, kind, source)
+        name = record.name
+        if meta is not None:
+            name = meta.name
+            options.update(self._contents.pad_options(record, meta.files))
+        if record.completed_at is not None:
+            # Its data was complete: a control file left from before the end (a kill -9 in
+            # the second after it) says less and would have aria2 fetch it all again.
+            await asyncio.to_thread(remove_control_file, Path(record.directory), name)
+        if await asyncio.to_thread(has_unverified_data, Path(record.directory), name):
+            # Finished data aria2 no longer holds: check it rather than refuse it.
+            options["check-integrity"] = "true"
+        if kind == SourceKind.TORRENT.value:
+            encoded = base64.b64encode(source).decode("ascii")
+            gid = await self._rpc.call("aria2.addTorrent", encoded, [], options)
+        else:
+            gid = await self._rpc.call("aria2.addUri", [source.decode()], options)
+        return await self._live.set_gid(record.id, str(gid))
+
+
+def _describe(parsed: MagnetLink | TorrentMeta) -> str:
+    if isinstance(parsed, TorrentMeta):
+        return f"torrent {parsed.info_hash} {parsed.name}"
+    return f"magnet {parsed.info_hash} {parsed.name or ''}".rstrip()

@@ -1,0 +1,57 @@
+"""Disk space for a new download: free space minus what the downloads already running or
+queued will still write (that space is theirs first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from manager.errors import NotEnoughSpace
+from manager.files import free_bytes
+from manager.live import LiveDownloads
+
+__all__ = ["SpaceCheck"]
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"  # pragma: no cover - the loop always returns
+
+
+class SpaceCheck:
+    """Refuses downloads that do not fit beside the reservations of the others.
+
+    Parameters:
+        live: the tracked downloads (their missing bytes are reserved).
+        disk_usage: ``psutil.disk_usage``-like function (injected by tests); None for psutil.
+    """
+
+    def __init__(self, live: LiveDownloads,
+                 disk_usage: Callable[[str], object] | None = None) -> None:
+        self._live = live
+        self._disk_usage = disk_usage
+
+    def check(self, folder: Path, needed: int, *, download_id: int | None = None) -> None:
+        """Refuse ``needed`` bytes more in ``folder`` unless they fit beside what the
+        downloads already running or queued (but ``download_id`` itself) will still write.
+
+        Raises:
+            NotEnoughSpace: with the numbers, so the user knows what to free.
+        """
+        if needed <= 0:
+            return
+        free = (free_bytes(folder, self._disk_usage) if self._disk_usage
+                else free_bytes(folder))
+        owed = self._live.reserved(except_id=download_id)
+        reserved = sum(owed)
+        if needed > free - reserved:
+            detail = f"{_size(free)} free"
+            if reserved:
+                count = sum(1 for amount in owed if amount)
+                detail += (f", of which {_size(reserved)} is reserved for {count} "
+                           f"download{'s' if count != 1 else ''} already running or queued")
+            raise NotEnoughSpace(f"not enough disk space: it needs {_size(needed)}, {detail}")

@@ -1,0 +1,230 @@
+"""Applying what aria2 reports to the rows: state, numbers, stuck reasons, completions, and
+the events they make; one store transaction per batch of statuses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from manager.aria2rpc import Aria2Rpc, RpcFault
+from manager.clock import utcnow
+from manager.config import ManagerConfig
+from manager.errors import Aria2Error
+from manager.events import (
+    Event,
+    Publisher,
+    TorrentCancelled,
+    TorrentCompleted,
+    TorrentFailed,
+    TorrentPaused,
+    TorrentProgress,
+    TorrentStateChanged,
+)
+from manager.live import LiveDownload, LiveDownloads, snapshot
+from manager.metadata import MetadataCheck
+from manager.models import TorrentState
+from manager.store import DownloadRecord, Store
+from manager.tracking import Observation, derive_state, error_text, unreachable_reason
+
+__all__ = ["DUPLICATE", "Applied", "StatusApplier"]
+
+DUPLICATE = 12
+"""aria2's error code for "InfoHash … is already registered"."""
+
+
+@dataclass
+class Applied:
+    """What one :meth:`StatusApplier.apply` found besides the rows it changed.
+
+    Attributes:
+        missing: ids of unfinished downloads that aria2 does not hold under their GID, or
+            that have none yet (an add that timed out: aria2 may or may not have taken it);
+            only known when the full list was applied.
+        refresh: GIDs to read again soon (a magnet's real download, one just started).
+    """
+
+    missing: list[int] = field(default_factory=list)
+    refresh: set[str] = field(default_factory=set)
+
+
+class StatusApplier:
+    """Folds aria2's statuses into the store and emits the events. The caller holds the lock.
+
+    Parameters:
+        live: the tracked downloads.
+        store: the opened store.
+        rpc: the aria2 adapter (saveSession, a download's trackers).
+        config: the DHT setting and aria2's dead-torrent timeout.
+        metadata: checks a magnet's metadata when it arrives.
+        publisher: where the events go.
+        clock: monotonic clock (stall watches).
+    """
+
+    def __init__(self, live: LiveDownloads, *, store: Store, rpc: Aria2Rpc,
+                 config: ManagerConfig, metadata: MetadataCheck, publisher: Publisher,
+                 clock: Callable[[], float]) -> None:
+        self._live = live
+        self._store = store
+        self._rpc = rpc
+        self._config = config
+        self._metadata = metadata
+        self._publisher = publisher
+        self._clock = clock
+
+    async def apply(
+        self, statuses: Iterable[dict[str, Any]], waiting_order: Sequence[dict[str, Any]] | None
+    ) -> Applied:
+        """Fold aria2's statuses into the store and emit events.
+
+        Parameters:
+            statuses: ``tellStatus``-shaped answers (faults are skipped).
+            waiting_order: aria2's waiting list when ``statuses`` is everything aria2
+                holds (queue positions and missing downloads are known then), else None.
+        """
+        now = self._clock()
+        positions: dict[str, int] = {}
+        if waiting_order is not None:
+            queued = [s["gid"] for s in waiting_order if s.get("status") == "waiting"]
+            positions = {gid: place for place, gid in enumerate(queued, 1)}
+        seen: set[int] = set()
+        changes: dict[int, dict[str, Any]] = {}
+        events: list[Event] = []
+        applied = Applied()
+        for status in statuses:
+            if isinstance(status, RpcFault):
+                continue
+            observation = Observation.parse(status)
+            live = self._live.by_gid(observation.gid)
+            if live is None:
+                continue
+            if observation.error_code == DUPLICATE:
+                # A second add of a torrent aria2 already holds: not this row's real state.
+                # Forget that GID; reconcile finds the real one by info-hash.
+                self._live.drop_gid(observation.gid)
+                self._live.results_to_drop.add(observation.gid)
+                continue
+            seen.add(live.record.id)
+            if observation.followed_by:
+                if observation.status in ("complete", "removed", "error"):
+                    self._live.results_to_drop.add(observation.gid)
+                await self._follow(live, observation.followed_by[0], applied.refresh)
+                continue
+            if waiting_order is not None:
+                live.queue_position = positions.get(observation.gid)
+            values = await self._observe(live, observation, now, events, applied.refresh)
+            if values:
+                changes[live.record.id] = values
+        if any("completed_at" in values for values in changes.values()):
+            # Before anyone is told: aria2's session (saved every few seconds) still lists a
+            # download that has just finished; saved now, a kill -9 of aria2c cannot bring
+            # it back as unfinished.
+            with contextlib.suppress(Aria2Error):
+                await self._rpc.call("aria2.saveSession")
+        await self._store.update_many(changes)
+        for event in events:
+            self._publisher.emit(event)
+        if waiting_order is not None:
+            applied.missing = [i for i in self._live.ids() if i not in seen]
+        return applied
+
+    async def _observe(self, live: LiveDownload, observation: Observation, now: float,
+                       events: list[Event], refresh: set[str]) -> dict[str, Any]:
+        """Fold one observation into ``live``; returns the columns to store, adds events."""
+        record = live.record
+        state = derive_state(observation)
+        if live.awaiting_metadata and not state.is_final:
+            if not (observation.is_metadata or observation.gid in live.metadata_gids):
+                # Perhaps the real download, paused by pause-metadata: check it, start it.
+                events.extend(await self._metadata.arrived(live, observation, refresh))
+                if observation.gid not in live.metadata_gids:
+                    return {}
+            if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
+                state = TorrentState.METADATA
+        values = self._values(record, observation, state)
+        if (not self._config.enable_dht and not live.trackers_checked
+                and state in (TorrentState.METADATA, TorrentState.DOWNLOADING)):
+            await self._check_trackers(live, observation.gid)
+        stuck = live.watch.update(observation, state, now)
+        stuck_changed = stuck != live.stuck_reason
+        live.stuck_reason = stuck
+        if not values and not stuck_changed:
+            return {}
+        record = replace(record, **values)
+        if state.is_final:
+            self._live.forget(record.id)
+            self._live.results_to_drop.add(observation.gid)
+        else:
+            live.record = record
+        events.append(_event_for(record, values, live))
+        return values
+
+    async def _check_trackers(self, live: LiveDownload, gid: str) -> None:
+        """With DHT off, see once whether aria2 has a tracker it can use for this download.
+
+        One ``tellStatus`` for its announce list (kept out of the poll's keys); the verdict
+        becomes the stuck reason from the first poll instead of minutes of "metadata 0.0%".
+        """
+        try:
+            status = await self._rpc.call("aria2.tellStatus", gid, ["bittorrent"])
+        except Aria2Error:
+            return  # gone, or aria2 is down: asked again at a later poll
+        tiers = (status.get("bittorrent") or {}).get("announceList") or []
+        urls = [url for tier in tiers if isinstance(tier, list) for url in tier
+                if isinstance(url, str)]
+        live.trackers_checked = True
+        live.watch.unreachable = unreachable_reason(urls, dht_enabled=False)
+
+    def _values(self, record: DownloadRecord, observation: Observation,
+                state: TorrentState) -> dict[str, Any]:
+        """The columns that differ from the stored row."""
+        wanted: dict[str, Any] = {
+            "state": state.value,
+            "completed_bytes": observation.completed,
+            "upload_bytes": observation.uploaded,
+            # A seeding download fetches nothing: aria2's last figure would linger.
+            "download_speed": observation.download_speed if state.value in (
+                "downloading", "metadata") else 0,
+            "upload_speed": observation.upload_speed if state.value in (
+                "downloading", "seeding") else 0,
+            "seeders": observation.seeders,
+            "peers": observation.connections,
+        }
+        if state is TorrentState.METADATA or (
+            state is TorrentState.PAUSED and observation.completed < record.completed_bytes
+        ):
+            # Metadata: bytes of the metadata itself, not of the torrent. Paused: aria2 has
+            # not read the data of a download restored paused, and says 0; the row knows.
+            del wanted["completed_bytes"]
+        elif observation.total:
+            wanted["total_bytes"] = observation.total
+        if state is TorrentState.ERROR:
+            wanted["error"] = error_text(observation, self._config.bt_stop_timeout)
+        if (state in (TorrentState.SEEDING, TorrentState.COMPLETE)
+                and record.completed_at is None):
+            wanted["completed_at"] = utcnow()
+        return {k: v for k, v in wanted.items() if getattr(record, k) != v}
+
+    async def _follow(self, live: LiveDownload, real_gid: str, refresh: set[str]) -> None:
+        """A magnet's metadata download finished: its real download is ``real_gid``."""
+        if live.record.gid == real_gid:
+            return
+        await self._live.set_gid(live.record.id, real_gid)
+        refresh.add(real_gid)
+
+
+def _event_for(record: DownloadRecord, values: dict[str, Any], live: LiveDownload) -> Event:
+    torrent = snapshot(record, live)
+    if "completed_at" in values:
+        return TorrentCompleted(torrent)
+    new_state = values.get("state")
+    if new_state == TorrentState.ERROR.value:
+        return TorrentFailed(torrent)
+    if new_state == TorrentState.CANCELLED.value:
+        return TorrentCancelled(torrent)
+    if new_state == TorrentState.PAUSED.value:
+        return TorrentPaused(torrent)
+    if new_state is not None:
+        return TorrentStateChanged(torrent)
+    return TorrentProgress(torrent)

@@ -1,0 +1,251 @@
+"""Keeping the rows in step with aria2: notifications, the progress poll, reconcile.
+
+Where news comes from:
+
+* aria2's WebSocket notifications (start, pause, stop, complete, error, bt-complete) trigger
+  an immediate refresh of just those GIDs: completion is seen within milliseconds;
+* one batched poll every ``progress_interval`` seconds (one ``system.multicall`` of
+  tellActive/tellWaiting/tellStopped, only :data:`~manager.tracking.POLL_KEYS`) feeds progress,
+  written in ONE transaction for the rows that changed;
+* a reconcile after every (re)connection to aria2 re-learns GIDs and re-adds from the stored
+  source any download aria2 lost, so nothing is lost and nothing is duplicated.
+
+Every read of aria2 is applied under the lock it was read under: an answer read before a
+pause or resume and applied after it would undo what the user just did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from manager.aria2ops import Aria2Ops
+from manager.config import ManagerConfig
+from manager.contents import remove_control_file
+from manager.errors import Aria2Error, Aria2Unavailable
+from manager.live import LiveDownloads
+from manager.models import TorrentState
+from manager.statuses import DUPLICATE, Applied, StatusApplier
+from manager.store import DownloadRecord
+from manager.tracking import Observation
+
+__all__ = ["Submit", "Sync"]
+
+log = logging.getLogger(__name__)
+
+
+class Submit(Protocol):
+    """Hands a stored download to aria2 again (:meth:`manager.intake.Intake.submit`)."""
+
+    def __call__(self, record: DownloadRecord, *,
+                 paused: bool = False) -> Awaitable[DownloadRecord]: ...
+
+
+class Sync:
+    """Refreshes, polls and reconciles.
+
+    Parameters:
+        live: the shared lock and tracked downloads.
+        ops: aria2 operations.
+        applier: folds statuses into the rows.
+        config: the poll interval.
+        submit: re-adds a download aria2 lost.
+
+    Attributes:
+        aria2_up: False while the supervisor says aria2c is down (polls are skipped).
+    """
+
+    def __init__(self, live: LiveDownloads, ops: Aria2Ops, applier: StatusApplier,
+                 config: ManagerConfig, submit: Submit) -> None:
+        self._live = live
+        self._ops = ops
+        self._applier = applier
+        self._config = config
+        self._submit = submit
+        self.aria2_up = True
+        self._pending_gids: set[str] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start_polling(self) -> None:
+        """Poll every ``progress_interval`` seconds from now on."""
+        self._poller = asyncio.create_task(self._poll_forever(), name="manager-poll")
+
+    def stop_scheduling(self) -> None:
+        """Start no refresh or reconcile from now on (the manager is closing)."""
+        self._closing = True
+
+    async def close(self) -> None:
+        """Stop polling and refreshing, and wait (bounded) for the tasks to end."""
+        self.stop_scheduling()
+        tasks = {t for t in (self._poller, self._refresher, self._reconciler) if t is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded, so that one stuck call can never hang ariabot's shutdown.
+            _done, stuck = await asyncio.wait(tasks, timeout=10)
+            if stuck:
+                log.warning("%d manager task(s) did not stop in 10 s", len(stuck))
+
+    # --- notifications and refreshes ---------------------------------------------------------
+
+    def on_notification(self, method: str, gid: str) -> None:
+        """aria2 said something happened to ``gid`` (called on the event loop)."""
+        log.debug("aria2 %s %s", method, gid)
+        self.refresh_soon(gid)
+
+    def refresh_soon(self, gid: str) -> None:
+        """Read this GID's status as soon as the loop is free (coalescing bursts)."""
+        self._pending_gids.add(gid)
+        if self._closing:
+            return
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_pending(), name="refresh")
+
+    async def _refresh_pending(self) -> None:
+        while self._pending_gids:
+            gids = sorted(self._pending_gids)
+            self._pending_gids.clear()
+            try:
+                await self.refresh_now(gids)
+            except Aria2Unavailable:
+                log.info("aria2 did not answer a refresh; the next poll catches up")
+            except Exception:
+                log.exception("refresh after a notification failed")
+
+    async def refresh_now(self, gids: Sequence[str]) -> None:
+        """Read these GIDs' status (one request) and apply what changed."""
+        if not gids:
+            return
+        async with self._live.lock:
+            await self.refresh_locked(gids)
+
+    async def refresh_locked(self, gids: Sequence[str]) -> None:
+        """:meth:`refresh_now` for a caller that holds the lock.
+
+        Read and apply under the same lock: an answer read before a pause or resume and
+        applied after it would undo what the user just did.
+        """
+        statuses = await self._ops.statuses(gids)
+        self._follow_up(await self._applier.apply(statuses, waiting_order=None))
+
+    def _follow_up(self, applied: Applied) -> None:
+        for gid in sorted(applied.refresh):
+            self.refresh_soon(gid)
+
+    # --- the progress poll -------------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.progress_interval)
+            if not self.aria2_up:
+                continue
+            try:
+                await self.poll_once()
+            except Aria2Unavailable:
+                log.info("aria2 did not answer the progress poll")
+            except Exception:
+                log.exception("progress poll failed")
+
+    async def poll_once(self) -> None:
+        """One progress cycle: ONE RPC request for every download, ONE transaction."""
+        async with self._live.lock:
+            # Read and apply under the lock: a list read before an add/pause and applied
+            # after it would undo what the user just did.
+            drop = sorted(self._live.results_to_drop)
+            active, waiting, stopped = await self._ops.list_everything(
+                [("aria2.removeDownloadResult", [gid]) for gid in drop]
+            )
+            self._live.results_to_drop.difference_update(drop)
+            applied = await self._applier.apply([*active, *waiting, *stopped],
+                                                waiting_order=waiting)
+            self._follow_up(applied)
+        if applied.missing:
+            log.warning("aria2 lost %d download(s); re-adding them", len(applied.missing))
+            self.schedule_reconcile()
+
+    # --- reconcile ---------------------------------------------------------------------------
+
+    def schedule_reconcile(self) -> None:
+        """Reconcile soon (once, however often asked meanwhile)."""
+        if self._closing:
+            return
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self._reconcile_quietly(), name="reconcile")
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            await self.reconcile()
+        except Aria2Unavailable:
+            log.info("aria2 is not answering; reconcile waits for its restart")
+        except Exception:
+            log.exception("reconcile failed")
+
+    async def reconcile(self) -> None:
+        """Match every unfinished download with aria2's list; re-add what aria2 lost.
+
+        Raises:
+            Aria2Unavailable: aria2 does not answer.
+        """
+        async with self._live.lock:
+            active, waiting, stopped = await self._ops.list_everything()
+            statuses = [*active, *waiting, *stopped]
+            by_hash: dict[str, Observation] = {}
+            for status in statuses:
+                observation = Observation.parse(status)
+                if observation.followed_by or observation.error_code == DUPLICATE:
+                    continue
+                current = by_hash.get(observation.info_hash)
+                # Prefer what is running over a finished result of the same torrent.
+                if current is None or current.status in ("complete", "error", "removed"):
+                    by_hash[observation.info_hash] = observation
+            seen = {Observation.parse(s).gid for s in statuses}
+            for live in self._live:
+                record = live.record
+                download_id = record.id
+                # A row without a GID (an add that timed out) counts as missing.
+                if record.gid in seen and self._live.knows_gid(record.gid):
+                    continue
+                match = by_hash.get(record.info_hash)
+                if match is not None and not _restored_stale(record, match):
+                    await self._live.set_gid(download_id, match.gid)
+                    continue
+                if match is not None:
+                    # Finished data that aria2 restored from a session saved before the end,
+                    # with a control file that says less (or none): check it, keep it.
+                    log.info("#%d was complete; aria2 restored it as %s: checking its data",
+                             download_id, match.status)
+                    await self._ops.remove(match.gid)
+                    await asyncio.to_thread(remove_control_file, Path(record.directory),
+                                            record.name)
+                try:
+                    await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
+                except Aria2Unavailable:
+                    raise
+                except Aria2Error as error:
+                    log.warning("aria2 refused to take download #%s back (in %s): %s",
+                                download_id, record.directory, error)
+                    await self._live.fail(live, "the downloader did not take it back after a "
+                                          "restart")
+            self._follow_up(await self._applier.apply(statuses, waiting_order=waiting))
+        log.info("reconciled %d unfinished download(s) with aria2", len(self._live))
+
+
+def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:
+    """aria2 holds a download the row knows to be complete, but not as complete.
+
+    A kill -9 of aria2c in the second after a download completes leaves a session and a
+    control file from before the end: restored from them, aria2 would fetch again what the
+    control file does not list, or refuse the files (errorCode 13) when it is gone.
+    """
+    if record.completed_at is None or observation.status == "paused":
+        return False
+    if observation.status == "error":
+        return True
+    return observation.status in ("active", "waiting") and not observation.data_complete
+
