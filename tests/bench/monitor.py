@@ -138,7 +138,7 @@ async def _breakdown(engine: Engine, repeat: int = 3) -> dict[str, float]:
     keys = list(POLL_KEYS)
     calls = [("aria2.tellActive", [keys]), ("aria2.tellWaiting", [0, 100_000, keys]),
              ("aria2.tellStopped", [0, 100_000, keys])]
-    ids = list(engine.manager._live)
+    ids = engine.manager.live.ids()
     rpc, write, cycle = [], [], []
     for attempt in range(repeat):
         started = time.perf_counter()
@@ -162,7 +162,7 @@ def _force_all_changed(engine: Engine) -> None:
     Reaches into the manager's working memory on purpose (bench only): this is the cost of a
     cycle in which every download moved, which dead magnets never do.
     """
-    for live in engine.manager._live.values():
+    for live in engine.manager.live:
         live.record = dataclasses.replace(live.record, peers=-1)
 
 
@@ -223,7 +223,7 @@ async def _measure(ctx: BenchContext, result: BenchResult) -> None:
                 "ariabot_all_rows_changed": _summary(forced, _transactions(forced, size)),
                 "original": _summary(original, (baseline.commits - commits_before)
                                      / baseline_cycles),
-                "tracked_by_ariabot": len(engine.manager._live),
+                "tracked_by_ariabot": len(engine.manager.live),
                 "tracked_by_original": baseline.tracked(),
                 "aria2_active_waiting": len(gids),
             }

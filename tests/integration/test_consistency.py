@@ -87,15 +87,15 @@ async def test_a_refresh_read_before_a_pause_does_not_undo_it(
             await engine.manager.pause(added.torrent.id)
             await asyncio.wait_for(returned.wait(), 10)
             await resuming
-            async with engine.manager._lock:  # the slow refresh has been applied
+            async with engine.manager.live.lock:  # the slow refresh has been applied
                 pass
             engine.rpc.multicall = real
             after = [e.torrent.state for e in engine.events[mark:]
                      if getattr(e, "torrent", None) and e.torrent.id == added.torrent.id]
             assert after[-1] is TorrentState.PAUSED, after
             assert (await engine.manager.get(added.torrent.id)).state is TorrentState.PAUSED
-            status = await engine.rpc.call("aria2.tellStatus", engine.manager._live[
-                added.torrent.id].record.gid, ["status"])
+            status = await engine.rpc.call("aria2.tellStatus", engine.manager.live.get(
+                added.torrent.id).record.gid, ["status"])
             assert status["status"] == "paused"
     finally:
         await stop_engine(engine)
