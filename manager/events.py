@@ -16,6 +16,9 @@
         ├── Aria2Down           aria2c died or hung; the supervisor is restarting it
         ├── Aria2Restarted      aria2c answers again (new session); downloads reconciled
         └── Aria2Fatal          aria2c could not be kept alive; ariabot is exiting
+
+A :class:`Publisher` hands each event to the subscribers (the bot's progress board, the
+supervisor's state log).
 """
 
 from __future__ import annotations
