@@ -33,9 +33,10 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
+from manager.magnets import find_magnets
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.store import Store
-from manager.validate import find_magnets
+from manager.units import human_size
 
 __all__ = [
     "AddResult",
@@ -77,4 +78,5 @@ __all__ = [
     "TorrentState",
     "TorrentStateChanged",
     "find_magnets",
+    "human_size",
 ]

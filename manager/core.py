@@ -67,6 +67,8 @@ from manager.files import (
     is_inside,
     top_entry,
 )
+from manager.magnets import MagnetLink, parse_magnet
+from manager.metainfo import TorrentMeta, parse_torrent
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.notifications import ListenerHealth, NotificationListener
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
@@ -79,7 +81,6 @@ from manager.tracking import (
     error_text,
     unreachable_reason,
 )
-from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 
 __all__ = ["AddResult", "ManagerConfig", "Subscriber", "TorrentManager"]
 
