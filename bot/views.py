@@ -18,7 +18,7 @@ from pathlib import PurePath
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from manager import FileEntry, Torrent, TorrentState
+from manager import FileEntry, Torrent, TorrentState, human_size
 
 __all__ = [
     "COMMANDS",
@@ -36,7 +36,6 @@ __all__ = [
     "files_text",
     "help_text",
     "human_duration",
-    "human_size",
     "human_speed",
     "markup_key",
     "parse_callback",
@@ -88,16 +87,6 @@ _ACTIVE = (TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.SEEDING
 
 
 # --- units -------------------------------------------------------------------------------------
-
-
-def human_size(size: int) -> str:
-    """Bytes in binary units: ``"512 B"``, ``"1.5 KiB"``, ``"700.0 MiB"``, ``"1.2 GiB"``."""
-    amount = float(max(0, size))
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{int(amount)} B" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def human_speed(bytes_per_second: int) -> str:

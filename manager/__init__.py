@@ -43,9 +43,10 @@ from manager.events import (
     TorrentStateChanged,
 )
 from manager.intake import AddResult
+from manager.magnets import find_magnets
 from manager.models import FileEntry, SourceKind, Torrent, TorrentState
 from manager.store import Store
-from manager.validate import find_magnets
+from manager.units import human_size
 
 __all__ = [
     "AddResult",
@@ -87,4 +88,5 @@ __all__ = [
     "TorrentState",
     "TorrentStateChanged",
     "find_magnets",
+    "human_size",
 ]

@@ -15,10 +15,10 @@ from manager.aria2rpc import Aria2Rpc
 from manager.config import ManagerConfig
 from manager.errors import Aria2Error, InvalidSource
 from manager.files import control_file, delete_download_files, is_inside, top_entry
+from manager.metainfo import TorrentMeta, parse_torrent
 from manager.models import FileEntry, SourceKind
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
-from manager.validate import TorrentMeta, parse_torrent
 
 __all__ = ["Contents", "all_file_entries", "file_entries", "remove_control_file"]
 

@@ -27,10 +27,11 @@ from manager.errors import (
 from manager.events import Publisher, TorrentAdded
 from manager.files import chat_folder, has_unverified_data
 from manager.live import LIVE_STATES, LiveDownloads
+from manager.magnets import MagnetLink, parse_magnet
+from manager.metainfo import TorrentMeta, parse_torrent
 from manager.models import SourceKind, Torrent, TorrentState
 from manager.space import SpaceCheck
 from manager.store import DownloadRecord, Store
-from manager.validate import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 
 __all__ = ["AddResult", "Intake"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 __all__ = ["FileEntry", "SourceKind", "Torrent", "TorrentState"]
 
@@ -36,7 +37,7 @@ class TorrentState(enum.Enum):
         return _LABELS[self]
 
 
-_LABELS = {
+_LABELS = MappingProxyType({
     TorrentState.QUEUED: "queued",
     TorrentState.METADATA: "fetching metadata",
     TorrentState.DOWNLOADING: "downloading",
@@ -45,7 +46,7 @@ _LABELS = {
     TorrentState.COMPLETE: "complete",
     TorrentState.ERROR: "error",
     TorrentState.CANCELLED: "cancelled",
-}
+})
 
 
 class SourceKind(enum.Enum):

@@ -9,17 +9,9 @@ from pathlib import Path
 from manager.errors import NotEnoughSpace
 from manager.files import free_bytes
 from manager.live import LiveDownloads
+from manager.units import human_size
 
 __all__ = ["SpaceCheck"]
-
-
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"  # pragma: no cover - the loop always returns
 
 
 class SpaceCheck:
@@ -49,9 +41,9 @@ class SpaceCheck:
         owed = self._live.reserved(except_id=download_id)
         reserved = sum(owed)
         if needed > free - reserved:
-            detail = f"{_size(free)} free"
+            detail = f"{human_size(free)} free"
             if reserved:
                 count = sum(1 for amount in owed if amount)
-                detail += (f", of which {_size(reserved)} is reserved for {count} "
+                detail += (f", of which {human_size(reserved)} is reserved for {count} "
                            f"download{'s' if count != 1 else ''} already running or queued")
-            raise NotEnoughSpace(f"not enough disk space: it needs {_size(needed)}, {detail}")
+            raise NotEnoughSpace(f"not enough disk space: it needs {human_size(needed)}, {detail}")

@@ -1,32 +1,27 @@
 """Persistent record of downloads and of who did what, with peewee.
 
 SQLite (WAL) in the data dir by default; any ``playhouse.db_url`` URL works, so PostgreSQL
-can follow. All database work runs on ONE dedicated thread: SQLite connections stay on the
-thread that made them, no transaction ever spans an ``await``, and the event loop never
-waits on disk. The schema carries a version; :data:`MIGRATIONS` brings an older file up to
-date inside a transaction at open.
+can follow. All database work runs on the store's own thread (:mod:`manager.dbthread`), with
+the store's own bound tables (:mod:`manager.schema`), so two stores in one process never
+share a connection or a binding. The schema is created or migrated at :meth:`Store.open`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import peewee
 from playhouse.db_url import connect
-from playhouse.migrate import SchemaMigrator, migrate
 
+from manager.dbthread import DatabaseThread
 from manager.errors import StoreError
+from manager.schema import Tables, bind_tables, upgrade
 
 __all__ = [
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
     "ActivityEntry",
     "DownloadRecord",
     "PurgedDownload",
@@ -37,149 +32,6 @@ T = TypeVar("T")
 
 ACTIVITY_DETAIL_MAX = 200
 """Activity details (magnets, reasons) are cut to this many characters."""
-
-
-class _Base(peewee.Model):
-    class Meta:
-        legacy_table_names = False
-
-
-class Download(_Base):
-    """One download of one chat. ``id`` is the public id users type."""
-
-    id = peewee.AutoField()
-    info_hash = peewee.CharField(max_length=40)
-    chat_id = peewee.BigIntegerField()
-    user_id = peewee.BigIntegerField()
-    message_id = peewee.BigIntegerField(null=True)
-    name = peewee.TextField()
-    source_kind = peewee.CharField(max_length=8)
-    source = peewee.BlobField()
-    directory = peewee.TextField()
-    gid = peewee.CharField(max_length=16, null=True)
-    state = peewee.CharField(max_length=12)
-    total_bytes = peewee.BigIntegerField(default=0)
-    completed_bytes = peewee.BigIntegerField(default=0)
-    upload_bytes = peewee.BigIntegerField(default=0)
-    download_speed = peewee.BigIntegerField(default=0)
-    upload_speed = peewee.BigIntegerField(default=0)
-    seeders = peewee.IntegerField(default=0)
-    peers = peewee.IntegerField(default=0)
-    error = peewee.TextField(null=True)
-    selected_files = peewee.TextField(null=True)
-    created_at = peewee.DateTimeField()
-    updated_at = peewee.DateTimeField()
-    completed_at = peewee.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "downloads"
-        indexes = (
-            (("info_hash", "chat_id"), True),
-            (("chat_id", "state"), False),
-            (("state",), False),
-            (("chat_id", "id"), False),  # migration 2: a chat's list, newest first
-        )
-
-
-class Activity(_Base):
-    """The activity log: who did what to which download, and when."""
-
-    id = peewee.AutoField()
-    at = peewee.DateTimeField()
-    chat_id = peewee.BigIntegerField()
-    user_id = peewee.BigIntegerField()
-    action = peewee.CharField(max_length=32)
-    download_id = peewee.IntegerField(null=True)
-    detail = peewee.TextField(default="")
-
-    class Meta:
-        table_name = "activity"
-        indexes = ((("chat_id", "at"), False),)
-
-
-class SchemaVersion(_Base):
-    """One row: the schema version this database is at."""
-
-    version = peewee.IntegerField()
-
-    class Meta:
-        table_name = "schema_version"
-
-
-_MODELS = (Download, Activity, SchemaVersion)
-
-
-def _migration_0001_initial(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    """Version 1: downloads, activity. Frozen copies, so later model changes don't alter it."""
-
-    class FrozenDownload(peewee.Model):
-        id = peewee.AutoField()
-        info_hash = peewee.CharField(max_length=40)
-        chat_id = peewee.BigIntegerField()
-        user_id = peewee.BigIntegerField()
-        message_id = peewee.BigIntegerField(null=True)
-        name = peewee.TextField()
-        source_kind = peewee.CharField(max_length=8)
-        source = peewee.BlobField()
-        directory = peewee.TextField()
-        gid = peewee.CharField(max_length=16, null=True)
-        state = peewee.CharField(max_length=12)
-        total_bytes = peewee.BigIntegerField(default=0)
-        completed_bytes = peewee.BigIntegerField(default=0)
-        upload_bytes = peewee.BigIntegerField(default=0)
-        download_speed = peewee.BigIntegerField(default=0)
-        upload_speed = peewee.BigIntegerField(default=0)
-        seeders = peewee.IntegerField(default=0)
-        peers = peewee.IntegerField(default=0)
-        error = peewee.TextField(null=True)
-        selected_files = peewee.TextField(null=True)
-        created_at = peewee.DateTimeField()
-        updated_at = peewee.DateTimeField()
-        completed_at = peewee.DateTimeField(null=True)
-
-        class Meta:
-            table_name = "downloads"
-            indexes = (
-                (("info_hash", "chat_id"), True),
-                (("chat_id", "state"), False),
-                (("state",), False),
-            )
-
-    class FrozenActivity(peewee.Model):
-        id = peewee.AutoField()
-        at = peewee.DateTimeField()
-        chat_id = peewee.BigIntegerField()
-        user_id = peewee.BigIntegerField()
-        action = peewee.CharField(max_length=32)
-        download_id = peewee.IntegerField(null=True)
-        detail = peewee.TextField(default="")
-
-        class Meta:
-            table_name = "activity"
-            indexes = ((("chat_id", "at"), False),)
-
-    frozen = [FrozenDownload, FrozenActivity]
-    database.bind(frozen)
-    database.create_tables(frozen)
-
-
-def _migration_0002_chat_list_index(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    """Version 2: an index for a chat's list newest first (``/status``, ``ariabot list``).
-
-    ``WHERE chat_id = ? ORDER BY id DESC LIMIT n`` then reads n index entries instead of
-    sorting all of the chat's rows in a temporary B-tree.
-    """
-    migrate(migrator.add_index("downloads", ("chat_id", "id"), False,
-                               name="downloads_chat_id_id"))
-
-
-MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
-    _migration_0001_initial,
-    _migration_0002_chat_list_index,
-)
-"""Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
-
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -211,7 +63,6 @@ class DownloadRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
-_COLUMNS = tuple(getattr(Download, name) for name in _RECORD_FIELDS)
 _WRITABLE = frozenset(_RECORD_FIELDS) - {"id", "created_at"}
 
 
@@ -254,8 +105,10 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._thread = DatabaseThread()
         self._database: peewee.Database | None = None
+        self._bound: Tables | None = None
+        self._columns: tuple[peewee.Field, ...] = ()
         self.statements = 0
         """SQL statements executed so far (SQLite only): how benchmarks see the write cost."""
 
@@ -268,16 +121,7 @@ class Store:
             StoreError: SQLite could not do it (locked past ``busy_timeout``, read-only, disk
                 I/O error); the message is fit for a user.
         """
-        try:
-            return await self._on_thread(function, *args, **kwargs)
-        except peewee.OperationalError as error:
-            raise StoreError(f"the database is unavailable ({error}); try again") from None
-
-    async def _on_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs)
-        )
+        return await self._thread.run(function, *args, **kwargs)
 
     @property
     def _db(self) -> peewee.Database:
@@ -285,14 +129,21 @@ class Store:
             raise RuntimeError("Store.open() has not been called")
         return self._database
 
+    @property
+    def _tables(self) -> Tables:
+        """This store's models, bound to its own database only."""
+        if self._bound is None:
+            raise RuntimeError("Store.open() has not been called")
+        return self._bound
+
     async def open(self) -> None:
-        """Connect, and create or migrate the schema up to :data:`SCHEMA_VERSION`.
+        """Connect, and create or migrate the schema up to :data:`~manager.schema.SCHEMA_VERSION`.
 
         Raises:
             StoreError: the database cannot be opened or migrated.
         """
         try:
-            await self._on_thread(self._open)
+            await self._thread.call(self._open)
         except (peewee.DatabaseError, OSError) as error:
             where = self.url.split("@")[-1]  # never show a password of a server URL
             raise StoreError(f"cannot open the database {where}: {error}") from None
@@ -307,46 +158,24 @@ class Store:
                 "busy_timeout": 5000,
             }
         database = connect(self.url, **options)
-        database.bind(_MODELS)
+        tables = bind_tables(database)
         database.connect(reuse_if_open=True)
         connection = database.connection()
         if isinstance(connection, sqlite3.Connection):
             connection.set_trace_callback(self._count_statement)
-        self._database = database
-        self._migrate(database)
+        self._database, self._bound = database, tables
+        self._columns = tuple(getattr(tables.download, name) for name in _RECORD_FIELDS)
+        upgrade(database, tables)
 
     def _count_statement(self, _sql: str) -> None:
         self.statements += 1
-
-    @staticmethod
-    def _migrate(database: peewee.Database) -> None:
-        with database.atomic():
-            database.create_tables([SchemaVersion])
-            row = SchemaVersion.select().first()
-            current = row.version if row else 0
-            if current > SCHEMA_VERSION:
-                raise peewee.DatabaseError(
-                    f"the database is at schema version {current}, newer than this ariabot "
-                    f"({SCHEMA_VERSION}); upgrade ariabot"
-                )
-            migrator = SchemaMigrator.from_database(database)
-            for migration in MIGRATIONS[current:]:
-                migration(migrator, database)
-            if row is None:
-                SchemaVersion.create(version=SCHEMA_VERSION)
-            elif current != SCHEMA_VERSION:
-                SchemaVersion.update(version=SCHEMA_VERSION).execute()
-
-    async def schema_version(self) -> int:
-        """The version the open database is at."""
-        return await self._run(lambda: SchemaVersion.select().first().version)
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
         if self._database is not None:
             await self._run(self._database.close)
             self._database = None
-        self._executor.shutdown(wait=True)
+        self._thread.shutdown()
 
     # --- downloads -------------------------------------------------------------------------
 
@@ -370,9 +199,10 @@ class Store:
             peewee.IntegrityError: the same info-hash is already stored for this chat.
         """
         def insert() -> DownloadRecord:
+            table = self._tables.download
             now = _now()
             with self._db.atomic():
-                new_id = Download.insert(
+                new_id = table.insert(
                     info_hash=info_hash, chat_id=chat_id, user_id=user_id, name=name,
                     source_kind=source_kind, source=source, directory=directory, state=state,
                     total_bytes=total_bytes, message_id=message_id, created_at=now,
@@ -383,7 +213,8 @@ class Store:
         return await self._run(insert)
 
     def _get(self, download_id: int) -> DownloadRecord | None:
-        row = Download.select(*_COLUMNS).where(Download.id == download_id).dicts().first()
+        table = self._tables.download
+        row = table.select(*self._columns).where(table.id == download_id).dicts().first()
         return _record(row) if row else None
 
     async def get(self, download_id: int) -> DownloadRecord | None:
@@ -393,8 +224,9 @@ class Store:
     async def find(self, info_hash: str, chat_id: int) -> DownloadRecord | None:
         """The download of this torrent in this chat, or ``None``."""
         def query() -> DownloadRecord | None:
-            row = (Download.select(*_COLUMNS)
-                   .where((Download.info_hash == info_hash) & (Download.chat_id == chat_id))
+            table = self._tables.download
+            row = (table.select(*self._columns)
+                   .where((table.info_hash == info_hash) & (table.chat_id == chat_id))
                    .dicts().first())
             return _record(row) if row else None
 
@@ -407,8 +239,9 @@ class Store:
         wanted = list(states)
 
         def query() -> list[DownloadRecord]:
-            rows = (Download.select(*_COLUMNS)
-                    .where((Download.info_hash == info_hash) & Download.state.in_(wanted))
+            table = self._tables.download
+            rows = (table.select(*self._columns)
+                    .where((table.info_hash == info_hash) & table.state.in_(wanted))
                     .dicts())
             return [_record(row) for row in rows]
 
@@ -425,12 +258,13 @@ class Store:
         wanted = list(states) if states is not None else None
 
         def query() -> list[DownloadRecord]:
-            select = Download.select(*_COLUMNS)
+            table = self._tables.download
+            select = table.select(*self._columns)
             if chat_id is not None:
-                select = select.where(Download.chat_id == chat_id)
+                select = select.where(table.chat_id == chat_id)
             if wanted is not None:
-                select = select.where(Download.state.in_(wanted))
-            select = select.order_by(Download.id.desc())
+                select = select.where(table.state.in_(wanted))
+            select = select.order_by(table.id.desc())
             if limit is not None:
                 select = select.limit(limit)
             return [_record(row) for row in select.dicts()]
@@ -440,8 +274,9 @@ class Store:
     async def source(self, download_id: int) -> tuple[str, bytes] | None:
         """The stored magnet URI or .torrent bytes of a download, to re-add it to aria2."""
         def query() -> tuple[str, bytes] | None:
-            row = (Download.select(Download.source_kind, Download.source)
-                   .where(Download.id == download_id).first())
+            table = self._tables.download
+            row = (table.select(table.source_kind, table.source)
+                   .where(table.id == download_id).first())
             return (row.source_kind, bytes(row.source)) if row else None
 
         return await self._run(query)
@@ -469,7 +304,7 @@ class Store:
             if unknown:
                 raise ValueError(f"not writable columns: {sorted(unknown)}")
             columns = tuple(sorted(values))
-            fields = Download._meta.fields
+            fields = self._tables.download._meta.fields
             groups.setdefault(columns, []).append((
                 *(fields[name].db_value(values[name]) for name in columns),
                 fields["updated_at"].db_value(now),
@@ -494,8 +329,9 @@ class Store:
     async def delete(self, download_ids: Sequence[int]) -> int:
         """Remove downloads from the list (their files are not touched); returns the count."""
         def write() -> int:
+            table = self._tables.download
             with self._db.atomic():
-                return Download.delete().where(Download.id.in_(list(download_ids))).execute()
+                return table.delete().where(table.id.in_(list(download_ids))).execute()
 
         return await self._run(write)
 
@@ -525,17 +361,18 @@ class Store:
         wanted = list(states)
 
         def write() -> list[PurgedDownload]:
-            columns = list(_COLUMNS)
+            table = self._tables.download
+            columns = list(self._columns)
             if with_sources:
-                columns.append(Download.source)
+                columns.append(table.source)
             with self._db.atomic():
                 rows = list(
-                    Download.select(*columns)
-                    .where(Download.state.in_(wanted) & (Download.updated_at < before))
-                    .order_by(Download.id).limit(limit).dicts()
+                    table.select(*columns)
+                    .where(table.state.in_(wanted) & (table.updated_at < before))
+                    .order_by(table.id).limit(limit).dicts()
                 )
                 if rows:
-                    Download.delete().where(Download.id.in_([r["id"] for r in rows])).execute()
+                    table.delete().where(table.id.in_([r["id"] for r in rows])).execute()
             return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
                     for row in rows]
 
@@ -545,8 +382,9 @@ class Store:
         """Listed downloads whose files are (or will be) ``directory/name``."""
 
         def query() -> list[DownloadRecord]:
-            rows = (Download.select(*_COLUMNS)
-                    .where((Download.directory == directory) & (Download.name == name))
+            table = self._tables.download
+            rows = (table.select(*self._columns)
+                    .where((table.directory == directory) & (table.name == name))
                     .dicts())
             return [_record(row) for row in rows]
 
@@ -557,8 +395,9 @@ class Store:
         wanted = sorted(set(directories))
 
         def query() -> set[tuple[str, str]]:
-            rows = (Download.select(Download.directory, Download.name)
-                    .where(Download.directory.in_(wanted)).tuples())
+            table = self._tables.download
+            rows = (table.select(table.directory, table.name)
+                    .where(table.directory.in_(wanted)).tuples())
             return {(directory, name) for directory, name in rows}
 
         return await self._run(query)
@@ -579,18 +418,20 @@ class Store:
             detail = detail[: ACTIVITY_DETAIL_MAX - 1] + "…"
 
         def write() -> None:
-            Activity.insert(at=_now(), chat_id=chat_id, user_id=user_id, action=action,
-                            download_id=download_id, detail=detail).execute()
+            table = self._tables.activity
+            table.insert(at=_now(), chat_id=chat_id, user_id=user_id, action=action,
+                         download_id=download_id, detail=detail).execute()
 
         await self._run(write)
 
     async def activity(self, *, chat_id: int | None = None, limit: int = 50) -> list[ActivityEntry]:
         """The latest activity, newest first."""
         def query() -> list[ActivityEntry]:
-            select = Activity.select()
+            table = self._tables.activity
+            select = table.select()
             if chat_id is not None:
-                select = select.where(Activity.chat_id == chat_id)
-            rows = select.order_by(Activity.id.desc()).limit(limit)
+                select = select.where(table.chat_id == chat_id)
+            rows = select.order_by(table.id.desc()).limit(limit)
             return [ActivityEntry(r.at, r.chat_id, r.user_id, r.action, r.download_id, r.detail)
                     for r in rows]
 

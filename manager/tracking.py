@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from manager.models import TorrentState
@@ -112,7 +113,7 @@ def derive_state(observation: Observation) -> TorrentState:
     return TorrentState.ERROR
 
 
-_ERROR_TEXTS = {
+_ERROR_TEXTS = MappingProxyType({
     1: "the downloader failed for a reason it did not name",
     2: "timed out",
     3: "the torrent's data could not be found",
@@ -133,7 +134,7 @@ _ERROR_TEXTS = {
     26: "the torrent file is damaged",
     27: "the magnet link is damaged",
     32: "the downloaded data failed its checksum",
-}
+})
 """aria2's error codes (its EXIT STATUS list) in a user's words: aria2's own messages name
 absolute paths on the server, so they are logged, never shown."""
 

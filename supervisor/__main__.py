@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from manager import ManagerError
+from manager import ManagerError, human_size
 from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
@@ -152,22 +152,13 @@ def _file_numbers(text: str) -> list[int]:
     return numbers
 
 
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024:
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} TiB"
-
-
 def _line(torrent: dict[str, Any]) -> str:
     state = torrent["state"]
     if torrent["queue_position"]:
         state += f" #{torrent['queue_position']}"
     text = (f"#{torrent['id']:<4} {state:<12} {torrent['progress'] * 100:5.1f}%  "
-            f"{_size(torrent['completed_bytes'])}/{_size(torrent['total_bytes'])}  "
-            f"↓{_size(torrent['download_speed'])}/s  {torrent['name']}")
+            f"{human_size(torrent['completed_bytes'])}/{human_size(torrent['total_bytes'])}  "
+            f"↓{human_size(torrent['download_speed'])}/s  {torrent['name']}")
     reason = torrent["error"] or torrent["stuck_reason"]
     return f"{text}  ({reason})" if reason else text
 
@@ -289,7 +280,7 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         # Numbered as --select takes them: places in the list (pad files are not in it).
         for number, entry in enumerate(_ask(client, "files", id=args.id, **fields)["files"], 1):
             mark = "x" if entry["selected"] else " "
-            print(f"[{mark}] {number:>4}  {_size(entry['length']):>10}  "
+            print(f"[{mark}] {number:>4}  {human_size(entry['length']):>10}  "
                   f"{entry['path']}", file=out)
         return 0
     if args.command == "purge":

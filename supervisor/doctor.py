@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import psutil
 
+from manager import human_size
 from manager.compat import HYBRID_FIX, hybrid_limitation
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
@@ -77,14 +78,6 @@ class Check:
         """``✔ what``, ``✘ what — fix`` or ``○ what — note``."""
         mark = {True: "✔", False: "✘", None: "○"}[self.ok]
         return f"{mark} {self.what}" + (f" — {self.fix}" if self.fix else "")
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def config_failure(error: ConfigError, source: Path | None) -> Check:
@@ -177,10 +170,10 @@ def check_directory(label: str, path: Path, variable: str, min_free: int,
         return Check(False, f"{label} {path}: free space unknown ({error.strerror})",
                      "check the file system")
     if free < min_free:
-        return Check(False, f"{label} {path}: only {_size(free)} free (less than "
-                     f"{_size(min_free)})", f"free some space, or set {variable} to a "
+        return Check(False, f"{label} {path}: only {human_size(free)} free (less than "
+                     f"{human_size(min_free)})", f"free some space, or set {variable} to a "
                      "bigger disk")
-    return Check(True, f"{label} {path} ({state}, {_size(free)} free)")
+    return Check(True, f"{label} {path} ({state}, {human_size(free)} free)")
 
 
 def _user() -> str:

@@ -19,8 +19,8 @@ from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
 from bot.progress import is_not_modified
 from bot.rights import ensure_may_act
-from bot.views import Action, InvalidCallback, human_size, parse_callback, status_view
-from manager import TorrentState
+from bot.views import Action, InvalidCallback, parse_callback, status_view
+from manager import TorrentState, human_size
 
 __all__ = ["STALE_BUTTON", "on_button"]
 

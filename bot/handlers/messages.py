@@ -10,8 +10,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.handlers.adding import add_download
-from bot.views import human_size
-from manager import find_magnets
+from manager import find_magnets, human_size
 
 __all__ = ["TORRENT_MIME", "on_document", "on_text"]
 

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from manager.store import Download, Store
+from manager.store import Store
 from tests.runner import AriabotRun, wait_until
 from tests.swarm import Swarm
 
@@ -80,8 +80,9 @@ def test_daily_retention_purges_old_finished_downloads_at_start(tmp_path: Path) 
                 source_kind="magnet", source=b"magnet:?xt=urn:btih:" + b"0" * 40,
                 directory=str(data_dir / "downloads" / "torrents" / "9"), state=state)
             changed = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=age)
-            await store._run(lambda r=record, c=changed: Download.update(updated_at=c)
-                             .where(Download.id == r.id).execute())
+            table = store._tables.download
+            await store._run(lambda r=record, c=changed, t=table: t.update(updated_at=c)
+                             .where(t.id == r.id).execute())
         await store.close()
 
     asyncio.run(seed_store())

@@ -30,24 +30,22 @@ from bot.views import (
 )
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.errors import InvalidMagnet, InvalidTorrent
-from manager.validate import find_magnets, parse_magnet, parse_torrent
+from manager.magnets import find_magnets, parse_magnet
+from manager.metainfo import parse_torrent
 from supervisor.__main__ import build_parser
 from supervisor.config import FIELDS, ConfigError, Settings, load_settings
 from supervisor.control import ControlServer
 from tests.runner import free_port
-from tests.unit.manager.test_validate import (
-    HEX,
+from tests.unit.manager.test_magnets import HEX, check_magnet_result, param_keys, param_values
+from tests.unit.manager.test_metainfo import (
     MAX,
     as_bytes,
-    bencode,  # the encoder test_validate uses
+    bencode,  # the encoder test_metainfo uses
     broot,
-    check_magnet_result,
     check_torrent_result,
     encode,
     info_dict,
     mostly_safe_names,
-    param_keys,
-    param_values,
 )
 
 CASES = 1000
@@ -55,7 +53,7 @@ FUZZ = settings(max_examples=CASES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.function_scoped_fixture])
 
-# --- magnets and .torrent bytes (manager.validate) ----------------------------------------------
+# --- magnets and .torrent bytes (manager.magnets, manager.metainfo) -----------------------------
 
 
 @FUZZ

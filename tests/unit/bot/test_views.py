@@ -20,7 +20,6 @@ from bot.views import (
     files_text,
     help_text,
     human_duration,
-    human_size,
     parse_callback,
     parse_download_id,
     parse_selection,
@@ -54,15 +53,6 @@ def buttons(markup: object) -> list[list[tuple[str, str]]]:
 
 
 # --- units ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("size", "text"), [
-    (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
-    (700 * MIB, "700.0 MiB"), (3 * 1024 * MIB // 2, "1.5 GiB"), (-5, "0 B"),
-    (5 * 1024**4, "5.0 TiB"), (5 * 1024**5, "5120.0 TiB"),
-])
-def test_sizes_use_binary_units(size: int, text: str) -> None:
-    assert human_size(size) == text
-
 
 @pytest.mark.parametrize(("seconds", "text"), [
     (0, "0s"), (45, "45s"), (65, "1m 05s"), (7500, "2h 05m"), (3 * 86400 + 4 * 3600, "3d 04h"),

@@ -35,3 +35,15 @@ def test_public_names_exist(module: str) -> None:
 def test_package_exports_the_api_the_bot_uses() -> None:
     for name in ("TorrentManager", "Torrent", "TorrentState", "ManagerError", "find_magnets"):
         assert name in manager.__all__
+
+
+@pytest.mark.parametrize("module", ["manager.bencode", "manager.magnets", "manager.metainfo",
+                                    "manager.trackers", "manager.units", "manager.usertext"])
+def test_all_lists_the_public_names(module: str) -> None:
+    loaded = importlib.import_module(module)
+    defined = {name for name, obj in vars(loaded).items()
+               if not name.startswith("_") and getattr(obj, "__module__", "") == loaded.__name__}
+    text = (ROOT / Path(*module.split("."))).with_suffix(".py").read_text()
+    # Upper-case names assigned in this module (not imported ones).
+    constants = set(re.findall(r"^([A-Z][A-Z0-9_]*)\b[^=\n]*=", text, re.MULTILINE))
+    assert sorted(loaded.__all__) == sorted(defined | constants)

@@ -9,7 +9,8 @@ import torf
 
 from manager.compat import HYBRID_MIN_VERSION, check_downloadable, hybrid_limitation
 from manager.errors import InvalidMagnet, InvalidTorrent
-from manager.validate import parse_magnet, parse_torrent
+from manager.magnets import parse_magnet
+from manager.metainfo import parse_torrent
 from tests.hybrid import build_hybrid
 from tests.swarm import make_content
 

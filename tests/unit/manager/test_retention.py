@@ -10,7 +10,8 @@ import pytest
 import torf
 
 from manager import ManagerConfig, TorrentManager
-from manager.store import Download, Store
+from manager.store import Store
+from tests.unit.manager.test_store import schema_version
 
 FINAL = ["complete", "error", "cancelled"]
 
@@ -36,8 +37,9 @@ async def add(store: Store, state: str, *, age_days: float = 0, chat: int = 1,
                                 directory=directory, state=state)
     if age_days:
         changed = now() - timedelta(days=age_days)
-        await store._run(lambda: Download.update(updated_at=changed)
-                         .where(Download.id == record.id).execute())
+        table = store._tables.download
+        await store._run(lambda: table.update(updated_at=changed)
+                         .where(table.id == record.id).execute())
     return record.id
 
 
@@ -89,7 +91,7 @@ async def test_lists_use_indexes_with_10000_rows(store: Store) -> None:
                 for i in range(10_000)]
         with store._db.atomic():
             for start in range(0, len(rows), 500):
-                Download.insert_many(rows[start:start + 500]).execute()
+                store._tables.download.insert_many(rows[start:start + 500]).execute()
 
     await store._run(fill)
     chat = await _plan(store, store.list(chat_id=7, limit=20))
@@ -117,7 +119,7 @@ async def test_an_older_database_gets_the_chat_list_index(tmp_path: Path) -> Non
     again = Store(url)
     await again.open()
     try:
-        assert await again.schema_version() == 2
+        assert await schema_version(again) == 2
         indexes = await again._run(lambda: [i.name for i in again._db.get_indexes("downloads")])
         assert "downloads_chat_id_id" in indexes
         assert len(await again.list()) == 1

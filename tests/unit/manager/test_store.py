@@ -9,7 +9,8 @@ import peewee
 import pytest
 
 from manager.errors import StoreError
-from manager.store import SCHEMA_VERSION, Store
+from manager.schema import SCHEMA_VERSION
+from manager.store import Store
 
 
 @pytest.fixture
@@ -25,6 +26,12 @@ async def add(store: Store, info_hash: str = "a" * 40, chat: int = 1) -> int:
                                 source_kind="magnet", source=b"magnet:?xt=...",
                                 directory="/d", state="queued")
     return record.id
+
+
+async def schema_version(store: Store) -> int:
+    """The version recorded in the open database's schema_version table."""
+    return await store._run(lambda: store._db.execute_sql(
+        "SELECT version FROM schema_version").fetchone()[0])
 
 
 async def test_ids_are_small_increasing_integers(store: Store) -> None:
@@ -78,7 +85,7 @@ async def test_schema_version_is_recorded_and_reopen_keeps_rows(tmp_path: Path) 
     again = Store(url)
     await again.open()
     try:
-        assert await again.schema_version() == SCHEMA_VERSION
+        assert await schema_version(again) == SCHEMA_VERSION
         assert len(await again.list()) == 1
     finally:
         await again.close()
@@ -101,3 +108,30 @@ async def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the database"):
         await store.open()
     await store.close()
+
+
+async def test_two_stores_in_one_process_keep_their_rows_apart(tmp_path: Path) -> None:
+    first = Store(f"sqlite:///{tmp_path / 'first.db'}")
+    second = Store(f"sqlite:///{tmp_path / 'second.db'}")
+    await first.open()
+    await second.open()  # opened last: a module-wide binding would send both stores here
+    try:
+        one = await add(first, "a" * 40)
+        await add(second, "b" * 40)
+        await add(second, "c" * 40)
+        assert [r.info_hash for r in await first.list()] == ["a" * 40]
+        assert [r.info_hash for r in await second.list()] == ["c" * 40, "b" * 40]
+        await first.update(one, state="paused")
+        await first.log("add", chat_id=1, user_id=7)
+        assert (await first.get(one)).state == "paused"
+        assert [r.state for r in await second.list()] == ["queued", "queued"]
+        assert len(await first.activity()) == 1 and await second.activity() == []
+    finally:
+        await first.close()
+        await second.close()
+    again = Store(f"sqlite:///{tmp_path / 'first.db'}")
+    await again.open()
+    try:
+        assert [r.info_hash for r in await again.list()] == ["a" * 40]
+    finally:
+        await again.close()

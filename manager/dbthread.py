@@ -1,0 +1,51 @@
+"""The one thread a store's database work runs on.
+
+SQLite connections stay on the thread that made them, no transaction ever spans an
+``await``, and the event loop never waits on disk: every call goes to this thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import peewee
+
+from manager.errors import StoreError
+
+__all__ = ["DatabaseThread"]
+
+T = TypeVar("T")
+
+
+class DatabaseThread:
+    """A single worker thread for one database, used from asyncio."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function`` on the thread; its exceptions reach the caller as they are."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function`` on the thread.
+
+        Raises:
+            StoreError: SQLite could not do it (locked past ``busy_timeout``, read-only, disk
+                I/O error); the message is fit for a user.
+        """
+        try:
+            return await self.call(function, *args, **kwargs)
+        except peewee.OperationalError as error:
+            raise StoreError(f"the database is unavailable ({error}); try again") from None
+
+    def shutdown(self) -> None:
+        """Stop the thread once its queued calls are done."""
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,230 @@
+"""The store's tables (peewee models) and the migrations that build them.
+
+The models here are templates bound to no database: :func:`bind_tables` makes each
+:class:`~manager.store.Store` its own copies bound to its own database, so that two stores
+(two files) can live in one process without a module-wide binding deciding which file a
+query reaches. The schema carries a version; :data:`MIGRATIONS` brings an older file up to
+date inside a transaction (:func:`upgrade`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+from playhouse.migrate import SchemaMigrator, migrate
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Activity",
+    "Download",
+    "SchemaVersion",
+    "Tables",
+    "bind_tables",
+    "upgrade",
+]
+
+
+class _Base(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Download(_Base):
+    """One download of one chat. ``id`` is the public id users type."""
+
+    id = peewee.AutoField()
+    info_hash = peewee.CharField(max_length=40)
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    message_id = peewee.BigIntegerField(null=True)
+    name = peewee.TextField()
+    source_kind = peewee.CharField(max_length=8)
+    source = peewee.BlobField()
+    directory = peewee.TextField()
+    gid = peewee.CharField(max_length=16, null=True)
+    state = peewee.CharField(max_length=12)
+    total_bytes = peewee.BigIntegerField(default=0)
+    completed_bytes = peewee.BigIntegerField(default=0)
+    upload_bytes = peewee.BigIntegerField(default=0)
+    download_speed = peewee.BigIntegerField(default=0)
+    upload_speed = peewee.BigIntegerField(default=0)
+    seeders = peewee.IntegerField(default=0)
+    peers = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    selected_files = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "downloads"
+        indexes = (
+            (("info_hash", "chat_id"), True),
+            (("chat_id", "state"), False),
+            (("state",), False),
+            (("chat_id", "id"), False),  # migration 2: a chat's list, newest first
+        )
+
+
+class Activity(_Base):
+    """The activity log: who did what to which download, and when."""
+
+    id = peewee.AutoField()
+    at = peewee.DateTimeField()
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    action = peewee.CharField(max_length=32)
+    download_id = peewee.IntegerField(null=True)
+    detail = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "activity"
+        indexes = ((("chat_id", "at"), False),)
+
+
+class SchemaVersion(_Base):
+    """One row: the schema version this database is at."""
+
+    version = peewee.IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+def _migration_0001_initial(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 1: downloads, activity. Frozen copies, so later model changes don't alter it."""
+
+    class FrozenDownload(peewee.Model):
+        id = peewee.AutoField()
+        info_hash = peewee.CharField(max_length=40)
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        message_id = peewee.BigIntegerField(null=True)
+        name = peewee.TextField()
+        source_kind = peewee.CharField(max_length=8)
+        source = peewee.BlobField()
+        directory = peewee.TextField()
+        gid = peewee.CharField(max_length=16, null=True)
+        state = peewee.CharField(max_length=12)
+        total_bytes = peewee.BigIntegerField(default=0)
+        completed_bytes = peewee.BigIntegerField(default=0)
+        upload_bytes = peewee.BigIntegerField(default=0)
+        download_speed = peewee.BigIntegerField(default=0)
+        upload_speed = peewee.BigIntegerField(default=0)
+        seeders = peewee.IntegerField(default=0)
+        peers = peewee.IntegerField(default=0)
+        error = peewee.TextField(null=True)
+        selected_files = peewee.TextField(null=True)
+        created_at = peewee.DateTimeField()
+        updated_at = peewee.DateTimeField()
+        completed_at = peewee.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "downloads"
+            indexes = (
+                (("info_hash", "chat_id"), True),
+                (("chat_id", "state"), False),
+                (("state",), False),
+            )
+
+    class FrozenActivity(peewee.Model):
+        id = peewee.AutoField()
+        at = peewee.DateTimeField()
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        action = peewee.CharField(max_length=32)
+        download_id = peewee.IntegerField(null=True)
+        detail = peewee.TextField(default="")
+
+        class Meta:
+            table_name = "activity"
+            indexes = ((("chat_id", "at"), False),)
+
+    frozen = [FrozenDownload, FrozenActivity]
+    database.bind(frozen)
+    database.create_tables(frozen)
+
+
+def _migration_0002_chat_list_index(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 2: an index for a chat's list newest first (``/status``, ``ariabot list``).
+
+    ``WHERE chat_id = ? ORDER BY id DESC LIMIT n`` then reads n index entries instead of
+    sorting all of the chat's rows in a temporary B-tree.
+    """
+    migrate(migrator.add_index("downloads", ("chat_id", "id"), False,
+                               name="downloads_chat_id_id"))
+
+
+MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
+    _migration_0001_initial,
+    _migration_0002_chat_list_index,
+)
+"""Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One store's models, bound to that store's database only."""
+
+    download: type[Download]
+    activity: type[Activity]
+    schema_version: type[SchemaVersion]
+
+
+def bind_tables(database: peewee.Database) -> Tables:
+    """Copies of the models bound to ``database`` (the templates stay unbound).
+
+    ``Database.bind`` would rebind the template classes themselves, which every store in the
+    process shares: the last store opened would receive every store's queries.
+
+    Parameters:
+        database: the store's connected database.
+
+    Returns:
+        Its own :class:`Tables`.
+    """
+    return Tables(
+        download=_bound(Download, database),
+        activity=_bound(Activity, database),
+        schema_version=_bound(SchemaVersion, database),
+    )
+
+
+def _bound(model: type[peewee.Model], database: peewee.Database) -> type:
+    """A subclass of ``model`` on the same table, bound to ``database``."""
+    meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
+    return type(model.__name__, (model,), {"Meta": meta, "__module__": __name__})
+
+
+def upgrade(database: peewee.Database, tables: Tables) -> None:
+    """Create or migrate the schema up to :data:`SCHEMA_VERSION`, in one transaction.
+
+    Parameters:
+        database: the connected database.
+        tables: its bound tables.
+
+    Raises:
+        peewee.DatabaseError: the file is at a newer version than this ariabot knows.
+    """
+    version = tables.schema_version
+    with database.atomic():
+        database.create_tables([version])
+        row = version.select().first()
+        current = row.version if row else 0
+        if current > SCHEMA_VERSION:
+            raise peewee.DatabaseError(
+                f"the database is at schema version {current}, newer than this ariabot "
+                f"({SCHEMA_VERSION}); upgrade ariabot"
+            )
+        migrator = SchemaMigrator.from_database(database)
+        for migration in MIGRATIONS[current:]:
+            migration(migrator, database)
+        if row is None:
+            version.create(version=SCHEMA_VERSION)
+        elif current != SCHEMA_VERSION:
+            version.update(version=SCHEMA_VERSION).execute()
