@@ -12,6 +12,7 @@ from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
+from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.files import deliverable_file
@@ -19,7 +20,7 @@ from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
 from bot.progress import is_not_modified
 from bot.rights import ensure_may_act
-from bot.views import Action, InvalidCallback, human_size, parse_callback, status_view
+from bot.views import human_size, status_view
 from manager import TorrentState
 
 __all__ = ["STALE_BUTTON", "on_button"]

@@ -9,18 +9,12 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.arguments import parse_download_id, parse_selection
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
-from bot.views import (
-    USAGE,
-    files_text,
-    help_text,
-    parse_download_id,
-    parse_selection,
-    status_view,
-)
+from bot.views import USAGE, files_text, help_text, status_view
 from manager import find_magnets
 
 __all__ = [
