@@ -37,8 +37,9 @@ from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, RIGHTS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
-from bot.progress import BotSender, ProgressBoard
+from bot.progress import ProgressBoard
 from bot.rights import GroupRights
+from bot.sender import BotSender
 from bot.startup import initialize
 from bot.views import COMMANDS
 from manager import TorrentManager

@@ -18,8 +18,8 @@ from bot.errors import answers_manager_errors
 from bot.files import deliverable_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
-from bot.progress import is_not_modified
 from bot.rights import ensure_may_act
+from bot.sender import is_not_modified
 from bot.views import human_size, status_view
 from manager import TorrentState
 
