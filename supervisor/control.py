@@ -104,14 +104,18 @@ class ControlServer:
     async def start(self) -> None:
         """Listen (replacing a socket file left by a crash; we hold the instance lock)."""
         self.path.unlink(missing_ok=True)
-        old_umask = os.umask(0o177)
+        # The mode is set on the socket before bind() creates the file (Linux takes the file's
+        # mode from the socket's inode), so it is never more open than 0600, without touching
+        # the process-wide umask while other threads create files.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_REQUEST
-            )
-        finally:
-            os.umask(old_umask)
-        self.path.chmod(0o600)
+            os.fchmod(sock.fileno(), 0o600)
+            sock.bind(str(self.path))
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock,
+                                                           limit=MAX_REQUEST)
+        except BaseException:
+            sock.close()
+            raise
 
     async def stop(self) -> None:
         """Stop listening and remove the socket file."""
