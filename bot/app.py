@@ -111,6 +111,7 @@ def build_application(
     application.add_handler(CommandHandler("resume", commands.resume, filters=new_messages))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new_messages))
     application.add_handler(CommandHandler("files", commands.files, filters=new_messages))
+    application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
                                            messages.on_document))

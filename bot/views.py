@@ -58,6 +58,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "resume a download: /resume <id>"),
     ("cancel", "cancel a download: /cancel <id> [delete]"),
     ("files", "list or choose files: /files <id> [1,3-5]"),
+    ("log", "what was done in this chat: /log [how many]"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -68,6 +69,7 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "resume": "Usage: /resume <id> (the id is the #number in /status)",
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
     "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
+    "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""

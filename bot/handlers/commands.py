@@ -1,4 +1,4 @@
-"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files."""
+"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.activity import LOG_DEFAULT, LOG_MAX, activity_text
 from bot.arguments import parse_download_id, parse_selection
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
@@ -19,6 +20,7 @@ from manager import find_magnets
 
 __all__ = [
     "STATUS_LIMIT",
+    "activity_log",
     "cancel",
     "files",
     "help_command",
@@ -169,6 +171,21 @@ async def files(update: Update, context: BotContext) -> None:
     snapshot = await context.manager.get(download_id, chat_id)
     entries = await context.manager.files(download_id, chat_id)
     await _reply(update, files_text(snapshot, entries), html=True)
+
+
+@answers_manager_errors
+async def activity_log(update: Update, context: BotContext) -> None:
+    """/log [n]: this chat's own activity log, newest first (never another chat's)."""
+    args = context.args or []
+    limit = LOG_DEFAULT
+    if args:
+        limit = int(args[0]) if len(args) == 1 and args[0].isascii() and args[0].isdigit() else 0
+        if not 1 <= limit <= LOG_MAX:
+            await _reply(update, USAGE["log"])
+            return
+    chat_id, _ = _ids(update)
+    entries = await context.manager.activity(chat_id, limit)
+    await _reply(update, activity_text(entries), html=True)
 
 
 async def unknown(update: Update, context: BotContext) -> None:
