@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
@@ -161,7 +162,7 @@ async def _upload(context: BotContext, chat_id: int, reply_to: int, path: Path) 
                                        "again later.")
 
 
-_PRESSES: dict[str, Callable[[_Press, BotContext], Awaitable[None]]] = {
+_PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = MappingProxyType({
     "pause": _pause,
     "resume": _resume,
     "refresh": _refresh,
@@ -169,4 +170,4 @@ _PRESSES: dict[str, Callable[[_Press, BotContext], Awaitable[None]]] = {
     "cancel": _cancel,
     "status": _status,
     "send": _send,
-}
+})
