@@ -168,11 +168,7 @@ class ProgressBoard:
         """
         if torrent.chat_id == 0 or self._closed:
             return
-        slot = self._slots.get(torrent.id)
-        if slot is None:
-            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
-                                                    torrent)
-        slot.message_id, slot.gone = message_id, False
+        slot = self._slot_for(torrent, message_id)
         slot.confirm = False
         slot.shown_text = text
         slot.shown_markup = markup_key(markup)
@@ -191,16 +187,21 @@ class ProgressBoard:
         """
         if torrent.chat_id == 0 or self._closed:
             return
-        slot = self._slots.get(torrent.id)
-        if slot is None:
-            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
-                                                    torrent)
+        slot = self._slot_for(torrent, message_id)
         slot.latest = torrent
-        slot.message_id, slot.gone = message_id, False
         if confirm is not None:
             slot.confirm = confirm and not torrent.state.is_final
         slot.urgent += 1
         self._kick(slot)
+
+    def _slot_for(self, torrent: Torrent, message_id: int) -> _Slot:
+        """The slot of ``torrent`` (made if new), now showing as ``message_id``."""
+        slot = self._slots.get(torrent.id)
+        if slot is None:
+            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
+                                                    torrent)
+        slot.message_id, slot.gone = message_id, False
+        return slot
 
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Stop: give pending notifications ``flush_timeout`` seconds, cancel everything else."""

@@ -57,35 +57,24 @@ def _chat_id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a chat id: {text!r}") from None
 
 
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not 0 <= value <= 36500:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"days must be from 0 to 36500, not {text!r}")
-    return value
+def _amount(kind: type[int] | type[float], unit: str, fits: Callable[[Any], bool],
+            bounds: str) -> Callable[[str], Any]:
+    """An argument type for a number of ``unit`` that ``fits``; ``bounds`` says which fit."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
+        if not fits(value):
+            raise argparse.ArgumentTypeError(f"{unit} must be {bounds}, not {text!r}")
+        return value
+
+    return parse
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of entries: {text!r}") from None
-    if not 1 <= value <= LOG_LIMIT_MAX:
-        raise argparse.ArgumentTypeError(f"entries must be from 1 to {LOG_LIMIT_MAX}, "
-                                         f"not {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 10**7):
-        raise argparse.ArgumentTypeError(f"seconds must be above 0, not {text!r}")
-    return value
+_days = _amount(float, "days", lambda v: 0 <= v <= 36500, "from 0 to 36500")  # refuses nan, inf
+_seconds = _amount(float, "seconds", lambda v: math.isfinite(v) and 0 < v <= 10**7, "above 0")
+_limit = _amount(int, "entries", lambda v: 1 <= v <= LOG_LIMIT_MAX, f"from 1 to {LOG_LIMIT_MAX}")
 
 
 def build_parser() -> argparse.ArgumentParser:

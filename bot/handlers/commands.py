@@ -101,32 +101,30 @@ def _one_id(context: BotContext, extra: int = 0) -> int | None:
         return None
 
 
+async def _switch(update: Update, context: BotContext, verb: str, mark: str, done: str) -> None:
+    """/pause and /resume alike: ``verb`` the download, show it at once, say it is ``done``."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE[verb])
+        return
+    chat_id, user_id = await _may_act(update, context, download_id)
+    act = context.manager.pause if verb == "pause" else context.manager.resume
+    changed = await act(download_id, chat_id, user_id)
+    if changed.message_id is not None:
+        context.board.show_now(changed, changed.message_id)
+    await _reply(update, f"{mark} #{download_id} is {done}.")
+
+
 @answers_manager_errors
 async def pause(update: Update, context: BotContext) -> None:
     """/pause <id>."""
-    download_id = _one_id(context)
-    if download_id is None:
-        await _reply(update, USAGE["pause"])
-        return
-    chat_id, user_id = await _may_act(update, context, download_id)
-    paused = await context.manager.pause(download_id, chat_id, user_id)
-    if paused.message_id is not None:
-        context.board.show_now(paused, paused.message_id)
-    await _reply(update, f"⏸ #{download_id} is paused.")
+    await _switch(update, context, "pause", "⏸", "paused")
 
 
 @answers_manager_errors
 async def resume(update: Update, context: BotContext) -> None:
     """/resume <id>."""
-    download_id = _one_id(context)
-    if download_id is None:
-        await _reply(update, USAGE["resume"])
-        return
-    chat_id, user_id = await _may_act(update, context, download_id)
-    resumed = await context.manager.resume(download_id, chat_id, user_id)
-    if resumed.message_id is not None:
-        context.board.show_now(resumed, resumed.message_id)
-    await _reply(update, f"▶ #{download_id} is resumed.")
+    await _switch(update, context, "resume", "▶", "resumed")
 
 
 @answers_manager_errors
