@@ -80,7 +80,7 @@ def build_application(
         group rights.
     """
     # Opt into PTB's timedelta durations: otherwise every 429 answer raises a deprecation
-    # warning inside RetryAfter (ariabot reads retry_after either way, see progress.py).
+    # warning inside RetryAfter (ariabot reads retry_after either way, see bot/sender.py).
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     application: BotApplication = (
         ApplicationBuilder()
