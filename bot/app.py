@@ -37,8 +37,9 @@ from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, RIGHTS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
-from bot.progress import BotSender, ProgressBoard
+from bot.progress import ProgressBoard
 from bot.rights import GroupRights
+from bot.sender import BotSender
 from bot.startup import initialize
 from bot.views import COMMANDS
 from manager import TorrentManager
@@ -79,7 +80,7 @@ def build_application(
         group rights.
     """
     # Opt into PTB's timedelta durations: otherwise every 429 answer raises a deprecation
-    # warning inside RetryAfter (ariabot reads retry_after either way, see progress.py).
+    # warning inside RetryAfter (ariabot reads retry_after either way, see bot/sender.py).
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     application: BotApplication = (
         ApplicationBuilder()
@@ -110,6 +111,7 @@ def build_application(
     application.add_handler(CommandHandler("resume", commands.resume, filters=new_messages))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new_messages))
     application.add_handler(CommandHandler("files", commands.files, filters=new_messages))
+    application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
                                            messages.on_document))

@@ -15,9 +15,8 @@ simply never shown. The rules for one message:
   text is sent; 5xx and network errors are retried after ``retry_delay`` with the newest text;
 * a message that is gone (deleted, bot blocked) is given up.
 
-News gets a **new** message (so the user is notified): completion (size, time taken, where,
-and a "Send file" button for one file up to the upload limit) and failure (with the reason);
-aria2c alerts go to the admin chat. Those are retried a few times on 429 and network errors.
+News (completion, failure, aria2c alerts) gets a **new** message instead: the board hands
+those events to :class:`bot.news.News`.
 """
 
 from __future__ import annotations
@@ -26,138 +25,28 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
-from bot.files import deliverable_file
-from bot.views import (
-    completion_keyboard,
-    completion_text,
-    engine_alert_text,
-    failure_text,
-    markup_key,
-    percent,
-    progress_keyboard,
-    progress_text,
-    relative_location,
-)
-from manager import (
-    Aria2Down,
-    Aria2Fatal,
-    Aria2Restarted,
-    EngineEvent,
-    Event,
-    Torrent,
-    TorrentCompleted,
-    TorrentEvent,
-    TorrentFailed,
-)
+from bot.news import BoardStats, News
+from bot.sender import Sender, is_gone, is_not_modified, retry_seconds
+from bot.tasks import TaskSet
+from bot.views import markup_key, percent, progress_keyboard, progress_text
+from manager import EngineEvent, Event, Torrent, TorrentCompleted, TorrentEvent, TorrentFailed
 
-__all__ = [
-    "PROGRESS_STEP",
-    "BoardStats",
-    "BotSender",
-    "ProgressBoard",
-    "Sender",
-    "is_not_modified",
-    "retry_seconds",
-]
+__all__ = ["PROGRESS_STEP", "BoardStats", "ProgressBoard"]
 
 log = logging.getLogger(__name__)
 
 PROGRESS_STEP = 5
 """Percent points progress must move before a message is edited for progress alone."""
 
-_GONE = (
-    "message to edit not found",
-    "message can't be edited",
-    "message_id_invalid",
-    "chat not found",
-    "have no rights to send",
-    "not enough rights",
-)
 _MAX_ORPHANS = 256
-
-
-def is_not_modified(error: BadRequest) -> bool:
-    """Telegram's answer to an edit that changes nothing (a success for us)."""
-    return "message is not modified" in error.message.lower()
-
-
-def _is_gone(error: BadRequest) -> bool:
-    text = error.message.lower()
-    return any(needle in text for needle in _GONE)
-
-
-def retry_seconds(error: RetryAfter) -> float:
-    """``retry_after`` in seconds, whether PTB gives an int or a timedelta."""
-    value: Any = error.retry_after
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value)
-
-
-class Sender(Protocol):
-    """How the board talks to Telegram (a fake in unit tests)."""
-
-    async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
-                   reply_to: int | None = None) -> int:
-        """Send an HTML message; return its message id."""
-        ...
-
-    async def edit(self, chat_id: int, message_id: int, text: str,
-                   markup: InlineKeyboardMarkup | None) -> None:
-        """Replace an HTML message's text and keyboard."""
-        ...
-
-
-class BotSender:
-    """:class:`Sender` on a real :class:`telegram.Bot` (HTML, no link previews)."""
-
-    _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
-
-    async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
-                   reply_to: int | None = None) -> int:
-        """Send an HTML message; return its message id."""
-        reply = (ReplyParameters(reply_to, allow_sending_without_reply=True)
-                 if reply_to is not None else None)
-        message = await self._bot.send_message(
-            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-            link_preview_options=self._NO_PREVIEW, reply_parameters=reply,
-        )
-        return message.message_id
-
-    async def edit(self, chat_id: int, message_id: int, text: str,
-                   markup: InlineKeyboardMarkup | None) -> None:
-        """Replace an HTML message's text and keyboard."""
-        await self._bot.edit_message_text(
-            text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
-            reply_markup=markup, link_preview_options=self._NO_PREVIEW,
-        )
-
-
-@dataclass
-class BoardStats:
-    """What the board did, for logs and tests."""
-
-    edits: int = 0
-    """Edit requests Telegram accepted (including "not modified")."""
-    not_modified: int = 0
-    rate_limited: int = 0
-    network_errors: int = 0
-    refused: int = 0
-    notifications: int = 0
-    """New messages sent: completions, failures, alerts."""
 
 
 @dataclass
@@ -225,22 +114,20 @@ class ProgressBoard:
         chat_interval: float = 1.0,
     ) -> None:
         self._sender = sender
-        self._chat_folder = chat_folder
         self.edit_interval = edit_interval
-        self.upload_limit = upload_limit
-        self.admin_chat = admin_chat
         self._clock = clock
         self._sleep = sleep
         self._retry_delay = retry_delay
-        self._notify_attempts = notify_attempts
         self._chat_interval = chat_interval
         self._chat_turn: dict[int, float] = {}
         """Per chat: the earliest time the next progress edit may be sent."""
         self._slots: dict[int, _Slot] = {}
-        self._workers: set[asyncio.Task[None]] = set()
-        self._notifiers: set[asyncio.Task[None]] = set()
+        self._workers = TaskSet()
         self._closed = False
         self.stats = BoardStats()
+        self._news = News(sender, self.stats, chat_folder=chat_folder,
+                          upload_limit=upload_limit, admin_chat=admin_chat, sleep=sleep,
+                          retry_delay=retry_delay, attempts=notify_attempts)
 
     # --- the subscriber ------------------------------------------------------------------------
 
@@ -249,7 +136,7 @@ class ProgressBoard:
         if self._closed:
             return
         if isinstance(event, EngineEvent):
-            self._alert(event)
+            self._news.alert(event)
             return
         if not isinstance(event, TorrentEvent) or event.torrent.chat_id == 0:
             return  # chat 0: added by the local CLI, nobody to tell
@@ -265,10 +152,9 @@ class ProgressBoard:
         if torrent.state.is_final:
             slot.confirm = False
         if isinstance(event, TorrentCompleted):
-            self._notify(self._announce_completion(torrent, slot.message_id))
+            self._news.completed(torrent, slot.message_id)
         elif isinstance(event, TorrentFailed):
-            self._notify(self._deliver(torrent.chat_id, failure_text(torrent), None,
-                                       slot.message_id))
+            self._news.failed(torrent, slot.message_id)
         self._kick(slot)
 
     # --- what the handlers call ----------------------------------------------------------------
@@ -282,11 +168,7 @@ class ProgressBoard:
         """
         if torrent.chat_id == 0 or self._closed:
             return
-        slot = self._slots.get(torrent.id)
-        if slot is None:
-            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
-                                                    torrent)
-        slot.message_id, slot.gone = message_id, False
+        slot = self._slot_for(torrent, message_id)
         slot.confirm = False
         slot.shown_text = text
         slot.shown_markup = markup_key(markup)
@@ -305,31 +187,28 @@ class ProgressBoard:
         """
         if torrent.chat_id == 0 or self._closed:
             return
-        slot = self._slots.get(torrent.id)
-        if slot is None:
-            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
-                                                    torrent)
+        slot = self._slot_for(torrent, message_id)
         slot.latest = torrent
-        slot.message_id, slot.gone = message_id, False
         if confirm is not None:
             slot.confirm = confirm and not torrent.state.is_final
         slot.urgent += 1
         self._kick(slot)
 
+    def _slot_for(self, torrent: Torrent, message_id: int) -> _Slot:
+        """The slot of ``torrent`` (made if new), now showing as ``message_id``."""
+        slot = self._slots.get(torrent.id)
+        if slot is None:
+            slot = self._slots[torrent.id] = _Slot(torrent.id, torrent.chat_id, message_id,
+                                                    torrent)
+        slot.message_id, slot.gone = message_id, False
+        return slot
+
     async def close(self, flush_timeout: float = 5.0) -> None:
         """Stop: give pending notifications ``flush_timeout`` seconds, cancel everything else."""
         self._closed = True
-        if self._notifiers:
-            await asyncio.wait(set(self._notifiers), timeout=flush_timeout)
-        tasks = [*self._workers, *self._notifiers]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._news.close(flush_timeout)
+        await self._workers.cancel()
         self._slots.clear()
-
-    def tracked(self) -> list[int]:
-        """Ids of the downloads the board holds a message for (for tests and logs)."""
-        return sorted(self._slots)
 
     # --- the per-message worker ----------------------------------------------------------------
 
@@ -342,8 +221,7 @@ class ProgressBoard:
                 slot.wake.set()
             return
         if self._wants_edit(slot):
-            slot.task = self._start(self._workers, self._work(slot),
-                                    f"progress-{slot.download_id}")
+            slot.task = self._workers.start(self._work(slot), f"progress-{slot.download_id}")
         elif slot.latest.state.is_final:
             self._slots.pop(slot.download_id, None)
 
@@ -396,7 +274,7 @@ class ProgressBoard:
             except BadRequest as error:  # before NetworkError: BadRequest is a NetworkError
                 if is_not_modified(error):
                     self.stats.not_modified += 1
-                elif _is_gone(error):
+                elif is_gone(error):
                     log.info("progress message %s of #%s is gone (%s); no more edits",
                              slot.message_id, slot.download_id, error.message)
                     slot.message_id, slot.gone = None, True
@@ -451,74 +329,3 @@ class ProgressBoard:
         for slot in orphans[: len(orphans) - _MAX_ORPHANS]:
             if slot.latest.state.is_final:
                 self._slots.pop(slot.download_id, None)
-
-    # --- new messages --------------------------------------------------------------------------
-
-    async def _announce_completion(self, torrent: Torrent, reply_to: int | None) -> None:
-        folder = self._chat_folder(torrent.chat_id)
-        location = relative_location(torrent.path, folder)
-        can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder,
-                                           self.upload_limit) is not None
-        await self._deliver(torrent.chat_id, completion_text(torrent, location),
-                            completion_keyboard(torrent, can_send=can_send), reply_to)
-
-    def _alert(self, event: EngineEvent) -> None:
-        if self.admin_chat is None:
-            return
-        kind = ("fatal" if isinstance(event, Aria2Fatal)
-                else "restarted" if isinstance(event, Aria2Restarted)
-                else "down" if isinstance(event, Aria2Down) else None)
-        if kind is not None:
-            self._notify(self._deliver(self.admin_chat, engine_alert_text(kind, event.detail),
-                                       None))
-
-    async def _deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
-                       reply_to: int | None = None) -> None:
-        """Send one new message, retrying on 429 and network errors a few times."""
-        for attempt in range(1, self._notify_attempts + 1):
-            try:
-                await self._sender.send(chat_id, text, markup, reply_to)
-            except RetryAfter as error:
-                self.stats.rate_limited += 1
-                await self._sleep(retry_seconds(error))
-            except BadRequest as error:
-                if reply_to is not None and "replied" in error.message.lower():
-                    reply_to = None  # the progress message was deleted: send it anyway
-                    continue
-                log.warning("Telegram refused a message to chat %s: %s", chat_id, error.message)
-                return
-            except Forbidden as error:
-                log.info("cannot write to chat %s (%s)", chat_id, error.message)
-                return
-            except NetworkError as error:
-                self.stats.network_errors += 1
-                log.info("sending to chat %s failed (%s), attempt %d", chat_id, error.message,
-                         attempt)
-                await self._sleep(self._retry_delay * attempt)
-            except TelegramError as error:
-                log.warning("sending to chat %s failed: %s", chat_id, error.message)
-                return
-            else:
-                self.stats.notifications += 1
-                return
-        log.warning("gave up sending a message to chat %s", chat_id)
-
-    def _notify(self, work: Coroutine[Any, Any, None]) -> None:
-        self._start(self._notifiers, work, "notify")
-
-    def _start(self, tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None],
-               name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(work, name=name)
-        tasks.add(task)
-        task.add_done_callback(self._finished(tasks))
-        return task
-
-    @staticmethod
-    def _finished(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("a progress task failed", exc_info=task.exception())
-
-        return done
-

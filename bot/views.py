@@ -2,32 +2,27 @@
 
 Nothing here does I/O or keeps state, so every screen is tested as a plain function. Texts use
 Telegram's HTML parse mode; every name and reason coming from a torrent or from the manager
-goes through :func:`html.escape`. Callback data is built and parsed only here
-(:func:`callback_data`, :func:`parse_callback`): ``verb:id`` or ``verb:id:arg``, at most
-64 bytes, parsed strictly (anything else is refused).
+goes through :func:`html.escape`. The buttons' callback data comes from
+:mod:`bot.callbackdata`; command arguments are parsed in :mod:`bot.arguments`.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
+from types import MappingProxyType
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.callbackdata import callback_data
 from manager import FileEntry, Torrent, TorrentState, human_size
 
 __all__ = [
     "COMMANDS",
-    "MAX_CALLBACK_BYTES",
     "STATUS_PAGE_SIZE",
     "USAGE",
-    "Action",
-    "InvalidCallback",
-    "callback_data",
     "cancel_confirm_keyboard",
     "completion_keyboard",
     "completion_text",
@@ -38,9 +33,6 @@ __all__ = [
     "human_duration",
     "human_speed",
     "markup_key",
-    "parse_callback",
-    "parse_download_id",
-    "parse_selection",
     "percent",
     "progress_bar",
     "progress_keyboard",
@@ -50,9 +42,6 @@ __all__ = [
     "status_view",
 ]
 
-MAX_CALLBACK_BYTES = 64
-"""Telegram's limit for ``callback_data``; PTB does not check it."""
-
 STATUS_PAGE_SIZE = 10
 """Downloads per page of the /status overview."""
 
@@ -60,7 +49,6 @@ BAR_WIDTH = 12
 MAX_MESSAGE = 4096
 _NAME_LIMIT = 200
 _SHORT_NAME_LIMIT = 60
-_MAX_FILE_NUMBER = 100_000
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("torrent", "add a magnet link: /torrent <magnet>"),
@@ -69,18 +57,20 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "resume a download: /resume <id>"),
     ("cancel", "cancel a download: /cancel <id> [delete]"),
     ("files", "list or choose files: /files <id> [1,3-5]"),
+    ("log", "what was done in this chat: /log [how many]"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
 
-USAGE = {
+USAGE: Mapping[str, str] = MappingProxyType({
     "torrent": "Usage: /torrent <magnet link>",
     "pause": "Usage: /pause <id> (the id is the #number in /status)",
     "resume": "Usage: /resume <id> (the id is the #number in /status)",
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
     "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
+    "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "unknown": "Unknown command. Send /help for the list.",
-}
+})
 """One-line answers to a command used wrongly."""
 
 _ACTIVE = (TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.SEEDING)
@@ -398,113 +388,3 @@ def refusal_text(user_id: int, chat_id: int | None, *, chat_refused: bool) -> st
                 "owner can allow it with ARIABOT_ALLOWED_CHATS.")
     return (f"Sorry, this is a private bot. Your Telegram user id is {user_id}; the owner can "
             "allow it with ARIABOT_ALLOWED_USERS.")
-
-
-# --- arguments -----------------------------------------------------------------------------------
-
-_ID_RE = re.compile(r"#?([1-9][0-9]{0,11})")
-_SELECTION_RE = re.compile(r"[0-9]{1,6}(?:-[0-9]{1,6})?(?:,[0-9]{1,6}(?:-[0-9]{1,6})?)*")
-
-
-def parse_download_id(text: str) -> int:
-    """A download id as typed: ``3`` or ``#3``.
-
-    Raises:
-        ValueError: anything else.
-    """
-    match = _ID_RE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not a download id: {text!r}")
-    return int(match.group(1))
-
-
-def parse_selection(text: str) -> list[int]:
-    """File numbers as typed: ``1,3-5`` → ``[1, 3, 4, 5]`` (sorted, without repeats).
-
-    Raises:
-        ValueError: not a list of numbers and ranges, a zero, a reversed range, or a number
-            above 100000.
-    """
-    compact = re.sub(r"\s+", "", text)
-    if not _SELECTION_RE.fullmatch(compact):
-        raise ValueError("file numbers look like 1,3-5")
-    chosen: set[int] = set()
-    for part in compact.split(","):
-        low_text, _, high_text = part.partition("-")
-        low = int(low_text)
-        high = int(high_text) if high_text else low
-        if low < 1 or high < low or high > _MAX_FILE_NUMBER:
-            raise ValueError("file numbers start at 1 and a range goes up, like 3-5")
-        chosen.update(range(low, high + 1))
-    return sorted(chosen)
-
-
-# --- callback data -------------------------------------------------------------------------------
-
-
-class InvalidCallback(ValueError):
-    """Callback data that no button of this bot makes."""
-
-
-_VERB_ARGS: dict[str, frozenset[str | None]] = {
-    "pause": frozenset({None}),
-    "resume": frozenset({None}),
-    "refresh": frozenset({None}),
-    "cancel": frozenset({None, "keep", "delete"}),
-    "back": frozenset({None}),
-    "send": frozenset({None}),
-    "status": frozenset({None}),
-}
-_PAGE_VERBS = frozenset({"status"})
-_CALLBACK_RE = re.compile(r"([a-z]{1,16}):(0|[1-9][0-9]{0,11})(?::([a-z]{1,16}))?")
-
-
-@dataclass(frozen=True)
-class Action:
-    """A parsed button press: ``verb`` on download ``id`` (a page number for ``status``)."""
-
-    verb: str
-    id: int
-    arg: str | None = None
-
-    def encode(self) -> str:
-        """The callback data string.
-
-        Raises:
-            InvalidCallback: unknown verb or argument, bad id, or longer than 64 bytes.
-        """
-        allowed = _VERB_ARGS.get(self.verb)
-        if allowed is None or self.arg not in allowed:
-            raise InvalidCallback(f"no such button: {self.verb}/{self.arg}")
-        low = 0 if self.verb in _PAGE_VERBS else 1
-        if isinstance(self.id, bool) or not isinstance(self.id, int) or not (
-            low <= self.id < 10**12
-        ):
-            raise InvalidCallback(f"bad id for {self.verb}: {self.id!r}")
-        data = f"{self.verb}:{self.id}" + (f":{self.arg}" if self.arg else "")
-        if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ids are bounded
-            raise InvalidCallback("callback data longer than 64 bytes")
-        return data
-
-
-def callback_data(verb: str, download_id: int, arg: str | None = None) -> str:
-    """Build checked callback data: ``verb:id`` or ``verb:id:arg`` (≤ 64 bytes)."""
-    return Action(verb, download_id, arg).encode()
-
-
-def parse_callback(data: object) -> Action:
-    """Parse callback data strictly: only what :func:`callback_data` makes is accepted.
-
-    Raises:
-        InvalidCallback: anything else (unknown verb, extra fields, signs, leading zeros,
-            non-ASCII digits, too long, not a string).
-    """
-    if not isinstance(data, str) or len(data.encode()) > MAX_CALLBACK_BYTES:
-        raise InvalidCallback("not callback data of this bot")
-    match = _CALLBACK_RE.fullmatch(data)
-    if match is None:
-        raise InvalidCallback("not callback data of this bot")
-    action = Action(match.group(1), int(match.group(2)), match.group(3))
-    if action.encode() != data:
-        raise InvalidCallback("not callback data of this bot")
-    return action

@@ -3,7 +3,8 @@
 The surface the bot and the supervisor use: :class:`TorrentManager` (the façade, built
 from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the snapshots it
 returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
-the errors it raises, and :func:`find_magnets`. The modules behind the façade (intake,
+the errors it raises, :func:`find_magnets` and :func:`human_size` (byte counts in words,
+the same everywhere). The modules behind the façade (intake,
 control, sync, statuses, metadata, retention, contents, live, ...) are its own.
 """
 

@@ -118,7 +118,7 @@ class NotificationListener:
         self._restarting = False
         self._thread = threading.Thread(target=self._run, name="aria2-notifications",
                                         daemon=True)
-        self.connected = threading.Event()
+        self._connected = threading.Event()
 
     def start(self) -> None:
         """Start the listening thread."""
@@ -130,16 +130,11 @@ class NotificationListener:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        """True while the thread runs (it only ends when asked to)."""
-        return self._thread.is_alive()
-
     def health(self) -> ListenerHealth:
         """A snapshot of the listener's state (safe from any thread)."""
         return ListenerHealth(
             running=self._thread.is_alive(),
-            connected=self.connected.is_set(),
+            connected=self._connected.is_set(),
             deaths=self._deaths,
             last_error=self._last_error,
             restarting=self._restarting,
@@ -194,7 +189,7 @@ class NotificationListener:
             socket = websocket.create_connection(self.url, timeout=_RECV_TIMEOUT)
         except (OSError, websocket.WebSocketException) as error:
             raise _Disconnected(str(error)) from None
-        self.connected.set()
+        self._connected.set()
         self._post(self._on_connected)
         try:
             while not self._stop.is_set():
@@ -208,7 +203,7 @@ class NotificationListener:
                     raise _Disconnected("connection closed")
                 self._dispatch(message)
         finally:
-            self.connected.clear()
+            self._connected.clear()
             socket.close()
             if not self._stop.is_set():
                 self._post(self._on_disconnected)

@@ -1,7 +1,7 @@
 """``ariabot`` command line: ``ariabot run`` and the local control commands.
 
 ``run`` starts everything; ``add``, ``list``, ``status``, ``pause``, ``resume``, ``cancel``,
-``files`` and ``purge`` talk to that running instance through its control socket (see
+``files``, ``purge`` and ``log`` talk to that running instance through its control socket (see
 :mod:`supervisor.control`) and say so clearly when none is running. ``doctor`` checks the
 installation (see :mod:`supervisor.doctor`).
 """
@@ -24,7 +24,7 @@ from manager import ManagerError, human_size
 from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
-from supervisor.control import ControlClient, NotRunning
+from supervisor.control import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, ControlClient, NotRunning
 from supervisor.envnames import unknown_variables, warn_unknown_variables
 from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_TIMEOUT, EXIT_USAGE
 from supervisor.instance import AlreadyRunning
@@ -37,7 +37,7 @@ __all__ = ["build_parser", "main"]
 _WAIT_POLL = 0.5
 """Seconds between two status requests while ``add --wait`` waits."""
 
-_FINAL_STATES = {"complete", "seeding", "error", "cancelled"}
+_FINAL_STATES = frozenset({"complete", "seeding", "error", "cancelled"})
 
 
 def _download_id(text: str) -> int:
@@ -57,24 +57,24 @@ def _chat_id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a chat id: {text!r}") from None
 
 
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not 0 <= value <= 36500:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"days must be from 0 to 36500, not {text!r}")
-    return value
+def _amount(kind: type[int] | type[float], unit: str, fits: Callable[[Any], bool],
+            bounds: str) -> Callable[[str], Any]:
+    """An argument type for a number of ``unit`` that ``fits``; ``bounds`` says which fit."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
+        if not fits(value):
+            raise argparse.ArgumentTypeError(f"{unit} must be {bounds}, not {text!r}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 10**7):
-        raise argparse.ArgumentTypeError(f"seconds must be above 0, not {text!r}")
-    return value
+_days = _amount(float, "days", lambda v: 0 <= v <= 36500, "from 0 to 36500")  # refuses nan, inf
+_seconds = _amount(float, "seconds", lambda v: math.isfinite(v) and 0 < v <= 10**7, "above 0")
+_limit = _amount(int, "entries", lambda v: 1 <= v <= LOG_LIMIT_MAX, f"from 1 to {LOG_LIMIT_MAX}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only those that finished more than DAYS days ago (0: all)")
     purge.add_argument("--delete-files", action="store_true",
                        help="also delete their files (kept by default)")
+    activity = commands.add_parser(
+        "log", help="show the activity log (who added, paused, cancelled... what), newest first")
+    activity.add_argument("--chat", type=_chat_id, help="only this chat's entries (0: local)")
+    activity.add_argument("--limit", type=_limit, default=LOG_LIMIT_DEFAULT, metavar="N",
+                          help=f"show the latest N entries (default {LOG_LIMIT_DEFAULT})")
+    activity.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser(
         "doctor", help="check aria2c, directories, settings, the Bot API and running instances")
     return parser
@@ -150,6 +156,13 @@ def _file_numbers(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"not a file range: {part!r}")
         numbers.extend(range(start, end + 1))
     return numbers
+
+
+def _activity_line(entry: dict[str, Any]) -> str:
+    target = f" #{entry['download_id']}" if entry["download_id"] is not None else ""
+    who = f"user {entry['user_id']}" if entry["user_id"] else "local"
+    text = f"{entry['at']}  chat {entry['chat_id']}  {who}  {entry['action']}{target}"
+    return f"{text}  {entry['detail']}" if entry["detail"] else text
 
 
 def _line(torrent: dict[str, Any]) -> str:
@@ -227,6 +240,19 @@ def _wait(client: ControlClient, download_id: int, out: TextIO, timeout: float |
         sleep(max(pause, 0.0))
 
 
+def _print_rows(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str], empty: str,
+                out: TextIO, *, as_json: bool) -> int:
+    """Print a listing: as JSON, one ``line`` per row, or ``empty`` when there is none."""
+    if as_json:
+        print(json.dumps(rows, indent=2), file=out)
+    elif not rows:
+        print(empty, file=out)
+    else:
+        for row in rows:
+            print(line(row), file=out)
+    return 0
+
+
 def _control(args: argparse.Namespace, settings: Settings) -> int:
     client = ControlClient(StateLayout(settings.data_dir).control_socket)
     out = sys.stdout
@@ -255,14 +281,11 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "list":
         fields = {"chat": args.chat} if args.chat is not None else {}
         torrents = _ask(client, "list", **fields)["torrents"]
-        if args.json:
-            print(json.dumps(torrents, indent=2), file=out)
-        elif not torrents:
-            print("no downloads", file=out)
-        else:
-            for torrent in torrents:
-                print(_line(torrent), file=out)
-        return 0
+        return _print_rows(torrents, _line, "no downloads", out, as_json=args.json)
+    if args.command == "log":
+        fields = {"chat": args.chat} if args.chat is not None else {}
+        entries = _ask(client, "log", limit=args.limit, **fields)["entries"]
+        return _print_rows(entries, _activity_line, "no activity", out, as_json=args.json)
     if args.command == "status" and args.id is None:
         health = _ask(client, "health")["health"]
         if args.json:

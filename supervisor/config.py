@@ -1,8 +1,9 @@
 """Settings: code defaults, overridden by a TOML file, overridden by ``ARIABOT_*`` variables.
 
 Every setting is declared once in :data:`FIELDS` (section, key, environment name, parser,
-default, help). The shipped ``conf/ariabot.toml`` mirrors those declarations and a test keeps
-the two in step, so the file a user copies is always complete and true.
+default, help); the parsers live in :mod:`supervisor.parsers`. The shipped
+``conf/ariabot.toml`` mirrors those declarations and a test keeps the two in step, so the file
+a user copies is always complete and true.
 
 A bad value raises :class:`ConfigError` naming the key; ``ariabot`` turns that into one line
 on stderr and exit code 2. Secrets are held in :class:`Secret`, whose ``repr``/``str`` never
@@ -12,231 +13,20 @@ show the value, so a settings object can be logged safely.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from supervisor import parsers
+from supervisor.parsers import Secret, between
 
 __all__ = ["FIELDS", "ConfigError", "Field", "Secret", "Settings", "load_settings"]
 
 
 class ConfigError(ValueError):
     """A setting has a bad value; the message names the key and what is wrong."""
-
-
-class Secret:
-    """A string that never shows itself in logs, tracebacks or ``repr``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the real value; call only where it is sent to its one legitimate reader."""
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-
-# --- parsers: each takes the raw value (TOML value or env string) and returns the typed one,
-# raising ValueError with a short reason. -------------------------------------------------
-
-
-def _int_between(low: int, high: int) -> Callable[[Any], int]:
-    def parse(raw: Any) -> int:
-        if isinstance(raw, bool):
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _float_between(low: float, high: float) -> Callable[[Any], float]:
-    def parse(raw: Any) -> float:
-        if isinstance(raw, bool):
-            raise ValueError(f"must be a number from {low:g} to {high:g}")
-        try:
-            value = float(str(raw).strip())
-        except ValueError:
-            raise ValueError(f"must be a number from {low:g} to {high:g}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a number from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def _bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _path(raw: Any) -> Path:
-    text = str(raw).strip()
-    if not text:
-        raise ValueError("must not be empty")
-    if "\0" in text:
-        raise ValueError("must not contain a NUL byte")
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:
-        # pathlib's answer to ~name for an unknown user, or to ~ with no HOME and no
-        # password entry: a user's mistake, not a crash.
-        head = text.split("/", 1)[0]
-        whose = f"user {head[1:]!r}" if len(head) > 1 else "the user running ariabot"
-        raise ValueError(f"cannot expand {head}: no home directory found for {whose}; "
-                         "give a full path") from None
-
-
-def _optional_path(raw: Any) -> Path | None:
-    return _path(raw) if str(raw).strip() else None
-
-
-def _one_of(*choices: str) -> Callable[[Any], str]:
-    def parse(raw: Any) -> str:
-        value = str(raw).strip()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _http_url(raw: Any) -> str:
-    value = str(raw).strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8081")
-    if parts.query or parts.fragment:
-        raise ValueError("must be a bare server root, without ?query or #fragment")
-    return value
-
-
-def _user_ids(raw: Any) -> tuple[int, ...]:
-    items = raw if isinstance(raw, list) else str(raw).replace(" ", "").split(",")
-    ids = []
-    for item in items:
-        if item == "":
-            continue
-        if isinstance(item, bool):
-            raise ValueError("must be Telegram user ids (whole numbers), comma-separated")
-        try:
-            ids.append(int(item))
-        except (TypeError, ValueError):
-            raise ValueError(
-                "must be Telegram user ids (whole numbers), comma-separated"
-            ) from None
-    return tuple(dict.fromkeys(ids))
-
-
-def _chat_ids(raw: Any) -> tuple[int, ...]:
-    items = raw if isinstance(raw, list) else str(raw).replace(" ", "").split(",")
-    ids = []
-    for item in items:
-        if item == "":
-            continue
-        if isinstance(item, bool):
-            raise ValueError("must be Telegram chat ids (whole numbers), comma-separated")
-        try:
-            ids.append(int(item))
-        except (TypeError, ValueError):
-            raise ValueError(
-                "must be Telegram chat ids (whole numbers), comma-separated"
-            ) from None
-    return tuple(dict.fromkeys(ids))
-
-
-def _webhook_url(raw: Any) -> str:
-    value = str(raw).strip()
-    if not value:
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError("must be empty (long polling) or an https:// URL Telegram can reach")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a ?query or #fragment")
-    return value
-
-
-def _host_port(raw: Any) -> str:
-    value = str(raw).strip()
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("must be host:port, such as 127.0.0.1:8443")
-    return value
-
-
-def _chat_id(raw: Any) -> int:
-    if isinstance(raw, bool):
-        raise ValueError("must be a Telegram chat id (a whole number, 0 for none)")
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise ValueError("must be a Telegram chat id (a whole number, 0 for none)") from None
-
-
-_TOKEN_SHAPE = re.compile(r"[0-9]+:[A-Za-z0-9_-]{30,}")
-"""A token from @BotFather: the bot's number, a colon, then 35 characters of [A-Za-z0-9_-].
-Telegram does not document the length, so 30 or more are accepted; ASCII only (str.isdigit()
-and str.isalnum() would let other scripts' digits and letters through)."""
-
-
-def _token(raw: Any) -> Secret:
-    value = str(raw).strip()
-    if value and not _TOKEN_SHAPE.fullmatch(value):
-        raise ValueError("does not look like a bot token from @BotFather: that is the bot's "
-                         "number, a colon, then at least 30 (BotFather gives 35) of A-Z a-z "
-                         "0-9 _ -, as in 123456789:AAH4... (copy it whole from /mybots → API "
-                         "Token)")
-    return Secret(value)
-
-
-def _port_range(raw: Any) -> str:
-    value = str(raw).strip()
-    for part in value.split(","):
-        ends = part.split("-")
-        if len(ends) > 2 or not all(e.isdigit() and 1024 <= int(e) <= 65535 for e in ends):
-            raise ValueError("must be ports 1024-65535, as 6881 or 6881-6999")
-    return value
-
-
-def _database_url(raw: Any) -> str:
-    value = str(raw).strip()
-    if value and "://" not in value:
-        raise ValueError("must be a database URL such as sqlite:////path/to/ariabot.db")
-    return value
-
-
-def _log_level(raw: Any) -> str:
-    return _one_of("DEBUG", "INFO", "WARNING", "ERROR")(str(raw).strip().upper())
 
 
 @dataclass(frozen=True)
@@ -252,83 +42,85 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("paths", "data_dir", "ARIABOT_DATA_DIR", _path, "~/.local/share/ariabot",
+    Field("paths", "data_dir", "ARIABOT_DATA_DIR", parsers.path, "~/.local/share/ariabot",
           "state: database, aria2 session, rendered aria2.conf, runtime.json, lock"),
-    Field("paths", "download_dir", "ARIABOT_DOWNLOAD_DIR", _optional_path, "",
+    Field("paths", "download_dir", "ARIABOT_DOWNLOAD_DIR", parsers.optional_path, "",
           "downloads root; torrents go to <download_dir>/torrents/<chat_id>/ "
           "(empty: <data_dir>/downloads)"),
     Field("aria2", "aria2c", "ARIABOT_ARIA2C", str, "aria2c",
           "the aria2c binary: a path, or a name looked up on PATH"),
-    Field("aria2", "rpc_port", "ARIABOT_RPC_PORT", _int_between(0, 65535), 0,
+    Field("aria2", "rpc_port", "ARIABOT_RPC_PORT", between(int, 0, 65535), 0,
           "RPC port on 127.0.0.1 only; 0 picks a free port at every start"),
-    Field("aria2", "max_concurrent", "ARIABOT_MAX_CONCURRENT", _int_between(1, 50), 3,
+    Field("aria2", "max_concurrent", "ARIABOT_MAX_CONCURRENT", between(int, 1, 50), 3,
           "downloads that run at once; the others wait in the queue"),
-    Field("aria2", "seed_ratio", "ARIABOT_SEED_RATIO", _float_between(0, 100), 1.0,
+    Field("aria2", "seed_ratio", "ARIABOT_SEED_RATIO", between(float, 0, 100), 1.0,
           "stop seeding at this upload/download ratio (0: no ratio limit)"),
-    Field("aria2", "seed_time", "ARIABOT_SEED_TIME", _int_between(0, 525600), 60,
+    Field("aria2", "seed_time", "ARIABOT_SEED_TIME", between(int, 0, 525600), 60,
           "stop seeding after this many minutes (0: stop as soon as the download is complete)"),
-    Field("aria2", "bt_stop_timeout", "ARIABOT_BT_STOP_TIMEOUT", _int_between(0, 604800), 900,
+    Field("aria2", "bt_stop_timeout", "ARIABOT_BT_STOP_TIMEOUT", between(int, 0, 604800), 900,
           "end a torrent that received no data for this many seconds (dead swarm; 0: never)"),
     Field("aria2", "file_allocation", "ARIABOT_FILE_ALLOCATION",
-          _one_of("none", "falloc", "trunc", "prealloc"), "none",
+          parsers.one_of("none", "falloc", "trunc", "prealloc"), "none",
           "disk space reservation; 'none' and 'falloc' never stall aria2, 'prealloc' can"),
-    Field("aria2", "listen_port", "ARIABOT_LISTEN_PORT", _port_range, "6881-6999",
+    Field("aria2", "listen_port", "ARIABOT_LISTEN_PORT", parsers.port_range, "6881-6999",
           "TCP port(s) for incoming BitTorrent peers (open it in your firewall for speed)"),
-    Field("aria2", "enable_dht", "ARIABOT_ENABLE_DHT", _bool, True,
+    Field("aria2", "enable_dht", "ARIABOT_ENABLE_DHT", parsers.boolean, True,
           "find peers through DHT (needed for trackerless magnets); when it is off, aria2 "
           "does not use udp:// trackers either, only http(s):// ones"),
-    Field("supervisor", "start_timeout", "ARIABOT_START_TIMEOUT", _float_between(1, 120), 15.0,
+    Field("supervisor", "start_timeout", "ARIABOT_START_TIMEOUT", between(float, 1, 120), 15.0,
           "seconds aria2c has to answer RPC after it was spawned"),
     Field("supervisor", "health_interval", "ARIABOT_HEALTH_INTERVAL",
-          _float_between(0.2, 300), 5.0, "seconds between two health probes of aria2c"),
-    Field("supervisor", "health_timeout", "ARIABOT_HEALTH_TIMEOUT", _float_between(0.2, 300),
+          between(float, 0.2, 300), 5.0, "seconds between two health probes of aria2c"),
+    Field("supervisor", "health_timeout", "ARIABOT_HEALTH_TIMEOUT", between(float, 0.2, 300),
           10.0, "seconds one RPC probe may take (pre-allocation can stall aria2 briefly)"),
-    Field("supervisor", "health_failures", "ARIABOT_HEALTH_FAILURES", _int_between(1, 100), 3,
+    Field("supervisor", "health_failures", "ARIABOT_HEALTH_FAILURES", between(int, 1, 100), 3,
           "failed probes in a row before aria2c is declared hung and restarted"),
-    Field("supervisor", "stop_timeout", "ARIABOT_STOP_TIMEOUT", _float_between(1, 300), 15.0,
+    Field("supervisor", "stop_timeout", "ARIABOT_STOP_TIMEOUT", between(float, 1, 300), 15.0,
           "seconds aria2c has to save its session and exit before it is killed"),
     Field("supervisor", "backoff_initial", "ARIABOT_BACKOFF_INITIAL",
-          _float_between(0.05, 60), 0.25, "first delay before restarting a dead aria2c (s)"),
-    Field("supervisor", "backoff_max", "ARIABOT_BACKOFF_MAX", _float_between(0.05, 3600), 30.0,
+          between(float, 0.05, 60), 0.25, "first delay before restarting a dead aria2c (s)"),
+    Field("supervisor", "backoff_max", "ARIABOT_BACKOFF_MAX", between(float, 0.05, 3600), 30.0,
           "longest delay between restarts; the delay doubles up to this (s)"),
-    Field("supervisor", "min_uptime", "ARIABOT_MIN_UPTIME", _float_between(0, 3600), 10.0,
+    Field("supervisor", "min_uptime", "ARIABOT_MIN_UPTIME", between(float, 0, 3600), 10.0,
           "aria2c that ran this long is healthy again: the backoff starts over (s)"),
-    Field("supervisor", "restart_burst", "ARIABOT_RESTART_BURST", _int_between(1, 1000), 5,
+    Field("supervisor", "restart_burst", "ARIABOT_RESTART_BURST", between(int, 1, 1000), 5,
           "more restarts than this within restart_window is FATAL: ariabot exits non-zero"),
     Field("supervisor", "restart_window", "ARIABOT_RESTART_WINDOW",
-          _float_between(1, 86400), 120.0, "the window for restart_burst (s)"),
-    Field("manager", "database_url", "ARIABOT_DATABASE_URL", _database_url, "",
+          between(float, 1, 86400), 120.0, "the window for restart_burst (s)"),
+    Field("manager", "database_url", "ARIABOT_DATABASE_URL", parsers.database_url, "",
           "where downloads are stored, as a peewee db_url (empty: SQLite <data_dir>/ariabot.db)"),
-    Field("manager", "progress_interval", "ARIABOT_PROGRESS_INTERVAL", _float_between(1, 10),
+    Field("manager", "progress_interval", "ARIABOT_PROGRESS_INTERVAL", between(float, 1, 10),
           5.0, "seconds between two progress polls (one batched RPC for all downloads)"),
     Field("manager", "torrent_max_bytes", "ARIABOT_TORRENT_MAX_BYTES",
-          _int_between(1024, 10_000_000), 10_000_000,
+          between(int, 1024, 10_000_000), 10_000_000,
           "largest .torrent file accepted, in bytes (torf reads at most 10 MB)"),
-    Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", _int_between(0, 36500), 0,
+    Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", between(int, 0, 36500), 0,
           "finished downloads (complete, error, cancelled) older than this many days leave "
           "the list, checked daily; their files stay (0: keep them forever)"),
-    Field("telegram", "token", "ARIABOT_TELEGRAM_TOKEN", _token, "",
+    Field("telegram", "token", "ARIABOT_TELEGRAM_TOKEN", parsers.token, "",
           "bot token from @BotFather; empty runs ariabot in local mode (CLI only)"),
-    Field("telegram", "api_url", "ARIABOT_TELEGRAM_API_URL", _http_url,
+    Field("telegram", "api_url", "ARIABOT_TELEGRAM_API_URL", parsers.http_url,
           "https://api.telegram.org",
           "root of the Bot API server (a local Bot API server: http://127.0.0.1:8081)"),
-    Field("telegram", "allowed_users", "ARIABOT_ALLOWED_USERS", _user_ids, [],
+    Field("telegram", "allowed_users", "ARIABOT_ALLOWED_USERS", parsers.telegram_ids("user"),
+          [],
           "Telegram user ids allowed to use the bot; everyone else is refused"),
-    Field("telegram", "allowed_chats", "ARIABOT_ALLOWED_CHATS", _chat_ids, [],
+    Field("telegram", "allowed_chats", "ARIABOT_ALLOWED_CHATS", parsers.telegram_ids("chat"),
+          [],
           "chats the bot answers in (a private chat's id is the user's id); empty: only "
           "the allowed users' private chats, so a group works only when listed here"),
-    Field("telegram", "admin_chat", "ARIABOT_ADMIN_CHAT", _chat_id, 0,
+    Field("telegram", "admin_chat", "ARIABOT_ADMIN_CHAT", parsers.chat_id, 0,
           "chat that gets supervisor alerts such as aria2 restarts (0: none)"),
-    Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", _float_between(1, 600), 10.0,
+    Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", between(float, 1, 600), 10.0,
           "least seconds between two edits of one progress message"),
-    Field("telegram", "upload_limit_mb", "ARIABOT_UPLOAD_LIMIT_MB", _int_between(1, 2000), 50,
+    Field("telegram", "upload_limit_mb", "ARIABOT_UPLOAD_LIMIT_MB", between(int, 1, 2000), 50,
           "largest finished file the bot sends into the chat (MiB; 50 for Telegram's servers, "
           "up to 2000 with a local Bot API server)"),
-    Field("telegram", "webhook_url", "ARIABOT_WEBHOOK_URL", _webhook_url, "",
+    Field("telegram", "webhook_url", "ARIABOT_WEBHOOK_URL", parsers.webhook_url, "",
           "public https:// URL Telegram posts updates to (empty: long polling)"),
-    Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", _host_port,
+    Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", parsers.host_port,
           "127.0.0.1:8443", "host:port the webhook server listens on, behind your HTTPS proxy"),
-    Field("log", "level", "ARIABOT_LOG_LEVEL", _log_level, "INFO",
+    Field("log", "level", "ARIABOT_LOG_LEVEL", parsers.log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -424,7 +216,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     if config_path is None and env.get("ARIABOT_CONFIG"):
         try:
-            config_path = _path(env["ARIABOT_CONFIG"])
+            config_path = parsers.path(env["ARIABOT_CONFIG"])
         except ValueError as error:
             raise ConfigError(f"ARIABOT_CONFIG: {error}") from None
     file_values = _file_values(_read_toml(config_path), config_path) if config_path else {}

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from supervisor.config import FIELDS, Field
@@ -23,10 +24,10 @@ __all__ = ["TARGETS", "render_markdown", "render_toml", "toml_value"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
-TARGETS = {
+TARGETS: Mapping[str, Callable[[], str]] = MappingProxyType({
     "conf/ariabot.toml": lambda: render_toml(FIELDS),
     "docs/configuration.md": lambda: render_markdown(FIELDS),
-}
+})
 """Generated files, relative to the repository root, and how each is rendered."""
 
 _TOML_HEADER = """\
@@ -35,14 +36,14 @@ _TOML_HEADER = """\
 # set by an environment variable, which wins over the file; its name is given above the key.
 """
 
-_SECTION_TITLES = {
+_SECTION_TITLES: Mapping[str, str] = MappingProxyType({
     "paths": "Where ariabot keeps its state and the downloads.",
     "aria2": "How aria2c downloads: queue, seeding, BitTorrent network.",
     "supervisor": "How aria2c is watched and restarted.",
     "manager": "The download list: storage, progress polls, retention.",
     "telegram": "The Telegram bot. Without a token ariabot runs in local mode (CLI only).",
     "log": "ariabot's own log (on stderr; under systemd, in the journal).",
-}
+})
 
 
 def toml_value(value: Any) -> str:

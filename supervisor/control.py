@@ -1,4 +1,4 @@
-"""The local control socket: how ``ariabot add/list/status/...`` reach a running ariabot.
+"""The local control socket: how ``ariabot add/list/status/log/...`` reach a running ariabot.
 
 ``ariabot run`` is the only process that writes the store and talks to aria2; local commands
 send it one JSON request per connection over ``<data dir>/control.sock``. The socket is mode
@@ -29,7 +29,15 @@ from typing import Any
 from manager import ManagerError, Torrent, TorrentManager
 from supervisor.health import health_json
 
-__all__ = ["ControlClient", "ControlServer", "NotRunning", "torrent_json"]
+__all__ = [
+    "LOG_LIMIT_DEFAULT",
+    "LOG_LIMIT_MAX",
+    "ControlClient",
+    "ControlServer",
+    "NotRunning",
+    "activity_json",
+    "torrent_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,28 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
     }
 
 
+def activity_json(entry: Any) -> dict[str, Any]:
+    """The JSON form of one activity entry (``ariabot log``), newest first in a list.
+
+    Keys: at (ISO 8601 UTC), chat_id, user_id (0: the local CLI), action, download_id (or
+    null), detail.
+    """
+    return {
+        "at": entry.at.isoformat() + "Z",
+        "chat_id": entry.chat_id,
+        "user_id": entry.user_id,
+        "action": entry.action,
+        "download_id": entry.download_id,
+        "detail": entry.detail,
+    }
+
+
+LOG_LIMIT_DEFAULT = 20
+"""Activity entries ``ariabot log`` shows without ``--limit``."""
+
+LOG_LIMIT_MAX = 10_000
+"""Most activity entries one request returns."""
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 """Whole numbers the store can hold (SQLite INTEGER); others are refused as bad requests."""
 
@@ -99,19 +129,24 @@ class ControlServer:
             "files": self._files,
             "purge": self._purge,
             "health": self._health,
+            "log": self._log,
         }
 
     async def start(self) -> None:
         """Listen (replacing a socket file left by a crash; we hold the instance lock)."""
         self.path.unlink(missing_ok=True)
-        old_umask = os.umask(0o177)
+        # The mode is set on the socket before bind() creates the file (Linux takes the file's
+        # mode from the socket's inode), so it is never more open than 0600, without touching
+        # the process-wide umask while other threads create files.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_REQUEST
-            )
-        finally:
-            os.umask(old_umask)
-        self.path.chmod(0o600)
+            os.fchmod(sock.fileno(), 0o600)
+            sock.bind(str(self.path))
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock,
+                                                           limit=MAX_REQUEST)
+        except BaseException:
+            sock.close()
+            raise
 
     async def stop(self) -> None:
         """Stop listening and remove the socket file."""
@@ -197,6 +232,15 @@ class ControlServer:
 
     async def _health(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"health": health_json(self.manager)}
+
+    async def _log(self, request: dict[str, Any]) -> dict[str, Any]:
+        chat = request.get("chat")
+        if chat is not None:
+            chat = _int_field(request, "chat")
+        limit = _int_field(request, "limit", LOG_LIMIT_DEFAULT)
+        if not 1 <= limit <= LOG_LIMIT_MAX:
+            raise _BadRequest(f"'limit' must be from 1 to {LOG_LIMIT_MAX}")
+        return {"entries": [activity_json(e) for e in await self.manager.activity(chat, limit)]}
 
     async def _pause(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"torrent": torrent_json(await self.manager.pause(_int_field(request, "id")))}

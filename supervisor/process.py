@@ -120,7 +120,6 @@ class Aria2Process:
         self._stop_requested = False
         self._settled = asyncio.Event()
         self._fatal_reason = ""
-        self.spawn_count = 0
         self.probes = 0
         """Health probes done (passed or failed) over all lives, for tests."""
 
@@ -294,7 +293,6 @@ class Aria2Process:
 
     async def _spawn(self) -> Child:
         """Start aria2c; a start the OS refuses is a death (Aria2Died), like a crash."""
-        self.spawn_count += 1
         self._session_id = None
         try:
             if cap_file(self.layout.aria2_log, self._log_max_bytes, in_use=False):

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from telegram.error import TelegramError
 
-from bot.app import EmbeddedBot, WebhookUnavailable, build_application
-from bot.config import MIB, BotConfig
-from bot.startup import BotApiUnusable
+from bot import BotApiUnusable, BotConfig, EmbeddedBot, WebhookUnavailable, build_application
+from bot.config import MIB
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.compat import hybrid_limitation
 from supervisor.config import Settings

@@ -21,7 +21,9 @@ BACKOFF can all be stopped. Nothing leaves FATAL.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 __all__ = ["LEGAL_TRANSITIONS", "InvalidTransition", "ProcessState", "StateChange"]
 
@@ -37,7 +39,7 @@ class ProcessState(enum.Enum):
     FATAL = "fatal"
 
 
-LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
+LEGAL_TRANSITIONS: Mapping[ProcessState, frozenset[ProcessState]] = MappingProxyType({
     ProcessState.STOPPED: frozenset({ProcessState.STARTING}),
     ProcessState.STARTING: frozenset(
         {ProcessState.RUNNING, ProcessState.BACKOFF, ProcessState.STOPPING, ProcessState.FATAL}
@@ -48,7 +50,7 @@ LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     ProcessState.BACKOFF: frozenset({ProcessState.STARTING, ProcessState.STOPPING}),
     ProcessState.STOPPING: frozenset({ProcessState.STOPPED}),
     ProcessState.FATAL: frozenset(),
-}
+})
 """For each state, the states it may move to; anything else is a bug in the supervisor."""
 
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
+from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.files import deliverable_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
-from bot.progress import is_not_modified
 from bot.rights import ensure_may_act
-from bot.views import Action, InvalidCallback, parse_callback, status_view
+from bot.sender import is_not_modified
+from bot.views import status_view
 from manager import TorrentState, human_size
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -160,7 +162,7 @@ async def _upload(context: BotContext, chat_id: int, reply_to: int, path: Path) 
                                        "again later.")
 
 
-_PRESSES: dict[str, Callable[[_Press, BotContext], Awaitable[None]]] = {
+_PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = MappingProxyType({
     "pause": _pause,
     "resume": _resume,
     "refresh": _refresh,
@@ -168,4 +170,4 @@ _PRESSES: dict[str, Callable[[_Press, BotContext], Awaitable[None]]] = {
     "cancel": _cancel,
     "status": _status,
     "send": _send,
-}
+})

@@ -1,4 +1,4 @@
-"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files."""
+"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot.activity import LOG_DEFAULT, LOG_MAX, activity_text
+from bot.arguments import parse_download_id, parse_selection
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
-from bot.views import (
-    USAGE,
-    files_text,
-    help_text,
-    parse_download_id,
-    parse_selection,
-    status_view,
-)
+from bot.views import USAGE, files_text, help_text, status_view
 from manager import find_magnets
 
 __all__ = [
     "STATUS_LIMIT",
+    "activity_log",
     "cancel",
     "files",
     "help_command",
@@ -105,32 +101,30 @@ def _one_id(context: BotContext, extra: int = 0) -> int | None:
         return None
 
 
+async def _switch(update: Update, context: BotContext, verb: str, mark: str, done: str) -> None:
+    """/pause and /resume alike: ``verb`` the download, show it at once, say it is ``done``."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE[verb])
+        return
+    chat_id, user_id = await _may_act(update, context, download_id)
+    act = context.manager.pause if verb == "pause" else context.manager.resume
+    changed = await act(download_id, chat_id, user_id)
+    if changed.message_id is not None:
+        context.board.show_now(changed, changed.message_id)
+    await _reply(update, f"{mark} #{download_id} is {done}.")
+
+
 @answers_manager_errors
 async def pause(update: Update, context: BotContext) -> None:
     """/pause <id>."""
-    download_id = _one_id(context)
-    if download_id is None:
-        await _reply(update, USAGE["pause"])
-        return
-    chat_id, user_id = await _may_act(update, context, download_id)
-    paused = await context.manager.pause(download_id, chat_id, user_id)
-    if paused.message_id is not None:
-        context.board.show_now(paused, paused.message_id)
-    await _reply(update, f"⏸ #{download_id} is paused.")
+    await _switch(update, context, "pause", "⏸", "paused")
 
 
 @answers_manager_errors
 async def resume(update: Update, context: BotContext) -> None:
     """/resume <id>."""
-    download_id = _one_id(context)
-    if download_id is None:
-        await _reply(update, USAGE["resume"])
-        return
-    chat_id, user_id = await _may_act(update, context, download_id)
-    resumed = await context.manager.resume(download_id, chat_id, user_id)
-    if resumed.message_id is not None:
-        context.board.show_now(resumed, resumed.message_id)
-    await _reply(update, f"▶ #{download_id} is resumed.")
+    await _switch(update, context, "resume", "▶", "resumed")
 
 
 @answers_manager_errors
@@ -175,6 +169,21 @@ async def files(update: Update, context: BotContext) -> None:
     snapshot = await context.manager.get(download_id, chat_id)
     entries = await context.manager.files(download_id, chat_id)
     await _reply(update, files_text(snapshot, entries), html=True)
+
+
+@answers_manager_errors
+async def activity_log(update: Update, context: BotContext) -> None:
+    """/log [n]: this chat's own activity log, newest first (never another chat's)."""
+    args = context.args or []
+    limit = LOG_DEFAULT
+    if args:
+        limit = int(args[0]) if len(args) == 1 and args[0].isascii() and args[0].isdigit() else 0
+        if not 1 <= limit <= LOG_MAX:
+            await _reply(update, USAGE["log"])
+            return
+    chat_id, _ = _ids(update)
+    entries = await context.manager.activity(chat_id, limit)
+    await _reply(update, activity_text(entries), html=True)
 
 
 async def unknown(update: Update, context: BotContext) -> None:

@@ -241,3 +241,32 @@ def test_timeout_without_wait_is_a_usage_error(run: AriabotRun) -> None:
     result = cli(run, "add", magnet("ab" * 20), "--timeout", "5")
     assert result.returncode == 2 and "--timeout" in result.stderr
     assert downloads(run) == []
+
+
+def test_log_shows_the_activity_newest_first_per_chat_and_limited(run: AriabotRun) -> None:
+    first, second = "1" * 40, "2" * 40
+    assert cli(run, "add", magnet(first), "--chat", "77").returncode == 0
+    assert cli(run, "add", magnet(second), "--chat", "88").returncode == 0
+    assert cli(run, "pause", "2").returncode == 0
+
+    every = cli(run, "log")
+    assert every.returncode == 0, every.stderr
+    lines = every.stdout.splitlines()
+    assert len(lines) == 3
+    assert "chat 88  local  pause #2" in lines[0]  # newest first
+    assert "chat 88  local  add #2" in lines[1] and second in lines[1]
+    assert "chat 77  local  add #1" in lines[2] and first in lines[2]
+
+    only_77 = cli(run, "log", "--chat", "77", "--json")
+    assert only_77.returncode == 0, only_77.stderr
+    [entry] = json.loads(only_77.stdout)
+    assert set(entry) == {"at", "chat_id", "user_id", "action", "download_id", "detail"}
+    assert (entry["chat_id"], entry["user_id"], entry["action"], entry["download_id"]) == (
+        77, 0, "add", 1)
+    assert entry["at"].endswith("Z") and first in entry["detail"]
+
+    latest = cli(run, "log", "--limit", "1")
+    assert latest.returncode == 0 and latest.stdout.splitlines() == lines[:1]
+    assert cli(run, "log", "--chat", "5").stdout.strip() == "no activity"
+    for bad in ("0", "x", "10001"):
+        assert cli(run, "log", "--limit", bad).returncode == 2, bad

@@ -61,7 +61,7 @@ async def test_listener_comes_back_after_a_handler_raises_and_later_notification
         assert len(errors) == 1 and "restarting" in errors[0].getMessage()
     finally:
         await asyncio.to_thread(listener.stop)
-    assert not listener.alive
+    assert not listener.health().running
 
 
 def test_status_and_doctor_show_how_the_listener_of_a_running_ariabot_does(

@@ -20,14 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.views import (
-    Action,
-    InvalidCallback,
-    callback_data,
-    parse_callback,
-    parse_download_id,
-    parse_selection,
-)
+from bot.arguments import parse_download_id, parse_selection
+from bot.callbackdata import Action, InvalidCallback, callback_data, parse_callback
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.errors import InvalidMagnet, InvalidTorrent
 from manager.magnets import find_magnets, parse_magnet

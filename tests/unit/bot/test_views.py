@@ -1,4 +1,4 @@
-"""The bot's screens as pure functions: text, keyboards, callback data, arguments."""
+"""The bot's screens as pure functions: text and keyboards."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from pathlib import PurePosixPath
 import pytest
 
 from bot.views import (
-    MAX_CALLBACK_BYTES,
-    Action,
-    InvalidCallback,
-    callback_data,
     completion_keyboard,
     completion_text,
     engine_alert_text,
@@ -20,9 +16,6 @@ from bot.views import (
     files_text,
     help_text,
     human_duration,
-    parse_callback,
-    parse_download_id,
-    parse_selection,
     percent,
     progress_bar,
     progress_keyboard,
@@ -253,63 +246,3 @@ def test_help_and_refusal() -> None:
     assert "123" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_USERS" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_CHATS" in refusal_text(1, -100, chat_refused=True)
-
-
-# --- arguments -----------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("text", "value"), [("3", 3), ("#12", 12), (" 5 ", 5)])
-def test_download_ids(text: str, value: int) -> None:
-    assert parse_download_id(text) == value
-
-
-@pytest.mark.parametrize("text", ["0", "-1", "", "#", "3a", "\uff11", "99999999999999", "03"])
-def test_bad_download_ids(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_download_id(text)
-
-
-@pytest.mark.parametrize(("text", "value"), [
-    ("1", [1]), ("1,3-5", [1, 3, 4, 5]), ("5-5,1, 2", [1, 2, 5]), ("2,2,1-2", [1, 2]),
-])
-def test_file_selection(text: str, value: list[int]) -> None:
-    assert parse_selection(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "0", "1,", "a", "5-3", "1-100001", "1;2", "-3", "1--2"])
-def test_bad_file_selection(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_selection(text)
-
-
-# --- callback data -------------------------------------------------------------------------------
-
-def test_callback_data_round_trips_and_fits() -> None:
-    for data in ["pause:1", "resume:12", "refresh:3", "cancel:4", "cancel:4:keep",
-                 "cancel:4:delete", "back:9", "send:999999999999", "status:0", "status:3"]:
-        assert parse_callback(data).encode() == data
-        assert len(data.encode()) <= MAX_CALLBACK_BYTES
-    assert parse_callback("cancel:4:delete") == Action("cancel", 4, "delete")
-    longest = callback_data("cancel", 10**12 - 1, "delete")
-    assert len(longest.encode()) <= MAX_CALLBACK_BYTES
-
-
-@pytest.mark.parametrize("data", [
-    None, 5, "", "pause", "pause:", "pause:0", "pause:-1", "pause:+1", "pause:01", "pause:1:",
-    "pause:1:keep", "cancel:1:wipe", "cancel:1:keep:x", "PAUSE:1", "pause :1", "pause:1 ",
-    "pause:1\n", "rm:1", "pause:\uff11", "pause:1" + "0" * 12, "status:-1", "send:1e3",
-    "x" * 65, "pause:1;cancel:2", "status:00",
-])
-def test_callback_parsing_refuses_anything_else(data: object) -> None:
-    with pytest.raises(InvalidCallback):
-        parse_callback(data)
-
-
-def test_callback_building_refuses_bad_values() -> None:
-    with pytest.raises(InvalidCallback):
-        callback_data("pause", 0)
-    with pytest.raises(InvalidCallback):
-        callback_data("nope", 1)
-    with pytest.raises(InvalidCallback):
-        callback_data("pause", 1, "keep")
-    with pytest.raises(InvalidCallback):
-        callback_data("pause", True)  # type: ignore[arg-type]

@@ -69,7 +69,7 @@ async def test_malformed_notifications_are_ignored_and_later_ones_arrive(
                                     connected.set)
     listener.start()
     try:
-        await until(listener.connected.is_set, what="the connection")
+        await until(lambda: listener.health().connected, what="the connection")
         for bad in (
             {"method": ["aria2.onDownloadStart"], "params": [{"gid": "1"}]},  # unhashable
             {"method": {"a": 1}, "params": [{"gid": "1"}]},
@@ -146,7 +146,7 @@ def test_unexpected_failures_restart_with_growing_backoff_reset_after_a_healthy_
     assert len(errors) == 6  # once per death, each with its traceback
     assert all(r.exc_info for r in errors)
     assert "restarting it in 0.5 s" in errors[0].getMessage()
-    assert not listener.alive
+    assert not listener.health().running
 
 
 def test_backoff_is_capped() -> None:

@@ -1,0 +1,45 @@
+"""The buttons' callback data: round trips, fits in 64 bytes, refuses anything else."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.callbackdata import (
+    MAX_CALLBACK_BYTES,
+    Action,
+    InvalidCallback,
+    callback_data,
+    parse_callback,
+)
+
+
+def test_callback_data_round_trips_and_fits() -> None:
+    for data in ["pause:1", "resume:12", "refresh:3", "cancel:4", "cancel:4:keep",
+                 "cancel:4:delete", "back:9", "send:999999999999", "status:0", "status:3"]:
+        assert parse_callback(data).encode() == data
+        assert len(data.encode()) <= MAX_CALLBACK_BYTES
+    assert parse_callback("cancel:4:delete") == Action("cancel", 4, "delete")
+    longest = callback_data("cancel", 10**12 - 1, "delete")
+    assert len(longest.encode()) <= MAX_CALLBACK_BYTES
+
+
+@pytest.mark.parametrize("data", [
+    None, 5, "", "pause", "pause:", "pause:0", "pause:-1", "pause:+1", "pause:01", "pause:1:",
+    "pause:1:keep", "cancel:1:wipe", "cancel:1:keep:x", "PAUSE:1", "pause :1", "pause:1 ",
+    "pause:1\n", "rm:1", "pause:\uff11", "pause:1" + "0" * 12, "status:-1", "send:1e3",
+    "x" * 65, "pause:1;cancel:2", "status:00",
+])
+def test_callback_parsing_refuses_anything_else(data: object) -> None:
+    with pytest.raises(InvalidCallback):
+        parse_callback(data)
+
+
+def test_callback_building_refuses_bad_values() -> None:
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", 0)
+    with pytest.raises(InvalidCallback):
+        callback_data("nope", 1)
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", 1, "keep")
+    with pytest.raises(InvalidCallback):
+        callback_data("pause", True)  # type: ignore[arg-type]
