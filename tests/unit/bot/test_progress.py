@@ -168,9 +168,11 @@ async def board(clock: FakeClock, sender: FakeSender, tmp_path: Path) -> Iterato
     await created.close(flush_timeout=0)
 
 
-async def assert_done_with(sender: FakeSender, clock: FakeClock) -> None:
-    """The board let go: no worker waits on the clock, and much later nothing is sent."""
+async def assert_done_with(board: ProgressBoard, sender: FakeSender, clock: FakeClock) -> None:
+    """The board let go: it holds no message, no worker waits on the clock, and much later
+    nothing is sent."""
     calls = len(sender.calls)
+    assert board._slots == {}
     assert clock._sleepers == []
     await clock.advance(INTERVAL * 10)
     assert len(sender.calls) == calls and clock._sleepers == []
@@ -406,7 +408,7 @@ async def test_completion_edits_and_sends_a_new_message(board: ProgressBoard,
     await clock.advance(INTERVAL)
     assert len(sender.edits) == 1 and "Complete" in sender.edits[0].text
     assert sender.edits[0].markup is None
-    await assert_done_with(sender, clock)
+    await assert_done_with(board, sender, clock)
 
 
 async def test_no_send_button_for_large_or_missing_files(board: ProgressBoard,
@@ -476,7 +478,7 @@ async def test_cancel_edits_to_the_final_state_without_buttons(board: ProgressBo
     assert len(sender.edits) == 1
     assert sender.edits[0].markup is None and "Cancelled" in sender.edits[0].text
     assert sender.sends == []
-    await assert_done_with(sender, clock)
+    await assert_done_with(board, sender, clock)
 
 
 async def test_engine_events_go_to_the_admin_chat(board: ProgressBoard, sender: FakeSender,
@@ -494,7 +496,7 @@ async def test_local_downloads_and_closed_board_are_ignored(board: ProgressBoard
     board(TorrentCompleted(snapshot(100, chat_id=0, state=TorrentState.COMPLETE)))
     await settle()
     assert sender.calls == []
-    await assert_done_with(sender, clock)
+    await assert_done_with(board, sender, clock)
     await board.close(flush_timeout=0)
     board(TorrentFailed(snapshot(1, state=TorrentState.ERROR)))
     await settle()
