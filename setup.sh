@@ -3,8 +3,8 @@
 #   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
 #   ./setup.sh test [pytest options]       install with test extras, then run the test suite
 #   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
-# System packages (aria2, python3-venv) come from apt when missing; everything Python goes
-# into ./.venv so the system Python is never touched.
+# System packages (aria2, python3-venv; transmission-cli for the tests) come from apt when
+# missing; everything Python goes into ./.venv so the system Python is never touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +33,11 @@ ensure_system_packages() {
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }
 
+# The tests' and benchmarks' second BitTorrent client: a transmission-cli seeder (issue 16).
+ensure_test_packages() {
+    command -v transmission-cli >/dev/null 2>&1 || apt_install transmission-cli
+}
+
 ensure_venv() {
     local extras=$1
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -50,12 +55,14 @@ case "$cmd" in
         ;;
     test)
         ensure_system_packages
+        ensure_test_packages
         ensure_venv "[test]"
         "$VENV/bin/ruff" check .
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
         ensure_system_packages
+        ensure_test_packages
         ensure_venv "[test]"
         exec "$VENV/bin/python" -m tests.bench "$@"
         ;;

@@ -894,7 +894,7 @@ class Swarm:
     ) -> None:
         self.stop()
 
-    def add(
+    def make(
         self,
         name: str,
         sizes: list[int] | int,
@@ -903,10 +903,10 @@ class Swarm:
         parent: Path | None = None,
         piece_size: int | None = None,
     ) -> SwarmTorrent:
-        """Make content, build its .torrent, seed it, and return once peers can find it.
+        """Make content and its .torrent (announcing to this swarm's tracker), unseeded.
 
-        Returns only after the seeder verified the content *and* announced it to the
-        tracker, so a client added right after gets the seeder in its first peer list.
+        For a torrent another seeder serves (:class:`tests.transmission.TransmissionSeeder`);
+        :meth:`add` also gives it to the swarm's aria2c seeder.
 
         Parameters:
             name: the torrent's name (file or folder name).
@@ -914,9 +914,6 @@ class Swarm:
             seed: random seed of the content (same arguments -> same info-hash).
             parent: where to write the content; default: a fresh folder under ``root``.
             piece_size: bytes per piece; default: torf's choice (64 MiB -> 512 x 128 KiB).
-
-        Returns:
-            The seeded torrent.
         """
         if parent is None:
             with self._lock:
@@ -933,13 +930,10 @@ class Swarm:
         )
         torrent.generate()
         info_hash = torrent.infohash.lower()
-        torrent_bytes = bytes(torrent.dump())
-        self.seeder.seed(torrent_bytes, parent)
-        self.tracker.wait_for_peer(info_hash, self.seeder.listen_port)
         return SwarmTorrent(
             info_hash=info_hash,
             name=name,
-            torrent_bytes=torrent_bytes,
+            torrent_bytes=bytes(torrent.dump()),
             magnet=magnet_uri(info_hash, name, self.tracker.url),
             content_path=content,
             digests=file_digests(content),
@@ -947,6 +941,29 @@ class Swarm:
             files=tuple(str(PurePosixPath(*file.parts)) for file in torrent.files),
             piece_size=int(torrent.piece_size),
         )
+
+    def add(
+        self,
+        name: str,
+        sizes: list[int] | int,
+        *,
+        seed: int = 0,
+        parent: Path | None = None,
+        piece_size: int | None = None,
+    ) -> SwarmTorrent:
+        """Make content, build its .torrent, seed it, and return once peers can find it.
+
+        Returns only after the seeder verified the content *and* announced it to the
+        tracker, so a client added right after gets the seeder in its first peer list.
+        Parameters: as :meth:`make`.
+
+        Returns:
+            The seeded torrent.
+        """
+        torrent = self.make(name, sizes, seed=seed, parent=parent, piece_size=piece_size)
+        self.seeder.seed(torrent.torrent_bytes, torrent.content_path.parent)
+        self.tracker.wait_for_peer(torrent.info_hash, self.seeder.listen_port)
+        return torrent
 
     def dead_magnet(self, name: str = "dead") -> str:
         """A magnet for a random info-hash nobody seeds: the tracker never has peers for it."""
