@@ -281,9 +281,9 @@ def _run_phase(ctx: BenchContext, phase: Phase, rounds: int) -> list[Download]:
     announced = _announced(ctx.swarm.tracker, phase.torrent, ports)
     downloads: list[Download] = []
     for index, who in enumerate(order):
-        folder = ctx.path("throughput", f"{phase.name}-{index}-{who}")
+        folder = ctx.path("throughput", f"{phase.name[0]}{index}-{who}")
         os.sync()  # no run pays for the previous one's writeback
-        with phase.seeder(ctx.path("throughput", f"{phase.name}-{index}-seeder"), ports):
+        with phase.seeder(ctx.path("throughput", f"{phase.name[0]}{index}-seeder"), ports):
             downloads.append(CONTESTANTS[who](phase.torrent, folder, announced))
         shutil.rmtree(folder, ignore_errors=True)
     return downloads
