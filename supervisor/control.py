@@ -21,7 +21,7 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,31 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 32 * 1024 * 1024
 """Largest request line: a .torrent at its largest, base64-encoded, with room to spare."""
+
+_SUN_PATH_MAX = 107
+"""Bytes of a path an AF_UNIX address holds (``sun_path`` is 108, with its NUL)."""
+
+
+@contextlib.contextmanager
+def _socket_address(path: Path) -> Iterator[str]:
+    """``path`` as an AF_UNIX address, however deep the data dir is.
+
+    A path that fits ``sun_path`` is used as it is. A longer one cannot be bound or
+    connected by name (``OSError: AF_UNIX path too long``), so the same file is reached
+    through an ``O_PATH`` descriptor of its folder, ``/proc/self/fd/N/control.sock``, held
+    open for the ``with`` block. No ``chdir``: the working directory is the whole process's.
+
+    Raises:
+        FileNotFoundError: the folder does not exist (so no socket can be in it).
+    """
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
 
 
 def torrent_json(torrent: Torrent) -> dict[str, Any]:
@@ -141,7 +166,8 @@ class ControlServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             os.fchmod(sock.fileno(), 0o600)
-            sock.bind(str(self.path))
+            with _socket_address(self.path) as address:
+                sock.bind(address)
             self._server = await asyncio.start_unix_server(self._serve, sock=sock,
                                                            limit=MAX_REQUEST)
         except BaseException:
@@ -300,7 +326,8 @@ class ControlClient:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
             try:
-                sock.connect(str(self.path))
+                with _socket_address(self.path) as address:
+                    sock.connect(address)
             except (FileNotFoundError, ConnectionRefusedError):
                 raise NotRunning(
                     f"ariabot is not running on {self.path.parent} (start it with 'ariabot run')"

@@ -128,6 +128,28 @@ def test_commands_say_when_no_ariabot_is_running(tmp_path: Path) -> None:
     assert "not running" in result.stderr and "ariabot run" in result.stderr
 
 
+def test_a_data_dir_too_deep_for_a_unix_socket_path_still_works(tmp_path: Path) -> None:
+    # sun_path holds 108 bytes: a socket path longer than that cannot be bound or connected
+    # by name, yet nothing else limits how deep a data dir may be.
+    data_dir = tmp_path / ("d" * 60) / ("e" * 60) / "data"
+    assert len(bytes(data_dir / "control.sock")) > 108
+    data_dir.parent.mkdir(parents=True)
+    with ariabot_run(data_dir, {"ARIABOT_SEED_TIME": "0"}) as running:
+        running.wait_ready()
+        result = cli(running, "list")
+        assert result.returncode == 0, result.stderr
+        assert "no downloads" in result.stdout.lower()
+        assert running.process is not None and running.process.poll() is None
+
+
+def test_commands_say_when_no_ariabot_is_running_in_a_deep_data_dir(tmp_path: Path) -> None:
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path / ("n" * 120))}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "list"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 3, result.stderr
+    assert "not running" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path)}
     for args in (["pause", "abc"], ["pause", "0"], ["files", "1", "--select", "x"]):
