@@ -141,3 +141,25 @@ class Aria2Ops:
         ])
         active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
         return active, waiting, stopped
+
+    async def list_running(
+        self, extra: Sequence[tuple[str, list[Any]]] = ()
+    ) -> tuple[list[Any], list[Any]]:
+        """What aria2 runs and what it finished, in one request: (active, stopped).
+
+        Both are bounded whatever the number of downloads (``max-concurrent-downloads``, and
+        the finished results the poll purges); the waiting list, the one that grows with
+        them, is left out (see :mod:`manager.sweep`).
+
+        Parameters:
+            extra: calls sent in the same request, after the two lists (their answers are
+                dropped).
+        """
+        keys = list(POLL_KEYS)
+        answers = await self.rpc.multicall([
+            ("aria2.tellActive", [keys]),
+            ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+            *extra,
+        ])
+        active, stopped = (a if isinstance(a, list) else [] for a in answers[:2])
+        return active, stopped

@@ -43,10 +43,13 @@ class Applied:
             that have none yet (an add that timed out: aria2 may or may not have taken it);
             only known when the full list was applied.
         refresh: GIDs to read again soon (a magnet's real download, one just started).
+        look_again: a download must be read again at the next poll (a magnet's real
+            download that aria2 is still setting up, waiting or paused).
     """
 
     missing: list[int] = field(default_factory=list)
     refresh: set[str] = field(default_factory=set)
+    look_again: bool = False
 
 
 class StatusApplier:
@@ -113,7 +116,7 @@ class StatusApplier:
                 continue
             if waiting_order is not None:
                 live.queue_position = positions.get(observation.gid)
-            values = await self._observe(live, observation, now, events, applied.refresh)
+            values = await self._observe(live, observation, now, events, applied)
             if values:
                 changes[live.record.id] = values
         if any("completed_at" in values for values in changes.values()):
@@ -130,15 +133,17 @@ class StatusApplier:
         return applied
 
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
-                       events: list[Event], refresh: set[str]) -> dict[str, Any]:
+                       events: list[Event], applied: Applied) -> dict[str, Any]:
         """Fold one observation into ``live``; returns the columns to store, adds events."""
         record = live.record
         state = derive_state(observation)
         if live.awaiting_metadata and not state.is_final:
             if not (observation.is_metadata or observation.gid in live.metadata_gids):
                 # Perhaps the real download, paused by pause-metadata: check it, start it.
-                events.extend(await self._metadata.arrived(live, observation, refresh))
+                news = await self._metadata.arrived(live, observation, applied.refresh)
+                events.extend(news)
                 if observation.gid not in live.metadata_gids:
+                    applied.look_again = applied.look_again or not news
                     return {}
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA
