@@ -3,7 +3,7 @@
 Not timed tests: they measure and report, side by side in the same run, and never fail on a
 missed target (a benchmark that *crashes* does make the command exit non-zero). Run::
 
-    ./setup.sh bench                 # the full run (about 8 minutes on 2 cores)
+    ./setup.sh bench                 # the full run (about 10 minutes on 2 cores)
     ./setup.sh bench --smoke         # shrunk sizes; what CI runs (tests/unit/test_bench_smoke.py)
     .venv/bin/python -m tests.bench --only monitor --json /tmp/monitor.json
 
