@@ -124,18 +124,21 @@ class Aria2Ops:
         return [a for a in answers if isinstance(a, dict)]
 
     async def list_everything(
-        self, extra: Sequence[tuple[str, list[Any]]] = ()
+        self, extra: Sequence[tuple[str, list[Any]]] = (), *,
+        waiting_keys: Sequence[str] = POLL_KEYS,
     ) -> tuple[list[Any], list[Any], list[Any]]:
         """Every download aria2 holds, in one request: (active, waiting, stopped).
 
         Parameters:
             extra: calls sent in the same request, after the three lists (their answers
                 are dropped).
+            waiting_keys: the keys asked of the waiting ones (the others get
+                :data:`~manager.tracking.POLL_KEYS`).
         """
         keys = list(POLL_KEYS)
         answers = await self.rpc.multicall([
             ("aria2.tellActive", [keys]),
-            ("aria2.tellWaiting", [0, _LIST_ALL, keys]),
+            ("aria2.tellWaiting", [0, _LIST_ALL, list(waiting_keys)]),
             ("aria2.tellStopped", [0, _LIST_ALL, keys]),
             *extra,
         ])

@@ -40,6 +40,9 @@ class LiveDownload:
     """GIDs known to be this magnet's metadata download (not its real one)."""
     trackers_checked: bool = False
     """With DHT off: its trackers were looked at for one aria2 can use."""
+    last_status: str | None = None
+    """aria2's status of it (``waiting``, ``active``, …) when its full status was last
+    applied: the poll reads a waiting or paused download in full only when it differs."""
 
     @property
     def awaiting_metadata(self) -> bool:

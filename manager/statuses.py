@@ -83,15 +83,22 @@ class StatusApplier:
 
         Parameters:
             statuses: ``tellStatus``-shaped answers (faults are skipped).
-            waiting_order: aria2's waiting list when ``statuses`` is everything aria2
-                holds (queue positions and missing downloads are known then), else None.
+            waiting_order: aria2's waiting list when ``statuses`` and it are everything
+                aria2 holds (queue positions and missing downloads are known then), else
+                None. Its entries need only ``gid`` and ``status``: the waiting downloads
+                whose full status is needed (:meth:`to_read`) come in ``statuses``.
         """
         now = self._clock()
         positions: dict[str, int] = {}
+        seen: set[int] = set()
         if waiting_order is not None:
             queued = [s["gid"] for s in waiting_order if s.get("status") == "waiting"]
             positions = {gid: place for place, gid in enumerate(queued, 1)}
-        seen: set[int] = set()
+            for entry in waiting_order:
+                waiting = self._live.by_gid(str(entry.get("gid", "")))
+                if waiting is not None:
+                    waiting.queue_position = positions.get(waiting.record.gid or "")
+                    seen.add(waiting.record.id)
         changes: dict[int, dict[str, Any]] = {}
         events: list[Event] = []
         applied = Applied()
@@ -109,6 +116,7 @@ class StatusApplier:
                 self._live.results_to_drop.add(observation.gid)
                 continue
             seen.add(live.record.id)
+            live.last_status = observation.status
             if observation.followed_by:
                 if observation.status in ("complete", "removed", "error"):
                     self._live.results_to_drop.add(observation.gid)
@@ -131,6 +139,30 @@ class StatusApplier:
         if waiting_order is not None:
             applied.missing = [i for i in self._live.ids() if i not in seen]
         return applied
+
+    def to_read(self, waiting: Sequence[dict[str, Any]]) -> list[str]:
+        """GIDs in aria2's waiting list (asked with :data:`~manager.tracking.WAITING_KEYS`)
+        whose full status the next :meth:`apply` needs.
+
+        A download that waits or is paused does not change: its bytes, speeds and peers
+        stay what they were while its status stays. So only these are read in full: a
+        tracked download whose status differs from the one last applied (new, started,
+        paused, queued again), and a magnet's real download whose metadata is still to be
+        checked (:class:`~manager.metadata.MetadataCheck`, which is retried until aria2 has
+        set it up).
+        """
+        gids = []
+        for entry in waiting:
+            gid = str(entry.get("gid", ""))
+            live = self._live.by_gid(gid)
+            if live is None:
+                continue
+            real_download = str(entry.get("numPieces", "0")) != "0"
+            if (entry.get("status") != live.last_status
+                    or (live.awaiting_metadata and real_download
+                        and gid not in live.metadata_gids)):
+                gids.append(gid)
+        return gids
 
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
                        events: list[Event], applied: Applied) -> dict[str, Any]:

@@ -5,7 +5,10 @@ not move: its bytes, speeds and peers stay what they were until aria2 starts, pa
 stops it, and aria2 says so (a WebSocket notification, which refreshes that download at
 once). Reading the whole waiting list every cycle made each poll cost O(N) in aria2 and here
 (230 ms at N = 10,000, against 3 ms for the running downloads alone; ``python -m tests.bench
---only monitor``), so the poll reads it only when it can have changed:
+--only monitor``), so the poll reads it only when it can have changed, and then only
+:data:`~manager.tracking.WAITING_KEYS` of each (queue positions, what aria2 lost), in full
+only those whose status changed (:meth:`~manager.statuses.StatusApplier.to_read`). It is
+read:
 
 * something happened since the last sweep: a notification or a user's action refreshed a
   download (a start, pause or end moves every queue position behind it), or the tracked

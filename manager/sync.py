@@ -32,7 +32,7 @@ from manager.models import TorrentState
 from manager.statuses import DUPLICATE, Applied, StatusApplier
 from manager.store import DownloadRecord
 from manager.sweep import QueueSweep
-from manager.tracking import Observation
+from manager.tracking import WAITING_KEYS, Observation
 
 __all__ = ["Submit", "Sync"]
 
@@ -170,16 +170,21 @@ class Sync:
             drop = sorted(self._live.results_to_drop)
             purge = [("aria2.removeDownloadResult", [gid]) for gid in drop]
             waiting: list[Any] | None = None
+            changed: list[Any] = []
             try:
                 if self._sweep.next_poll(force=sweep):
-                    active, waiting, stopped = await self._ops.list_everything(purge)
+                    active, waiting, stopped = await self._ops.list_everything(
+                        purge, waiting_keys=WAITING_KEYS)
+                    # Only the waiting downloads that changed, in full (a second request).
+                    if stale := self._applier.to_read(waiting):
+                        changed = await self._ops.statuses(stale)
                 else:
                     active, stopped = await self._ops.list_running(purge)
             except BaseException:
                 self._sweep.moved()  # not read: the next poll tries again
                 raise
             self._live.results_to_drop.difference_update(drop)
-            applied = await self._applier.apply([*active, *(waiting or ()), *stopped],
+            applied = await self._applier.apply([*active, *changed, *stopped],
                                                 waiting_order=waiting)
             self._follow_up(applied)
         if applied.missing:

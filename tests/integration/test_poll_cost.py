@@ -17,6 +17,7 @@ import pytest
 
 from manager import TorrentState
 from manager.sweep import SWEEP_EVERY
+from manager.tracking import WAITING_KEYS
 from supervisor.config import Settings
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.swarm import Swarm
@@ -55,16 +56,19 @@ async def _settle(engine: Engine, quiet: float = 0.5) -> None:
 
 
 class _PollRequests:
-    """Records the methods of every multicall that reads aria2's lists (the polls)."""
+    """Records the methods of every multicall that reads aria2's lists (the polls), and
+    every multicall at all (``calls``)."""
 
     def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
         self.requests: list[list[str]] = []
+        self.calls: list[list[tuple[str, list[Any]]]] = []
         original = engine.rpc.multicall
 
         async def multicall(calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
             methods = [method for method, _ in calls]
             if "aria2.tellActive" in methods:
                 self.requests.append(methods)
+            self.calls.append([(method, list(params)) for method, params in calls])
             return await original(calls)
 
         monkeypatch.setattr(engine.rpc, "multicall", multicall)
@@ -99,6 +103,30 @@ async def test_the_waiting_list_is_read_again_after_an_action_and_at_least_every
         await idle_engine.manager.poll_once()
     sweeps = ["aria2.tellWaiting" in methods for methods in polls.requests[1:]]
     assert sweeps == [False] * (SWEEP_EVERY - 1) + [True]
+
+
+async def test_a_sweep_reads_in_full_only_the_waiting_downloads_whose_status_changed(
+    idle_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = [t for t in await idle_engine.manager.list(1) if t.state is TorrentState.QUEUED]
+    live = idle_engine.manager.live.get(queued[0].id)
+    assert live is not None and live.record.gid is not None
+    polls = _PollRequests(idle_engine, monkeypatch)
+    await idle_engine.manager.poll_once(sweep=True)
+    [(methods, waiting)] = [([m for m, _ in calls], dict(calls)["aria2.tellWaiting"])
+                            for calls in polls.calls]
+    assert methods == ["aria2.tellActive", "aria2.tellWaiting", "aria2.tellStopped"]
+    assert waiting[-1] == list(WAITING_KEYS)
+    # Paused behind the manager's back (aria2 says nothing of a waiting one): the next
+    # sweep sees its status change and reads that one download in full, in a second request.
+    await idle_engine.rpc.call("aria2.forcePause", live.record.gid)
+    await asyncio.sleep(0.5)
+    polls.calls.clear()
+    await idle_engine.manager.poll_once(sweep=True)
+    assert [[m for m, _ in calls] for calls in polls.calls] == [
+        ["aria2.tellActive", "aria2.tellWaiting", "aria2.tellStopped"], ["aria2.tellStatus"]]
+    assert polls.calls[1][0][1][0] == live.record.gid
+    assert (await idle_engine.manager.get(queued[0].id)).state is TorrentState.PAUSED
 
 
 async def test_a_poll_with_k_changed_rows_writes_them_in_one_transaction(
