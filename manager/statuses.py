@@ -94,10 +94,10 @@ class StatusApplier:
         if waiting_order is not None:
             queued = [s["gid"] for s in waiting_order if s.get("status") == "waiting"]
             positions = {gid: place for place, gid in enumerate(queued, 1)}
-            for entry in waiting_order:
-                waiting = self._live.by_gid(str(entry.get("gid", "")))
-                if waiting is not None:
-                    waiting.queue_position = positions.get(waiting.record.gid or "")
+            for entry in waiting_order:  # those not in ``statuses`` too
+                gid = str(entry.get("gid", ""))
+                if (waiting := self._live.by_gid(gid)) is not None:
+                    waiting.queue_position = positions.get(gid)
                     seen.add(waiting.record.id)
         changes: dict[int, dict[str, Any]] = {}
         events: list[Event] = []
