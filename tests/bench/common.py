@@ -203,9 +203,9 @@ def dead_downloads(tracker_url: str, start: int, count: int) -> list[DeadDownloa
 
 
 def insert_rows(database: Path, downloads: Sequence[DeadDownload], *, chat_id: int,
-                directory: Path, state: str = "queued") -> list[int]:
+                directory: Path, state: str = "queued") -> None:
     """Insert rows for ``downloads`` straight into an opened (migrated) store file, in one
-    transaction; returns their ids.
+    transaction.
 
     10,000 :meth:`Store.create` calls take about 8 s (one commit each); the benchmarks that
     need 10,000 rows in the store seed it this way, with every column a row added through
@@ -217,7 +217,6 @@ def insert_rows(database: Path, downloads: Sequence[DeadDownload], *, chat_id: i
     connection = sqlite3.connect(database)
     try:
         with connection:
-            first = connection.execute('SELECT coalesce(max(id), 0) FROM "downloads"').fetchone()[0]
             connection.executemany(
                 'INSERT INTO "downloads" (info_hash, chat_id, user_id, message_id, name, '
                 'source_kind, source, directory, gid, state, total_bytes, completed_bytes, '
@@ -226,7 +225,6 @@ def insert_rows(database: Path, downloads: Sequence[DeadDownload], *, chat_id: i
                 'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
     finally:
         connection.close()
-    return list(range(first + 1, first + 1 + len(rows)))
 
 
 async def seed_engine(engine: Engine, downloads: Sequence[DeadDownload], *, chat_id: int,
@@ -246,11 +244,11 @@ async def seed_engine(engine: Engine, downloads: Sequence[DeadDownload], *, chat
         refused = [a for a in answers if not isinstance(a, str)]
         if refused:
             raise RuntimeError(f"aria2 refused {len(refused)} dead magnets: {refused[0]}")
-    ids = insert_rows(engine.layout.database, downloads, chat_id=chat_id, directory=directory,
-                      state="metadata")
-    wanted = set(ids)
+    insert_rows(engine.layout.database, downloads, chat_id=chat_id, directory=directory,
+                state="metadata")
+    wanted = {d.gid for d in downloads}
     for record in await engine.store.list(states=["metadata"]):
-        if record.id in wanted:
+        if record.gid in wanted:
             engine.manager.live.remember(record)
 
 
