@@ -124,20 +124,45 @@ class Aria2Ops:
         return [a for a in answers if isinstance(a, dict)]
 
     async def list_everything(
-        self, extra: Sequence[tuple[str, list[Any]]] = ()
+        self, extra: Sequence[tuple[str, list[Any]]] = (), *,
+        waiting_keys: Sequence[str] = POLL_KEYS,
     ) -> tuple[list[Any], list[Any], list[Any]]:
         """Every download aria2 holds, in one request: (active, waiting, stopped).
 
         Parameters:
             extra: calls sent in the same request, after the three lists (their answers
                 are dropped).
+            waiting_keys: the keys asked of the waiting ones (the others get
+                :data:`~manager.tracking.POLL_KEYS`).
         """
         keys = list(POLL_KEYS)
         answers = await self.rpc.multicall([
             ("aria2.tellActive", [keys]),
-            ("aria2.tellWaiting", [0, _LIST_ALL, keys]),
+            ("aria2.tellWaiting", [0, _LIST_ALL, list(waiting_keys)]),
             ("aria2.tellStopped", [0, _LIST_ALL, keys]),
             *extra,
         ])
         active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
         return active, waiting, stopped
+
+    async def list_running(
+        self, extra: Sequence[tuple[str, list[Any]]] = ()
+    ) -> tuple[list[Any], list[Any]]:
+        """What aria2 runs and what it finished, in one request: (active, stopped).
+
+        Both are bounded whatever the number of downloads (``max-concurrent-downloads``, and
+        the finished results the poll purges); the waiting list, the one that grows with
+        them, is left out (see :mod:`manager.sweep`).
+
+        Parameters:
+            extra: calls sent in the same request, after the two lists (their answers are
+                dropped).
+        """
+        keys = list(POLL_KEYS)
+        answers = await self.rpc.multicall([
+            ("aria2.tellActive", [keys]),
+            ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+            *extra,
+        ])
+        active, stopped = (a if isinstance(a, list) else [] for a in answers[:2])
+        return active, stopped

@@ -259,9 +259,16 @@ class TorrentManager:
         """
         return await self._retention.purge_finished(older_than, delete_files=delete_files)
 
-    async def poll_once(self) -> None:
-        """One progress cycle: ONE RPC request for every download, ONE transaction."""
-        await self._sync.poll_once()
+    async def poll_once(self, *, sweep: bool = False) -> None:
+        """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
+
+        aria2's waiting list is read only when it may have moved (:mod:`manager.sweep`):
+        what waits does not change until aria2 starts, pauses or stops it, and says so.
+
+        Parameters:
+            sweep: read the waiting list now whatever happened.
+        """
+        await self._sync.poll_once(sweep=sweep)
 
     async def reconcile(self) -> None:
         """Match every unfinished download with aria2's list; re-add what aria2 lost.

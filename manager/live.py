@@ -40,6 +40,9 @@ class LiveDownload:
     """GIDs known to be this magnet's metadata download (not its real one)."""
     trackers_checked: bool = False
     """With DHT off: its trackers were looked at for one aria2 can use."""
+    last_status: str | None = None
+    """aria2's status of it (``waiting``, ``active``, …) when its full status was last
+    applied: the poll reads a waiting or paused download in full only when it differs."""
 
     @property
     def awaiting_metadata(self) -> bool:
@@ -86,11 +89,15 @@ class LiveDownloads:
     Attributes:
         lock: the one lock of the manager.
         results_to_drop: GIDs whose finished results aria2 keeps and the next poll removes.
+        changes: counts every change made here of which downloads are tracked, of their
+            GIDs, or of a tracked one's state (a pause, a resume); the poll reads aria2's
+            waiting list again after one (:mod:`manager.sweep`).
     """
 
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self.lock = asyncio.Lock()
         self.results_to_drop: set[str] = set()
+        self.changes = 0
         self._store = store
         self._clock = clock
         self._by_id: dict[int, LiveDownload] = {}
@@ -125,24 +132,31 @@ class LiveDownloads:
 
     def drop_gid(self, gid: str) -> None:
         """Forget ``gid`` (not the download's own): reconcile finds its real GID."""
-        self._by_gid.pop(gid, None)
+        if self._by_gid.pop(gid, None) is not None:
+            self.changes += 1
 
     def remember(self, record: DownloadRecord) -> LiveDownload:
         """Track ``record`` (or take this newer copy of a tracked row)."""
         live = self._by_id.get(record.id)
         if live is None:
             live = self._by_id[record.id] = LiveDownload(record, StallWatch(self._clock()))
+            self.changes += 1
         else:
+            if live.record.state != record.state:  # a pause or resume moves the queue
+                self.changes += 1
             live.record = record
-        if record.gid:
+        if record.gid and self._by_gid.get(record.gid) != record.id:
             self._by_gid[record.gid] = record.id
+            self.changes += 1
         return live
 
     def forget(self, download_id: int) -> None:
         """Stop tracking a download (it ended, was cancelled or its add failed)."""
         live = self._by_id.pop(download_id, None)
-        if live is not None and live.record.gid:
-            self._by_gid.pop(live.record.gid, None)
+        if live is not None:
+            self.changes += 1
+            if live.record.gid:
+                self._by_gid.pop(live.record.gid, None)
 
     async def set_gid(self, download_id: int, gid: str) -> DownloadRecord:
         """Store that aria2 now holds this download under ``gid``; returns the row."""
@@ -150,6 +164,7 @@ class LiveDownloads:
         if live is not None and live.record.gid:
             self._by_gid.pop(live.record.gid, None)
         self._by_gid[gid] = download_id
+        self.changes += 1
         record = await self._store.update(download_id, gid=gid)
         assert record is not None
         if live is not None:

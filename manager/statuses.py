@@ -43,10 +43,13 @@ class Applied:
             that have none yet (an add that timed out: aria2 may or may not have taken it);
             only known when the full list was applied.
         refresh: GIDs to read again soon (a magnet's real download, one just started).
+        look_again: a download must be read again at the next poll (a magnet's real
+            download that aria2 is still setting up, waiting or paused).
     """
 
     missing: list[int] = field(default_factory=list)
     refresh: set[str] = field(default_factory=set)
+    look_again: bool = False
 
 
 class StatusApplier:
@@ -80,15 +83,22 @@ class StatusApplier:
 
         Parameters:
             statuses: ``tellStatus``-shaped answers (faults are skipped).
-            waiting_order: aria2's waiting list when ``statuses`` is everything aria2
-                holds (queue positions and missing downloads are known then), else None.
+            waiting_order: aria2's waiting list when ``statuses`` and it are everything
+                aria2 holds (queue positions and missing downloads are known then), else
+                None. Its entries need only ``gid`` and ``status``: the waiting downloads
+                whose full status is needed (:meth:`to_read`) come in ``statuses``.
         """
         now = self._clock()
         positions: dict[str, int] = {}
+        seen: set[int] = set()
         if waiting_order is not None:
             queued = [s["gid"] for s in waiting_order if s.get("status") == "waiting"]
             positions = {gid: place for place, gid in enumerate(queued, 1)}
-        seen: set[int] = set()
+            for entry in waiting_order:  # those not in ``statuses`` too
+                gid = str(entry.get("gid", ""))
+                if (waiting := self._live.by_gid(gid)) is not None:
+                    waiting.queue_position = positions.get(gid)
+                    seen.add(waiting.record.id)
         changes: dict[int, dict[str, Any]] = {}
         events: list[Event] = []
         applied = Applied()
@@ -106,6 +116,7 @@ class StatusApplier:
                 self._live.results_to_drop.add(observation.gid)
                 continue
             seen.add(live.record.id)
+            live.last_status = observation.status
             if observation.followed_by:
                 if observation.status in ("complete", "removed", "error"):
                     self._live.results_to_drop.add(observation.gid)
@@ -113,7 +124,7 @@ class StatusApplier:
                 continue
             if waiting_order is not None:
                 live.queue_position = positions.get(observation.gid)
-            values = await self._observe(live, observation, now, events, applied.refresh)
+            values = await self._observe(live, observation, now, events, applied)
             if values:
                 changes[live.record.id] = values
         if any("completed_at" in values for values in changes.values()):
@@ -129,16 +140,42 @@ class StatusApplier:
             applied.missing = [i for i in self._live.ids() if i not in seen]
         return applied
 
+    def to_read(self, waiting: Sequence[dict[str, Any]]) -> list[str]:
+        """GIDs in aria2's waiting list (asked with :data:`~manager.tracking.WAITING_KEYS`)
+        whose full status the next :meth:`apply` needs.
+
+        A download that waits or is paused does not change: its bytes, speeds and peers
+        stay what they were while its status stays. So only these are read in full: a
+        tracked download whose status differs from the one last applied (new, started,
+        paused, queued again), and a magnet's real download whose metadata is still to be
+        checked (:class:`~manager.metadata.MetadataCheck`, which is retried until aria2 has
+        set it up).
+        """
+        gids = []
+        for entry in waiting:
+            gid = str(entry.get("gid", ""))
+            live = self._live.by_gid(gid)
+            if live is None:
+                continue
+            real_download = str(entry.get("numPieces", "0")) != "0"
+            if (entry.get("status") != live.last_status
+                    or (live.awaiting_metadata and real_download
+                        and gid not in live.metadata_gids)):
+                gids.append(gid)
+        return gids
+
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
-                       events: list[Event], refresh: set[str]) -> dict[str, Any]:
+                       events: list[Event], applied: Applied) -> dict[str, Any]:
         """Fold one observation into ``live``; returns the columns to store, adds events."""
         record = live.record
         state = derive_state(observation)
         if live.awaiting_metadata and not state.is_final:
             if not (observation.is_metadata or observation.gid in live.metadata_gids):
                 # Perhaps the real download, paused by pause-metadata: check it, start it.
-                events.extend(await self._metadata.arrived(live, observation, refresh))
+                news = await self._metadata.arrived(live, observation, applied.refresh)
+                events.extend(news)
                 if observation.gid not in live.metadata_gids:
+                    applied.look_again = applied.look_again or not news
                     return {}
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA

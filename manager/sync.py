@@ -5,8 +5,9 @@ Where news comes from:
 * aria2's WebSocket notifications (start, pause, stop, complete, error, bt-complete) trigger
   an immediate refresh of just those GIDs: completion is seen within milliseconds;
 * one batched poll every ``progress_interval`` seconds (one ``system.multicall`` of
-  tellActive/tellWaiting/tellStopped, only :data:`~manager.tracking.POLL_KEYS`) feeds progress,
-  written in ONE transaction for the rows that changed;
+  tellActive/tellStopped, only :data:`~manager.tracking.POLL_KEYS`; tellWaiting too when the
+  queue may have moved, :mod:`manager.sweep`) feeds progress, written in ONE transaction for
+  the rows that changed;
 * a reconcile after every (re)connection to aria2 re-learns GIDs and re-adds from the stored
   source any download aria2 lost, so nothing is lost and nothing is duplicated.
 
@@ -20,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from manager.aria2ops import Aria2Ops
 from manager.config import ManagerConfig
@@ -30,7 +31,8 @@ from manager.live import LiveDownloads
 from manager.models import TorrentState
 from manager.statuses import DUPLICATE, Applied, StatusApplier
 from manager.store import DownloadRecord
-from manager.tracking import Observation
+from manager.sweep import QueueSweep
+from manager.tracking import WAITING_KEYS, Observation
 
 __all__ = ["Submit", "Sync"]
 
@@ -66,6 +68,7 @@ class Sync:
         self._config = config
         self._submit = submit
         self.aria2_up = True
+        self._sweep = QueueSweep(live)
         self._pending_gids: set[str] = set()
         self._poller: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -131,10 +134,13 @@ class Sync:
         Read and apply under the same lock: an answer read before a pause or resume and
         applied after it would undo what the user just did.
         """
+        self._sweep.moved()  # a start, pause or end moves the queue behind it
         statuses = await self._ops.statuses(gids)
         self._follow_up(await self._applier.apply(statuses, waiting_order=None))
 
     def _follow_up(self, applied: Applied) -> None:
+        if applied.look_again:
+            self._sweep.moved()
         for gid in sorted(applied.refresh):
             self.refresh_soon(gid)
 
@@ -152,17 +158,33 @@ class Sync:
             except Exception:
                 log.exception("progress poll failed")
 
-    async def poll_once(self) -> None:
-        """One progress cycle: ONE RPC request for every download, ONE transaction."""
+    async def poll_once(self, *, sweep: bool = False) -> None:
+        """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
+
+        The request reads what runs and what finished; aria2's waiting list only when it
+        may have moved (:mod:`manager.sweep`), or with ``sweep``.
+        """
         async with self._live.lock:
             # Read and apply under the lock: a list read before an add/pause and applied
             # after it would undo what the user just did.
             drop = sorted(self._live.results_to_drop)
-            active, waiting, stopped = await self._ops.list_everything(
-                [("aria2.removeDownloadResult", [gid]) for gid in drop]
-            )
+            purge = [("aria2.removeDownloadResult", [gid]) for gid in drop]
+            waiting: list[Any] | None = None
+            changed: list[Any] = []
+            try:
+                if self._sweep.next_poll(force=sweep):
+                    active, waiting, stopped = await self._ops.list_everything(
+                        purge, waiting_keys=WAITING_KEYS)
+                    # Only the waiting downloads that changed, in full (a second request).
+                    if stale := self._applier.to_read(waiting):
+                        changed = await self._ops.statuses(stale)
+                else:
+                    active, stopped = await self._ops.list_running(purge)
+            except BaseException:
+                self._sweep.moved()  # not read: the next poll tries again
+                raise
             self._live.results_to_drop.difference_update(drop)
-            applied = await self._applier.apply([*active, *waiting, *stopped],
+            applied = await self._applier.apply([*active, *changed, *stopped],
                                                 waiting_order=waiting)
             self._follow_up(applied)
         if applied.missing:

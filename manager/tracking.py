@@ -16,6 +16,7 @@ from manager.models import TorrentState
 
 __all__ = [
     "POLL_KEYS",
+    "WAITING_KEYS",
     "Observation",
     "StallWatch",
     "derive_state",
@@ -29,6 +30,10 @@ POLL_KEYS = (
     "followedBy", "errorCode", "errorMessage",
 )
 """The only keys the monitor asks for: no file lists, no announce lists, no bitfields."""
+
+WAITING_KEYS = ("gid", "status", "numPieces")
+"""What the poll asks of every waiting download: enough for queue positions, for what aria2
+lost, and to tell which ones changed (:meth:`manager.statuses.StatusApplier.to_read`)."""
 
 METADATA_STUCK_AFTER = 180.0
 NO_PEERS_STUCK_AFTER = 120.0

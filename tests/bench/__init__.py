@@ -3,7 +3,7 @@
 Not timed tests: they measure and report, side by side in the same run, and never fail on a
 missed target (a benchmark that *crashes* does make the command exit non-zero). Run::
 
-    ./setup.sh bench                 # the full run (about 8 minutes on 2 cores)
+    ./setup.sh bench                 # the full run (about 10 minutes on 2 cores)
     ./setup.sh bench --smoke         # shrunk sizes; what CI runs (tests/unit/test_bench_smoke.py)
     .venv/bin/python -m tests.bench --only monitor --json /tmp/monitor.json
 
@@ -18,6 +18,7 @@ every figure to ``bench-results.json`` (git-ignored). One module per benchmark:
 :mod:`.startup`         5. ``ariabot run`` → aria2c RPC ready
 :mod:`.traffic`         6. Telegram requests with 20 downloads in one chat
 :mod:`.memory`          7. RSS with many tracked / completed downloads
+:mod:`.scale`           8. ``ariabot run`` with 10,000 stored downloads: start-up, RSS, list
 ======================  ==========================================================
 
 Everything runs on 127.0.0.1; every process a benchmark starts is stopped by it.

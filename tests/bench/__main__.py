@@ -32,6 +32,7 @@ from tests.bench import (
     memory,
     monitor,
     recovery,
+    scale,
     startup,
     throughput,
     traffic,
@@ -41,7 +42,7 @@ from tests.bench.common import BenchContext, BenchResult, Row
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    monitor, throughput, latency, recovery, startup, traffic, memory,
+    monitor, throughput, latency, recovery, startup, traffic, memory, scale,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 

@@ -7,12 +7,14 @@ import math
 import os
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
 import urllib3.connection
@@ -23,10 +25,14 @@ from supervisor.layout import StateLayout
 from tests.runner import AriabotRun
 from tests.swarm import Swarm, free_port, magnet_uri
 
+if TYPE_CHECKING:
+    from tests.integration.conftest import Engine
+
 __all__ = [
     "MIB",
     "BenchContext",
     "BenchResult",
+    "DeadDownload",
     "DiskWatch",
     "RequestCounter",
     "Row",
@@ -34,10 +40,13 @@ __all__ = [
     "closed_tracker",
     "cost_ratio",
     "counting_connections",
+    "dead_downloads",
     "dead_magnet",
+    "insert_rows",
     "median",
     "percentile",
     "rss",
+    "seed_engine",
     "speed_ratio",
     "start_ariabot",
     "wait_for",
@@ -171,6 +180,76 @@ def closed_tracker() -> str:
 def dead_magnet(tracker_url: str, index: int) -> str:
     """A magnet of a random info-hash nobody has: it stays in its metadata phase for ever."""
     return magnet_uri(secrets.token_hex(20), f"bench-{index:05d}", tracker_url)
+
+
+@dataclass(frozen=True)
+class DeadDownload:
+    """One dead magnet as a stored row would hold it (with the GID aria2 gives or restores)."""
+
+    info_hash: str
+    name: str
+    magnet: str
+    gid: str
+
+
+def dead_downloads(tracker_url: str, start: int, count: int) -> list[DeadDownload]:
+    """``count`` dead magnets numbered from ``start``, each with a fresh 16-hex-digit GID."""
+    found = []
+    for index in range(start, start + count):
+        info_hash, name = secrets.token_hex(20), f"bench-{index:05d}"
+        found.append(DeadDownload(info_hash, name, magnet_uri(info_hash, name, tracker_url),
+                                  secrets.token_hex(8)))
+    return found
+
+
+def insert_rows(database: Path, downloads: Sequence[DeadDownload], *, chat_id: int,
+                directory: Path, state: str = "queued") -> None:
+    """Insert rows for ``downloads`` straight into an opened (migrated) store file, in one
+    transaction.
+
+    10,000 :meth:`Store.create` calls take about 8 s (one commit each); the benchmarks that
+    need 10,000 rows in the store seed it this way, with every column a row added through
+    :meth:`TorrentManager.add` would have (a magnet before its metadata: no size yet).
+    """
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    rows = [(d.info_hash, chat_id, 1, None, d.name, "magnet", d.magnet.encode(), str(directory),
+             d.gid, state, 0, 0, 0, 0, 0, 0, 0, None, None, now, now, None) for d in downloads]
+    connection = sqlite3.connect(database)
+    try:
+        with connection:
+            connection.executemany(
+                'INSERT INTO "downloads" (info_hash, chat_id, user_id, message_id, name, '
+                'source_kind, source, directory, gid, state, total_bytes, completed_bytes, '
+                'upload_bytes, download_speed, upload_speed, seeders, peers, error, '
+                'selected_files, created_at, updated_at, completed_at) '
+                'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
+    finally:
+        connection.close()
+
+
+async def seed_engine(engine: Engine, downloads: Sequence[DeadDownload], *, chat_id: int,
+                      directory: Path, batch: int = 500) -> None:
+    """Give a running engine's aria2c and manager many dead magnets, fast.
+
+    aria2 gets them in ``system.multicall`` batches of ``aria2.addUri`` (with the GIDs of
+    ``downloads``: the ``gid`` option), the store gets their rows in one transaction
+    (:func:`insert_rows`), and the manager tracks them (``LiveDownloads.remember``, as
+    ``TorrentManager.add`` does): the same state as that many adds, minus the activity log
+    and the ``TorrentAdded`` events, in seconds instead of minutes.
+    """
+    for start in range(0, len(downloads), batch):
+        answers = await engine.rpc.multicall([
+            ("aria2.addUri", [[d.magnet], {"dir": str(directory), "gid": d.gid}])
+            for d in downloads[start:start + batch]])
+        refused = [a for a in answers if not isinstance(a, str)]
+        if refused:
+            raise RuntimeError(f"aria2 refused {len(refused)} dead magnets: {refused[0]}")
+    insert_rows(engine.layout.database, downloads, chat_id=chat_id, directory=directory,
+                state="metadata")
+    wanted = {d.gid for d in downloads}
+    for record in await engine.store.list(states=["metadata"]):
+        if record.gid in wanted:
+            engine.manager.live.remember(record)
 
 
 # --- counting HTTP requests and TCP connections --------------------------------------------
