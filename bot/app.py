@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -37,6 +36,7 @@ from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, RIGHTS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
+from bot.pacer import ChatPacer
 from bot.progress import ProgressBoard
 from bot.rights import GroupRights
 from bot.sender import BotSender
@@ -87,7 +87,7 @@ def build_application(
         .token(config.token)
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
-        .rate_limiter(AIORateLimiter())
+        .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
         .context_types(ContextTypes(context=BotContext))
         .build()
     )
