@@ -41,6 +41,7 @@ from bot.progress import ProgressBoard
 from bot.rights import GroupRights
 from bot.sender import BotSender
 from bot.startup import initialize
+from bot.updates import ChatOrderedUpdates
 from bot.views import COMMANDS
 from manager import TorrentManager
 
@@ -88,6 +89,7 @@ def build_application(
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
         .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
+        .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))
         .build()
     )
