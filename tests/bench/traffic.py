@@ -7,7 +7,8 @@ the per-chat paced queues of bot/pacer.py) gets two bursts, one after the other:
 
 1. "one chat": N torrents (full: 20 x 12 MiB; smoke: 3 x 2 MiB) as ``/torrent <magnet>`` all
    at once in one private chat;
-2. "5 chats": 5 chats with 10 torrents each (full: 4 MiB each; smoke: 2 chats x 1 MiB);
+2. "5 chats": 5 chats with 10 torrents each (full: 4 MiB each; smoke: 2 chats x 1 MiB, no
+   quiet chat);
 
 and in each, a *quiet* chat adds a few small downloads one by one while the burst runs (its
 news must not wait for the burst). The seeder's upload is capped so that everything runs side
@@ -127,7 +128,7 @@ async def _burst(ctx: BenchContext, stack: BotStack, burst: _Burst, seed: int) -
         await server.wait_until(all_told, timeout=180 + count * burst.size / rate,
                                 what="every completion message")
         # Let the board finish its last edits (progress messages turning "complete").
-        await asyncio.sleep(ctx.pick(stack.bot.config.edit_interval + 1, 1.0))
+        await asyncio.sleep(ctx.pick(stack.bot.config.edit_interval + 1, 0.5))
     chats = set(burst.chats)
     requests = [r for r in server.requests[mark:]
                 if r.params.get("chat_id") in chats and r.method in _SENDS]
@@ -165,7 +166,7 @@ def _rows(label: str, figures: dict[str, Any]) -> list[Row]:
             unit="msg", note="private chats: ~1/s; 20/min is the group limit"),
         Row(NAME, f"{label}: completion → message p50, quiet chat", quiet["p50"], unit="s"),
         Row(NAME, f"{label}: completion → message p95, quiet chat", quiet["p95"], unit="s",
-            target="<1 s", met=quiet["p95"] < 1.0),
+            target="<1 s", met=quiet["p95"] < 1.0 if quiet["n"] else None),
         Row(NAME, f"{label}: completion → message p50, behind the burst", busy["p50"],
             unit="s"),
         Row(NAME, f"{label}: completion → message p95, behind the burst", busy["p95"],
@@ -182,7 +183,7 @@ async def _measure(ctx: BenchContext, result: BenchResult) -> None:
         _Burst("one chat", (USER,), ctx.pick(20, 3), ctx.pick(12 * MIB, 2 * MIB),
                QUIET, ctx.pick(3, 1), ctx.pick(2 * MIB, MIB)),
         _Burst("5 chats", ctx.pick(tuple(range(2001, 2006)), (2001, 2002)), ctx.pick(10, 1),
-               ctx.pick(4 * MIB, MIB), QUIET + 1, ctx.pick(3, 1), ctx.pick(2 * MIB, MIB)),
+               ctx.pick(4 * MIB, MIB), QUIET + 1, ctx.pick(3, 0), 2 * MIB),
     ]
     users = {USER, QUIET, QUIET + 1, *(c for b in bursts for c in b.chats)}
     most = max(len(b.chats) * b.per_chat + b.quiet for b in bursts)
