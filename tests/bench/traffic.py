@@ -186,7 +186,9 @@ async def _measure(ctx: BenchContext, result: BenchResult) -> None:
                ctx.pick(4 * MIB, MIB), QUIET + 1, ctx.pick(3, 0), 2 * MIB),
     ]
     users = {USER, QUIET, QUIET + 1, *(c for b in bursts for c in b.chats)}
-    most = max(len(b.chats) * b.per_chat + b.quiet for b in bursts)
+    # At most 50 at once (the setting's limit): in the 5-chat burst the quiet chat's last
+    # downloads may queue behind the burst's; its latency is counted from its completion.
+    most = min(50, max(len(b.chats) * b.per_chat + b.quiet for b in bursts))
     # Smoke only: a shorter edit interval, so that a few seconds still show edits.
     tuning = {} if not ctx.smoke else {"ARIABOT_EDIT_INTERVAL": "1"}
     async with bot_stack(ctx.path("traffic"), ARIABOT_ALLOWED_USERS=",".join(map(str, users)),
