@@ -93,9 +93,9 @@ class ChatPacer(BaseRateLimiter[Priority]):
         with contextlib.suppress(ValueError, TypeError):
             chat = int(chat)
         priority = Priority(rate_limit_args) if rate_limit_args else Priority.REPLY
-        attempt = 0
+        attempt, place = 0, None
         while True:
-            await self._turn(chat, priority)
+            place = await self._turn(chat, priority, place)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -110,10 +110,10 @@ class ChatPacer(BaseRateLimiter[Priority]):
                     raise
                 attempt += 1
 
-    async def _turn(self, chat: ChatKey, priority: Priority) -> None:
-        """Queue for ``chat`` and return when the rules release this message."""
+    async def _turn(self, chat: ChatKey, priority: Priority, place: int | None) -> int:
+        """Queue for ``chat`` (at ``place`` if given); return the place once released."""
         loop = asyncio.get_running_loop()
-        ticket: Ticket = self.rules.submit(chat, priority, loop.time())
+        ticket: Ticket = self.rules.submit(chat, priority, loop.time(), place)
         future: asyncio.Future[None] = loop.create_future()
         self._waiting[ticket.seq] = future
         self._ensure_dispatcher()
@@ -124,6 +124,7 @@ class ChatPacer(BaseRateLimiter[Priority]):
             if self._waiting.pop(ticket.seq, None) is not None:
                 self.rules.cancel(ticket)
             raise
+        return ticket.seq
 
     def _ensure_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():

@@ -107,9 +107,14 @@ class PacingRules:
         self._sent: deque[float] = deque()
         self._paused_until = -math.inf
 
-    def submit(self, chat: ChatKey, priority: Priority, now: float) -> Ticket:
-        """Queue one message of ``chat``; it waits until :meth:`release` hands it back."""
-        ticket = Ticket(priority, next(self._seq), chat)
+    def submit(self, chat: ChatKey, priority: Priority, now: float,
+               seq: int | None = None) -> Ticket:
+        """Queue one message of ``chat``; it waits until :meth:`release` hands it back.
+
+        ``seq`` is the place in line of an earlier ticket of the same message (resent after
+        a 429: it keeps its place before the messages queued since); default: the last place.
+        """
+        ticket = Ticket(priority, next(self._seq) if seq is None else seq, chat)
         heapq.heappush(self._state(chat, now).queue, ticket)
         return ticket
 

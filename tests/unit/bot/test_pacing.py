@@ -124,3 +124,14 @@ def test_a_cancelled_message_is_not_released_nor_counted() -> None:
 
 def test_priorities_survive_ptb_dropping_falsy_rate_limit_args() -> None:
     assert all(priority for priority in Priority)
+
+
+def test_a_resent_message_keeps_its_place_in_line() -> None:
+    rules = PacingRules(PaceLimits(chat_burst=1))
+    first = rules.submit(A, Priority.REPLY, 0.0)
+    assert rules.release(0.0) == [first]
+    later = rules.submit(A, Priority.REPLY, 0.1)
+    rules.rate_limited(A, 1.0, 0.2)
+    again = rules.submit(A, Priority.REPLY, 0.2, first.seq)  # Telegram said 429 to ``first``
+    assert rules.release(1.2) == [again]
+    assert rules.release(2.2) == [later]
