@@ -160,6 +160,7 @@ def bot_config(settings: Settings) -> BotConfig:
         torrent_max_bytes=settings.torrent_max_bytes,
         webhook_url=settings.webhook_url,
         webhook_listen=settings.webhook_listen,
+        mirror_button=settings.mirroring and not settings.auto,
     )
 
 
