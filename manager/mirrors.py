@@ -129,8 +129,6 @@ class Mirrors:
         if self._config is None or self._uploader is None:
             return
         for record in await self._store.mirrors(states=_ACTIVE):
-            if record.pid is not None:
-                await asyncio.to_thread(self._uploader.stop_leftover, record.pid)
             log.info("resuming the mirror of #%s (%s)", record.download_id, record.state)
             self._launch(_Job(record))
 
@@ -251,6 +249,10 @@ class Mirrors:
     async def _run(self, job: _Job) -> None:
         """Wait for the turn, then upload with retries; a user's stop ends it as stopped."""
         try:
+            if job.record.pid is not None and self._uploader is not None:
+                # A killed ariabot's rclone may still be uploading the same files.
+                await asyncio.to_thread(self._uploader.stop_leftover, job.record.pid)
+                await self._save(job, pid=None)
             async with self._turn:
                 await self._attempts(job)
         except asyncio.CancelledError:
