@@ -3,8 +3,9 @@
 #   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
 #   ./setup.sh test [pytest options]       install with test extras, then run the test suite
 #   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
-# System packages (aria2, python3-venv) come from apt when missing; everything Python goes
-# into ./.venv so the system Python is never touched.
+# System packages (aria2, python3-venv; rclone for tests and benchmarks, and for `run` when
+# ARIABOT_RCLONE_REMOTE is set) come from apt when missing; everything Python goes into
+# ./.venv so the system Python is never touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +34,12 @@ ensure_system_packages() {
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }
 
+# rclone mirrors finished downloads to a cloud: needed when a destination is configured,
+# and always by the tests (they upload to a real `rclone serve webdav`).
+ensure_rclone() {
+    command -v "${ARIABOT_RCLONE:-rclone}" >/dev/null 2>&1 || apt_install rclone
+}
+
 ensure_venv() {
     local extras=$1
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -45,17 +52,20 @@ cmd=${1:-}
 case "$cmd" in
     run)
         ensure_system_packages
+        if [ -n "${ARIABOT_RCLONE_REMOTE:-}" ]; then ensure_rclone; fi
         ensure_venv ""
         exec "$VENV/bin/ariabot" run "$@"
         ;;
     test)
         ensure_system_packages
+        ensure_rclone
         ensure_venv "[test]"
         "$VENV/bin/ruff" check .
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
         ensure_system_packages
+        ensure_rclone
         ensure_venv "[test]"
         exec "$VENV/bin/python" -m tests.bench "$@"
         ;;

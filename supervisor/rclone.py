@@ -35,6 +35,7 @@ __all__ = [
     "destination_of",
     "locate_rclone",
     "mirror_uploader",
+    "probe_remote",
     "remote_name",
     "remote_names",
 ]
@@ -126,6 +127,27 @@ def mirror_uploader(settings: Settings) -> RcloneUploader | None:
                 "with 'rclone config' (or fix the name)")
     log.info("mirroring to %s with rclone %s (%s)", settings.remote, version, settings.mode)
     return RcloneUploader(binary, config_file=settings.rclone_config, bwlimit=settings.bwlimit)
+
+
+def probe_remote(binary: Path, config_file: Path | None, remote: str,
+                 timeout: float = 20.0) -> str | None:
+    """Whether the destination answers (blocking): None when it does, else why not in
+    plain words. A destination folder that does not exist yet answers: uploads create it."""
+    command = [str(binary), *_config_args(config_file), "lsf", "--max-depth", "1",
+               "--dirs-only", "--contimeout", "5s", "--timeout", "10s", "--retries", "1",
+               "--low-level-retries", "1", remote]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout:.0f}s"
+    except OSError as error:
+        return f"rclone does not run ({error.strerror or error})"
+    if result.returncode in (0, 3):  # 3: directory not found
+        return None
+    lines = [parse_line(line).error for line in result.stderr.splitlines()]
+    errors = [line for line in lines if line]
+    return plain_reason(errors[-1] if errors else f"rclone exited {result.returncode}")
 
 
 def destination_of(remote: str, relative: str) -> str:
