@@ -482,7 +482,7 @@ class Store:
 
         return await self._run(query)
 
-    async def update_mirror(self, download_id: int, **values: Any) -> MirrorRecord | None:
+    async def update_mirror(self, download_id: int, /, **values: Any) -> MirrorRecord | None:
         """Change some columns of a download's mirror; returns it as stored."""
         unknown = set(values) - _MIRROR_WRITABLE
         if unknown:
