@@ -9,6 +9,7 @@ or the files on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -20,6 +21,8 @@ import psutil
 import pytest
 
 from manager import Event, MirrorChanged, MirrorDone, MirrorFailed, MirrorState
+from supervisor.config import load_settings
+from supervisor.doctor import check_rclone
 from tests.integration.test_bot import LONG, MIB, USER, _download_id, _result_id, running_stack
 from tests.rclonedest import WebDavServer, require_rclone, sha1_tree, write_rclone_config
 from tests.runner import AriabotRun, ariabot_run, until, wait_until
@@ -188,6 +191,77 @@ async def test_webdav_down_for_good_fails_clearly_and_keeps_the_files(
         await stack.bot.board.close()
         assert len(_texts(stack, USER, "could not be uploaded", start)) == 1
         assert not (webdav.root / "up").exists()
+
+
+def rclone_copies() -> list[psutil.Process]:
+    """This test run's ``rclone copy`` processes (the WebDAV server is an rclone too)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == "rclone" and "copy" in child.cmdline():
+                found.append(child)
+    return found
+
+
+async def test_stop_upload_stops_rclone_and_keeps_the_files(
+    engine_settings, swarm: Swarm, tmp_path: Path, webdav: WebDavServer,
+) -> None:
+    env = mirror_env(tmp_path, webdav, ARIABOT_RCLONE_REMOTE="dav:up",
+                     ARIABOT_MIRROR_AUTO="true", ARIABOT_MIRROR_MODE="move",
+                     ARIABOT_MIRROR_BWLIMIT="1M")
+    async with running_stack(engine_settings, **env) as stack:
+        seeded = swarm.add("mirror-stop.bin", 8 * MIB, seed=66)
+        events: list[Event] = []
+        stack.manager.subscribe(events.append)
+        reply = await stack.say(USER, f"/torrent {seeded.magnet}")
+        progress_id, download_id = _result_id(reply), _download_id(reply.params["text"])
+        await until(lambda: any(e.torrent.mirror.bytes > 0
+                                for e in mirror_events(events, download_id)),
+                    timeout=LONG, what="the upload under way")
+        assert rclone_copies()
+        shown = await stack.shown(USER, progress_id, lambda t: "Uploading to" in t)
+        assert shown["reply_markup"]["inline_keyboard"][-1][0]["callback_data"] == (
+            f"mirror:{download_id}:stop")
+        answer = await stack.press(USER, progress_id, f"mirror:{download_id}:stop")
+        assert answer.params.get("text") == "Upload stopped."
+        assert rclone_copies() == []  # the transfer is stopped, not left running
+        await stack.shown(USER, progress_id, lambda t: "stopped" in t)
+        local = stack.settings.download_dir / "torrents" / str(USER) / "mirror-stop.bin"
+        assert local.read_bytes() == seeded.content_path.read_bytes()
+        again = await stack.say(USER, f"/mirror {download_id} stop")
+        assert again.params["text"] == f"#{download_id} is not being mirrored."
+        restarted = await stack.say(USER, f"/mirror {download_id}")
+        assert restarted.params["text"].startswith(f"☁️ #{download_id} is being uploaded")
+        stopped = await stack.say(USER, f"/mirror {download_id} stop")
+        assert stopped.params["text"].startswith(f"⏹ The upload of #{download_id} is stopped")
+        assert _texts(stack, USER, "is uploaded") == []
+
+
+def test_doctor_checks_rclone_and_that_the_destination_answers(
+    tmp_path: Path, webdav: WebDavServer,
+) -> None:
+    config = write_rclone_config(tmp_path / "rclone.conf", webdav)
+
+    def lines(**env: str) -> list[str]:
+        settings = load_settings(None, {"ARIABOT_DATA_DIR": str(tmp_path / "data"),
+                                        "ARIABOT_RCLONE_CONFIG": str(config), **env})
+        return [check.line for check in check_rclone(settings, timeout=20)]
+
+    assert lines() == []  # mirroring is off: nothing to check
+    found, answers = lines(ARIABOT_RCLONE_REMOTE="dav:up")
+    assert found.startswith("✔ rclone v") and found.endswith(f" at {require_rclone()}")
+    assert answers == "✔ the mirror destination dav:up answers (copy, on request)"
+    assert lines(ARIABOT_RCLONE_REMOTE="nosuch:up")[1] == (
+        "✘ no remote named 'nosuch' in the rclone config — define it with 'rclone config', "
+        "or fix ARIABOT_RCLONE_REMOTE")
+    assert lines(ARIABOT_RCLONE_REMOTE="dav:up", ARIABOT_RCLONE="/nonexistent/rclone") == [
+        "✘ rclone not found ('/nonexistent/rclone') — install it with 'sudo apt-get install "
+        "rclone' (or set ARIABOT_RCLONE to its path)"]
+    webdav.stop()
+    down = lines(ARIABOT_RCLONE_REMOTE="dav:up")[1]
+    assert down.startswith("✘ the mirror destination dav:up does not answer: the remote "
+                           "refused the connection (is it up?)"), down
+    assert webdav.password not in down
 
 
 # --- ariabot run ---------------------------------------------------------------------------
