@@ -394,6 +394,9 @@ def _status_line(torrent: Torrent) -> str:
         parts.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
     elif state is TorrentState.ERROR and torrent.error:
         parts.append(html.escape(torrent.error[:80]))
+    if torrent.mirror is not None:
+        parts.append(f"☁️ {torrent.mirror.state.label}" + (
+            f" {progress_percent(torrent)}%" if _mirroring(torrent) else ""))
     return " · ".join(parts)
 
 

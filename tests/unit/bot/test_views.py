@@ -309,3 +309,9 @@ def test_help_and_refusal() -> None:
     assert "123" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_USERS" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_CHATS" in refusal_text(1, -100, chat_refused=True)
+
+
+def test_status_shows_where_an_upload_is() -> None:
+    text, _ = status_view([mirrored(MirrorState.UPLOADING), mirrored(MirrorState.DONE)])
+    assert "complete 100% · ☁️ uploading 50%" in text
+    assert "complete 100% · ☁️ uploaded" in text
