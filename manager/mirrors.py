@@ -155,6 +155,9 @@ class Mirrors:
         task.add_done_callback(self._tasks.discard)
 
     async def _auto(self, torrent: Torrent) -> None:
+        previous = await self._store.mirror(torrent.id)
+        if previous is not None and MirrorState(previous.state) is MirrorState.DONE:
+            return  # mirrored once already: a completion told again is not a new request
         try:
             await self.request(torrent.id, None, torrent.user_id, auto=True)
         except (InvalidState, DownloadNotFound) as error:

@@ -277,7 +277,8 @@ class RcloneUploader:
         if code == 0:
             return None
         message = about_file or last or f"rclone exited with code {code}"
-        log.info("rclone %s of #%s exited %d: %s", step, job.download_id, code, message)
+        log.info("rclone %s of #%s exited %d: %s", step, job.download_id, code,
+                 plain_reason(message))
         return code, message
 
     async def _stop(self, process: asyncio.subprocess.Process) -> None:
