@@ -112,6 +112,8 @@ class Mirrors:
         self._sleep = sleep
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
+        self._requesting: set[int] = set()
+        """Downloads whose request is being stored (a double press must not start two)."""
         self._turn = asyncio.Lock()
         """One upload at a time."""
         self._tasks: set[asyncio.Task[object]] = set()
@@ -200,6 +202,16 @@ class Mirrors:
         """
         if self._config is None:
             raise MirrorOff()
+        if download_id in self._requesting:  # a second press while the first is stored
+            raise InvalidState(f"#{download_id} is already being mirrored")
+        self._requesting.add(download_id)
+        try:
+            return await self._request(self._config, download_id, chat_id, user_id, auto)
+        finally:
+            self._requesting.discard(download_id)
+
+    async def _request(self, config: MirrorConfig, download_id: int, chat_id: int | None,
+                       user_id: int, auto: bool) -> Torrent:
         record = await self._live.record(download_id, chat_id)
         if record.state not in _FINISHED_DOWNLOAD:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; only a "
@@ -214,8 +226,8 @@ class Mirrors:
         if previous is not None and not MirrorState(previous.state).is_final:
             raise InvalidState(f"#{download_id} is already being mirrored")
         mirror = await self._store.start_mirror(
-            download_id, chat_id=record.chat_id, user_id=user_id, remote=self._config.remote,
-            move=self._config.move, state=MirrorState.QUEUED.value)
+            download_id, chat_id=record.chat_id, user_id=user_id, remote=config.remote,
+            move=config.move, state=MirrorState.QUEUED.value)
         await self._store.log("mirror", chat_id=record.chat_id, user_id=user_id,
                               download_id=download_id, detail="auto" if auto else "")
         job = _Job(mirror, top=record.name)

@@ -81,8 +81,16 @@ async def test_mirror_button_moves_to_webdav_and_deletes_only_after_the_check(
         stranger.write_text("stays here")
         want = sha1_tree(local)
 
-        answer = await stack.press(USER, _result_id(news), f"mirror:{download_id}")
-        assert answer.params.get("text") == "Uploading…"
+        mark = stack.server.mark()  # pressed twice: one upload
+        presses = [stack.server.push_callback(USER, USER, _result_id(news),
+                                              f"mirror:{download_id}") for _ in range(2)]
+        answers = [await stack.server.wait_for(
+            "answerCallbackQuery",
+            lambda r, query=press["callback_query"]["id"]: (
+                r.params.get("callback_query_id") == query), since=mark)
+            for press in presses]
+        assert sorted(a.params.get("text") for a in answers) == [
+            f"#{download_id} is already being mirrored.", "Uploading…"]
         done = await stack.answer(USER, start, "is uploaded", timeout=LONG)
 
         assert sha1_tree(webdav.root / "up" / "mirror-pack") == want
