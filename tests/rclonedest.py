@@ -61,7 +61,7 @@ class WebDavServer:
         self.log_path = log_path
         self.port = free_port()
         self.user = "ariabot"
-        self.password = secrets.token_urlsafe(16)
+        self.password = secrets.token_hex(16)  # never a leading "-" (rclone reads a flag)
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
