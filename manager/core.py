@@ -256,11 +256,6 @@ class TorrentManager:
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 
-    @property
-    def mirroring(self) -> bool:
-        """Whether finished downloads can be mirrored (an rclone destination is set)."""
-        return self._mirrors.enabled
-
     async def mirror(self, download_id: int, chat_id: int | None = None,
                      user_id: int = 0) -> Torrent:
         """Upload a finished download's own files to the rclone destination (stored first,

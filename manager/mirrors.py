@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,40 +31,22 @@ from manager.events import (
     TorrentCompleted,
     TorrentEvent,
 )
-from manager.files import is_inside
 from manager.live import LiveDownloads
+from manager.mirrorfiles import own_complete_files
 from manager.models import Mirror, MirrorState, Torrent, TorrentState
-from manager.padfiles import is_pad
 from manager.store import DownloadRecord, MirrorRecord, Store
 from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
+from manager.usertext import shown_destination
 
-__all__ = ["Mirrors", "shown_destination"]
+__all__ = ["Mirrors"]
 
 log = logging.getLogger(__name__)
 
 _ACTIVE = frozenset(s.value for s in MirrorState if not s.is_final)
 _FINISHED_DOWNLOAD = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})
-_NAMED_REMOTE = re.compile(r"([0-9A-Za-z_.][0-9A-Za-z_. -]*):(.*)", re.DOTALL)
 
 StopSeeding = Callable[[int], Awaitable[None]]
 """Stops a seeding download (it becomes complete), by id."""
-
-
-def shown_destination(remote: str, top: str) -> str:
-    """Where a download went, in words fit for a chat: never a path of this server.
-
-    ``gdrive:ariabot`` and ``Movies`` give ``gdrive:ariabot/Movies``; a remote whose path is
-    absolute (a local or SFTP remote names a server's folder) shows only its name; a bare
-    local folder shows as "the mirror folder".
-    """
-    match = _NAMED_REMOTE.fullmatch(remote)
-    if match is None:
-        return f"the mirror folder, as {top}" if top else "the mirror folder"
-    name, path = match.group(1), match.group(2).strip("/")
-    if match.group(2).startswith("/") or ".." in path.split("/"):
-        path = "…"
-    parts = [part for part in (path, top) if part]
-    return f"{name}:" + "/".join(parts)
 
 
 @dataclass
@@ -118,11 +99,6 @@ class Mirrors:
         """One upload at a time."""
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
-
-    @property
-    def enabled(self) -> bool:
-        """Whether mirroring is configured."""
-        return self._config is not None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -323,34 +299,10 @@ class Mirrors:
             return
 
     async def _job_of(self, record: DownloadRecord, job: _Job) -> UploadJob:
-        """The download's own chosen files, complete on disk, relative to its chat folder.
-
-        They come from its metainfo (the stored .torrent, or the one aria2 saved for a
-        magnet), never from a name a user gave: nothing else in the folder is uploaded.
-        """
-        folder = Path(record.directory)
-        stored = await self._store.source(record.id)
-        kind, source = stored if stored is not None else (record.source_kind, b"")
-        meta = await asyncio.to_thread(self._contents.known_meta, record, kind, source)
-        selected = _selected_indexes(record.selected_files)
-
-        def complete() -> tuple[str, ...]:
-            if meta is None:
-                return ()
-            chosen = []
-            for entry in meta.files:
-                if (selected is not None and entry.index not in selected) or is_pad(entry.path):
-                    continue
-                path = folder / entry.path
-                if (not is_inside(path, folder) or not path.is_file()
-                        or path.stat().st_size != entry.length):
-                    return ()  # a chosen file is missing or changed: upload nothing
-                chosen.append(entry.path)
-            return tuple(chosen)
-
-        files = await asyncio.to_thread(complete)
+        """The upload of the download's own complete files (see :mod:`manager.mirrorfiles`)."""
+        files = await own_complete_files(record, self._store, self._contents)
         job.files = files
-        upload = UploadJob(record.id, folder, files, job.record.remote)
+        upload = UploadJob(record.id, Path(record.directory), files, job.record.remote)
         job.top = upload.top or job.top
         return upload
 
@@ -448,14 +400,3 @@ class Mirrors:
 
 def _top_of(torrent: Torrent) -> str:
     return Path(torrent.path).name if torrent.path else torrent.name
-
-
-def _selected_indexes(selected: str | None) -> set[int] | None:
-    """aria2's ``select-file`` list as numbers, or None when every file is chosen."""
-    if not selected:
-        return None
-    numbers: set[int] = set()
-    for part in selected.split(","):
-        with contextlib.suppress(ValueError):
-            numbers.add(int(part))
-    return numbers or None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from manager.mirrors import shown_destination
+from manager.usertext import shown_destination
 
 
 @pytest.mark.parametrize(("remote", "top", "shown"), [
