@@ -240,9 +240,11 @@ class Mirrors:
     async def _run(self, job: _Job) -> None:
         """Wait for the turn, then upload with retries; a user's stop ends it as stopped."""
         try:
-            if job.record.pid is not None and self._uploader is not None:
+            download = await self._store.get(job.record.download_id)
+            if job.record.pid is not None and self._uploader is not None and download:
                 # A killed ariabot's rclone may still be uploading the same files.
-                await asyncio.to_thread(self._uploader.stop_leftover, job.record.pid)
+                await asyncio.to_thread(self._uploader.stop_leftover, job.record.pid,
+                                        Path(download.directory))
                 await self._save(job, pid=None)
             async with self._turn:
                 await self._attempts(job)

@@ -93,6 +93,7 @@ class Uploader(Protocol):
         """A public link to the uploaded download, or None when the remote has none."""
         ...
 
-    def stop_leftover(self, pid: int) -> None:
-        """Stop an uploader process a killed ariabot left behind (matched by pid and name)."""
+    def stop_leftover(self, pid: int, source_dir: Path) -> None:
+        """Stop an uploader process a killed ariabot left behind, uploading from
+        ``source_dir`` (matched by pid, name and command line: a reused pid is left alone)."""
         ...

@@ -224,12 +224,15 @@ class RcloneUploader:
         text = output.decode(errors="replace").strip()
         return text if process.returncode == 0 and text.startswith("http") else None
 
-    def stop_leftover(self, pid: int) -> None:
+    def stop_leftover(self, pid: int, source_dir: Path) -> None:
         """Stop an rclone a killed ariabot left behind: only when that pid is still an
-        rclone process (the pid may have been reused by anything else)."""
+        ``rclone copy`` or ``check`` from ``source_dir`` (the pid may have been reused, by
+        anything, even by the user's own rclone)."""
         with contextlib.suppress(psutil.Error):
             process = psutil.Process(pid)
-            if process.name() != "rclone" and Path(process.exe()).name != "rclone":
+            command = process.cmdline()
+            if (process.name() != "rclone" or str(source_dir) not in command
+                    or not {"copy", "check"} & set(command)):
                 return
             log.info("stopping an rclone (pid %s) left by an earlier ariabot", pid)
             process.terminate()

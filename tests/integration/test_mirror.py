@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from manager import Event, MirrorChanged, MirrorDone, MirrorFailed, MirrorState
 from supervisor.config import load_settings
 from supervisor.doctor import check_rclone
+from supervisor.rclone import RcloneUploader
 from tests.integration.test_bot import LONG, MIB, USER, _download_id, _result_id, running_stack
 from tests.rclonedest import WebDavServer, require_rclone, sha1_tree, write_rclone_config
 from tests.runner import AriabotRun, ariabot_run, until, wait_until
@@ -321,9 +323,33 @@ def test_a_mirror_cut_by_a_crash_of_ariabot_finishes_after_the_restart_once(
     assert [e["action"] for e in entries].count("mirror-done") == 1
     assert "resuming the mirror of #1" in output
     assert sha1_tree(webdav.root / "up" / "mirror-crash.bin") == sha1_tree(seeded.content_path)
+    # The orphan dies by itself at its next stats line (its stderr pipe is gone), or the new
+    # ariabot stops it by its stored pid if it starts first: either way it is not left.
     assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in leftover)
     for secret in (webdav.password,):
         assert secret not in first.output + output
+
+
+def test_a_leftover_rclone_is_stopped_only_when_it_is_that_upload(tmp_path: Path) -> None:
+    source = tmp_path / "torrents" / "5"
+    source.mkdir(parents=True)
+    (source / "big.bin").write_bytes(b"\0" * (4 * MIB))
+    target = tmp_path / "target"
+    uploader = RcloneUploader(Path(require_rclone()), stop_timeout=5)
+    copy = subprocess.Popen([require_rclone(), "copy", str(source), str(target),
+                             "--bwlimit", "64K"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until((target / "big.bin").exists, 20, "rclone to be copying")
+        uploader.stop_leftover(copy.pid, tmp_path / "torrents" / "6")  # another folder
+        uploader.stop_leftover(os.getpid(), source)  # a reused pid: not an rclone
+        assert copy.poll() is None
+        uploader.stop_leftover(copy.pid, source)
+        copy.wait(10)  # stopped long before its 64 s at 64 KiB/s
+        assert (target / "big.bin").stat().st_size < 4 * MIB
+    finally:
+        copy.kill()
+        copy.wait()
 
 
 @pytest.mark.parametrize(("env", "line"), [
