@@ -40,7 +40,8 @@ ensure_rclone() {
     command -v "${ARIABOT_RCLONE:-rclone}" >/dev/null 2>&1 || apt_install rclone
 }
 
-# The tests' and benchmarks' second BitTorrent client: a transmission-cli seeder (issue 16).
+# What the tests and benchmarks need besides: rclone, and transmission-cli as a second
+# BitTorrent seeder (issue 16).
 ensure_test_packages() {
     ensure_rclone
     command -v transmission-cli >/dev/null 2>&1 || apt_install transmission-cli
