@@ -3,8 +3,9 @@
 #   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
 #   ./setup.sh test [pytest options]       install with test extras, then run the test suite
 #   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
-# System packages (aria2, python3-venv; transmission-cli for the tests) come from apt when
-# missing; everything Python goes into ./.venv so the system Python is never touched.
+# System packages (aria2, python3-venv; rclone and transmission-cli for tests and benchmarks,
+# rclone for `run` when ARIABOT_RCLONE_REMOTE is set) come from apt when missing; everything
+# Python goes into ./.venv so the system Python is never touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,8 +34,16 @@ ensure_system_packages() {
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }
 
-# The tests' and benchmarks' second BitTorrent client: a transmission-cli seeder (issue 16).
+# rclone mirrors finished downloads to a cloud: needed when a destination is configured,
+# and always by the tests (they upload to a real `rclone serve webdav`).
+ensure_rclone() {
+    command -v "${ARIABOT_RCLONE:-rclone}" >/dev/null 2>&1 || apt_install rclone
+}
+
+# What the tests and benchmarks need besides: rclone, and transmission-cli as a second
+# BitTorrent seeder (issue 16).
 ensure_test_packages() {
+    ensure_rclone
     command -v transmission-cli >/dev/null 2>&1 || apt_install transmission-cli
 }
 
@@ -50,6 +59,7 @@ cmd=${1:-}
 case "$cmd" in
     run)
         ensure_system_packages
+        if [ -n "${ARIABOT_RCLONE_REMOTE:-}" ]; then ensure_rclone; fi
         ensure_venv ""
         exec "$VENV/bin/ariabot" run "$@"
         ;;

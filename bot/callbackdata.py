@@ -28,6 +28,7 @@ _VERB_ARGS: MappingProxyType[str, frozenset[str | None]] = MappingProxyType({
     "back": frozenset({None}),
     "send": frozenset({None}),
     "status": frozenset({None}),
+    "mirror": frozenset({None, "stop"}),
 })
 """Each button verb and the arguments it may carry (None: no argument)."""
 _PAGE_VERBS = frozenset({"status"})

@@ -31,6 +31,8 @@ class BotConfig:
         webhook_listen: ``host:port`` the webhook server binds (behind a reverse proxy).
         refusal_interval: seconds between two refusals sent to the same stranger.
         poll_timeout: seconds one long poll (``getUpdates``) waits on the server.
+        mirror_button: completion messages offer a "Mirror" button (mirroring is set up
+            and done on request, not automatically).
     """
 
     token: str = field(repr=False)
@@ -46,6 +48,7 @@ class BotConfig:
     webhook_listen: str = "127.0.0.1:8443"
     refusal_interval: float = 600.0
     poll_timeout: int = 30
+    mirror_button: bool = False
 
     @property
     def uses_webhook(self) -> bool:

@@ -27,6 +27,7 @@ from manager import (
     InvalidSource,
     InvalidState,
     ManagerError,
+    MirrorOff,
     NotEnoughSpace,
     StoreError,
 )
@@ -70,7 +71,8 @@ def user_text(error: ManagerError) -> str:
         return "The downloader is restarting, try again in a few seconds."
     if isinstance(error, DownloadNotFound):
         return _sentence(f"{error} in this chat; /status lists this chat's downloads")
-    if isinstance(error, InvalidSource | AlreadyDownloading | InvalidState | NotEnoughSpace):
+    if isinstance(error, InvalidSource | AlreadyDownloading | InvalidState | NotEnoughSpace
+                  | MirrorOff):
         return _sentence(str(error))
     if isinstance(error, StoreError):
         return "ariabot cannot reach its database right now; please try again later."

@@ -1,9 +1,11 @@
 """News: the **new** messages the bot sends on its own, so the user is notified.
 
 A completion (size, time taken, where, and a "Send file" button for one file up to the
-upload limit) and a failure (with the reason) go to the download's chat, as a reply to its
-progress message; aria2c alerts go to the admin chat. Each is sent by a task of its own and
-retried a few times on 429 and network errors; a refusal (bad request, blocked bot) is final.
+upload limit, and a "Mirror" button when mirroring is on request), a failure (with the
+reason) and a mirror's outcome (where it went and its link, or rclone's reason) go to the
+download's chat, as a reply to its progress message; aria2c alerts go to the admin chat.
+Each is sent by a task of its own and retried a few times on 429 and network errors; a
+refusal (bad request, blocked bot) is final.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from bot.views import (
     completion_text,
     engine_alert_text,
     failure_text,
+    mirror_done_text,
+    mirror_failed_text,
     relative_location,
 )
 from manager import Aria2Down, Aria2Fatal, Aria2Restarted, EngineEvent, Torrent
@@ -61,6 +65,7 @@ class News:
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before the first retry after a network error (grows by attempt).
         attempts: tries for one message before giving up on it.
+        mirror_button: completion messages offer a "Mirror" button.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class News:
         sleep: Callable[[float], Awaitable[Any]],
         retry_delay: float,
         attempts: int,
+        mirror_button: bool = False,
     ) -> None:
         self._sender = sender
         self._stats = stats
@@ -83,6 +89,7 @@ class News:
         self._sleep = sleep
         self._retry_delay = retry_delay
         self._attempts = attempts
+        self._mirror_button = mirror_button
         self._tasks = TaskSet()
 
     def completed(self, torrent: Torrent, reply_to: int | None) -> None:
@@ -93,6 +100,16 @@ class News:
         """Tell ``torrent``'s chat it failed, with the manager's reason."""
         self._tasks.start(self._deliver(torrent.chat_id, failure_text(torrent), None, reply_to),
                           "notify")
+
+    def mirrored(self, torrent: Torrent, reply_to: int | None) -> None:
+        """Tell ``torrent``'s chat where its upload went (and its public link, if any)."""
+        self._tasks.start(self._deliver(torrent.chat_id, mirror_done_text(torrent), None,
+                                        reply_to), "notify")
+
+    def mirror_failed(self, torrent: Torrent, reply_to: int | None) -> None:
+        """Tell ``torrent``'s chat its upload failed for good, with rclone's reason."""
+        self._tasks.start(self._deliver(torrent.chat_id, mirror_failed_text(torrent), None,
+                                        reply_to), "notify")
 
     def alert(self, event: EngineEvent) -> None:
         """Tell the admin chat (if any) that aria2c went down, came back or gave up."""
@@ -117,7 +134,9 @@ class News:
         can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder,
                                            self._upload_limit) is not None
         await self._deliver(torrent.chat_id, completion_text(torrent, location),
-                            completion_keyboard(torrent, can_send=can_send), reply_to)
+                            completion_keyboard(torrent, can_send=can_send,
+                                                can_mirror=self._mirror_button),
+                            reply_to)
 
     async def _deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
                        reply_to: int | None = None) -> None:

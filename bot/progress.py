@@ -15,8 +15,12 @@ simply never shown. The rules for one message:
   text is sent; 5xx and network errors are retried after ``retry_delay`` with the newest text;
 * a message that is gone (deleted, bot blocked) is given up.
 
-News (completion, failure, aria2c alerts) gets a **new** message instead: the board hands
-those events to :class:`bot.news.News`.
+While a finished download is mirrored to the cloud, its message shows the upload the same
+way (bytes, speed, ETA; 5 points of the upload, or a change of the mirror's state, earn an
+edit), and the message is kept until the mirror ends.
+
+News (completion, failure, a mirror's outcome, aria2c alerts) gets a **new** message
+instead: the board hands those events to :class:`bot.news.News`.
 """
 
 from __future__ import annotations
@@ -36,8 +40,17 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from bot.news import BoardStats, News
 from bot.sender import Sender, is_gone, is_not_modified, retry_seconds
 from bot.tasks import TaskSet
-from bot.views import markup_key, percent, progress_keyboard, progress_text
-from manager import EngineEvent, Event, Torrent, TorrentCompleted, TorrentEvent, TorrentFailed
+from bot.views import markup_key, progress_keyboard, progress_percent, progress_text
+from manager import (
+    EngineEvent,
+    Event,
+    MirrorDone,
+    MirrorFailed,
+    Torrent,
+    TorrentCompleted,
+    TorrentEvent,
+    TorrentFailed,
+)
 
 __all__ = ["PROGRESS_STEP", "BoardStats", "ProgressBoard"]
 
@@ -78,8 +91,16 @@ class _Slot:
 
 def _state_key(torrent: Torrent, confirm: bool) -> tuple[Any, ...]:
     """Everything whose change is worth an edit at once (progress aside)."""
+    mirror = torrent.mirror
+    mirror_key = (mirror.state, mirror.attempt, mirror.error, mirror.total_bytes > 0,
+                  mirror.link) if mirror is not None else None
     return (torrent.state, torrent.stuck_reason, torrent.queue_position, torrent.error,
-            torrent.name, torrent.total_bytes > 0, confirm)
+            torrent.name, torrent.total_bytes > 0, confirm, mirror_key)
+
+
+def _settled(torrent: Torrent) -> bool:
+    """Nothing more will move on its message: the download is final, and so is its mirror."""
+    return torrent.state.is_final and (torrent.mirror is None or torrent.mirror.state.is_final)
 
 
 class ProgressBoard:
@@ -91,6 +112,7 @@ class ProgressBoard:
         edit_interval: least seconds between two edits of one message.
         upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None.
+        mirror_button: completion messages offer a "Mirror" button.
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error.
@@ -107,6 +129,7 @@ class ProgressBoard:
         edit_interval: float = 10.0,
         upload_limit: int = 50 * 1024 * 1024,
         admin_chat: int | None = None,
+        mirror_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
@@ -127,7 +150,8 @@ class ProgressBoard:
         self.stats = BoardStats()
         self._news = News(sender, self.stats, chat_folder=chat_folder,
                           upload_limit=upload_limit, admin_chat=admin_chat, sleep=sleep,
-                          retry_delay=retry_delay, attempts=notify_attempts)
+                          retry_delay=retry_delay, attempts=notify_attempts,
+                          mirror_button=mirror_button)
 
     # --- the subscriber ------------------------------------------------------------------------
 
@@ -155,6 +179,10 @@ class ProgressBoard:
             self._news.completed(torrent, slot.message_id)
         elif isinstance(event, TorrentFailed):
             self._news.failed(torrent, slot.message_id)
+        elif isinstance(event, MirrorDone):
+            self._news.mirrored(torrent, slot.message_id)
+        elif isinstance(event, MirrorFailed):
+            self._news.mirror_failed(torrent, slot.message_id)
         self._kick(slot)
 
     # --- what the handlers call ----------------------------------------------------------------
@@ -173,7 +201,7 @@ class ProgressBoard:
         slot.shown_text = text
         slot.shown_markup = markup_key(markup)
         slot.shown_key = _state_key(torrent, False)
-        slot.shown_percent = percent(torrent)
+        slot.shown_percent = progress_percent(torrent)
         slot.not_before = self._clock() + self.edit_interval
         self._kick(slot)
 
@@ -222,7 +250,7 @@ class ProgressBoard:
             return
         if self._wants_edit(slot):
             slot.task = self._workers.start(self._work(slot), f"progress-{slot.download_id}")
-        elif slot.latest.state.is_final:
+        elif _settled(slot.latest):
             self._slots.pop(slot.download_id, None)
 
     def _wants_edit(self, slot: _Slot) -> bool:
@@ -232,7 +260,7 @@ class ProgressBoard:
             return True
         torrent = slot.latest
         return (_state_key(torrent, slot.confirm) != slot.shown_key
-                or abs(percent(torrent) - slot.shown_percent) >= PROGRESS_STEP)
+                or abs(progress_percent(torrent) - slot.shown_percent) >= PROGRESS_STEP)
 
     def _turn_wait(self, slot: _Slot) -> float:
         """Seconds until ``slot`` may be edited: its own interval and its chat's turn.
@@ -297,14 +325,14 @@ class ProgressBoard:
                 self.stats.edits += 1
             self._mark(slot, snapshot, confirm, shown, urgent, edited=True)
         slot.task = None
-        if slot.latest.state.is_final and self._slots.get(slot.download_id) is slot:
+        if _settled(slot.latest) and self._slots.get(slot.download_id) is slot:
             self._slots.pop(slot.download_id, None)
 
     def _mark(self, slot: _Slot, snapshot: Torrent, confirm: bool,
               shown: tuple[str, tuple[Any, ...]], urgent: int, *, edited: bool) -> None:
         slot.shown_text, slot.shown_markup = shown
         slot.shown_key = _state_key(snapshot, confirm)
-        slot.shown_percent = percent(snapshot)
+        slot.shown_percent = progress_percent(snapshot)
         slot.urgent_done = max(slot.urgent_done, urgent)
         if edited:
             slot.not_before = self._clock() + self.edit_interval
@@ -327,5 +355,5 @@ class ProgressBoard:
         if len(orphans) <= _MAX_ORPHANS:
             return
         for slot in orphans[: len(orphans) - _MAX_ORPHANS]:
-            if slot.latest.state.is_final:
+            if _settled(slot.latest):
                 self._slots.pop(slot.download_id, None)

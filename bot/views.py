@@ -17,7 +17,7 @@ from types import MappingProxyType
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbackdata import callback_data
-from manager import FileEntry, Torrent, TorrentState, human_size
+from manager import FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
 
 __all__ = [
     "COMMANDS",
@@ -33,9 +33,13 @@ __all__ = [
     "human_duration",
     "human_speed",
     "markup_key",
+    "mirror_done_text",
+    "mirror_failed_text",
+    "mirror_lines",
     "percent",
     "progress_bar",
     "progress_keyboard",
+    "progress_percent",
     "progress_text",
     "refusal_text",
     "relative_location",
@@ -58,6 +62,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", "cancel a download: /cancel <id> [delete]"),
     ("files", "list or choose files: /files <id> [1,3-5]"),
     ("log", "what was done in this chat: /log [how many]"),
+    ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -69,6 +74,7 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
     "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
     "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
+    "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""
@@ -104,6 +110,15 @@ def human_duration(seconds: float) -> str:
 def percent(torrent: Torrent) -> int:
     """Whole percent done, rounded down: 100 only when all of it is there."""
     return min(100, math.floor(torrent.progress * 100))
+
+
+def progress_percent(torrent: Torrent) -> int:
+    """Whole percent of what the progress message shows moving: the upload while a mirror
+    is under way, else the download."""
+    mirror = torrent.mirror
+    if mirror is not None and not mirror.state.is_final:
+        return min(100, math.floor(mirror.progress * 100))
+    return percent(torrent)
 
 
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -158,6 +173,8 @@ def progress_text(torrent: Torrent, *, note: str | None = None, confirm: bool = 
         lines.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
     if torrent.error:
         lines.append(f"❌ {html.escape(torrent.error)}")
+    if torrent.mirror is not None:
+        lines.extend(mirror_lines(torrent.mirror))
     if note:
         lines.append(f"Note: {html.escape(note)}")
     if confirm:
@@ -167,26 +184,72 @@ def progress_text(torrent: Torrent, *, note: str | None = None, confirm: bool = 
     return "\n".join(lines)
 
 
+def mirror_lines(mirror: Mirror) -> list[str]:
+    """The upload's lines on the progress message, shown like the download's own."""
+    where = html.escape(mirror.destination)
+    state = mirror.state
+    if state is MirrorState.DONE:
+        done = f"☁️ Uploaded to <code>{where}</code>"
+        if mirror.local_deleted:
+            done += " (moved: the local files are deleted)"
+        return [done]
+    if state is MirrorState.FAILED:
+        return [f"☁️ Upload to <code>{where}</code> failed: "
+                f"{html.escape(mirror.error or 'no reason given')}"]
+    if state is MirrorState.STOPPED:
+        return [f"☁️ Upload to <code>{where}</code> stopped"]
+    if state is MirrorState.QUEUED:
+        return [f"☁️ Waiting to upload to <code>{where}</code>"]
+    lines = [f"☁️ {_capital(state.label)} to <code>{where}</code>"
+             + (f" · attempt {mirror.attempt} of {mirror.attempts}" if mirror.attempt > 1
+                else "")]
+    if state is MirrorState.RETRYING:
+        wait = (f" in {human_duration(mirror.retry_in)}" if mirror.retry_in is not None
+                else "")
+        lines.append(f"Trying again{wait}: {html.escape(mirror.error or 'no reason given')}")
+        return lines
+    if mirror.total_bytes > 0:
+        lines.append(f"<code>{progress_bar(mirror.progress)}</code> "
+                     f"{min(100, math.floor(mirror.progress * 100))}%")
+        lines.append(f"{human_size(mirror.bytes)} of {human_size(mirror.total_bytes)}")
+    if state is MirrorState.UPLOADING:
+        speed = f"↑ {human_speed(mirror.speed)}"
+        if mirror.eta_seconds is not None and mirror.speed > 0:
+            speed += f" · ETA {human_duration(mirror.eta_seconds)}"
+        lines.append(speed)
+    return lines
+
+
+def _mirroring(torrent: Torrent) -> bool:
+    return torrent.mirror is not None and not torrent.mirror.state.is_final
+
+
 def progress_keyboard(torrent: Torrent, *, confirm: bool = False) -> InlineKeyboardMarkup | None:
-    """Buttons under a progress message: Pause or Resume, Cancel, Refresh (none when final).
+    """Buttons under a progress message: Pause or Resume, Cancel, Refresh (none when final);
+    "Stop upload" while a mirror is under way.
 
     Parameters:
         torrent: the snapshot shown.
         confirm: show the cancel confirmation instead (see :func:`cancel_confirm_keyboard`).
     """
+    stop_upload = [InlineKeyboardButton(
+        "⏹ Stop upload", callback_data=callback_data("mirror", torrent.id, "stop"))]
     if torrent.state.is_final:
-        return None
+        return InlineKeyboardMarkup([stop_upload]) if _mirroring(torrent) else None
     if confirm:
         return cancel_confirm_keyboard(torrent.id)
     if torrent.state is TorrentState.PAUSED:
         toggle = InlineKeyboardButton("▶ Resume", callback_data=callback_data("resume", torrent.id))
     else:
         toggle = InlineKeyboardButton("⏸ Pause", callback_data=callback_data("pause", torrent.id))
-    return InlineKeyboardMarkup([[
+    rows = [[
         toggle,
         InlineKeyboardButton("✖ Cancel", callback_data=callback_data("cancel", torrent.id)),
         InlineKeyboardButton("↻ Refresh", callback_data=callback_data("refresh", torrent.id)),
-    ]])
+    ]]
+    if _mirroring(torrent):
+        rows.append(stop_upload)
+    return InlineKeyboardMarkup(rows)
 
 
 def cancel_confirm_keyboard(download_id: int) -> InlineKeyboardMarkup:
@@ -250,13 +313,44 @@ def completion_text(torrent: Torrent, location: str) -> str:
     return "\n".join(lines)
 
 
-def completion_keyboard(torrent: Torrent, *, can_send: bool) -> InlineKeyboardMarkup | None:
-    """A "Send file" button when the download is one file small enough to upload."""
-    if not can_send:
-        return None
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton("📎 Send file", callback_data=callback_data("send", torrent.id)),
-    ]])
+def completion_keyboard(torrent: Torrent, *, can_send: bool,
+                        can_mirror: bool = False) -> InlineKeyboardMarkup | None:
+    """A "Send file" button when the download is one file small enough to upload; a
+    "Mirror" button when it can be uploaded to the cloud on request."""
+    row = []
+    if can_send:
+        row.append(InlineKeyboardButton("📎 Send file",
+                                        callback_data=callback_data("send", torrent.id)))
+    if can_mirror:
+        row.append(InlineKeyboardButton("☁️ Mirror",
+                                        callback_data=callback_data("mirror", torrent.id)))
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def mirror_done_text(torrent: Torrent) -> str:
+    """The new message that tells a download is in the cloud: where, and its public link."""
+    mirror = torrent.mirror
+    assert mirror is not None
+    lines = [f"☁️ <b>{_name(torrent)}</b> is uploaded (#{torrent.id}) to "
+             f"<code>{html.escape(mirror.destination)}</code>."]
+    if mirror.total_bytes:
+        lines.append(f"Size {human_size(mirror.total_bytes)}, checked at the destination.")
+    if mirror.link:
+        lines.append(f"Link: {html.escape(mirror.link)}")
+    if mirror.local_deleted:
+        lines.append("The files on this server are deleted (moved).")
+    return "\n".join(lines)
+
+
+def mirror_failed_text(torrent: Torrent) -> str:
+    """The new message that tells an upload failed for good, with rclone's reason."""
+    mirror = torrent.mirror
+    assert mirror is not None
+    tries = f" after {mirror.attempt} attempts" if mirror.attempt > 1 else ""
+    return (f"❌ <b>{_name(torrent)}</b> could not be uploaded (#{torrent.id}) to "
+            f"<code>{html.escape(mirror.destination)}</code>{tries}: "
+            f"{html.escape(mirror.error or 'no reason given')}\n"
+            f"The files on this server are kept. Try again with /mirror {torrent.id}.")
 
 
 def failure_text(torrent: Torrent) -> str:
@@ -300,6 +394,9 @@ def _status_line(torrent: Torrent) -> str:
         parts.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
     elif state is TorrentState.ERROR and torrent.error:
         parts.append(html.escape(torrent.error[:80]))
+    if torrent.mirror is not None:
+        parts.append(f"☁️ {torrent.mirror.state.label}" + (
+            f" {progress_percent(torrent)}%" if _mirroring(torrent) else ""))
     return " · ".join(parts)
 
 

@@ -3,13 +3,15 @@
 The surface the bot and the supervisor use: :class:`TorrentManager` (the façade, built
 from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the snapshots it
 returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
-the errors it raises, :func:`find_magnets` and :func:`human_size` (byte counts in words,
+the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud is done
+through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`),
+:func:`find_magnets` and :func:`human_size` (byte counts in words,
 the same everywhere). The modules behind the façade (intake,
 control, sync, statuses, metadata, retention, contents, live, ...) are its own.
 """
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from manager.config import ManagerConfig
+from manager.config import ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
 from manager.errors import (
     AlreadyDownloading,
@@ -22,6 +24,7 @@ from manager.errors import (
     InvalidState,
     InvalidTorrent,
     ManagerError,
+    MirrorOff,
     NotEnoughSpace,
     StoreError,
 )
@@ -32,6 +35,9 @@ from manager.events import (
     EngineEvent,
     Event,
     MetadataReceived,
+    MirrorChanged,
+    MirrorDone,
+    MirrorFailed,
     Subscriber,
     TorrentAdded,
     TorrentCancelled,
@@ -45,9 +51,10 @@ from manager.events import (
 )
 from manager.intake import AddResult
 from manager.magnets import find_magnets
-from manager.models import FileEntry, SourceKind, Torrent, TorrentState
+from manager.models import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
 from manager.store import Store
 from manager.units import human_size
+from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
 
 __all__ = [
     "AddResult",
@@ -71,6 +78,13 @@ __all__ = [
     "ManagerConfig",
     "ManagerError",
     "MetadataReceived",
+    "Mirror",
+    "MirrorChanged",
+    "MirrorConfig",
+    "MirrorDone",
+    "MirrorFailed",
+    "MirrorOff",
+    "MirrorState",
     "NotEnoughSpace",
     "SourceKind",
     "Store",
@@ -88,6 +102,10 @@ __all__ = [
     "TorrentResumed",
     "TorrentState",
     "TorrentStateChanged",
+    "UploadError",
+    "UploadJob",
+    "UploadStats",
+    "Uploader",
     "find_magnets",
     "human_size",
 ]

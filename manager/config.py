@@ -5,7 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ManagerConfig"]
+__all__ = ["ManagerConfig", "MirrorConfig"]
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    """How finished downloads are mirrored to the rclone destination.
+
+    Attributes:
+        remote: the rclone destination root, e.g. ``gdrive:ariabot``.
+        move: delete the local files once the upload is verified (seeding stops first).
+        auto: mirror every finished download; otherwise only on request.
+        attempts: tries of one upload before it is reported failed.
+        retry_delay: seconds before the first retry; it doubles per attempt.
+        retry_delay_max: the longest delay between two attempts.
+    """
+
+    remote: str
+    move: bool = False
+    auto: bool = False
+    attempts: int = 4
+    retry_delay: float = 30.0
+    retry_delay_max: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +42,7 @@ class ManagerConfig:
         aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
             download is refused at add (:mod:`manager.compat`); None when not known.
         enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
+        mirror: mirroring to an rclone destination, or None when it is off.
     """
 
     download_dir: Path
@@ -30,3 +52,4 @@ class ManagerConfig:
     folder_mode: int = 0o700
     aria2_version: tuple[int, ...] | None = None
     enable_dht: bool = True
+    mirror: MirrorConfig | None = None

@@ -10,7 +10,13 @@ from typing import Any
 from manager.aria2ops import Aria2Ops
 from manager.contents import Contents
 from manager.errors import InvalidSource, InvalidState
-from manager.events import Publisher, TorrentCancelled, TorrentPaused, TorrentResumed
+from manager.events import (
+    Publisher,
+    TorrentCancelled,
+    TorrentPaused,
+    TorrentResumed,
+    TorrentStateChanged,
+)
 from manager.live import LiveDownloads
 from manager.models import Torrent, TorrentState
 from manager.space import SpaceCheck
@@ -102,6 +108,26 @@ class Control:
             await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
                                   download_id=record.id, detail=f"{deleted} files")
         return await self._current(download_id)
+
+    async def stop_seeding(self, download_id: int) -> None:
+        """End a seeding download's upload to peers: it becomes complete (its files stay).
+
+        A mirror in move mode does this before the local files are deleted.
+        """
+        record = await self._live.record(download_id)
+        if record.state != TorrentState.SEEDING.value:
+            return
+        async with self._live.lock:
+            if record.gid is not None:
+                await self._ops.remove(record.gid)
+            self._live.forget(record.id)
+            updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
+                                               download_speed=0, upload_speed=0, peers=0,
+                                               seeders=0)
+        assert updated is not None
+        await self._store.log("stop-seeding", chat_id=record.chat_id, user_id=0,
+                              download_id=record.id, detail="before a move to the mirror")
+        self._publisher.emit(TorrentStateChanged(self._live.snapshot(updated)))
 
     async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,
                         user_id: int) -> Torrent:

@@ -13,7 +13,8 @@ and the unfinished downloads):
 * :mod:`manager.sync` follows aria2 (notifications, the progress poll, reconcile), applying
   what it reads through :mod:`manager.statuses` and :mod:`manager.metadata`;
 * :mod:`manager.retention` purges finished downloads;
-* :mod:`manager.contents` finds and deletes what a download owns on disk.
+* :mod:`manager.contents` finds and deletes what a download owns on disk;
+* :mod:`manager.mirrors` uploads finished downloads to the rclone destination.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Sub
 from manager.intake import AddResult, Intake
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
+from manager.mirrors import Mirrors
 from manager.models import FileEntry, Torrent, TorrentState
 from manager.notifications import ListenerHealth, NotificationListener
 from manager.retention import Retention
@@ -42,6 +44,7 @@ from manager.space import SpaceCheck
 from manager.statuses import StatusApplier
 from manager.store import Store
 from manager.sync import Sync
+from manager.uploader import Uploader
 
 __all__ = ["TorrentManager"]
 
@@ -55,6 +58,7 @@ class TorrentManager:
         config: paths and intervals.
         clock: monotonic clock (injected by tests).
         disk_usage: ``psutil.disk_usage``-like function (injected by tests).
+        uploader: uploads mirrors (the supervisor's rclone runner); None: mirroring is off.
 
     Attributes:
         live: the lock and the unfinished downloads, shared by the manager's parts.
@@ -68,6 +72,7 @@ class TorrentManager:
         *,
         clock: Callable[[], float] = time.monotonic,
         disk_usage: Callable[[str], object] | None = None,
+        uploader: Uploader | None = None,
     ) -> None:
         self.rpc = rpc
         self.store = store
@@ -89,6 +94,12 @@ class TorrentManager:
                                 refresh=self._sync.refresh_now,
                                 refresh_locked=self._sync.refresh_locked)
         self._retention = Retention(self.live, store, self._contents)
+        self._mirrors = Mirrors(config.mirror, live=self.live, store=store,
+                                contents=self._contents, uploader=uploader,
+                                publisher=self._publisher,
+                                stop_seeding=self._control.stop_seeding)
+        self._publisher.enrich_with(self._mirrors.enrich)
+        self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
         self._started = False
 
@@ -107,11 +118,13 @@ class TorrentManager:
         with contextlib.suppress(Aria2Unavailable):
             await self.reconcile()
         self._sync.start_polling()
+        await self._mirrors.start()
         self._started = True
 
     async def close(self) -> None:
         """Stop listening and polling; the store and aria2 are closed by their owner."""
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
+        await self._mirrors.close()  # unfinished mirrors resume at the next start
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
@@ -156,7 +169,7 @@ class TorrentManager:
     async def list(self, chat_id: int | None = None, *, limit: int | None = None) -> list[Torrent]:
         """Downloads (of one chat, or all), newest first."""
         records = await self.store.list(chat_id=chat_id, limit=limit)
-        return [self.live.snapshot(record) for record in records]
+        return await self._mirrors.attach([self.live.snapshot(record) for record in records])
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
         """One download by public id; with ``chat_id``, only if it belongs to that chat.
@@ -164,7 +177,8 @@ class TorrentManager:
         Raises:
             DownloadNotFound: no such id (or another chat's).
         """
-        return self.live.snapshot(await self.live.record(download_id, chat_id))
+        torrent = self.live.snapshot(await self.live.record(download_id, chat_id))
+        return (await self._mirrors.attach([torrent]))[0]
 
     async def files(self, download_id: int, chat_id: int | None = None) -> tuple[FileEntry, ...]:
         """The files of a download as aria2 sees them now (empty before metadata).
@@ -239,6 +253,29 @@ class TorrentManager:
     async def set_message(self, download_id: int, message_id: int) -> None:
         """Remember which chat message shows this download's progress."""
         await self._control.set_message(download_id, message_id)
+
+    # --- mirroring to the cloud ---------------------------------------------------------------
+
+    async def mirror(self, download_id: int, chat_id: int | None = None,
+                     user_id: int = 0) -> Torrent:
+        """Upload a finished download's own files to the rclone destination (stored first,
+        so a restart resumes it); progress and the outcome come as Mirror* events.
+
+        Raises:
+            MirrorOff: no destination is configured.
+            DownloadNotFound: no such id (or another chat's).
+            InvalidState: not finished, already being mirrored, or moved there already.
+        """
+        return await self._mirrors.request(download_id, chat_id, user_id)
+
+    async def stop_mirror(self, download_id: int, chat_id: int | None = None,
+                          user_id: int = 0) -> Torrent:
+        """Stop a download's mirror that is waiting or uploading; its local files stay.
+
+        Raises:
+            MirrorOff, DownloadNotFound, InvalidState (no mirror under way).
+        """
+        return await self._mirrors.stop(download_id, chat_id, user_id)
 
     # --- retention and tracking --------------------------------------------------------------
 

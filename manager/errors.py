@@ -11,6 +11,7 @@
     ├── InvalidState                e.g. resume of a download that is not paused
     ├── NotEnoughSpace              the download does not fit on the disk
     ├── StoreError                  the database cannot be opened or written
+    ├── MirrorOff                   mirroring is not configured
     └── InvalidSource (ValueError)  a magnet or .torrent that we refuse
         ├── InvalidMagnet
         └── InvalidTorrent
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidState",
     "InvalidTorrent",
     "ManagerError",
+    "MirrorOff",
     "NotEnoughSpace",
     "StoreError",
 ]
@@ -82,6 +84,14 @@ class NotEnoughSpace(ManagerError):
 
 class StoreError(ManagerError):
     """The database cannot be opened, migrated or written."""
+
+
+class MirrorOff(ManagerError):
+    """Mirroring to a cloud destination is not configured (``ARIABOT_RCLONE_REMOTE``)."""
+
+    def __init__(self, message: str = "mirroring is not set up on this ariabot "
+                 "(the owner sets ARIABOT_RCLONE_REMOTE)") -> None:
+        super().__init__(message)
 
 
 class InvalidSource(ManagerError, ValueError):

@@ -11,7 +11,10 @@
     │   ├── TorrentPaused / TorrentResumed
     │   ├── TorrentCompleted    all selected data is on disk (it may go on seeding)
     │   ├── TorrentFailed       ended in error; ``torrent.error`` says why
-    │   └── TorrentCancelled
+    │   ├── TorrentCancelled
+    │   ├── MirrorChanged       its upload to the mirror moved (state, bytes, a retry)
+    │   ├── MirrorDone          uploaded and verified; ``torrent.mirror`` says where
+    │   └── MirrorFailed        the upload failed for good; ``torrent.mirror.error`` why
     └── EngineEvent (.detail: str)
         ├── Aria2Down           aria2c died or hung; the supervisor is restarting it
         ├── Aria2Restarted      aria2c answers again (new session); downloads reconciled
@@ -36,6 +39,9 @@ __all__ = [
     "EngineEvent",
     "Event",
     "MetadataReceived",
+    "MirrorChanged",
+    "MirrorDone",
+    "MirrorFailed",
     "Publisher",
     "Subscriber",
     "TorrentAdded",
@@ -110,6 +116,21 @@ class TorrentCancelled(TorrentEvent):
 
 
 @dataclass(frozen=True)
+class MirrorChanged(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MirrorDone(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MirrorFailed(TorrentEvent):
+    pass
+
+
+@dataclass(frozen=True)
 class EngineEvent(Event):
     """Something happened to aria2c itself."""
 
@@ -144,6 +165,12 @@ class Publisher:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._enrich: Callable[[Event], Event] | None = None
+
+    def enrich_with(self, enrich: Callable[[Event], Event]) -> None:
+        """Pass every event through ``enrich`` before it goes out: the mirror jobs add a
+        download's upload to the snapshots that the tracking emits without knowing it."""
+        self._enrich = enrich
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add ``subscriber``; returns a function that removes it again."""
@@ -152,6 +179,8 @@ class Publisher:
 
     def emit(self, event: Event) -> None:
         """Give ``event`` to every subscriber (a copy of the list: one may unsubscribe)."""
+        if self._enrich is not None:
+            event = self._enrich(event)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)

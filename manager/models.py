@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-__all__ = ["FileEntry", "SourceKind", "Torrent", "TorrentState"]
+__all__ = ["FileEntry", "Mirror", "MirrorState", "SourceKind", "Torrent", "TorrentState"]
 
 
 class TorrentState(enum.Enum):
@@ -49,6 +49,79 @@ _LABELS = MappingProxyType({
 })
 
 
+class MirrorState(enum.Enum):
+    """Where a download's copy to the cloud (the rclone destination) stands."""
+
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    RETRYING = "retrying"
+    VERIFYING = "verifying"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more happens to this mirror unless a user asks again."""
+        return self in (MirrorState.DONE, MirrorState.FAILED, MirrorState.STOPPED)
+
+    @property
+    def label(self) -> str:
+        """Words for a status line."""
+        return _MIRROR_LABELS[self]
+
+
+_MIRROR_LABELS = MappingProxyType({
+    MirrorState.QUEUED: "waiting to upload",
+    MirrorState.UPLOADING: "uploading",
+    MirrorState.RETRYING: "upload failed, retrying",
+    MirrorState.VERIFYING: "checking the upload",
+    MirrorState.DONE: "uploaded",
+    MirrorState.FAILED: "upload failed",
+    MirrorState.STOPPED: "upload stopped",
+})
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A snapshot of one download's upload to the mirror destination.
+
+    Attributes:
+        state: where it stands.
+        destination: where it goes, fit to show a user (``gdrive:ariabot/name``; never a
+            path of this server).
+        move: local files are deleted once the upload is verified.
+        attempt: the current (or last) attempt, 1-based.
+        attempts: how many attempts it gets.
+        retry_in: seconds until the next attempt, while retrying.
+        error: why the last attempt failed (rclone's reason in words), or None.
+        link: a public link to it, when the remote gives one.
+    """
+
+    state: MirrorState
+    destination: str
+    move: bool = False
+    bytes: int = 0
+    total_bytes: int = 0
+    speed: int = 0
+    eta_seconds: int | None = None
+    attempt: int = 0
+    attempts: int = 0
+    retry_in: float | None = None
+    error: str | None = None
+    link: str | None = None
+    local_deleted: bool = False
+
+    @property
+    def progress(self) -> float:
+        """Fraction uploaded, 0.0 to 1.0."""
+        if self.state is MirrorState.DONE:
+            return 1.0
+        if self.total_bytes <= 0:
+            return 0.0
+        return min(1.0, self.bytes / self.total_bytes)
+
+
 class SourceKind(enum.Enum):
     """How the download was given to ariabot."""
 
@@ -78,6 +151,7 @@ class Torrent:
         queue_position: 1-based place among waiting downloads, when queued.
         stuck_reason: why it does not move, in words ("no peers found for 2 min"), or None.
         path: the file or folder of the download on disk (inside the chat's folder).
+        mirror: its upload to the rclone destination, when there is one.
     """
 
     id: int
@@ -102,6 +176,8 @@ class Torrent:
     created_at: datetime | None = None
     completed_at: datetime | None = None
     files: tuple[FileEntry, ...] = field(default=())
+    mirror: Mirror | None = None
+    """Its upload to the mirror destination, once one was asked for."""
 
     @property
     def progress(self) -> float:

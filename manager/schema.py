@@ -20,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Activity",
     "Download",
+    "MirrorJob",
     "SchemaVersion",
     "Tables",
     "bind_tables",
@@ -83,6 +84,32 @@ class Activity(_Base):
     class Meta:
         table_name = "activity"
         indexes = ((("chat_id", "at"), False),)
+
+
+class MirrorJob(_Base):
+    """A download's upload to the rclone destination (one per download; a new request
+    replaces a finished one). Stored so that a restart of ariabot resumes it."""
+
+    id = peewee.AutoField()
+    download_id = peewee.IntegerField(unique=True)
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    state = peewee.CharField(max_length=12)
+    remote = peewee.TextField()
+    move = peewee.BooleanField(default=False)
+    attempt = peewee.IntegerField(default=0)
+    bytes = peewee.BigIntegerField(default=0)
+    total_bytes = peewee.BigIntegerField(default=0)
+    error = peewee.TextField(null=True)
+    link = peewee.TextField(null=True)
+    local_deleted = peewee.BooleanField(default=False)
+    pid = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "mirrors"
+        indexes = ((("state",), False),)
 
 
 class SchemaVersion(_Base):
@@ -158,9 +185,39 @@ def _migration_0002_chat_list_index(migrator: SchemaMigrator, database: peewee.D
                                name="downloads_chat_id_id"))
 
 
+def _migration_0003_mirrors(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 3: the mirrors table (uploads to the rclone destination). Frozen copy."""
+
+    class FrozenMirror(peewee.Model):
+        id = peewee.AutoField()
+        download_id = peewee.IntegerField(unique=True)
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        state = peewee.CharField(max_length=12)
+        remote = peewee.TextField()
+        move = peewee.BooleanField(default=False)
+        attempt = peewee.IntegerField(default=0)
+        bytes = peewee.BigIntegerField(default=0)
+        total_bytes = peewee.BigIntegerField(default=0)
+        error = peewee.TextField(null=True)
+        link = peewee.TextField(null=True)
+        local_deleted = peewee.BooleanField(default=False)
+        pid = peewee.IntegerField(null=True)
+        created_at = peewee.DateTimeField()
+        updated_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = "mirrors"
+            indexes = ((("state",), False),)
+
+    database.bind([FrozenMirror])
+    database.create_tables([FrozenMirror])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
+    _migration_0003_mirrors,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 
@@ -173,6 +230,7 @@ class Tables:
 
     download: type[Download]
     activity: type[Activity]
+    mirror: type[MirrorJob]
     schema_version: type[SchemaVersion]
 
 
@@ -191,6 +249,7 @@ def bind_tables(database: peewee.Database) -> Tables:
     return Tables(
         download=_bound(Download, database),
         activity=_bound(Activity, database),
+        mirror=_bound(MirrorJob, database),
         schema_version=_bound(SchemaVersion, database),
     )
 

@@ -24,6 +24,7 @@ from manager.schema import Tables, bind_tables, upgrade
 __all__ = [
     "ActivityEntry",
     "DownloadRecord",
+    "MirrorRecord",
     "PurgedDownload",
     "Store",
 ]
@@ -64,6 +65,33 @@ class DownloadRecord:
 
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
 _WRITABLE = frozenset(_RECORD_FIELDS) - {"id", "created_at"}
+
+
+@dataclass(frozen=True)
+class MirrorRecord:
+    """A stored mirror row (a download's upload to the rclone destination)."""
+
+    id: int
+    download_id: int
+    chat_id: int
+    user_id: int
+    state: str
+    remote: str
+    move: bool
+    attempt: int
+    bytes: int
+    total_bytes: int
+    error: str | None
+    link: str | None
+    local_deleted: bool
+    pid: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+_MIRROR_FIELDS = tuple(f.name for f in fields(MirrorRecord))
+_MIRROR_WRITABLE = frozenset(_MIRROR_FIELDS) - {"id", "download_id", "created_at",
+                                                 "updated_at"}
 
 
 @dataclass(frozen=True)
@@ -330,7 +358,9 @@ class Store:
         """Remove downloads from the list (their files are not touched); returns the count."""
         def write() -> int:
             table = self._tables.download
+            mirrors = self._tables.mirror
             with self._db.atomic():
+                mirrors.delete().where(mirrors.download_id.in_(list(download_ids))).execute()
                 return table.delete().where(table.id.in_(list(download_ids))).execute()
 
         return await self._run(write)
@@ -372,7 +402,10 @@ class Store:
                     .order_by(table.id).limit(limit).dicts()
                 )
                 if rows:
-                    table.delete().where(table.id.in_([r["id"] for r in rows])).execute()
+                    gone = [r["id"] for r in rows]
+                    mirrors = self._tables.mirror
+                    mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
+                    table.delete().where(table.id.in_(gone)).execute()
             return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
                     for row in rows]
 
@@ -401,6 +434,68 @@ class Store:
             return {(directory, name) for directory, name in rows}
 
         return await self._run(query)
+
+    # --- mirrors ---------------------------------------------------------------------------
+
+    async def start_mirror(self, download_id: int, *, chat_id: int, user_id: int, remote: str,
+                           move: bool, state: str) -> MirrorRecord:
+        """Store a new mirror of a download, replacing a finished one (there is one per
+        download); returns it as stored."""
+        def write() -> MirrorRecord:
+            table = self._tables.mirror
+            now = _now()
+            with self._db.atomic():
+                table.delete().where(table.download_id == download_id).execute()
+                table.insert(download_id=download_id, chat_id=chat_id, user_id=user_id,
+                             state=state, remote=remote, move=move, created_at=now,
+                             updated_at=now).execute()
+            found = self._mirror(download_id)
+            assert found is not None
+            return found
+
+        return await self._run(write)
+
+    def _mirror(self, download_id: int) -> MirrorRecord | None:
+        table = self._tables.mirror
+        row = table.select().where(table.download_id == download_id).dicts().first()
+        return MirrorRecord(**{name: row[name] for name in _MIRROR_FIELDS}) if row else None
+
+    async def mirror(self, download_id: int) -> MirrorRecord | None:
+        """The mirror of this download, or None."""
+        return await self._run(self._mirror, download_id)
+
+    async def mirrors(self, *, states: Iterable[str] | None = None,
+                      download_ids: Iterable[int] | None = None) -> list[MirrorRecord]:
+        """Mirrors in these states, or of these downloads (all when neither is given)."""
+        wanted = list(states) if states is not None else None
+        ids = list(download_ids) if download_ids is not None else None
+
+        def query() -> list[MirrorRecord]:
+            table = self._tables.mirror
+            select = table.select()
+            if wanted is not None:
+                select = select.where(table.state.in_(wanted))
+            if ids is not None:
+                select = select.where(table.download_id.in_(ids))
+            return [MirrorRecord(**{name: row[name] for name in _MIRROR_FIELDS})
+                    for row in select.order_by(table.id).dicts()]
+
+        return await self._run(query)
+
+    async def update_mirror(self, download_id: int, /, **values: Any) -> MirrorRecord | None:
+        """Change some columns of a download's mirror; returns it as stored."""
+        unknown = set(values) - _MIRROR_WRITABLE
+        if unknown:
+            raise ValueError(f"not writable columns: {sorted(unknown)}")
+
+        def write() -> MirrorRecord | None:
+            table = self._tables.mirror
+            with self._db.atomic():
+                table.update(**values, updated_at=_now()).where(
+                    table.download_id == download_id).execute()
+            return self._mirror(download_id)
+
+        return await self._run(write)
 
     # --- activity --------------------------------------------------------------------------
 

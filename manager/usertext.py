@@ -7,6 +7,7 @@ shortened.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "shorten",
     "show",
     "show_bytes",
+    "shown_destination",
     "truncate_utf8",
 ]
 
@@ -24,6 +26,8 @@ MAX_NAME_BYTES = 255
 """Longest file or folder name on disk, in UTF-8 bytes (NAME_MAX on Linux)."""
 
 _MAX_SHOWN = 80  # characters of user input quoted back in a message
+_NAMED_REMOTE = re.compile(r"([0-9A-Za-z_.][0-9A-Za-z_. -]*):(.*)", re.DOTALL)
+"""An rclone destination that names a configured remote: ``name:path``."""
 
 
 def has_control(text: str) -> bool:
@@ -66,3 +70,20 @@ def show(value: object) -> str:
 def show_bytes(value: bytes) -> str:
     """A bencode key quoted back in a message."""
     return show(value.decode(errors="backslashreplace"))
+
+
+def shown_destination(remote: str, top: str) -> str:
+    """Where a download went, in words fit for a chat: never a path of this server.
+
+    ``gdrive:ariabot`` and ``Movies`` give ``gdrive:ariabot/Movies``; a remote whose path is
+    absolute (a local or SFTP remote names a server's folder) shows only its name; a bare
+    local folder shows as "the mirror folder".
+    """
+    match = _NAMED_REMOTE.fullmatch(remote)
+    if match is None:
+        return f"the mirror folder, as {top}" if top else "the mirror folder"
+    name, path = match.group(1), match.group(2).strip("/")
+    if match.group(2).startswith("/") or ".." in path.split("/"):
+        path = "…"
+    parts = [part for part in (path, top) if part]
+    return f"{name}:" + "/".join(parts)

@@ -30,6 +30,7 @@ from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_TIMEOUT, EXIT_US
 from supervisor.instance import AlreadyRunning
 from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
+from supervisor.rclone import RcloneUnusable, mirror_uploader
 from supervisor.root import serve
 
 __all__ = ["build_parser", "main"]
@@ -124,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", type=_download_id)
     cancel.add_argument("--delete-files", action="store_true",
                         help="also delete what it downloaded")
+    mirror = commands.add_parser(
+        "mirror", help="upload a finished download to the rclone destination "
+        "(ARIABOT_RCLONE_REMOTE)")
+    mirror.add_argument("id", type=_download_id)
+    mirror.add_argument("--stop", action="store_true", help="stop its upload instead")
     files = commands.add_parser("files", help="list a download's files, or choose some")
     files.add_argument("id", type=_download_id)
     files.add_argument("--select", metavar="N,N-M",
@@ -173,7 +179,13 @@ def _line(torrent: dict[str, Any]) -> str:
             f"{human_size(torrent['completed_bytes'])}/{human_size(torrent['total_bytes'])}  "
             f"↓{human_size(torrent['download_speed'])}/s  {torrent['name']}")
     reason = torrent["error"] or torrent["stuck_reason"]
-    return f"{text}  ({reason})" if reason else text
+    text = f"{text}  ({reason})" if reason else text
+    mirror = torrent.get("mirror")
+    if mirror:
+        text += f"\n      mirror: {mirror['state']} → {mirror['destination']}"
+        if mirror["error"]:
+            text += f" ({mirror['error']})"
+    return text
 
 
 class _Refused(Exception):
@@ -313,6 +325,10 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {answer['purged']} finished download(s) from the list{files}",
               file=out)
         return 0
+    if args.command == "mirror":
+        torrent = _ask(client, "mirror", id=args.id, stop=args.stop)["torrent"]
+        print(_line(torrent), file=out)
+        return 0
     fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}
     torrent = _ask(client, args.command, id=args.id, **fields)["torrent"]
     print(_line(torrent), file=out)
@@ -366,8 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warn_unknown_variables(os.environ)
     try:
         aria2c, version = locate_aria2c(settings.aria2c)
-        return asyncio.run(serve(settings, aria2c, formatter, version))
-    except (Aria2cUnusable, AlreadyRunning, ManagerError, OSError) as error:
+        uploader = mirror_uploader(settings)
+        return asyncio.run(serve(settings, aria2c, formatter, version, uploader=uploader))
+    except (Aria2cUnusable, RcloneUnusable, AlreadyRunning, ManagerError, OSError) as error:
         print(f"ariabot: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -120,6 +120,25 @@ FIELDS: tuple[Field, ...] = (
           "public https:// URL Telegram posts updates to (empty: long polling)"),
     Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", parsers.host_port,
           "127.0.0.1:8443", "host:port the webhook server listens on, behind your HTTPS proxy"),
+    Field("mirror", "remote", "ARIABOT_RCLONE_REMOTE", parsers.rclone_remote, "",
+          "rclone destination finished downloads are mirrored to, e.g. gdrive:ariabot "
+          "(empty: mirroring is off)"),
+    Field("mirror", "rclone_config", "ARIABOT_RCLONE_CONFIG", parsers.optional_path, "",
+          "the rclone config file that defines the remote (empty: rclone's own default)"),
+    Field("mirror", "rclone", "ARIABOT_RCLONE", str, "rclone",
+          "the rclone binary: a path, or a name looked up on PATH"),
+    Field("mirror", "auto", "ARIABOT_MIRROR_AUTO", parsers.boolean, False,
+          "mirror every finished download at once (false: only when asked, /mirror or the "
+          "Mirror button)"),
+    Field("mirror", "mode", "ARIABOT_MIRROR_MODE", parsers.one_of("copy", "move"), "copy",
+          "copy keeps the local files; move deletes them once the upload is verified "
+          "(seeding stops first)"),
+    Field("mirror", "attempts", "ARIABOT_MIRROR_ATTEMPTS", between(int, 1, 20), 4,
+          "tries of one upload before it is reported failed"),
+    Field("mirror", "retry_delay", "ARIABOT_MIRROR_RETRY_DELAY", between(float, 0.1, 3600),
+          30.0, "seconds before the first retry of a failed upload; it doubles each time"),
+    Field("mirror", "bwlimit", "ARIABOT_MIRROR_BWLIMIT", parsers.rclone_bwlimit, "",
+          "upload speed limit as rclone's --bwlimit, e.g. 10M (empty: none)"),
     Field("log", "level", "ARIABOT_LOG_LEVEL", parsers.log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -163,8 +182,21 @@ class Settings:
     upload_limit_mb: int
     webhook_url: str
     webhook_listen: str
+    remote: str
+    rclone_config: Path | None
+    rclone: str
+    auto: bool
+    mode: str
+    attempts: int
+    retry_delay: float
+    bwlimit: str
     level: str
     source: Path | None = field(default=None, compare=False)
+
+    @property
+    def mirroring(self) -> bool:
+        """True when finished downloads can be mirrored (an rclone destination is set)."""
+        return bool(self.remote)
 
     @property
     def local_mode(self) -> bool:

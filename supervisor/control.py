@@ -75,7 +75,9 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
 
     Keys: id, info_hash, name, state, progress (0..1), completed_bytes, total_bytes,
     download_speed, upload_speed (bytes/s), seeders, peers, queue_position, error,
-    stuck_reason, path, chat_id, created_at, completed_at (ISO 8601 UTC or null).
+    stuck_reason, path, chat_id, created_at, completed_at (ISO 8601 UTC or null), mirror
+    (null, or its upload to the rclone destination: state, destination, move, bytes,
+    total_bytes, speed, attempt, attempts, error, link, local_deleted).
     """
     return {
         "id": torrent.id,
@@ -96,6 +98,20 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
         "chat_id": torrent.chat_id,
         "created_at": torrent.created_at.isoformat() + "Z" if torrent.created_at else None,
         "completed_at": torrent.completed_at.isoformat() + "Z" if torrent.completed_at else None,
+        "mirror": _mirror_json(torrent),
+    }
+
+
+def _mirror_json(torrent: Torrent) -> dict[str, Any] | None:
+    """The download's upload to the rclone destination, or None when there is none."""
+    mirror = torrent.mirror
+    if mirror is None:
+        return None
+    return {
+        "state": mirror.state.value, "destination": mirror.destination, "move": mirror.move,
+        "bytes": mirror.bytes, "total_bytes": mirror.total_bytes, "speed": mirror.speed,
+        "attempt": mirror.attempt, "attempts": mirror.attempts, "error": mirror.error,
+        "link": mirror.link, "local_deleted": mirror.local_deleted,
     }
 
 
@@ -155,6 +171,7 @@ class ControlServer:
             "purge": self._purge,
             "health": self._health,
             "log": self._log,
+            "mirror": self._mirror,
         }
 
     async def start(self) -> None:
@@ -280,6 +297,13 @@ class ControlServer:
             raise _BadRequest("'delete_files' must be true or false")
         torrent = await self.manager.cancel(_int_field(request, "id"), delete_files=delete)
         return {"torrent": torrent_json(torrent)}
+
+    async def _mirror(self, request: dict[str, Any]) -> dict[str, Any]:
+        stop = request.get("stop", False)
+        if not isinstance(stop, bool):
+            raise _BadRequest("'stop' must be true or false")
+        act = self.manager.stop_mirror if stop else self.manager.mirror
+        return {"torrent": torrent_json(await act(_int_field(request, "id")))}
 
     async def _files(self, request: dict[str, Any]) -> dict[str, Any]:
         download_id = _int_field(request, "id")

@@ -32,6 +32,14 @@ from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import SecretMask
+from supervisor.rclone import (
+    INSTALL_HINT,
+    RcloneUnusable,
+    locate_rclone,
+    probe_remote,
+    remote_name,
+    remote_names,
+)
 
 __all__ = [
     "MIN_FREE_DATA",
@@ -43,6 +51,7 @@ __all__ = [
     "check_directory",
     "check_health",
     "check_instance",
+    "check_rclone",
     "check_telegram",
     "check_variables",
     "config_failure",
@@ -334,6 +343,36 @@ def _notifications(listener: Any) -> Check:
     return Check(True, f"aria2 notifications: connected{history}")
 
 
+def check_rclone(settings: Settings, timeout: float = 20.0) -> list[Check]:
+    """With mirroring set up: rclone is found and runs, the config file defines the remote,
+    and the destination answers (no line at all when mirroring is off)."""
+    if not settings.mirroring:
+        return []
+    try:
+        binary, version = locate_rclone(settings.rclone)
+    except RcloneUnusable as error:
+        return [Check(False, str(error).split(": install", 1)[0], INSTALL_HINT)]
+    checks = [Check(True, f"rclone {version} at {binary}")]
+    name = remote_name(settings.remote)
+    if name is not None:
+        try:
+            known = remote_names(binary, settings.rclone_config)
+        except RcloneUnusable as error:
+            return [*checks, Check(False, str(error), "set ARIABOT_RCLONE_CONFIG to the file "
+                                   "that defines the remote")]
+        if name not in known:
+            return [*checks, Check(False, f"no remote named {name!r} in the rclone config",
+                                   "define it with 'rclone config', or fix "
+                                   "ARIABOT_RCLONE_REMOTE")]
+    problem = probe_remote(binary, settings.rclone_config, settings.remote, timeout)
+    if problem is not None:
+        return [*checks, Check(False, f"the mirror destination {settings.remote} does not "
+                               f"answer: {problem}", "check the remote with 'rclone lsf "
+                               f"{settings.remote}'")]
+    return [*checks, Check(True, f"the mirror destination {settings.remote} answers "
+                           f"({settings.mode}, {'automatic' if settings.auto else 'on request'})")]
+
+
 def run_checks(settings: Settings, *, timeout: float = 5.0,
                disk_usage: DiskUsage = psutil.disk_usage,
                environ: Mapping[str, str] | None = None) -> list[Check]:
@@ -348,6 +387,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
         check_directory("download dir", settings.download_dir, "ARIABOT_DOWNLOAD_DIR",
                         MIN_FREE_DOWNLOADS, disk_usage),
         *check_dht(settings),
+        *check_rclone(settings, max(timeout, 20.0)),
         *check_telegram(settings),
         check_bot_api(settings, timeout),
         check_instance(layout),

@@ -29,6 +29,8 @@ __all__ = [
     "optional_path",
     "path",
     "port_range",
+    "rclone_bwlimit",
+    "rclone_remote",
     "telegram_ids",
     "token",
     "webhook_url",
@@ -239,3 +241,41 @@ def database_url(raw: Any) -> str:
 def log_level(raw: Any) -> str:
     """DEBUG, INFO, WARNING or ERROR, in any case."""
     return one_of("DEBUG", "INFO", "WARNING", "ERROR")(str(raw).strip().upper())
+
+
+_RCLONE_REMOTE_NAME = re.compile(r"[0-9A-Za-z_.][0-9A-Za-z_. -]*")
+"""rclone's rule for a remote's name: letters, digits, ``_``, ``-``, ``.`` and spaces."""
+
+
+def rclone_remote(raw: Any) -> str:
+    """An rclone destination: ``remote:path`` (``gdrive:ariabot``), or an absolute local
+    folder; empty turns mirroring off. rclone itself says whether the remote exists."""
+    text = str(raw).strip()
+    if not text:
+        return ""
+    if any(char in text for char in "\n\r\0"):
+        raise ValueError("must be one line")
+    if text.startswith("/"):
+        destination = text
+    else:
+        name, colon, destination = text.partition(":")
+        if not colon:
+            raise ValueError("must be an rclone destination, remote:path (e.g. gdrive:ariabot), "
+                             "or an absolute folder")
+        if not _RCLONE_REMOTE_NAME.fullmatch(name) or name.endswith(" "):
+            raise ValueError("the part before ':' must be the name of a remote in the rclone "
+                             "config (letters, digits, _ - . and spaces)")
+    if ".." in destination.split("/"):
+        raise ValueError("must not contain '..'")
+    return text
+
+
+_BWLIMIT = re.compile(r"(?:\d+(?:\.\d+)?[BKMGTPbkmgtp]?|off)")
+
+
+def rclone_bwlimit(raw: Any) -> str:
+    """rclone's ``--bwlimit`` as one rate (``10M``: 10 MiB/s; ``512K``), or empty for none."""
+    text = str(raw).strip()
+    if text and not _BWLIMIT.fullmatch(text):
+        raise ValueError("must be a rate such as 10M or 512K (bytes per second), or empty")
+    return text

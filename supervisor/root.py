@@ -16,7 +16,15 @@ from telegram.error import TelegramError
 
 from bot import BotApiUnusable, BotConfig, EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import MIB
-from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
+from manager import (
+    Aria2Endpoint,
+    Aria2Rpc,
+    ManagerConfig,
+    MirrorConfig,
+    Store,
+    TorrentManager,
+    Uploader,
+)
 from manager.compat import hybrid_limitation
 from supervisor.config import Settings
 from supervisor.control import ControlServer
@@ -30,14 +38,14 @@ from supervisor.retention import run_retention
 from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 
-__all__ = ["bot_config", "serve"]
+__all__ = ["bot_config", "mirror_config", "serve"]
 
 log = logging.getLogger(__name__)
 
 
 async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
     settings: Settings, aria2c: Path, formatter: RedactingFormatter,
-    aria2c_version: tuple[int, ...],
+    aria2c_version: tuple[int, ...], *, uploader: Uploader | None = None,
 ) -> int:
     """Run ariabot until SIGINT/SIGTERM (exit 0) or until it cannot go on.
 
@@ -51,6 +59,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         aria2c: the checked aria2c executable.
         formatter: the log formatter, told about the RPC secret so it never prints it.
         aria2c_version: that executable's version (what it cannot download is refused).
+        uploader: mirrors finished downloads (rclone), or None when mirroring is off.
 
     Raises:
         AlreadyRunning: another ariabot holds this data dir.
@@ -74,7 +83,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             bt_stop_timeout=settings.bt_stop_timeout,
             aria2_version=aria2c_version,
             enable_dht=settings.enable_dht,
-        ))
+            mirror=mirror_config(settings),
+        ), uploader=uploader)
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
         retention: asyncio.Task[None] | None = None
@@ -150,7 +160,17 @@ def bot_config(settings: Settings) -> BotConfig:
         torrent_max_bytes=settings.torrent_max_bytes,
         webhook_url=settings.webhook_url,
         webhook_listen=settings.webhook_listen,
+        mirror_button=settings.mirroring and not settings.auto,
     )
+
+
+def mirror_config(settings: Settings) -> MirrorConfig | None:
+    """How the manager mirrors finished downloads, or None when no destination is set."""
+    if not settings.mirroring:
+        return None
+    return MirrorConfig(remote=settings.remote, move=settings.mode == "move",
+                        auto=settings.auto, attempts=settings.attempts,
+                        retry_delay=settings.retry_delay)
 
 
 def _tell_manager(manager: TorrentManager, change: StateChange) -> None:

@@ -9,14 +9,24 @@ remembers the last state it saw of each download and logs when it differs::
     download #3 downloading -> seeding: 'ubuntu-24.04.iso'
     download #3 seeding -> complete: 'ubuntu-24.04.iso'
 
-aria2c's own states are logged by :mod:`supervisor.process`.
+aria2c's own states are logged by :mod:`supervisor.process`; a mirror's upload changes no
+download state (the manager's mirror jobs log their own lines).
 """
 
 from __future__ import annotations
 
 import logging
 
-from manager import Event, TorrentAdded, TorrentEvent, TorrentProgress, TorrentState
+from manager import (
+    Event,
+    MirrorChanged,
+    MirrorDone,
+    MirrorFailed,
+    TorrentAdded,
+    TorrentEvent,
+    TorrentProgress,
+    TorrentState,
+)
 
 __all__ = ["DownloadStateLog"]
 
@@ -35,7 +45,8 @@ class DownloadStateLog:
         self._states: dict[int, TorrentState] = {}
 
     def __call__(self, event: Event) -> None:
-        if not isinstance(event, TorrentEvent):
+        if not isinstance(event, TorrentEvent) or isinstance(
+                event, MirrorChanged | MirrorDone | MirrorFailed):
             return
         torrent = event.torrent
         old = self._states.get(torrent.id)

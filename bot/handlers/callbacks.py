@@ -116,6 +116,20 @@ async def _cancel(press: _Press, context: BotContext) -> None:
     context.board.show_now(torrent, press.message_id, confirm=False)
 
 
+async def _mirror(press: _Press, context: BotContext) -> None:
+    """The Mirror button of a completion message, or Stop upload on a progress message."""
+    await press.check_may_act(context)
+    if press.action.arg == "stop":
+        torrent = await context.manager.stop_mirror(press.action.id, press.chat_id,
+                                                    press.user_id)
+        await press.query.answer("Upload stopped.")
+    else:
+        torrent = await context.manager.mirror(press.action.id, press.chat_id, press.user_id)
+        await press.query.answer("Uploading…")
+    if torrent.message_id is not None:
+        context.board.show_now(torrent, torrent.message_id)
+
+
 async def _status(press: _Press, context: BotContext) -> None:
     torrents = await context.manager.list(press.chat_id, limit=STATUS_LIMIT)
     text, markup = status_view(torrents, press.action.id)
@@ -170,4 +184,5 @@ _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = Mappin
     "cancel": _cancel,
     "status": _status,
     "send": _send,
+    "mirror": _mirror,
 })

@@ -1,4 +1,5 @@
-"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log."""
+"""Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log,
+/mirror."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "cancel",
     "files",
     "help_command",
+    "mirror",
     "pause",
     "resume",
     "status",
@@ -169,6 +171,27 @@ async def files(update: Update, context: BotContext) -> None:
     snapshot = await context.manager.get(download_id, chat_id)
     entries = await context.manager.files(download_id, chat_id)
     await _reply(update, files_text(snapshot, entries), html=True)
+
+
+@answers_manager_errors
+async def mirror(update: Update, context: BotContext) -> None:
+    """/mirror <id> uploads a finished download to the cloud; /mirror <id> stop stops it."""
+    download_id = _one_id(context, extra=1)
+    args = context.args or []
+    stop = len(args) == 2 and args[1].lower() == "stop"
+    if download_id is None or (len(args) == 2 and not stop):
+        await _reply(update, USAGE["mirror"])
+        return
+    chat_id, user_id = await _may_act(update, context, download_id)
+    if stop:
+        changed = await context.manager.stop_mirror(download_id, chat_id, user_id)
+        answer = f"⏹ The upload of #{download_id} is stopped; its files here are kept."
+    else:
+        changed = await context.manager.mirror(download_id, chat_id, user_id)
+        answer = f"☁️ #{download_id} is being uploaded; its progress message shows how far."
+    if changed.message_id is not None:
+        context.board.show_now(changed, changed.message_id)
+    await _reply(update, answer)
 
 
 @answers_manager_errors

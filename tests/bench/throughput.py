@@ -243,6 +243,11 @@ METRICS = (("speed_mib_s", "end to end"), ("disk_speed_mib_s", "to last byte"),
            ("announce_speed_mib_s", "announce to last byte"), ("data_speed_mib_s", "data phase"))
 
 
+SeederFor = Callable[[Path, set[int]], contextlib.AbstractContextManager[object]]
+"""Serves a phase's torrent for one run: given a scratch folder and the set of seeder ports
+to fill (those announces are never the contestant's)."""
+
+
 @dataclass(frozen=True)
 class Phase:
     """One seeder's side-by-side runs: who runs, against which torrent and seeder."""
@@ -250,24 +255,21 @@ class Phase:
     name: str
     torrent: SwarmTorrent
     contestants: tuple[str, ...]
-    seeder: Callable[[Path, set[int]], contextlib.AbstractContextManager[object]]
-    """A context that serves ``torrent`` for one run (its folder, the seeder ports to fill)."""
+    seeder: SeederFor
 
 
-def _swarm_seeder(ctx: BenchContext) -> Callable[[Path, set[int]],
-                                                  contextlib.AbstractContextManager[object]]:
+def _swarm_seeder(ctx: BenchContext) -> SeederFor:
     def seeder(folder: Path, ports: set[int]) -> contextlib.AbstractContextManager[object]:
         ports.add(ctx.swarm.seeder.listen_port)  # the long-lived aria2c seeds the torrent
         return contextlib.nullcontext()
     return seeder
 
 
-def _transmission_seeder(ctx: BenchContext, torrent: SwarmTorrent) -> Callable[
-        [Path, set[int]], contextlib.AbstractContextManager[object]]:
+def _transmission_seeder(ctx: BenchContext, torrent: SwarmTorrent) -> SeederFor:
     @contextlib.contextmanager
     def seeder(folder: Path, ports: set[int]) -> Iterator[object]:
         # transmission-cli stops uploading at ratio 1.0: a fresh one for every leecher.
-        with TransmissionSeeder(torrent, ctx.swarm.tracker, folder / "seeder") as fresh:
+        with TransmissionSeeder(torrent, ctx.swarm.tracker, folder) as fresh:
             ports.add(fresh.port)
             yield fresh
     return seeder
@@ -282,10 +284,12 @@ def _run_phase(ctx: BenchContext, phase: Phase, rounds: int) -> list[Download]:
     downloads: list[Download] = []
     for index, who in enumerate(order):
         folder = ctx.path("throughput", f"{phase.name[0]}{index}-{who}")
+        seeder = ctx.path("throughput", f"{phase.name[0]}{index}-seeder")
         os.sync()  # no run pays for the previous one's writeback
-        with phase.seeder(ctx.path("throughput", f"{phase.name[0]}{index}-seeder"), ports):
+        with phase.seeder(seeder, ports):
             downloads.append(CONTESTANTS[who](phase.torrent, folder, announced))
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(seeder, ignore_errors=True)
     return downloads
 
 

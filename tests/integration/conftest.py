@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from supervisor.aria2c import locate_aria2c
 from supervisor.config import Settings, load_settings
 from supervisor.layout import StateLayout
 from supervisor.process import Aria2Process, SupervisionPolicy
+from supervisor.rclone import mirror_uploader
 from supervisor.render import new_secret, pick_free_port, render_config
-from supervisor.root import _tell_manager
+from supervisor.root import _tell_manager, mirror_config
 from tests.runner import free_port
 
 
@@ -98,13 +100,15 @@ async def start_engine(
     store = Store(f"sqlite:///{layout.database}")
     await store.open()
     rpc = Aria2Rpc(via(endpoint) if via else endpoint, timeout=rpc_timeout)
+    uploader = await asyncio.to_thread(mirror_uploader, settings)
     manager = TorrentManager(rpc, store, ManagerConfig(
         download_dir=settings.download_dir,
         progress_interval=progress_interval or settings.progress_interval,
         torrent_max_bytes=settings.torrent_max_bytes, bt_stop_timeout=settings.bt_stop_timeout,
         aria2_version=aria2_version or locate_aria2c(str(aria2.binary))[1],
         enable_dht=settings.enable_dht,
-    ))
+        mirror=mirror_config(settings),
+    ), uploader=uploader)
     aria2.subscribe(lambda change: _tell_manager(manager, change))
     events: list[Event] = []
     manager.subscribe(events.append)

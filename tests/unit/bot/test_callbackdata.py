@@ -15,7 +15,8 @@ from bot.callbackdata import (
 
 def test_callback_data_round_trips_and_fits() -> None:
     for data in ["pause:1", "resume:12", "refresh:3", "cancel:4", "cancel:4:keep",
-                 "cancel:4:delete", "back:9", "send:999999999999", "status:0", "status:3"]:
+                 "cancel:4:delete", "back:9", "send:999999999999", "status:0", "status:3",
+                 "mirror:7", "mirror:7:stop"]:
         assert parse_callback(data).encode() == data
         assert len(data.encode()) <= MAX_CALLBACK_BYTES
     assert parse_callback("cancel:4:delete") == Action("cancel", 4, "delete")
@@ -27,7 +28,7 @@ def test_callback_data_round_trips_and_fits() -> None:
     None, 5, "", "pause", "pause:", "pause:0", "pause:-1", "pause:+1", "pause:01", "pause:1:",
     "pause:1:keep", "cancel:1:wipe", "cancel:1:keep:x", "PAUSE:1", "pause :1", "pause:1 ",
     "pause:1\n", "rm:1", "pause:\uff11", "pause:1" + "0" * 12, "status:-1", "send:1e3",
-    "x" * 65, "pause:1;cancel:2", "status:00",
+    "x" * 65, "pause:1;cancel:2", "status:00", "mirror:0", "mirror:1:go", "mirror:1:stop:x",
 ])
 def test_callback_parsing_refuses_anything_else(data: object) -> None:
     with pytest.raises(InvalidCallback):

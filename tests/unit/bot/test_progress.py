@@ -20,6 +20,11 @@ from bot.views import progress_keyboard, progress_text
 from manager import (
     Aria2Fatal,
     Aria2Restarted,
+    Mirror,
+    MirrorChanged,
+    MirrorDone,
+    MirrorFailed,
+    MirrorState,
     SourceKind,
     Torrent,
     TorrentAdded,
@@ -548,3 +553,65 @@ async def test_other_chats_are_not_held_up_by_a_busy_chat(
     assert sorted(c.chat_id for c in sender.edits if c.at == start) == [CHAT, CHAT + 1]
     await clock.advance(1)
     assert len(sender.edits) == 3
+
+
+# --- a mirror's upload on the same message -------------------------------------------------------
+
+def mirrored(state: MirrorState, uploaded: float = 0, **changes: Any) -> Torrent:
+    """A complete download whose upload is ``uploaded`` percent along."""
+    total = 100 * MIB
+    values: dict[str, Any] = {"speed": MIB, "eta_seconds": 60, "attempt": 1, "attempts": 4,
+                              **changes}
+    mirror = Mirror(state=state, destination="gdrive:ariabot/file.bin",
+                    bytes=int(total * uploaded / 100), total_bytes=total, **values)
+    return snapshot(100, state=TorrentState.COMPLETE, mirror=mirror)
+
+
+async def test_upload_progress_edits_by_five_points_and_the_outcome_is_news(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    board(TorrentCompleted(snapshot(100, state=TorrentState.COMPLETE)))
+    await sent(sender, 1)
+    await clock.advance(INTERVAL)
+    board(MirrorChanged(mirrored(MirrorState.UPLOADING, 0)))
+    await clock.advance(INTERVAL)
+    first = len(sender.edits)
+    assert first >= 1 and "Uploading to <code>gdrive:ariabot/file.bin</code>" in (
+        sender.edits[-1].text)
+    board(MirrorChanged(mirrored(MirrorState.UPLOADING, 3)))  # under 5 points: no edit
+    await clock.advance(INTERVAL)
+    assert len(sender.edits) == first
+    board(MirrorChanged(mirrored(MirrorState.UPLOADING, 40)))
+    await clock.advance(INTERVAL)
+    assert len(sender.edits) == first + 1
+    assert "40.0 MiB of 100.0 MiB" in sender.edits[-1].text
+    assert "↑ 1.0 MiB/s · ETA 1m 00s" in sender.edits[-1].text
+    markup = sender.edits[-1].markup
+    assert markup is not None
+    assert markup.inline_keyboard[0][0].callback_data == "mirror:1:stop"
+    board(MirrorDone(mirrored(MirrorState.DONE, 100, link="https://example.org/s/abc")))
+    await sent(sender, 2)
+    news = sender.sends[-1]
+    assert news.reply_to == MESSAGE and "is uploaded (#1) to" in news.text
+    assert "Link: https://example.org/s/abc" in news.text
+    await clock.advance(INTERVAL)
+    assert "☁️ Uploaded to" in sender.edits[-1].text and sender.edits[-1].markup is None
+    await assert_done_with(board, sender, clock)
+
+
+async def test_a_retry_edits_at_once_and_a_failure_is_one_message(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    board(MirrorChanged(mirrored(MirrorState.UPLOADING, 10)))
+    await clock.advance(INTERVAL)
+    board(MirrorChanged(mirrored(MirrorState.RETRYING, 10, attempt=2, retry_in=4.0,
+                                 error="the remote refused the connection (is it up?)")))
+    await clock.advance(INTERVAL)
+    assert "Trying again in 4s: the remote refused the connection" in sender.edits[-1].text
+    assert "attempt 2 of 4" in sender.edits[-1].text
+    board(MirrorFailed(mirrored(MirrorState.FAILED, 10, attempt=4, error="gone")))
+    await sent(sender, 1)
+    assert sender.sends[0].text.endswith(
+        "after 4 attempts: gone\nThe files on this server are kept. Try again with /mirror 1.")
+    await clock.advance(INTERVAL)
+    await assert_done_with(board, sender, clock)

@@ -16,15 +16,18 @@ from bot.views import (
     files_text,
     help_text,
     human_duration,
+    mirror_done_text,
+    mirror_failed_text,
     percent,
     progress_bar,
     progress_keyboard,
+    progress_percent,
     progress_text,
     refusal_text,
     relative_location,
     status_view,
 )
-from manager import FileEntry, SourceKind, Torrent, TorrentState
+from manager import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
 
 MIB = 1024 * 1024
 
@@ -178,6 +181,66 @@ def test_send_button_only_when_sendable() -> None:
                                                                         "send:7")]]
 
 
+def test_mirror_button_beside_send_file_when_mirroring_is_on_request() -> None:
+    assert buttons(completion_keyboard(torrent(), can_send=True, can_mirror=True)) == [[
+        ("📎 Send file", "send:7"), ("☁️ Mirror", "mirror:7")]]
+    assert buttons(completion_keyboard(torrent(), can_send=False, can_mirror=True)) == [[
+        ("☁️ Mirror", "mirror:7")]]
+
+
+def mirrored(state: MirrorState, **changes: object) -> Torrent:
+    mirror = Mirror(state=state, destination="dav:up/<ubuntu>.iso", bytes=350 * MIB,
+                    total_bytes=700 * MIB, speed=2 * MIB, eta_seconds=175, attempt=1,
+                    attempts=4)
+    return torrent(state=TorrentState.COMPLETE, completed_bytes=700 * MIB,
+                   mirror=dataclasses.replace(mirror, **changes))  # type: ignore[arg-type]
+
+
+def test_the_upload_shows_like_the_download_with_a_stop_button() -> None:
+    shown = mirrored(MirrorState.UPLOADING)
+    text = progress_text(shown)
+    assert text.endswith("☁️ Uploading to <code>dav:up/&lt;ubuntu&gt;.iso</code>\n"
+                         f"<code>{progress_bar(0.5)}</code> 50%\n"
+                         "350.0 MiB of 700.0 MiB\n↑ 2.0 MiB/s · ETA 2m 55s")
+    assert progress_percent(shown) == 50 and percent(shown) == 100
+    assert buttons(progress_keyboard(shown)) == [[("⏹ Stop upload", "mirror:7:stop")]]
+    seeding = dataclasses.replace(shown, state=TorrentState.SEEDING)
+    assert buttons(progress_keyboard(seeding))[1] == [("⏹ Stop upload", "mirror:7:stop")]
+
+
+@pytest.mark.parametrize(("state", "changes", "line"), [
+    (MirrorState.QUEUED, {}, "☁️ Waiting to upload to <code>dav:up/&lt;ubuntu&gt;.iso</code>"),
+    (MirrorState.VERIFYING, {}, "☁️ Checking the upload to <code>dav:up/&lt;ubuntu&gt;.iso"
+     "</code>"),
+    (MirrorState.RETRYING, {"attempt": 2, "retry_in": 8.0, "error": "down <now>"},
+     "Trying again in 8s: down &lt;now&gt;"),
+    (MirrorState.FAILED, {"error": "gone"}, "☁️ Upload to <code>dav:up/&lt;ubuntu&gt;.iso"
+     "</code> failed: gone"),
+    (MirrorState.STOPPED, {}, "☁️ Upload to <code>dav:up/&lt;ubuntu&gt;.iso</code> stopped"),
+    (MirrorState.DONE, {"local_deleted": True}, "☁️ Uploaded to <code>dav:up/&lt;ubuntu&gt;"
+     ".iso</code> (moved: the local files are deleted)"),
+])
+def test_every_state_of_an_upload_has_its_line(state: MirrorState, changes: dict[str, object],
+                                               line: str) -> None:
+    shown = mirrored(state, **changes)
+    assert line in progress_text(shown)
+    if state.is_final:
+        assert progress_keyboard(shown) is None
+
+
+def test_mirror_news_says_where_with_the_link_or_why_not() -> None:
+    done = mirror_done_text(mirrored(MirrorState.DONE, link="https://x.example/s/<1>"))
+    assert done == ("☁️ <b>ubuntu.iso</b> is uploaded (#7) to "
+                    "<code>dav:up/&lt;ubuntu&gt;.iso</code>.\n"
+                    "Size 700.0 MiB, checked at the destination.\n"
+                    "Link: https://x.example/s/&lt;1&gt;")
+    failed = mirror_failed_text(mirrored(MirrorState.FAILED, attempt=4, error="no <route>"))
+    assert failed == ("❌ <b>ubuntu.iso</b> could not be uploaded (#7) to "
+                      "<code>dav:up/&lt;ubuntu&gt;.iso</code> after 4 attempts: "
+                      "no &lt;route&gt;\nThe files on this server are kept. Try again with "
+                      "/mirror 7.")
+
+
 def test_failure_and_alert_texts_escape() -> None:
     text = failure_text(torrent(state=TorrentState.ERROR, error="disk <full>"))
     assert text == "❌ <b>ubuntu.iso</b> failed (#7): disk &lt;full&gt;"
@@ -246,3 +309,9 @@ def test_help_and_refusal() -> None:
     assert "123" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_USERS" in refusal_text(123, 123, chat_refused=False)
     assert "ARIABOT_ALLOWED_CHATS" in refusal_text(1, -100, chat_refused=True)
+
+
+def test_status_shows_where_an_upload_is() -> None:
+    text, _ = status_view([mirrored(MirrorState.UPLOADING), mirrored(MirrorState.DONE)])
+    assert "complete 100% · ☁️ uploading 50%" in text
+    assert "complete 100% · ☁️ uploaded" in text

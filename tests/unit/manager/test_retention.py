@@ -10,6 +10,7 @@ import pytest
 import torf
 
 from manager import ManagerConfig, TorrentManager
+from manager.schema import SCHEMA_VERSION
 from manager.store import Store
 from tests.unit.manager.test_store import schema_version
 
@@ -119,7 +120,7 @@ async def test_an_older_database_gets_the_chat_list_index(tmp_path: Path) -> Non
     again = Store(url)
     await again.open()
     try:
-        assert await schema_version(again) == 2
+        assert await schema_version(again) == SCHEMA_VERSION
         indexes = await again._run(lambda: [i.name for i in again._db.get_indexes("downloads")])
         assert "downloads_chat_id_id" in indexes
         assert len(await again.list()) == 1

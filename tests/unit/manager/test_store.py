@@ -135,3 +135,31 @@ async def test_two_stores_in_one_process_keep_their_rows_apart(tmp_path: Path) -
         assert [r.info_hash for r in await again.list()] == ["a" * 40]
     finally:
         await again.close()
+
+
+async def test_a_version_2_database_gets_the_mirrors_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    first = Store(url)
+    await first.open()
+    download = await add(first)
+    await first._run(lambda: first._db.execute_sql("DROP TABLE mirrors"))
+    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 2"))
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await schema_version(again) == SCHEMA_VERSION == 3
+        mirror = await again.start_mirror(download, chat_id=1, user_id=7, remote="dav:up",
+                                          move=True, state="queued")
+        assert (mirror.download_id, mirror.move, mirror.attempt) == (download, True, 0)
+        await again.update_mirror(download, state="uploading", attempt=1, pid=4242)
+        assert [m.state for m in await again.mirrors(states=["uploading"])] == ["uploading"]
+        replaced = await again.start_mirror(download, chat_id=1, user_id=7, remote="dav:up",
+                                            move=False, state="queued")
+        assert replaced.pid is None and [m.id for m in await again.mirrors()] == [replaced.id]
+        with pytest.raises(ValueError, match="not writable"):
+            await again.update_mirror(download, download_id=9)
+        await again.delete([download])
+        assert await again.mirror(download) is None  # leaves with its download
+    finally:
+        await again.close()

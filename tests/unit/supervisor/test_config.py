@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -72,6 +73,38 @@ def test_allowed_users_from_environment() -> None:
 def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_settings(None, env)
+
+
+@pytest.mark.parametrize("remote", ["gdrive:ariabot", "gdrive:", "my nas.2:Media/ariabot",
+                                    "b2-x_y:bucket/a b", "/srv/mirror", "sftp:/home/me"])
+def test_rclone_destinations_are_accepted(remote: str) -> None:
+    settings = load_settings(None, {"ARIABOT_RCLONE_REMOTE": f"  {remote} "})
+    assert settings.remote == remote and settings.mirroring
+
+
+@pytest.mark.parametrize(("remote", "needle"), [
+    ("bad name!:x", "the part before ':' must be the name of a remote"),
+    ("-flag:x", "the part before ':' must be the name of a remote"),
+    ("trailing :x", "the part before ':' must be the name of a remote"),
+    (":local:/tmp", "the part before ':' must be the name of a remote"),
+    ("gdrive", "must be an rclone destination, remote:path"),
+    ("relative/folder", "must be an rclone destination, remote:path"),
+    ("gdrive:a/../../b", "must not contain '..'"),
+    ("/srv/../etc", "must not contain '..'"),
+])
+def test_bad_rclone_destinations_are_one_line_naming_the_key(remote: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^ARIABOT_RCLONE_REMOTE: .*{re.escape(needle)}"):
+        load_settings(None, {"ARIABOT_RCLONE_REMOTE": remote})
+
+
+def test_mirroring_is_off_by_default_and_bad_mirror_values_name_the_key() -> None:
+    settings = load_settings(None, {})
+    assert not settings.mirroring and settings.mode == "copy" and not settings.auto
+    for env, needle in [({"ARIABOT_MIRROR_MODE": "sync"}, "copy, move"),
+                        ({"ARIABOT_MIRROR_BWLIMIT": "fast"}, "rate such as 10M"),
+                        ({"ARIABOT_MIRROR_ATTEMPTS": "0"}, "ARIABOT_MIRROR_ATTEMPTS")]:
+        with pytest.raises(ConfigError, match=needle):
+            load_settings(None, env)
 
 
 @pytest.mark.parametrize("variable", ["ARIABOT_DATA_DIR", "ARIABOT_DOWNLOAD_DIR", "ARIABOT_CONFIG"])

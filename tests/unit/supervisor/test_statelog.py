@@ -9,6 +9,10 @@ import pytest
 
 from manager import (
     Aria2Down,
+    Mirror,
+    MirrorChanged,
+    MirrorDone,
+    MirrorState,
     SourceKind,
     Torrent,
     TorrentAdded,
@@ -69,3 +73,13 @@ def test_an_unknown_previous_state_is_shown_as_a_question_mark(
     caplog.set_level(logging.INFO, "ariabot.downloads")
     DownloadStateLog()(TorrentStateChanged(at(TorrentState.PAUSED)))
     assert messages(caplog) == ["download #3 ? -> paused: 'ubuntu\\n.iso'"]
+
+
+def test_a_mirror_after_a_restart_is_no_state_change(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "ariabot.downloads")
+    subscriber = DownloadStateLog()
+    uploading = Mirror(MirrorState.UPLOADING, "dav:up/x")
+    subscriber(MirrorChanged(at(TorrentState.COMPLETE, mirror=uploading)))
+    subscriber(MirrorDone(at(TorrentState.COMPLETE, mirror=replace(
+        uploading, state=MirrorState.DONE))))
+    assert messages(caplog) == []
