@@ -33,7 +33,7 @@ from telegram.ext import (
 
 from bot.auth import AuthGate
 from bot.config import BotConfig
-from bot.context import BOARD, CONFIG, MANAGER, OVERVIEWS, RIGHTS, BotContext
+from bot.context import BOARD, CONFIG, MANAGER, RIGHTS, BotContext
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
 from bot.pacer import ChatPacer
@@ -95,13 +95,13 @@ def build_application(
     )
     sender = BotSender(application.bot)
     board = board_factory(sender) if board_factory else ProgressBoard(
-        sender, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
+        sender, manager, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
         upload_limit=config.upload_limit, admin_chat=config.admin_chat,
         mirror_button=config.mirror_button,
     )
     gate = AuthGate(config)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
-                                 OVERVIEWS: {}, GATE: gate,
+                                 GATE: gate,
                                  RIGHTS: GroupRights(application.bot)})
 
     new_messages = filters.UpdateType.MESSAGE
@@ -180,6 +180,7 @@ class EmbeddedBot:
             except TelegramError as error:
                 log.warning("could not set the bot's command menu: %s", error.message)
             await app.start()
+            self.board.start()  # notices stored while the bot was down or Telegram away
             if self.config.uses_webhook:
                 await self._start_webhook()
             else:
