@@ -473,6 +473,8 @@ class FakeTelegramServer:
         self._requests: list[Request] = []
         self._changed = asyncio.Event()
         self._failures: dict[str, list[_Failure]] = {}
+        self._bad_gateway_until = -math.inf
+        """Until this monotonic time every method answers 502 (a proxy without Telegram)."""
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
         self._poll_generation = 0
@@ -584,6 +586,11 @@ class FakeTelegramServer:
         await self.stop()
 
     # ------------------------------------------------------------------ test controls
+
+    def bad_gateway(self, seconds: float) -> None:
+        """Answer every call 502 "Bad Gateway" for ``seconds`` from now: Telegram is away,
+        the proxy in front of it answers."""
+        self._bad_gateway_until = time.monotonic() + seconds
 
     def fail_next(self, method: str, times: int = 1, status: int = 429,
                   retry_after: int | None = None, *, description: str | None = None,
@@ -934,6 +941,8 @@ class FakeTelegramServer:
             return self._error(
                 _ApiError(HTTPStatus.NOT_FOUND, "Not Found: method not found")
             )
+        if time.monotonic() < self._bad_gateway_until:
+            return self._error(_ApiError(HTTPStatus.BAD_GATEWAY, "Bad Gateway"))
         failure = self._take_failure(method, params)
         if failure is not None:
             return failure
