@@ -1,11 +1,11 @@
 """News: the **new** messages the bot sends on its own, so the user is notified.
 
-A completion (size, time taken, where, and a "Send file" button for one file up to the
-upload limit, and a "Mirror" button when mirroring is on request), a failure (with the
-reason) and a mirror's outcome (where it went and its link, or rclone's reason) go to the
-download's chat, as a reply to its progress message; aria2c alerts go to the admin chat.
-Each is sent by a task of its own and retried a few times on 429 and network errors; a
-refusal (bad request, blocked bot) is final.
+A completion (size, time taken, where, a "Send file" button for a single file on disk
+whatever its size, since a big one goes in parts, and a "Mirror" button when mirroring is
+on request), a failure (with the reason) and a mirror's outcome (where it went and its
+link, or rclone's reason) go to the download's chat, as a reply to its progress message;
+aria2c alerts go to the admin chat. Each is sent by a task of its own and retried a few
+times on 429 and network errors; a refusal (bad request, blocked bot) is final.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ class News:
         sender: sends messages (:class:`~bot.sender.BotSender` in production).
         stats: the counters to bump (shared with the progress board).
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
-        upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None.
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before the first retry after a network error (grows by attempt).
@@ -74,7 +73,6 @@ class News:
         stats: BoardStats,
         *,
         chat_folder: Callable[[int], Path],
-        upload_limit: int,
         admin_chat: int | None,
         sleep: Callable[[float], Awaitable[Any]],
         retry_delay: float,
@@ -84,7 +82,6 @@ class News:
         self._sender = sender
         self._stats = stats
         self._chat_folder = chat_folder
-        self._upload_limit = upload_limit
         self._admin_chat = admin_chat
         self._sleep = sleep
         self._retry_delay = retry_delay
@@ -131,8 +128,7 @@ class News:
     async def _announce_completion(self, torrent: Torrent, reply_to: int | None) -> None:
         folder = self._chat_folder(torrent.chat_id)
         location = relative_location(torrent.path, folder)
-        can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder,
-                                           self._upload_limit) is not None
+        can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder) is not None
         await self._deliver(torrent.chat_id, completion_text(torrent, location),
                             completion_keyboard(torrent, can_send=can_send,
                                                 can_mirror=self._mirror_button),

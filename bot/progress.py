@@ -110,7 +110,6 @@ class ProgressBoard:
         sender: sends and edits messages (:class:`BotSender` in production).
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
         edit_interval: least seconds between two edits of one message.
-        upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None.
         mirror_button: completion messages offer a "Mirror" button.
         clock: monotonic clock (injected by tests).
@@ -127,7 +126,6 @@ class ProgressBoard:
         *,
         chat_folder: Callable[[int], Path],
         edit_interval: float = 10.0,
-        upload_limit: int = 50 * 1024 * 1024,
         admin_chat: int | None = None,
         mirror_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -149,7 +147,7 @@ class ProgressBoard:
         self._closed = False
         self.stats = BoardStats()
         self._news = News(sender, self.stats, chat_folder=chat_folder,
-                          upload_limit=upload_limit, admin_chat=admin_chat, sleep=sleep,
+                          admin_chat=admin_chat, sleep=sleep,
                           retry_delay=retry_delay, attempts=notify_attempts,
                           mirror_button=mirror_button)
 

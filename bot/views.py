@@ -60,7 +60,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pause", "pause a download: /pause <id>"),
     ("resume", "resume a download: /resume <id>"),
     ("cancel", "cancel a download: /cancel <id> [delete]"),
-    ("files", "list or choose files: /files <id> [1,3-5]"),
+    ("files", "list, choose or send files: /files <id> [1,3-5]"),
     ("log", "what was done in this chat: /log [how many]"),
     ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
     ("help", "what this bot does"),
@@ -72,7 +72,8 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "pause": "Usage: /pause <id> (the id is the #number in /status)",
     "resume": "Usage: /resume <id> (the id is the #number in /status)",
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
-    "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
+    "files": "Usage: /files <id> to list them (and send a finished one's), /files <id> 1,3-5 "
+             "to download only those",
     "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
     "unknown": "Unknown command. Send /help for the list.",
@@ -473,7 +474,10 @@ def help_text(upload_limit: int) -> str:
         "<b>ariabot</b> downloads torrents to this server.\n"
         "Send a magnet link or a .torrent file, or use /torrent &lt;magnet&gt;. "
         "Its message then shows the progress live, with buttons to pause, resume or cancel.\n"
-        f"Finished single files up to {human_size(upload_limit)} can be sent to you here.\n\n"
+        "Finished files can be sent to you here, whatever their size: up to "
+        f"{human_size(upload_limit)} as one file, bigger ones in numbered parts (the first "
+        "part says how to put them back together). /files &lt;id&gt; lists a finished "
+        "download's files with a Send button for each, and Send all.\n\n"
         f"{commands}"
     )
 

@@ -36,6 +36,7 @@ from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Sub
 from manager.intake import AddResult, Intake
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
+from manager.mirrorfiles import own_files
 from manager.mirrors import Mirrors
 from manager.models import FileEntry, Torrent, TorrentState
 from manager.notifications import ListenerHealth, NotificationListener
@@ -190,6 +191,18 @@ class TorrentManager:
         record = await self.live.record(download_id, chat_id)
         final = TorrentState(record.state).is_final
         return await self._contents.current_files(record, final=final)
+
+    async def own_files(self, download_id: int,
+                        chat_id: int | None = None) -> tuple[FileEntry, ...]:
+        """The download's own files from its metainfo, numbered as :meth:`files` numbers
+        them, each ``completed`` only when it is whole on disk (what may be sent out); known
+        after aria2 forgot the download too. Empty when its metainfo is unknown.
+
+        Raises:
+            DownloadNotFound: no such id (or another chat's).
+        """
+        record = await self.live.record(download_id, chat_id)
+        return await own_files(record, self.store, self._contents)
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
         """The activity log, newest first."""

@@ -114,8 +114,12 @@ FIELDS: tuple[Field, ...] = (
     Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", between(float, 1, 600), 10.0,
           "least seconds between two edits of one progress message"),
     Field("telegram", "upload_limit_mb", "ARIABOT_UPLOAD_LIMIT_MB", between(int, 1, 2000), 50,
-          "largest finished file the bot sends into the chat (MiB; 50 for Telegram's servers, "
-          "up to 2000 with a local Bot API server)"),
+          "largest upload (MiB): a finished file up to it is sent as one document, a bigger "
+          "one in numbered parts of this size (50 for Telegram's servers, up to 2000 with a "
+          "local Bot API server)"),
+    Field("telegram", "api_local_mode", "ARIABOT_TELEGRAM_LOCAL_MODE", parsers.boolean, False,
+          "the Bot API server at api_url runs with --local on this machine: it reads the files "
+          "it sends from disk by path, so ariabot holds none of a file in memory"),
     Field("telegram", "webhook_url", "ARIABOT_WEBHOOK_URL", parsers.webhook_url, "",
           "public https:// URL Telegram posts updates to (empty: long polling)"),
     Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", parsers.host_port,
@@ -180,6 +184,7 @@ class Settings:
     admin_chat: int
     edit_interval: float
     upload_limit_mb: int
+    api_local_mode: bool
     webhook_url: str
     webhook_listen: str
     remote: str

@@ -157,6 +157,7 @@ def bot_config(settings: Settings) -> BotConfig:
         admin_chat=settings.admin_chat or None,
         edit_interval=settings.edit_interval,
         upload_limit=settings.upload_limit_mb * MIB,
+        local_mode=settings.api_local_mode,
         torrent_max_bytes=settings.torrent_max_bytes,
         webhook_url=settings.webhook_url,
         webhook_listen=settings.webhook_listen,

@@ -16,8 +16,9 @@ from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
+from bot.sendviews import files_send_view
 from bot.views import USAGE, files_text, help_text, status_view
-from manager import find_magnets
+from manager import TorrentState, find_magnets
 
 __all__ = [
     "STATUS_LIMIT",
@@ -148,7 +149,8 @@ async def cancel(update: Update, context: BotContext) -> None:
 
 @answers_manager_errors
 async def files(update: Update, context: BotContext) -> None:
-    """/files <id> lists the files; /files <id> 1,3-5 downloads only those."""
+    """/files <id> lists the files (of a finished download, with a Send button each and
+    Send all); /files <id> 1,3-5 downloads only those."""
     args = context.args or []
     try:
         download_id = parse_download_id(args[0]) if args else None
@@ -169,6 +171,14 @@ async def files(update: Update, context: BotContext) -> None:
         if selected.message_id is not None:
             context.board.show_now(selected, selected.message_id)
     snapshot = await context.manager.get(download_id, chat_id)
+    if snapshot.state in (TorrentState.COMPLETE, TorrentState.SEEDING):
+        own = await context.manager.own_files(download_id, chat_id)
+        text, markup = files_send_view(snapshot, own)
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                 link_preview_options=NO_PREVIEW)
+        return
     entries = await context.manager.files(download_id, chat_id)
     await _reply(update, files_text(snapshot, entries), html=True)
 

@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from tests.bench import (
+    delivery,
     latency,
     memory,
     monitor,
@@ -42,7 +43,7 @@ from tests.bench.common import BenchContext, BenchResult, Row
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    monitor, throughput, latency, recovery, startup, traffic, memory, scale,
+    monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
