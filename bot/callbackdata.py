@@ -29,6 +29,7 @@ _VERB_ARGS: MappingProxyType[str, frozenset[str | None]] = MappingProxyType({
     "send": frozenset({None}),
     "status": frozenset({None}),
     "mirror": frozenset({None, "stop"}),
+    "link": frozenset({None}),
 })
 """Each button verb and the arguments it may carry (None: no argument)."""
 _PAGE_VERBS = frozenset({"status"})

@@ -66,6 +66,7 @@ class News:
         retry_delay: seconds before the first retry after a network error (grows by attempt).
         attempts: tries for one message before giving up on it.
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class News:
         retry_delay: float,
         attempts: int,
         mirror_button: bool = False,
+        link_button: bool = False,
     ) -> None:
         self._sender = sender
         self._stats = stats
@@ -90,6 +92,7 @@ class News:
         self._retry_delay = retry_delay
         self._attempts = attempts
         self._mirror_button = mirror_button
+        self._link_button = link_button
         self._tasks = TaskSet()
 
     def completed(self, torrent: Torrent, reply_to: int | None) -> None:
@@ -135,7 +138,8 @@ class News:
                                            self._upload_limit) is not None
         await self._deliver(torrent.chat_id, completion_text(torrent, location),
                             completion_keyboard(torrent, can_send=can_send,
-                                                can_mirror=self._mirror_button),
+                                                can_mirror=self._mirror_button,
+                                                can_link=self._link_button),
                             reply_to)
 
     async def _deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,

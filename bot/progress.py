@@ -113,6 +113,7 @@ class ProgressBoard:
         upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None.
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error.
@@ -130,6 +131,7 @@ class ProgressBoard:
         upload_limit: int = 50 * 1024 * 1024,
         admin_chat: int | None = None,
         mirror_button: bool = False,
+        link_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
@@ -151,7 +153,7 @@ class ProgressBoard:
         self._news = News(sender, self.stats, chat_folder=chat_folder,
                           upload_limit=upload_limit, admin_chat=admin_chat, sleep=sleep,
                           retry_delay=retry_delay, attempts=notify_attempts,
-                          mirror_button=mirror_button)
+                          mirror_button=mirror_button, link_button=link_button)
 
     # --- the subscriber ------------------------------------------------------------------------
 

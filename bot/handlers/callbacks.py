@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -21,7 +22,7 @@ from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
 from bot.rights import ensure_may_act
 from bot.sender import is_not_modified
-from bot.views import status_view
+from bot.views import link_text, status_view
 from manager import TorrentState, human_size
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -130,6 +131,17 @@ async def _mirror(press: _Press, context: BotContext) -> None:
         context.board.show_now(torrent, torrent.message_id)
 
 
+async def _link(press: _Press, context: BotContext) -> None:
+    """The "Get link" button of a completion message: the link comes as a reply to it (an
+    alert could not be clicked)."""
+    made = await context.manager.link(press.action.id, press.chat_id, press.user_id)
+    await press.query.answer("Here is the link.")
+    await context.bot.send_message(
+        press.chat_id, link_text(made, datetime.now(UTC)), parse_mode=ParseMode.HTML,
+        link_preview_options=NO_PREVIEW,
+        reply_parameters=ReplyParameters(press.message_id, allow_sending_without_reply=True))
+
+
 async def _status(press: _Press, context: BotContext) -> None:
     torrents = await context.manager.list(press.chat_id, limit=STATUS_LIMIT)
     text, markup = status_view(torrents, press.action.id)
@@ -185,4 +197,5 @@ _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = Mappin
     "status": _status,
     "send": _send,
     "mirror": _mirror,
+    "link": _link,
 })
