@@ -25,10 +25,14 @@ def media_kind(name: str) -> str | None:
 
 
 def _ascii_fallback(name: str) -> str:
-    """The name for clients without RFC 5987: accents dropped, the rest ``_``."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    safe = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%' else "_" for c in folded)
-    return safe.strip() or "download"
+    """The name for clients without RFC 5987: accents dropped (é → e), anything else that
+    is not printable ASCII, and ``"``, ``\\`` and ``%``, as ``_``."""
+    characters = []
+    for character in name:
+        plain = unicodedata.normalize("NFKD", character).encode("ascii", "ignore").decode()
+        characters.extend(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%' else "_"
+                          for c in plain or "_")
+    return "".join(characters).strip() or "download"
 
 
 def content_disposition(path: str, *, inline: bool = False) -> str:
