@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import pytest
 import websocket
@@ -44,15 +44,17 @@ class HeadlessChromium:
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: websocket.WebSocket | None = None
         self._next_id = 0
+        self._stderr: IO[bytes] | None = None
 
     def __enter__(self) -> Self:
+        self._stderr = (self._profile / "stderr.log").open("wb")
         self._process = subprocess.Popen(
             [self._binary, "--headless", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
              "--mute-audio", f"--user-data-dir={self._profile}",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              "--remote-allow-origins=*", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=(self._profile / "stderr.log").open("wb"))
+            stdout=subprocess.DEVNULL, stderr=self._stderr)
         try:
             port = self._wait_for_port()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
@@ -77,6 +79,8 @@ class HeadlessChromium:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._stderr is not None:
+            self._stderr.close()
         shutil.rmtree(self._profile, ignore_errors=True)
 
     def _wait_for_port(self) -> int:
