@@ -29,6 +29,7 @@ from typing import Any
 
 from tests.bench import (
     latency,
+    links,
     memory,
     monitor,
     recovery,
@@ -42,7 +43,7 @@ from tests.bench.common import BenchContext, BenchResult, Row
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    monitor, throughput, latency, recovery, startup, traffic, memory, scale,
+    monitor, throughput, latency, recovery, startup, traffic, memory, scale, links,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
