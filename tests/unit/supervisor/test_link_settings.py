@@ -86,11 +86,10 @@ def test_a_key_others_may_read_or_of_the_wrong_size_is_refused(tmp_path: Path) -
         load_link_key(path)
 
 
-def test_doctor_notes_links_off_and_fails_on_a_taken_port_or_a_leaked_key(
+def test_doctor_is_silent_on_links_off_and_fails_on_a_taken_port_or_a_leaked_key(
     tmp_path: Path,
 ) -> None:
-    [off] = check_links(settings(tmp_path), running=False)
-    assert off.ok is None and "ARIABOT_PUBLIC_URL" in off.line
+    assert check_links(settings(tmp_path), running=False) == []  # like mirroring: no line
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         on = settings(tmp_path, ARIABOT_PUBLIC_URL="https://files.example.org",
