@@ -97,7 +97,7 @@ def build_application(
     board = board_factory(sender) if board_factory else ProgressBoard(
         sender, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
         admin_chat=config.admin_chat,
-        mirror_button=config.mirror_button,
+        mirror_button=config.mirror_button, link_button=config.link_button,
     )
     gate = AuthGate(config)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
@@ -122,6 +122,7 @@ def build_application(
     application.add_handler(CommandHandler("files", commands.files, filters=new_messages))
     application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(CommandHandler("mirror", commands.mirror, filters=new_messages))
+    application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
                                            messages.on_document))

@@ -31,6 +31,7 @@ _VERB_ARGS: MappingProxyType[str, frozenset[str | None]] = MappingProxyType({
     "status": frozenset({None}),
     "mirror": frozenset({None, "stop"}),
     "unsend": frozenset({None}),
+    "link": frozenset({None}),
 })
 """Each button verb and the arguments it may carry (None: no argument)."""
 _NUMBER_VERBS: MappingProxyType[str, int] = MappingProxyType({

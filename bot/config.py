@@ -39,6 +39,8 @@ class BotConfig:
         poll_timeout: seconds one long poll (``getUpdates``) waits on the server.
         mirror_button: completion messages offer a "Mirror" button (mirroring is set up
             and done on request, not automatically).
+        link_button: completion messages offer a "Get link" button (the link server is
+            on: a public URL is set).
     """
 
     token: str = field(repr=False)
@@ -58,6 +60,7 @@ class BotConfig:
     refusal_interval: float = 600.0
     poll_timeout: int = 30
     mirror_button: bool = False
+    link_button: bool = False
 
     @property
     def uses_webhook(self) -> bool:

@@ -65,6 +65,7 @@ class News:
         retry_delay: seconds before the first retry after a network error (grows by attempt).
         attempts: tries for one message before giving up on it.
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class News:
         retry_delay: float,
         attempts: int,
         mirror_button: bool = False,
+        link_button: bool = False,
     ) -> None:
         self._sender = sender
         self._stats = stats
@@ -87,6 +89,7 @@ class News:
         self._retry_delay = retry_delay
         self._attempts = attempts
         self._mirror_button = mirror_button
+        self._link_button = link_button
         self._tasks = TaskSet()
 
     def completed(self, torrent: Torrent, reply_to: int | None) -> None:
@@ -131,7 +134,8 @@ class News:
         can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder) is not None
         await self._deliver(torrent.chat_id, completion_text(torrent, location),
                             completion_keyboard(torrent, can_send=can_send,
-                                                can_mirror=self._mirror_button),
+                                                can_mirror=self._mirror_button,
+                                                can_link=self._link_button),
                             reply_to)
 
     async def _deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,

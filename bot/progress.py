@@ -112,6 +112,7 @@ class ProgressBoard:
         edit_interval: least seconds between two edits of one message.
         admin_chat: chat for aria2c alerts, or None.
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error.
@@ -128,6 +129,7 @@ class ProgressBoard:
         edit_interval: float = 10.0,
         admin_chat: int | None = None,
         mirror_button: bool = False,
+        link_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
@@ -149,7 +151,7 @@ class ProgressBoard:
         self._news = News(sender, self.stats, chat_folder=chat_folder,
                           admin_chat=admin_chat, sleep=sleep,
                           retry_delay=retry_delay, attempts=notify_attempts,
-                          mirror_button=mirror_button)
+                          mirror_button=mirror_button, link_button=link_button)
 
     # --- the subscriber ------------------------------------------------------------------------
 

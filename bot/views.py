@@ -11,13 +11,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import PurePath
 from types import MappingProxyType
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbackdata import callback_data
-from manager import FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
+from manager import DownloadLink, FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
 
 __all__ = [
     "COMMANDS",
@@ -32,6 +33,7 @@ __all__ = [
     "help_text",
     "human_duration",
     "human_speed",
+    "link_text",
     "markup_key",
     "mirror_done_text",
     "mirror_failed_text",
@@ -63,6 +65,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("files", "list, choose or send files: /files <id> [1,3-5]"),
     ("log", "what was done in this chat: /log [how many]"),
     ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
+    ("link", "a web link to a finished download's files: /link <id>"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -76,6 +79,7 @@ USAGE: Mapping[str, str] = MappingProxyType({
              "to download only those",
     "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
+    "link": "Usage: /link <id> for a web link to a finished download's page",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""
@@ -314,10 +318,11 @@ def completion_text(torrent: Torrent, location: str) -> str:
     return "\n".join(lines)
 
 
-def completion_keyboard(torrent: Torrent, *, can_send: bool,
-                        can_mirror: bool = False) -> InlineKeyboardMarkup | None:
+def completion_keyboard(torrent: Torrent, *, can_send: bool, can_mirror: bool = False,
+                        can_link: bool = False) -> InlineKeyboardMarkup | None:
     """A "Send file" button when the download is one file small enough to upload; a
-    "Mirror" button when it can be uploaded to the cloud on request."""
+    "Mirror" button when it can be uploaded to the cloud on request; a "Get link" button
+    when the link server is on."""
     row = []
     if can_send:
         row.append(InlineKeyboardButton("📎 Send file",
@@ -325,7 +330,21 @@ def completion_keyboard(torrent: Torrent, *, can_send: bool,
     if can_mirror:
         row.append(InlineKeyboardButton("☁️ Mirror",
                                         callback_data=callback_data("mirror", torrent.id)))
+    if can_link:
+        row.append(InlineKeyboardButton("🔗 Get link",
+                                        callback_data=callback_data("link", torrent.id)))
     return InlineKeyboardMarkup([row]) if row else None
+
+
+def link_text(link: DownloadLink, now: datetime) -> str:
+    """The answer to /link and "Get link": the page's address and how long it works."""
+    torrent = link.torrent
+    left = human_duration((link.expires_at - now).total_seconds())
+    url = html.escape(link.url, quote=True)
+    return (f"🔗 <b>{_name(torrent)}</b> (#{torrent.id}): <a href=\"{url}\">{url}</a>\n"
+            f"It works until {link.expires_at:%Y-%m-%d %H:%M} UTC (in {left}), or until the "
+            "download is cancelled, removed or its files deleted. Anyone with the link can "
+            "download the files: share it with care.")
 
 
 def mirror_done_text(torrent: Torrent) -> str:

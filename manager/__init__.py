@@ -4,14 +4,16 @@ The surface the bot and the supervisor use: :class:`TorrentManager` (the façade
 from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the snapshots it
 returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
 the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud is done
-through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`),
+through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
+links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
+serves: :class:`SharedDownload` of :class:`SharedFile`),
 :func:`find_magnets` and :func:`human_size` (byte counts in words,
 the same everywhere). The modules behind the façade (intake,
 control, sync, statuses, metadata, retention, contents, live, ...) are its own.
 """
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from manager.config import ManagerConfig, MirrorConfig
+from manager.config import LinkConfig, ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
 from manager.errors import (
     AlreadyDownloading,
@@ -23,6 +25,9 @@ from manager.errors import (
     InvalidSource,
     InvalidState,
     InvalidTorrent,
+    LinkExpired,
+    LinkRefused,
+    LinksOff,
     ManagerError,
     MirrorOff,
     NotEnoughSpace,
@@ -50,6 +55,7 @@ from manager.events import (
     TorrentStateChanged,
 )
 from manager.intake import AddResult
+from manager.links import DownloadLink, SharedDownload, SharedFile
 from manager.magnets import find_magnets
 from manager.models import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
 from manager.store import Store
@@ -67,6 +73,7 @@ __all__ = [
     "Aria2Rpc",
     "Aria2RpcError",
     "Aria2Unavailable",
+    "DownloadLink",
     "DownloadNotFound",
     "EngineEvent",
     "Event",
@@ -75,6 +82,10 @@ __all__ = [
     "InvalidSource",
     "InvalidState",
     "InvalidTorrent",
+    "LinkConfig",
+    "LinkExpired",
+    "LinkRefused",
+    "LinksOff",
     "ManagerConfig",
     "ManagerError",
     "MetadataReceived",
@@ -86,6 +97,8 @@ __all__ = [
     "MirrorOff",
     "MirrorState",
     "NotEnoughSpace",
+    "SharedDownload",
+    "SharedFile",
     "SourceKind",
     "Store",
     "StoreError",

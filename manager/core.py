@@ -14,7 +14,8 @@ and the unfinished downloads):
   what it reads through :mod:`manager.statuses` and :mod:`manager.metadata`;
 * :mod:`manager.retention` purges finished downloads;
 * :mod:`manager.contents` finds and deletes what a download owns on disk;
-* :mod:`manager.mirrors` uploads finished downloads to the rclone destination.
+* :mod:`manager.mirrors` uploads finished downloads to the rclone destination;
+* :mod:`manager.links` signs links to finished downloads and says what one may serve.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from manager.control import Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
+from manager.links import DownloadLink, Links, SharedDownload
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
 from manager.mirrorfiles import own_files
@@ -99,6 +101,7 @@ class TorrentManager:
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,
                                 stop_seeding=self._control.stop_seeding)
+        self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
@@ -289,6 +292,34 @@ class TorrentManager:
             MirrorOff, DownloadNotFound, InvalidState (no mirror under way).
         """
         return await self._mirrors.stop(download_id, chat_id, user_id)
+
+    # --- links to finished downloads ---------------------------------------------------------
+
+    @property
+    def links_enabled(self) -> bool:
+        """True when :meth:`link` can make links (a public URL is set)."""
+        return self._links.enabled
+
+    async def link(self, download_id: int, chat_id: int | None = None,
+                   user_id: int = 0) -> DownloadLink:
+        """A signed link to a finished download's page; it expires, and dies when the
+        download is cancelled, purged or its files are deleted (:mod:`manager.links`).
+
+        Raises:
+            LinksOff: no public URL is configured.
+            DownloadNotFound: no such id (or another chat's).
+            InvalidState: not finished, or its files are gone.
+        """
+        return await self._links.make(download_id, chat_id, user_id)
+
+    async def open_link(self, token: str) -> SharedDownload:
+        """The download's own files a link's token opens (for the HTTP server).
+
+        Raises:
+            LinksOff: no public URL is configured.
+            LinkRefused: forged, damaged or revoked; LinkExpired: past its time.
+        """
+        return await self._links.open(token)
 
     # --- retention and tracking --------------------------------------------------------------
 

@@ -143,6 +143,15 @@ FIELDS: tuple[Field, ...] = (
           30.0, "seconds before the first retry of a failed upload; it doubles each time"),
     Field("mirror", "bwlimit", "ARIABOT_MIRROR_BWLIMIT", parsers.rclone_bwlimit, "",
           "upload speed limit as rclone's --bwlimit, e.g. 10M (empty: none)"),
+    Field("http", "public_url", "ARIABOT_PUBLIC_URL", parsers.public_url, "",
+          "where users reach ariabot's link server, behind your reverse proxy, e.g. "
+          "https://files.example.org (empty: no links, the server stays off)"),
+    Field("http", "http_listen", "ARIABOT_HTTP_LISTEN", parsers.listen_address,
+          "127.0.0.1:8090", "host:port the link server listens on (0 as the port: any free "
+          "one); keep it on loopback behind the proxy"),
+    Field("http", "link_days", "ARIABOT_LINK_DAYS", between(float, 0.01, 365), 7.0,
+          "days a download's link works (it dies sooner when the download is cancelled, "
+          "purged or its files deleted)"),
     Field("log", "level", "ARIABOT_LOG_LEVEL", parsers.log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -195,6 +204,9 @@ class Settings:
     attempts: int
     retry_delay: float
     bwlimit: str
+    public_url: str
+    http_listen: str
+    link_days: float
     level: str
     source: Path | None = field(default=None, compare=False)
 
@@ -202,6 +214,11 @@ class Settings:
     def mirroring(self) -> bool:
         """True when finished downloads can be mirrored (an rclone destination is set)."""
         return bool(self.remote)
+
+    @property
+    def links(self) -> bool:
+        """True when the link server runs and the bot offers links (a public URL is set)."""
+        return bool(self.public_url)
 
     @property
     def local_mode(self) -> bool:

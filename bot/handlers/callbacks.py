@@ -6,10 +6,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from telegram import CallbackQuery, Chat, Update
+from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -23,7 +24,7 @@ from bot.handlers.commands import STATUS_LIMIT
 from bot.rights import ensure_may_act
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
-from bot.views import status_view
+from bot.views import link_text, status_view
 from manager import FileEntry, Torrent, TorrentState
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -130,6 +131,17 @@ async def _mirror(press: _Press, context: BotContext) -> None:
         await press.query.answer("Uploading…")
     if torrent.message_id is not None:
         context.board.show_now(torrent, torrent.message_id)
+
+
+async def _link(press: _Press, context: BotContext) -> None:
+    """The "Get link" button of a completion message: the link comes as a reply to it (an
+    alert could not be clicked)."""
+    made = await context.manager.link(press.action.id, press.chat_id, press.user_id)
+    await press.query.answer("Here is the link.")
+    await context.bot.send_message(
+        press.chat_id, link_text(made, datetime.now(UTC)), parse_mode=ParseMode.HTML,
+        link_preview_options=NO_PREVIEW,
+        reply_parameters=ReplyParameters(press.message_id, allow_sending_without_reply=True))
 
 
 async def _status(press: _Press, context: BotContext) -> None:
@@ -246,4 +258,5 @@ _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = Mappin
     "unsend": _unsend,
     "files": _files_page,
     "mirror": _mirror,
+    "link": _link,
 })

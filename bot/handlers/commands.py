@@ -1,10 +1,11 @@
 """Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log,
-/mirror."""
+/mirror, /link."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -17,7 +18,7 @@ from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
 from bot.sendviews import files_send_view
-from bot.views import USAGE, files_text, help_text, status_view
+from bot.views import USAGE, files_text, help_text, link_text, status_view
 from manager import TorrentState, find_magnets
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "cancel",
     "files",
     "help_command",
+    "link",
     "mirror",
     "pause",
     "resume",
@@ -202,6 +204,19 @@ async def mirror(update: Update, context: BotContext) -> None:
     if changed.message_id is not None:
         context.board.show_now(changed, changed.message_id)
     await _reply(update, answer)
+
+
+@answers_manager_errors
+async def link(update: Update, context: BotContext) -> None:
+    """/link <id>: a signed web link to a finished download's page (anyone in the chat may
+    ask, as anyone may get a finished file)."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE["link"])
+        return
+    chat_id, user_id = _ids(update)
+    made = await context.manager.link(download_id, chat_id, user_id)
+    await _reply(update, link_text(made, datetime.now(UTC)), html=True)
 
 
 @answers_manager_errors

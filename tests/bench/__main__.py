@@ -30,6 +30,7 @@ from typing import Any
 from tests.bench import (
     delivery,
     latency,
+    links,
     memory,
     monitor,
     recovery,
@@ -43,7 +44,7 @@ from tests.bench.common import BenchContext, BenchResult, Row
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery,
+    monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
