@@ -3,9 +3,10 @@
 #   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
 #   ./setup.sh test [pytest options]       install with test extras, then run the test suite
 #   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
-# System packages (aria2, python3-venv; rclone and transmission-cli for tests and benchmarks,
-# rclone for `run` when ARIABOT_RCLONE_REMOTE is set) come from apt when missing; everything
-# Python goes into ./.venv so the system Python is never touched.
+# System packages (aria2, python3-venv; rclone, transmission-cli, ffmpeg, chromium, curl and
+# nginx for tests and benchmarks, rclone for `run` when ARIABOT_RCLONE_REMOTE is set) come
+# from apt when missing; everything Python goes into ./.venv so the system Python is never
+# touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,11 +41,19 @@ ensure_rclone() {
     command -v "${ARIABOT_RCLONE:-rclone}" >/dev/null 2>&1 || apt_install rclone
 }
 
-# What the tests and benchmarks need besides: rclone, and transmission-cli as a second
-# BitTorrent seeder (issue 16).
+# What the tests and benchmarks need besides: rclone, transmission-cli as a second
+# BitTorrent seeder (issue 16); for the download links (issue 14) ffmpeg (makes a short
+# MP4), chromium (a real browser plays it), curl (Range, resume, refusals) and nginx (the
+# HTTP benchmark's yardstick, run as the user on a loopback port, never as a service).
 ensure_test_packages() {
     ensure_rclone
-    command -v transmission-cli >/dev/null 2>&1 || apt_install transmission-cli
+    local missing=()
+    command -v transmission-cli >/dev/null 2>&1 || missing+=(transmission-cli)
+    command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
 ensure_venv() {

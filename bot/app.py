@@ -33,7 +33,8 @@ from telegram.ext import (
 
 from bot.auth import AuthGate
 from bot.config import BotConfig
-from bot.context import BOARD, CONFIG, MANAGER, RIGHTS, BotContext
+from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, RIGHTS, BotContext
+from bot.delivery import Deliveries
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
 from bot.pacer import ChatPacer
@@ -74,11 +75,11 @@ def build_application(
         config: the bot's settings.
         manager: the torrent manager the handlers and the board use.
         board_factory: builds the progress board from a sender (tests inject a clock);
-            default: a board with ``config``'s interval, upload limit and admin chat.
+            default: a board with ``config``'s interval and admin chat.
 
     Returns:
-        The Application; ``bot_data`` holds the manager, config, board, gate and the
-        group rights.
+        The Application; ``bot_data`` holds the manager, config, board, gate, the
+        group rights and the send jobs.
     """
     # Opt into PTB's timedelta durations: otherwise every 429 answer raises a deprecation
     # warning inside RetryAfter (ariabot reads retry_after either way, see bot/sender.py).
@@ -88,6 +89,7 @@ def build_application(
         .token(config.token)
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
+        .local_mode(config.local_mode)
         .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
         .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))
@@ -96,13 +98,19 @@ def build_application(
     sender = BotSender(application.bot)
     board = board_factory(sender) if board_factory else ProgressBoard(
         sender, manager, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
-        upload_limit=config.upload_limit, admin_chat=config.admin_chat,
-        mirror_button=config.mirror_button,
+        admin_chat=config.admin_chat,
+        mirror_button=config.mirror_button, link_button=config.link_button,
     )
     gate = AuthGate(config)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
                                  GATE: gate,
-                                 RIGHTS: GroupRights(application.bot)})
+                                 RIGHTS: GroupRights(application.bot),
+                                 DELIVERIES: Deliveries(
+                                     application.bot, limit=config.upload_limit,
+                                     local_mode=config.local_mode,
+                                     edit_interval=config.edit_interval,
+                                     attempts=config.send_attempts,
+                                     retry_delay=config.send_retry_delay)})
 
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(TypeHandler(Update, gate), group=-1)
@@ -116,6 +124,7 @@ def build_application(
     application.add_handler(CommandHandler("files", commands.files, filters=new_messages))
     application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(CommandHandler("mirror", commands.mirror, filters=new_messages))
+    application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
                                            messages.on_document))
@@ -216,6 +225,8 @@ class EmbeddedBot:
             await app.updater.stop()
         if app.running:
             await app.stop()  # waits for the handlers still running
+        deliveries: Deliveries = app.bot_data[DELIVERIES]
+        await deliveries.close()
         if self._unsubscribe is not None:
             with contextlib.suppress(ValueError):
                 self._unsubscribe()

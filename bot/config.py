@@ -25,7 +25,13 @@ class BotConfig:
             chat's id is its user's id); when empty, only in private chats.
         admin_chat: chat that gets aria2c alerts (restarts, FATAL), or None.
         edit_interval: least seconds between two edits of one progress message.
-        upload_limit: largest file the "Send file" button offers, in bytes.
+        upload_limit: largest upload, in bytes: a file up to it is sent as one document,
+            a bigger one in numbered parts of at most this size.
+        local_mode: the Bot API server at :attr:`api_url` runs with ``--local``: a file that
+            fits in one upload is passed to it by path (a ``file://`` URI) and the server
+            reads it from disk itself.
+        send_attempts: tries for one part before the send gives up on it.
+        send_retry_delay: seconds before the first retry of a part (doubling each time).
         torrent_max_bytes: largest .torrent document downloaded from Telegram.
         webhook_url: public HTTPS URL for Telegram to post updates to; empty: long polling.
         webhook_listen: ``host:port`` the webhook server binds (behind a reverse proxy).
@@ -33,6 +39,8 @@ class BotConfig:
         poll_timeout: seconds one long poll (``getUpdates``) waits on the server.
         mirror_button: completion messages offer a "Mirror" button (mirroring is set up
             and done on request, not automatically).
+        link_button: completion messages offer a "Get link" button (the link server is
+            on: a public URL is set).
     """
 
     token: str = field(repr=False)
@@ -43,12 +51,16 @@ class BotConfig:
     admin_chat: int | None = None
     edit_interval: float = 10.0
     upload_limit: int = 50 * MIB
+    local_mode: bool = False
+    send_attempts: int = 5
+    send_retry_delay: float = 2.0
     torrent_max_bytes: int = 10 * MIB
     webhook_url: str = ""
     webhook_listen: str = "127.0.0.1:8443"
     refusal_interval: float = 600.0
     poll_timeout: int = 30
     mirror_button: bool = False
+    link_button: bool = False
 
     @property
     def uses_webhook(self) -> bool:

@@ -10,15 +10,17 @@ from bot.config import BotConfig
 from manager import TorrentManager
 
 if TYPE_CHECKING:
+    from bot.delivery import Deliveries
     from bot.progress import ProgressBoard
     from bot.rights import GroupRights
 
-__all__ = ["BOARD", "CONFIG", "MANAGER", "RIGHTS", "BotContext"]
+__all__ = ["BOARD", "CONFIG", "DELIVERIES", "MANAGER", "RIGHTS", "BotContext"]
 
 MANAGER = "manager"
 CONFIG = "config"
 BOARD = "board"
 RIGHTS = "rights"
+DELIVERIES = "deliveries"
 """Keys of ``bot_data``; :func:`bot.app.build_application` fills them."""
 
 
@@ -44,3 +46,8 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     def rights(self) -> GroupRights:
         """Who may act on a download in a group (the adder and the chat's admins)."""
         return cast("GroupRights", self.bot_data[RIGHTS])
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """The jobs that send finished files into chats."""
+        return cast("Deliveries", self.bot_data[DELIVERIES])

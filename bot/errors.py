@@ -26,6 +26,7 @@ from manager import (
     DownloadNotFound,
     InvalidSource,
     InvalidState,
+    LinksOff,
     ManagerError,
     MirrorOff,
     NotEnoughSpace,
@@ -72,7 +73,7 @@ def user_text(error: ManagerError) -> str:
     if isinstance(error, DownloadNotFound):
         return _sentence(f"{error} in this chat; /status lists this chat's downloads")
     if isinstance(error, InvalidSource | AlreadyDownloading | InvalidState | NotEnoughSpace
-                  | MirrorOff):
+                  | MirrorOff | LinksOff):
         return _sentence(str(error))
     if isinstance(error, StoreError):
         return "ariabot cannot reach its database right now; please try again later."

@@ -5,7 +5,8 @@ mirror's outcome, a final state, an aria2c alert: :mod:`manager.notices`). :clas
 the pending ones (at start, and whenever an event may have brought one), sends each and marks
 it only when Telegram has confirmed it, so a notice outlives a restart, a crash and an outage
 of any length, and is sent once. A completion (size, time taken, where, a "Send file" button
-for one file up to the upload limit, a "Mirror" button when mirroring is on request), a
+for a single file, a "Mirror" button when mirroring is on request, a "Get link" button when
+the link server is on), a
 failure (with the reason) and a mirror's outcome go to the download's chat as a reply to its
 progress message; a final state is the progress message's last edit (done by the board, see
 :meth:`bot.progress.ProgressBoard.show_final`); aria2c alerts go to the admin chat.
@@ -96,11 +97,11 @@ class News:
         show_final: does a download's last progress edit; True once it is on screen,
             False when its message is gone (the board's :meth:`show_final`).
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
-        upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None (alerts are then dropped).
         clock: monotonic clock; sleep: ``asyncio.sleep``-like (both injected by tests).
         retry_delay: seconds before the second attempt at a notice (doubles each time).
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
     """
 
     def __init__(
@@ -111,24 +112,24 @@ class News:
         *,
         show_final: Callable[[Torrent], Awaitable[bool]],
         chat_folder: Callable[[int], Path],
-        upload_limit: int,
         admin_chat: int | None,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         retry_delay: float,
         mirror_button: bool = False,
+        link_button: bool = False,
     ) -> None:
         self._sender = sender
         self._notices = notices
         self._stats = stats
         self._show_final = show_final
         self._chat_folder = chat_folder
-        self._upload_limit = upload_limit
         self._admin_chat = admin_chat
         self._clock = clock
         self._sleep = sleep
         self._retry_delay = retry_delay
         self._mirror_button = mirror_button
+        self._link_button = link_button
         self._wake = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._sending: dict[int, asyncio.Task[None]] = {}
@@ -253,11 +254,12 @@ class News:
                       torrent: Torrent) -> tuple[str, InlineKeyboardMarkup | None]:
         if kind is NoticeKind.COMPLETED:
             folder = self._chat_folder(torrent.chat_id)
-            can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder,
-                                               self._upload_limit) is not None
+            can_send = await asyncio.to_thread(deliverable_file, torrent.path,
+                                               folder) is not None
             return (completion_text(torrent, relative_location(torrent.path, folder)),
                     completion_keyboard(torrent, can_send=can_send,
-                                        can_mirror=self._mirror_button))
+                                        can_mirror=self._mirror_button,
+                                        can_link=self._link_button))
         if kind is NoticeKind.FAILED:
             return failure_text(torrent), None
         if kind is NoticeKind.MIRRORED:

@@ -135,9 +135,9 @@ class ProgressBoard:
         notices: the manager's outbox, which the news is sent from.
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
         edit_interval: least seconds between two edits of one message.
-        upload_limit: largest file the "Send file" button is offered for (bytes).
         admin_chat: chat for aria2c alerts, or None.
         mirror_button: completion messages offer a "Mirror" button.
+        link_button: completion messages offer a "Get link" button.
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error (news: the
@@ -153,9 +153,9 @@ class ProgressBoard:
         *,
         chat_folder: Callable[[int], Path],
         edit_interval: float = 10.0,
-        upload_limit: int = 50 * 1024 * 1024,
         admin_chat: int | None = None,
         mirror_button: bool = False,
+        link_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
@@ -176,9 +176,9 @@ class ProgressBoard:
         self._closed = False
         self.stats = BoardStats()
         self._news = News(sender, notices, self.stats, show_final=self.show_final,
-                          chat_folder=chat_folder, upload_limit=upload_limit,
-                          admin_chat=admin_chat, clock=clock, sleep=sleep,
-                          retry_delay=retry_delay, mirror_button=mirror_button)
+                          chat_folder=chat_folder, admin_chat=admin_chat, clock=clock,
+                          sleep=sleep, retry_delay=retry_delay, mirror_button=mirror_button,
+                          link_button=link_button)
 
     def start(self) -> None:
         """Send what is pending in the outbox (news from before a restart, an outage)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import PurePath
 from types import MappingProxyType
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbackdata import callback_data
-from manager import FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
+from manager import DownloadLink, FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
 
 __all__ = [
     "COMMANDS",
@@ -32,6 +33,7 @@ __all__ = [
     "help_text",
     "human_duration",
     "human_speed",
+    "link_text",
     "markup_key",
     "mirror_done_text",
     "mirror_failed_text",
@@ -60,9 +62,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pause", "pause a download: /pause <id>"),
     ("resume", "resume a download: /resume <id>"),
     ("cancel", "cancel a download: /cancel <id> [delete]"),
-    ("files", "list or choose files: /files <id> [1,3-5]"),
+    ("files", "list, choose or send files: /files <id> [1,3-5]"),
     ("log", "what was done in this chat: /log [how many]"),
     ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
+    ("link", "a web link to a finished download's files: /link <id>"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -72,9 +75,11 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "pause": "Usage: /pause <id> (the id is the #number in /status)",
     "resume": "Usage: /resume <id> (the id is the #number in /status)",
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
-    "files": "Usage: /files <id> to list them, /files <id> 1,3-5 to download only those",
+    "files": "Usage: /files <id> to list them (and send a finished one's), /files <id> 1,3-5 "
+             "to download only those",
     "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
+    "link": "Usage: /link <id> for a web link to a finished download's page",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""
@@ -313,10 +318,11 @@ def completion_text(torrent: Torrent, location: str) -> str:
     return "\n".join(lines)
 
 
-def completion_keyboard(torrent: Torrent, *, can_send: bool,
-                        can_mirror: bool = False) -> InlineKeyboardMarkup | None:
+def completion_keyboard(torrent: Torrent, *, can_send: bool, can_mirror: bool = False,
+                        can_link: bool = False) -> InlineKeyboardMarkup | None:
     """A "Send file" button when the download is one file small enough to upload; a
-    "Mirror" button when it can be uploaded to the cloud on request."""
+    "Mirror" button when it can be uploaded to the cloud on request; a "Get link" button
+    when the link server is on."""
     row = []
     if can_send:
         row.append(InlineKeyboardButton("📎 Send file",
@@ -324,7 +330,21 @@ def completion_keyboard(torrent: Torrent, *, can_send: bool,
     if can_mirror:
         row.append(InlineKeyboardButton("☁️ Mirror",
                                         callback_data=callback_data("mirror", torrent.id)))
+    if can_link:
+        row.append(InlineKeyboardButton("🔗 Get link",
+                                        callback_data=callback_data("link", torrent.id)))
     return InlineKeyboardMarkup([row]) if row else None
+
+
+def link_text(link: DownloadLink, now: datetime) -> str:
+    """The answer to /link and "Get link": the page's address and how long it works."""
+    torrent = link.torrent
+    left = human_duration((link.expires_at - now).total_seconds())
+    url = html.escape(link.url, quote=True)
+    return (f"🔗 <b>{_name(torrent)}</b> (#{torrent.id}): <a href=\"{url}\">{url}</a>\n"
+            f"It works until {link.expires_at:%Y-%m-%d %H:%M} UTC (in {left}), or until the "
+            "download is cancelled, removed or its files deleted. Anyone with the link can "
+            "download the files: share it with care.")
 
 
 def mirror_done_text(torrent: Torrent) -> str:
@@ -473,7 +493,10 @@ def help_text(upload_limit: int) -> str:
         "<b>ariabot</b> downloads torrents to this server.\n"
         "Send a magnet link or a .torrent file, or use /torrent &lt;magnet&gt;. "
         "Its message then shows the progress live, with buttons to pause, resume or cancel.\n"
-        f"Finished single files up to {human_size(upload_limit)} can be sent to you here.\n\n"
+        "Finished files can be sent to you here, whatever their size: up to "
+        f"{human_size(upload_limit)} as one file, bigger ones in numbered parts (the first "
+        "part says how to put them back together). /files &lt;id&gt; lists a finished "
+        "download's files with a Send button for each, and Send all.\n\n"
         f"{commands}"
     )
 

@@ -5,14 +5,16 @@ from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the s
 returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
 the stored notices the bot must send (:class:`Notice`, :class:`NoticeKind`: the outbox),
 the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud is done
-through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`),
+through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
+links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
+serves: :class:`SharedDownload` of :class:`SharedFile`),
 :func:`find_magnets` and :func:`human_size` (byte counts in words, the same everywhere).
 The modules behind the façade (intake, control, sync, statuses, metadata, retention,
 contents, live, outbox, ...) are its own.
 """
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from manager.config import ManagerConfig, MirrorConfig
+from manager.config import LinkConfig, ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
 from manager.errors import (
     AlreadyDownloading,
@@ -24,6 +26,9 @@ from manager.errors import (
     InvalidSource,
     InvalidState,
     InvalidTorrent,
+    LinkExpired,
+    LinkRefused,
+    LinksOff,
     ManagerError,
     MirrorOff,
     NotEnoughSpace,
@@ -51,6 +56,7 @@ from manager.events import (
     TorrentStateChanged,
 )
 from manager.intake import AddResult
+from manager.links import DownloadLink, SharedDownload, SharedFile
 from manager.magnets import find_magnets
 from manager.models import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
 from manager.notices import Notice, NoticeKind
@@ -69,6 +75,7 @@ __all__ = [
     "Aria2Rpc",
     "Aria2RpcError",
     "Aria2Unavailable",
+    "DownloadLink",
     "DownloadNotFound",
     "EngineEvent",
     "Event",
@@ -77,6 +84,10 @@ __all__ = [
     "InvalidSource",
     "InvalidState",
     "InvalidTorrent",
+    "LinkConfig",
+    "LinkExpired",
+    "LinkRefused",
+    "LinksOff",
     "ManagerConfig",
     "ManagerError",
     "MetadataReceived",
@@ -90,6 +101,8 @@ __all__ = [
     "NotEnoughSpace",
     "Notice",
     "NoticeKind",
+    "SharedDownload",
+    "SharedFile",
     "SourceKind",
     "Store",
     "StoreError",

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["ManagerConfig", "MirrorConfig"]
+__all__ = ["LinkConfig", "ManagerConfig", "MirrorConfig"]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """How signed links to finished downloads are made.
+
+    Attributes:
+        public_url: where users reach the HTTP server (behind a reverse proxy), without a
+            trailing slash, e.g. ``https://files.example.org``.
+        key: the HMAC-SHA256 key links are signed with (kept 0600 in the data dir).
+        ttl: how long a link lives.
+    """
+
+    public_url: str
+    key: bytes = field(repr=False)
+    ttl: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class ManagerConfig:
             download is refused at add (:mod:`manager.compat`); None when not known.
         enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
         mirror: mirroring to an rclone destination, or None when it is off.
+        links: signed HTTP links to finished downloads, or None when they are off.
     """
 
     download_dir: Path
@@ -53,3 +71,4 @@ class ManagerConfig:
     aria2_version: tuple[int, ...] | None = None
     enable_dht: bool = True
     mirror: MirrorConfig | None = None
+    links: LinkConfig | None = None

@@ -14,7 +14,8 @@ and the unfinished downloads):
   what it reads through :mod:`manager.statuses` and :mod:`manager.metadata`;
 * :mod:`manager.retention` purges finished downloads;
 * :mod:`manager.contents` finds and deletes what a download owns on disk;
-* :mod:`manager.mirrors` uploads finished downloads to the rclone destination.
+* :mod:`manager.mirrors` uploads finished downloads to the rclone destination;
+* :mod:`manager.links` signs links to finished downloads and says what one may serve.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from manager.control import Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
+from manager.links import DownloadLink, Links, SharedDownload
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
+from manager.mirrorfiles import own_files
 from manager.mirrors import Mirrors
 from manager.models import FileEntry, Torrent, TorrentState
 from manager.notices import Notice
@@ -100,6 +103,7 @@ class TorrentManager:
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,
                                 stop_seeding=self._control.stop_seeding)
+        self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._outbox = Outbox(store, self._publisher)
         self._publisher.subscribe(self._mirrors.on_event)
@@ -195,6 +199,18 @@ class TorrentManager:
         record = await self.live.record(download_id, chat_id)
         final = TorrentState(record.state).is_final
         return await self._contents.current_files(record, final=final)
+
+    async def own_files(self, download_id: int,
+                        chat_id: int | None = None) -> tuple[FileEntry, ...]:
+        """The download's own files from its metainfo, numbered as :meth:`files` numbers
+        them, each ``completed`` only when it is whole on disk (what may be sent out); known
+        after aria2 forgot the download too. Empty when its metainfo is unknown.
+
+        Raises:
+            DownloadNotFound: no such id (or another chat's).
+        """
+        record = await self.live.record(download_id, chat_id)
+        return await own_files(record, self.store, self._contents)
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
         """The activity log, newest first."""
@@ -304,6 +320,34 @@ class TorrentManager:
             MirrorOff, DownloadNotFound, InvalidState (no mirror under way).
         """
         return await self._mirrors.stop(download_id, chat_id, user_id)
+
+    # --- links to finished downloads ---------------------------------------------------------
+
+    @property
+    def links_enabled(self) -> bool:
+        """True when :meth:`link` can make links (a public URL is set)."""
+        return self._links.enabled
+
+    async def link(self, download_id: int, chat_id: int | None = None,
+                   user_id: int = 0) -> DownloadLink:
+        """A signed link to a finished download's page; it expires, and dies when the
+        download is cancelled, purged or its files are deleted (:mod:`manager.links`).
+
+        Raises:
+            LinksOff: no public URL is configured.
+            DownloadNotFound: no such id (or another chat's).
+            InvalidState: not finished, or its files are gone.
+        """
+        return await self._links.make(download_id, chat_id, user_id)
+
+    async def open_link(self, token: str) -> SharedDownload:
+        """The download's own files a link's token opens (for the HTTP server).
+
+        Raises:
+            LinksOff: no public URL is configured.
+            LinkRefused: forged, damaged or revoked; LinkExpired: past its time.
+        """
+        return await self._links.open(token)
 
     # --- retention and tracking --------------------------------------------------------------
 

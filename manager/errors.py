@@ -12,6 +12,9 @@
     ├── NotEnoughSpace              the download does not fit on the disk
     ├── StoreError                  the database cannot be opened or written
     ├── MirrorOff                   mirroring is not configured
+    ├── LinksOff                    links are not configured
+    ├── LinkRefused                 a forged, damaged or revoked link
+    │   └── LinkExpired             a genuine link past its time
     └── InvalidSource (ValueError)  a magnet or .torrent that we refuse
         ├── InvalidMagnet
         └── InvalidTorrent
@@ -32,6 +35,9 @@ __all__ = [
     "InvalidSource",
     "InvalidState",
     "InvalidTorrent",
+    "LinkExpired",
+    "LinkRefused",
+    "LinksOff",
     "ManagerError",
     "MirrorOff",
     "NotEnoughSpace",
@@ -92,6 +98,24 @@ class MirrorOff(ManagerError):
     def __init__(self, message: str = "mirroring is not set up on this ariabot "
                  "(the owner sets ARIABOT_RCLONE_REMOTE)") -> None:
         super().__init__(message)
+
+
+class LinksOff(ManagerError):
+    """Links to downloads are not set up (``ARIABOT_PUBLIC_URL`` is empty)."""
+
+    def __init__(self, message: str = "links are not set up on this ariabot "
+                 "(the owner sets ARIABOT_PUBLIC_URL)") -> None:
+        super().__init__(message)
+
+
+class LinkRefused(ManagerError):
+    """A link that serves nothing: forged, damaged, or revoked (its download was cancelled,
+    purged or its files deleted). One error for all of them: which one it was is no one's
+    business but the owner's log."""
+
+
+class LinkExpired(LinkRefused):
+    """A genuine link whose time is up."""
 
 
 class InvalidSource(ManagerError, ValueError):

@@ -1,9 +1,10 @@
-"""What a mirror uploads: a download's own chosen files, complete on disk, and nothing else.
+"""What a mirror uploads (a download's own chosen files, complete on disk, and nothing else)
+and what the bot may send into the chat (its own files, each one that is complete on disk).
 
 They come from the download's metainfo (its stored .torrent, or the one aria2 saved for a
 magnet), never from a name a user gave (a magnet's ``dn=``) nor from a listing of its
 folder: another download's files, or anything a user dropped next to them, are never
-uploaded, and so never deleted after a move either.
+uploaded or sent, and so never deleted after a move either.
 """
 
 from __future__ import annotations
@@ -15,10 +16,48 @@ from pathlib import Path
 from manager.contents import Contents
 from manager.files import is_inside
 from manager.metainfo import TorrentMeta
+from manager.models import FileEntry
 from manager.padfiles import is_pad
 from manager.store import DownloadRecord, Store
 
-__all__ = ["own_complete_files"]
+__all__ = ["own_complete_files", "own_files"]
+
+
+async def own_files(record: DownloadRecord, store: Store,
+                    contents: Contents) -> tuple[FileEntry, ...]:
+    """The download's files (pads left out) in the order ``/files`` numbers them, with
+    paths relative to its chat folder; empty when the metainfo is unknown.
+
+    Each entry's ``completed`` is its length when the file is on disk, inside the folder,
+    with exactly that size (what may be sent); otherwise 0. ``selected`` follows the
+    download's choice of files. Unlike aria2's file list, this stays known after aria2
+    forgot a finished download (a restart, a purge of aria2's results).
+    """
+    stored = await store.source(record.id)
+    kind, source = stored if stored is not None else (record.source_kind, b"")
+    meta = await asyncio.to_thread(contents.known_meta, record, kind, source)
+    if meta is None:
+        return ()
+    return await asyncio.to_thread(_on_disk, meta, Path(record.directory),
+                                   _selected_indexes(record.selected_files))
+
+
+def _on_disk(meta: TorrentMeta, folder: Path, selected: set[int] | None
+             ) -> tuple[FileEntry, ...]:
+    entries = []
+    for entry in meta.files:
+        if is_pad(entry.path):
+            continue
+        path = folder / entry.path
+        try:
+            complete = (is_inside(path, folder) and path.is_file()
+                        and path.stat().st_size == entry.length)
+        except OSError:
+            complete = False
+        entries.append(FileEntry(index=entry.index, path=entry.path, length=entry.length,
+                                 completed=entry.length if complete else 0,
+                                 selected=selected is None or entry.index in selected))
+    return tuple(entries)
 
 
 async def own_complete_files(record: DownloadRecord, store: Store,

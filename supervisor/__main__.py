@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(ARIABOT_RCLONE_REMOTE)")
     mirror.add_argument("id", type=_download_id)
     mirror.add_argument("--stop", action="store_true", help="stop its upload instead")
+    link = commands.add_parser(
+        "link", help="print a signed web link to a finished download's page "
+        "(ARIABOT_PUBLIC_URL)")
+    link.add_argument("id", type=_download_id)
+    link.add_argument("--json", action="store_true", help="print JSON")
     files = commands.add_parser("files", help="list a download's files, or choose some")
     files.add_argument("id", type=_download_id)
     files.add_argument("--select", metavar="N,N-M",
@@ -265,6 +270,18 @@ def _print_rows(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str
     return 0
 
 
+def _print_link(answer: dict[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    """``ariabot link``: the URL alone on stdout (for scripts), how long it works on stderr."""
+    if args.json:
+        print(json.dumps({"url": answer["url"], "expires_at": answer["expires_at"]},
+                         indent=2), file=out)
+    else:
+        print(answer["url"], file=out)
+        print(f"works until {answer['expires_at']} (UTC), or until #{args.id} is cancelled, "
+              "purged or its files deleted", file=sys.stderr)
+    return 0
+
+
 def _control(args: argparse.Namespace, settings: Settings) -> int:
     client = ControlClient(StateLayout(settings.data_dir).control_socket)
     out = sys.stdout
@@ -329,6 +346,8 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         torrent = _ask(client, "mirror", id=args.id, stop=args.stop)["torrent"]
         print(_line(torrent), file=out)
         return 0
+    if args.command == "link":
+        return _print_link(_ask(client, "link", id=args.id), args, out)
     fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}
     torrent = _ask(client, args.command, id=args.id, **fields)["torrent"]
     print(_line(torrent), file=out)

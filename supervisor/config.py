@@ -114,8 +114,12 @@ FIELDS: tuple[Field, ...] = (
     Field("telegram", "edit_interval", "ARIABOT_EDIT_INTERVAL", between(float, 1, 600), 10.0,
           "least seconds between two edits of one progress message"),
     Field("telegram", "upload_limit_mb", "ARIABOT_UPLOAD_LIMIT_MB", between(int, 1, 2000), 50,
-          "largest finished file the bot sends into the chat (MiB; 50 for Telegram's servers, "
-          "up to 2000 with a local Bot API server)"),
+          "largest upload (MiB): a finished file up to it is sent as one document, a bigger "
+          "one in numbered parts of this size (50 for Telegram's servers, up to 2000 with a "
+          "local Bot API server)"),
+    Field("telegram", "api_local_mode", "ARIABOT_TELEGRAM_LOCAL_MODE", parsers.boolean, False,
+          "the Bot API server at api_url runs with --local on this machine: it reads the files "
+          "it sends from disk by path, so ariabot holds none of a file in memory"),
     Field("telegram", "webhook_url", "ARIABOT_WEBHOOK_URL", parsers.webhook_url, "",
           "public https:// URL Telegram posts updates to (empty: long polling)"),
     Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", parsers.host_port,
@@ -139,6 +143,15 @@ FIELDS: tuple[Field, ...] = (
           30.0, "seconds before the first retry of a failed upload; it doubles each time"),
     Field("mirror", "bwlimit", "ARIABOT_MIRROR_BWLIMIT", parsers.rclone_bwlimit, "",
           "upload speed limit as rclone's --bwlimit, e.g. 10M (empty: none)"),
+    Field("http", "public_url", "ARIABOT_PUBLIC_URL", parsers.public_url, "",
+          "where users reach ariabot's link server, behind your reverse proxy, e.g. "
+          "https://files.example.org (empty: no links, the server stays off)"),
+    Field("http", "http_listen", "ARIABOT_HTTP_LISTEN", parsers.listen_address,
+          "127.0.0.1:8090", "host:port the link server listens on (0 as the port: any free "
+          "one); keep it on loopback behind the proxy"),
+    Field("http", "link_days", "ARIABOT_LINK_DAYS", between(float, 0.01, 365), 7.0,
+          "days a download's link works (it dies sooner when the download is cancelled, "
+          "purged or its files deleted)"),
     Field("log", "level", "ARIABOT_LOG_LEVEL", parsers.log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -180,6 +193,7 @@ class Settings:
     admin_chat: int
     edit_interval: float
     upload_limit_mb: int
+    api_local_mode: bool
     webhook_url: str
     webhook_listen: str
     remote: str
@@ -190,6 +204,9 @@ class Settings:
     attempts: int
     retry_delay: float
     bwlimit: str
+    public_url: str
+    http_listen: str
+    link_days: float
     level: str
     source: Path | None = field(default=None, compare=False)
 
@@ -197,6 +214,11 @@ class Settings:
     def mirroring(self) -> bool:
         """True when finished downloads can be mirrored (an rclone destination is set)."""
         return bool(self.remote)
+
+    @property
+    def links(self) -> bool:
+        """True when the link server runs and the bot offers links (a public URL is set)."""
+        return bool(self.public_url)
 
     @property
     def local_mode(self) -> bool:

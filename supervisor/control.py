@@ -172,6 +172,7 @@ class ControlServer:
             "health": self._health,
             "log": self._log,
             "mirror": self._mirror,
+            "link": self._link,
         }
 
     async def start(self) -> None:
@@ -304,6 +305,11 @@ class ControlServer:
             raise _BadRequest("'stop' must be true or false")
         act = self.manager.stop_mirror if stop else self.manager.mirror
         return {"torrent": torrent_json(await act(_int_field(request, "id")))}
+
+    async def _link(self, request: dict[str, Any]) -> dict[str, Any]:
+        made = await self.manager.link(_int_field(request, "id"))
+        return {"url": made.url, "expires_at": made.expires_at.isoformat(),
+                "torrent": torrent_json(made.torrent)}
 
     async def _files(self, request: dict[str, Any]) -> dict[str, Any]:
         download_id = _int_field(request, "id")

@@ -11,8 +11,10 @@ creates no directory, takes no lock and stops no process.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,7 +33,9 @@ from supervisor.control import ControlClient, NotRunning
 from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
+from supervisor.linkkey import LinkKeyError, load_link_key
 from supervisor.logs import SecretMask
+from supervisor.parsers import split_listen
 from supervisor.rclone import (
     INSTALL_HINT,
     RcloneUnusable,
@@ -373,6 +377,45 @@ def check_rclone(settings: Settings, timeout: float = 20.0) -> list[Check]:
                            f"({settings.mode}, {'automatic' if settings.auto else 'on request'})")]
 
 
+def check_links(settings: Settings, running: bool) -> list[Check]:
+    """With links on (``ARIABOT_PUBLIC_URL``): the key file, and whether the listen address
+    is free (taken by the ``running`` ariabot's own server is fine); no line at all when
+    links are off."""
+    if not settings.links:
+        return []
+    checks = []
+    key = StateLayout(settings.data_dir).link_key
+    try:
+        if key.exists():
+            load_link_key(key)
+    except LinkKeyError as error:
+        checks.append(Check(False, f"link key: {error}", "ariabot makes a new one at start"))
+    host, port = split_listen(settings.http_listen)
+    if not running:
+        try:
+            with socket.create_server((host, port)):
+                pass
+        except OSError as error:
+            checks.append(Check(False, f"the link server cannot listen on {settings.http_listen}"
+                                f": {error.strerror or error}",
+                                "free that port or set ARIABOT_HTTP_LISTEN to another"))
+            return checks
+    where = "" if _is_loopback(host) else " (not loopback: reachable around the proxy)"
+    checks.append(Check(True, f"links: {settings.public_url} → {settings.http_listen}{where}, "
+                        f"valid {settings.link_days:g} days"))
+    return checks
+
+
+def _is_loopback(host: str) -> bool:
+    """True for a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run_checks(settings: Settings, *, timeout: float = 5.0,
                disk_usage: DiskUsage = psutil.disk_usage,
                environ: Mapping[str, str] | None = None) -> list[Check]:
@@ -388,6 +431,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                         MIN_FREE_DOWNLOADS, disk_usage),
         *check_dht(settings),
         *check_rclone(settings, max(timeout, 20.0)),
+        *check_links(settings, running=lock_holder(layout.lock) is not None),
         *check_telegram(settings),
         check_bot_api(settings, timeout),
         check_instance(layout),

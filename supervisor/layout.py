@@ -48,6 +48,11 @@ class StateLayout:
     def control_socket(self) -> Path:
         return self.data_dir / "control.sock"
 
+    @property
+    def link_key(self) -> Path:
+        """The key links are signed with (0600; a new one revokes every link)."""
+        return self.data_dir / "link.key"
+
     def create(self) -> None:
         """Make the data dir (0700: it holds secrets) and an empty session file if missing."""
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

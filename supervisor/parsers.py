@@ -24,13 +24,16 @@ __all__ = [
     "database_url",
     "host_port",
     "http_url",
+    "listen_address",
     "log_level",
     "one_of",
     "optional_path",
     "path",
     "port_range",
+    "public_url",
     "rclone_bwlimit",
     "rclone_remote",
+    "split_listen",
     "telegram_ids",
     "token",
     "webhook_url",
@@ -191,6 +194,39 @@ def host_port(raw: Any) -> str:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError("must be host:port, such as 127.0.0.1:8443")
     return value
+
+
+def public_url(raw: Any) -> str:
+    """Empty (links off) or the http(s) root users reach the link server at, without a
+    trailing slash; a path is kept (a reverse proxy may serve ariabot under one)."""
+    value = str(raw).strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be empty (links off) or an http(s):// URL such as "
+                         "https://files.example.org")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must be a bare URL, without ?query, #fragment or user:password@")
+    return value
+
+
+def listen_address(raw: Any) -> str:
+    """``host:port`` to listen on; an IPv6 host in brackets (``[::1]:8090``); port 0 picks
+    a free port."""
+    value = str(raw).strip()
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port, such as 127.0.0.1:8090")
+    return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """The host and the port of a :func:`listen_address` value."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def chat_id(raw: Any) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 from telegram.error import TelegramError
@@ -19,6 +20,7 @@ from bot.config import MIB
 from manager import (
     Aria2Endpoint,
     Aria2Rpc,
+    LinkConfig,
     ManagerConfig,
     MirrorConfig,
     Store,
@@ -31,16 +33,23 @@ from supervisor.control import ControlServer
 from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
+from supervisor.linkkey import load_link_key
 from supervisor.logs import RedactingFormatter
+from supervisor.parsers import split_listen
 from supervisor.process import Aria2Fatal, Aria2Process, SupervisionPolicy
 from supervisor.render import new_secret, pick_free_port, render_config
 from supervisor.retention import run_retention
 from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
+from web import LinkServer
 
-__all__ = ["bot_config", "mirror_config", "serve"]
+__all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+class LinkServerUnusable(OSError):
+    """The link server cannot listen where ``ARIABOT_HTTP_LISTEN`` says (a human must act)."""
 
 
 async def serve(  # noqa: PLR0915 - the composition root: all wiring in one place
@@ -63,6 +72,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
 
     Raises:
         AlreadyRunning: another ariabot holds this data dir.
+        LinkKeyError: links are on and their key cannot be made or read.
+        LinkServerUnusable: links are on and their server cannot listen.
     """
     layout = StateLayout(settings.data_dir)
     layout.create()
@@ -84,11 +95,13 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             aria2_version=aria2c_version,
             enable_dht=settings.enable_dht,
             mirror=mirror_config(settings),
+            links=link_config(settings, layout),
         ), uploader=uploader)
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
         retention: asyncio.Task[None] | None = None
         control = ControlServer(manager, layout.control_socket)
+        links: LinkServer | None = None
         bot: EmbeddedBot | None = None
         stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -102,6 +115,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 return _fatal(str(error))
             await manager.start()
             await control.start()
+            if settings.links:
+                links = await _start_links(settings, manager)
             if settings.retention_days:
                 retention = asyncio.create_task(
                     run_retention(manager, settings.retention_days), name="retention")
@@ -138,6 +153,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 retention.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await retention
+            if links is not None:
+                await links.stop()
             await control.stop()
             await manager.close()
             await aria2.stop()
@@ -157,11 +174,37 @@ def bot_config(settings: Settings) -> BotConfig:
         admin_chat=settings.admin_chat or None,
         edit_interval=settings.edit_interval,
         upload_limit=settings.upload_limit_mb * MIB,
+        local_mode=settings.api_local_mode,
         torrent_max_bytes=settings.torrent_max_bytes,
         webhook_url=settings.webhook_url,
         webhook_listen=settings.webhook_listen,
         mirror_button=settings.mirroring and not settings.auto,
+        link_button=settings.links,
     )
+
+
+def link_config(settings: Settings, layout: StateLayout) -> LinkConfig | None:
+    """How links are signed, or None when they are off (no public URL).
+
+    Raises:
+        LinkKeyError: the key file cannot be made or read, or others may read it.
+    """
+    if not settings.links:
+        return None
+    return LinkConfig(public_url=settings.public_url, key=load_link_key(layout.link_key),
+                      ttl=timedelta(days=settings.link_days))
+
+
+async def _start_links(settings: Settings, manager: TorrentManager) -> LinkServer:
+    host, port = split_listen(settings.http_listen)
+    server = LinkServer(manager, host, port)
+    try:
+        await server.start()
+    except OSError as error:
+        raise LinkServerUnusable(
+            f"the link server cannot listen on {settings.http_listen} (ARIABOT_HTTP_LISTEN): "
+            f"{error.strerror or error}") from None
+    return server
 
 
 def mirror_config(settings: Settings) -> MirrorConfig | None:

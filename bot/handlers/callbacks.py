@@ -6,23 +6,26 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from telegram import CallbackQuery, Chat, ReplyParameters, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 
 from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
+from bot.delivery import OutFile
 from bot.errors import answers_manager_errors
-from bot.files import deliverable_file
+from bot.files import out_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
 from bot.rights import ensure_may_act
 from bot.sender import is_not_modified
-from bot.views import status_view
-from manager import TorrentState, human_size
+from bot.sendviews import files_send_view
+from bot.views import link_text, status_view
+from manager import FileEntry, Torrent, TorrentState
 
 __all__ = ["STALE_BUTTON", "on_button"]
 
@@ -130,6 +133,17 @@ async def _mirror(press: _Press, context: BotContext) -> None:
         context.board.show_now(torrent, torrent.message_id)
 
 
+async def _link(press: _Press, context: BotContext) -> None:
+    """The "Get link" button of a completion message: the link comes as a reply to it (an
+    alert could not be clicked)."""
+    made = await context.manager.link(press.action.id, press.chat_id, press.user_id)
+    await press.query.answer("Here is the link.")
+    await context.bot.send_message(
+        press.chat_id, link_text(made, datetime.now(UTC)), parse_mode=ParseMode.HTML,
+        link_preview_options=NO_PREVIEW,
+        reply_parameters=ReplyParameters(press.message_id, allow_sending_without_reply=True))
+
+
 async def _status(press: _Press, context: BotContext) -> None:
     torrents = await context.manager.list(press.chat_id, limit=STATUS_LIMIT)
     text, markup = status_view(torrents, press.action.id)
@@ -144,36 +158,92 @@ async def _status(press: _Press, context: BotContext) -> None:
 
 
 async def _send(press: _Press, context: BotContext) -> None:
+    """Send file / Send all: every file of a finished download that is on disk."""
+    found = await _finished_files(press, context)
+    if found is None:
+        return
+    torrent, entries = found
+    folder = context.config.chat_folder(press.chat_id)
+    wanted = [e for e in entries if e.selected and e.completed == e.length]
+    outs = [o for o in await asyncio.to_thread(_resolve, folder, wanted) if o is not None]
+    if not outs:
+        await press.query.answer(f"The files of #{torrent.id} are no longer on disk.",
+                                 show_alert=True)
+        return
+    await _start_send(press, context, torrent, outs)
+
+
+async def _sendfile(press: _Press, context: BotContext) -> None:
+    """The Send button of one file in a finished download's /files list."""
+    found = await _finished_files(press, context)
+    if found is None:
+        return
+    torrent, entries = found
+    number = press.action.number
+    if not 1 <= number <= len(entries):
+        await press.query.answer(f"#{torrent.id} has no file {number}: its files go from 1 "
+                                 f"to {len(entries)}.", show_alert=True)
+        return
+    entry = entries[number - 1]
+    folder = context.config.chat_folder(press.chat_id)
+    out = (await asyncio.to_thread(_resolve, folder, [entry]))[0] if entry.selected else None
+    if out is None:
+        await press.query.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
+                                 "deleted or changed).", show_alert=True)
+        return
+    await _start_send(press, context, torrent, [out])
+
+
+async def _finished_files(press: _Press,
+                          context: BotContext) -> tuple[Torrent, tuple[FileEntry, ...]] | None:
+    """The download and its own files, or None (the press answered) when it is not
+    finished or its file list is not known."""
     torrent = await context.manager.get(press.action.id, press.chat_id)
     if torrent.state not in (TorrentState.COMPLETE, TorrentState.SEEDING):
         await press.query.answer(f"#{torrent.id} is not finished.", show_alert=True)
-        return
-    limit = context.config.upload_limit
-    path = await asyncio.to_thread(deliverable_file, torrent.path,
-                                   context.config.chat_folder(press.chat_id), limit)
-    if path is None:
-        await press.query.answer(f"#{torrent.id} cannot be sent here: only a single file of "
-                                 f"up to {human_size(limit)} can, and it must still be on "
-                                 "disk.", show_alert=True)
-        return
-    await press.query.answer("Sending…")
-    context.application.create_task(_upload(context, press.chat_id, press.message_id, path),
-                                    name=f"upload-{torrent.id}")
+        return None
+    entries = await context.manager.own_files(torrent.id, press.chat_id)
+    if not entries:
+        await press.query.answer(f"The file list of #{torrent.id} is not known here, so "
+                                 "nothing can be sent.", show_alert=True)
+        return None
+    return torrent, entries
 
 
-async def _upload(context: BotContext, chat_id: int, reply_to: int, path: Path) -> None:
-    """Upload one file (in the background: it may take a while)."""
-    data = await asyncio.to_thread(path.read_bytes)
+def _resolve(folder: Path, entries: list[FileEntry]) -> list[OutFile | None]:
+    return [out_file(folder, entry.path, entry.length) for entry in entries]
+
+
+async def _start_send(press: _Press, context: BotContext, torrent: Torrent,
+                      outs: list[OutFile]) -> None:
+    title = torrent.name or torrent.info_hash[:16]
+    if context.deliveries.start(press.chat_id, torrent.id, title, outs, press.message_id):
+        await press.query.answer("Sending…")
+    else:
+        await press.query.answer(f"#{torrent.id} is already being sent here; its status "
+                                 "message shows how far.", show_alert=True)
+
+
+async def _unsend(press: _Press, context: BotContext) -> None:
+    """Stop sending: the Stop button of a send's status message."""
+    if context.deliveries.cancel(press.chat_id, press.action.id):
+        await press.query.answer("Stopping…")
+    else:
+        await press.query.answer(f"Nothing of #{press.action.id} is being sent.")
+
+
+async def _files_page(press: _Press, context: BotContext) -> None:
+    """Prev/Next in a finished download's /files list."""
+    torrent = await context.manager.get(press.action.id, press.chat_id)
+    entries = await context.manager.own_files(torrent.id, press.chat_id)
+    text, markup = files_send_view(torrent, entries, press.action.number)
     try:
-        await context.bot.send_document(
-            chat_id, document=data, filename=path.name,
-            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
-            read_timeout=120, write_timeout=600,
-        )
-    except TelegramError as error:
-        log.warning("uploading %s failed: %s", path.name, error.message)
-        await context.bot.send_message(chat_id, "Telegram did not take the file; please try "
-                                       "again later.")
+        await press.query.edit_message_text(text, parse_mode=ParseMode.HTML,
+                                            reply_markup=markup, link_preview_options=NO_PREVIEW)
+    except BadRequest as error:
+        if not is_not_modified(error):
+            raise
+    await press.query.answer()
 
 
 _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = MappingProxyType({
@@ -184,5 +254,9 @@ _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = Mappin
     "cancel": _cancel,
     "status": _status,
     "send": _send,
+    "sendfile": _sendfile,
+    "unsend": _unsend,
+    "files": _files_page,
     "mirror": _mirror,
+    "link": _link,
 })

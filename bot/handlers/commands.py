@@ -1,10 +1,11 @@
 """Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log,
-/mirror."""
+/mirror, /link."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -16,8 +17,9 @@ from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
-from bot.views import USAGE, files_text, help_text, status_view
-from manager import find_magnets
+from bot.sendviews import files_send_view
+from bot.views import USAGE, files_text, help_text, link_text, status_view
+from manager import TorrentState, find_magnets
 
 __all__ = [
     "STATUS_LIMIT",
@@ -25,6 +27,7 @@ __all__ = [
     "cancel",
     "files",
     "help_command",
+    "link",
     "mirror",
     "pause",
     "resume",
@@ -148,7 +151,8 @@ async def cancel(update: Update, context: BotContext) -> None:
 
 @answers_manager_errors
 async def files(update: Update, context: BotContext) -> None:
-    """/files <id> lists the files; /files <id> 1,3-5 downloads only those."""
+    """/files <id> lists the files (of a finished download, with a Send button each and
+    Send all); /files <id> 1,3-5 downloads only those."""
     args = context.args or []
     try:
         download_id = parse_download_id(args[0]) if args else None
@@ -169,6 +173,14 @@ async def files(update: Update, context: BotContext) -> None:
         if selected.message_id is not None:
             context.board.show_now(selected, selected.message_id)
     snapshot = await context.manager.get(download_id, chat_id)
+    if snapshot.state in (TorrentState.COMPLETE, TorrentState.SEEDING):
+        own = await context.manager.own_files(download_id, chat_id)
+        text, markup = files_send_view(snapshot, own)
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                 link_preview_options=NO_PREVIEW)
+        return
     entries = await context.manager.files(download_id, chat_id)
     await _reply(update, files_text(snapshot, entries), html=True)
 
@@ -192,6 +204,19 @@ async def mirror(update: Update, context: BotContext) -> None:
     if changed.message_id is not None:
         context.board.show_now(changed, changed.message_id)
     await _reply(update, answer)
+
+
+@answers_manager_errors
+async def link(update: Update, context: BotContext) -> None:
+    """/link <id>: a signed web link to a finished download's page (anyone in the chat may
+    ask, as anyone may get a finished file)."""
+    download_id = _one_id(context)
+    if download_id is None:
+        await _reply(update, USAGE["link"])
+        return
+    chat_id, user_id = _ids(update)
+    made = await context.manager.link(download_id, chat_id, user_id)
+    await _reply(update, link_text(made, datetime.now(UTC)), html=True)
 
 
 @answers_manager_errors

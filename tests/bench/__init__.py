@@ -19,6 +19,7 @@ every figure to ``bench-results.json`` (git-ignored). One module per benchmark:
 :mod:`.traffic`         6. Telegram requests with 20 downloads in one chat
 :mod:`.memory`          7. RSS with many tracked / completed downloads
 :mod:`.scale`           8. ``ariabot run`` with 10,000 stored downloads: start-up, RSS, list
+:mod:`.links`           9. HTTP links: a file to 1 and 4 clients vs nginx; RSS (:mod:`.linkserve`)
 ======================  ==========================================================
 
 Everything runs on 127.0.0.1; every process a benchmark starts is stopped by it.

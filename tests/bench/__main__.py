@@ -28,7 +28,9 @@ from types import ModuleType
 from typing import Any
 
 from tests.bench import (
+    delivery,
     latency,
+    links,
     memory,
     monitor,
     recovery,
@@ -42,7 +44,7 @@ from tests.bench.common import BenchContext, BenchResult, Row
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
-    monitor, throughput, latency, recovery, startup, traffic, memory, scale,
+    monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 

@@ -27,6 +27,12 @@ What it imitates, because the bot's correctness depends on it:
   (``left`` for anyone never set) and ``getChatAdministrators`` lists the creator and the
   administrators that are not bots; in a private chat it fails as Telegram does ("there are
   no administrators in the private chat").
+* Documents: a multipart upload whose file is bigger than ``upload_limit`` (Telegram's 50 MB
+  by default; tests give a small one) is answered 413 "Request Entity Too Large" once its
+  body is read, as Telegram does; uploads are streamed to a SHA-1 (``UploadedFile.sha1``),
+  their bytes kept only up to ``keep_bytes``. With ``local_mode`` (a ``--local`` server)
+  ``sendDocument`` also takes a ``file://`` URI and reads that file from disk, up to
+  ``local_limit`` (2000 MB); without it a URI is a wrong file identifier, as in the cloud.
 * Errors: wrong token → 401 ``Unauthorized`` (what Telegram answers for a token of the right
   shape that it does not know; PTB raises InvalidToken), unknown method → 404, plus injected
   failures (:meth:`FakeTelegramServer.fail_next`), raw answers such as a malformed ``getMe``
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import itertools
 import json
 import math
@@ -58,9 +65,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 __all__ = [
     "BOT_USERNAME",
@@ -139,6 +148,10 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_DOWNLOAD = 20 * 1024 * 1024
 MAX_UPLOAD = 50 * 1024 * 1024
+MAX_LOCAL_UPLOAD = 2000 * 1024 * 1024
+KEEP_BYTES = 64 * 1024 * 1024
+TOO_LARGE = "Request Entity Too Large"
+_CHUNK = 256 * 1024
 
 # Form fields that are strings even when they look like JSON ("123", "true").
 _TEXT_FIELDS = frozenset({
@@ -238,11 +251,14 @@ def _is_group(chat_id: Any) -> bool:
 
 @dataclass(frozen=True)
 class UploadedFile:
-    """A file part of a multipart request, as the server received it."""
+    """A file part of a multipart request, as the server received it: its size and SHA-1
+    always, its bytes when it was at most the server's ``keep_bytes`` (else ``b""``)."""
 
     filename: str | None
     content_type: str
     data: bytes
+    size: int = -1
+    sha1: str = ""
 
 
 @dataclass(frozen=True)
@@ -255,6 +271,21 @@ class StoredFile:
     data: bytes
     file_name: str | None = None
     mime_type: str | None = None
+    size: int = -1
+    """Its size when ``data`` was not kept (a big upload); -1: ``len(data)``."""
+    sha1: str = ""
+    local_path: str | None = None
+    """The path it was read from, for a ``file://`` document (local mode)."""
+
+    @property
+    def file_size(self) -> int:
+        """Its size in bytes."""
+        return self.size if self.size >= 0 else len(self.data)
+
+    @property
+    def digest(self) -> str:
+        """Its SHA-1, hex."""
+        return self.sha1 or hashlib.sha1(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -448,14 +479,25 @@ class FakeTelegramServer:
         bot_username: the bot's ``username`` in ``getMe`` and in sent messages.
         host: the address to listen on (loopback by default; keep it that way).
         limits: the flood limits to enforce (Telegram's by default), or None for none.
+        upload_limit: the largest file of a multipart upload; bigger gets 413.
+        local_mode: behave like a Bot API server run with ``--local`` (``file://``
+            documents are read from disk).
+        local_limit: the largest ``file://`` document in local mode.
+        keep_bytes: uploads up to this size keep their bytes (bigger: size and SHA-1 only).
     """
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, bot_username: str = BOT_USERNAME,
-                 host: str = "127.0.0.1", limits: FloodLimits | None = FloodLimits()) -> None:
+                 host: str = "127.0.0.1", limits: FloodLimits | None = FloodLimits(),
+                 upload_limit: int = MAX_UPLOAD, local_mode: bool = False,
+                 local_limit: int = MAX_LOCAL_UPLOAD, keep_bytes: int = KEEP_BYTES) -> None:
         self.token = token
         self._flood = _FloodGate(limits) if limits is not None else None
         self._too_many = 0
         self.host = host
+        self.upload_limit = upload_limit
+        self.local_mode = local_mode
+        self.local_limit = local_limit
+        self.keep_bytes = keep_bytes
         self.bot_user: JSON = {
             "id": int(token.split(":", 1)[0]),
             "is_bot": True,
@@ -720,8 +762,10 @@ class FakeTelegramServer:
         self._members.setdefault(chat_id, {})[user_id] = status
 
     def add_file(self, data: bytes, *, file_name: str | None = None,
-                 mime_type: str | None = None, file_path: str | None = None) -> StoredFile:
-        """Register bytes for ``getFile`` and ``GET /file/bot<token>/<file_path>``."""
+                 mime_type: str | None = None, file_path: str | None = None,
+                 size: int = -1, sha1: str = "", local_path: str | None = None) -> StoredFile:
+        """Register bytes for ``getFile`` and ``GET /file/bot<token>/<file_path>`` (a big
+        upload: no bytes, its ``size`` and ``sha1``)."""
         number = next(self._file_numbers)
         suffix = file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else "bin"
         stored = StoredFile(
@@ -731,6 +775,9 @@ class FakeTelegramServer:
             data=data,
             file_name=file_name,
             mime_type=mime_type,
+            size=size,
+            sha1=sha1,
+            local_path=local_path,
         )
         self._files[stored.file_id] = stored
         return stored
@@ -881,7 +928,14 @@ class FakeTelegramServer:
         body: Any = None
         try:
             params = await self._read_params(request)
-            status, body = await self._dispatch(request.match_info["token"], method, params)
+            too_big = any(isinstance(v, UploadedFile) and v.size > self.upload_limit
+                          for v in params.values())
+            if too_big:
+                status, body = self._error(_ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                                     TOO_LARGE))
+            else:
+                status, body = await self._dispatch(request.match_info["token"], method,
+                                                    params)
         finally:
             self._record(Request(method, params, arrived, None if status is None else int(status),
                                  body if isinstance(body, dict) else None, request.method))
@@ -922,14 +976,39 @@ class FakeTelegramServer:
                     is_json_text = isinstance(value, str) and value[:1] in ("{", "[")
                     params[key] = (_decode_field(key, value)
                                    if is_json_text and key not in _TEXT_FIELDS else value)
+        elif request.content_type == "multipart/form-data":
+            params.update(await self._read_multipart(request))
         else:
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    params[key] = UploadedFile(value.filename, value.content_type,
-                                               value.file.read())
+                    data = value.file.read()
+                    params[key] = UploadedFile(value.filename, value.content_type, data,
+                                               len(data), hashlib.sha1(data).hexdigest())
                 else:
                     params[key] = _decode_field(key, value)
+        return params
+
+    async def _read_multipart(self, request: web.Request) -> dict[str, Any]:
+        """Stream a multipart body: files to a SHA-1 (bytes kept up to ``keep_bytes``), so a
+        1 GB test upload costs no memory here, and one too big is still read to its end."""
+        params: dict[str, Any] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename is None:
+                params[part.name] = _decode_field(part.name, await part.text())
+                continue
+            digest, size, kept = hashlib.sha1(), 0, bytearray()
+            while chunk := await part.read_chunk(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                if size <= self.keep_bytes:
+                    kept += chunk
+            params[part.name] = UploadedFile(
+                part.filename, part.headers.get("Content-Type", "application/octet-stream"),
+                bytes(kept) if size <= self.keep_bytes else b"", size, digest.hexdigest())
         return params
 
     async def _dispatch(self, token: str, method: str,
@@ -1041,7 +1120,7 @@ class FakeTelegramServer:
         document: JSON = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
+            "file_size": stored.file_size,
         }
         if stored.file_name is not None:
             document["file_name"] = stored.file_name
@@ -1230,12 +1309,12 @@ class FakeTelegramServer:
         stored = self._files.get(str(params.get("file_id", "")))
         if stored is None:
             raise _ApiError(HTTPStatus.BAD_REQUEST, INVALID_FILE_ID)
-        if len(stored.data) > MAX_DOWNLOAD:
+        if stored.file_size > MAX_DOWNLOAD:
             raise _ApiError(HTTPStatus.BAD_REQUEST, FILE_TOO_BIG)
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
+            "file_size": stored.file_size,
             "file_path": stored.file_path,
         }
 
@@ -1244,7 +1323,10 @@ class FakeTelegramServer:
         document = params.get("document")
         if isinstance(document, UploadedFile):
             stored = self.add_file(document.data, file_name=document.filename,
-                                   mime_type=document.content_type)
+                                   mime_type=document.content_type, size=document.size,
+                                   sha1=document.sha1)
+        elif self.local_mode and isinstance(document, str) and document.startswith("file://"):
+            stored = await self._local_document(document)
         elif isinstance(document, str) and document in self._files:
             stored = self._files[document]
         else:
@@ -1267,6 +1349,18 @@ class FakeTelegramServer:
         if markup is not None:
             message["reply_markup"] = markup
         return self._store(message)
+
+    async def _local_document(self, uri: str) -> StoredFile:
+        """A ``file://`` document in local mode: the server reads the file from disk."""
+        path = Path(unquote(urlsplit(uri).path))
+        try:
+            size, digest = await asyncio.to_thread(_hash_file, path)
+        except OSError:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, WRONG_FILE_IDENTIFIER) from None
+        if size > self.local_limit:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, FILE_TOO_BIG)
+        return self.add_file(b"", file_name=path.name, size=size, sha1=digest,
+                             local_path=str(path))
 
     async def _delete_message(self, params: dict[str, Any]) -> bool:
         message = self._existing(params, MESSAGE_TO_DELETE_NOT_FOUND)
@@ -1355,6 +1449,17 @@ class FakeTelegramServer:
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    if not path.is_absolute() or not path.is_file():
+        raise FileNotFoundError(path)
+    digest, size = hashlib.sha1(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _decode_field(key: str, value: str) -> Any:

@@ -19,7 +19,7 @@ from supervisor.layout import StateLayout
 from supervisor.process import Aria2Process, SupervisionPolicy
 from supervisor.rclone import mirror_uploader
 from supervisor.render import new_secret, pick_free_port, render_config
-from supervisor.root import _tell_manager, mirror_config
+from supervisor.root import _tell_manager, link_config, mirror_config
 from tests.runner import free_port
 
 
@@ -108,6 +108,7 @@ async def start_engine(
         aria2_version=aria2_version or locate_aria2c(str(aria2.binary))[1],
         enable_dht=settings.enable_dht,
         mirror=mirror_config(settings),
+        links=link_config(settings, layout),
     ), uploader=uploader)
     aria2.subscribe(lambda change: _tell_manager(manager, change))
     events: list[Event] = []

@@ -87,9 +87,12 @@ async def test_news_while_the_bot_was_down_arrives_once_and_edits_go_on_in_the_s
         finishing, finishing_message = await _start_download(stack, swarm, "outbox-a.bin", 811)
         going_on, going_on_message = await _start_download(stack, swarm, "outbox-b.bin", 812)
         await stack.bot.stop()  # the bot is down; the manager and aria2c go on
-    async with asyncio.timeout(LONG):  # no request to wake the server's wait_until
-        while _completed_at(stack, finishing) is None:
-            await asyncio.sleep(0.1)
+    completed = asyncio.Event()  # no request wakes the server's wait_until meanwhile
+    unsubscribe = stack.manager.subscribe(
+        lambda event: completed.set() if _completed_at(stack, finishing) else None)
+    if _completed_at(stack, finishing) is None:
+        await asyncio.wait_for(completed.wait(), LONG)
+    unsubscribe()
     assert _announced(stack, finishing) == []
     mark = server.mark()
     with swarm.throttled(HOLD):

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["bot", "supervisor"])
+@pytest.mark.parametrize("package", ["bot", "supervisor", "web"])
 def test_the_package_documents_and_exports_its_surface(package: str) -> None:
     loaded = importlib.import_module(package)
     assert loaded.__doc__ and loaded.__doc__.strip()

@@ -44,3 +44,22 @@ def test_callback_building_refuses_bad_values() -> None:
         callback_data("pause", 1, "keep")
     with pytest.raises(InvalidCallback):
         callback_data("pause", True)  # type: ignore[arg-type]
+
+
+def test_number_arguments_round_trip_for_file_buttons_only() -> None:
+    for data in ["sendfile:5:1", "sendfile:5:999999", "files:5:0", "files:5:12", "unsend:5"]:
+        assert parse_callback(data).encode() == data
+    assert parse_callback("sendfile:5:12").number == 12
+    assert parse_callback("files:5:0").number == 0
+    assert callback_data("sendfile", 10**12 - 1, 999_999) == "sendfile:999999999999:999999"
+    assert len(callback_data("sendfile", 10**12 - 1, 999_999).encode()) <= MAX_CALLBACK_BYTES
+
+
+@pytest.mark.parametrize("data", [
+    "sendfile:5", "sendfile:5:0", "sendfile:5:01", "sendfile:5:1000000", "sendfile:5:x",
+    "files:5", "files:5:00", "files:5:-1", "send:5:3", "status:1:2", "unsend:5:1",
+    "sendfile:5:1:2", "sendfile:0:1", "sendfile:5:\uff11",
+])
+def test_number_arguments_refuse_anything_else(data: str) -> None:
+    with pytest.raises(InvalidCallback):
+        parse_callback(data)

@@ -240,7 +240,7 @@ def sender(clock: FakeClock) -> FakeSender:
 async def board(clock: FakeClock, sender: FakeSender, tmp_path: Path) -> Iterator[OutboxBoard]:
     created = OutboxBoard(
         sender, FakeOutbox(), chat_folder=lambda chat: tmp_path / "torrents" / str(chat),
-        edit_interval=INTERVAL, upload_limit=MIB, admin_chat=-999, clock=clock,
+        edit_interval=INTERVAL, admin_chat=-999, clock=clock,
         sleep=clock.sleep, retry_delay=3.0,
     )
     yield created
@@ -490,12 +490,13 @@ async def test_completion_edits_and_sends_a_new_message(board: ProgressBoard,
     await assert_done_with(board, sender, clock)
 
 
-async def test_no_send_button_for_large_or_missing_files(board: ProgressBoard,
-                                                         sender: FakeSender,
-                                                         tmp_path: Path) -> None:
+async def test_send_button_for_any_size_but_not_for_missing_files(board: ProgressBoard,
+                                                                 sender: FakeSender,
+                                                                 tmp_path: Path) -> None:
     folder = tmp_path / "torrents" / str(CHAT)
     folder.mkdir(parents=True)
-    (folder / "big.bin").write_bytes(b"x" * (MIB + 1))
+    with (folder / "big.bin").open("wb") as big_file:
+        big_file.truncate(60 * MIB)  # sparse: above Telegram's 50 MB, it goes in parts
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"x")
     (folder / "link.bin").symlink_to(outside)
@@ -504,7 +505,10 @@ async def test_no_send_button_for_large_or_missing_files(board: ProgressBoard,
         board(TorrentCompleted(snapshot(100, id=number, state=TorrentState.COMPLETE,
                                         path=str(path))))
     await sent(sender, 4)
-    assert all(call.markup is None for call in sender.sends)
+    by_id = {int(call.text.split("(#")[1].split(")")[0]): call for call in sender.sends}
+    big = by_id[1].markup  # bigger than one upload: it goes in parts
+    assert big is not None and big.inline_keyboard[0][0].callback_data == "send:1"
+    assert all(by_id[n].markup is None for n in (2, 3, 4))
 
 
 async def test_failure_gets_a_new_message_with_the_reason(board: ProgressBoard,

@@ -1,0 +1,142 @@
+"""The embedded HTTP server of signed links: a download's page and its files.
+
+It runs on the same event loop as the bot and the manager, behind the owner's reverse proxy
+(``ARIABOT_PUBLIC_URL``), on loopback by default. It asks the manager what a link opens
+(:meth:`manager.TorrentManager.open_link`) at every request, so a link dies the moment its
+download is cancelled, purged or its files deleted; and it serves a file only by its number
+in that answer, never by a name or path taken from the URL.
+
+Why aiohttp: asyncio-native (no thread per client, the loop python-telegram-bot already
+runs), and its ``FileResponse`` does Range, ``If-Range`` and conditional requests and sends
+with ``sendfile(2)``: the file's bytes never pass through Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from aiohttp import web
+
+from manager import LinkExpired, LinkRefused, ManagerError, SharedDownload
+from web.fileresponse import OwnFileResponse
+from web.headers import content_disposition
+from web.pages import download_page, refusal_page
+
+__all__ = ["LinkOpener", "LinkServer", "build_app"]
+
+log = logging.getLogger(__name__)
+
+_COMMON = {
+    "Referrer-Policy": "no-referrer",  # the token is in the URL: never send it elsewhere
+    "X-Content-Type-Options": "nosniff",
+}
+_PAGE = {
+    **_COMMON,
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; media-src 'self'; "
+                               "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+}
+_FILE = {**_COMMON, "Cache-Control": "private, max-age=3600"}
+
+
+class LinkOpener(Protocol):
+    """What the server needs of the manager: what a link's token opens."""
+
+    async def open_link(self, token: str) -> SharedDownload:
+        """Raises LinkRefused (LinkExpired) for a link that serves nothing."""
+        ...
+
+
+def _page(status: int, title: str, text: str) -> web.Response:
+    return web.Response(status=status, text=refusal_page(title, text),
+                        content_type="text/html", charset="utf-8", headers=_PAGE)
+
+
+async def _open(opener: LinkOpener, token: str) -> SharedDownload | web.Response:
+    try:
+        return await opener.open_link(token)
+    except LinkExpired:
+        return _page(403, "This link has expired",
+                     "Ask the bot for a new one (/link with the download's number).")
+    except LinkRefused as error:
+        log.info("refused a link: %s", error)
+        return _page(403, "This link does not work",
+                     "It was never valid, or its download was cancelled, removed, or its "
+                     "files deleted.")
+    except ManagerError as error:
+        log.warning("could not open a link: %s", error)
+        return _page(503, "Try again later", "ariabot cannot answer right now.")
+
+
+def build_app(opener: LinkOpener) -> web.Application:
+    """The aiohttp application: ``/d/<token>`` (the page) and ``/d/<token>/<n>[/<name>]``
+    (file ``n`` of that download); everything else is 404."""
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        shared = await _open(opener, token)
+        if isinstance(shared, web.Response):
+            return shared
+        return web.Response(text=download_page(token, shared), content_type="text/html",
+                            charset="utf-8", headers=_PAGE)
+
+    async def file(request: web.Request) -> web.StreamResponse:
+        shared = await _open(opener, request.match_info["token"])
+        if isinstance(shared, web.Response):
+            return shared
+        number = request.match_info["number"]
+        served = shared.file(int(number)) if len(number) <= 6 else None
+        if served is None:
+            return _page(404, "No such file", "This download has no file with that number.")
+        log.debug("serving file %d of #%d", served.number, shared.id)
+        return OwnFileResponse(served.path, headers={
+            **_FILE, "Content-Disposition": content_disposition(served.name)})
+
+    async def not_found(_request: web.Request) -> web.StreamResponse:
+        return _page(404, "Not found", "There is nothing here.")
+
+    app = web.Application()
+    app.router.add_get("/d/{token}", page)
+    app.router.add_get(r"/d/{token}/{number:[0-9]+}", file)
+    app.router.add_get(r"/d/{token}/{number:[0-9]+}/{name}", file)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+class LinkServer:
+    """The HTTP server, started and stopped by the composition root.
+
+    Parameters:
+        opener: the manager (what a link opens).
+        host: the address to listen on (loopback by default, behind a reverse proxy).
+        port: the port; 0 picks a free one (see :attr:`port` once started).
+    """
+
+    def __init__(self, opener: LinkOpener, host: str, port: int) -> None:
+        self._runner = web.AppRunner(build_app(opener), access_log=None,
+                                     handle_signals=False, shutdown_timeout=2.0)
+        self._host = host
+        self._requested_port = port
+        self.port = port
+
+    async def start(self) -> None:
+        """Listen.
+
+        Raises:
+            OSError: the address cannot be bound (in use, not this machine's).
+        """
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._requested_port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        self.port = int(self._runner.addresses[0][1])
+        log.info("links are served on %s:%d", self._host, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening; downloads under way get two seconds to end."""
+        await self._runner.cleanup()
