@@ -3,21 +3,27 @@
 The real bot (python-telegram-bot) against the fake Bot API server, on the real manager,
 aria2c and swarm (the ``stack`` fixture of test_bot.py). A "restart of the bot" stops the
 Application and builds a new one on the same manager and store; nothing the old one held in
-memory survives, so the news can only come from what the store kept.
+memory survives, so the news can only come from what the store kept. The crash is real:
+``ariabot run`` killed with SIGKILL after the completion was stored, before its message got
+through, then started again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from bot.app import EmbeddedBot, build_application
 from manager import TorrentCompleted
 from supervisor.root import bot_config
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer, Request
 from tests.integration import test_bot
 from tests.integration.test_bot import LONG, MIB, USER, Stack, _download_id, _result_id
+from tests.runner import AriabotRun
 from tests.swarm import Swarm
 
 stack = test_bot.stack  # the fixture: fake Telegram + real bot + real manager and aria2c
@@ -30,11 +36,15 @@ HOLD = 128 * 1024
 """Seeder cap (bytes/s) that keeps a 2 MiB download unfinished until it is lifted."""
 
 
-def _announced(stack: Stack, download_id: int) -> list[int]:
+def _announced_in(server: FakeTelegramServer, download_id: int) -> list[int]:
     """Message ids of the accepted completion messages of ``download_id``."""
-    return [_result_id(r) for r in stack.server.requests
+    return [_result_id(r) for r in server.requests
             if r.method == "sendMessage" and r.status == 200
             and f"is downloaded (#{download_id})" in str(r.params.get("text"))]
+
+
+def _announced(stack: Stack, download_id: int) -> list[int]:
+    return _announced_in(stack.server, download_id)
 
 
 def _completed_at(stack: Stack, download_id: int) -> float | None:
@@ -114,3 +124,48 @@ async def test_news_while_the_bot_was_down_arrives_once_and_edits_go_on_in_the_s
                       or "Seeding" in text)
     await asyncio.sleep(2)
     assert (len(_announced(stack, finishing)), len(_announced(stack, going_on))) == (1, 1)
+
+
+async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after_restart(
+    tmp_path: Path, swarm: Swarm,
+) -> None:
+    seeded = swarm.add("outbox-kill.bin", 2 * MIB, seed=821)
+    data = tmp_path / "data"
+    async with FakeTelegramServer() as server:
+        env = {"ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN, "ARIABOT_TELEGRAM_API_URL": server.url,
+               "ARIABOT_ALLOWED_USERS": str(USER), "ARIABOT_SEED_TIME": "0"}
+        first = AriabotRun(data, env).start()
+        try:
+            await asyncio.to_thread(first.wait_ready, 60)
+            with swarm.throttled(HOLD):
+                mark = server.mark()
+                server.push_text(USER, USER, f"/torrent {seeded.magnet}")
+                reply = await stack_answer(server, mark, "#")
+            download_id = _download_id(reply.params["text"])
+            # Its first attempt fails; the next one (retry_delay later) never comes: kill -9.
+            server.fail_next("sendMessage", status=502,
+                             when=lambda p: "is downloaded" in str(p.get("text")))
+            await server.wait_for("sendMessage", lambda r: r.status == 502, since=mark,
+                                  timeout=LONG)
+            first.signal(signal.SIGKILL)
+            await asyncio.to_thread(first.wait_exit)
+        finally:
+            await asyncio.to_thread(first.stop)
+        assert _announced_in(server, download_id) == []
+        second = AriabotRun(data, env).start()
+        try:
+            await server.wait_until(lambda: _announced_in(server, download_id), timeout=LONG,
+                                    what="the completion message after the restart")
+            await asyncio.sleep(2)  # a duplicate would follow at once
+            assert len(_announced_in(server, download_id)) == 1
+        finally:
+            await asyncio.to_thread(second.stop)
+    assert "Traceback" not in first.output + second.output
+
+
+async def stack_answer(server: FakeTelegramServer, since: int, what: str) -> Request:
+    """The bot's next message to USER containing ``what``."""
+    return await server.wait_for("sendMessage", lambda r: r.status == 200
+                                 and r.params.get("chat_id") == USER
+                                 and what in str(r.params.get("text")), since=since,
+                                 timeout=LONG)

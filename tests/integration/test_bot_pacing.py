@@ -25,8 +25,10 @@ stack = test_bot.stack  # the fixture: fake Telegram + real bot + real manager a
 pytestmark = pytest.mark.slow
 
 MANY = 20
+SIZE = 256 * 1024
+"""Each of the MANY downloads: small, so that all finish within a moment of the cap's end."""
 HOLD = 64 * 1024
-"""Seeder cap (bytes/s, all torrents together) that keeps MANY 1 MiB downloads unfinished."""
+"""Seeder cap (bytes/s, all torrents together) that keeps MANY downloads unfinished."""
 FLOOD = 12
 """Commands one chat sends at once (each answered: a queue of ~8 s at 1 message/s)."""
 RETRY_AFTER = 2
@@ -71,7 +73,7 @@ async def test_twenty_commands_at_once_and_twenty_completions_together_get_no_42
     wide_stack: Stack, swarm: Swarm,
 ) -> None:
     stack, server = wide_stack, wide_stack.server
-    seeded = [swarm.add(f"pace-{i:02d}.bin", MIB, seed=700 + i) for i in range(MANY)]
+    seeded = [swarm.add(f"pace-{i:02d}.bin", SIZE, seed=700 + i) for i in range(MANY)]
     mark = server.mark()
     with swarm.throttled(HOLD):
         for torrent in seeded:
