@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -34,14 +33,16 @@ from telegram.ext import (
 
 from bot.auth import AuthGate
 from bot.config import BotConfig
-from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, OVERVIEWS, RIGHTS, BotContext
+from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, RIGHTS, BotContext
 from bot.delivery import Deliveries
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
+from bot.pacer import ChatPacer
 from bot.progress import ProgressBoard
 from bot.rights import GroupRights
 from bot.sender import BotSender
 from bot.startup import initialize
+from bot.updates import ChatOrderedUpdates
 from bot.views import COMMANDS
 from manager import TorrentManager
 
@@ -89,19 +90,20 @@ def build_application(
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
         .local_mode(config.local_mode)
-        .rate_limiter(AIORateLimiter())
+        .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
+        .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))
         .build()
     )
     sender = BotSender(application.bot)
     board = board_factory(sender) if board_factory else ProgressBoard(
-        sender, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
+        sender, manager, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
         admin_chat=config.admin_chat,
         mirror_button=config.mirror_button, link_button=config.link_button,
     )
     gate = AuthGate(config)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
-                                 OVERVIEWS: {}, GATE: gate,
+                                 GATE: gate,
                                  RIGHTS: GroupRights(application.bot),
                                  DELIVERIES: Deliveries(
                                      application.bot, limit=config.upload_limit,
@@ -187,6 +189,7 @@ class EmbeddedBot:
             except TelegramError as error:
                 log.warning("could not set the bot's command menu: %s", error.message)
             await app.start()
+            self.board.start()  # notices stored while the bot was down or Telegram away
             if self.config.uses_webhook:
                 await self._start_webhook()
             else:

@@ -14,12 +14,11 @@ if TYPE_CHECKING:
     from bot.progress import ProgressBoard
     from bot.rights import GroupRights
 
-__all__ = ["BOARD", "CONFIG", "DELIVERIES", "MANAGER", "OVERVIEWS", "RIGHTS", "BotContext"]
+__all__ = ["BOARD", "CONFIG", "DELIVERIES", "MANAGER", "RIGHTS", "BotContext"]
 
 MANAGER = "manager"
 CONFIG = "config"
 BOARD = "board"
-OVERVIEWS = "overviews"
 RIGHTS = "rights"
 DELIVERIES = "deliveries"
 """Keys of ``bot_data``; :func:`bot.app.build_application` fills them."""
@@ -42,11 +41,6 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     def board(self) -> ProgressBoard:
         """The live progress messages."""
         return cast("ProgressBoard", self.bot_data[BOARD])
-
-    @property
-    def overviews(self) -> dict[int, int]:
-        """Chat id → message id of that chat's latest /status overview."""
-        return cast(dict[int, int], self.bot_data[OVERVIEWS])
 
     @property
     def rights(self) -> GroupRights:

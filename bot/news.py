@@ -1,24 +1,34 @@
-"""News: the **new** messages the bot sends on its own, so the user is notified.
+"""News: the messages the bot sends on its own, from the manager's stored notices (the outbox).
 
-A completion (size, time taken, where, a "Send file" button for a single file on disk
-whatever its size, since a big one goes in parts, and a "Mirror" button when mirroring is
-on request), a failure (with the reason) and a mirror's outcome (where it went and its
-link, or rclone's reason) go to the download's chat, as a reply to its progress message;
-aria2c alerts go to the admin chat. Each is sent by a task of its own and retried a few
-times on 429 and network errors; a refusal (bad request, blocked bot) is final.
+The manager stores a notice with the change that causes it (a completion, a failure, a
+mirror's outcome, a final state, an aria2c alert: :mod:`manager.notices`). :class:`News` reads
+the pending ones (at start, and whenever an event may have brought one), sends each and marks
+it only when Telegram has confirmed it, so a notice outlives a restart, a crash and an outage
+of any length, and is sent once. A completion (size, time taken, where, a "Send file" button
+for a single file, a "Mirror" button when mirroring is on request, a "Get link" button when
+the link server is on), a
+failure (with the reason) and a mirror's outcome go to the download's chat as a reply to its
+progress message; a final state is the progress message's last edit (done by the board, see
+:meth:`bot.progress.ProgressBoard.show_final`); aria2c alerts go to the admin chat.
+
+Network errors, outages and 429s keep a notice pending, tried again after a delay that doubles
+up to :data:`MAX_RETRY_DELAY`; a refusal that no retry can change (chat not found, bot blocked
+or kicked, a download deleted meanwhile) drops it with a log line. The window for a duplicate
+is one SQLite write: the row is marked right after Telegram's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.files import deliverable_file
 from bot.sender import Sender, retry_seconds
@@ -32,11 +42,17 @@ from bot.views import (
     mirror_failed_text,
     relative_location,
 )
-from manager import Aria2Down, Aria2Fatal, Aria2Restarted, EngineEvent, Torrent
+from manager import DownloadNotFound, ManagerError, Notice, NoticeKind, Torrent
 
-__all__ = ["BoardStats", "News"]
+__all__ = ["MAX_RETRY_DELAY", "BoardStats", "News", "NoticeSource"]
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 30.0
+"""Longest wait between two attempts at one notice: a long outage is noticed this soon."""
+
+_ALERT_WORDS = {NoticeKind.ARIA2_DOWN: "down", NoticeKind.ARIA2_RESTARTED: "restarted",
+                NoticeKind.ARIA2_FATAL: "fatal"}
 
 
 @dataclass
@@ -51,19 +67,39 @@ class BoardStats:
     refused: int = 0
     notifications: int = 0
     """New messages sent: completions, failures, alerts."""
+    dropped: int = 0
+    """Notices given up: chat gone, bot blocked, download deleted."""
+
+
+class NoticeSource(Protocol):
+    """What :class:`News` needs of the manager (:class:`manager.TorrentManager` is one)."""
+
+    async def pending_notices(self, limit: int = 200) -> list[Notice]: ...
+
+    async def notice_done(self, notice_id: int, dropped: str | None = None) -> None: ...
+
+    async def notice_failed(self, notice_id: int) -> None: ...
+
+    async def get(self, download_id: int, chat_id: int | None = None) -> Torrent: ...
+
+
+class _Drop(Exception):
+    """A notice no retry can deliver; the message says why (for the log and the row)."""
 
 
 class News:
-    """Sends completions, failures and aria2c alerts as new messages.
+    """Sends the manager's pending notices, each once, and marks them.
 
     Parameters:
         sender: sends messages (:class:`~bot.sender.BotSender` in production).
+        notices: the manager's outbox.
         stats: the counters to bump (shared with the progress board).
+        show_final: does a download's last progress edit; True once it is on screen,
+            False when its message is gone (the board's :meth:`show_final`).
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
-        admin_chat: chat for aria2c alerts, or None.
-        sleep: ``asyncio.sleep``-like (injected by tests).
-        retry_delay: seconds before the first retry after a network error (grows by attempt).
-        attempts: tries for one message before giving up on it.
+        admin_chat: chat for aria2c alerts, or None (alerts are then dropped).
+        clock: monotonic clock; sleep: ``asyncio.sleep``-like (both injected by tests).
+        retry_delay: seconds before the second attempt at a notice (doubles each time).
         mirror_button: completion messages offer a "Mirror" button.
         link_button: completion messages offer a "Get link" button.
     """
@@ -71,100 +107,175 @@ class News:
     def __init__(
         self,
         sender: Sender,
+        notices: NoticeSource,
         stats: BoardStats,
         *,
+        show_final: Callable[[Torrent], Awaitable[bool]],
         chat_folder: Callable[[int], Path],
         admin_chat: int | None,
+        clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         retry_delay: float,
-        attempts: int,
         mirror_button: bool = False,
         link_button: bool = False,
     ) -> None:
         self._sender = sender
+        self._notices = notices
         self._stats = stats
+        self._show_final = show_final
         self._chat_folder = chat_folder
         self._admin_chat = admin_chat
+        self._clock = clock
         self._sleep = sleep
         self._retry_delay = retry_delay
-        self._attempts = attempts
         self._mirror_button = mirror_button
         self._link_button = link_button
+        self._wake = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._sending: dict[int, asyncio.Task[None]] = {}
+        self._due: dict[int, float] = {}
+        """Notice id → when it may be tried again (after a failed attempt)."""
         self._tasks = TaskSet()
+        self._closed = False
 
-    def completed(self, torrent: Torrent, reply_to: int | None) -> None:
-        """Tell ``torrent``'s chat it is downloaded (a reply to ``reply_to`` when given)."""
-        self._tasks.start(self._announce_completion(torrent, reply_to), "notify")
-
-    def failed(self, torrent: Torrent, reply_to: int | None) -> None:
-        """Tell ``torrent``'s chat it failed, with the manager's reason."""
-        self._tasks.start(self._deliver(torrent.chat_id, failure_text(torrent), None, reply_to),
-                          "notify")
-
-    def mirrored(self, torrent: Torrent, reply_to: int | None) -> None:
-        """Tell ``torrent``'s chat where its upload went (and its public link, if any)."""
-        self._tasks.start(self._deliver(torrent.chat_id, mirror_done_text(torrent), None,
-                                        reply_to), "notify")
-
-    def mirror_failed(self, torrent: Torrent, reply_to: int | None) -> None:
-        """Tell ``torrent``'s chat its upload failed for good, with rclone's reason."""
-        self._tasks.start(self._deliver(torrent.chat_id, mirror_failed_text(torrent), None,
-                                        reply_to), "notify")
-
-    def alert(self, event: EngineEvent) -> None:
-        """Tell the admin chat (if any) that aria2c went down, came back or gave up."""
-        if self._admin_chat is None:
+    def wake(self) -> None:
+        """Look for pending notices now (at start, and after an event that may bring one)."""
+        if self._closed:
             return
-        kind = ("fatal" if isinstance(event, Aria2Fatal)
-                else "restarted" if isinstance(event, Aria2Restarted)
-                else "down" if isinstance(event, Aria2Down) else None)
-        if kind is not None:
-            self._tasks.start(self._deliver(self._admin_chat,
-                                            engine_alert_text(kind, event.detail), None),
-                              "notify")
+        self._wake.set()
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read_forever(),
+                                                                  name="news")
 
     async def close(self, flush_timeout: float) -> None:
-        """Give pending news ``flush_timeout`` seconds to go out, then cancel the rest."""
+        """Give pending notices ``flush_timeout`` seconds to go out (one last read of the
+        outbox, then the sends), then stop; the rest stay stored for the next start."""
+        self._closed = True
+        self._wake.set()
+        if self._reader is not None:
+            await asyncio.wait({self._reader}, timeout=flush_timeout)
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
         await self._tasks.wait(flush_timeout)
         await self._tasks.cancel()
 
-    async def _announce_completion(self, torrent: Torrent, reply_to: int | None) -> None:
-        folder = self._chat_folder(torrent.chat_id)
-        location = relative_location(torrent.path, folder)
-        can_send = await asyncio.to_thread(deliverable_file, torrent.path, folder) is not None
-        await self._deliver(torrent.chat_id, completion_text(torrent, location),
-                            completion_keyboard(torrent, can_send=can_send,
-                                                can_mirror=self._mirror_button,
-                                                can_link=self._link_button),
-                            reply_to)
+    # --- reading the outbox --------------------------------------------------------------------
 
-    async def _deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
-                       reply_to: int | None = None) -> None:
-        """Send one new message, retrying on 429 and network errors a few times."""
-        for attempt in range(1, self._attempts + 1):
+    async def _read_forever(self) -> None:
+        while True:
+            self._wake.clear()
             try:
-                await self._sender.send(chat_id, text, markup, reply_to)
-            except RetryAfter as error:
-                self._stats.rate_limited += 1
-                await self._sleep(retry_seconds(error))
-            except BadRequest as error:
-                if reply_to is not None and "replied" in error.message.lower():
-                    reply_to = None  # the progress message was deleted: send it anyway
-                    continue
-                log.warning("Telegram refused a message to chat %s: %s", chat_id, error.message)
+                pending = await self._notices.pending_notices()
+            except ManagerError as error:
+                log.warning("cannot read the pending notices (%s); trying again", error)
+                await self._nap(self._retry_delay)
+                continue
+            now = self._clock()
+            for notice in pending:
+                if notice.id not in self._sending and self._due.get(notice.id, -math.inf) <= now:
+                    self._due.pop(notice.id, None)
+                    self._sending[notice.id] = self._tasks.start(self._send(notice),
+                                                                 f"notice-{notice.id}")
+            if self._closed:
+                return  # the last read, by close()
+            await self._nap(min(self._due.values(), default=math.inf) - now)
+
+    async def _nap(self, delay: float) -> None:
+        """Sleep until a notice is due again, or until :meth:`wake`."""
+        if self._wake.is_set():
+            return
+        waker = asyncio.ensure_future(self._wake.wait())
+        waiting = {waker}
+        if delay < math.inf:
+            waiting.add(asyncio.ensure_future(self._sleep(max(delay, 0.0))))
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in waiting:
+                future.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    # --- one notice --------------------------------------------------------------------------
+
+    async def _send(self, notice: Notice) -> None:
+        try:
+            await self._deliver(notice)
+        except _Drop as reason:
+            self._stats.dropped += 1
+            log.info("notice %s (%s) dropped: %s", notice.id, notice.kind.value, reason)
+            await self._mark(notice, dropped=str(reason))
+        except RetryAfter as error:
+            self._stats.rate_limited += 1
+            self._retry(notice, retry_seconds(error))
+        except TelegramError as error:  # network errors, outages, 5xx: stays pending
+            self._stats.network_errors += 1
+            delay = min(MAX_RETRY_DELAY, self._retry_delay * 2 ** notice.tries)
+            log.info("notice %s to chat %s not sent (%s); trying again in %.0fs", notice.id,
+                     notice.chat_id, error.message, delay)
+            self._retry(notice, delay)
+            await self._notices.notice_failed(notice.id)
+        else:
+            await self._mark(notice)
+        finally:
+            self._sending.pop(notice.id, None)
+
+    async def _mark(self, notice: Notice, dropped: str | None = None) -> None:
+        await self._notices.notice_done(notice.id, dropped)
+
+    def _retry(self, notice: Notice, delay: float) -> None:
+        self._due[notice.id] = self._clock() + delay
+        self._wake.set()  # the reader recomputes its nap
+
+    async def _deliver(self, notice: Notice) -> None:
+        """Send one notice; returns when Telegram confirmed it.
+
+        Raises:
+            _Drop: nothing can deliver it; TelegramError: try again later.
+        """
+        if notice.kind.is_engine:
+            if self._admin_chat is None:
+                raise _Drop("no admin chat")
+            text = engine_alert_text(_ALERT_WORDS[notice.kind], notice.detail)
+            await self._new_message(self._admin_chat, text, None, None)
+            return
+        assert notice.download_id is not None
+        try:
+            torrent = await self._notices.get(notice.download_id)
+        except DownloadNotFound:
+            raise _Drop("the download was deleted") from None
+        if notice.kind is NoticeKind.FINAL:
+            if not await self._show_final(torrent):
+                raise _Drop("the progress message is gone")
+            return
+        text, markup = await self._render(notice.kind, torrent)
+        await self._new_message(torrent.chat_id, text, markup, torrent.message_id)
+
+    async def _render(self, kind: NoticeKind,
+                      torrent: Torrent) -> tuple[str, InlineKeyboardMarkup | None]:
+        if kind is NoticeKind.COMPLETED:
+            folder = self._chat_folder(torrent.chat_id)
+            can_send = await asyncio.to_thread(deliverable_file, torrent.path,
+                                               folder) is not None
+            return (completion_text(torrent, relative_location(torrent.path, folder)),
+                    completion_keyboard(torrent, can_send=can_send,
+                                        can_mirror=self._mirror_button,
+                                        can_link=self._link_button))
+        if kind is NoticeKind.FAILED:
+            return failure_text(torrent), None
+        if kind is NoticeKind.MIRRORED:
+            return mirror_done_text(torrent), None
+        return mirror_failed_text(torrent), None
+
+    async def _new_message(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
+                           reply_to: int | None) -> None:
+        try:
+            await self._sender.send(chat_id, text, markup, reply_to)
+        except BadRequest as error:  # before TelegramError: a 400 is final (chat not found…)
+            if reply_to is not None and "replied" in error.message.lower():
+                # The progress message was deleted: the news goes out on its own.
+                await self._new_message(chat_id, text, markup, None)
                 return
-            except Forbidden as error:
-                log.info("cannot write to chat %s (%s)", chat_id, error.message)
-                return
-            except NetworkError as error:
-                self._stats.network_errors += 1
-                log.info("sending to chat %s failed (%s), attempt %d", chat_id, error.message,
-                         attempt)
-                await self._sleep(self._retry_delay * attempt)
-            except TelegramError as error:
-                log.warning("sending to chat %s failed: %s", chat_id, error.message)
-                return
-            else:
-                self._stats.notifications += 1
-                return
-        log.warning("gave up sending a message to chat %s", chat_id)
+            raise _Drop(f"Telegram refused it: {error.message}") from None
+        except Forbidden as error:
+            raise _Drop(f"cannot write to chat {chat_id}: {error.message}") from None
+        self._stats.notifications += 1

@@ -20,7 +20,10 @@ way (bytes, speed, ETA; 5 points of the upload, or a change of the mirror's stat
 edit), and the message is kept until the mirror ends.
 
 News (completion, failure, a mirror's outcome, aria2c alerts) gets a **new** message
-instead: the board hands those events to :class:`bot.news.News`.
+instead, from the manager's stored notices: an event that may bring one wakes
+:class:`bot.news.News`. A final state's edit is a stored notice too, so that a restart or an
+outage cannot leave a message at "downloading 80 %": News asks :meth:`ProgressBoard.show_final`
+for it, which keeps to the rules above and answers once the final text is on screen.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,7 @@ from typing import Any
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
-from bot.news import BoardStats, News
+from bot.news import BoardStats, News, NoticeSource
 from bot.sender import Sender, is_gone, is_not_modified, retry_seconds
 from bot.tasks import TaskSet
 from bot.views import markup_key, progress_keyboard, progress_percent, progress_text
@@ -52,6 +56,9 @@ from manager import (
     TorrentFailed,
 )
 
+_NEWSWORTHY = (TorrentCompleted, TorrentFailed, MirrorDone, MirrorFailed)
+"""Events whose change the store wrote with a notice (final states too: see ``_settled``)."""
+
 __all__ = ["PROGRESS_STEP", "BoardStats", "ProgressBoard"]
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,9 @@ PROGRESS_STEP = 5
 """Percent points progress must move before a message is edited for progress alone."""
 
 _MAX_ORPHANS = 256
+_MAX_FINISHED = 512
+"""Downloads whose final text the board remembers having shown (a late final-edit notice
+then costs no request)."""
 
 
 @dataclass
@@ -81,6 +91,10 @@ class _Slot:
     urgent: int = 0
     """Bumped by every button press; an edit done for the current value clears the need."""
     urgent_done: int = 0
+    shown: Torrent | None = None
+    """The snapshot whose text is on screen (None: not known, e.g. after a restart)."""
+    finals: list[tuple[Torrent, asyncio.Future[bool]]] = field(default_factory=list)
+    """:meth:`ProgressBoard.show_final` calls waiting for their snapshot's state on screen."""
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -103,11 +117,22 @@ def _settled(torrent: Torrent) -> bool:
     return torrent.state.is_final and (torrent.mirror is None or torrent.mirror.state.is_final)
 
 
+def _shows(shown: Torrent | None, wanted: Torrent) -> bool:
+    """The text on screen (of ``shown``) says as much as ``wanted``'s final edit would: the
+    download's final state, and the mirror's end when ``wanted`` has one."""
+    if shown is None or not shown.state.is_final:
+        return False
+    if wanted.mirror is None or not wanted.mirror.state.is_final:
+        return True
+    return shown.mirror is not None and shown.mirror.state.is_final
+
+
 class ProgressBoard:
     """Keeps every download's progress message up to date; subscribe it to the manager.
 
     Parameters:
         sender: sends and edits messages (:class:`BotSender` in production).
+        notices: the manager's outbox, which the news is sent from.
         chat_folder: chat id → the chat's download folder (for "where" and "Send file").
         edit_interval: least seconds between two edits of one message.
         admin_chat: chat for aria2c alerts, or None.
@@ -115,8 +140,8 @@ class ProgressBoard:
         link_button: completion messages offer a "Get link" button.
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
-        retry_delay: seconds before retrying after a network or 5xx error.
-        notify_attempts: tries for one new message before giving up on it.
+        retry_delay: seconds before retrying after a network or 5xx error (news: the
+            first retry; it doubles).
         chat_interval: least seconds between two progress edits in one chat, whichever
             messages they are (Telegram allows about one message per second per chat).
     """
@@ -124,6 +149,7 @@ class ProgressBoard:
     def __init__(
         self,
         sender: Sender,
+        notices: NoticeSource,
         *,
         chat_folder: Callable[[int], Path],
         edit_interval: float = 10.0,
@@ -133,7 +159,6 @@ class ProgressBoard:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
-        notify_attempts: int = 5,
         chat_interval: float = 1.0,
     ) -> None:
         self._sender = sender
@@ -145,13 +170,19 @@ class ProgressBoard:
         self._chat_turn: dict[int, float] = {}
         """Per chat: the earliest time the next progress edit may be sent."""
         self._slots: dict[int, _Slot] = {}
+        self._finished: OrderedDict[int, Torrent | None] = OrderedDict()
+        """Settled downloads: what their message last showed, None if it is gone."""
         self._workers = TaskSet()
         self._closed = False
         self.stats = BoardStats()
-        self._news = News(sender, self.stats, chat_folder=chat_folder,
-                          admin_chat=admin_chat, sleep=sleep,
-                          retry_delay=retry_delay, attempts=notify_attempts,
-                          mirror_button=mirror_button, link_button=link_button)
+        self._news = News(sender, notices, self.stats, show_final=self.show_final,
+                          chat_folder=chat_folder, admin_chat=admin_chat, clock=clock,
+                          sleep=sleep, retry_delay=retry_delay, mirror_button=mirror_button,
+                          link_button=link_button)
+
+    def start(self) -> None:
+        """Send what is pending in the outbox (news from before a restart, an outage)."""
+        self._news.wake()
 
     # --- the subscriber ------------------------------------------------------------------------
 
@@ -160,7 +191,7 @@ class ProgressBoard:
         if self._closed:
             return
         if isinstance(event, EngineEvent):
-            self._news.alert(event)
+            self._news.wake()
             return
         if not isinstance(event, TorrentEvent) or event.torrent.chat_id == 0:
             return  # chat 0: added by the local CLI, nobody to tell
@@ -175,14 +206,8 @@ class ProgressBoard:
                 slot.message_id = torrent.message_id
         if torrent.state.is_final:
             slot.confirm = False
-        if isinstance(event, TorrentCompleted):
-            self._news.completed(torrent, slot.message_id)
-        elif isinstance(event, TorrentFailed):
-            self._news.failed(torrent, slot.message_id)
-        elif isinstance(event, MirrorDone):
-            self._news.mirrored(torrent, slot.message_id)
-        elif isinstance(event, MirrorFailed):
-            self._news.mirror_failed(torrent, slot.message_id)
+        if isinstance(event, _NEWSWORTHY) or _settled(torrent):
+            self._news.wake()
         self._kick(slot)
 
     # --- what the handlers call ----------------------------------------------------------------
@@ -202,6 +227,7 @@ class ProgressBoard:
         slot.shown_markup = markup_key(markup)
         slot.shown_key = _state_key(torrent, False)
         slot.shown_percent = progress_percent(torrent)
+        slot.shown = torrent
         slot.not_before = self._clock() + self.edit_interval
         self._kick(slot)
 
@@ -221,6 +247,63 @@ class ProgressBoard:
             slot.confirm = confirm and not torrent.state.is_final
         slot.urgent += 1
         self._kick(slot)
+
+    async def show_final(self, torrent: Torrent) -> bool:
+        """Have the final state of ``torrent`` (a snapshot read from the manager) on its
+        progress message, edited by the rules of this board; for a final-edit notice.
+
+        Returns:
+            True once the text on screen shows it (at once if it already does), False if the
+            message is gone (deleted, bot blocked) or there is none.
+        """
+        if self._closed:
+            raise asyncio.CancelledError  # stopping: the notice stays pending
+        if torrent.message_id is None:
+            return False
+        if torrent.id in self._finished:  # settled here before: gone (None), or shown
+            shown = self._finished[torrent.id]
+            if shown is None or _shows(shown, torrent):
+                return shown is not None
+        slot = self._slots.get(torrent.id)
+        if slot is None:
+            slot = self._slot_for(torrent, torrent.message_id)
+        elif slot.gone:
+            return False
+        elif slot.message_id is None:
+            slot.message_id = torrent.message_id
+        if _shows(slot.shown, torrent):
+            return True
+        if not slot.latest.state.is_final:
+            slot.latest = torrent  # a restart: nothing newer is known
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        slot.finals.append((torrent, answer))
+        self._kick(slot)
+        return await answer
+
+    def _answer_finals(self, slot: _Slot) -> None:
+        """Answer the :meth:`show_final` calls that the text on screen (or its loss) settles."""
+        waiting = []
+        for wanted, answer in slot.finals:
+            if answer.done():
+                continue
+            if slot.gone:
+                answer.set_result(False)
+            elif _shows(slot.shown, wanted):
+                answer.set_result(True)
+            else:
+                waiting.append((wanted, answer))
+        slot.finals = waiting
+
+    def _release(self, slot: _Slot) -> None:
+        """Forget a settled slot; remember what it showed, for a late final-edit notice."""
+        self._answer_finals(slot)
+        if self._slots.get(slot.download_id) is slot:
+            self._slots.pop(slot.download_id, None)
+        if slot.shown is not None or slot.gone:
+            self._finished[slot.download_id] = None if slot.gone else slot.shown
+            self._finished.move_to_end(slot.download_id)
+            while len(self._finished) > _MAX_FINISHED:
+                self._finished.popitem(last=False)
 
     def _slot_for(self, torrent: Torrent, message_id: int) -> _Slot:
         """The slot of ``torrent`` (made if new), now showing as ``message_id``."""
@@ -251,7 +334,9 @@ class ProgressBoard:
         if self._wants_edit(slot):
             slot.task = self._workers.start(self._work(slot), f"progress-{slot.download_id}")
         elif _settled(slot.latest):
-            self._slots.pop(slot.download_id, None)
+            self._release(slot)
+        else:
+            self._answer_finals(slot)
 
     def _wants_edit(self, slot: _Slot) -> bool:
         if slot.message_id is None:
@@ -325,17 +410,25 @@ class ProgressBoard:
                 self.stats.edits += 1
             self._mark(slot, snapshot, confirm, shown, urgent, edited=True)
         slot.task = None
-        if _settled(slot.latest) and self._slots.get(slot.download_id) is slot:
-            self._slots.pop(slot.download_id, None)
+        self._after_work(slot)
+
+    def _after_work(self, slot: _Slot) -> None:
+        """A worker ended: let go of a settled slot; a gone message answers its finals."""
+        if _settled(slot.latest):
+            self._release(slot)
+        else:
+            self._answer_finals(slot)
 
     def _mark(self, slot: _Slot, snapshot: Torrent, confirm: bool,
               shown: tuple[str, tuple[Any, ...]], urgent: int, *, edited: bool) -> None:
         slot.shown_text, slot.shown_markup = shown
         slot.shown_key = _state_key(snapshot, confirm)
         slot.shown_percent = progress_percent(snapshot)
+        slot.shown = snapshot
         slot.urgent_done = max(slot.urgent_done, urgent)
         if edited:
             slot.not_before = self._clock() + self.edit_interval
+        self._answer_finals(slot)
 
     async def _nap(self, slot: _Slot, delay: float) -> None:
         """Sleep ``delay`` seconds, or less when a button press wakes the slot."""

@@ -3,7 +3,9 @@
 :class:`Sender` is the one seam between the progress board / news and the Bot API, so unit
 tests drive both with a fake. The helpers classify PTB's errors the same way everywhere:
 "not modified" is a success, a vanished message or chat is given up, ``RetryAfter`` is read
-in seconds whichever type PTB gives.
+in seconds whichever type PTB gives. :class:`BotSender` tags each request with its
+:class:`~bot.pacing.Priority` (news are new messages, the board's are edits) for the
+:class:`~bot.pacer.ChatPacer` that paces every chat.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter
+from telegram.ext import ExtBot
+
+from bot.pacing import Priority
 
 __all__ = ["BotSender", "Sender", "is_gone", "is_not_modified", "retry_seconds"]
 
@@ -62,11 +67,12 @@ class Sender(Protocol):
 
 
 class BotSender:
-    """:class:`Sender` on a real :class:`telegram.Bot` (HTML, no link previews)."""
+    """:class:`Sender` on a real bot (HTML, no link previews): new messages are news (sent
+    first), edits are progress (sent last); see :mod:`bot.pacing`."""
 
     _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: ExtBot[Any]) -> None:
         self._bot = bot
 
     async def send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
@@ -77,6 +83,7 @@ class BotSender:
         message = await self._bot.send_message(
             chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
             link_preview_options=self._NO_PREVIEW, reply_parameters=reply,
+            rate_limit_args=Priority.NEWS,
         )
         return message.message_id
 
@@ -86,4 +93,5 @@ class BotSender:
         await self._bot.edit_message_text(
             text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
             reply_markup=markup, link_preview_options=self._NO_PREVIEW,
+            rate_limit_args=Priority.EDIT,
         )

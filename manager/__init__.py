@@ -3,13 +3,14 @@
 The surface the bot and the supervisor use: :class:`TorrentManager` (the façade, built
 from an :class:`Aria2Rpc`, a :class:`Store` and a :class:`ManagerConfig`), the snapshots it
 returns (:class:`Torrent`, :class:`FileEntry`, :class:`AddResult`), the events it emits,
+the stored notices the bot must send (:class:`Notice`, :class:`NoticeKind`: the outbox),
 the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud is done
 through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
-:func:`find_magnets` and :func:`human_size` (byte counts in words,
-the same everywhere). The modules behind the façade (intake,
-control, sync, statuses, metadata, retention, contents, live, ...) are its own.
+:func:`find_magnets` and :func:`human_size` (byte counts in words, the same everywhere).
+The modules behind the façade (intake, control, sync, statuses, metadata, retention,
+contents, live, outbox, ...) are its own.
 """
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
@@ -58,6 +59,7 @@ from manager.intake import AddResult
 from manager.links import DownloadLink, SharedDownload, SharedFile
 from manager.magnets import find_magnets
 from manager.models import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
+from manager.notices import Notice, NoticeKind
 from manager.store import Store
 from manager.units import human_size
 from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
@@ -97,6 +99,8 @@ __all__ = [
     "MirrorOff",
     "MirrorState",
     "NotEnoughSpace",
+    "Notice",
+    "NoticeKind",
     "SharedDownload",
     "SharedFile",
     "SourceKind",

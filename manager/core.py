@@ -41,7 +41,9 @@ from manager.metadata import MetadataCheck
 from manager.mirrorfiles import own_files
 from manager.mirrors import Mirrors
 from manager.models import FileEntry, Torrent, TorrentState
+from manager.notices import Notice
 from manager.notifications import ListenerHealth, NotificationListener
+from manager.outbox import Outbox
 from manager.retention import Retention
 from manager.space import SpaceCheck
 from manager.statuses import StatusApplier
@@ -103,6 +105,7 @@ class TorrentManager:
                                 stop_seeding=self._control.stop_seeding)
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
+        self._outbox = Outbox(store, self._publisher)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
         self._started = False
@@ -123,6 +126,7 @@ class TorrentManager:
             await self.reconcile()
         self._sync.start_polling()
         await self._mirrors.start()
+        await self._outbox.forget_old()
         self._started = True
 
     async def close(self) -> None:
@@ -132,6 +136,7 @@ class TorrentManager:
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
+        await self._outbox.close()
 
     def listener_health(self) -> ListenerHealth | None:
         """How aria2's notification listener is doing; None before :meth:`start`."""
@@ -151,7 +156,7 @@ class TorrentManager:
         """aria2c died or hung; calls fail until :meth:`aria2_up`."""
         if self._sync.aria2_up:
             self._sync.aria2_up = False
-            self._publisher.emit(Aria2Down(detail))
+            self._outbox.alert(Aria2Down(detail))
 
     def aria2_up(self, session_id: str, detail: str = "") -> None:
         """aria2c answers again with a new session: reconcile everything."""
@@ -161,12 +166,12 @@ class TorrentManager:
             return  # start() reconciles on its own
         self._sync.schedule_reconcile()
         if was_down:
-            self._publisher.emit(Aria2Restarted(detail or "aria2c is running again", session_id))
+            self._outbox.alert(Aria2Restarted(detail or "aria2c is running again", session_id))
 
     def aria2_fatal(self, detail: str) -> None:
         """aria2c could not be kept alive; ariabot is about to exit."""
         self._sync.aria2_up = False
-        self._publisher.emit(Aria2Fatal(detail))
+        self._outbox.alert(Aria2Fatal(detail))
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -269,6 +274,29 @@ class TorrentManager:
     async def set_message(self, download_id: int, message_id: int) -> None:
         """Remember which chat message shows this download's progress."""
         await self._control.set_message(download_id, message_id)
+
+    # --- what the chats must be told (the outbox) ---------------------------------------------
+
+    async def pending_notices(self, limit: int = 200) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first: a download's are stored with the
+        change that causes them (see :mod:`manager.notices`), so none is lost to a crash."""
+        return await self._outbox.pending(limit)
+
+    async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
+        """Mark a notice sent (Telegram confirmed it) or, with ``dropped``, given up (why)."""
+        await self._outbox.done(notice_id, dropped)
+
+    async def notice_failed(self, notice_id: int) -> None:
+        """Count a failed attempt at a notice; it stays pending."""
+        await self._outbox.failed(notice_id)
+
+    async def overview_message(self, chat_id: int) -> int | None:
+        """The message id of the chat's overview (``/status``), if one is stored."""
+        return await self.store.overview_message(chat_id)
+
+    async def set_overview_message(self, chat_id: int, message_id: int) -> None:
+        """Remember the message id of the chat's overview, across restarts."""
+        await self.store.set_overview_message(chat_id, message_id)
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 

@@ -19,8 +19,10 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Activity",
+    "ChatView",
     "Download",
     "MirrorJob",
+    "Notice",
     "SchemaVersion",
     "Tables",
     "bind_tables",
@@ -110,6 +112,41 @@ class MirrorJob(_Base):
     class Meta:
         table_name = "mirrors"
         indexes = ((("state",), False),)
+
+
+class Notice(_Base):
+    """The outbox: something a chat must be told, written in the same transaction as the
+    change that causes it and kept until the bot says Telegram has it (``sent_at``).
+
+    ``chat_id`` None is the admin chat (aria2c alerts). The row's id is the event's
+    idempotency key: one change writes one row, and a row is sent until it is marked.
+    """
+
+    id = peewee.AutoField()
+    kind = peewee.CharField(max_length=16)
+    download_id = peewee.IntegerField(null=True)
+    chat_id = peewee.BigIntegerField(null=True)
+    detail = peewee.TextField(default="")
+    created_at = peewee.DateTimeField()
+    tries = peewee.IntegerField(default=0)
+    sent_at = peewee.DateTimeField(null=True)
+    dropped = peewee.TextField(null=True)
+    """Why it was given up instead of sent (chat gone, bot blocked, download deleted)."""
+
+    class Meta:
+        table_name = "notices"
+        indexes = ((("sent_at", "id"), False), (("download_id",), False))
+
+
+class ChatView(_Base):
+    """Per chat, the message ids the bot keeps editing beyond one download (the ``/status``
+    overview), so that a restart finds them again."""
+
+    chat_id = peewee.BigIntegerField(primary_key=True)
+    overview_message_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "chat_views"
 
 
 class SchemaVersion(_Base):
@@ -214,10 +251,40 @@ def _migration_0003_mirrors(migrator: SchemaMigrator, database: peewee.Database)
     database.create_tables([FrozenMirror])
 
 
+def _migration_0004_outbox(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 4: the notices outbox and the chats' stored message ids. Frozen copies."""
+
+    class FrozenNotice(peewee.Model):
+        id = peewee.AutoField()
+        kind = peewee.CharField(max_length=16)
+        download_id = peewee.IntegerField(null=True)
+        chat_id = peewee.BigIntegerField(null=True)
+        detail = peewee.TextField(default="")
+        created_at = peewee.DateTimeField()
+        tries = peewee.IntegerField(default=0)
+        sent_at = peewee.DateTimeField(null=True)
+        dropped = peewee.TextField(null=True)
+
+        class Meta:
+            table_name = "notices"
+            indexes = ((("sent_at", "id"), False), (("download_id",), False))
+
+    class FrozenChatView(peewee.Model):
+        chat_id = peewee.BigIntegerField(primary_key=True)
+        overview_message_id = peewee.BigIntegerField(null=True)
+
+        class Meta:
+            table_name = "chat_views"
+
+    database.bind([FrozenNotice, FrozenChatView])
+    database.create_tables([FrozenNotice, FrozenChatView])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
     _migration_0003_mirrors,
+    _migration_0004_outbox,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 
@@ -231,6 +298,8 @@ class Tables:
     download: type[Download]
     activity: type[Activity]
     mirror: type[MirrorJob]
+    notice: type[Notice]
+    chat_view: type[ChatView]
     schema_version: type[SchemaVersion]
 
 
@@ -250,6 +319,8 @@ def bind_tables(database: peewee.Database) -> Tables:
         download=_bound(Download, database),
         activity=_bound(Activity, database),
         mirror=_bound(MirrorJob, database),
+        notice=_bound(Notice, database),
+        chat_view=_bound(ChatView, database),
         schema_version=_bound(SchemaVersion, database),
     )
 

@@ -19,6 +19,7 @@ from playhouse.db_url import connect
 
 from manager.dbthread import DatabaseThread
 from manager.errors import StoreError
+from manager.notices import COALESCED, Notice, NoticeKind, download_notices, mirror_notices
 from manager.schema import Tables, bind_tables, upgrade
 
 __all__ = [
@@ -339,6 +340,9 @@ class Store:
                 download_id,
             ))
 
+        notices = [(download_id, kind) for download_id, values in changes.items()
+                   for kind in download_notices(values)]
+
         def write() -> None:
             param = self._db.param
             with self._db.atomic():
@@ -351,6 +355,8 @@ class Store:
                         f'WHERE "id" = {param}',
                         rows,
                     )
+                for download_id, kind in notices:
+                    self._write_notice(download_id, kind, now)
 
         await self._run(write)
 
@@ -358,10 +364,12 @@ class Store:
         """Remove downloads from the list (their files are not touched); returns the count."""
         def write() -> int:
             table = self._tables.download
-            mirrors = self._tables.mirror
+            mirrors, notices = self._tables.mirror, self._tables.notice
+            gone = list(download_ids)
             with self._db.atomic():
-                mirrors.delete().where(mirrors.download_id.in_(list(download_ids))).execute()
-                return table.delete().where(table.id.in_(list(download_ids))).execute()
+                mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
+                notices.delete().where(notices.download_id.in_(gone)).execute()
+                return table.delete().where(table.id.in_(gone)).execute()
 
         return await self._run(write)
 
@@ -403,8 +411,9 @@ class Store:
                 )
                 if rows:
                     gone = [r["id"] for r in rows]
-                    mirrors = self._tables.mirror
+                    mirrors, notices = self._tables.mirror, self._tables.notice
                     mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
+                    notices.delete().where(notices.download_id.in_(gone)).execute()
                     table.delete().where(table.id.in_(gone)).execute()
             return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
                     for row in rows]
@@ -490,12 +499,102 @@ class Store:
 
         def write() -> MirrorRecord | None:
             table = self._tables.mirror
+            now = _now()
             with self._db.atomic():
-                table.update(**values, updated_at=_now()).where(
+                table.update(**values, updated_at=now).where(
                     table.download_id == download_id).execute()
+                for kind in mirror_notices(values):
+                    self._write_notice(download_id, kind, now)
             return self._mirror(download_id)
 
         return await self._run(write)
+
+    # --- notices (the outbox) ---------------------------------------------------------------
+
+    def _write_notice(self, download_id: int, kind: NoticeKind, now: datetime) -> None:
+        """Inside a write's transaction: the notice ``kind`` for the download's chat.
+
+        None for a download of the local CLI (chat 0: nobody to tell), no final edit for a
+        download without a progress message, and one pending final edit per download.
+        """
+        table, notice = self._tables.download, self._tables.notice
+        where = (table.id == download_id) & (table.chat_id != 0)
+        if kind is NoticeKind.FINAL:
+            where &= table.message_id.is_null(False)
+        if kind in COALESCED:
+            pending = (notice.select(notice.id).where(
+                (notice.download_id == download_id) & (notice.kind == kind.value)
+                & notice.sent_at.is_null()))
+            where &= ~peewee.fn.EXISTS(pending)
+        source = table.select(peewee.Value(kind.value), table.id, table.chat_id,
+                              peewee.Value(""), peewee.Value(now), peewee.Value(0)).where(where)
+        notice.insert_from(source, [notice.kind, notice.download_id, notice.chat_id,
+                                    notice.detail, notice.created_at, notice.tries]).execute()
+
+    async def add_notice(self, kind: NoticeKind, detail: str) -> None:
+        """Store an aria2c alert for the admin chat (no download's change goes with it)."""
+        def write() -> None:
+            self._tables.notice.insert(kind=kind.value, download_id=None, chat_id=None,
+                                       detail=detail, created_at=_now()).execute()
+
+        await self._run(write)
+
+    async def pending_notices(self, limit: int = 200) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first."""
+        def query() -> list[Notice]:
+            notice = self._tables.notice
+            rows = (notice.select().where(notice.sent_at.is_null())
+                    .order_by(notice.id).limit(limit))
+            return [Notice(row.id, NoticeKind(row.kind), row.download_id, row.chat_id,
+                           row.detail, row.created_at, row.tries) for row in rows]
+
+        return await self._run(query)
+
+    async def notice_done(self, notice_id: int, *, dropped: str | None = None) -> None:
+        """Mark a notice sent (Telegram confirmed it) or given up (``dropped`` says why)."""
+        def write() -> None:
+            notice = self._tables.notice
+            notice.update(sent_at=_now(), dropped=dropped).where(
+                notice.id == notice_id).execute()
+
+        await self._run(write)
+
+    async def notice_failed(self, notice_id: int) -> None:
+        """Count a failed attempt (network, outage): the next one waits longer."""
+        def write() -> None:
+            notice = self._tables.notice
+            notice.update(tries=notice.tries + 1).where(notice.id == notice_id).execute()
+
+        await self._run(write)
+
+    async def forget_sent_notices(self, before: datetime) -> int:
+        """Remove notices marked before ``before``; returns how many."""
+        def write() -> int:
+            notice = self._tables.notice
+            return notice.delete().where(notice.sent_at < before).execute()
+
+        return await self._run(write)
+
+    # --- chats' stored message ids ------------------------------------------------------
+
+    async def overview_message(self, chat_id: int) -> int | None:
+        """The message id of the chat's ``/status`` overview, if one is stored."""
+        def query() -> int | None:
+            view = self._tables.chat_view
+            row = view.select().where(view.chat_id == chat_id).first()
+            return row.overview_message_id if row else None
+
+        return await self._run(query)
+
+    async def set_overview_message(self, chat_id: int, message_id: int) -> None:
+        """Store the message id of the chat's ``/status`` overview."""
+        def write() -> None:
+            view = self._tables.chat_view
+            (view.insert(chat_id=chat_id, overview_message_id=message_id)
+             .on_conflict(conflict_target=[view.chat_id],
+                          update={view.overview_message_id: message_id}).execute())
+
+        await self._run(write)
 
     # --- activity --------------------------------------------------------------------------
 

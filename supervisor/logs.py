@@ -146,9 +146,6 @@ def setup_logging(
     root.setLevel(level)
     # httpx logs one INFO line per request: with long polling that is noise every 10 s.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
-    # PTB's rate limiter logs a traceback for every 429 it passes on; the bot's ProgressBoard
-    # handles (and logs) RetryAfter itself, so that traceback is noise, not an error.
-    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
     return formatter
 
 

@@ -153,7 +153,7 @@ async def _status(press: _Press, context: BotContext) -> None:
     except BadRequest as error:
         if not is_not_modified(error):
             raise
-    context.overviews[press.chat_id] = press.message_id
+    await context.manager.set_overview_message(press.chat_id, press.message_id)
     await press.query.answer()
 
 

@@ -89,8 +89,8 @@ async def status(update: Update, context: BotContext) -> None:
     text, markup = status_view(torrents, 0)
     sent = await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
                                     link_preview_options=NO_PREVIEW)
-    previous = context.overviews.get(chat_id)
-    context.overviews[chat_id] = sent.message_id
+    previous = await context.manager.overview_message(chat_id)  # stored: survives a restart
+    await context.manager.set_overview_message(chat_id, sent.message_id)
     if previous is not None and previous != sent.message_id:
         with contextlib.suppress(TelegramError):  # already deleted, or too old to delete
             await context.bot.delete_message(chat_id, previous)

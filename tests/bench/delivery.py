@@ -120,9 +120,9 @@ async def _send(server: FakeTelegramServer, path: Path, size: int, limit: int,
 
 async def _measure(path: Path, size: int, limit: int) -> dict[str, dict[str, Any]]:
     results = {}
-    async with FakeTelegramServer(upload_limit=limit, keep_bytes=0) as cloud:
+    async with FakeTelegramServer(upload_limit=limit, keep_bytes=0, limits=None) as cloud:
         results["cloud"] = await _send(cloud, path, size, limit, local_mode=False)
-    async with FakeTelegramServer(local_mode=True, keep_bytes=0) as local:
+    async with FakeTelegramServer(local_mode=True, keep_bytes=0, limits=None) as local:
         results["local"] = await _send(local, path, size, 2000 * MIB, local_mode=True)
     return results
 

@@ -38,8 +38,17 @@ What it imitates, because the bot's correctness depends on it:
   failures (:meth:`FakeTelegramServer.fail_next`), raw answers such as a malformed ``getMe``
   (:meth:`FakeTelegramServer.answer_next`) and outages (:meth:`FakeTelegramServer.outage`).
 
+* Flood limits (:class:`FloodLimits`, on by default; ``limits=None`` turns them off): Telegram's
+  published ones, from the Bot FAQ "My bot is hitting limits, how do I avoid this?"
+  (core.telegram.org/bots/faq): "avoid sending more than one message per second" in a chat
+  ("we may allow short bursts"), "not more than 20 messages per minute to the same group",
+  "not more than 30 messages per second or so" for bulk notifications. Each message a chat
+  gets (sent, edited, uploaded: :data:`FLOOD_LIMITED`) that breaks one of them is answered
+  with 429 "Too Many Requests: retry after N" and ``parameters.retry_after`` like Telegram,
+  and counted (:attr:`FakeTelegramServer.too_many`).
+
 Not imitated: MarkdownV2 parsing (text is stored as sent), automatic url/mention entities,
-flood limits (inject 429 instead), inline mode, webhooks delivery (``setWebhook`` is recorded;
+long-message flood weight, inline mode, webhooks delivery (``setWebhook`` is recorded;
 :meth:`FakeTelegramServer.text_update` builds an update for the test to POST itself).
 """
 
@@ -50,6 +59,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,6 +77,7 @@ __all__ = [
     "CONFLICT_WEBHOOK",
     "DEFAULT_TOKEN",
     "FILE_DOWNLOAD",
+    "FLOOD_LIMITED",
     "MALFORMED_GET_ME",
     "MESSAGE_TO_DELETE_NOT_FOUND",
     "MESSAGE_TO_EDIT_NOT_FOUND",
@@ -74,6 +85,7 @@ __all__ = [
     "NO_ADMINS_IN_PRIVATE",
     "QUERY_INVALID",
     "FakeTelegramServer",
+    "FloodLimits",
     "Request",
     "StoredFile",
     "UploadedFile",
@@ -172,6 +184,69 @@ _MALFORMED_BODY = (
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
+
+
+FLOOD_LIMITED = frozenset({
+    "sendMessage", "editMessageText", "editMessageReplyMarkup", "sendDocument",
+})
+"""The methods that put a message into a chat, and so count against the flood limits."""
+
+
+@dataclass(frozen=True)
+class FloodLimits:
+    """Telegram's flood limits as this server enforces them (see the module docstring).
+
+    Telegram publishes no burst size ("short bursts"): this server allows ``chat_burst``
+    messages back to back in one chat, then one per ``1 / chat_rate`` seconds (a token
+    bucket). Groups (negative chat ids) also get at most ``group_per_minute`` in any 60 s,
+    and all chats together at most ``global_per_second`` in any second (sliding windows).
+    """
+
+    chat_rate: float = 1.0
+    chat_burst: int = 4
+    group_per_minute: int = 20
+    global_per_second: int = 30
+
+
+class _FloodGate:
+    """Decides, per arriving message, whether Telegram would answer 429 (and for how long)."""
+
+    def __init__(self, limits: FloodLimits) -> None:
+        self.limits = limits
+        self._buckets: dict[Any, tuple[float, float]] = {}  # chat → (tokens, at)
+        self._group_times: dict[Any, list[float]] = {}
+        self._all_times: list[float] = []
+
+    def admit(self, chat_id: Any, now: float) -> float:
+        """0 when the message may go (and it is counted), else the seconds to wait."""
+        limits = self.limits
+        tokens, at = self._buckets.get(chat_id, (float(limits.chat_burst), now))
+        tokens = min(float(limits.chat_burst), tokens + (now - at) * limits.chat_rate)
+        waits = [0.0]
+        if tokens < 1:
+            waits.append((1 - tokens) / limits.chat_rate)
+        group = self._group_times.setdefault(chat_id, []) if _is_group(chat_id) else None
+        if group is not None:
+            group[:] = [t for t in group if t > now - 60]
+            if len(group) >= limits.group_per_minute:
+                waits.append(group[0] + 60 - now)
+        self._all_times[:] = [t for t in self._all_times if t > now - 1]
+        if len(self._all_times) >= limits.global_per_second:
+            waits.append(self._all_times[0] + 1 - now)
+        wait = max(waits)
+        if wait > 0:
+            self._buckets[chat_id] = (tokens, now)
+            return wait
+        self._buckets[chat_id] = (tokens - 1, now)
+        if group is not None:
+            group.append(now)
+        self._all_times.append(now)
+        return 0.0
+
+
+def _is_group(chat_id: Any) -> bool:
+    """A group, supergroup or channel: a negative id or an ``@username``."""
+    return isinstance(chat_id, str) or (_is_int(chat_id) and chat_id < 0)
 
 
 @dataclass(frozen=True)
@@ -403,6 +478,7 @@ class FakeTelegramServer:
         token: the only token accepted; others get 401 Unauthorized.
         bot_username: the bot's ``username`` in ``getMe`` and in sent messages.
         host: the address to listen on (loopback by default; keep it that way).
+        limits: the flood limits to enforce (Telegram's by default), or None for none.
         upload_limit: the largest file of a multipart upload; bigger gets 413.
         local_mode: behave like a Bot API server run with ``--local`` (``file://``
             documents are read from disk).
@@ -411,10 +487,12 @@ class FakeTelegramServer:
     """
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, bot_username: str = BOT_USERNAME,
-                 host: str = "127.0.0.1", upload_limit: int = MAX_UPLOAD,
-                 local_mode: bool = False, local_limit: int = MAX_LOCAL_UPLOAD,
-                 keep_bytes: int = KEEP_BYTES) -> None:
+                 host: str = "127.0.0.1", limits: FloodLimits | None = FloodLimits(),
+                 upload_limit: int = MAX_UPLOAD, local_mode: bool = False,
+                 local_limit: int = MAX_LOCAL_UPLOAD, keep_bytes: int = KEEP_BYTES) -> None:
         self.token = token
+        self._flood = _FloodGate(limits) if limits is not None else None
+        self._too_many = 0
         self.host = host
         self.upload_limit = upload_limit
         self.local_mode = local_mode
@@ -437,6 +515,8 @@ class FakeTelegramServer:
         self._requests: list[Request] = []
         self._changed = asyncio.Event()
         self._failures: dict[str, list[_Failure]] = {}
+        self._bad_gateway_until = -math.inf
+        """Until this monotonic time every method answers 502 (a proxy without Telegram)."""
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
         self._poll_generation = 0
@@ -548,6 +628,11 @@ class FakeTelegramServer:
         await self.stop()
 
     # ------------------------------------------------------------------ test controls
+
+    def bad_gateway(self, seconds: float) -> None:
+        """Answer every call 502 "Bad Gateway" for ``seconds`` from now: Telegram is away,
+        the proxy in front of it answers."""
+        self._bad_gateway_until = time.monotonic() + seconds
 
     def fail_next(self, method: str, times: int = 1, status: int = 429,
                   retry_after: int | None = None, *, description: str | None = None,
@@ -712,6 +797,16 @@ class FakeTelegramServer:
         return copy.deepcopy(self._updates)
 
     # ------------------------------------------------------------------ inspection
+
+    @property
+    def too_many(self) -> int:
+        """429 answers the flood limits gave (injected failures are not counted)."""
+        return self._too_many
+
+    @property
+    def limits(self) -> FloodLimits | None:
+        """The flood limits enforced, or None."""
+        return self._flood.limits if self._flood is not None else None
 
     @property
     def requests(self) -> list[Request]:
@@ -925,9 +1020,19 @@ class FakeTelegramServer:
             return self._error(
                 _ApiError(HTTPStatus.NOT_FOUND, "Not Found: method not found")
             )
+        if time.monotonic() < self._bad_gateway_until:
+            return self._error(_ApiError(HTTPStatus.BAD_GATEWAY, "Bad Gateway"))
         failure = self._take_failure(method, params)
         if failure is not None:
             return failure
+        if self._flood is not None and method in FLOOD_LIMITED:
+            wait = self._flood.admit(params.get("chat_id"), time.monotonic())
+            if wait > 0:
+                self._too_many += 1
+                seconds = max(1, math.ceil(wait))
+                return self._error(_ApiError(
+                    HTTPStatus.TOO_MANY_REQUESTS, f"Too Many Requests: retry after {seconds}",
+                    {"retry_after": seconds}))
         try:
             result = await handler(params)
         except _ApiError as exc:

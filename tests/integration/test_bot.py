@@ -154,7 +154,7 @@ async def running_stack(engine_settings: Callable[..., Settings],
         await bot.start()
         yield built
     finally:
-        await bot.stop()
+        await built.bot.stop()  # a test may have replaced the bot (a restart of it)
         await asyncio.to_thread(listener.stop)
         await stop_engine(engine)
         await server.stop()

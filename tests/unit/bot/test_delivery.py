@@ -37,7 +37,7 @@ def _timedelta_durations(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeTelegramServer]:
-    async with FakeTelegramServer(upload_limit=LIMIT) as running:
+    async with FakeTelegramServer(upload_limit=LIMIT, limits=None) as running:
         yield running
 
 
@@ -158,7 +158,7 @@ async def test_local_mode_passes_the_file_by_path_and_parts_only_above_the_limit
     small, big = os.urandom(LIMIT), os.urandom(LIMIT * 2)
     (tmp_path / "small.bin").write_bytes(small)
     (tmp_path / "big.bin").write_bytes(big)
-    async with FakeTelegramServer(upload_limit=LIMIT, local_mode=True) as server:
+    async with FakeTelegramServer(upload_limit=LIMIT, local_mode=True, limits=None) as server:
         bot = await bot_on(server, local_mode=True)
         deliveries = Deliveries(bot, limit=LIMIT, local_mode=True, edit_interval=0.05)
         try:
@@ -233,7 +233,7 @@ async def test_memory_is_one_chunk_not_one_part(tmp_path: Path) -> None:
             reads.append(got)
             return got
 
-    async with FakeTelegramServer(upload_limit=4 * 1024 * 1024, keep_bytes=0) as server:
+    async with FakeTelegramServer(upload_limit=4 * 1024 * 1024, keep_bytes=0, limits=None) as server:
         bot = await bot_on(server)
         try:
             reader = Spy(path, 1024 * 1024, 2 * 1024 * 1024)

@@ -44,7 +44,9 @@ from tests.fakes.telegram_api import (
     CONFLICT_OTHER_POLL,
     NOT_MODIFIED,
     FakeTelegramServer,
+    FloodLimits,
     Request,
+    _FloodGate,
 )
 
 USER = 4242
@@ -187,7 +189,12 @@ async def test_command_gets_one_reply_and_bootstrap_is_recorded(
     assert harness.errors == []
 
 
-async def test_identical_edit_is_rejected_as_not_modified(server: FakeTelegramServer) -> None:
+async def test_identical_edit_is_rejected_as_not_modified() -> None:
+    async with FakeTelegramServer(limits=None) as server:  # six edits back to back
+        await _identical_edit_is_rejected_as_not_modified(server)
+
+
+async def _identical_edit_is_rejected_as_not_modified(server: FakeTelegramServer) -> None:
     harness = build_harness(server)
     async with harness.app:
         bot = harness.app.bot
@@ -443,3 +450,49 @@ async def test_chat_members_and_administrators_parse_in_ptb(server: FakeTelegram
     assert me.status == ChatMemberStatus.MEMBER
     with pytest.raises(ValueError, match="status must be one of"):
         server.set_member(group, 6, "king")
+
+
+# --- flood limits --------------------------------------------------------------------------------
+
+async def _send_many(server: FakeTelegramServer, chats: list[int]) -> list[tuple[int, Any]]:
+    """One sendMessage per entry of ``chats``, as fast as one client can, in order."""
+    url = f"{server.url}/bot{server.token}/sendMessage"
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for chat in chats:
+            async with session.post(url, json={"chat_id": chat, "text": "x"}) as answer:
+                answers.append((answer.status, await answer.json()))
+    return answers
+
+
+async def test_a_chat_gets_its_burst_then_429_with_retry_after(
+    server: FakeTelegramServer,
+) -> None:
+    burst = FloodLimits().chat_burst
+    answers = await _send_many(server, [1001] * (burst + 1) + [1002])
+    assert [status for status, _ in answers] == [200] * burst + [429, 200]
+    assert answers[burst][1] == {"ok": False, "error_code": 429,
+                                 "description": "Too Many Requests: retry after 1",
+                                 "parameters": {"retry_after": 1}}
+    assert server.too_many == 1
+
+
+def test_a_group_gets_twenty_a_minute() -> None:
+    gate = _FloodGate(FloodLimits(chat_rate=1000, chat_burst=1000))
+    assert [gate.admit(-100555, i / 10) for i in range(20)] == [0.0] * 20
+    assert gate.admit(-100555, 2.0) == pytest.approx(58.0)  # the first leaves the window at 60
+    assert gate.admit(1001, 2.0) == 0.0  # a private chat is not a group
+    assert gate.admit(-100555, 60.0) == 0.0
+
+
+def test_thirty_a_second_across_chats() -> None:
+    gate = _FloodGate(FloodLimits())
+    assert [gate.admit(chat, chat / 100) for chat in range(1, 31)] == [0.0] * 30
+    assert gate.admit(31, 0.5) == pytest.approx(0.51)
+    assert gate.admit(31, 1.02) == 0.0
+
+
+async def test_limits_can_be_switched_off() -> None:
+    async with FakeTelegramServer(limits=None) as server:
+        answers = await _send_many(server, [1001] * 10)
+    assert {status for status, _ in answers} == {200} and server.too_many == 0

@@ -1,4 +1,5 @@
-"""ProgressBoard rules with an injected clock and a fake sender: no real sleeps."""
+"""ProgressBoard rules with an injected clock, a fake sender and an in-memory outbox: no
+real sleeps."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from bot.progress import ProgressBoard
 from bot.views import progress_keyboard, progress_text
 from manager import (
+    Aria2Down,
     Aria2Fatal,
     Aria2Restarted,
+    DownloadNotFound,
+    EngineEvent,
+    Event,
     Mirror,
     MirrorChanged,
     MirrorDone,
@@ -30,12 +35,14 @@ from manager import (
     TorrentAdded,
     TorrentCancelled,
     TorrentCompleted,
+    TorrentEvent,
     TorrentFailed,
     TorrentPaused,
     TorrentProgress,
     TorrentState,
     TorrentStateChanged,
 )
+from manager.notices import Notice, NoticeKind
 
 MIB = 1024 * 1024
 CHAT = 42
@@ -141,6 +148,73 @@ class FakeSender:
         return [c for c in self.calls if c.kind == "send"]
 
 
+_ALERTS = {Aria2Down: NoticeKind.ARIA2_DOWN, Aria2Restarted: NoticeKind.ARIA2_RESTARTED,
+           Aria2Fatal: NoticeKind.ARIA2_FATAL}
+_NEWS = {TorrentCompleted: NoticeKind.COMPLETED, TorrentFailed: NoticeKind.FAILED,
+         MirrorDone: NoticeKind.MIRRORED, MirrorFailed: NoticeKind.MIRROR_FAILED}
+
+
+class FakeOutbox:
+    """The manager's outbox in memory: :meth:`record` stores the notices the store writes
+    with an event's change (see :mod:`manager.notices`); marks are kept for assertions."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Notice] = {}
+        self.marked: dict[int, tuple[NoticeKind, str | None]] = {}
+        self.torrents: dict[int, Torrent] = {}
+        self._ids = itertools.count(1)
+
+    def record(self, event: Event) -> None:
+        if isinstance(event, EngineEvent):
+            self._add(_ALERTS[type(event)], None, None, event.detail)
+            return
+        assert isinstance(event, TorrentEvent)
+        torrent = self.torrents[event.torrent.id] = event.torrent
+        if torrent.chat_id == 0:
+            return
+        if (kind := _NEWS.get(type(event))) is not None:
+            self._add(kind, torrent.id, torrent.chat_id)
+        mirror_final = torrent.mirror is not None and torrent.mirror.state.is_final
+        final = (torrent.state.is_final and torrent.mirror is None) or mirror_final or (
+            isinstance(event, (TorrentCancelled, TorrentFailed, TorrentCompleted))
+            and torrent.state.is_final)
+        if final and torrent.message_id is not None:
+            self._add(NoticeKind.FINAL, torrent.id, torrent.chat_id)
+
+    def _add(self, kind: NoticeKind, download_id: int | None, chat_id: int | None,
+             detail: str = "") -> None:
+        notice_id = next(self._ids)
+        self.pending[notice_id] = Notice(notice_id, kind, download_id, chat_id, detail,
+                                         datetime(2024, 1, 1), 0)
+
+    async def pending_notices(self, limit: int = 200) -> list[Notice]:
+        return list(self.pending.values())[:limit]
+
+    async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
+        self.marked[notice_id] = (self.pending.pop(notice_id).kind, dropped)
+
+    async def notice_failed(self, notice_id: int) -> None:
+        notice = self.pending[notice_id]
+        self.pending[notice_id] = dataclasses.replace(notice, tries=notice.tries + 1)
+
+    async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
+        if download_id not in self.torrents:
+            raise DownloadNotFound(f"no #{download_id}")
+        return self.torrents[download_id]
+
+
+class OutboxBoard(ProgressBoard):
+    """The board as the manager feeds it: each event's notices are stored before it."""
+
+    def __init__(self, sender: FakeSender, outbox: FakeOutbox, **options: Any) -> None:
+        super().__init__(sender, outbox, **options)
+        self.outbox = outbox
+
+    def __call__(self, event: Event) -> None:
+        self.outbox.record(event)
+        super().__call__(event)
+
+
 def snapshot(done_percent: float = 0, **changes: Any) -> Torrent:
     total = 100 * MIB
     base = Torrent(
@@ -163,9 +237,9 @@ def sender(clock: FakeClock) -> FakeSender:
 
 
 @pytest.fixture
-async def board(clock: FakeClock, sender: FakeSender, tmp_path: Path) -> Iterator[ProgressBoard]:
-    created = ProgressBoard(
-        sender, chat_folder=lambda chat: tmp_path / "torrents" / str(chat),
+async def board(clock: FakeClock, sender: FakeSender, tmp_path: Path) -> Iterator[OutboxBoard]:
+    created = OutboxBoard(
+        sender, FakeOutbox(), chat_folder=lambda chat: tmp_path / "torrents" / str(chat),
         edit_interval=INTERVAL, admin_chat=-999, clock=clock,
         sleep=clock.sleep, retry_delay=3.0,
     )
@@ -514,7 +588,7 @@ async def test_local_downloads_and_closed_board_are_ignored(board: ProgressBoard
 
 async def test_close_flushes_pending_notifications(clock: FakeClock, sender: FakeSender,
                                                    tmp_path: Path) -> None:
-    board = ProgressBoard(sender, chat_folder=lambda chat: tmp_path, clock=clock,
+    board = OutboxBoard(sender, FakeOutbox(), chat_folder=lambda chat: tmp_path, clock=clock,
                           sleep=clock.sleep, admin_chat=1)
     board(Aria2Fatal("gave up"))
     attach(board, snapshot(0))
@@ -619,3 +693,88 @@ async def test_a_retry_edits_at_once_and_a_failure_is_one_message(
         "after 4 attempts: gone\nThe files on this server are kept. Try again with /mirror 1.")
     await clock.advance(INTERVAL)
     await assert_done_with(board, sender, clock)
+
+
+# --- the outbox: notices are marked only once Telegram has them ----------------------------------
+
+async def test_a_notice_stays_pending_through_errors_and_is_marked_once_sent(
+    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    sender.send_failures += [NetworkError("Bad Gateway"), TimedOut(), NetworkError("Bad Gateway")]
+    board(TorrentFailed(snapshot(10, message_id=None, state=TorrentState.ERROR, error="x")))
+    await settle()
+    [pending] = board.outbox.pending.values()
+    assert len(sender.sends) == 1 and pending.tries == 1
+    await clock.advance(3)  # retry_delay, then doubling: 3, 6, 12
+    await clock.advance(6)
+    assert len(sender.sends) == 3 and board.outbox.pending
+    await clock.advance(11.9)
+    assert len(sender.sends) == 3
+    await clock.advance(0.1)
+    assert len(sender.sends) == 4
+    assert board.outbox.pending == {} and list(board.outbox.marked.values()) == [
+        (NoticeKind.FAILED, None)]
+    await clock.advance(INTERVAL * 10)
+    assert len(sender.sends) == 4
+
+
+async def test_notices_nobody_can_receive_are_dropped_with_the_reason(
+    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    sender.send_failures += [Forbidden("bot was blocked by the user"),
+                             BadRequest("Chat not found")]
+    board(TorrentFailed(snapshot(10, id=1, message_id=None, state=TorrentState.ERROR)))
+    board(TorrentFailed(snapshot(10, id=2, message_id=None, state=TorrentState.ERROR)))
+    await settle()
+    board.outbox._add(NoticeKind.COMPLETED, 77, CHAT)  # a download deleted meanwhile
+    board.start()
+    await settle()
+    reasons = " | ".join(sorted(str(dropped) for _, dropped in board.outbox.marked.values()))
+    assert len(board.outbox.marked) == 3 and board.outbox.pending == {}
+    assert reasons == ("Telegram refused it: Chat not found | cannot write to chat 42: bot "
+                       "was blocked by the user | the download was deleted")
+    assert board.stats.dropped == 3 and len(sender.sends) == 2
+
+
+async def test_a_final_edit_left_from_before_a_restart_is_done_once(
+    clock: FakeClock, sender: FakeSender, tmp_path: Path,
+) -> None:
+    outbox = FakeOutbox()
+    outbox.record(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
+    board = OutboxBoard(sender, outbox, chat_folder=lambda chat: tmp_path, clock=clock,
+                        sleep=clock.sleep, edit_interval=INTERVAL)
+    board.start()  # a new process: the board has never seen this download
+    await settle()
+    assert len(sender.edits) == 1 and "Cancelled" in sender.edits[0].text
+    assert sender.edits[0].message_id == MESSAGE
+    assert list(outbox.marked.values()) == [(NoticeKind.FINAL, None)]
+    outbox.record(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
+    board.start()  # the same final state again: on screen already, no request
+    await settle()
+    assert len(sender.edits) == 1 and outbox.pending == {}
+    await board.close(flush_timeout=0)
+
+
+async def test_a_final_edit_of_a_deleted_message_is_dropped(
+    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    sender.edit_failures.append(BadRequest("Message to edit not found"))
+    board(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
+    await settle()
+    await clock.advance(INTERVAL)
+    assert list(board.outbox.marked.values()) == [(NoticeKind.FINAL,
+                                                   "the progress message is gone")]
+    assert len(sender.edits) == 1
+
+
+async def test_close_leaves_unsent_notices_stored(clock: FakeClock, sender: FakeSender,
+                                                  tmp_path: Path) -> None:
+    outbox = FakeOutbox()
+    board = OutboxBoard(sender, outbox, chat_folder=lambda chat: tmp_path, clock=clock,
+                        sleep=clock.sleep, admin_chat=1)
+    sender.send_failures.append(NetworkError("Bad Gateway"))
+    board(Aria2Down("hung"))
+    await settle()
+    await board.close(flush_timeout=0)
+    assert [n.kind for n in outbox.pending.values()] == [NoticeKind.ARIA2_DOWN]
+    assert outbox.marked == {}

@@ -148,7 +148,7 @@ async def test_a_version_2_database_gets_the_mirrors_table(tmp_path: Path) -> No
     again = Store(url)
     await again.open()
     try:
-        assert await schema_version(again) == SCHEMA_VERSION == 3
+        assert await schema_version(again) == SCHEMA_VERSION
         mirror = await again.start_mirror(download, chat_id=1, user_id=7, remote="dav:up",
                                           move=True, state="queued")
         assert (mirror.download_id, mirror.move, mirror.attempt) == (download, True, 0)
