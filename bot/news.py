@@ -171,6 +171,9 @@ class News:
                 await self._nap(self._retry_delay)
                 continue
             now = self._clock()
+            listed = {notice.id for notice in pending}
+            # A notice marked or deleted meanwhile (its download purged) is due no more.
+            self._due = {i: at for i, at in self._due.items() if i in listed}
             for notice in pending:
                 if notice.id not in self._sending and self._due.get(notice.id, -math.inf) <= now:
                     self._due.pop(notice.id, None)
@@ -214,6 +217,9 @@ class News:
                      notice.chat_id, error.message, delay)
             self._retry(notice, delay)
             await self._notices.notice_failed(notice.id)
+        except ManagerError as error:  # the store is busy or failing: not Telegram's doing
+            log.warning("notice %s not sent: %s; trying again", notice.id, error)
+            self._retry(notice, self._retry_delay)
         else:
             await self._mark(notice)
         finally:

@@ -273,8 +273,8 @@ class ProgressBoard:
             slot.message_id = torrent.message_id
         if _shows(slot.shown, torrent):
             return True
-        if not slot.latest.state.is_final:
-            slot.latest = torrent  # a restart: nothing newer is known
+        if not _shows(slot.latest, torrent):
+            slot.latest = torrent  # newer than what the board was told (e.g. a restart)
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         slot.finals.append((torrent, answer))
         self._kick(slot)

@@ -233,7 +233,8 @@ async def test_memory_is_one_chunk_not_one_part(tmp_path: Path) -> None:
             reads.append(got)
             return got
 
-    async with FakeTelegramServer(upload_limit=4 * 1024 * 1024, keep_bytes=0, limits=None) as server:
+    async with FakeTelegramServer(upload_limit=4 * 1024 * 1024, keep_bytes=0,
+                                  limits=None) as server:
         bot = await bot_on(server)
         try:
             reader = Spy(path, 1024 * 1024, 2 * 1024 * 1024)

@@ -162,6 +162,7 @@ class FakeOutbox:
         self.pending: dict[int, Notice] = {}
         self.marked: dict[int, tuple[NoticeKind, str | None]] = {}
         self.torrents: dict[int, Torrent] = {}
+        self.reads = 0
         self._ids = itertools.count(1)
 
     def record(self, event: Event) -> None:
@@ -188,6 +189,7 @@ class FakeOutbox:
                                          datetime(2024, 1, 1), 0)
 
     async def pending_notices(self, limit: int = 200) -> list[Notice]:
+        self.reads += 1
         return list(self.pending.values())[:limit]
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
@@ -778,3 +780,17 @@ async def test_close_leaves_unsent_notices_stored(clock: FakeClock, sender: Fake
     await board.close(flush_timeout=0)
     assert [n.kind for n in outbox.pending.values()] == [NoticeKind.ARIA2_DOWN]
     assert outbox.marked == {}
+
+
+async def test_a_notice_deleted_while_it_waits_to_be_retried_is_forgotten(
+    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+) -> None:
+    sender.send_failures.append(NetworkError("Bad Gateway"))
+    board(TorrentFailed(snapshot(10, message_id=None, state=TorrentState.ERROR)))
+    await settle()
+    board.outbox.pending.clear()  # the download was purged with its notices
+    await clock.advance(3)  # its retry time passes: one more read finds nothing
+    reads = board.outbox.reads
+    await clock.advance(INTERVAL)
+    await settle()
+    assert board.outbox.reads == reads and len(sender.sends) == 1  # no loop, no resend
