@@ -28,7 +28,6 @@ from telegram import (
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -39,6 +38,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.pacer import ChatPacer
 from tests.fakes.telegram_api import (
     BOT_USERNAME,
     CONFLICT_OTHER_POLL,
@@ -100,7 +100,7 @@ async def _document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(f"{len(data)} bytes")
 
 
-def build_harness(server: FakeTelegramServer, *, max_retries: int = 0,
+def build_harness(server: FakeTelegramServer, *, retries: int = 0,
                   token: str | None = None) -> Harness:
     """A real Application pointed at ``server`` with trivial handlers."""
     app = (
@@ -108,7 +108,7 @@ def build_harness(server: FakeTelegramServer, *, max_retries: int = 0,
         .token(token or server.token)
         .base_url(f"{server.url}/bot")
         .base_file_url(f"{server.url}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=max_retries))
+        .rate_limiter(ChatPacer(retries=retries))
         .build()
     )
     harness = Harness(app)
@@ -239,7 +239,7 @@ async def test_html_is_parsed_and_bad_markup_is_rejected(server: FakeTelegramSer
 async def test_429_is_retried_by_the_rate_limiter_and_delivered_once(
         server: FakeTelegramServer) -> None:
     server.fail_next("sendMessage", status=429, retry_after=1)
-    async with polling(build_harness(server, max_retries=2)) as harness:
+    async with polling(build_harness(server, retries=2)) as harness:
         server.push_text(CHAT, USER, "/ping")
         await server.wait_for("sendMessage", lambda r: r.status == 200)
 
@@ -249,15 +249,15 @@ async def test_429_is_retried_by_the_rate_limiter_and_delivered_once(
         "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
         "parameters": {"retry_after": 1},
     }
-    assert second.time - first.time >= 1.0  # retry_after + 0.1 s slack in AIORateLimiter
+    assert second.time - first.time >= 1.0  # the pacer holds the chat for retry_after
     assert [m["text"] for m in server.messages(CHAT)] == ["pong"]
     assert harness.errors == []
 
 
-async def test_429_reaches_the_handler_with_the_default_rate_limiter(
+async def test_429_reaches_the_handler_when_the_pacer_does_not_retry(
         server: FakeTelegramServer) -> None:
     server.fail_next("sendMessage", status=429, retry_after=3)
-    async with polling(build_harness(server)) as harness:  # AIORateLimiter(): max_retries=0
+    async with polling(build_harness(server)) as harness:  # retries=0
         server.push_text(CHAT, USER, "/ping")
         await harness.until(lambda: harness.errors)
 
