@@ -78,8 +78,8 @@ case "$cmd" in
         ensure_venv "[test]"
         "$VENV/bin/ruff" check .
         # Two workers: most tests wait on aria2c, a swarm or a fake server, so two run side by
-        # side on a 2-core machine in about half the time (ARIABOT_TEST_WORKERS=0: one process).
-        exec "$VENV/bin/python" -m pytest -n "${ARIABOT_TEST_WORKERS:-2}" --dist worksteal "$@"
+        # side on a 2-core machine in about half the time (TEST_WORKERS=0: one process).
+        exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal "$@"
         ;;
     bench)
         ensure_system_packages
