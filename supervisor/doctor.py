@@ -33,7 +33,7 @@ from supervisor.control import ControlClient, NotRunning
 from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
-from supervisor.linkkey import LinkKeyError, load_link_key
+from supervisor.linkkey import LinkKeyError, read_link_key
 from supervisor.logs import SecretMask
 from supervisor.parsers import split_listen
 from supervisor.rclone import (
@@ -386,8 +386,7 @@ def check_links(settings: Settings, running: bool) -> list[Check]:
     checks = []
     key = StateLayout(settings.data_dir).link_key
     try:
-        if key.exists():
-            load_link_key(key)
+        read_link_key(key)  # changes nothing: a missing or short key is made at start
     except LinkKeyError as error:
         checks.append(Check(False, f"link key: {error}", "ariabot makes a new one at start"))
     host, port = split_listen(settings.http_listen)
