@@ -270,6 +270,30 @@ def _print_rows(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str
     return 0
 
 
+def _print_files(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
+    """``ariabot files``: one numbered line per file, or why there is none."""
+    fields = {"select": _file_numbers(args.select)} if args.select else {}
+    listed = _ask(client, "files", id=args.id, **fields)["files"]
+    if not listed:
+        print(_no_files(_ask(client, "status", id=args.id)["torrent"]), file=out)
+        return 0
+    # Numbered as --select takes them: places in the list (pad files are not in it).
+    for number, entry in enumerate(listed, 1):
+        mark = "x" if entry["selected"] else " "
+        print(f"[{mark}] {number:>4}  {human_size(entry['length']):>10}  {entry['path']}",
+              file=out)
+    return 0
+
+
+def _no_files(torrent: dict[str, Any]) -> str:
+    """Why ``ariabot files`` lists nothing: a finished download's files are gone, or a
+    magnet's list comes only with its metadata."""
+    if torrent["state"] in _FINAL_STATES:
+        return f"#{torrent['id']} is {torrent['state']}: it has no files to list"
+    return (f"#{torrent['id']}: the file list is not known yet (it comes with the torrent's "
+            "metadata)")
+
+
 def _print_link(answer: dict[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     """``ariabot link``: the URL alone on stdout (for scripts), how long it works on stderr."""
     if args.json:
@@ -328,13 +352,7 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(torrent, indent=2) if args.json else _line(torrent), file=out)
         return 0
     if args.command == "files":
-        fields = {"select": _file_numbers(args.select)} if args.select else {}
-        # Numbered as --select takes them: places in the list (pad files are not in it).
-        for number, entry in enumerate(_ask(client, "files", id=args.id, **fields)["files"], 1):
-            mark = "x" if entry["selected"] else " "
-            print(f"[{mark}] {number:>4}  {human_size(entry['length']):>10}  "
-                  f"{entry['path']}", file=out)
-        return 0
+        return _print_files(client, args, out)
     if args.command == "purge":
         answer = _ask(client, "purge", older_than_days=args.older_than,
                       delete_files=args.delete_files)

@@ -92,6 +92,9 @@ def test_pause_resume_cancel_with_delete(run: AriabotRun, swarm: Swarm) -> None:
         assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
     assert not (run.data_dir / "downloads" / "torrents" / "0" / "cli-slow.bin").exists()
     assert cli(run, "status", "99").returncode == 1
+    gone = cli(run, "files", "1")  # nothing to show says why, as 'list' says "no downloads"
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout == "#1 is cancelled: it has no files to list\n"
 
 
 def test_restart_of_ariabot_mid_download_resumes_the_same_row(
