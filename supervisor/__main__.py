@@ -32,6 +32,7 @@ from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.rclone import RcloneUnusable, mirror_uploader
 from supervisor.root import serve
+from supervisor.statedirs import state_dirs_problem
 
 __all__ = ["build_parser", "main"]
 
@@ -399,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
     except ConfigError as error:
         print(f"ariabot: configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = state_dirs_problem(settings, downloads=args.command == "run")
+    if problem is not None:
+        print(f"ariabot: configuration error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.command != "run":
         for variable in unknown_variables(os.environ):

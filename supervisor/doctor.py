@@ -44,6 +44,7 @@ from supervisor.rclone import (
     remote_name,
     remote_names,
 )
+from supervisor.statedirs import directory_problem
 
 __all__ = [
     "MIN_FREE_DATA",
@@ -420,6 +421,15 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                environ: Mapping[str, str] | None = None) -> list[Check]:
     """Every check, in the order a newcomer would fix them (``environ``: ``os.environ``)."""
     layout = StateLayout(settings.data_dir)
+    if directory_problem(settings.data_dir) is None:
+        running = lock_holder(layout.lock) is not None
+        instance = [*check_links(settings, running=running), *check_telegram(settings),
+                    check_bot_api(settings, timeout), check_instance(layout),
+                    *check_health(layout, timeout)]
+    else:  # its ✘ line is above; the lock, the key and the socket live in it
+        instance = [*check_telegram(settings), check_bot_api(settings, timeout),
+                    Check(None, "links and running instances not checked",
+                          "they need a usable data dir (ARIABOT_DATA_DIR)")]
     return [
         _config_ok(settings),
         *check_variables(os.environ if environ is None else environ),
@@ -430,11 +440,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                         MIN_FREE_DOWNLOADS, disk_usage),
         *check_dht(settings),
         *check_rclone(settings, max(timeout, 20.0)),
-        *check_links(settings, running=lock_holder(layout.lock) is not None),
-        *check_telegram(settings),
-        check_bot_api(settings, timeout),
-        check_instance(layout),
-        *check_health(layout, timeout),
+        *instance,
     ]
 
 

@@ -161,6 +161,45 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2, args
 
 
+BAD_DATA_DIR_COMMANDS = [["list"], ["status"], ["status", "1"], ["log"], ["pause", "1"],
+                         ["files", "1"], ["purge", "--older-than", "0"], ["run"],
+                         ["add", "magnet:?xt=urn:btih:" + "ab" * 20]]
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_a_data_dir_that_is_no_directory_is_one_line_naming_the_setting(
+    tmp_path: Path, where: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    data_dir = blocker if where == "a file" else blocker / "data"
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(data_dir),
+           "ARIABOT_DOWNLOAD_DIR": str(tmp_path / "downloads")}
+    for args in BAD_DATA_DIR_COMMANDS:
+        result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"ariabot: configuration error: ARIABOT_DATA_DIR: {data_dir} "), (
+            args, line)
+        assert line.endswith("is not a directory" if where == "a file"
+                             else f"cannot be created: {blocker} is not a directory"), line
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # nothing created
+
+
+def test_a_bad_download_dir_stops_run_before_anything_is_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path / "data"),
+           "ARIABOT_DOWNLOAD_DIR": str(blocker)}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "run"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (f"ariabot: configuration error: ARIABOT_DOWNLOAD_DIR: {blocker} "
+                             "is not a directory\n")
+    assert not (tmp_path / "data").exists()
+
+
 def test_home_of_an_unknown_user_stops_run_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "ARIABOT_DATA_DIR": "~nosuchuser"}
     result = subprocess.run([sys.executable, "-m", "supervisor", "run"], env=env,
