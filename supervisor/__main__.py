@@ -1,9 +1,9 @@
 """``ariabot`` command line: ``ariabot run`` and the local control commands.
 
-``run`` starts everything; ``add``, ``list``, ``status``, ``pause``, ``resume``, ``cancel``,
-``files``, ``purge`` and ``log`` talk to that running instance through its control socket (see
-:mod:`supervisor.control`) and say so clearly when none is running. ``doctor`` checks the
-installation (see :mod:`supervisor.doctor`).
+``run`` starts everything; ``add``, ``list``, ``status``, ``wait``, ``pause``, ``resume``,
+``cancel``, ``files``, ``purge`` and ``log`` talk to that running instance through its control
+socket (see :mod:`supervisor.control`) and say so clearly when none is running. ``doctor``
+checks the installation (see :mod:`supervisor.doctor`).
 """
 
 from __future__ import annotations
@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", type=_download_id)
     cancel.add_argument("--delete-files", action="store_true",
                         help="also delete what it downloaded")
+    wait = commands.add_parser(
+        "wait", help="wait until a download is done, showing its progress as 'add --wait' "
+        "does; exit 0 when complete, 1 when it failed or was cancelled")
+    wait.add_argument("id", type=_download_id)
+    wait.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                      help="stop waiting after SECONDS and exit 4; the download goes on")
     mirror = commands.add_parser(
         "mirror", help="upload a finished download to the rclone destination "
         "(ARIABOT_RCLONE_REMOTE)")
@@ -365,6 +371,8 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         torrent = _ask(client, "mirror", id=args.id, stop=args.stop)["torrent"]
         print(_line(torrent), file=out)
         return 0
+    if args.command == "wait":
+        return _wait(client, args.id, out, args.timeout)
     if args.command == "link":
         return _print_link(_ask(client, "link", id=args.id), args, out)
     fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}

@@ -57,6 +57,24 @@ def test_add_magnet_wait_completes_byte_for_byte(run: AriabotRun, swarm: Swarm) 
     assert entry["path"] == str(folder / "cli-album")
 
 
+def test_wait_follows_an_existing_download_to_its_end_and_its_exit_says_how_it_ended(
+    run: AriabotRun, swarm: Swarm
+) -> None:
+    torrent = swarm.add("cli-waited.bin", 2 * MiB, seed=15)
+    assert cli(run, "add", torrent.magnet).returncode == 0
+    waited = cli(run, "wait", "1")
+    assert waited.returncode == 0, waited.stderr
+    assert waited.stdout.splitlines()[-1].startswith(("#1    seeding", "#1    complete"))
+    assert file_digests(run.data_dir / "downloads" / "torrents" / "0" / "cli-waited.bin") == (
+        torrent.digests)
+    assert cli(run, "cancel", "1").returncode == 0
+    cancelled = cli(run, "wait", "#1")
+    assert cancelled.returncode == 1
+    assert cancelled.stderr == "ariabot: #1 cancelled: no reason given\n"
+    unknown = cli(run, "wait", "9")
+    assert unknown.returncode == 1 and "#9" in unknown.stderr
+
+
 def test_add_torrent_file_into_a_chat_and_status_json(
     run: AriabotRun, swarm: Swarm, tmp_path: Path
 ) -> None:
