@@ -428,7 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         except KeyboardInterrupt:
             return 130
-    formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
+    secrets = [settings.token.reveal(), *(value.reveal() for value in settings.remote_secrets)]
+    formatter = setup_logging(settings.level, secrets, args.log_format)
     warn_unknown_variables(os.environ)
     try:
         aria2c, version = locate_aria2c(settings.aria2c)

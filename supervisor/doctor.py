@@ -369,7 +369,8 @@ def check_rclone(settings: Settings, timeout: float = 20.0) -> list[Check]:
             return [*checks, Check(False, f"no remote named {name!r} in the rclone config",
                                    "define it with 'rclone config', or fix "
                                    "ARIABOT_RCLONE_REMOTE")]
-    problem = probe_remote(binary, settings.rclone_config, settings.remote, timeout)
+    problem = probe_remote(binary, settings.rclone_config, settings.remote, timeout,
+                           settings.rclone_environment())
     if problem is not None:
         return [*checks, Check(False, f"the mirror destination {settings.remote} does not "
                                f"answer: {problem}", "check the remote with 'rclone lsf "
