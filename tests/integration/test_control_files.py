@@ -8,6 +8,7 @@ finished file: ariabot removes it once aria2c is gone, and at the next start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,21 +23,26 @@ from tests.swarm import Swarm, file_digests
 
 
 def _stop_aria2c_at_completion(run: AriabotRun, folder: Path, name: str) -> int:
-    """Freeze aria2c (SIGSTOP) as soon as the store has the download as seeding, while its
-    control file is still there; returns aria2c's pid."""
+    """Freeze aria2c (SIGSTOP) once the store has the download as seeding, its control file
+    beside the data as aria2 left it in the second after completion; returns its pid.
+
+    aria2 deletes the file at its next one-second tick, which may come before the freeze:
+    then the last copy aria2 wrote while downloading is put back, which is what an aria2c
+    killed before that tick leaves."""
     info = run.wait_ready()
     control = folder / f"{name}.aria2"
     completed = re.compile(r"download #1 \w+ -> seeding")
-
-    def seeding_with_control_file() -> bool:
-        return bool(completed.search(run.output)) and control.exists()
-
+    written = b""
     deadline = time.monotonic() + 60
-    while not seeding_with_control_file():
+    while not completed.search(run.output):
         assert time.monotonic() < deadline, run.output[-3000:]
-        assert not completed.search(run.output), "aria2 removed the control file first"
-        time.sleep(0.002)  # a tight watch: the window is aria2's one-second auto-save tick
+        with contextlib.suppress(OSError):
+            written = control.read_bytes() or written
+        time.sleep(0.002)  # a tight watch of a file aria2 rewrites every second
     os.kill(info["aria2c_pid"], signal.SIGSTOP)
+    assert written, "aria2 wrote a control file while downloading"
+    if not control.exists():
+        control.write_bytes(written)
     return int(info["aria2c_pid"])
 
 
