@@ -155,7 +155,12 @@ def check_directory(label: str, path: Path, variable: str, min_free: int,
         min_free: fewer free bytes than this fails.
         disk_usage: ``psutil.disk_usage``-like (injected by tests).
     """
-    anchor = _nearest_existing(path)
+    try:
+        anchor = _nearest_existing(path)
+    except OSError as error:  # a parent this user may not enter
+        return Check(False, f"{label} {path} cannot be reached ({error.strerror})",
+                     f"give the user running ariabot access to it (sudo chown {_user()} "
+                     f"...), or set {variable} to another directory")
     if path.exists():
         if not path.is_dir():
             return Check(False, f"{label} {path} is not a directory",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,6 +205,40 @@ def test_a_data_dir_that_is_no_directory_is_one_line_naming_the_setting(
         assert line.endswith("is not a directory" if where == "a file"
                              else f"cannot be created: {blocker} is not a directory"), line
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # nothing created
+
+
+def test_a_data_dir_this_user_cannot_read_is_one_line_naming_the_setting() -> None:
+    """A data dir of another user (0700): root reads everything, so as root the commands run
+    as nobody; as anyone else the dir is made unreadable to its own user. (In /tmp: pytest's
+    own temporary folders are closed to other users.)"""
+    base = Path(tempfile.mkdtemp(prefix="ariabot-unreadable-"))
+    base.chmod(0o755)
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(private), "HOME": str(base)}
+    as_other = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    prefix = as_other if os.geteuid() == 0 else []
+    if not prefix:
+        private.chmod(0)
+    try:
+        for args in (["list"], ["add", "magnet:?xt=urn:btih:" + "ab" * 20], ["run"]):
+            result = subprocess.run([*prefix, sys.executable, "-m", "supervisor", *args],
+                                    env=env, capture_output=True, text=True, timeout=30,
+                                    check=False)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr == (f"ariabot: configuration error: ARIABOT_DATA_DIR: "
+                                     f"{private} is not readable and writable by this user\n")
+        doctor = subprocess.run([*prefix, sys.executable, "-m", "supervisor", "doctor"],
+                                env=env, capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert doctor.returncode == 1 and doctor.stderr == "", doctor.stderr
+        assert f"✘ data dir {private} is not writable" in doctor.stdout
+        assert f"✘ download dir {private / 'downloads'} cannot be reached" in doctor.stdout
+        private.chmod(0o700)
+        assert list(private.iterdir()) == []
+    finally:
+        private.chmod(0o700)
+        shutil.rmtree(base)
 
 
 def test_a_bad_download_dir_stops_run_before_anything_is_created(tmp_path: Path) -> None:
