@@ -28,7 +28,7 @@ _PLAIN_VALUE = re.compile(r"[^,:]*")
 _SECRET_KEY = re.compile(r"pass|secret|token|key|auth|bearer|sas_url|credentials", re.I)
 """Parameters whose values the log formatter masks too (should rclone ever echo one)."""
 
-NOT_A_DESTINATION = ("must be an rclone destination, remote:path (e.g. gdrive:ariabot), or an "
+_NOT_A_DESTINATION = ("must be an rclone destination, remote:path (e.g. gdrive:ariabot), or an "
                      "absolute folder")
 
 
@@ -58,7 +58,7 @@ def parse_destination(text: str) -> RcloneDestination:
             raise ValueError("must not contain '..'")
         return RcloneDestination(text)
     if ":" not in text.lstrip(":"):
-        raise ValueError(NOT_A_DESTINATION)
+        raise ValueError(_NOT_A_DESTINATION)
     on_the_fly = text.startswith(":")
     rest = text[1:] if on_the_fly else text
     name_end = _PLAIN_VALUE.match(rest)
@@ -72,7 +72,7 @@ def parse_destination(text: str) -> RcloneDestination:
                          "config (letters, digits, _ - . and spaces)")
     parameters, at = _parameters(rest, at)
     if at >= len(rest) or rest[at] != ":":
-        raise ValueError(NOT_A_DESTINATION)
+        raise ValueError(_NOT_A_DESTINATION)
     path = rest[at + 1:]
     if ".." in path.split("/"):
         raise ValueError("must not contain '..'")
