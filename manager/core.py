@@ -35,6 +35,7 @@ from manager.control import Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
+from manager.leftovers import remove_finished_control_files
 from manager.links import DownloadLink, Links, SharedDownload
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
@@ -128,6 +129,15 @@ class TorrentManager:
         await self._mirrors.start()
         await self._outbox.forget_old()
         self._started = True
+
+    async def remove_leftover_control_files(self) -> int:
+        """Delete aria2's control files left beside finished downloads; call it only while
+        aria2c is not running (see :mod:`manager.leftovers`). Returns how many.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await remove_finished_control_files(self.store)
 
     async def close(self) -> None:
         """Stop listening and polling; the store and aria2 are closed by their owner."""

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -126,19 +127,22 @@ def mirror_uploader(settings: Settings) -> RcloneUploader | None:
                 f"ARIABOT_RCLONE_REMOTE: no remote named {name!r} in {where}; define it "
                 "with 'rclone config' (or fix the name)")
     log.info("mirroring to %s with rclone %s (%s)", settings.remote, version, settings.mode)
-    return RcloneUploader(binary, config_file=settings.rclone_config, bwlimit=settings.bwlimit)
+    return RcloneUploader(binary, config_file=settings.rclone_config, bwlimit=settings.bwlimit,
+                          environment=settings.rclone_environment())
 
 
 def probe_remote(binary: Path, config_file: Path | None, remote: str,
-                 timeout: float = 20.0) -> str | None:
+                 timeout: float = 20.0, environment: Mapping[str, str] | None = None,
+                 ) -> str | None:
     """Whether the destination answers (blocking): None when it does, else why not in
-    plain words. A destination folder that does not exist yet answers: uploads create it."""
+    plain words. A destination folder that does not exist yet answers: uploads create it.
+    ``environment`` adds the destination's parameters (see :mod:`supervisor.rcloneremote`)."""
     command = [str(binary), *_config_args(config_file), "lsf", "--max-depth", "1",
                "--dirs-only", "--contimeout", "5s", "--timeout", "10s", "--retries", "1",
                "--low-level-retries", "1", remote]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                check=False)
+                                check=False, env=_with(environment))
     except subprocess.TimeoutExpired:
         return f"no answer within {timeout:.0f}s"
     except OSError as error:
@@ -148,6 +152,11 @@ def probe_remote(binary: Path, config_file: Path | None, remote: str,
     lines = [parse_line(line).error for line in result.stderr.splitlines()]
     errors = [line for line in lines if line]
     return plain_reason(errors[-1] if errors else f"rclone exited {result.returncode}")
+
+
+def _with(environment: Mapping[str, str] | None) -> dict[str, str] | None:
+    """ariabot's environment plus the destination's parameters (None: inherit it)."""
+    return {**os.environ, **environment} if environment else None
 
 
 def destination_of(remote: str, relative: str) -> str:
@@ -165,14 +174,19 @@ class RcloneUploader:
         config_file: rclone's config file, or None for rclone's own default.
         bwlimit: rclone's ``--bwlimit`` (e.g. ``"10M"``), or "" for none.
         stop_timeout: seconds a stopped transfer has to exit before it is killed.
+        environment: the destination's parameters as rclone's variables (a connection
+            string's, see :mod:`supervisor.rcloneremote`): in rclone's environment, which
+            only this user can read, never on its command line.
     """
 
     def __init__(self, binary: Path, *, config_file: Path | None = None, bwlimit: str = "",
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0,
+                 environment: Mapping[str, str] | None = None) -> None:
         self.binary = binary
         self.config_file = config_file
         self.bwlimit = bwlimit
         self.stop_timeout = stop_timeout
+        self._environment = dict(environment or {})
 
     def _command(self, *args: str) -> list[str]:
         return [str(self.binary), *_config_args(self.config_file), *args]
@@ -212,7 +226,7 @@ class RcloneUploader:
         process = await asyncio.create_subprocess_exec(
             *self._command("link", destination_of(job.remote, job.top)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, env=_with(self._environment))
         try:
             output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         except TimeoutError:
@@ -252,7 +266,8 @@ class RcloneUploader:
         try:
             process = await asyncio.create_subprocess_exec(
                 *command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, limit=_LINE_LIMIT, start_new_session=True)
+                stderr=subprocess.PIPE, limit=_LINE_LIMIT, start_new_session=True,
+                env=_with(self._environment))
         except OSError as error:
             return 1, f"rclone does not run: {error.strerror or error}"
         if on_started is not None:
