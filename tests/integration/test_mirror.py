@@ -435,6 +435,7 @@ async def test_same_named_downloads_each_land_in_their_own_place_and_none_is_ove
     try:
         first, second, third = (swarm.add("movie.mkv", MIB, seed=seed) for seed in (91, 92, 93))
         expected: dict[str, str] = {}
+        shown: dict[str, str] = {}
         for torrent, chat in ((first, 11), (second, 12), (third, 11)):
             added = await engine.manager.add(torrent.torrent_bytes, chat_id=chat, user_id=1)
             download_id = added.torrent.id
@@ -444,11 +445,14 @@ async def test_same_named_downloads_each_land_in_their_own_place_and_none_is_ove
                                         MirrorState.FAILED)
             place = _place(download_id, chat, torrent.info_hash)
             assert (mirror.state, mirror.local_deleted) == (MirrorState.DONE, True), mirror
-            assert mirror.destination == f"nas:…/{place}/movie.mkv"
+            shown[mirror.destination] = f"nas:…/{place}/movie.mkv"
             expected[f"{place}/movie.mkv"] = sha1_tree(torrent.content_path)["movie.mkv"]
             assert not (engine.folder(chat) / "movie.mkv").exists()  # moved
             if torrent is first:  # the same chat's next movie.mkv comes after a cancel
                 await engine.manager.cancel(download_id, chat_id=chat, delete_files=True)
+        every = [p for p in target.rglob("*") if p.is_file()]
+        assert sorted(sha1_tree(p)[p.name] for p in every) == sorted(expected.values())
+        assert list(shown) == list(shown.values())  # what a user reads names that place
         by_place = {f"{chat_dir.name}/{sub.name}/{key}": digest
                     for chat_dir in sorted(target.iterdir())
                     for sub in sorted(chat_dir.iterdir())
