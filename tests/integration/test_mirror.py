@@ -524,3 +524,32 @@ async def test_a_mirror_stored_past_a_lowered_attempt_limit_still_ends(
         assert mirror.state is MirrorState.DONE and mirror.attempt <= mirror.attempts == 2
     finally:
         await stop_engine(engine)
+
+
+async def test_a_move_finishing_after_a_cancel_keeps_the_files_the_cancel_kept(
+    engine_settings, swarm: Swarm, tmp_path: Path,
+) -> None:
+    """Item 2 of issue 23 (a mirror's move deletes only what its download still owns): a
+    download cancelled without its files while its move uploads keeps them."""
+    target = tmp_path / "nas-folder"
+    settings = engine_settings(**mirror_env(
+        tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}", ARIABOT_MIRROR_MODE="move",
+        ARIABOT_MIRROR_BWLIMIT="1M"))
+    engine = await start_engine(settings)
+    try:
+        torrent = swarm.add("kept-by-cancel.bin", 4 * MIB, seed=96)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=15, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        await engine.manager.mirror(download_id, chat_id=15)
+        await until(lambda: any(e.torrent.mirror.bytes > 0
+                                for e in mirror_events(engine.events, download_id)),
+                    timeout=LONG, what="the upload under way")
+        await engine.manager.cancel(download_id, chat_id=15)  # its files stay
+        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED,
+                                    timeout=LONG)
+        assert mirror.state is MirrorState.DONE and not mirror.local_deleted
+        local = engine.folder(15) / "kept-by-cancel.bin"
+        assert sha1_tree(local) == sha1_tree(torrent.content_path)
+    finally:
+        await stop_engine(engine)
