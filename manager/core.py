@@ -89,7 +89,8 @@ class TorrentManager:
         self._contents = Contents(rpc, store, config)
         space = SpaceCheck(self.live, disk_usage)
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
-                              contents=self._contents, space=space, publisher=self._publisher)
+                              contents=self._contents, space=space, publisher=self._publisher,
+                              forget_mirror=self._forget_mirror)
         metadata = MetadataCheck(self.live, store=store, rpc=rpc, ops=ops,
                                  contents=self._contents, space=space)
         applier = StatusApplier(self.live, store=store, rpc=rpc, config=config,
@@ -110,6 +111,10 @@ class TorrentManager:
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
         self._started = False
+
+    async def _forget_mirror(self, download_id: int) -> None:
+        """For intake, built before the mirrors (which need control, which needs sync)."""
+        await self._mirrors.forget(download_id)
 
     # --- life cycle --------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from supervisor.rclonelog import is_permanent, parse_line, plain_reason
 __all__ = [
     "RcloneUnusable",
     "RcloneUploader",
-    "destination_of",
     "locate_rclone",
     "mirror_uploader",
     "probe_remote",
@@ -159,13 +158,6 @@ def _with(environment: Mapping[str, str] | None) -> dict[str, str] | None:
     return {**os.environ, **environment} if environment else None
 
 
-def destination_of(remote: str, relative: str) -> str:
-    """``relative`` below the destination root ``remote`` (``gdrive:`` or ``gdrive:a/b``)."""
-    if not relative:
-        return remote
-    return f"{remote}{relative}" if remote.endswith((":", "/")) else f"{remote}/{relative}"
-
-
 class RcloneUploader:
     """The manager's :class:`~manager.Uploader`, done by one rclone process per step.
 
@@ -195,7 +187,8 @@ class RcloneUploader:
                    on_started: Callable[[int], None]) -> None:
         """``rclone copy`` of exactly the job's files (see :class:`~manager.Uploader`)."""
         command = self._command(
-            "copy", str(job.source_dir), job.remote, "--files-from-raw", "-", "--no-traverse",
+            "copy", str(job.source_dir), job.destination, "--files-from-raw", "-",
+            "--no-traverse",
             "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE",
             # One attempt per process: ariabot's retries (with backoff, told in the chat)
             # are the outer loop; rclone still retries single requests a few times.
@@ -213,7 +206,7 @@ class RcloneUploader:
     async def verify(self, job: UploadJob) -> None:
         """``rclone check --one-way`` of the job's files: each is there with its size, and
         its hash where both sides share one (see :class:`~manager.Uploader`)."""
-        command = self._command("check", str(job.source_dir), job.remote, "--one-way",
+        command = self._command("check", str(job.source_dir), job.destination, "--one-way",
                                 "--files-from-raw", "-", "--use-json-log")
         errors = await self._run(job, "check", command)
         if errors is not None:
@@ -222,9 +215,10 @@ class RcloneUploader:
                               retryable=not is_permanent(code, message))
 
     async def link(self, job: UploadJob) -> str | None:
-        """``rclone link`` of the download's top entry; None when the remote has none."""
+        """``rclone link`` of the download's top entry at its place; None when the remote
+        has none."""
         process = await asyncio.create_subprocess_exec(
-            *self._command("link", destination_of(job.remote, job.top)),
+            *self._command("link", job.top_destination),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, env=_with(self._environment))
         try:
