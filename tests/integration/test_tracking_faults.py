@@ -10,6 +10,8 @@ in memory while a poll is storing a newer one.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -195,5 +197,33 @@ async def test_a_completion_whose_write_failed_is_stored_told_and_mirrored_once_
         assert sum(1 for e in engine.events if isinstance(e, MirrorDone)
                    and e.torrent.id == download_id) == 1
         assert await completed_notices(engine, download_id) == 1
+    finally:
+        await stop_engine(engine)
+
+
+async def test_an_aria2c_alert_whose_write_failed_is_stored_once_the_store_recovers(
+    engine_settings: Callable[..., Settings],
+) -> None:
+    """aria2c is killed while the database is locked: its "down" alert cannot be stored
+    then. The bot sends only stored notices, so the alert must be stored once it can be."""
+    engine = await start_engine(engine_settings())
+    try:
+        alert_refused, _errors = _watch_writes(engine, "add_notice",
+                                      lambda args: args[0] is NoticeKind.ARIA2_DOWN)
+        session = engine.aria2.session_id
+        with locked(engine.layout.database):
+            assert engine.aria2.pid is not None
+            os.kill(engine.aria2.pid, signal.SIGKILL)
+            await asyncio.wait_for(alert_refused.wait(), 30)
+        await until(lambda: engine.aria2.session_id not in (None, session), 30, "restart")
+
+        async def stored() -> list[NoticeKind]:
+            return [n.kind for n in await engine.store.pending_notices() if n.kind.is_engine]
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while NoticeKind.ARIA2_RESTARTED not in (kinds := await stored()):
+            assert asyncio.get_running_loop().time() < deadline, f"alerts stored: {kinds}"
+            await asyncio.sleep(0.1)
+        assert kinds == [NoticeKind.ARIA2_DOWN, NoticeKind.ARIA2_RESTARTED]
     finally:
         await stop_engine(engine)
