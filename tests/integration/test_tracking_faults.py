@@ -186,16 +186,14 @@ async def test_a_completion_whose_write_failed_is_stored_told_and_mirrored_once_
         assert completions(engine, download_id) == 1
         assert await completed_notices(engine, download_id) == 1
 
-        async def mirrored() -> bool:
-            return (await engine.manager.get(download_id)).mirror.state is MirrorState.DONE
+        def mirrors_done() -> int:
+            return sum(1 for e in engine.events
+                       if isinstance(e, MirrorDone) and e.torrent.id == download_id)
 
-        deadline = asyncio.get_running_loop().time() + 60
-        while not await mirrored():
-            assert asyncio.get_running_loop().time() < deadline, "the automatic mirror"
-            await asyncio.sleep(0.1)
+        await until(lambda: mirrors_done() >= 1, 60, "the automatic mirror")
         await engine.manager.poll_once(sweep=True)
-        assert sum(1 for e in engine.events if isinstance(e, MirrorDone)
-                   and e.torrent.id == download_id) == 1
+        assert (await engine.manager.get(download_id)).mirror.state is MirrorState.DONE
+        assert mirrors_done() == 1
         assert await completed_notices(engine, download_id) == 1
     finally:
         await stop_engine(engine)
