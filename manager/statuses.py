@@ -214,6 +214,10 @@ class StatusApplier:
         until the batch is written (:meth:`_remember`). A magnet's metadata check writes on
         its own: its events go to ``stored``."""
         record = live.record
+        if observation.verifying and record.completed_at is not None:
+            # Finished data handed back to aria2 (after a restart, a resume): while it is
+            # checked it looks like a download that starts; the row stays as it is.
+            return None
         state = derive_state(observation)
         if live.awaiting_metadata and not state.is_final:
             if not (observation.is_metadata or observation.gid in live.metadata_gids):

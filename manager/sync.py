@@ -261,7 +261,10 @@ class Sync:
                     await self._live.fail(live, "the downloader did not take it back after a "
                                           "restart")
             self._follow_up(await self._applier.apply(statuses, waiting_order=waiting))
-        log.info("reconciled %d unfinished download(s) with aria2", len(self._live))
+        finished = sum(1 for live in self._live if live.record.completed_at is not None)
+        log.info("reconciled %d unfinished download(s) with aria2%s",
+                 len(self._live) - finished,
+                 f" (and {finished} finished, seeding or paused)" if finished else "")
 
 
 def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:

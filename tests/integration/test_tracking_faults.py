@@ -1,4 +1,4 @@
-"""Tracking under races and store faults: a completion is stored and told exactly once.
+"""Tracking under races, store faults and restarts: a completion is stored and told once.
 
 Real aria2c, real swarm, the real SQLite file; the store fails because another process holds
 its write lock past ``busy_timeout`` (as in :mod:`tests.integration.test_store_faults`).
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from manager import MirrorDone, MirrorState, TorrentCompleted, TorrentState
@@ -23,12 +24,13 @@ from manager.errors import StoreError
 from manager.notices import NoticeKind
 from supervisor.config import Settings
 from tests.integration.conftest import Engine, start_engine, stop_engine
+from tests.integration.test_cli import cli, downloads
 from tests.integration.test_manager import wait_state
 from tests.integration.test_mirror import mirror_env
 from tests.integration.test_store_faults import locked
 from tests.rclonedest import require_rclone
-from tests.runner import until
-from tests.swarm import Swarm
+from tests.runner import AriabotRun, ariabot_run, until, wait_until
+from tests.swarm import Swarm, SwarmTorrent
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +227,54 @@ async def test_an_aria2c_alert_whose_write_failed_is_stored_once_the_store_recov
         assert kinds == [NoticeKind.ARIA2_DOWN, NoticeKind.ARIA2_RESTARTED]
     finally:
         await stop_engine(engine)
+
+
+SEEDING = {"ARIABOT_SEED_TIME": "60", "ARIABOT_SEED_RATIO": "0"}
+
+
+def _reconciled(output: str) -> list[str]:
+    return [line.split("manager.sync: ", 1)[1] for line in output.splitlines()
+            if "manager.sync: reconciled" in line]
+
+
+def _seeding_again(run: AriabotRun, torrent: SwarmTorrent) -> None:
+    wait_until(lambda: (e := downloads(run)[0])["state"] == "seeding"
+               and e["completed_bytes"] == torrent.total_bytes, 60, "seeding again",
+               describe=lambda: f"{downloads(run)}\n{run.output[-3000:]}")
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill-aria2c"])
+def test_a_seeding_download_stays_seeding_in_the_log_across_a_restart(
+    tmp_path: Path, swarm: Swarm, how: str
+) -> None:
+    """aria2 hash-checks a finished download handed back after a restart: while it checks,
+    it reports it as a download that starts. The log says nothing of it (no "seeding ->
+    downloading -> seeding"), and one reconcile is logged, counting it as finished."""
+    torrent = swarm.add(f"log-flap-{how}.bin", 64 * MiB, seed=233)  # a check that lasts
+    with ariabot_run(tmp_path / "data", SEEDING) as first:
+        first.wait_ready()
+        assert cli(first, "add", torrent.magnet).returncode == 0
+        wait_until(lambda: downloads(first)[0]["state"] == "seeding", 60, "seeding")
+        assert _reconciled(first.output) == ["reconciled 0 unfinished download(s) with aria2"]
+        if how == "sigterm":
+            first.signal(signal.SIGTERM)
+            assert first.wait_exit() == 0
+            second = AriabotRun(tmp_path / "data", {**first.env, **SEEDING}).start()
+            mark = 0
+        else:
+            second, mark = first, len(first.output)
+            old = first.runtime()["aria2c_pid"]
+            psutil.Process(old).kill()
+            first.wait_running(30, not_pid=old)
+        try:
+            second.wait_ready()
+            _seeding_again(second, torrent)
+            after = second.output[mark:]
+            changes = [line for line in after.splitlines() if "ariabot.downloads:" in line]
+            assert changes == [], after
+            assert _reconciled(after) == [
+                "reconciled 0 unfinished download(s) with aria2 (and 1 finished, seeding or "
+                "paused)"], after
+        finally:
+            if second is not first:
+                second.stop()
