@@ -112,5 +112,5 @@ class Outbox:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            log.error("%d aria2c alert(s) could not be stored before stopping: %s",
+            log.error("stopping with %d aria2c alert(s) the database has not taken: %s",
                       len(self._alerts), "; ".join(event.detail for _, event in self._alerts))
