@@ -4,6 +4,7 @@ its files), choose its files. Each change goes to aria2 and the store under the 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +166,16 @@ class Control:
         return await self._current(download_id)
 
     async def set_message(self, download_id: int, message_id: int) -> None:
-        """Remember which chat message shows this download's progress."""
-        record = await self._store.update(download_id, message_id=message_id)
-        if record is not None and download_id in self._live:
-            self._live.remember(record)
+        """Remember which chat message shows this download's progress.
+
+        Under the lock, and only that column: a row read here while a poll stores a
+        completion, put back in memory after it, would have the next poll store (and
+        announce) the completion again.
+        """
+        async with self._live.lock:
+            await self._store.update_many({download_id: {"message_id": message_id}})
+            if (live := self._live.get(download_id)) is not None:
+                live.record = replace(live.record, message_id=message_id)
 
     async def _current(self, download_id: int) -> Torrent:
         """The download as it is after the change (what the caller shows)."""

@@ -54,6 +54,10 @@ from manager.uploader import Uploader
 
 __all__ = ["TorrentManager"]
 
+_FIRST_CONNECTION_WAIT = 5.0
+"""How long :meth:`TorrentManager.start` waits for the notification listener's first
+connection before it reconciles anyway (seconds); on loopback it takes milliseconds."""
+
 
 class TorrentManager:
     """Adds, tracks, stores and controls downloads.
@@ -110,6 +114,8 @@ class TorrentManager:
         self._outbox = Outbox(store, self._publisher)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
+        self._listening = asyncio.Event()
+        self._reconcile_on_connect = False
         self._started = False
 
     async def _forget_mirror(self, download_id: int) -> None:
@@ -125,9 +131,14 @@ class TorrentManager:
         loop = asyncio.get_running_loop()
         self._listener = NotificationListener(
             self.rpc.endpoint.ws_url, loop, self._sync.on_notification,
-            self._sync.schedule_reconcile,
+            self._listener_connected,
         )
         self._listener.start()
+        # One reconcile at start, after the listener's first connection: one made before
+        # it would miss what aria2 said in between, so it would need a second one.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), _FIRST_CONNECTION_WAIT)
+        self._reconcile_on_connect = True
         with contextlib.suppress(Aria2Unavailable):
             await self.reconcile()
         self._sync.start_polling()
@@ -152,6 +163,13 @@ class TorrentManager:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
         await self._outbox.close()
+
+    def _listener_connected(self) -> None:
+        """aria2's notifications are heard (again): what was said meanwhile is lost, so
+        reconcile (at start, :meth:`start` does it once the first connection is made)."""
+        self._listening.set()
+        if self._reconcile_on_connect:
+            self._sync.schedule_reconcile()
 
     def listener_health(self) -> ListenerHealth | None:
         """How aria2's notification listener is doing; None before :meth:`start`."""
@@ -179,7 +197,11 @@ class TorrentManager:
         self._sync.aria2_up = True
         if not self._started:
             return  # start() reconciles on its own
-        self._sync.schedule_reconcile()
+        health = self.listener_health()
+        if health is None or not health.running or health.restarting:
+            # Otherwise the listener reconciles when it hears the new aria2c: a reconcile
+            # now would miss what aria2c says before that, and be made twice.
+            self._sync.schedule_reconcile()
         if was_down:
             self._outbox.alert(Aria2Restarted(detail or "aria2c is running again", session_id))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from manager.errors import DownloadNotFound
@@ -159,16 +159,19 @@ class LiveDownloads:
                 self._by_gid.pop(live.record.gid, None)
 
     async def set_gid(self, download_id: int, gid: str) -> DownloadRecord:
-        """Store that aria2 now holds this download under ``gid``; returns the row."""
+        """Store that aria2 now holds this download under ``gid``; returns the row.
+
+        Memory follows the store: the GID is remembered once it is written.
+        """
+        record = await self._store.update(download_id, gid=gid)
+        assert record is not None
         live = self._by_id.get(download_id)
         if live is not None and live.record.gid:
             self._by_gid.pop(live.record.gid, None)
         self._by_gid[gid] = download_id
         self.changes += 1
-        record = await self._store.update(download_id, gid=gid)
-        assert record is not None
         if live is not None:
-            live.record = record
+            live.record = replace(live.record, gid=gid)
         return record
 
     async def record(self, download_id: int, chat_id: int | None = None) -> DownloadRecord:

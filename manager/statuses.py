@@ -52,6 +52,17 @@ class Applied:
     look_again: bool = False
 
 
+@dataclass(frozen=True)
+class _Observed:
+    """One download's change found in aria2's answer, not yet written nor remembered."""
+
+    live: LiveDownload
+    gid: str
+    values: dict[str, Any]
+    """The columns to write (empty when only the stuck reason changed)."""
+    stuck_reason: str | None
+
+
 class StatusApplier:
     """Folds aria2's statuses into the store and emits the events. The caller holds the lock.
 
@@ -81,12 +92,20 @@ class StatusApplier:
     ) -> Applied:
         """Fold aria2's statuses into the store and emit events.
 
+        Memory follows the store: the tracked rows change only once the batch's one
+        transaction has been written. When it fails (the database is locked or full), it
+        raises and nothing is remembered, so the next poll finds the same changes (a
+        completion among them) and writes them again.
+
         Parameters:
             statuses: ``tellStatus``-shaped answers (faults are skipped).
             waiting_order: aria2's waiting list when ``statuses`` and it are everything
                 aria2 holds (queue positions and missing downloads are known then), else
                 None. Its entries need only ``gid`` and ``status``: the waiting downloads
                 whose full status is needed (:meth:`to_read`) come in ``statuses``.
+
+        Raises:
+            StoreError: the batch could not be written.
         """
         now = self._clock()
         positions: dict[str, int] = {}
@@ -99,8 +118,9 @@ class StatusApplier:
                 if (waiting := self._live.by_gid(gid)) is not None:
                     waiting.queue_position = positions.get(gid)
                     seen.add(waiting.record.id)
-        changes: dict[int, dict[str, Any]] = {}
-        events: list[Event] = []
+        stored: list[Event] = []  # news of writes already made (a magnet's metadata)
+        observed: list[_Observed] = []
+        read: list[tuple[LiveDownload, str]] = []
         applied = Applied()
         for status in statuses:
             if isinstance(status, RpcFault):
@@ -116,7 +136,7 @@ class StatusApplier:
                 self._live.results_to_drop.add(observation.gid)
                 continue
             seen.add(live.record.id)
-            live.last_status = observation.status
+            read.append((live, observation.status))
             if observation.followed_by:
                 if observation.status in ("complete", "removed", "error"):
                     self._live.results_to_drop.add(observation.gid)
@@ -124,21 +144,45 @@ class StatusApplier:
                 continue
             if waiting_order is not None:
                 live.queue_position = positions.get(observation.gid)
-            values = await self._observe(live, observation, now, events, applied)
-            if values:
-                changes[live.record.id] = values
+            found = await self._observe(live, observation, now, stored, applied)
+            if found is not None:
+                observed.append(found)
+        changes = {found.live.record.id: found.values for found in observed if found.values}
         if any("completed_at" in values for values in changes.values()):
             # Before anyone is told: aria2's session (saved every few seconds) still lists a
             # download that has just finished; saved now, a kill -9 of aria2c cannot bring
             # it back as unfinished.
             with contextlib.suppress(Aria2Error):
                 await self._rpc.call("aria2.saveSession")
-        await self._store.update_many(changes)
-        for event in events:
-            self._publisher.emit(event)
+        try:
+            await self._store.update_many(changes)
+        except BaseException:
+            # Memory follows the store: nothing of this batch is remembered, so the next
+            # poll finds the same differences and writes them again.
+            self._emit(stored)
+            raise
+        for live, status in read:
+            live.last_status = status
+        self._emit([*stored, *(self._remember(found) for found in observed)])
         if waiting_order is not None:
             applied.missing = [i for i in self._live.ids() if i not in seen]
         return applied
+
+    def _emit(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._publisher.emit(event)
+
+    def _remember(self, found: _Observed) -> Event:
+        """After the write: keep what was stored in memory; returns the change's event."""
+        live, values = found.live, found.values
+        live.stuck_reason = found.stuck_reason
+        record = replace(live.record, **values)
+        if TorrentState(record.state).is_final:
+            self._live.forget(record.id)
+            self._live.results_to_drop.add(found.gid)
+        else:
+            live.record = record
+        return _event_for(record, values, live)
 
     def to_read(self, waiting: Sequence[dict[str, Any]]) -> list[str]:
         """GIDs in aria2's waiting list (asked with :data:`~manager.tracking.WAITING_KEYS`)
@@ -165,18 +209,24 @@ class StatusApplier:
         return gids
 
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
-                       events: list[Event], applied: Applied) -> dict[str, Any]:
-        """Fold one observation into ``live``; returns the columns to store, adds events."""
+                       stored: list[Event], applied: Applied) -> _Observed | None:
+        """What one observation changes of ``live`` (None: nothing); memory is not touched
+        until the batch is written (:meth:`_remember`). A magnet's metadata check writes on
+        its own: its events go to ``stored``."""
         record = live.record
+        if observation.verifying and record.completed_at is not None:
+            # Finished data handed back to aria2 (after a restart, a resume): while it is
+            # checked it looks like a download that starts; the row stays as it is.
+            return None
         state = derive_state(observation)
         if live.awaiting_metadata and not state.is_final:
             if not (observation.is_metadata or observation.gid in live.metadata_gids):
                 # Perhaps the real download, paused by pause-metadata: check it, start it.
                 news = await self._metadata.arrived(live, observation, applied.refresh)
-                events.extend(news)
+                stored.extend(news)
                 if observation.gid not in live.metadata_gids:
                     applied.look_again = applied.look_again or not news
-                    return {}
+                    return None
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA
         values = self._values(record, observation, state)
@@ -184,18 +234,9 @@ class StatusApplier:
                 and state in (TorrentState.METADATA, TorrentState.DOWNLOADING)):
             await self._check_trackers(live, observation.gid)
         stuck = live.watch.update(observation, state, now)
-        stuck_changed = stuck != live.stuck_reason
-        live.stuck_reason = stuck
-        if not values and not stuck_changed:
-            return {}
-        record = replace(record, **values)
-        if state.is_final:
-            self._live.forget(record.id)
-            self._live.results_to_drop.add(observation.gid)
-        else:
-            live.record = record
-        events.append(_event_for(record, values, live))
-        return values
+        if not values and stuck == live.stuck_reason:
+            return None
+        return _Observed(live, observation.gid, values, stuck)
 
     async def _check_trackers(self, live: LiveDownload, gid: str) -> None:
         """With DHT off, see once whether aria2 has a tracker it can use for this download.

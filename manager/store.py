@@ -348,7 +348,9 @@ class Store:
 
         def write() -> None:
             param = self._db.param
-            with self._db.atomic():
+            # peewee maps the driver's errors (a locked database) to its own only around the
+            # statements it runs itself: these raw ones need its wrapper too (StoreError).
+            with peewee.__exception_wrapper__, self._db.atomic():
                 cursor = self._db.cursor()
                 for columns, rows in groups.items():
                     # Column names come from _WRITABLE only (checked above); values are bound.

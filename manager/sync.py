@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from manager.aria2ops import Aria2Ops
 from manager.config import ManagerConfig
 from manager.contents import remove_control_file
-from manager.errors import Aria2Error, Aria2Unavailable
+from manager.errors import Aria2Error, Aria2Unavailable, StoreError
 from manager.live import LiveDownloads
 from manager.models import TorrentState
 from manager.statuses import DUPLICATE, Applied, StatusApplier
@@ -118,6 +118,9 @@ class Sync:
                 await self.refresh_now(gids)
             except Aria2Unavailable:
                 log.info("aria2 did not answer a refresh; the next poll catches up")
+            except StoreError as error:
+                log.warning("could not store what aria2 said (%s); the next poll tries again",
+                            error)
             except Exception:
                 log.exception("refresh after a notification failed")
 
@@ -155,6 +158,9 @@ class Sync:
                 await self.poll_once()
             except Aria2Unavailable:
                 log.info("aria2 did not answer the progress poll")
+            except StoreError as error:
+                log.warning("could not store the progress poll (%s); the next one tries again",
+                            error)
             except Exception:
                 log.exception("progress poll failed")
 
@@ -255,7 +261,10 @@ class Sync:
                     await self._live.fail(live, "the downloader did not take it back after a "
                                           "restart")
             self._follow_up(await self._applier.apply(statuses, waiting_order=waiting))
-        log.info("reconciled %d unfinished download(s) with aria2", len(self._live))
+        finished = sum(1 for live in self._live if live.record.completed_at is not None)
+        log.info("reconciled %d unfinished download(s) with aria2%s",
+                 len(self._live) - finished,
+                 f" (and {finished} finished, seeding or paused)" if finished else "")
 
 
 def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:

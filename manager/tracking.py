@@ -27,9 +27,10 @@ __all__ = [
 POLL_KEYS = (
     "gid", "status", "infoHash", "totalLength", "completedLength", "uploadLength",
     "downloadSpeed", "uploadSpeed", "connections", "numSeeders", "seeder", "numPieces",
-    "followedBy", "errorCode", "errorMessage",
+    "followedBy", "errorCode", "errorMessage", "verifiedLength", "verifyIntegrityPending",
 )
-"""The only keys the monitor asks for: no file lists, no announce lists, no bitfields."""
+"""The only keys the monitor asks for: no file lists, no announce lists, no bitfields.
+(aria2 answers the last two only while it hash-checks a download, or waits to.)"""
 
 WAITING_KEYS = ("gid", "status", "numPieces")
 """What the poll asks of every waiting download: enough for queue positions, for what aria2
@@ -68,6 +69,8 @@ class Observation:
     followed_by: tuple[str, ...]
     error_code: int
     error_message: str
+    verifying: bool = False
+    """aria2 is hash-checking its data (or waits to): the bytes it reports mean nothing yet."""
 
     @classmethod
     def parse(cls, status: dict[str, Any]) -> Observation:
@@ -90,6 +93,7 @@ class Observation:
             followed_by=tuple(status.get("followedBy") or ()),
             error_code=_int(status.get("errorCode")),
             error_message=str(status.get("errorMessage") or ""),
+            verifying="verifiedLength" in status or "verifyIntegrityPending" in status,
         )
 
     @property

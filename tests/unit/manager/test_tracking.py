@@ -32,6 +32,17 @@ def test_numbers_arrive_as_strings_and_are_typed() -> None:
     assert not observation.is_metadata
 
 
+@pytest.mark.parametrize(("values", "verifying"), [
+    ({"verifiedLength": "0"}, True),
+    ({"verifyIntegrityPending": "true"}, True),
+    ({}, False),
+])
+def test_a_hash_check_is_seen_by_the_keys_aria2_adds_only_while_it_runs(
+        values: dict[str, str], verifying: bool) -> None:
+    assert Observation.parse(status(**values)).verifying is verifying
+    assert {"verifiedLength", "verifyIntegrityPending"} <= set(POLL_KEYS)
+
+
 def test_garbage_numbers_become_zero() -> None:
     assert Observation.parse(status(totalLength="x")).total == 0
 
