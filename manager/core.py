@@ -40,7 +40,7 @@ from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
 from manager.mirrorfiles import own_files
 from manager.mirrors import Mirrors
-from manager.models import FileEntry, Torrent, TorrentState
+from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.notices import Notice
 from manager.notifications import ListenerHealth, NotificationListener
 from manager.outbox import Outbox
@@ -297,6 +297,17 @@ class TorrentManager:
     async def set_overview_message(self, chat_id: int, message_id: int) -> None:
         """Remember the message id of the chat's overview, across restarts."""
         await self.store.set_overview_message(chat_id, message_id)
+
+    # --- files sent to a chat ----------------------------------------------------------------
+
+    async def sent_parts(self, plan: FilePlan) -> frozenset[int]:
+        """The parts of a file Telegram confirmed in a chat (stored: they are never sent
+        there again, across restarts)."""
+        return await self.store.sent_parts(plan)
+
+    async def record_sent_part(self, plan: FilePlan, part: int) -> None:
+        """Store that Telegram confirmed part ``part`` of a file in a chat."""
+        await self.store.record_sent_part(plan, part)
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 
