@@ -106,7 +106,7 @@ def build_application(
                                  GATE: gate,
                                  RIGHTS: GroupRights(application.bot),
                                  DELIVERIES: Deliveries(
-                                     application.bot, limit=config.upload_limit,
+                                     application.bot, manager, limit=config.upload_limit,
                                      local_mode=config.local_mode,
                                      edit_interval=config.edit_interval,
                                      attempts=config.send_attempts,

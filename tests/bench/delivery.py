@@ -77,11 +77,14 @@ async def _child(url: str, out: Any, limit: int, local_mode: bool) -> dict[str, 
     from telegram import Bot  # noqa: PLC0415 - only the child needs them
 
     from bot.delivery import Deliveries  # noqa: PLC0415
+    from manager import Store  # noqa: PLC0415
 
     bot = Bot("123456:" + "A" * 35, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot",
               local_mode=local_mode)
     await bot.initialize()
-    deliveries = Deliveries(bot, limit=limit, local_mode=local_mode, edit_interval=2.0)
+    ledger = Store(f"sqlite:///{out.path.parent / 'sent.db'}")  # the confirmed parts
+    await ledger.open()
+    deliveries = Deliveries(bot, ledger, limit=limit, local_mode=local_mode, edit_interval=2.0)
     peak = _Peak()
     try:
         await asyncio.sleep(0.2)
@@ -96,6 +99,7 @@ async def _child(url: str, out: Any, limit: int, local_mode: bool) -> dict[str, 
         peak.close()
         await deliveries.close()
         await bot.shutdown()
+        await ledger.close()
 
 
 async def _send(server: FakeTelegramServer, path: Path, size: int, limit: int,
@@ -163,7 +167,7 @@ def _main() -> None:
     args = parser.parse_args()
     from bot.delivery import OutFile  # noqa: PLC0415 - only the child needs it
     stat = args.file.stat()
-    out = OutFile(args.file.name, args.file, stat.st_size, stat.st_mtime_ns)
+    out = OutFile(1, args.file.name, args.file, stat.st_size, stat.st_mtime_ns)
     figures = asyncio.run(_child(args.url, out, args.limit, args.local))
     print(json.dumps(figures), flush=True)
 
