@@ -35,7 +35,7 @@ from manager.control import Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
-from manager.links import DownloadLink, Links, SharedDownload
+from manager.links import DownloadLink, Links, SharedDownload, SharedFile
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
 from manager.mirrorfiles import own_files
@@ -359,6 +359,15 @@ class TorrentManager:
             LinkRefused: forged, damaged or revoked; LinkExpired: past its time.
         """
         return await self._links.open(token)
+
+    async def open_link_file(self, token: str, number: int) -> SharedFile | None:
+        """File ``number`` a link's token opens, checked on disk (for the HTTP server's
+        file requests); None when the download has no such file complete on disk.
+
+        Raises:
+            LinksOff, LinkRefused, LinkExpired: as :meth:`open_link`.
+        """
+        return await self._links.open_file(token, number)
 
     # --- retention and tracking --------------------------------------------------------------
 
