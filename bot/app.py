@@ -43,6 +43,7 @@ from bot.rights import GroupRights
 from bot.sender import BotSender
 from bot.startup import initialize
 from bot.updates import ChatOrderedUpdates
+from bot.uploads import bot_request
 from bot.views import COMMANDS
 from manager import TorrentManager
 
@@ -90,6 +91,7 @@ def build_application(
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
         .local_mode(config.local_mode)
+        .request(bot_request())  # file uploads are read off the event loop: bot/uploads.py
         .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
         .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))

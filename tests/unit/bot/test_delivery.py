@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from bot.delivery import Deliveries, OutFile, Verdict, classify
 from bot.partreader import PartReader
+from bot.uploads import bot_request
 from manager import Store
 from tests.fakes.telegram_api import FakeTelegramServer, Request
 
@@ -305,3 +307,35 @@ async def test_a_file_deleted_between_parts_ends_the_job_and_says_why(
         await bot.shutdown()
     assert "part 2/3" in text and "no longer on disk" in text
     assert [r.params["document"].filename for r in successes(server)] == ["x.bin.001"]
+
+
+async def test_the_bots_uploads_read_the_file_off_the_event_loop(
+        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+    """The Bot as the application builds it (bot_request): httpx's multipart encoder reads
+    each part in a worker thread, never on the loop the bot and the link server share."""
+    path = tmp_path / "x.bin"
+    data = os.urandom(LIMIT * 2 + 100)
+    path.write_bytes(data)
+    loop_thread = threading.current_thread()
+    readers: list[threading.Thread] = []
+
+    class Spy(PartReader):
+        def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+            readers.append(threading.current_thread())
+            return super().readinto(buffer)
+
+    bot = Bot(server.token, base_url=f"{server.url}/bot",
+              base_file_url=f"{server.url}/file/bot", request=bot_request())
+    await bot.initialize()
+    try:
+        for offset in (0, LIMIT, 2 * LIMIT):  # the parts of x.bin, as a send job cuts them
+            length = min(LIMIT, len(data) - offset)
+            reader = Spy(path, offset, length)
+            await bot.send_document(CHAT, InputFile(reader, filename="x.part",
+                                                    read_file_handle=False))
+            reader.close()
+    finally:
+        await bot.shutdown()
+    uploads = [r.params["document"] for r in successes(server)]
+    assert b"".join(u.data for u in uploads) == data
+    assert readers and loop_thread not in readers
