@@ -38,6 +38,7 @@ from bot.delivery import Deliveries
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages
 from bot.pacer import ChatPacer
+from bot.polling import PollFloorRequest
 from bot.progress import ProgressBoard
 from bot.rights import GroupRights
 from bot.sender import BotSender
@@ -91,6 +92,7 @@ def build_application(
         .base_url(f"{config.api_url}/bot")
         .base_file_url(f"{config.api_url}/file/bot")
         .local_mode(config.local_mode)
+        .get_updates_request(PollFloorRequest())  # never a hot loop: bot/polling.py
         .request(bot_request())  # file uploads are read off the event loop: bot/uploads.py
         .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
         .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py

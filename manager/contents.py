@@ -1,13 +1,23 @@
 """What a download owns on disk: its files, its saved metadata, its pad files, its control
 file; found from aria2's file list or the download's metainfo, never from a name a user
-supplied (a magnet's ``dn=``), and deleted only inside its chat folder."""
+supplied (a magnet's ``dn=``), and deleted only inside its chat folder.
+
+One ownership rule (:meth:`Contents.owner`) decides both who may take a name and whose
+files may go: a download in the list that is not cancelled, and whose name is known (a
+.torrent's, or a magnet's once its metadata arrived), owns ``<chat folder>/<its name>``.
+No second download may take that name, even before the first wrote a byte, and no delete
+(cancel, purge, a mirror's move) removes files another download owns.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +26,44 @@ from manager.config import ManagerConfig
 from manager.errors import Aria2Error, InvalidSource
 from manager.files import control_file, delete_download_files, is_inside, top_entry
 from manager.metainfo import TorrentMeta, parse_torrent
-from manager.models import FileEntry, SourceKind
+from manager.models import FileEntry, SourceKind, TorrentState
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
 
-__all__ = ["Contents", "all_file_entries", "file_entries", "remove_control_file"]
+__all__ = ["Contents", "Deletion", "all_file_entries", "file_entries", "owns_its_name",
+           "remove_control_file"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting a download's files did.
+
+    Attributes:
+        files: how many files were deleted.
+        kept: why its data files were kept (another download owns their name), or None.
+    """
+
+    files: int
+    kept: str | None = None
+
+
+_WRITING = frozenset(s.value for s in (TorrentState.DOWNLOADING, TorrentState.SEEDING,
+                                       TorrentState.COMPLETE))
+
+
+def owns_its_name(record: DownloadRecord) -> bool:
+    """Whether a download owns ``<its folder>/<its name>`` (see the module's rule): it is
+    not cancelled, and its name is known. A magnet's row carries its ``dn=`` until the
+    metadata arrives and gives it its name and size; one still without a size that never
+    downloaded (waiting for metadata, paused or failed before it: a dead swarm, a refused
+    name) owns nothing.
+    """
+    if record.state == TorrentState.CANCELLED.value:
+        return False
+    return (record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
+            or record.state in _WRITING)
 
 
 def file_entries(record: DownloadRecord,
@@ -64,10 +107,18 @@ def remove_control_file(folder: Path, name: str) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _remove_saved_metadata(folder: Path, info_hash: str) -> None:
-    saved = folder / f"{info_hash}.torrent"
-    if is_inside(saved, folder):
-        saved.unlink(missing_ok=True)
+def _remove_saved_metadata(folder: Path, info_hash: str, kind: str,
+                           source: bytes | None) -> None:
+    """Delete the metainfo aria2 saved beside a download: ``<info-hash>.torrent`` for a
+    magnet (``bt-save-metadata``), ``<SHA-1 of the file>.torrent`` for an added .torrent
+    (``rpc-save-upload-metadata``)."""
+    names = [f"{info_hash}.torrent"]
+    if kind == SourceKind.TORRENT.value and source:
+        names.append(f"{hashlib.sha1(source).hexdigest()}.torrent")  # noqa: S324 - aria2's name
+    for name in names:
+        saved = folder / name
+        if is_inside(saved, folder):
+            saved.unlink(missing_ok=True)
 
 
 class Contents:
@@ -103,16 +154,27 @@ class Contents:
             raise
         return file_entries(record, files)
 
-    async def name_clash(self, folder: Path, name: str, info_hash: str) -> str | None:
-        """Why this torrent may not write ``folder/name``: another listed download's files
-        are there (a hash check would overwrite them). None when the name is free."""
-        if not await asyncio.to_thread((folder / name).exists):
-            return None
+    async def owner(self, folder: Path, name: str, info_hash: str) -> DownloadRecord | None:
+        """The download other than ``info_hash``'s that owns ``folder/name`` (the rule of
+        :func:`owns_its_name`), or None: that name is taken, and those files are not to
+        be deleted for anyone else."""
         for other in await self._store.named(str(folder), name):
-            if other.info_hash != info_hash:
-                return (f"another download in this chat (#{other.id}) already has files "
-                        f"named {name!r}; cancel it with its files first")
+            if other.info_hash != info_hash and owns_its_name(other):
+                return other
         return None
+
+    async def name_clash(self, folder: Path, name: str, info_hash: str) -> str | None:
+        """Why this torrent may not write ``folder/name``: another download owns the name
+        (it may not have written a byte yet), or another download's files are there (a
+        cancelled one's, kept: a hash check would overwrite them). None when it is free."""
+        other = await self.owner(folder, name, info_hash)
+        if other is None and await asyncio.to_thread((folder / name).exists):
+            other = next((o for o in await self._store.named(str(folder), name)
+                          if o.info_hash != info_hash), None)
+        if other is None:
+            return None
+        return (f"another download in this chat (#{other.id}) already has files "
+                f"named {name!r}; cancel it with its files first")
 
     def known_meta(self, record: DownloadRecord, kind: str, source: bytes) -> TorrentMeta | None:
         """The download's metainfo as far as it is known (runs in a worker thread): its
@@ -177,28 +239,42 @@ class Contents:
             return []
         return [folder / entry.path for entry in meta.files]
 
-    async def delete(self, record: DownloadRecord, paths: list[Path]) -> int:
+    async def delete(self, record: DownloadRecord, paths: list[Path]) -> Deletion:
         """Delete ``paths`` (from :meth:`paths`), the saved metadata and the pad files of a
-        download; returns how many files were deleted."""
+        download; its data files stay when another download owns their name."""
+        stored = await self._store.source(record.id)
+        source = stored[1] if stored is not None else None
+        return await self._delete_owned(record, paths, source)
+
+    async def delete_purged(self, purged: PurgedDownload) -> Deletion:
+        """Delete the files of one purged download (its row is gone already), like
+        :meth:`delete`."""
+        files = await asyncio.to_thread(self._purged_files, purged)
+        folder = Path(purged.record.directory)
+        return await self._delete_owned(purged.record, [folder / f.path for f in files],
+                                        purged.source)
+
+    async def _delete_owned(self, record: DownloadRecord, paths: list[Path],
+                            source: bytes | None) -> Deletion:
         folder = Path(record.directory)
         # The top entry comes from the files, never from the row's name: before the
         # metadata arrives that is the magnet's dn=, which any file may be called.
         top = top_entry(folder, paths)
+        kept = None
+        for name in sorted({p.relative_to(folder).parts[0] for p in paths
+                            if p.is_relative_to(folder) and p != folder}):
+            other = await self.owner(folder, name, record.info_hash)
+            if other is not None:
+                kept = f"#{other.id} in the list has the same name {name!r}"
+                log.warning("#%d: its files named %r are kept: %s", record.id, name, kept)
+                paths, top = [], None
+                break
         deleted = await asyncio.to_thread(delete_download_files, folder, paths, top)
-        await asyncio.to_thread(_remove_saved_metadata, folder, record.info_hash)
+        await asyncio.to_thread(_remove_saved_metadata, folder, record.info_hash,
+                                record.source_kind, source)
         await asyncio.to_thread(remove_pad_scratch, self._config.download_dir,
                                 self._pad_scratch(record))
-        return deleted
-
-    def delete_purged(self, purged: PurgedDownload) -> int:
-        """Delete the files of one purged download (runs in a worker thread)."""
-        record = purged.record
-        folder = Path(record.directory)
-        paths = [folder / f.path for f in self._purged_files(purged)]
-        deleted = delete_download_files(folder, paths, top_entry(folder, paths))
-        _remove_saved_metadata(folder, record.info_hash)
-        remove_pad_scratch(self._config.download_dir, self._pad_scratch(record))
-        return deleted
+        return Deletion(deleted, kept)
 
     def _purged_files(self, purged: PurgedDownload) -> tuple[FileEntry, ...]:
         """The files a purged download wrote, from its metainfo (empty when unknown)."""

@@ -104,9 +104,12 @@ class Control:
                                       action="cancel", extra={"download_speed": 0,
                                                               "upload_speed": 0})
         if delete_files:
-            deleted = await self._contents.delete(record, paths)
+            deletion = await self._contents.delete(record, paths)
+            detail = f"{deletion.files} files"
+            if deletion.kept is not None:
+                detail += f"; kept its data: {deletion.kept}"
             await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
-                                  download_id=record.id, detail=f"{deleted} files")
+                                  download_id=record.id, detail=detail)
         return await self._current(download_id)
 
     async def stop_seeding(self, download_id: int) -> None:

@@ -35,6 +35,7 @@ from manager.control import Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
+from manager.leftovers import remove_finished_control_files
 from manager.links import DownloadLink, Links, SharedDownload, SharedFile
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
@@ -88,7 +89,8 @@ class TorrentManager:
         self._contents = Contents(rpc, store, config)
         space = SpaceCheck(self.live, disk_usage)
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
-                              contents=self._contents, space=space, publisher=self._publisher)
+                              contents=self._contents, space=space, publisher=self._publisher,
+                              forget_mirror=self._forget_mirror)
         metadata = MetadataCheck(self.live, store=store, rpc=rpc, ops=ops,
                                  contents=self._contents, space=space)
         applier = StatusApplier(self.live, store=store, rpc=rpc, config=config,
@@ -110,6 +112,10 @@ class TorrentManager:
         self._listener: NotificationListener | None = None
         self._started = False
 
+    async def _forget_mirror(self, download_id: int) -> None:
+        """For intake, built before the mirrors (which need control, which needs sync)."""
+        await self._mirrors.forget(download_id)
+
     # --- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -128,6 +134,15 @@ class TorrentManager:
         await self._mirrors.start()
         await self._outbox.forget_old()
         self._started = True
+
+    async def remove_leftover_control_files(self) -> int:
+        """Delete aria2's control files left beside finished downloads; call it only while
+        aria2c is not running (see :mod:`manager.leftovers`). Returns how many.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await remove_finished_control_files(self.store)
 
     async def close(self) -> None:
         """Stop listening and polling; the store and aria2 are closed by their owner."""

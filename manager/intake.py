@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,14 @@ class Intake:
         contents: what a download owns on disk (name clashes, metainfo, pad files).
         space: the disk space check.
         publisher: where :class:`~manager.events.TorrentAdded` goes.
+        forget_mirror: drops a download's earlier mirror, by id (a cancelled download added
+            again is a new download in the same row).
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, rpc: Aria2Rpc,
                  config: ManagerConfig, contents: Contents, space: SpaceCheck,
-                 publisher: Publisher) -> None:
+                 publisher: Publisher,
+                 forget_mirror: Callable[[int], Awaitable[None]]) -> None:
         self._live = live
         self._store = store
         self._rpc = rpc
@@ -68,6 +72,7 @@ class Intake:
         self._contents = contents
         self._space = space
         self._publisher = publisher
+        self._forget_mirror = forget_mirror
 
     async def add(self, source: str | bytes, chat_id: int, user_id: int,
                   message_id: int | None) -> AddResult:
@@ -97,6 +102,8 @@ class Intake:
                                            user_id=user_id, message_id=message_id,
                                            folder=folder)
             self._live.remember(record)
+            if existing is not None:
+                await self._forget_mirror(record.id)
             note = None
             try:
                 record = await self.submit(record)

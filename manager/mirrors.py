@@ -1,5 +1,11 @@
 """Mirror jobs: a finished download's own files, uploaded to the rclone destination.
 
+Each download uploads into a place of its own below the destination,
+``<chat id>/<download id>-<first 8 digits of its info-hash>/`` (:func:`place_of`), so that
+no download's upload ever lands on another's: same names from two chats, or in one chat
+after a cancel or a purge, go to different places. The same torrent added again in its chat
+after a cancel keeps its id and info-hash, so its place: the files there are the same.
+
 A job is stored (table ``mirrors``) before it starts, so a restart of ariabot resumes it;
 the transfer itself is the injected :class:`~manager.uploader.Uploader`'s (rclone). One job
 at a time uploads (they share the uplink); the others wait as ``queued``. A failed attempt
@@ -38,7 +44,7 @@ from manager.store import DownloadRecord, MirrorRecord, Store
 from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
 from manager.usertext import shown_destination
 
-__all__ = ["Mirrors"]
+__all__ = ["Mirrors", "place_of"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,12 @@ _FINISHED_DOWNLOAD = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDIN
 
 StopSeeding = Callable[[int], Awaitable[None]]
 """Stops a seeding download (it becomes complete), by id."""
+
+
+def place_of(record: DownloadRecord) -> str:
+    """The download's own place below the mirror destination (see the module's doc): only
+    digits and hex, never a name a torrent chose, so it is short and safe everywhere."""
+    return f"{record.chat_id}/{record.id}-{record.info_hash[:8]}"
 
 
 @dataclass
@@ -106,8 +118,14 @@ class Mirrors:
         """Resume the mirrors a stopped (or killed) ariabot left unfinished."""
         if self._config is None or self._uploader is None:
             return
-        for record in await self._store.mirrors(states=_ACTIVE):
-            log.info("resuming the mirror of #%s (%s)", record.download_id, record.state)
+        for stored in await self._store.mirrors(states=_ACTIVE):
+            log.info("resuming the mirror of #%s (%s)", stored.download_id, stored.state)
+            download = await self._store.get(stored.download_id)
+            record = stored
+            if stored.folder is None and download is not None:
+                # Stored before downloads had places: it goes on in its own, not the root.
+                record = await self._store.update_mirror(
+                    stored.download_id, folder=place_of(download)) or stored
             self._launch(_Job(record))
 
     async def close(self) -> None:
@@ -131,6 +149,16 @@ class Mirrors:
             self._auto(torrent), name=f"mirror-auto-{torrent.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def forget(self, download_id: int) -> None:
+        """A cancelled download is added again: its earlier mirror is no longer its own
+        (stopped if it still ran; what was uploaded stays at the destination)."""
+        job = self._jobs.pop(download_id, None)
+        if job is not None and job.task is not None and not job.task.done():
+            job.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job.task
+        await self._store.forget_mirror(download_id)
 
     async def _auto(self, torrent: Torrent) -> None:
         previous = await self._store.mirror(torrent.id)
@@ -203,7 +231,7 @@ class Mirrors:
             raise InvalidState(f"#{download_id} is already being mirrored")
         mirror = await self._store.start_mirror(
             download_id, chat_id=record.chat_id, user_id=user_id, remote=config.remote,
-            move=config.move, state=MirrorState.QUEUED.value)
+            move=config.move, state=MirrorState.QUEUED.value, folder=place_of(record))
         await self._store.log("mirror", chat_id=record.chat_id, user_id=user_id,
                               download_id=download_id, detail="auto" if auto else "")
         job = _Job(mirror, top=record.name)
@@ -265,7 +293,9 @@ class Mirrors:
         if record is None:  # the download left the list meanwhile
             await self._save(job, state=MirrorState.STOPPED)
             return
-        first = max(1, job.record.attempt)
+        # An attempt cut by a stop is tried again; never past the attempts allowed now
+        # (ARIABOT_MIRROR_ATTEMPTS may have been lowered since), and never none.
+        first = min(max(1, job.record.attempt), config.attempts)
         for attempt in range(first, config.attempts + 1):
             upload = await self._job_of(record, job)
             if not upload.files:
@@ -304,7 +334,8 @@ class Mirrors:
         """The upload of the download's own complete files (see :mod:`manager.mirrorfiles`)."""
         files = await own_complete_files(record, self._store, self._contents)
         job.files = files
-        upload = UploadJob(record.id, Path(record.directory), files, job.record.remote)
+        upload = UploadJob(record.id, Path(record.directory), files, job.record.remote,
+                           job.record.folder or "")
         job.top = upload.top or job.top
         return upload
 
@@ -312,17 +343,21 @@ class Mirrors:
         assert self._uploader is not None
         link = await self._uploader.link(upload)
         deleted = False
-        if job.record.move:
-            current = await self._store.get(record.id)
-            if current is not None and current.state == TorrentState.SEEDING.value:
+        current = await self._store.get(record.id)
+        if job.record.move and current is not None and current.state in _FINISHED_DOWNLOAD:
+            # Not once it was cancelled (its files stay then) or added again meanwhile.
+            if current.state == TorrentState.SEEDING.value:
                 await self._stop_seeding(record.id)
             folder = Path(record.directory)
             paths = [folder / name for name in upload.files]
-            count = await self._contents.delete(record, paths)
-            deleted = True
+            deletion = await self._contents.delete(current, paths)
+            deleted = deletion.kept is None
+            detail = f"{deletion.files} files, moved to the mirror"
+            if deletion.kept is not None:
+                detail = f"kept (not moved): {deletion.kept}"
             await self._store.log("delete-files", chat_id=record.chat_id,
                                   user_id=job.record.user_id, download_id=record.id,
-                                  detail=f"{count} files, moved to the mirror")
+                                  detail=detail)
         if job.stats is not None:
             job.stats = dataclasses.replace(job.stats, bytes=job.stats.total_bytes, speed=0,
                                             eta_seconds=None)
@@ -330,8 +365,7 @@ class Mirrors:
                          error=None)
         await self._store.log("mirror-done", chat_id=record.chat_id, user_id=job.record.user_id,
                               download_id=record.id)
-        log.info("#%s is mirrored to %s", record.id, shown_destination(job.record.remote,
-                                                                      job.top))
+        log.info("#%s is mirrored to %s", record.id, _shown(job.record, job.top))
         self._emit(MirrorDone, job)
 
     async def _finish_failed(self, job: _Job, reason: str) -> None:
@@ -386,7 +420,7 @@ class Mirrors:
         retry_in = (max(0.0, job.retry_at - self._clock())
                     if job.retry_at is not None and state is MirrorState.RETRYING else None)
         mirror = Mirror(
-            state=state, destination=shown_destination(record.remote, top), move=record.move,
+            state=state, destination=_shown(record, top), move=record.move,
             bytes=stats.bytes if stats else record.bytes,
             total_bytes=stats.total_bytes if stats else record.total_bytes,
             speed=stats.speed if stats and state is MirrorState.UPLOADING else 0,
@@ -398,6 +432,11 @@ class Mirrors:
             local_deleted=record.local_deleted,
         )
         return dataclasses.replace(torrent, mirror=mirror)
+
+
+def _shown(record: MirrorRecord, top: str) -> str:
+    """Where the mirror goes, fit for a chat: its place, then its top entry."""
+    return shown_destination(record.remote, "/".join(p for p in (record.folder, top) if p))
 
 
 def _top_of(torrent: Torrent) -> str:

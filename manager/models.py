@@ -89,8 +89,8 @@ class Mirror:
 
     Attributes:
         state: where it stands.
-        destination: where it goes, fit to show a user (``gdrive:ariabot/name``; never a
-            path of this server).
+        destination: where it goes, fit to show a user (its own place and its name,
+            ``gdrive:ariabot/<chat id>/<id>-<hash>/name``; never a path of this server).
         move: local files are deleted once the upload is verified.
         attempt: the current (or last) attempt, 1-based.
         attempts: how many attempts it gets.

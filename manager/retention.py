@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 from manager.clock import utcnow
 from manager.contents import Contents
 from manager.live import LiveDownloads
 from manager.models import TorrentState
-from manager.store import PurgedDownload, Store
+from manager.store import Store
 
 __all__ = ["Retention"]
 
@@ -49,9 +46,9 @@ class Retention:
                     states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files
                 )
             purged += len(batch)
-            if delete_files and batch:
-                in_use = await self._store.names_in_use(p.record.directory for p in batch)
-                deleted += await asyncio.to_thread(self._delete_files, batch, in_use)
+            if delete_files:
+                for gone in batch:  # each through the ownership rule (Contents.owner)
+                    deleted += (await self._contents.delete_purged(gone)).files
             if len(batch) < _BATCH:
                 break
         if purged:
@@ -62,16 +59,3 @@ class Retention:
             await self._store.log("purge", chat_id=0, user_id=0, detail=detail)
             log.info("purged %s", detail)
         return purged
-
-    def _delete_files(self, batch: Sequence[PurgedDownload],
-                      in_use: set[tuple[str, str]]) -> int:
-        """Delete the files of purged downloads (runs in a worker thread)."""
-        deleted = 0
-        for purged in batch:
-            record = purged.record
-            if (record.directory, record.name) in in_use:
-                log.warning("purge kept the files of #%d: a listed download has the same name "
-                            "%r in %s", record.id, record.name, Path(record.directory))
-                continue
-            deleted += self._contents.delete_purged(purged)
-        return deleted

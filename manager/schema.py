@@ -109,6 +109,9 @@ class MirrorJob(_Base):
     pid = peewee.IntegerField(null=True)
     created_at = peewee.DateTimeField()
     updated_at = peewee.DateTimeField()
+    folder = peewee.TextField(null=True)
+    """The download's own place below ``remote`` (``<chat id>/<id>-<info-hash[:8]>``);
+    None for a mirror stored before migration 6, whose files went to ``remote`` itself."""
 
     class Meta:
         table_name = "mirrors"
@@ -325,12 +328,23 @@ def _migration_0005_sent_parts(migrator: SchemaMigrator, database: peewee.Databa
     database.create_tables([FrozenSentPart])
 
 
+def _migration_0006_mirror_folder(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 6: each mirror's own place at the destination (``mirrors.folder``), so that
+    no download's upload lands on another's. Rows stored before keep NULL (the root).
+
+    Like the ``create_tables`` of the migrations before it, it does nothing to a schema
+    that has it already."""
+    if "folder" not in {column.name for column in database.get_columns("mirrors")}:
+        migrate(migrator.add_column("mirrors", "folder", peewee.TextField(null=True)))
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
     _migration_0003_mirrors,
     _migration_0004_outbox,
     _migration_0005_sent_parts,
+    _migration_0006_mirror_folder,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -89,6 +89,9 @@ class MirrorRecord:
     pid: int | None
     created_at: datetime
     updated_at: datetime
+    folder: str | None
+    """The download's own place below ``remote``; None for a mirror stored before it had
+    one (its files went to ``remote`` itself)."""
 
 
 _MIRROR_FIELDS = tuple(f.name for f in fields(MirrorRecord))
@@ -424,7 +427,8 @@ class Store:
         return await self._run(write)
 
     async def named(self, directory: str, name: str) -> list[DownloadRecord]:
-        """Listed downloads whose files are (or will be) ``directory/name``."""
+        """Downloads in the list (any state) named ``name`` in ``directory``; which of them
+        own ``directory/name`` is :meth:`manager.contents.Contents.owner`'s rule."""
 
         def query() -> list[DownloadRecord]:
             table = self._tables.download
@@ -435,22 +439,10 @@ class Store:
 
         return await self._run(query)
 
-    async def names_in_use(self, directories: Iterable[str]) -> set[tuple[str, str]]:
-        """``(directory, name)`` of every listed download in these directories."""
-        wanted = sorted(set(directories))
-
-        def query() -> set[tuple[str, str]]:
-            table = self._tables.download
-            rows = (table.select(table.directory, table.name)
-                    .where(table.directory.in_(wanted)).tuples())
-            return {(directory, name) for directory, name in rows}
-
-        return await self._run(query)
-
     # --- mirrors ---------------------------------------------------------------------------
 
     async def start_mirror(self, download_id: int, *, chat_id: int, user_id: int, remote: str,
-                           move: bool, state: str) -> MirrorRecord:
+                           move: bool, state: str, folder: str | None = None) -> MirrorRecord:
         """Store a new mirror of a download, replacing a finished one (there is one per
         download); returns it as stored."""
         def write() -> MirrorRecord:
@@ -459,8 +451,8 @@ class Store:
             with self._db.atomic():
                 table.delete().where(table.download_id == download_id).execute()
                 table.insert(download_id=download_id, chat_id=chat_id, user_id=user_id,
-                             state=state, remote=remote, move=move, created_at=now,
-                             updated_at=now).execute()
+                             state=state, remote=remote, move=move, folder=folder,
+                             created_at=now, updated_at=now).execute()
             found = self._mirror(download_id)
             assert found is not None
             return found
@@ -475,6 +467,15 @@ class Store:
     async def mirror(self, download_id: int) -> MirrorRecord | None:
         """The mirror of this download, or None."""
         return await self._run(self._mirror, download_id)
+
+    async def forget_mirror(self, download_id: int) -> None:
+        """Delete the download's stored mirror (a cancelled download added again starts
+        without one; what was uploaded stays at the destination)."""
+        def write() -> None:
+            table = self._tables.mirror
+            table.delete().where(table.download_id == download_id).execute()
+
+        await self._run(write)
 
     async def mirrors(self, *, states: Iterable[str] | None = None,
                       download_ids: Iterable[int] | None = None) -> list[MirrorRecord]:

@@ -25,19 +25,40 @@ class UploadJob:
         download_id: the download's public id (for logs).
         source_dir: the download's chat folder; ``files`` are relative to it.
         files: the download's own files, relative POSIX paths inside ``source_dir``.
-        remote: the rclone destination root (``gdrive:ariabot``); the files keep their
-            relative paths below it.
+        remote: the rclone destination root (``gdrive:ariabot``).
+        folder: the download's own place below ``remote`` (``<chat id>/<id>-<hash>``),
+            where the files keep their relative paths; "" for the root itself (a mirror
+            stored before downloads had places of their own).
     """
 
     download_id: int
     source_dir: Path
     files: tuple[str, ...]
     remote: str
+    folder: str = ""
+
+    @property
+    def destination(self) -> str:
+        """Where the files go: the download's own place at the destination."""
+        return _below(self.remote, self.folder)
+
+    @property
+    def top_destination(self) -> str:
+        """The download's top entry (its file, or its folder) at the destination."""
+        return _below(self.destination, self.top)
 
     @property
     def top(self) -> str:
-        """The download's top entry (its file, or its folder) below the destination."""
+        """The download's top entry (its file, or its folder), relative to its place."""
         return self.files[0].split("/", 1)[0] if self.files else ""
+
+
+def _below(remote: str, relative: str) -> str:
+    """``relative`` below the rclone destination ``remote`` (``gdrive:``, ``gdrive:a/b``,
+    ``/srv/mirror``); ``remote`` itself when ``relative`` is empty."""
+    if not relative:
+        return remote
+    return f"{remote}{relative}" if remote.endswith((":", "/")) else f"{remote}/{relative}"
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ MAX_NAME_BYTES = 255
 """Longest file or folder name on disk, in UTF-8 bytes (NAME_MAX on Linux)."""
 
 _MAX_SHOWN = 80  # characters of user input quoted back in a message
-_NAMED_REMOTE = re.compile(r"([0-9A-Za-z_.][0-9A-Za-z_. -]*):(.*)", re.DOTALL)
-"""An rclone destination that names a configured remote: ``name:path``."""
+_NAMED_REMOTE = re.compile(r"(:?[0-9A-Za-z_.][0-9A-Za-z_. -]*):(.*)", re.DOTALL)
+"""An rclone destination that names a configured remote, ``name:path``, or a backend made on
+the fly, ``:webdav:path``."""
 
 
 def has_control(text: str) -> bool:

@@ -1,9 +1,9 @@
 """``ariabot`` command line: ``ariabot run`` and the local control commands.
 
-``run`` starts everything; ``add``, ``list``, ``status``, ``pause``, ``resume``, ``cancel``,
-``files``, ``purge`` and ``log`` talk to that running instance through its control socket (see
-:mod:`supervisor.control`) and say so clearly when none is running. ``doctor`` checks the
-installation (see :mod:`supervisor.doctor`).
+``run`` starts everything; ``add``, ``list``, ``status``, ``wait``, ``pause``, ``resume``,
+``cancel``, ``files``, ``purge`` and ``log`` talk to that running instance through its control
+socket (see :mod:`supervisor.control`) and say so clearly when none is running. ``doctor``
+checks the installation (see :mod:`supervisor.doctor`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.rclone import RcloneUnusable, mirror_uploader
 from supervisor.root import serve
+from supervisor.statedirs import state_dirs_problem
 
 __all__ = ["build_parser", "main"]
 
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", type=_download_id)
     cancel.add_argument("--delete-files", action="store_true",
                         help="also delete what it downloaded")
+    wait = commands.add_parser(
+        "wait", help="wait until a download is done, showing its progress as 'add --wait' "
+        "does; exit 0 when complete, 1 when it failed or was cancelled")
+    wait.add_argument("id", type=_download_id)
+    wait.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                      help="stop waiting after SECONDS and exit 4; the download goes on")
     mirror = commands.add_parser(
         "mirror", help="upload a finished download to the rclone destination "
         "(ARIABOT_RCLONE_REMOTE)")
@@ -270,6 +277,30 @@ def _print_rows(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str
     return 0
 
 
+def _print_files(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
+    """``ariabot files``: one numbered line per file, or why there is none."""
+    fields = {"select": _file_numbers(args.select)} if args.select else {}
+    listed = _ask(client, "files", id=args.id, **fields)["files"]
+    if not listed:
+        print(_no_files(_ask(client, "status", id=args.id)["torrent"]), file=out)
+        return 0
+    # Numbered as --select takes them: places in the list (pad files are not in it).
+    for number, entry in enumerate(listed, 1):
+        mark = "x" if entry["selected"] else " "
+        print(f"[{mark}] {number:>4}  {human_size(entry['length']):>10}  {entry['path']}",
+              file=out)
+    return 0
+
+
+def _no_files(torrent: dict[str, Any]) -> str:
+    """Why ``ariabot files`` lists nothing: a finished download's files are gone, or a
+    magnet's list comes only with its metadata."""
+    if torrent["state"] in _FINAL_STATES:
+        return f"#{torrent['id']} is {torrent['state']}: it has no files to list"
+    return (f"#{torrent['id']}: the file list is not known yet (it comes with the torrent's "
+            "metadata)")
+
+
 def _print_link(answer: dict[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     """``ariabot link``: the URL alone on stdout (for scripts), how long it works on stderr."""
     if args.json:
@@ -328,13 +359,7 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(torrent, indent=2) if args.json else _line(torrent), file=out)
         return 0
     if args.command == "files":
-        fields = {"select": _file_numbers(args.select)} if args.select else {}
-        # Numbered as --select takes them: places in the list (pad files are not in it).
-        for number, entry in enumerate(_ask(client, "files", id=args.id, **fields)["files"], 1):
-            mark = "x" if entry["selected"] else " "
-            print(f"[{mark}] {number:>4}  {human_size(entry['length']):>10}  "
-                  f"{entry['path']}", file=out)
-        return 0
+        return _print_files(client, args, out)
     if args.command == "purge":
         answer = _ask(client, "purge", older_than_days=args.older_than,
                       delete_files=args.delete_files)
@@ -346,6 +371,8 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         torrent = _ask(client, "mirror", id=args.id, stop=args.stop)["torrent"]
         print(_line(torrent), file=out)
         return 0
+    if args.command == "wait":
+        return _wait(client, args.id, out, args.timeout)
     if args.command == "link":
         return _print_link(_ask(client, "link", id=args.id), args, out)
     fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}
@@ -382,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"ariabot: configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    problem = state_dirs_problem(settings, downloads=args.command == "run")
+    if problem is not None:
+        print(f"ariabot: configuration error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command != "run":
         for variable in unknown_variables(os.environ):
             print(f"ariabot: warning: {variable.problem}; {variable.fix}", file=sys.stderr)
@@ -397,7 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         except KeyboardInterrupt:
             return 130
-    formatter = setup_logging(settings.level, [settings.token.reveal()], args.log_format)
+    secrets = [settings.token.reveal(), *(value.reveal() for value in settings.remote_secrets)]
+    formatter = setup_logging(settings.level, secrets, args.log_format)
     warn_unknown_variables(os.environ)
     try:
         aria2c, version = locate_aria2c(settings.aria2c)

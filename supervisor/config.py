@@ -21,6 +21,7 @@ from typing import Any
 
 from supervisor import parsers
 from supervisor.parsers import Secret, between
+from supervisor.rcloneremote import parse_destination
 
 __all__ = ["FIELDS", "ConfigError", "Field", "Secret", "Settings", "load_settings"]
 
@@ -125,8 +126,9 @@ FIELDS: tuple[Field, ...] = (
     Field("telegram", "webhook_listen", "ARIABOT_WEBHOOK_LISTEN", parsers.host_port,
           "127.0.0.1:8443", "host:port the webhook server listens on, behind your HTTPS proxy"),
     Field("mirror", "remote", "ARIABOT_RCLONE_REMOTE", parsers.rclone_remote, "",
-          "rclone destination finished downloads are mirrored to, e.g. gdrive:ariabot "
-          "(empty: mirroring is off)"),
+          "rclone destination finished downloads are mirrored to, e.g. gdrive:ariabot, or a "
+          "connection string such as :webdav,url=...,pass=...:path whose parameters reach "
+          "rclone by its environment, never its command line (empty: mirroring is off)"),
     Field("mirror", "rclone_config", "ARIABOT_RCLONE_CONFIG", parsers.optional_path, "",
           "the rclone config file that defines the remote (empty: rclone's own default)"),
     Field("mirror", "rclone", "ARIABOT_RCLONE", str, "rclone",
@@ -209,6 +211,16 @@ class Settings:
     link_days: float
     level: str
     source: Path | None = field(default=None, compare=False)
+    remote_env: tuple[tuple[str, Secret], ...] = field(default=(), repr=False)
+    """The connection string's parameters of ``remote``, as rclone's variables (see
+    :mod:`supervisor.rcloneremote`); ``remote`` itself holds none."""
+    remote_secrets: tuple[Secret, ...] = field(default=(), repr=False)
+    """Those of their values that look like credentials: the log masks them."""
+
+    def rclone_environment(self) -> dict[str, str]:
+        """The variables rclone reads the destination's parameters from (secrets revealed:
+        only for rclone's own environment)."""
+        return {name: value.reveal() for name, value in self.remote_env}
 
     @property
     def mirroring(self) -> bool:
@@ -292,5 +304,11 @@ def load_settings(
         parsed["download_dir"] = parsed["data_dir"] / "downloads"
     if parsed["backoff_max"] < parsed["backoff_initial"]:
         raise ConfigError("supervisor.backoff_max: must not be smaller than backoff_initial")
+    destination = parse_destination(parsed["remote"]) if parsed["remote"] else None
+    if destination is not None:
+        parsed["remote"] = destination.remote
+        parsed["remote_env"] = tuple((name, Secret(value))
+                                     for name, value in destination.environment)
+        parsed["remote_secrets"] = tuple(Secret(value) for value in destination.secret_values)
     return Settings(**parsed, source=config_path)
 

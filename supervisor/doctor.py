@@ -33,7 +33,7 @@ from supervisor.control import ControlClient, NotRunning
 from supervisor.envnames import unknown_variables
 from supervisor.instance import find_stale_aria2c, lock_holder, read_runtime
 from supervisor.layout import StateLayout
-from supervisor.linkkey import LinkKeyError, load_link_key
+from supervisor.linkkey import LinkKeyError, read_link_key
 from supervisor.logs import SecretMask
 from supervisor.parsers import split_listen
 from supervisor.rclone import (
@@ -44,6 +44,7 @@ from supervisor.rclone import (
     remote_name,
     remote_names,
 )
+from supervisor.statedirs import directory_problem
 
 __all__ = [
     "MIN_FREE_DATA",
@@ -154,7 +155,12 @@ def check_directory(label: str, path: Path, variable: str, min_free: int,
         min_free: fewer free bytes than this fails.
         disk_usage: ``psutil.disk_usage``-like (injected by tests).
     """
-    anchor = _nearest_existing(path)
+    try:
+        anchor = _nearest_existing(path)
+    except OSError as error:  # a parent this user may not enter
+        return Check(False, f"{label} {path} cannot be reached ({error.strerror})",
+                     f"give the user running ariabot access to it (sudo chown {_user()} "
+                     f"...), or set {variable} to another directory")
     if path.exists():
         if not path.is_dir():
             return Check(False, f"{label} {path} is not a directory",
@@ -368,7 +374,8 @@ def check_rclone(settings: Settings, timeout: float = 20.0) -> list[Check]:
             return [*checks, Check(False, f"no remote named {name!r} in the rclone config",
                                    "define it with 'rclone config', or fix "
                                    "ARIABOT_RCLONE_REMOTE")]
-    problem = probe_remote(binary, settings.rclone_config, settings.remote, timeout)
+    problem = probe_remote(binary, settings.rclone_config, settings.remote, timeout,
+                           settings.rclone_environment())
     if problem is not None:
         return [*checks, Check(False, f"the mirror destination {settings.remote} does not "
                                f"answer: {problem}", "check the remote with 'rclone lsf "
@@ -386,8 +393,7 @@ def check_links(settings: Settings, running: bool) -> list[Check]:
     checks = []
     key = StateLayout(settings.data_dir).link_key
     try:
-        if key.exists():
-            load_link_key(key)
+        read_link_key(key)  # changes nothing: a missing or short key is made at start
     except LinkKeyError as error:
         checks.append(Check(False, f"link key: {error}", "ariabot makes a new one at start"))
     host, port = split_listen(settings.http_listen)
@@ -421,6 +427,15 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                environ: Mapping[str, str] | None = None) -> list[Check]:
     """Every check, in the order a newcomer would fix them (``environ``: ``os.environ``)."""
     layout = StateLayout(settings.data_dir)
+    if directory_problem(settings.data_dir) is None:
+        running = lock_holder(layout.lock) is not None
+        instance = [*check_links(settings, running=running), *check_telegram(settings),
+                    check_bot_api(settings, timeout), check_instance(layout),
+                    *check_health(layout, timeout)]
+    else:  # its ✘ line is above; the lock, the key and the socket live in it
+        instance = [*check_telegram(settings), check_bot_api(settings, timeout),
+                    Check(None, "links and running instances not checked",
+                          "they need a usable data dir (ARIABOT_DATA_DIR)")]
     return [
         _config_ok(settings),
         *check_variables(os.environ if environ is None else environ),
@@ -431,11 +446,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
                         MIN_FREE_DOWNLOADS, disk_usage),
         *check_dht(settings),
         *check_rclone(settings, max(timeout, 20.0)),
-        *check_links(settings, running=lock_holder(layout.lock) is not None),
-        *check_telegram(settings),
-        check_bot_api(settings, timeout),
-        check_instance(layout),
-        *check_health(layout, timeout),
+        *instance,
     ]
 
 

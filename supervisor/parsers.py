@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from supervisor.rcloneremote import parse_destination
+
 __all__ = [
     "TOKEN_SHAPE",
     "Secret",
@@ -279,30 +281,17 @@ def log_level(raw: Any) -> str:
     return one_of("DEBUG", "INFO", "WARNING", "ERROR")(str(raw).strip().upper())
 
 
-_RCLONE_REMOTE_NAME = re.compile(r"[0-9A-Za-z_.][0-9A-Za-z_. -]*")
-"""rclone's rule for a remote's name: letters, digits, ``_``, ``-``, ``.`` and spaces."""
-
-
 def rclone_remote(raw: Any) -> str:
-    """An rclone destination: ``remote:path`` (``gdrive:ariabot``), or an absolute local
-    folder; empty turns mirroring off. rclone itself says whether the remote exists."""
+    """An rclone destination: ``remote:path`` (``gdrive:ariabot``), an absolute local folder,
+    or a connection string (``:webdav,url=...,pass=...:path``, ``nas,pass=...:path``: its
+    parameters reach rclone through its environment, see :mod:`supervisor.rcloneremote`);
+    empty turns mirroring off. rclone itself says whether the remote exists."""
     text = str(raw).strip()
     if not text:
         return ""
     if any(char in text for char in "\n\r\0"):
         raise ValueError("must be one line")
-    if text.startswith("/"):
-        destination = text
-    else:
-        name, colon, destination = text.partition(":")
-        if not colon:
-            raise ValueError("must be an rclone destination, remote:path (e.g. gdrive:ariabot), "
-                             "or an absolute folder")
-        if not _RCLONE_REMOTE_NAME.fullmatch(name) or name.endswith(" "):
-            raise ValueError("the part before ':' must be the name of a remote in the rclone "
-                             "config (letters, digits, _ - . and spaces)")
-    if ".." in destination.split("/"):
-        raise ValueError("must not contain '..'")
+    parse_destination(text)
     return text
 
 

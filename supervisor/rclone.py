@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -32,7 +33,6 @@ from supervisor.rclonelog import is_permanent, parse_line, plain_reason
 __all__ = [
     "RcloneUnusable",
     "RcloneUploader",
-    "destination_of",
     "locate_rclone",
     "mirror_uploader",
     "probe_remote",
@@ -126,19 +126,22 @@ def mirror_uploader(settings: Settings) -> RcloneUploader | None:
                 f"ARIABOT_RCLONE_REMOTE: no remote named {name!r} in {where}; define it "
                 "with 'rclone config' (or fix the name)")
     log.info("mirroring to %s with rclone %s (%s)", settings.remote, version, settings.mode)
-    return RcloneUploader(binary, config_file=settings.rclone_config, bwlimit=settings.bwlimit)
+    return RcloneUploader(binary, config_file=settings.rclone_config, bwlimit=settings.bwlimit,
+                          environment=settings.rclone_environment())
 
 
 def probe_remote(binary: Path, config_file: Path | None, remote: str,
-                 timeout: float = 20.0) -> str | None:
+                 timeout: float = 20.0, environment: Mapping[str, str] | None = None,
+                 ) -> str | None:
     """Whether the destination answers (blocking): None when it does, else why not in
-    plain words. A destination folder that does not exist yet answers: uploads create it."""
+    plain words. A destination folder that does not exist yet answers: uploads create it.
+    ``environment`` adds the destination's parameters (see :mod:`supervisor.rcloneremote`)."""
     command = [str(binary), *_config_args(config_file), "lsf", "--max-depth", "1",
                "--dirs-only", "--contimeout", "5s", "--timeout", "10s", "--retries", "1",
                "--low-level-retries", "1", remote]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                check=False)
+                                check=False, env=_with(environment))
     except subprocess.TimeoutExpired:
         return f"no answer within {timeout:.0f}s"
     except OSError as error:
@@ -150,11 +153,9 @@ def probe_remote(binary: Path, config_file: Path | None, remote: str,
     return plain_reason(errors[-1] if errors else f"rclone exited {result.returncode}")
 
 
-def destination_of(remote: str, relative: str) -> str:
-    """``relative`` below the destination root ``remote`` (``gdrive:`` or ``gdrive:a/b``)."""
-    if not relative:
-        return remote
-    return f"{remote}{relative}" if remote.endswith((":", "/")) else f"{remote}/{relative}"
+def _with(environment: Mapping[str, str] | None) -> dict[str, str] | None:
+    """ariabot's environment plus the destination's parameters (None: inherit it)."""
+    return {**os.environ, **environment} if environment else None
 
 
 class RcloneUploader:
@@ -165,14 +166,19 @@ class RcloneUploader:
         config_file: rclone's config file, or None for rclone's own default.
         bwlimit: rclone's ``--bwlimit`` (e.g. ``"10M"``), or "" for none.
         stop_timeout: seconds a stopped transfer has to exit before it is killed.
+        environment: the destination's parameters as rclone's variables (a connection
+            string's, see :mod:`supervisor.rcloneremote`): in rclone's environment, which
+            only this user can read, never on its command line.
     """
 
     def __init__(self, binary: Path, *, config_file: Path | None = None, bwlimit: str = "",
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0,
+                 environment: Mapping[str, str] | None = None) -> None:
         self.binary = binary
         self.config_file = config_file
         self.bwlimit = bwlimit
         self.stop_timeout = stop_timeout
+        self._environment = dict(environment or {})
 
     def _command(self, *args: str) -> list[str]:
         return [str(self.binary), *_config_args(self.config_file), *args]
@@ -181,7 +187,8 @@ class RcloneUploader:
                    on_started: Callable[[int], None]) -> None:
         """``rclone copy`` of exactly the job's files (see :class:`~manager.Uploader`)."""
         command = self._command(
-            "copy", str(job.source_dir), job.remote, "--files-from-raw", "-", "--no-traverse",
+            "copy", str(job.source_dir), job.destination, "--files-from-raw", "-",
+            "--no-traverse",
             "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE",
             # One attempt per process: ariabot's retries (with backoff, told in the chat)
             # are the outer loop; rclone still retries single requests a few times.
@@ -199,7 +206,7 @@ class RcloneUploader:
     async def verify(self, job: UploadJob) -> None:
         """``rclone check --one-way`` of the job's files: each is there with its size, and
         its hash where both sides share one (see :class:`~manager.Uploader`)."""
-        command = self._command("check", str(job.source_dir), job.remote, "--one-way",
+        command = self._command("check", str(job.source_dir), job.destination, "--one-way",
                                 "--files-from-raw", "-", "--use-json-log")
         errors = await self._run(job, "check", command)
         if errors is not None:
@@ -208,11 +215,12 @@ class RcloneUploader:
                               retryable=not is_permanent(code, message))
 
     async def link(self, job: UploadJob) -> str | None:
-        """``rclone link`` of the download's top entry; None when the remote has none."""
+        """``rclone link`` of the download's top entry at its place; None when the remote
+        has none."""
         process = await asyncio.create_subprocess_exec(
-            *self._command("link", destination_of(job.remote, job.top)),
+            *self._command("link", job.top_destination),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, env=_with(self._environment))
         try:
             output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         except TimeoutError:
@@ -252,7 +260,8 @@ class RcloneUploader:
         try:
             process = await asyncio.create_subprocess_exec(
                 *command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, limit=_LINE_LIMIT, start_new_session=True)
+                stderr=subprocess.PIPE, limit=_LINE_LIMIT, start_new_session=True,
+                env=_with(self._environment))
         except OSError as error:
             return 1, f"rclone does not run: {error.strerror or error}"
         if on_started is not None:

@@ -24,6 +24,7 @@ from manager import (
     ManagerConfig,
     MirrorConfig,
     Store,
+    StoreError,
     TorrentManager,
     Uploader,
 )
@@ -107,8 +108,11 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop_requested.set)
+        store_open = False
         try:
             await store.open()
+            store_open = True
+            await _remove_leftover_control_files(manager)  # aria2c is not running yet
             try:
                 await aria2.start()
             except Aria2Fatal as error:
@@ -158,9 +162,21 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await control.stop()
             await manager.close()
             await aria2.stop()
+            if store_open and aria2.state is ProcessState.STOPPED:
+                await _remove_leftover_control_files(manager)  # an aria2c killed mid-tick
             await rpc.close()
             await store.close()
             _remove_runtime(layout)
+
+
+async def _remove_leftover_control_files(manager: TorrentManager) -> None:
+    """Finished downloads keep no ``.aria2`` beside them (see :mod:`manager.leftovers`);
+    a store that cannot be read leaves them for the next time."""
+    try:
+        await manager.remove_leftover_control_files()
+    except StoreError as error:
+        log.warning("could not look for control files left beside finished downloads: %s",
+                    error)
 
 
 def bot_config(settings: Settings) -> BotConfig:

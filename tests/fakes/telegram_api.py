@@ -16,7 +16,9 @@ What it imitates, because the bot's correctness depends on it:
 * Long polling: ``getUpdates`` waits up to ``timeout`` seconds; an update stays queued until a
   later ``getUpdates`` confirms it with ``offset > update_id`` (so it is redelivered after a
   lost answer, and never twice after a confirmation). A second concurrent ``getUpdates``
-  ends the first one with 409 Conflict, as Telegram does.
+  ends the first one with 409 Conflict, as Telegram does. With ``hold_polls`` set to False
+  it answers ``getUpdates`` at once whatever its ``timeout`` (a misconfigured local Bot API
+  server or proxy).
 * Messages: ids increase per chat; ``parse_mode="HTML"`` is parsed into plain text plus
   entities (with Telegram's "can't parse entities" errors); leading and trailing whitespace
   is trimmed; only inline keyboards are echoed as ``reply_markup``; editing a message's text
@@ -524,6 +526,8 @@ class FakeTelegramServer:
         self._update_ids = itertools.count(1)
         self._poll_generation = 0
         self._polls_in_flight = 0
+        self.hold_polls = True
+        """False answers every ``getUpdates`` at once, as if its ``timeout`` were 0."""
         self._users: dict[int, JSON] = {}
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
@@ -1258,7 +1262,7 @@ class FakeTelegramServer:
         limit = params.get("limit")
         limit = min(max(limit, 1), 100) if _is_int(limit) else 100
         wait = params.get("timeout") or 0
-        wait = float(wait) if isinstance(wait, int | float) else 0.0
+        wait = float(wait) if isinstance(wait, int | float) and self.hold_polls else 0.0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:

@@ -8,11 +8,14 @@ traceback, and stops its aria2c on the way out.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import signal
 from pathlib import Path
 
 import psutil
 import pytest
 
+from bot.polling import POLL_FLOOR
 from supervisor.exits import EXIT_USAGE
 from tests.fakes.telegram_api import DEFAULT_TOKEN, MALFORMED_GET_ME, FakeTelegramServer
 from tests.runner import AriabotRun
@@ -75,3 +78,31 @@ async def test_malformed_get_me_exits_2_with_one_clear_line(tmp_path: Path, answ
     assert len([text for text in output.splitlines() if "getMe" in text]) == 1, output
     assert "nginx" not in output  # the page is not dumped into the log
     assert not _aria2c_of(tmp_path / "data")
+
+
+async def test_a_server_answering_get_updates_at_once_is_polled_no_faster_than_the_floor(
+    tmp_path: Path,
+) -> None:
+    """A misconfigured Bot API server or proxy that does not hold the long poll open: ariabot
+    keeps to its floor (it polled hundreds of times a second) and still answers."""
+    async with FakeTelegramServer() as server:
+        server.hold_polls = False
+        run = AriabotRun(tmp_path / "data", {
+            "ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN, "ARIABOT_TELEGRAM_API_URL": server.url,
+            "ARIABOT_ALLOWED_USERS": "42",
+        }).start()
+        try:
+            await server.wait_until(lambda: server.count("getUpdates") >= 7, timeout=60,
+                                    what="seven polls")
+            starts = [request.time for request in server.requests_for("getUpdates")][:7]
+            assert all(request.params.get("timeout") for request in
+                       server.requests_for("getUpdates")), "a long poll is asked for"
+            gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+            assert min(gaps) >= POLL_FLOOR * 0.9, gaps
+            server.push_text(42, 42, "/help")
+            await server.wait_for("sendMessage", lambda r: r.params["chat_id"] == 42,
+                                  timeout=30)
+            run.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(run.wait_exit) == 0
+        finally:
+            await asyncio.to_thread(run.stop)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +59,24 @@ def test_add_magnet_wait_completes_byte_for_byte(run: AriabotRun, swarm: Swarm) 
     assert entry["path"] == str(folder / "cli-album")
 
 
+def test_wait_follows_an_existing_download_to_its_end_and_its_exit_says_how_it_ended(
+    run: AriabotRun, swarm: Swarm
+) -> None:
+    torrent = swarm.add("cli-waited.bin", 2 * MiB, seed=15)
+    assert cli(run, "add", torrent.magnet).returncode == 0
+    waited = cli(run, "wait", "1")
+    assert waited.returncode == 0, waited.stderr
+    assert waited.stdout.splitlines()[-1].startswith(("#1    seeding", "#1    complete"))
+    assert file_digests(run.data_dir / "downloads" / "torrents" / "0" / "cli-waited.bin") == (
+        torrent.digests)
+    assert cli(run, "cancel", "1").returncode == 0
+    cancelled = cli(run, "wait", "#1")
+    assert cancelled.returncode == 1
+    assert cancelled.stderr == "ariabot: #1 cancelled: no reason given\n"
+    unknown = cli(run, "wait", "9")
+    assert unknown.returncode == 1 and "#9" in unknown.stderr
+
+
 def test_add_torrent_file_into_a_chat_and_status_json(
     run: AriabotRun, swarm: Swarm, tmp_path: Path
 ) -> None:
@@ -92,6 +112,9 @@ def test_pause_resume_cancel_with_delete(run: AriabotRun, swarm: Swarm) -> None:
         assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
     assert not (run.data_dir / "downloads" / "torrents" / "0" / "cli-slow.bin").exists()
     assert cli(run, "status", "99").returncode == 1
+    gone = cli(run, "files", "1")  # nothing to show says why, as 'list' says "no downloads"
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout == "#1 is cancelled: it has no files to list\n"
 
 
 def test_restart_of_ariabot_mid_download_resumes_the_same_row(
@@ -156,6 +179,79 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
                                 capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, args
+
+
+BAD_DATA_DIR_COMMANDS = [["list"], ["status"], ["status", "1"], ["log"], ["pause", "1"],
+                         ["files", "1"], ["purge", "--older-than", "0"], ["run"],
+                         ["add", "magnet:?xt=urn:btih:" + "ab" * 20]]
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_a_data_dir_that_is_no_directory_is_one_line_naming_the_setting(
+    tmp_path: Path, where: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    data_dir = blocker if where == "a file" else blocker / "data"
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(data_dir),
+           "ARIABOT_DOWNLOAD_DIR": str(tmp_path / "downloads")}
+    for args in BAD_DATA_DIR_COMMANDS:
+        result = subprocess.run([sys.executable, "-m", "supervisor", *args], env=env,
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"ariabot: configuration error: ARIABOT_DATA_DIR: {data_dir} "), (
+            args, line)
+        assert line.endswith("is not a directory" if where == "a file"
+                             else f"cannot be created: {blocker} is not a directory"), line
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # nothing created
+
+
+def test_a_data_dir_this_user_cannot_read_is_one_line_naming_the_setting() -> None:
+    """A data dir of another user (0700): root reads everything, so as root the commands run
+    as nobody; as anyone else the dir is made unreadable to its own user. (In /tmp: pytest's
+    own temporary folders are closed to other users.)"""
+    base = Path(tempfile.mkdtemp(prefix="ariabot-unreadable-"))
+    base.chmod(0o755)
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(private), "HOME": str(base)}
+    as_other = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    prefix = as_other if os.geteuid() == 0 else []
+    if not prefix:
+        private.chmod(0)
+    try:
+        for args in (["list"], ["add", "magnet:?xt=urn:btih:" + "ab" * 20], ["run"]):
+            result = subprocess.run([*prefix, sys.executable, "-m", "supervisor", *args],
+                                    env=env, capture_output=True, text=True, timeout=30,
+                                    check=False)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr == (f"ariabot: configuration error: ARIABOT_DATA_DIR: "
+                                     f"{private} is not readable and writable by this user\n")
+        doctor = subprocess.run([*prefix, sys.executable, "-m", "supervisor", "doctor"],
+                                env=env, capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert doctor.returncode == 1 and doctor.stderr == "", doctor.stderr
+        assert f"✘ data dir {private} is not writable" in doctor.stdout
+        assert f"✘ download dir {private / 'downloads'} cannot be reached" in doctor.stdout
+        private.chmod(0o700)
+        assert list(private.iterdir()) == []
+    finally:
+        private.chmod(0o700)
+        shutil.rmtree(base)
+
+
+def test_a_bad_download_dir_stops_run_before_anything_is_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "ARIABOT_DATA_DIR": str(tmp_path / "data"),
+           "ARIABOT_DOWNLOAD_DIR": str(blocker)}
+    result = subprocess.run([sys.executable, "-m", "supervisor", "run"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (f"ariabot: configuration error: ARIABOT_DOWNLOAD_DIR: {blocker} "
+                             "is not a directory\n")
+    assert not (tmp_path / "data").exists()
 
 
 def test_home_of_an_unknown_user_stops_run_with_one_line(tmp_path: Path) -> None:

@@ -85,6 +85,23 @@ def test_download_dir_that_cannot_be_created_fails(tmp_path: Path) -> None:
     assert "— set ARIABOT_DOWNLOAD_DIR" in failed
 
 
+def test_a_data_dir_that_is_a_file_fails_its_line_and_skips_what_needs_it(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, lines = doctor(doctor_env(blocker, ARIABOT_DOWNLOAD_DIR=str(tmp_path / "dl"),
+                                    ARIABOT_PUBLIC_URL="https://files.example.org"))
+    assert code == 1, lines
+    assert line(lines, "data dir") == (f"✘ data dir {blocker} is not a directory — remove that "
+                                       "file or set ARIABOT_DATA_DIR to a directory")
+    assert line(lines, "links and running") == (
+        "○ links and running instances not checked — they need a usable data dir "
+        "(ARIABOT_DATA_DIR)")
+    assert lines[-1] == "1 problem found"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]
+
+
 async def test_bot_api_reachable_names_the_bot_and_never_the_token(tmp_path: Path) -> None:
     async with FakeTelegramServer() as server:
         env = doctor_env(tmp_path, ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,

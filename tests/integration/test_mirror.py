@@ -21,11 +21,21 @@ from pathlib import Path
 import psutil
 import pytest
 
-from manager import Event, MirrorChanged, MirrorDone, MirrorFailed, MirrorState
+from manager import (
+    Event,
+    Mirror,
+    MirrorChanged,
+    MirrorDone,
+    MirrorFailed,
+    MirrorState,
+    TorrentState,
+)
 from supervisor.config import load_settings
 from supervisor.doctor import check_rclone
 from supervisor.rclone import RcloneUploader
+from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_bot import LONG, MIB, USER, _download_id, _result_id, running_stack
+from tests.integration.test_manager import wait_state
 from tests.rclonedest import WebDavServer, require_rclone, sha1_tree, write_rclone_config
 from tests.runner import AriabotRun, ariabot_run, until, wait_until
 from tests.swarm import Swarm
@@ -95,14 +105,15 @@ async def test_mirror_button_moves_to_webdav_and_deletes_only_after_the_check(
             f"#{download_id} is already being mirrored.", "Uploading…"]
         done = await stack.answer(USER, start, "is uploaded", timeout=LONG)
 
-        assert sha1_tree(webdav.root / "up" / "mirror-pack") == want
-        assert sorted(p.name for p in (webdav.root / "up").iterdir()) == ["mirror-pack"]
+        place = _place(download_id, USER, seeded.info_hash)
+        assert sha1_tree(webdav.root / "up" / place / "mirror-pack") == want
+        assert sorted(p.name for p in (webdav.root / "up").iterdir()) == [str(USER)]
         assert not local.exists() and stranger.read_text() == "stays here"
         checked = [exists for state, exists in seen if state is MirrorState.VERIFYING]
         assert checked and all(checked), seen  # the files were there while rclone checked
         assert seen[-1] == (MirrorState.DONE, False)
         text = done.params["text"]
-        assert "<code>dav:up/mirror-pack</code>" in text and "deleted (moved)" in text
+        assert f"<code>dav:up/{place}/mirror-pack</code>" in text and "deleted (moved)" in text
         assert str(tmp_path) not in text and webdav.password not in text
         await stack.shown(USER, progress_id, lambda t: "Uploaded to" in t)
 
@@ -126,14 +137,16 @@ async def test_automatic_copy_to_a_local_path_remote_keeps_the_files(
     async with running_stack(engine_settings, **env) as stack:
         seeded = swarm.add("mirror-auto.bin", 2 * MIB, seed=62)
         start = stack.server.mark()
-        await stack.say(USER, f"/torrent {seeded.magnet}")
+        reply = await stack.say(USER, f"/torrent {seeded.magnet}")
+        place = _place(_download_id(reply.params["text"]), USER, seeded.info_hash)
         news = await stack.answer(USER, start, "is downloaded", timeout=LONG)
         buttons = news.params["reply_markup"]["inline_keyboard"][0]
         assert [b["text"] for b in buttons] == ["📎 Send file"]  # automatic: no Mirror button
         done = await stack.answer(USER, start, "is uploaded", timeout=LONG)
         local = stack.settings.download_dir / "torrents" / str(USER) / "mirror-auto.bin"
-        assert sha1_tree(target / "mirror-auto.bin") == sha1_tree(local)  # copy: both there
-        assert "<code>nas:…/mirror-auto.bin</code>" in done.params["text"]
+        # copy: both there
+        assert sha1_tree(target / place / "mirror-auto.bin") == sha1_tree(local)
+        assert f"<code>nas:…/{place}/mirror-auto.bin</code>" in done.params["text"]
         assert str(tmp_path) not in done.params["text"]
 
 
@@ -164,7 +177,8 @@ async def test_webdav_killed_mid_upload_is_retried_and_the_chat_told_once(
         done = await stack.answer(USER, start, "is uploaded", timeout=LONG)
 
         local = stack.settings.download_dir / "torrents" / str(USER) / "mirror-big.bin"
-        assert sha1_tree(webdav.root / "up" / "mirror-big.bin") == sha1_tree(local)
+        place = _place(download_id, USER, seeded.info_hash)
+        assert sha1_tree(webdav.root / "up" / place / "mirror-big.bin") == sha1_tree(local)
         outcome = [type(e) for e in mirror_events(events, download_id)
                    if isinstance(e, MirrorDone | MirrorFailed)]
         assert outcome == [MirrorDone]
@@ -305,7 +319,8 @@ def test_a_mirror_cut_by_a_crash_of_ariabot_finishes_after_the_restart_once(
         assert cli(first, "add", seeded.magnet, "--wait").returncode == 0
         mirrored = cli(first, "mirror", "1")
         assert mirrored.returncode == 0, mirrored.stderr
-        assert "mirror: queued → dav:up/mirror-crash.bin" in mirrored.stdout
+        place = _place(1, 0, seeded.info_hash)
+        assert f"mirror: queued → dav:up/{place}/mirror-crash.bin" in mirrored.stdout
         wait_until(lambda: (m := mirror_of(first, 1)) and m["bytes"] >= 2 * MIB, 60,
                    "the upload under way")
         leftover = [p for p in psutil.Process(first.process.pid).children()
@@ -322,7 +337,8 @@ def test_a_mirror_cut_by_a_crash_of_ariabot_finishes_after_the_restart_once(
     assert done["attempt"] == 1 and done["error"] is None
     assert [e["action"] for e in entries].count("mirror-done") == 1
     assert "resuming the mirror of #1" in output
-    assert sha1_tree(webdav.root / "up" / "mirror-crash.bin") == sha1_tree(seeded.content_path)
+    assert sha1_tree(webdav.root / "up" / place / "mirror-crash.bin") == sha1_tree(
+        seeded.content_path)
     # The orphan dies by itself at its next stats line (its stderr pipe is gone), or the new
     # ariabot stops it by its stored pid if it starts first: either way it is not left.
     assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in leftover)
@@ -379,3 +395,161 @@ def test_a_bad_remote_or_a_missing_rclone_is_one_line_and_nothing_runs(
         run.stop()
     assert run.output.strip().splitlines()[-1] == line.format(config=config)
     assert not (tmp_path / "data" / "aria2.conf").exists()  # stopped before aria2c
+
+
+# --- each download's own place at the destination ----------------------------------------
+
+
+async def _wait_mirror(engine: Engine, download_id: int, *states: MirrorState,
+                       timeout: float = 60) -> Mirror:
+    """The download's mirror once it is in one of ``states`` (read through the manager)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        mirror = (await engine.manager.get(download_id)).mirror
+        if mirror is not None and mirror.state in states:
+            return mirror
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"#{download_id}'s mirror is {mirror}, wanted {states}")
+        await asyncio.sleep(0.05)
+
+
+def _uploaded(target: Path) -> dict[str, str]:
+    """Every file at a local destination, by its path there, with its SHA-1."""
+    return {key: digest for top in sorted(target.iterdir()) for key, digest
+            in sha1_tree(top).items()}
+
+
+def _place(download_id: int, chat_id: int, info_hash: str) -> str:
+    return f"{chat_id}/{download_id}-{info_hash[:8]}"
+
+
+async def test_same_named_downloads_each_land_in_their_own_place_and_none_is_overwritten(
+    engine_settings, swarm: Swarm, tmp_path: Path,
+) -> None:
+    """Item 1 of issue 23: two chats, then the same chat after a cancel, each with a
+    different ``movie.mkv``, moved to one destination: three copies, none overwritten."""
+    target = tmp_path / "nas-folder"
+    settings = engine_settings(**mirror_env(tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}",
+                                            ARIABOT_MIRROR_MODE="move"))
+    engine = await start_engine(settings)
+    try:
+        first, second, third = (swarm.add("movie.mkv", MIB, seed=seed) for seed in (91, 92, 93))
+        expected: dict[str, str] = {}
+        shown: dict[str, str] = {}
+        for torrent, chat in ((first, 11), (second, 12), (third, 11)):
+            added = await engine.manager.add(torrent.torrent_bytes, chat_id=chat, user_id=1)
+            download_id = added.torrent.id
+            await wait_state(engine, download_id, TorrentState.COMPLETE)
+            await engine.manager.mirror(download_id, chat_id=chat)
+            mirror = await _wait_mirror(engine, download_id, MirrorState.DONE,
+                                        MirrorState.FAILED)
+            place = _place(download_id, chat, torrent.info_hash)
+            assert (mirror.state, mirror.local_deleted) == (MirrorState.DONE, True), mirror
+            shown[mirror.destination] = f"nas:…/{place}/movie.mkv"
+            expected[f"{place}/movie.mkv"] = sha1_tree(torrent.content_path)["movie.mkv"]
+            assert not (engine.folder(chat) / "movie.mkv").exists()  # moved
+            if torrent is first:  # the same chat's next movie.mkv comes after a cancel
+                await engine.manager.cancel(download_id, chat_id=chat, delete_files=True)
+        every = [p for p in target.rglob("*") if p.is_file()]
+        assert sorted(sha1_tree(p)[p.name] for p in every) == sorted(expected.values())
+        assert list(shown) == list(shown.values())  # what a user reads names that place
+        by_place = {f"{chat_dir.name}/{sub.name}/{key}": digest
+                    for chat_dir in sorted(target.iterdir())
+                    for sub in sorted(chat_dir.iterdir())
+                    for key, digest in _uploaded(sub).items()}
+        assert by_place == expected
+    finally:
+        await stop_engine(engine)
+
+
+async def test_a_readded_download_shows_no_old_mirror_and_mirrors_to_its_place_again(
+    engine_settings, swarm: Swarm, tmp_path: Path,
+) -> None:
+    """Item 17 of issue 23 (the old mirror state), and item 1's decision for the same
+    torrent added again after a cancel: the same place, with the same content."""
+    target = tmp_path / "nas-folder"
+    settings = engine_settings(**mirror_env(tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}"))
+    engine = await start_engine(settings)
+    try:
+        torrent = swarm.add("again.bin", MIB, seed=94)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=13, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        await engine.manager.mirror(download_id, chat_id=13)
+        done = await _wait_mirror(engine, download_id, MirrorState.DONE)
+        await engine.manager.cancel(download_id, chat_id=13, delete_files=True)
+
+        again = await engine.manager.add(torrent.torrent_bytes, chat_id=13, user_id=1)
+        assert again.torrent.id == download_id and again.torrent.mirror is None
+        assert (await engine.manager.get(download_id)).mirror is None
+        assert all(t.mirror is None for t in await engine.manager.list(13))
+        place = target / _place(download_id, 13, torrent.info_hash)
+        uploaded = _uploaded(place)
+        assert uploaded == sha1_tree(torrent.content_path)
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        await engine.manager.mirror(download_id, chat_id=13)
+        second = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
+        assert second.state is MirrorState.DONE and second.destination == done.destination
+        assert _uploaded(place) == uploaded
+        assert [p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()] == [
+            f"{_place(download_id, 13, torrent.info_hash)}/again.bin"]
+    finally:
+        await stop_engine(engine)
+
+
+async def test_a_mirror_stored_past_a_lowered_attempt_limit_still_ends(
+    engine_settings, swarm: Swarm, tmp_path: Path,
+) -> None:
+    """Item 14 of issue 23: a mirror stored at attempt 5 (cut by a stop), resumed by an
+    ariabot whose ARIABOT_MIRROR_ATTEMPTS is now 2, is tried and ends; it is never left
+    uploading."""
+    target = tmp_path / "nas-folder"
+    env = mirror_env(tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}")
+    engine = await start_engine(engine_settings(**env, ARIABOT_MIRROR_ATTEMPTS="6"))
+    try:
+        torrent = swarm.add("lowered.bin", MIB, seed=95)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=14, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        # What an ariabot stopped during its fifth attempt leaves stored.
+        await engine.manager.mirror(download_id, chat_id=14)
+        await _wait_mirror(engine, download_id, MirrorState.DONE)
+        await engine.store.update_mirror(download_id, state=MirrorState.UPLOADING.value,
+                                         attempt=5, link=None)
+    finally:
+        await stop_engine(engine)
+    engine = await start_engine(engine_settings(**env, ARIABOT_MIRROR_ATTEMPTS="2"))
+    try:
+        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
+        assert mirror.state is MirrorState.DONE and mirror.attempt <= mirror.attempts == 2
+    finally:
+        await stop_engine(engine)
+
+
+async def test_a_move_finishing_after_a_cancel_keeps_the_files_the_cancel_kept(
+    engine_settings, swarm: Swarm, tmp_path: Path,
+) -> None:
+    """Item 2 of issue 23 (a mirror's move deletes only what its download still owns): a
+    download cancelled without its files while its move uploads keeps them."""
+    target = tmp_path / "nas-folder"
+    settings = engine_settings(**mirror_env(
+        tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}", ARIABOT_MIRROR_MODE="move",
+        ARIABOT_MIRROR_BWLIMIT="1M"))
+    engine = await start_engine(settings)
+    try:
+        torrent = swarm.add("kept-by-cancel.bin", 4 * MIB, seed=96)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=15, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        await engine.manager.mirror(download_id, chat_id=15)
+        await until(lambda: any(e.torrent.mirror.bytes > 0
+                                for e in mirror_events(engine.events, download_id)),
+                    timeout=LONG, what="the upload under way")
+        await engine.manager.cancel(download_id, chat_id=15)  # its files stay
+        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED,
+                                    timeout=LONG)
+        assert mirror.state is MirrorState.DONE and not mirror.local_deleted
+        local = engine.folder(15) / "kept-by-cancel.bin"
+        assert sha1_tree(local) == sha1_tree(torrent.content_path)
+    finally:
+        await stop_engine(engine)

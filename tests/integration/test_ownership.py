@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from manager import TorrentState
-from tests.integration.conftest import Engine
+import pytest
+
+from manager import InvalidSource, TorrentState
+from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_manager import wait_state
 from tests.swarm import Swarm, file_digests
 
@@ -55,3 +57,57 @@ async def test_cancel_with_delete_removes_exactly_the_downloads_own_files(
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
         "owned", "owned/notes.txt"]
 
+
+
+async def test_no_two_listed_downloads_share_a_name_before_either_wrote_a_byte(
+    engine_settings, swarm: Swarm
+) -> None:
+    """Item 2 of issue 23: while the first ``twin.bin`` waits in the queue (nothing on
+    disk), a second torrent of that name is refused, and a magnet whose metadata then says
+    ``twin.bin`` fails; cancelling that failed magnet with its files deletes nothing of the
+    first's, which then downloads byte for byte."""
+    engine = await start_engine(engine_settings(ARIABOT_MAX_CONCURRENT="1"))
+    try:
+        first = swarm.add("twin.bin", 1 * MiB, seed=43)
+        other = swarm.add("twin.bin", 1 * MiB, seed=44)
+        blocker = await engine.manager.add(swarm.dead_magnet("slot"), chat_id=9, user_id=1)
+        queued = await engine.manager.add(first.torrent_bytes, chat_id=9, user_id=1)
+        await engine.manager.pause(queued.torrent.id, chat_id=9)
+        folder = engine.folder(9)
+        assert not (folder / "twin.bin").exists()
+        with pytest.raises(InvalidSource, match=(
+                rf"another download in this chat \(#{queued.torrent.id}\) already has files "
+                "named 'twin.bin'")):
+            await engine.manager.add(other.torrent_bytes, chat_id=9, user_id=2)
+        assert [t.id for t in await engine.manager.list(9)] == [queued.torrent.id,
+                                                                blocker.torrent.id]
+
+        await engine.manager.cancel(blocker.torrent.id, chat_id=9, delete_files=True)
+        magnet = await engine.manager.add(other.magnet, chat_id=9, user_id=2)
+        await wait_state(engine, magnet.torrent.id, TorrentState.ERROR)
+        failed = await engine.manager.get(magnet.torrent.id)
+        assert f"(#{queued.torrent.id}) already has files named 'twin.bin'" in str(failed.error)
+        await engine.manager.resume(queued.torrent.id, chat_id=9)
+        await wait_state(engine, queued.torrent.id, TorrentState.COMPLETE)
+        await engine.manager.cancel(magnet.torrent.id, chat_id=9, delete_files=True)
+        assert file_digests(folder / "twin.bin") == first.digests
+    finally:
+        await stop_engine(engine)
+
+
+async def test_cancel_or_purge_with_delete_of_a_torrent_file_download_leaves_nothing(
+    engine: Engine, swarm: Swarm
+) -> None:
+    """Item 17 of issue 23: aria2 saves an uploaded .torrent as ``<SHA-1 of the file>
+    .torrent`` beside the download; deleting the download's files deletes it too."""
+    cancelled = swarm.add("from-file", [1 * MiB, 1 * MiB], seed=45)
+    purged = swarm.add("from-file-2.bin", 1 * MiB, seed=46)
+    for torrent, chat in ((cancelled, 21), (purged, 22)):
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=chat, user_id=1)
+        await wait_state(engine, added.torrent.id, TorrentState.COMPLETE)
+        assert (engine.folder(chat) / torrent.name).exists()
+        if torrent is cancelled:
+            await engine.manager.cancel(added.torrent.id, chat_id=chat, delete_files=True)
+    assert await engine.manager.purge_finished(timedelta(0), delete_files=True) == 2
+    assert [p.name for p in engine.folder(21).iterdir()] == []
+    assert [p.name for p in engine.folder(22).iterdir()] == []

@@ -16,6 +16,8 @@ from manager.usertext import shown_destination
     ("sftp:/home/me/up", "pack", "sftp:…/pack"),
     ("/srv/mirror", "a.bin", "the mirror folder, as a.bin"),
     ("/srv/mirror", "", "the mirror folder"),
+    (":webdav:up", "a.bin", ":webdav:up/a.bin"),  # a connection string, its parameters out
+    (":local:/srv/mirror", "a.bin", ":local:…/a.bin"),
 ])
 def test_destinations_never_show_a_server_path(remote: str, top: str, shown: str) -> None:
     assert shown_destination(remote, top) == shown

@@ -166,6 +166,34 @@ async def test_a_version_2_database_gets_the_mirrors_table(tmp_path: Path) -> No
         await again.close()
 
 
+async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at_the_root(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'v5.db'}"
+    first = Store(url)
+    await first.open()
+    download = await add(first)
+    await first.start_mirror(download, chat_id=1, user_id=7, remote="dav:up", move=False,
+                             state="done")
+    older = SCHEMA_VERSION - 1  # the version before migration 6
+    await first._run(lambda: first._db.execute_sql("ALTER TABLE mirrors DROP COLUMN folder"))
+    await first._run(lambda: first._db.execute_sql(
+        f"UPDATE schema_version SET version = {older}"))
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await schema_version(again) == SCHEMA_VERSION
+        assert (await again.mirror(download)).folder is None  # uploaded to the root
+        placed = await again.start_mirror(download, chat_id=1, user_id=7, remote="dav:up",
+                                          move=False, state="queued", folder="1/1-aaaaaaaa")
+        assert placed.folder == "1/1-aaaaaaaa"
+        await again.forget_mirror(download)
+        assert await again.mirror(download) is None
+    finally:
+        await again.close()
+
+
 async def test_a_version_4_database_keeps_sent_parts_per_plan_until_the_row_goes(
         tmp_path: Path) -> None:
     """Migration 5: the parts Telegram confirmed, keyed by download, chat, file, the file's

@@ -82,11 +82,32 @@ def test_rclone_destinations_are_accepted(remote: str) -> None:
     assert settings.remote == remote and settings.mirroring
 
 
+@pytest.mark.parametrize(("remote", "shown", "variables"), [
+    (":webdav,url='http://127.0.0.1:9/',user=u,pass=S3CRET:up", ":webdav:up",
+     {"RCLONE_WEBDAV_URL": "http://127.0.0.1:9/", "RCLONE_WEBDAV_USER": "u",
+      "RCLONE_WEBDAV_PASS": "S3CRET"}),
+    ("nas,pass=\"it\"\"s,me\",skip-links:Media", "nas:Media",
+     {"RCLONE_CONFIG_NAS_PASS": 'it"s,me', "RCLONE_CONFIG_NAS_SKIP_LINKS": "true"}),
+    (":local:/srv/mirror", ":local:/srv/mirror", {}),
+])
+def test_a_connection_string_keeps_its_parameters_out_of_the_remote(
+    remote: str, shown: str, variables: dict[str, str]
+) -> None:
+    settings = load_settings(None, {"ARIABOT_RCLONE_REMOTE": remote})
+    assert settings.remote == shown and settings.mirroring
+    assert settings.rclone_environment() == variables
+    assert [s.reveal() for s in settings.remote_secrets] == [
+        value for name, value in variables.items() if name.endswith("_PASS")]
+    assert "S3CRET" not in repr(settings) and "it\"s" not in repr(settings)
+
+
 @pytest.mark.parametrize(("remote", "needle"), [
     ("bad name!:x", "the part before ':' must be the name of a remote"),
     ("-flag:x", "the part before ':' must be the name of a remote"),
     ("trailing :x", "the part before ':' must be the name of a remote"),
-    (":local:/tmp", "the part before ':' must be the name of a remote"),
+    (":we-b:x", "must be an rclone backend such as webdav"),
+    ("nas,pass='open:x", "lacks its closing quote"),
+    ("nas,=v:x", "must be key=value"),
     ("gdrive", "must be an rclone destination, remote:path"),
     ("relative/folder", "must be an rclone destination, remote:path"),
     ("gdrive:a/../../b", "must not contain '..'"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from supervisor.config import ConfigError, load_settings
 from supervisor.doctor import check_links
 from supervisor.exits import EXIT_USAGE
 from supervisor.layout import StateLayout
-from supervisor.linkkey import KEY_BYTES, LinkKeyError, load_link_key
+from supervisor.linkkey import KEY_BYTES, LinkKeyError, load_link_key, read_link_key
 from supervisor.root import link_config
 
 
@@ -68,6 +69,25 @@ def test_the_key_is_made_once_0600_and_kept(tmp_path: Path) -> None:
     assert load_link_key(path) == key
 
 
+@pytest.mark.parametrize("left", [b"", b"short"])
+def test_an_empty_or_short_key_left_by_a_crash_is_replaced_by_a_whole_one(
+    tmp_path: Path, left: bytes
+) -> None:
+    # A crash between creating link.key and writing it left this; no link was ever signed
+    # with it (a key is used only once read back whole), so it is replaced, not refused.
+    path = tmp_path / "link.key"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(descriptor, left)
+    os.close(descriptor)
+    assert read_link_key(path) is None  # what doctor reads: nothing is changed
+    assert path.read_bytes() == left
+    key = load_link_key(path)
+    assert len(key) == KEY_BYTES and path.read_bytes() == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_link_key(path) == key
+    assert [entry.name for entry in tmp_path.iterdir()] == ["link.key"]  # no temporary left
+
+
 def test_a_key_others_may_read_or_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "link.key"
     load_link_key(path)
@@ -75,7 +95,7 @@ def test_a_key_others_may_read_or_of_the_wrong_size_is_refused(tmp_path: Path) -
     with pytest.raises(LinkKeyError, match="may be read by others"):
         load_link_key(path)
     path.chmod(0o600)
-    path.write_bytes(b"short")
+    path.write_bytes(b"k" * (KEY_BYTES + 1))
     with pytest.raises(LinkKeyError, match="not a link key"):
         load_link_key(path)
     (tmp_path / "elsewhere").write_bytes(b"k" * KEY_BYTES)
