@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -211,5 +212,26 @@ async def test_beyond_its_bound_the_server_answers_503_with_retry_after(
         opener.gate.set()
         assert [(await h)[0] for h in held] == [206, 206]
         assert (await get(base, Range="bytes=0-99"))[0] == 206
+    finally:
+        await server.stop()
+
+
+async def test_a_file_that_streams_holds_its_place_in_the_bound(tmp_path: Path) -> None:
+    """The bound counts a file until its last byte went out, not only until the handler
+    returned: while a slow client reads a big file, another request is told 503."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))  # far more than the sockets' buffers
+    shared = SharedDownload(5, "big", (SharedFile(1, "big.bin", big.stat().st_size, big),),
+                            EXPIRES)
+    server = LinkServer(FakeOpener(shared), "127.0.0.1", 0, max_requests=1)
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}/d/{TOKEN}/1/big.bin"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as slow:
+            assert slow.status == 200
+            await slow.content.readexactly(1024)  # it streams, and the client waits
+            assert (await get(url))[0] == 503
+            assert len(await slow.read()) == big.stat().st_size - 1024
+        assert (await get(url, Range="bytes=0-9"))[0] == 206
     finally:
         await server.stop()
