@@ -137,8 +137,8 @@ def classify(error: TelegramError, *, body_sent: bool) -> tuple[Verdict, str, fl
         transport = isinstance(error, TimedOut) or isinstance(error.__cause__,
                                                               httpx.TransportError)
         if transport and body_sent:
-            return (Verdict.RETRY, "Telegram did not answer after the upload (sent again: "
-                    "it may be duplicated)", None)
+            return (Verdict.RETRY, "Telegram did not answer after the upload: sent again, "
+                    "it may be duplicated", None)
         reason = "timed out" if isinstance(error, TimedOut) else (
             "network error" if transport else f"server error: {error.message}")
         return Verdict.RETRY, reason, None
