@@ -44,6 +44,7 @@ from bot.rights import GroupRights
 from bot.sender import BotSender
 from bot.startup import initialize
 from bot.updates import ChatOrderedUpdates
+from bot.uploads import bot_request
 from bot.views import COMMANDS
 from manager import TorrentManager
 
@@ -92,6 +93,7 @@ def build_application(
         .base_file_url(f"{config.api_url}/file/bot")
         .local_mode(config.local_mode)
         .get_updates_request(PollFloorRequest())  # never a hot loop: bot/polling.py
+        .request(bot_request())  # file uploads are read off the event loop: bot/uploads.py
         .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
         .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))
@@ -108,7 +110,7 @@ def build_application(
                                  GATE: gate,
                                  RIGHTS: GroupRights(application.bot),
                                  DELIVERIES: Deliveries(
-                                     application.bot, limit=config.upload_limit,
+                                     application.bot, manager, limit=config.upload_limit,
                                      local_mode=config.local_mode,
                                      edit_interval=config.edit_interval,
                                      attempts=config.send_attempts,

@@ -11,13 +11,16 @@ each file goes as one document when it fits in one upload, else in parts (see
   (python-telegram-bot's ``local_mode`` turns it into a ``file://`` URI) and the server
   reads it from disk: ariabot holds none of it.
 
-A part is never sent twice: each part Telegram confirmed is remembered (per file, its size
-and modification time), so a job started again after a stop or a failure goes on from the
-first part not confirmed. Refusals are classified once (:func:`classify`): 429 waits as
-asked, 5xx and network errors before the whole part was uploaded are retried with a
-doubling delay, a refusal Telegram gives for the part itself (400, 403, 413 too big) ends
-the job with its reason, and a lost answer after the whole part went out ends it too
-(the part may have arrived: it is not sent again on a guess).
+What Telegram confirmed is never sent again: each confirmed part is stored by the manager
+(per download, chat and file, with the file's size and modification time and the part
+size), so a job started again after a stop, a failure or a restart of ariabot sends only
+the parts not confirmed, and a file that arrived whole is not sent again. Refusals are
+classified once (:func:`classify`): 429 waits as asked, 5xx and network errors are retried
+with a doubling delay, and a refusal Telegram gives for the part itself (400, 403, 413 too
+big) ends the job with its reason. A lost answer (a time-out, or the connection dropped
+after the whole part went out) is retried too, like news: delivery is *at least once*,
+since a missing part is worse than a rare duplicate (a duplicated part has the same name
+and bytes, so rejoining still works); the log says it may be duplicated.
 
 Every job keeps a status message up to date (which file, which part, how far, a Stop
 button), edited at most every ``edit_interval`` seconds, and says how the job ended.
@@ -33,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from telegram import Bot, InputFile, ReplyParameters
@@ -58,8 +61,9 @@ from bot.sendviews import (
     send_status_text,
 )
 from bot.tasks import TaskSet
+from manager import FilePlan, ManagerError
 
-__all__ = ["LOCAL_LIMIT", "Deliveries", "OutFile", "Verdict", "classify"]
+__all__ = ["LOCAL_LIMIT", "Deliveries", "OutFile", "PartLedger", "Verdict", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +76,14 @@ _PATH_READ_TIMEOUT = 3600.0
 """By path the local server answers only once it has uploaded the file itself."""
 _WRITE_TIMEOUT = 600.0
 _MAX_RETRY_DELAY = 60.0
-_REMEMBERED_FILES = 512
-"""Files whose confirmed parts are remembered after a job stopped (oldest forgotten)."""
+
+
+class PartLedger(Protocol):
+    """Where the parts Telegram confirmed are stored (the manager)."""
+
+    async def sent_parts(self, plan: FilePlan) -> frozenset[int]: ...
+
+    async def record_sent_part(self, plan: FilePlan, part: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class OutFile:
     """One file to send, checked by the caller to be a download's own, whole on disk.
 
     Attributes:
+        index: aria2's 1-based index of the file in the download.
         name: its path within the download's chat folder, shown in the chat (never the
             server's absolute path).
         path: the resolved absolute path (never shown).
@@ -88,15 +99,11 @@ class OutFile:
         mtime_ns: its modification time then; a file that changed since is not sent.
     """
 
+    index: int
     name: str
     path: Path
     size: int
     mtime_ns: int
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        """What identifies this file's content for the confirmed parts."""
-        return str(self.path), self.size, self.mtime_ns
 
 
 class Verdict(enum.Enum):
@@ -104,7 +111,6 @@ class Verdict(enum.Enum):
 
     RETRY = "retry"
     FINAL = "final"
-    UNSURE = "unsure"
 
 
 def classify(error: TelegramError, *, body_sent: bool) -> tuple[Verdict, str, float | None]:
@@ -112,8 +118,9 @@ def classify(error: TelegramError, *, body_sent: bool) -> tuple[Verdict, str, fl
 
     Parameters:
         error: what python-telegram-bot raised.
-        body_sent: the whole part had gone out before the error (an answer lost then
-            leaves it unknown whether Telegram has the part).
+        body_sent: the whole part had gone out before the error: an answer lost then
+            leaves it unknown whether Telegram has the part; it is sent again (at least
+            once), and the reason says it may be duplicated.
     """
     if isinstance(error, RetryAfter):
         wait = retry_seconds(error)
@@ -130,7 +137,8 @@ def classify(error: TelegramError, *, body_sent: bool) -> tuple[Verdict, str, fl
         transport = isinstance(error, TimedOut) or isinstance(error.__cause__,
                                                               httpx.TransportError)
         if transport and body_sent:
-            return Verdict.UNSURE, "Telegram did not answer after the upload", None
+            return (Verdict.RETRY, "Telegram did not answer after the upload: sent again, "
+                    "it may be duplicated", None)
         reason = "timed out" if isinstance(error, TimedOut) else (
             "network error" if transport else f"server error: {error.message}")
         return Verdict.RETRY, reason, None
@@ -194,6 +202,7 @@ class Deliveries:
 
     Parameters:
         bot: the Bot (in ``local_mode`` when the server runs with ``--local``).
+        ledger: stores the parts Telegram confirmed (the manager).
         limit: the largest upload in bytes: the part size.
         local_mode: send a file that fits in one upload by path (the server reads it).
         edit_interval: least seconds between two edits of a status message.
@@ -203,11 +212,12 @@ class Deliveries:
         clock: monotonic clock (injected by tests).
     """
 
-    def __init__(self, bot: Bot, *, limit: int, local_mode: bool = False,
+    def __init__(self, bot: Bot, ledger: PartLedger, *, limit: int, local_mode: bool = False,
                  edit_interval: float = 3.0, attempts: int = 5, retry_delay: float = 2.0,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._bot = bot
+        self._ledger = ledger
         self._limit = limit
         self._local_mode = local_mode
         self._edit_interval = edit_interval
@@ -216,7 +226,6 @@ class Deliveries:
         self._sleep = sleep
         self._clock = clock
         self._jobs: dict[tuple[int, int], _Job] = {}
-        self._confirmed: dict[tuple[str, int, int], set[int]] = {}
         self._tasks = TaskSet()
 
     @property
@@ -278,6 +287,9 @@ class Deliveries:
                 job.done_before += out.size
         except _Stop as stop:
             state, reason = stop.state, stop.reason
+        except Exception:  # a defect: the status message must still say the job ended
+            log.exception("sending #%s to chat %s failed", job.download_id, job.chat_id)
+            state, reason = SendState.FAILED, "an unexpected error (see the log)"
         finally:
             self._jobs.pop((job.chat_id, job.download_id), None)
             if job.reader is not None:
@@ -296,7 +308,15 @@ class Deliveries:
         if (stat.st_size, stat.st_mtime_ns) != (out.size, out.mtime_ns):
             raise _Stop(SendState.FAILED, "the file changed on disk since it was listed")
         parts = plan_parts(out.path.name, out.size, self._limit)
-        confirmed = self._confirmed.setdefault(out.key, set())
+        plan = FilePlan(job.download_id, job.chat_id, out.index, out.size, out.mtime_ns,
+                        self._limit)
+        try:
+            confirmed = await self._ledger.sent_parts(plan)
+        except ManagerError as error:
+            log.warning("the parts of #%s already sent could not be read: %s",
+                        job.download_id, error)
+            raise _Stop(SendState.FAILED, "the list of parts already sent could not be "
+                        "read; try again in a moment") from None
         for part in parts:
             job.part = part
             if part.number in confirmed:
@@ -305,19 +325,21 @@ class Deliveries:
             if job.stop_requested:
                 raise _Stop(SendState.STOPPED)
             await self._send_part(job, out, part)
-            confirmed.add(part.number)
             job.file_confirmed += part.length
             job.uploads += 1
+            try:
+                await self._ledger.record_sent_part(plan, part.number)
+            except ManagerError as error:  # it arrived all the same: the job goes on
+                log.warning("part %d of a file of #%s arrived but was not recorded (%s): a "
+                            "later send may repeat it", part.number, job.download_id, error)
             await self._show(job)
-        self._confirmed.pop(out.key, None)  # all of it arrived: a new press sends it anew
-        while len(self._confirmed) > _REMEMBERED_FILES:
-            self._confirmed.pop(next(iter(self._confirmed)))
 
     async def _send_part(self, job: _Job, out: OutFile, part: Part) -> None:
         by_path = self._local_mode and part.whole
         for attempt in range(1, self._attempts + 1):
-            job.reader = None if by_path else PartReader(out.path, part.offset, part.length)
             try:
+                job.reader = None if by_path else PartReader(out.path, part.offset,
+                                                             part.length)
                 await self._await(job, self._upload(job, out, part))
                 job.note = None
                 return
@@ -325,9 +347,11 @@ class Deliveries:
                 body_sent = by_path or (job.reader is not None
                                         and job.reader.sent >= job.reader.length)
                 verdict, reason, wait = classify(error, body_sent=body_sent)
-                log.info("part %d/%d of a file of #%s to chat %s refused (attempt %d): %s",
-                         part.number, part.count, job.download_id, job.chat_id, attempt,
-                         error.message)
+                log.info("part %d/%d of a file of #%s to chat %s refused (attempt %d): %s: "
+                         "%s", part.number, part.count, job.download_id, job.chat_id,
+                         attempt, error.message, reason)
+            except FileNotFoundError:
+                raise _Stop(SendState.FAILED, "the file is no longer on disk") from None
             except OSError as error:
                 log.warning("reading a file of #%s failed: %s", job.download_id, error)
                 raise _Stop(SendState.FAILED, "the file could not be read") from None
@@ -337,8 +361,6 @@ class Deliveries:
                     job.reader = None
             if verdict is Verdict.FINAL:
                 raise _Stop(SendState.FAILED, reason)
-            if verdict is Verdict.UNSURE:
-                raise _Stop(SendState.UNSURE, reason)
             if attempt == self._attempts:
                 raise _Stop(SendState.FAILED, f"{reason}, {self._attempts} times")
             delay = wait if wait is not None else min(

@@ -9,11 +9,12 @@ from bot.delivery import OutFile
 __all__ = ["deliverable_file", "out_file"]
 
 
-def out_file(folder: Path, relative: str, length: int) -> OutFile | None:
+def out_file(folder: Path, index: int, relative: str, length: int) -> OutFile | None:
     """A download's own file, ready to send, or None when it must not or cannot be.
 
     Parameters:
         folder: the chat's folder; the file (symlinks resolved) must lie below it.
+        index: aria2's 1-based index of the file in the download.
         relative: the file's path in that folder, from the download's metainfo.
         length: its size in the metainfo; a file of another size on disk is not it.
 
@@ -33,7 +34,7 @@ def out_file(folder: Path, relative: str, length: int) -> OutFile | None:
         return None
     if not resolved.is_relative_to(root) or not resolved.is_file() or stat.st_size != length:
         return None
-    return OutFile(relative, resolved, stat.st_size, stat.st_mtime_ns)
+    return OutFile(index, relative, resolved, stat.st_size, stat.st_mtime_ns)
 
 
 def deliverable_file(path: str | None, folder: Path) -> Path | None:
@@ -42,6 +43,7 @@ def deliverable_file(path: str | None, folder: Path) -> Path | None:
     Parameters:
         path: the download's file or folder (``Torrent.path``).
         folder: the chat's folder; the file (symlinks resolved) must lie below it.
+        index: aria2's 1-based index of the file in the download.
 
     Returns:
         The resolved path of a regular file inside ``folder`` (any size: a big one is sent

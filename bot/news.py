@@ -13,8 +13,10 @@ progress message; a final state is the progress message's last edit (done by the
 
 Network errors, outages and 429s keep a notice pending, tried again after a delay that doubles
 up to :data:`MAX_RETRY_DELAY`; a refusal that no retry can change (chat not found, bot blocked
-or kicked, a download deleted meanwhile) drops it with a log line. The window for a duplicate
-is one SQLite write: the row is marked right after Telegram's answer.
+or kicked, a download deleted meanwhile) drops it with a log line. A lost answer (a time-out,
+a connection dropped after the request went out) is tried again too: news is sent at least
+once (the log says it may be duplicated), and otherwise the window for a duplicate is one
+SQLite write: the row is marked right after Telegram's answer.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.files import deliverable_file
-from bot.sender import Sender, retry_seconds
+from bot.sender import Sender, answer_lost, retry_seconds
 from bot.tasks import TaskSet
 from bot.views import (
     completion_keyboard,
@@ -213,8 +215,10 @@ class News:
         except TelegramError as error:  # network errors, outages, 5xx: stays pending
             self._stats.network_errors += 1
             delay = min(MAX_RETRY_DELAY, self._retry_delay * 2 ** notice.tries)
-            log.info("notice %s to chat %s not sent (%s); trying again in %.0fs", notice.id,
-                     notice.chat_id, error.message, delay)
+            log.info("notice %s to chat %s not sent (%s); trying again in %.0fs%s", notice.id,
+                     notice.chat_id, error.message, delay,
+                     " (no answer: it may have arrived, so it may be duplicated)"
+                     if answer_lost(error) else "")
             self._retry(notice, delay)
             await self._notices.notice_failed(notice.id)
         except ManagerError as error:  # the store is busy or failing: not Telegram's doing

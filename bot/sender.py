@@ -13,14 +13,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
+import httpx
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ExtBot
 
 from bot.pacing import Priority
 
-__all__ = ["BotSender", "Sender", "is_gone", "is_not_modified", "retry_seconds"]
+__all__ = ["BotSender", "Sender", "answer_lost", "is_gone", "is_not_modified", "retry_seconds"]
 
 _GONE = (
     "message to edit not found",
@@ -42,6 +43,22 @@ def is_gone(error: BadRequest) -> bool:
     """The message was deleted or the chat closed to the bot: retrying cannot help."""
     text = error.message.lower()
     return any(needle in text for needle in _GONE)
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors that happen before a request leaves: Telegram cannot have it."""
+
+
+def answer_lost(error: TelegramError) -> bool:
+    """The request may have reached Telegram but its answer did not come back (a time-out,
+    a connection dropped after sending): what it asked may have been done. ariabot sends it
+    again (at least once) and logs that it may be duplicated."""
+    if not isinstance(error, NetworkError) or isinstance(error, BadRequest):
+        return False
+    cause = error.__cause__
+    if isinstance(cause, _NOT_SENT):
+        return False
+    return isinstance(error, TimedOut) or isinstance(cause, httpx.TransportError)
 
 
 def retry_seconds(error: RetryAfter) -> float:

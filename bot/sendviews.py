@@ -101,8 +101,6 @@ class SendState(enum.Enum):
     DONE = "done"
     STOPPED = "stopped"
     FAILED = "failed"
-    UNSURE = "unsure"
-    """Telegram did not answer after a part was uploaded whole: it may have arrived."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +151,9 @@ def _where(status: SendStatus) -> str:
 def send_status_text(status: SendStatus) -> str:
     """The status message of a send: what is going and how far, or how it ended."""
     title = f"<b>{_short(status.title, 200)}</b> (#{status.download_id})"
+    if status.state is SendState.DONE and status.uploads == 0:
+        return (f"✅ {title} was already sent here: Telegram confirmed all of it before, so "
+                "nothing is sent again.")
     if status.state is SendState.DONE:
         files = f"{status.file_count} files" if status.file_count > 1 else "1 file"
         return (f"✅ Sent {title}: {files}, {human_size(status.total_bytes)}"
@@ -165,11 +166,6 @@ def send_status_text(status: SendStatus) -> str:
         return (f"❌ Could not send {title}, {_where(status)}: "
                 f"{html.escape(status.reason or 'no reason given')}\n"
                 "What already arrived is not sent again when you press Send again.")
-    if status.state is SendState.UNSURE:
-        return (f"⚠️ Sending {title} stopped at {_where(status)}: "
-                f"{html.escape(status.reason or 'Telegram did not answer')}. It may have "
-                "arrived all the same, so it is not sent again by itself.\n"
-                "If it is missing, press Send again: it goes on from that part.")
     fraction = status.file_done / status.file_size if status.file_size else 1.0
     lines = [f"📤 Sending {title}", _where(status),
              f"<code>{progress_bar(fraction)}</code> {min(100, math.floor(fraction * 100))}%",

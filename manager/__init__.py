@@ -58,7 +58,15 @@ from manager.events import (
 from manager.intake import AddResult
 from manager.links import DownloadLink, SharedDownload, SharedFile
 from manager.magnets import find_magnets
-from manager.models import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
+from manager.models import (
+    FileEntry,
+    FilePlan,
+    Mirror,
+    MirrorState,
+    SourceKind,
+    Torrent,
+    TorrentState,
+)
 from manager.notices import Notice, NoticeKind
 from manager.store import Store
 from manager.units import human_size
@@ -80,6 +88,7 @@ __all__ = [
     "EngineEvent",
     "Event",
     "FileEntry",
+    "FilePlan",
     "InvalidMagnet",
     "InvalidSource",
     "InvalidState",

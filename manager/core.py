@@ -36,12 +36,12 @@ from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
 from manager.leftovers import remove_finished_control_files
-from manager.links import DownloadLink, Links, SharedDownload
+from manager.links import DownloadLink, Links, SharedDownload, SharedFile
 from manager.live import LIVE_STATES, LiveDownloads
 from manager.metadata import MetadataCheck
 from manager.mirrorfiles import own_files
 from manager.mirrors import Mirrors
-from manager.models import FileEntry, Torrent, TorrentState
+from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.notices import Notice
 from manager.notifications import ListenerHealth, NotificationListener
 from manager.outbox import Outbox
@@ -335,6 +335,17 @@ class TorrentManager:
         """Remember the message id of the chat's overview, across restarts."""
         await self.store.set_overview_message(chat_id, message_id)
 
+    # --- files sent to a chat ----------------------------------------------------------------
+
+    async def sent_parts(self, plan: FilePlan) -> frozenset[int]:
+        """The parts of a file Telegram confirmed in a chat (stored: they are never sent
+        there again, across restarts)."""
+        return await self.store.sent_parts(plan)
+
+    async def record_sent_part(self, plan: FilePlan, part: int) -> None:
+        """Store that Telegram confirmed part ``part`` of a file in a chat."""
+        await self.store.record_sent_part(plan, part)
+
     # --- mirroring to the cloud ---------------------------------------------------------------
 
     async def mirror(self, download_id: int, chat_id: int | None = None,
@@ -385,6 +396,15 @@ class TorrentManager:
             LinkRefused: forged, damaged or revoked; LinkExpired: past its time.
         """
         return await self._links.open(token)
+
+    async def open_link_file(self, token: str, number: int) -> SharedFile | None:
+        """File ``number`` a link's token opens, checked on disk (for the HTTP server's
+        file requests); None when the download has no such file complete on disk.
+
+        Raises:
+            LinksOff, LinkRefused, LinkExpired: as :meth:`open_link`.
+        """
+        return await self._links.open_file(token, number)
 
     # --- retention and tracking --------------------------------------------------------------
 

@@ -1,10 +1,17 @@
 """Signed links to a finished download, and the files such a link may serve.
 
-A link is ``<public url>/d/<token>``; the token is ``<download id>.<expiry>.<signature>``,
-where the signature is HMAC-SHA256, under the key kept 0600 in the data dir, of the id, the
-expiry (Unix seconds) and the download's *stamp*: its info-hash, when its row was created
-and when it completed. A link names a download, never a path; the page's files are then
-chosen by their number in that download's own list.
+A link is ``<public url>/d/<token>``; the token is ``<download id>.<expiry>.<tag>.<signature>``:
+the tag is a digest of the download's *stamp* (its info-hash, when its row was created and
+when it completed), and the signature is HMAC-SHA256, under the key kept 0600 in the data
+dir, of the id, the expiry (Unix seconds) and the tag. The signature is checked before
+anything else, so a forged link costs no query; the tag is then compared with the row's
+stamp. A link names a download, never a path; the page's files are then chosen by their
+number in that download's own list.
+
+What a link serves is cheap to serve again (a player sends a storm of Range requests): the
+download's parsed metainfo is kept in memory per download and stamp (a few hundred at most),
+dropped when the link is refused (cancelled, purged, another stamp); each request still
+reads the row and checks on disk the file it serves.
 
 A link dies when:
 
@@ -27,6 +34,7 @@ import hashlib
 import hmac
 import re
 import stat
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,11 +57,15 @@ __all__ = [
     "link_stamp",
     "parse_token",
     "sign_token",
+    "stamp_tag",
 ]
 
 _FINISHED = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})
-_DOMAIN = b"ariabot-link-1"
-_TOKEN = re.compile(r"([1-9][0-9]{0,11})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
+_DOMAIN = b"ariabot-link-2"
+_TOKEN = re.compile(
+    r"([1-9][0-9]{0,11})\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})")
+_KEPT_METAINFO = 256
+"""Downloads whose parsed metainfo is kept for their links (the least recently used go)."""
 
 
 @dataclass(frozen=True)
@@ -111,23 +123,30 @@ def link_stamp(record: DownloadRecord) -> bytes:
     return f"{record.info_hash}|{created}|{completed}".encode()
 
 
-def _signature(key: bytes, download_id: int, expires: int, stamp: bytes) -> str:
-    message = b"|".join((_DOMAIN, str(download_id).encode(), str(expires).encode(), stamp))
+def stamp_tag(stamp: bytes) -> str:
+    """The 96-bit digest of a stamp a token carries (the signature covers it)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(stamp).digest()[:12]).decode("ascii")
+
+
+def _signature(key: bytes, download_id: int, expires: int, tag: str) -> str:
+    message = b"|".join((_DOMAIN, str(download_id).encode(), str(expires).encode(),
+                         tag.encode()))
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def sign_token(key: bytes, download_id: int, expires: int, stamp: bytes) -> str:
     """The token of a link to ``download_id`` valid until ``expires`` (Unix seconds)."""
-    return f"{download_id}.{expires}.{_signature(key, download_id, expires, stamp)}"
+    tag = stamp_tag(stamp)
+    return f"{download_id}.{expires}.{tag}.{_signature(key, download_id, expires, tag)}"
 
 
-def parse_token(token: str) -> tuple[int, int, str] | None:
-    """``(download id, expiry, signature)`` of a well-formed token, else None."""
+def parse_token(token: str) -> tuple[int, int, str, str] | None:
+    """``(download id, expiry, stamp tag, signature)`` of a well-formed token, else None."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
-    return int(match[1]), int(match[2]), match[3]
+    return int(match[1]), int(match[2]), match[3], match[4]
 
 
 def _now() -> datetime:
@@ -152,6 +171,7 @@ class Links:
         self._store = store
         self._contents = contents
         self._now = now
+        self._metainfo: OrderedDict[int, tuple[bytes, TorrentMeta]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -182,53 +202,93 @@ class Links:
                             torrent=self._live.snapshot(record))
 
     async def open(self, token: str) -> SharedDownload:
-        """What the link with this token serves.
+        """What the link with this token serves (every file checked on disk).
 
         Raises:
             LinksOff: links are not set up.
             LinkRefused: forged, damaged or revoked (see the module's doc).
             LinkExpired: genuine, but its time is up.
         """
+        record, expires = await self._verify(token)
+        files = await self._files(record)
+        if not files:
+            raise LinkRefused(f"the files of #{record.id} are no longer here")
+        return SharedDownload(id=record.id, name=record.name, files=files,
+                              expires_at=datetime.fromtimestamp(expires, UTC))
+
+    async def open_file(self, token: str, number: int) -> SharedFile | None:
+        """File ``number`` of what the link serves, checked on disk (only that one: a
+        player's Range requests cost no walk over a big torrent's files); None when the
+        download has no such file or it is not complete on disk.
+
+        Raises:
+            LinksOff, LinkRefused, LinkExpired: as :meth:`open`.
+        """
+        record, _ = await self._verify(token)
+        return next(iter(await self._files(record, only=number)), None)
+
+    async def _verify(self, token: str) -> tuple[DownloadRecord, int]:
+        """The row a genuine, unexpired link names, and its expiry. The signature is
+        checked first: a forged token costs no query."""
         config = self._require()
         parsed = parse_token(token)
         if parsed is None:
             raise LinkRefused("not a link of this ariabot")
-        download_id, expires, signature = parsed
+        download_id, expires, tag, signature = parsed
+        expected = _signature(config.key, download_id, expires, tag)
+        if not hmac.compare_digest(expected, signature):
+            raise LinkRefused("a forged link")
         try:
             record = await self._live.record(download_id)
         except DownloadNotFound:
+            self._metainfo.pop(download_id, None)
             raise LinkRefused(f"#{download_id} is no longer in the list") from None
-        expected = _signature(config.key, download_id, expires, link_stamp(record))
-        if not hmac.compare_digest(expected, signature):
-            raise LinkRefused("a forged link, or one to an earlier download or completion")
+        if not hmac.compare_digest(stamp_tag(link_stamp(record)), tag):
+            self._metainfo.pop(download_id, None)
+            raise LinkRefused("a link to an earlier download or completion")
         if self._now().timestamp() >= expires:
             raise LinkExpired(f"the link to #{download_id} has expired")
         if record.state not in _FINISHED:
+            self._metainfo.pop(download_id, None)
             raise LinkRefused(f"#{download_id} is {TorrentState(record.state).label}")
-        files = await self._files(record)
-        if not files:
-            raise LinkRefused(f"the files of #{download_id} are no longer here")
-        return SharedDownload(id=record.id, name=record.name, files=files,
-                              expires_at=datetime.fromtimestamp(expires, UTC))
+        return record, expires
 
     def _require(self) -> LinkConfig:
         if self._config is None:
             raise LinksOff()
         return self._config
 
-    async def _files(self, record: DownloadRecord) -> tuple[SharedFile, ...]:
-        stored = await self._store.source(record.id)
-        kind, source = stored if stored is not None else (record.source_kind, b"")
-        meta = await asyncio.to_thread(self._contents.known_meta, record, kind, source)
+    async def _files(self, record: DownloadRecord,
+                     only: int | None = None) -> tuple[SharedFile, ...]:
+        meta = await self._meta(record)
         if meta is None:
             return ()
         return await asyncio.to_thread(
-            shared_files, meta, Path(record.directory), _selected(record.selected_files))
+            shared_files, meta, Path(record.directory), _selected(record.selected_files),
+            only=only)
+
+    async def _meta(self, record: DownloadRecord) -> TorrentMeta | None:
+        """The download's parsed metainfo: kept per download and stamp, else read."""
+        stamp = link_stamp(record)
+        kept = self._metainfo.get(record.id)
+        if kept is not None and kept[0] == stamp:
+            self._metainfo.move_to_end(record.id)
+            return kept[1]
+        stored = await self._store.source(record.id)
+        kind, source = stored if stored is not None else (record.source_kind, b"")
+        meta = await asyncio.to_thread(self._contents.known_meta, record, kind, source)
+        if meta is not None:
+            self._metainfo[record.id] = (stamp, meta)
+            self._metainfo.move_to_end(record.id)
+            while len(self._metainfo) > _KEPT_METAINFO:
+                self._metainfo.popitem(last=False)
+        return meta
 
 
-def shared_files(meta: TorrentMeta, folder: Path,
-                 selected: set[int] | None) -> tuple[SharedFile, ...]:
-    """The download's chosen files that are complete on disk, each at its real path.
+def shared_files(meta: TorrentMeta, folder: Path, selected: set[int] | None, *,
+                 only: int | None = None) -> tuple[SharedFile, ...]:
+    """The download's chosen files that are complete on disk, each at its real path
+    (with ``only``, just the file of that number, if it is one of them).
 
     A file is left out when it is missing, not a regular file, not its metainfo's size, or
     reached through a symlink (anywhere below the chat folder): what is served is exactly
@@ -244,7 +304,8 @@ def shared_files(meta: TorrentMeta, folder: Path,
         if is_pad(entry.path):
             continue
         number += 1
-        if selected is not None and entry.index not in selected:
+        if (selected is not None and entry.index not in selected) or (
+                only is not None and number != only):
             continue
         expected = root.joinpath(*entry.path.split("/"))
         try:

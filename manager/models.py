@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-__all__ = ["FileEntry", "Mirror", "MirrorState", "SourceKind", "Torrent", "TorrentState"]
+__all__ = ["FileEntry", "FilePlan", "Mirror", "MirrorState", "SourceKind", "Torrent",
+           "TorrentState"]
 
 
 class TorrentState(enum.Enum):
@@ -138,6 +139,29 @@ class FileEntry:
     length: int
     completed: int = 0
     selected: bool = True
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One file of a download as it is sent to a chat in parts: what the parts Telegram
+    confirmed are stored under. Another size, modification time or part size is another
+    plan (a changed file, a changed upload limit), whose parts are not these.
+
+    Attributes:
+        download_id: the download.
+        chat_id: the chat the parts went to.
+        file_index: aria2's 1-based index of the file in the download.
+        file_size: its size in bytes.
+        file_mtime_ns: its modification time.
+        part_size: the bytes per part (the upload limit).
+    """
+
+    download_id: int
+    chat_id: int
+    file_index: int
+    file_size: int
+    file_mtime_ns: int
+    part_size: int
 
 
 @dataclass(frozen=True)

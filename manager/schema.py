@@ -24,6 +24,7 @@ __all__ = [
     "MirrorJob",
     "Notice",
     "SchemaVersion",
+    "SentPart",
     "Tables",
     "bind_tables",
     "upgrade",
@@ -150,6 +151,27 @@ class ChatView(_Base):
 
     class Meta:
         table_name = "chat_views"
+
+
+class SentPart(_Base):
+    """A part of a file Telegram confirmed in a chat: never sent there again, across
+    restarts. The file's size, modification time and the part size (the upload limit when it
+    was sent) are part of the key: a changed file or a changed limit makes other parts."""
+
+    id = peewee.AutoField()
+    download_id = peewee.IntegerField()
+    chat_id = peewee.BigIntegerField()
+    file_index = peewee.IntegerField()
+    file_size = peewee.BigIntegerField()
+    file_mtime_ns = peewee.BigIntegerField()
+    part_size = peewee.BigIntegerField()
+    part = peewee.IntegerField()
+    sent_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "sent_parts"
+        indexes = ((("download_id", "chat_id", "file_index", "file_size", "file_mtime_ns",
+                     "part_size", "part"), True),)
 
 
 class SchemaVersion(_Base):
@@ -283,6 +305,29 @@ def _migration_0004_outbox(migrator: SchemaMigrator, database: peewee.Database) 
     database.create_tables([FrozenNotice, FrozenChatView])
 
 
+def _migration_0005_sent_parts(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 5: the parts of files Telegram confirmed (sending). Frozen copy."""
+
+    class FrozenSentPart(peewee.Model):
+        id = peewee.AutoField()
+        download_id = peewee.IntegerField()
+        chat_id = peewee.BigIntegerField()
+        file_index = peewee.IntegerField()
+        file_size = peewee.BigIntegerField()
+        file_mtime_ns = peewee.BigIntegerField()
+        part_size = peewee.BigIntegerField()
+        part = peewee.IntegerField()
+        sent_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = "sent_parts"
+            indexes = ((("download_id", "chat_id", "file_index", "file_size", "file_mtime_ns",
+                         "part_size", "part"), True),)
+
+    database.bind([FrozenSentPart])
+    database.create_tables([FrozenSentPart])
+
+
 def _migration_0006_mirror_folder(migrator: SchemaMigrator, database: peewee.Database) -> None:
     """Version 6: each mirror's own place at the destination (``mirrors.folder``), so that
     no download's upload lands on another's. Rows stored before keep NULL (the root).
@@ -298,6 +343,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0002_chat_list_index,
     _migration_0003_mirrors,
     _migration_0004_outbox,
+    _migration_0005_sent_parts,
     _migration_0006_mirror_folder,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
@@ -314,6 +360,7 @@ class Tables:
     mirror: type[MirrorJob]
     notice: type[Notice]
     chat_view: type[ChatView]
+    sent_part: type[SentPart]
     schema_version: type[SchemaVersion]
 
 
@@ -335,6 +382,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         mirror=_bound(MirrorJob, database),
         notice=_bound(Notice, database),
         chat_view=_bound(ChatView, database),
+        sent_part=_bound(SentPart, database),
         schema_version=_bound(SchemaVersion, database),
     )
 

@@ -19,6 +19,7 @@ from playhouse.db_url import connect
 
 from manager.dbthread import DatabaseThread
 from manager.errors import StoreError
+from manager.models import FilePlan
 from manager.notices import COALESCED, Notice, NoticeKind, download_notices, mirror_notices
 from manager.schema import Tables, bind_tables, upgrade
 
@@ -374,6 +375,7 @@ class Store:
             with self._db.atomic():
                 mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
                 notices.delete().where(notices.download_id.in_(gone)).execute()
+                self._forget_sent_parts(gone)
                 return table.delete().where(table.id.in_(gone)).execute()
 
         return await self._run(write)
@@ -419,6 +421,7 @@ class Store:
                     mirrors, notices = self._tables.mirror, self._tables.notice
                     mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
                     notices.delete().where(notices.download_id.in_(gone)).execute()
+                    self._forget_sent_parts(gone)
                     table.delete().where(table.id.in_(gone)).execute()
             return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
                     for row in rows]
@@ -633,3 +636,35 @@ class Store:
                     for r in rows]
 
         return await self._run(query)
+
+    # --- parts of files Telegram confirmed (sending) ------------------------------------------
+
+    async def sent_parts(self, plan: FilePlan) -> frozenset[int]:
+        """The part numbers of ``plan`` Telegram confirmed (never to be sent again)."""
+        def query() -> frozenset[int]:
+            sent = self._tables.sent_part
+            rows = sent.select(sent.part).where(
+                (sent.download_id == plan.download_id) & (sent.chat_id == plan.chat_id)
+                & (sent.file_index == plan.file_index) & (sent.file_size == plan.file_size)
+                & (sent.file_mtime_ns == plan.file_mtime_ns)
+                & (sent.part_size == plan.part_size))
+            return frozenset(row.part for row in rows)
+
+        return await self._run(query)
+
+    async def record_sent_part(self, plan: FilePlan, part: int) -> None:
+        """Record that Telegram confirmed part ``part`` of ``plan`` (again: no change)."""
+        def write() -> None:
+            self._tables.sent_part.insert(
+                download_id=plan.download_id, chat_id=plan.chat_id, file_index=plan.file_index,
+                file_size=plan.file_size, file_mtime_ns=plan.file_mtime_ns,
+                part_size=plan.part_size, part=part, sent_at=_now(),
+            ).on_conflict_ignore().execute()
+
+        await self._run(write)
+
+    def _forget_sent_parts(self, download_ids: list[int]) -> None:
+        """Inside a removal's transaction: a download that leaves the list takes its sent
+        parts along (SQLite may give its id to a later download)."""
+        sent = self._tables.sent_part
+        sent.delete().where(sent.download_id.in_(download_ids)).execute()

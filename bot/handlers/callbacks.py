@@ -211,7 +211,7 @@ async def _finished_files(press: _Press,
 
 
 def _resolve(folder: Path, entries: list[FileEntry]) -> list[OutFile | None]:
-    return [out_file(folder, entry.path, entry.length) for entry in entries]
+    return [out_file(folder, entry.index, entry.path, entry.length) for entry in entries]
 
 
 async def _start_send(press: _Press, context: BotContext, torrent: Torrent,
@@ -225,7 +225,9 @@ async def _start_send(press: _Press, context: BotContext, torrent: Torrent,
 
 
 async def _unsend(press: _Press, context: BotContext) -> None:
-    """Stop sending: the Stop button of a send's status message."""
+    """Stop sending: the Stop button of a send's status message (in a group, for whoever
+    may act on the download, like the other buttons that change something)."""
+    await press.check_may_act(context)
     if context.deliveries.cancel(press.chat_id, press.action.id):
         await press.query.answer("Stopping…")
     else:

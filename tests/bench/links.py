@@ -8,14 +8,23 @@ writing to ``/dev/null``; throughput is the bytes all clients got over the wall 
 batch, best of 3 (smoke: 1). ariabot's RSS is sampled every 20 ms while it serves; its
 growth is the peak minus its RSS after a warm-up request.
 
-Targets: ariabot ≥ 0.9 x nginx's throughput; RSS growth < 20 MB.
+Then a player-like Range storm on a fresh link server: :data:`PLAYERS` clients at once (more
+than the server serves at once, so some are told 503 ``Retry-After`` and come back), each
+asking for 512 KiB at seeded random offsets of the file, request after request; the server's
+event loop lag (max, p99: its own monitor) and RSS growth while it lasts.
+
+Targets: ariabot ≥ 0.9 x nginx's throughput; RSS growth < 20 MB; in the storm, loop lag p99
+< 10 ms and RSS growth < 20 MB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -23,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from tests.bench.common import BenchContext, BenchResult, Row, rss, speed_ratio, wait_for
 from tests.swarm import free_port
@@ -34,6 +45,10 @@ TITLE = "9. HTTP links vs nginx"
 MIB = 1024 * 1024
 RATIO_TARGET = 0.9
 RSS_TARGET = 20 * MIB
+PLAYERS = 96
+"""Clients of the Range storm (more than the server serves at once: web.MAX_REQUESTS)."""
+RANGE_BYTES = 512 * 1024
+LAG_TARGET_MS = 10.0
 
 
 def _make_file(path: Path, size: int) -> None:
@@ -117,6 +132,8 @@ class _LinkServer:
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
         self.pid = 0
+        self.lag: dict[str, float] = {}
+        """The server's loop lag since :meth:`measure_lag` (set when it stopped)."""
 
     def __enter__(self) -> _LinkServer:
         self._process = subprocess.Popen(self._args, stdin=subprocess.PIPE,
@@ -130,11 +147,20 @@ class _LinkServer:
         self.url, self.pid = started["file"], started["pid"]
         return self
 
+    def measure_lag(self) -> None:
+        """The loop lag reported at exit starts from now."""
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write("now\n")
+        self._process.stdin.flush()
+
     def __exit__(self, *_exc: object) -> None:
         if self._process is not None:
             assert self._process.stdin is not None
             self._process.stdin.close()
             try:
+                assert self._process.stdout is not None
+                last = self._process.stdout.readline()
+                self.lag = json.loads(last) if last else {}
                 self._process.wait(15)
             except subprocess.TimeoutExpired:
                 self._process.kill()
@@ -176,6 +202,63 @@ class _PeakRss:
         self._thread.join()
 
 
+async def _storm(url: str, size: int, requests: int) -> dict[str, int]:
+    """:data:`PLAYERS` clients ask for ``requests`` ranges in all; counts by status."""
+    chooser = random.Random(23)
+    offsets = [chooser.randrange(0, size - RANGE_BYTES) for _ in range(requests)]
+    counts = {"served": 0, "busy": 0, "bytes": 0}
+
+    async def player(session: aiohttp.ClientSession) -> None:
+        while offsets:
+            start = offsets.pop()
+            while True:
+                headers = {"Range": f"bytes={start}-{start + RANGE_BYTES - 1}"}
+                async with session.get(url, headers=headers) as answer:
+                    body = await answer.read()
+                    if answer.status == 503:
+                        counts["busy"] += 1
+                        await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+                        continue
+                    if answer.status != 206 or len(body) != RANGE_BYTES:
+                        raise RuntimeError(f"a range got {answer.status}, {len(body)} bytes")
+                    counts["served"] += 1
+                    counts["bytes"] += len(body)
+                    break
+
+    connector = aiohttp.TCPConnector(limit=PLAYERS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(player(session) for _ in range(PLAYERS)))
+    return counts
+
+
+def _storm_rows(ctx: BenchContext, file: Path, size: int) -> tuple[list[Row], dict[str, Any]]:
+    requests = ctx.pick(4000, 300)
+    with _LinkServer(file, ctx.path("http", "storm")) as ariabot:
+        _batch(ariabot.url, 1, size)  # warm-up
+        baseline = rss(ariabot.pid)
+        ariabot.measure_lag()
+        with _PeakRss(ariabot.pid) as peak:
+            started = time.monotonic()
+            counts = asyncio.run(_storm(ariabot.url, size, requests))
+            seconds = time.monotonic() - started
+    growth = peak.peak - baseline
+    lag = ariabot.lag
+    figures = {"storm": {**counts, "seconds": seconds, "players": PLAYERS,
+                         "rss_growth": growth, **lag}}
+    rows = [
+        Row(NAME, f"Range storm: {PLAYERS} players, {requests} x 512 KiB: loop lag max",
+            lag.get("lag_max_ms"), None, "ms",
+            note=f"{counts['served'] / seconds:.0f} ranges/s; {counts['busy']} answers 503 "
+                 "Retry-After (bound: web.MAX_REQUESTS at once)"),
+        Row(NAME, "Range storm: loop lag p99", lag.get("lag_p99_ms"), None, "ms",
+            target=f"<{LAG_TARGET_MS:g} ms",
+            met=lag.get("lag_p99_ms", math.inf) < LAG_TARGET_MS),
+        Row(NAME, "Range storm: ariabot RSS growth", growth / MIB, None, "MiB",
+            target=f"<{RSS_TARGET // MIB} MiB", met=growth < RSS_TARGET),
+    ]
+    return rows, figures
+
+
 def run(ctx: BenchContext) -> BenchResult:
     """Run the benchmark (see the module docstring)."""
     result = BenchResult()
@@ -213,4 +296,7 @@ def run(ctx: BenchContext) -> BenchResult:
                            target=f"<{RSS_TARGET // MIB} MiB", met=growth < RSS_TARGET))
     result.notes.append("http reference: nginx, 1 worker, sendfile on, same file, same run; "
                         "clients: curl to /dev/null")
+    rows, storm = _storm_rows(ctx, file, size)
+    result.rows.extend(rows)
+    result.figures.update(storm)
     return result

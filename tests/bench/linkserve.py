@@ -3,7 +3,9 @@
 ``python -m tests.bench.linkserve <file> <workdir>`` stores one finished download of
 ``<file>`` (a .torrent made with torf) in a SQLite store, runs ariabot's real link code on
 it (:class:`manager.links.Links` → :class:`web.LinkServer` on 127.0.0.1, a free port), and
-prints one JSON line: the file's URL and the pid. It serves until its stdin closes.
+prints one JSON line: the file's URL and the pid. It serves until its stdin closes, then
+prints a second line: its event loop's lag (max and p99, ms) since the last line it read
+(or since it started).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from urllib.parse import quote
 
 import torf
 
-from manager import LinkConfig, ManagerConfig, SharedDownload
+from manager import LinkConfig, ManagerConfig, SharedDownload, SharedFile
 from manager.clock import utcnow
 from manager.contents import Contents
 from manager.links import Links
 from manager.live import LiveDownloads
 from manager.store import Store
+from tests.bench.looplag import LoopLag
 from web import LinkServer
 
 __all__ = ["main"]
@@ -36,6 +39,9 @@ class _Opener:
 
     async def open_link(self, token: str) -> SharedDownload:
         return await self._links.open(token)
+
+    async def open_link_file(self, token: str, number: int) -> SharedFile | None:
+        return await self._links.open_file(token, number)
 
 
 async def _serve(file: Path, workdir: Path) -> None:
@@ -59,11 +65,19 @@ async def _serve(file: Path, workdir: Path) -> None:
         made = await links.make(record.id, 1, 1)
         server = LinkServer(_Opener(links), "127.0.0.1", 0)
         await server.start()
+        lag = LoopLag()
+        lag.start()
         page = made.url.replace("http://127.0.0.1", f"http://127.0.0.1:{server.port}")
         print(json.dumps({"page": page, "file": f"{page}/1/{quote(file.name)}",
                           "pid": os.getpid()}), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, sys.stdin.readline):  # a line: start afresh
+            await lag.stop()
+            lag.start()
+        figures = await lag.stop()
         await server.stop()
+        print(json.dumps({"lag_max_ms": figures.max_ms, "lag_p99_ms": figures.p99_ms,
+                          "lag_samples": figures.samples}), flush=True)
     finally:
         await store.close()
 

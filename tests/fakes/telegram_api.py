@@ -517,6 +517,9 @@ class FakeTelegramServer:
         self._requests: list[Request] = []
         self._changed = asyncio.Event()
         self._failures: dict[str, list[_Failure]] = {}
+        self._lost_answers: dict[str, list[_Failure]] = {}
+        self.lost_answers: list[Request] = []
+        """Calls done (message posted) whose answer was then dropped (lose_answer_next)."""
         self._bad_gateway_until = -math.inf
         """Until this monotonic time every method answers 502 (a proxy without Telegram)."""
         self._updates: list[JSON] = []
@@ -659,6 +662,35 @@ class FakeTelegramServer:
         self._failures.setdefault(method, []).append(
             _Failure(status, description, retry_after, malformed, times, when)
         )
+
+    def lose_answer_next(self, method: str, times: int = 1, *,
+                         when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Do the next ``times`` calls of ``method`` (the message is posted, the file kept)
+        and then drop the connection without an answer: the answer is lost after the
+        message was posted, so the client cannot tell that Telegram has it.
+
+        Parameters:
+            method: a Bot API method name.
+            times: how many matching successful calls lose their answer.
+            when: only calls whose decoded params satisfy it (and count).
+        """
+        self._lost_answers.setdefault(method, []).append(
+            _Failure(HTTPStatus.OK, None, None, False, times, when))
+
+    def _answer_lost(self, method: str, params: dict[str, Any]) -> bool:
+        """True (and counted) when this successful call's answer is to be dropped."""
+        for rule in self._lost_answers.get(method, []):
+            if rule.remaining > 0 and (rule.when is None or rule.when(params)):
+                rule.remaining -= 1
+                return True
+        return False
+
+    @staticmethod
+    def _drop_connection(request: web.Request) -> web.StreamResponse:
+        """Close the connection with no answer (the client sees it reset or cut)."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=HTTPStatus.OK)
 
     def answer_next(self, method: str, body: Any, *, status: int = 200, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with exactly ``body`` (for answers
@@ -941,8 +973,12 @@ class FakeTelegramServer:
                 status, body = await self._dispatch(request.match_info["token"], method,
                                                     params)
         finally:
-            self._record(Request(method, params, arrived, None if status is None else int(status),
-                                 body if isinstance(body, dict) else None, request.method))
+            done = Request(method, params, arrived, None if status is None else int(status),
+                           body if isinstance(body, dict) else None, request.method)
+            self._record(done)
+        if status == HTTPStatus.OK and self._answer_lost(method, params):
+            self.lost_answers.append(done)
+            return self._drop_connection(request)
         return self._respond(status, body)
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:

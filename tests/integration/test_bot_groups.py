@@ -143,3 +143,35 @@ async def test_without_allowed_chats_groups_are_refused_private_chats_served(
     answer = await stack.say(USER, f"/torrent {swarm.dead_magnet('in-private')}")
     assert "in-private" in answer.params["text"]
     assert [t.name for t in await stack.manager.list(USER)] == ["in-private"]
+
+
+async def test_only_the_adder_and_admins_stop_a_send_in_a_group(
+    group_stack: Stack, swarm: Swarm,
+) -> None:
+    """"Stop sending" changes something, like Pause or Cancel: in a group, another member's
+    press is refused and the send goes on; an administrator's stops it."""
+    stack, server = group_stack, group_stack.server
+    seeded = swarm.add("group-send.bin", MIB, seed=72)
+    mark = server.mark()
+    server.push_document(GROUP, USER, seeded.torrent_bytes, "send.torrent")
+    number = _download_id((await stack.answer(GROUP, mark)).params["text"])
+    news = await stack.answer(GROUP, mark, "is downloaded", timeout=test_bot.LONG)
+    server.fail_next("sendDocument", status=500, times=50)  # the send keeps retrying
+    mark = server.mark()
+    answer = await stack.press(GROUP, _result_id(news), f"send:{number}", user=USER)
+    assert answer.params.get("text") == "Sending…"
+    await server.wait_for("sendDocument", lambda r: r.status == 500, since=mark,
+                          timeout=test_bot.LONG)
+    status = await server.wait_for("sendMessage", lambda r: "Sending" in str(
+        r.params.get("text")), since=mark)
+
+    refused = await stack.press(GROUP, _result_id(status), f"unsend:{number}", user=OTHER)
+    assert (refused.params.get("text"), refused.params.get("show_alert")) == (
+        _refusal(number), True)
+    assert stack.bot.application.bot_data["deliveries"].busy(GROUP, number)
+
+    stopped = await stack.press(GROUP, _result_id(status), f"unsend:{number}", user=ADMIN)
+    assert stopped.params.get("text") == "Stopping…"
+    await server.wait_until(
+        lambda: not stack.bot.application.bot_data["deliveries"].busy(GROUP, number) or None,
+        timeout=test_bot.LONG, what="the send to stop")

@@ -178,14 +178,16 @@ async def _check_with_curl(page: str, pack: Path, tmp_path: Path, *, key: bytes,
     assert status == 206 and partial.read_bytes() == clip
 
     token = page.rsplit("/d/", 1)[1]
-    download_id, expires, signature = token.split(".")
+    download_id, expires, tag, signature = token.split(".")
     base = page.rsplit("/d/", 1)[0]
     assert sign_token(key, int(download_id), int(expires), stamp) == token
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
     past = int(time.time()) - 60
-    for forged, words in [(f"{download_id}.{expires}.{flipped}", b"does not work"),
-                          (f"{download_id}.{int(expires) + 1}.{signature}", b"does not work"),
-                          (f"{int(download_id) + 1}.{expires}.{signature}", b"does not work"),
+    for forged, words in [(f"{download_id}.{expires}.{tag}.{flipped}", b"does not work"),
+                          (f"{download_id}.{int(expires) + 1}.{tag}.{signature}",
+                           b"does not work"),
+                          (f"{int(download_id) + 1}.{expires}.{tag}.{signature}",
+                           b"does not work"),
                           (sign_token(key, int(download_id), past, b"another stamp"),
                            b"does not work"),
                           # the right key and stamp, a past expiry: genuine but expired

@@ -21,7 +21,7 @@ from manager import (
 )
 from manager.clock import utcnow
 from manager.contents import Contents
-from manager.links import Links, link_stamp, parse_token, sign_token
+from manager.links import Links, link_stamp, parse_token, sign_token, stamp_tag
 from manager.live import LiveDownloads
 from manager.store import DownloadRecord, Store
 
@@ -114,6 +114,8 @@ async def test_a_link_opens_the_downloads_own_files_by_number(
     "", "x", "1", "1.2", "1.2.3", "../../etc/passwd", "/etc/passwd", "1.99999999999.%2e%2e",
     "01.1893499200." + "A" * 43, "1.1893499200." + "A" * 42, "1.1893499200." + "A" * 44,
     "-1.1893499200." + "A" * 43, "1.1893499200." + "A" * 42 + "=",
+    "1.1893499200." + "T" * 15 + "." + "A" * 43, "1.1893499200." + "T" * 17 + "." + "A" * 43,
+    "1.1893499200." + "T" * 16 + "." + "A" * 42, "1.1893499200." + "T" * 16 + "/" + "A" * 43,
 ])
 def test_malformed_tokens_do_not_parse(token: str) -> None:
     assert parse_token(token) is None
@@ -125,12 +127,14 @@ async def test_a_forged_or_altered_token_is_refused(
     record = await finished(store, folder)
     other = await finished(store, folder, "other", {"b.bin": b"b" * 10})
     opener = links(store, tmp_path, clock)
-    download_id, expires, signature = parse_token(
-        token_of((await opener.make(record.id, 1, 7)).url)) or (0, 0, "")
+    download_id, expires, tag, signature = parse_token(
+        token_of((await opener.make(record.id, 1, 7)).url)) or (0, 0, "", "")
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
-    for forged in (f"{download_id}.{expires}.{flipped}",  # a changed signature
-                   f"{download_id}.{expires + 86400}.{signature}",  # a longer life
-                   f"{other.id}.{expires}.{signature}",  # another download
+    other_tag = stamp_tag(link_stamp(other))
+    for forged in (f"{download_id}.{expires}.{tag}.{flipped}",  # a changed signature
+                   f"{download_id}.{expires + 86400}.{tag}.{signature}",  # a longer life
+                   f"{other.id}.{expires}.{tag}.{signature}",  # another download
+                   f"{download_id}.{expires}.{other_tag}.{signature}",  # another stamp
                    sign_token(b"k" * 32, record.id, expires, link_stamp(record))):  # other key
         with pytest.raises(LinkRefused) as refused:
             await opener.open(forged)
@@ -172,7 +176,7 @@ async def test_purged_to_revoked_and_a_new_download_on_the_same_id_is_not_opened
         await opener.open(token)
     newcomer = await finished(store, folder, "second", {"other.bin": b"o" * 100})
     assert newcomer.id == record.id  # SQLite gave the purged id to the new row
-    with pytest.raises(LinkRefused, match="forged"):
+    with pytest.raises(LinkRefused, match="earlier download"):
         await opener.open(token)
 
 
@@ -246,3 +250,49 @@ async def test_unfinished_or_links_off_make_no_link(
     done = await finished(store, folder, "done", {"d.bin": b"d"})
     with pytest.raises(DownloadNotFound):  # not from another chat
         await links(store, tmp_path, clock).make(done.id, 2, 7)
+
+
+async def test_a_forged_link_costs_no_query(
+    store: Store, folder: Path, tmp_path: Path, clock: Clock,
+) -> None:
+    """The signature is checked before the store is asked anything."""
+    record = await finished(store, folder)
+    opener = links(store, tmp_path, clock)
+    token = token_of((await opener.make(record.id, 1, 7)).url)
+    _, expires = token.split(".")[:2]
+    before = store.statements
+    for forged in (token[:-43] + "A" * 43,  # another signature
+                   f"{record.id}.{int(expires) + 86400}" + token[token.index(".", 2):],
+                   sign_token(b"k" * 32, record.id, int(expires), link_stamp(record))):
+        with pytest.raises(LinkRefused, match="forged"):
+            await opener.open(forged)
+    assert store.statements == before
+
+
+async def test_a_range_storm_reads_the_metainfo_once_and_checks_only_the_file_served(
+    store: Store, folder: Path, tmp_path: Path, clock: Clock,
+) -> None:
+    """A player's many requests: one row read each, the .torrent read and parsed once per
+    stamp; a new completion (another stamp) reads it again, a deleted file is not served."""
+    record = await finished(store, folder)
+    opener = links(store, tmp_path, clock)
+    token = token_of((await opener.make(record.id, 1, 7)).url)
+    await opener.open(token)  # the page
+    before = store.statements
+    for _ in range(20):
+        assert (await opener.open(token)).file(1) is not None
+    assert store.statements - before == 20  # the row, each time; never the source again
+    served = await opener.open_file(token, 1)  # a file request checks only its file
+    assert served is not None and served.path == (folder / "pack" / "clip.mp4").resolve()
+    assert store.statements - before == 21
+    assert await opener.open_file(token, 3) is None
+
+    (folder / "pack" / "notes ü.txt").unlink()
+    assert await opener.open_file(token, 2) is None
+    await store.update(record.id, completed_at=utcnow() + timedelta(seconds=1))
+    with pytest.raises(LinkRefused, match="earlier"):
+        await opener.open_file(token, 1)
+    before = store.statements
+    fresh = token_of((await opener.make(record.id, 1, 7)).url)  # reads the new stamp's source
+    assert await opener.open_file(fresh, 1) is not None
+    assert store.statements - before == 4  # make: row, source, activity; open: the row

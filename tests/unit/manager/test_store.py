@@ -9,6 +9,7 @@ import peewee
 import pytest
 
 from manager.errors import StoreError
+from manager.models import FilePlan
 from manager.schema import SCHEMA_VERSION
 from manager.store import Store
 
@@ -189,5 +190,37 @@ async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at
         assert placed.folder == "1/1-aaaaaaaa"
         await again.forget_mirror(download)
         assert await again.mirror(download) is None
+    finally:
+        await again.close()
+
+
+async def test_a_version_4_database_keeps_sent_parts_per_plan_until_the_row_goes(
+        tmp_path: Path) -> None:
+    """Migration 5: the parts Telegram confirmed, keyed by download, chat, file, the file's
+    size and time and the part size; removing the download removes them."""
+    url = f"sqlite:///{tmp_path / 'v4.db'}"
+    first = Store(url)
+    await first.open()
+    download = await add(first)
+    await first._run(lambda: first._db.execute_sql("DROP TABLE sent_parts"))
+    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 4"))
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await schema_version(again) == SCHEMA_VERSION
+        plan = FilePlan(download, chat_id=5, file_index=2, file_size=3000, file_mtime_ns=9,
+                        part_size=1024)
+        await again.record_sent_part(plan, 1)
+        await again.record_sent_part(plan, 3)
+        await again.record_sent_part(plan, 3)  # confirmed twice: stored once
+        assert await again.sent_parts(plan) == {1, 3}
+        for other in (FilePlan(download, 5, 2, 3000, 9, 2048),  # another upload limit
+                      FilePlan(download, 5, 2, 3000, 10, 1024),  # the file changed
+                      FilePlan(download, 6, 2, 3000, 9, 1024),  # another chat
+                      FilePlan(download, 5, 1, 3000, 9, 1024)):  # another file
+            assert await again.sent_parts(other) == frozenset()
+        assert await again.delete([download]) == 1
+        assert await again.sent_parts(plan) == frozenset()
     finally:
         await again.close()

@@ -3,7 +3,9 @@ page, Range, names, refusals, and that nothing but the opened files is ever serv
 
 from __future__ import annotations
 
+import asyncio
 import html
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +30,9 @@ class FakeOpener:
     shared: SharedDownload
     refuse: dict[str, Exception] = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    """When set, file requests wait for it (requests held in flight)."""
+    waiting: int = 0
 
     async def open_link(self, token: str) -> SharedDownload:
         self.asked.append(token)
@@ -36,6 +41,12 @@ class FakeOpener:
         if token != TOKEN:
             raise LinkRefused("forged")
         return self.shared
+
+    async def open_link_file(self, token: str, number: int) -> SharedFile | None:
+        if self.gate is not None:
+            self.waiting += 1
+            await self.gate.wait()
+        return (await self.open_link(token)).file(number)
 
 
 @pytest.fixture
@@ -177,3 +188,50 @@ def test_the_page_is_pure_and_escapes_every_name() -> None:
                                                (evil,), EXPIRES))
     assert "<script>" not in page and "<img" not in page
     assert f"{TOKEN}/1/script%3E.mp4" in page  # the address: the basename, percent-encoded
+
+
+async def test_beyond_its_bound_the_server_answers_503_with_retry_after(
+    files: list[SharedFile],
+) -> None:
+    """At most ``max_requests`` at once: a storm is told to come back, not queued without
+    end; once the held requests end, new ones are served."""
+    opener = FakeOpener(SharedDownload(5, "pack <b>", tuple(files), EXPIRES),
+                        gate=asyncio.Event())
+    server = LinkServer(opener, "127.0.0.1", 0, max_requests=2)
+    await server.start()
+    base = f"http://127.0.0.1:{server.port}/d/{TOKEN}/1/clip.mp4"
+    try:
+        held = [asyncio.ensure_future(get(base, Range="bytes=0-99")) for _ in range(2)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while opener.waiting < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the requests never came"
+            await asyncio.sleep(0.01)
+        status, headers, body = await get(base, Range="bytes=0-99")
+        assert (status, headers.get("Retry-After")) == (503, "1")
+        assert "Too many requests" in body.decode()
+        opener.gate.set()
+        assert [(await h)[0] for h in held] == [206, 206]
+        assert (await get(base, Range="bytes=0-99"))[0] == 206
+    finally:
+        await server.stop()
+
+
+async def test_a_file_that_streams_holds_its_place_in_the_bound(tmp_path: Path) -> None:
+    """The bound counts a file until its last byte went out, not only until the handler
+    returned: while a slow client reads a big file, another request is told 503."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))  # far more than the sockets' buffers
+    shared = SharedDownload(5, "big", (SharedFile(1, "big.bin", big.stat().st_size, big),),
+                            EXPIRES)
+    server = LinkServer(FakeOpener(shared), "127.0.0.1", 0, max_requests=1)
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}/d/{TOKEN}/1/big.bin"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as slow:
+            assert slow.status == 200
+            await slow.content.readexactly(1024)  # it streams, and the client waits
+            assert (await get(url))[0] == 503
+            assert len(await slow.read()) == big.stat().st_size - 1024
+        assert (await get(url, Range="bytes=0-9"))[0] == 206
+    finally:
+        await server.stop()
