@@ -2,9 +2,11 @@
 
 The manager stores a notice with the change that causes it (a completion, a failure, a
 mirror's outcome, a final state, an aria2c alert: :mod:`manager.notices`). :class:`News` reads
-the pending ones (at start, and whenever an event may have brought one), sends each and marks
-it only when Telegram has confirmed it, so a notice outlives a restart, a crash and an outage
-of any length, and is sent once. A completion (size, time taken, where, a "Send file" button
+the pending ones (at start, and whenever the store has written one, whatever wrote it: no
+event needs to come with it), at most a few dozen per chat at a time so that one chat's
+failures never hide another chat's news, sends each and marks it only when Telegram has
+confirmed it, so a notice outlives a restart, a crash and an outage of any length, and is
+sent once. A completion (size, time taken, where, a "Send file" button
 for a single file, a "Mirror" button when mirroring is on request, a "Get link" button when
 the link server is on), a
 failure (with the reason) and a mirror's outcome go to the download's chat as a reply to its
@@ -74,7 +76,9 @@ class BoardStats:
 class NoticeSource(Protocol):
     """What :class:`News` needs of the manager (:class:`manager.TorrentManager` is one)."""
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]: ...
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]: ...
+
+    def watch_notices(self, watcher: Callable[[], None]) -> Callable[[], None]: ...
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None: ...
 
@@ -137,6 +141,14 @@ class News:
         """Notice id → when it may be tried again (after a failed attempt)."""
         self._tasks = TaskSet()
         self._closed = False
+        self._unwatch: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Send what is pending, and from now on every notice as soon as it is stored (the
+        store says so, whatever wrote it: no event needs to come with it)."""
+        if self._unwatch is None and not self._closed:
+            self._unwatch = self._notices.watch_notices(self.wake)
+        self.wake()
 
     def wake(self) -> None:
         """Look for pending notices now (at start, and after an event that may bring one)."""
@@ -151,6 +163,9 @@ class News:
         """Give pending notices ``flush_timeout`` seconds to go out (one last read of the
         outbox, then the sends), then stop; the rest stay stored for the next start."""
         self._closed = True
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self._wake.set()
         if self._reader is not None:
             await asyncio.wait({self._reader}, timeout=flush_timeout)

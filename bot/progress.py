@@ -181,8 +181,9 @@ class ProgressBoard:
                           link_button=link_button)
 
     def start(self) -> None:
-        """Send what is pending in the outbox (news from before a restart, an outage)."""
-        self._news.wake()
+        """Send what is pending in the outbox (news from before a restart, an outage), and
+        every notice stored from now on."""
+        self._news.start()
 
     # --- the subscriber ------------------------------------------------------------------------
 

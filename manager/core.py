@@ -277,10 +277,16 @@ class TorrentManager:
 
     # --- what the chats must be told (the outbox) ---------------------------------------------
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]:
-        """Notices not yet sent nor given up, oldest first: a download's are stored with the
-        change that causes them (see :mod:`manager.notices`), so none is lost to a crash."""
-        return await self._outbox.pending(limit)
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first, at most ``per_chat`` of each
+        chat: a download's are stored with the change that causes them (see
+        :mod:`manager.notices`), so none is lost to a crash."""
+        return await self._outbox.pending(per_chat)
+
+    def watch_notices(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher()`` (on the event loop) after every write that stored a notice,
+        whatever wrote it; returns a function that stops it."""
+        return self._outbox.watch(watcher)
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
         """Mark a notice sent (Telegram confirmed it) or, with ``dropped``, given up (why)."""

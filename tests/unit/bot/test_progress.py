@@ -188,9 +188,12 @@ class FakeOutbox:
         self.pending[notice_id] = Notice(notice_id, kind, download_id, chat_id, detail,
                                          datetime(2024, 1, 1), 0)
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]:
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]:
         self.reads += 1
-        return list(self.pending.values())[:limit]
+        return list(self.pending.values())
+
+    def watch_notices(self, watcher: Any) -> Any:
+        return lambda: None
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
         self.marked[notice_id] = (self.pending.pop(notice_id).kind, dropped)
