@@ -14,8 +14,12 @@ progress message; a final state is the progress message's last edit (done by the
 :meth:`bot.progress.ProgressBoard.show_final`); aria2c alerts go to the admin chat.
 
 Network errors, outages and 429s keep a notice pending, tried again after a delay that doubles
-up to :data:`MAX_RETRY_DELAY`; a refusal that no retry can change (chat not found, bot blocked
-or kicked, a download deleted meanwhile) drops it with a log line. The window for a duplicate
+up to :data:`MAX_RETRY_DELAY`. A group upgraded to a supergroup (``ChatMigrated``) is followed:
+the chat's downloads and pending news move to the new chat id and the news is sent there at
+once. A refusal that no retry can change (chat not found, bot blocked or kicked, a text
+Telegram finds too long, a download deleted meanwhile) drops it with a log line; a final edit
+whose progress message was deleted is dropped too (the completion or failure message already
+tells the outcome, and a message the user deleted is not brought back). The window for a duplicate
 is one SQLite write: the row is marked right after Telegram's answer.
 """
 
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.files import deliverable_file
 from bot.sender import Sender, retry_seconds
@@ -83,6 +87,8 @@ class NoticeSource(Protocol):
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None: ...
 
     async def notice_failed(self, notice_id: int) -> None: ...
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int: ...
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent: ...
 
@@ -287,10 +293,32 @@ class News:
             return mirror_done_text(torrent), None
         return mirror_failed_text(torrent), None
 
+    async def follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Telegram moved a group to a supergroup: its downloads and news (and the alerts,
+        when it is the admin chat) go to the new chat id from now on.
+
+        Raises:
+            ManagerError: the store could not record it (the next attempt tries again).
+        """
+        if old_chat_id == self._admin_chat:
+            self._admin_chat = new_chat_id
+            log.warning("the admin chat %s is now the supergroup %s: set ARIABOT_ADMIN_CHAT "
+                        "to it", old_chat_id, new_chat_id)
+        if await self._notices.move_chat(old_chat_id, new_chat_id):
+            log.warning("group %s is now the supergroup %s: its downloads' news go there; "
+                        "list it in ARIABOT_ALLOWED_CHATS to serve its commands", old_chat_id,
+                        new_chat_id)
+
     async def _new_message(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
                            reply_to: int | None) -> None:
         try:
             await self._sender.send(chat_id, text, markup, reply_to)
+        except ChatMigrated as error:
+            # The group became a supergroup: the news goes there, on its own (the progress
+            # message it answered stays behind in the old group).
+            await self.follow_migration(chat_id, error.new_chat_id)
+            await self._new_message(error.new_chat_id, text, markup, None)
+            return
         except BadRequest as error:  # before TelegramError: a 400 is final (chat not found…)
             if reply_to is not None and "replied" in error.message.lower():
                 # The progress message was deleted: the news goes out on its own.

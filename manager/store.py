@@ -601,6 +601,36 @@ class Store:
 
         return await self._run(write)
 
+    # --- a chat that changed its id ----------------------------------------------------------
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[DownloadRecord]:
+        """A group became a supergroup (Telegram's ``migrate_to_chat_id``): its downloads,
+        mirrors and pending notices belong to the new chat id from now on, in ONE
+        transaction. The old chat's messages cannot be edited any more (Telegram answers
+        every request there with the migration), so the downloads' progress messages are
+        forgotten and the chat's overview too. Files stay where they are.
+
+        Returns:
+            The downloads moved (none when the chat was moved before), as now stored.
+        """
+        def write() -> list[DownloadRecord]:
+            table, mirror = self._tables.download, self._tables.mirror
+            notice, view = self._tables.notice, self._tables.chat_view
+            with self._db.atomic():
+                ids = [row.id for row in table.select(table.id).where(
+                    table.chat_id == old_chat_id)]
+                table.update(chat_id=new_chat_id, message_id=None, updated_at=_now()).where(
+                    table.id.in_(ids)).execute()
+                mirror.update(chat_id=new_chat_id).where(
+                    mirror.chat_id == old_chat_id).execute()
+                notice.update(chat_id=new_chat_id).where(
+                    (notice.chat_id == old_chat_id) & notice.sent_at.is_null()).execute()
+                view.delete().where(view.chat_id == old_chat_id).execute()
+                rows = table.select(*self._columns).where(table.id.in_(ids)).dicts()
+                return [_record(row) for row in rows]
+
+        return await self._run(write)
+
     # --- chats' stored message ids ------------------------------------------------------
 
     async def overview_message(self, chat_id: int) -> int | None:

@@ -140,3 +140,76 @@ async def test_a_failure_found_by_reconcile_is_told_without_any_other_event(
     # The progress message's final edit is a stored notice too: done without another event.
     await stack.shown(USER, _result_id(reply), lambda text: "❌" in text, timeout=BOUND)
     await _until(lambda: _no_pending(stack), "the final edit to be marked")
+
+
+GROUP = -4555
+"""A basic group (a supergroup's id starts with -100), allowed with USER's private chat."""
+
+
+@pytest.fixture
+async def group_stack(engine_settings: Callable[..., Settings],
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    async with running_stack(engine_settings, ARIABOT_ALLOWED_USERS=f"{USER},{OTHER}",
+                             ARIABOT_ALLOWED_CHATS=f"{GROUP},{USER}") as built:
+        built.server.set_member(GROUP, USER, "administrator")
+        yield built
+
+
+def _to_chat(stack: Stack, chat: int, status: int, since: int = 0) -> int:
+    return sum(1 for r in stack.server.requests[since:]
+               if r.params.get("chat_id") == chat and r.status == status)
+
+
+async def test_a_group_upgraded_to_a_supergroup_gets_its_news_there(
+    group_stack: Stack, swarm: Swarm,
+) -> None:
+    stack, server, manager = group_stack, group_stack.server, group_stack.manager
+    seeded = swarm.add("news-migrated.bin", 2 * MIB, seed=903)
+    with swarm.throttled(128 * 1024):
+        reply = await stack.say(GROUP, f"/torrent {seeded.magnet}", user=USER)
+        progress_id, download_id = _result_id(reply), _download_id(reply.params["text"])
+        await server.wait_for("editMessageText", lambda r: r.status == 200
+                              and r.params.get("message_id") == progress_id, timeout=LONG)
+        mark = server.mark()
+        supergroup = server.migrate(GROUP, by=USER)
+    completed = await server.wait_until(lambda: _completed_at(stack, download_id),
+                                        timeout=LONG, what="the completion")
+    news = await server.wait_for(
+        "sendMessage", lambda r: r.status == 200 and r.params.get("chat_id") == supergroup
+        and f"is downloaded (#{download_id})" in str(r.params.get("text")),
+        since=mark, timeout=BOUND + LONG / 4)
+    assert news.time - completed < BOUND
+    assert (await manager.get(download_id)).chat_id == supergroup
+    # The final edit of the progress message left in the old group is given up, not retried
+    # for ever: nothing stays pending, and the old group got a request or two, no more.
+    await _until(lambda: _no_pending(stack), "the final edit to be given up")
+    assert 1 <= _to_chat(stack, GROUP, 400, mark) <= 3
+
+
+@pytest.mark.parametrize(("close", "chat", "status"), [
+    ("block", USER, 403),  # the user blocked the bot
+    ("kick_bot", GROUP, 403),  # the bot was removed from the group
+    ("delete_chat", GROUP, 400),  # the group is gone: chat not found
+])
+async def test_news_for_a_chat_closed_to_the_bot_is_given_up_at_once(
+    group_stack: Stack, swarm: Swarm, close: str, chat: int, status: int,
+) -> None:
+    stack, server = group_stack, group_stack.server
+    seeded = swarm.add(f"news-{close}.bin", 2 * MIB, seed=904)
+    with swarm.throttled(128 * 1024):
+        reply = await stack.say(chat, f"/torrent {seeded.magnet}", user=USER)
+        progress_id, download_id = _result_id(reply), _download_id(reply.params["text"])
+        await server.wait_for("editMessageText", lambda r: r.status == 200
+                              and r.params.get("message_id") == progress_id, timeout=LONG)
+        mark = server.mark()
+        getattr(server, close)(chat)
+    await server.wait_until(lambda: _completed_at(stack, download_id), timeout=LONG,
+                            what="the completion")
+    await _until(lambda: _no_pending(stack), "the news to be given up")
+    # Tried once (the news; a progress edit or two may have met the refusal first), dropped.
+    refused = _to_chat(stack, chat, status, mark)
+    assert server.count("sendMessage", status=status) == 1
+    assert 1 <= refused <= 3
+    assert _to_chat(stack, chat, 200, mark) == 0
+    assert stack.bot.board.stats.dropped >= 1

@@ -195,3 +195,23 @@ async def test_a_version_3_database_gets_the_outbox(tmp_path: Path) -> None:
         await again.set_overview_message(1, 2)
     finally:
         await again.close()
+
+
+async def test_a_chat_that_moved_takes_its_downloads_mirrors_and_pending_notices(
+    store: Store,
+) -> None:
+    moving, staying = await add(store, "a" * 40, chat=-5), await add(store, "b" * 40, chat=6)
+    await store.update(moving, message_id=9)
+    await store.update(moving, state="error", error="x")  # FAILED and FINAL, pending
+    [failed, final] = await store.pending_notices()
+    await store.notice_done(failed.id)  # told in the old chat already: stays there
+    await store.start_mirror(moving, chat_id=-5, user_id=7, remote="r:", move=False,
+                             state="failed")
+    await store.set_overview_message(-5, 3)
+    moved = await store.move_chat(-5, -1005)
+    assert [(r.id, r.chat_id, r.message_id) for r in moved] == [(moving, -1005, None)]
+    assert [(n.id, n.chat_id) for n in await store.pending_notices()] == [(final.id, -1005)]
+    assert (await store.mirror(moving)).chat_id == -1005  # type: ignore[union-attr]
+    assert await store.overview_message(-5) is None
+    assert (await store.get(staying)).chat_id == 6
+    assert await store.move_chat(-5, -1005) == []  # twice: nothing more to move
