@@ -427,7 +427,7 @@ class ProgressBoard:
             log.info("progress message %s of #%s stays in the old group %s (now %s)",
                      slot.message_id, slot.download_id, slot.chat_id, error.new_chat_id)
             slot.message_id, slot.gone = None, True
-            await self._follow_migration(slot.chat_id, error.new_chat_id)
+            await self.follow_migration(slot.chat_id, error.new_chat_id)
             return _Outcome.GONE
         if isinstance(error, Forbidden) or (isinstance(error, BadRequest) and is_gone(error)):
             log.info("progress message %s of #%s is gone (%s); no more edits",
@@ -444,10 +444,12 @@ class ProgressBoard:
         log.warning("Telegram refused an edit of #%s: %s", slot.download_id, error.message)
         return _Outcome.SHOWN
 
-    async def _follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
+    async def follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: the chat's downloads and news follow it (a failure to
+        record it is logged; the news' next attempt at the old chat follows it again)."""
         try:
             await self._news.follow_migration(old_chat_id, new_chat_id)
-        except ManagerError as error:  # the news' next attempt follows it again
+        except ManagerError as error:
             log.warning("could not move chat %s to %s yet: %s", old_chat_id, new_chat_id, error)
 
     def _after_work(self, slot: _Slot) -> None:
