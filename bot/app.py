@@ -36,7 +36,7 @@ from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, RIGHTS, BotContext
 from bot.delivery import Deliveries
 from bot.errors import on_error
-from bot.handlers import callbacks, commands, messages
+from bot.handlers import callbacks, commands, messages, migration
 from bot.pacer import ChatPacer
 from bot.polling import PollFloorRequest
 from bot.progress import ProgressBoard
@@ -129,6 +129,7 @@ def build_application(
     application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(CommandHandler("mirror", commands.mirror, filters=new_messages))
     application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, migration.on_migration))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
                                            messages.on_document))

@@ -2,9 +2,11 @@
 
 The manager stores a notice with the change that causes it (a completion, a failure, a
 mirror's outcome, a final state, an aria2c alert: :mod:`manager.notices`). :class:`News` reads
-the pending ones (at start, and whenever an event may have brought one), sends each and marks
-it only when Telegram has confirmed it, so a notice outlives a restart, a crash and an outage
-of any length, and is sent once. A completion (size, time taken, where, a "Send file" button
+the pending ones (at start, and whenever the store has written one, whatever wrote it: no
+event needs to come with it), at most a few dozen per chat at a time so that one chat's
+failures never hide another chat's news, sends each and marks it only when Telegram has
+confirmed it, so a notice outlives a restart, a crash and an outage of any length, and is
+sent once. A completion (size, time taken, where, a "Send file" button
 for a single file, a "Mirror" button when mirroring is on request, a "Get link" button when
 the link server is on), a
 failure (with the reason) and a mirror's outcome go to the download's chat as a reply to its
@@ -12,11 +14,15 @@ progress message; a final state is the progress message's last edit (done by the
 :meth:`bot.progress.ProgressBoard.show_final`); aria2c alerts go to the admin chat.
 
 Network errors, outages and 429s keep a notice pending, tried again after a delay that doubles
-up to :data:`MAX_RETRY_DELAY`; a refusal that no retry can change (chat not found, bot blocked
-or kicked, a download deleted meanwhile) drops it with a log line. A lost answer (a time-out,
-a connection dropped after the request went out) is tried again too: news is sent at least
-once (the log says it may be duplicated), and otherwise the window for a duplicate is one
-SQLite write: the row is marked right after Telegram's answer.
+up to :data:`MAX_RETRY_DELAY`. A group upgraded to a supergroup (``ChatMigrated``) is followed:
+the chat's downloads and pending news move to the new chat id and the news is sent there at
+once. A refusal that no retry can change (chat not found, bot blocked or kicked, a text
+Telegram finds too long, a download deleted meanwhile) drops it with a log line; a final edit
+whose progress message was deleted is dropped too (the completion or failure message already
+tells the outcome, and a message the user deleted is not brought back). A lost answer (a
+time-out, a connection dropped after the request went out) is tried again: news is sent at
+least once (the log says it may be duplicated), and otherwise the window for a duplicate is
+one SQLite write: the row is marked right after Telegram's answer.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.files import deliverable_file
 from bot.sender import Sender, answer_lost, retry_seconds
@@ -76,11 +82,15 @@ class BoardStats:
 class NoticeSource(Protocol):
     """What :class:`News` needs of the manager (:class:`manager.TorrentManager` is one)."""
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]: ...
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]: ...
+
+    def watch_notices(self, watcher: Callable[[], None]) -> Callable[[], None]: ...
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None: ...
 
     async def notice_failed(self, notice_id: int) -> None: ...
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int: ...
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent: ...
 
@@ -139,6 +149,14 @@ class News:
         """Notice id → when it may be tried again (after a failed attempt)."""
         self._tasks = TaskSet()
         self._closed = False
+        self._unwatch: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Send what is pending, and from now on every notice as soon as it is stored (the
+        store says so, whatever wrote it: no event needs to come with it)."""
+        if self._unwatch is None and not self._closed:
+            self._unwatch = self._notices.watch_notices(self.wake)
+        self.wake()
 
     def wake(self) -> None:
         """Look for pending notices now (at start, and after an event that may bring one)."""
@@ -153,6 +171,9 @@ class News:
         """Give pending notices ``flush_timeout`` seconds to go out (one last read of the
         outbox, then the sends), then stop; the rest stay stored for the next start."""
         self._closed = True
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self._wake.set()
         if self._reader is not None:
             await asyncio.wait({self._reader}, timeout=flush_timeout)
@@ -276,10 +297,32 @@ class News:
             return mirror_done_text(torrent), None
         return mirror_failed_text(torrent), None
 
+    async def follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Telegram moved a group to a supergroup: its downloads and news (and the alerts,
+        when it is the admin chat) go to the new chat id from now on.
+
+        Raises:
+            ManagerError: the store could not record it (the next attempt tries again).
+        """
+        if old_chat_id == self._admin_chat:
+            self._admin_chat = new_chat_id
+            log.warning("the admin chat %s is now the supergroup %s: set ARIABOT_ADMIN_CHAT "
+                        "to it", old_chat_id, new_chat_id)
+        if await self._notices.move_chat(old_chat_id, new_chat_id):
+            log.warning("group %s is now the supergroup %s: its downloads' news go there; "
+                        "list it in ARIABOT_ALLOWED_CHATS to serve its commands", old_chat_id,
+                        new_chat_id)
+
     async def _new_message(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
                            reply_to: int | None) -> None:
         try:
             await self._sender.send(chat_id, text, markup, reply_to)
+        except ChatMigrated as error:
+            # The group became a supergroup: the news goes there, on its own (the progress
+            # message it answered stays behind in the old group).
+            await self.follow_migration(chat_id, error.new_chat_id)
+            await self._new_message(error.new_chat_id, text, markup, None)
+            return
         except BadRequest as error:  # before TelegramError: a 400 is final (chat not found…)
             if reply_to is not None and "replied" in error.message.lower():
                 # The progress message was deleted: the news goes out on its own.

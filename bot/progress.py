@@ -13,7 +13,8 @@ simply never shown. The rules for one message:
 * never send the text (and keyboard) already on screen;
 * "message is not modified" counts as success; ``RetryAfter`` is waited out, then the newest
   text is sent; 5xx and network errors are retried after ``retry_delay`` with the newest text;
-* a message that is gone (deleted, bot blocked) is given up.
+* a message that is gone (deleted, bot blocked or kicked, its group upgraded to a supergroup,
+  whose chat the news then follow) is given up; any other refusal is not retried.
 
 While a finished download is mirrored to the cloud, its message shows the upload the same
 way (bytes, speed, ETA; 5 points of the upload, or a change of the mirror's state, earn an
@@ -29,6 +30,7 @@ for it, which keeps to the rules above and answers once the final text is on scr
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import math
 import time
@@ -39,7 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.news import BoardStats, News, NoticeSource
 from bot.sender import Sender, is_gone, is_not_modified, retry_seconds
@@ -48,6 +57,7 @@ from bot.views import markup_key, progress_keyboard, progress_percent, progress_
 from manager import (
     EngineEvent,
     Event,
+    ManagerError,
     MirrorDone,
     MirrorFailed,
     Torrent,
@@ -70,6 +80,14 @@ _MAX_ORPHANS = 256
 _MAX_FINISHED = 512
 """Downloads whose final text the board remembers having shown (a late final-edit notice
 then costs no request)."""
+
+
+class _Outcome(enum.Enum):
+    """What the worker does after a refused edit."""
+
+    RETRY = "retry"
+    GONE = "gone"
+    SHOWN = "shown"
 
 
 @dataclass
@@ -181,8 +199,9 @@ class ProgressBoard:
                           link_button=link_button)
 
     def start(self) -> None:
-        """Send what is pending in the outbox (news from before a restart, an outage)."""
-        self._news.wake()
+        """Send what is pending in the outbox (news from before a restart, an outage), and
+        every notice stored from now on."""
+        self._news.start()
 
     # --- the subscriber ------------------------------------------------------------------------
 
@@ -376,41 +395,62 @@ class ProgressBoard:
             assert slot.message_id is not None
             try:
                 await self._sender.edit(slot.chat_id, slot.message_id, text, markup)
-            except RetryAfter as error:
-                delay = retry_seconds(error)
-                self.stats.rate_limited += 1
-                log.info("Telegram asks to wait %.0fs before editing message %s", delay,
-                         slot.message_id)
-                slot.not_before = max(slot.not_before, self._clock() + delay)
-                await self._sleep(delay)  # Telegram's word: not shortened by a button press
-                continue
-            except BadRequest as error:  # before NetworkError: BadRequest is a NetworkError
-                if is_not_modified(error):
-                    self.stats.not_modified += 1
-                elif is_gone(error):
-                    log.info("progress message %s of #%s is gone (%s); no more edits",
-                             slot.message_id, slot.download_id, error.message)
-                    slot.message_id, slot.gone = None, True
+            except TelegramError as error:
+                outcome = await self._edit_failed(slot, error)
+                if outcome is _Outcome.RETRY:
+                    continue
+                if outcome is _Outcome.GONE:
                     break
-                else:
-                    self.stats.refused += 1
-                    log.warning("Telegram refused an edit of #%s: %s", slot.download_id,
-                                error.message)
-            except Forbidden as error:
-                log.info("cannot edit in chat %s any more (%s)", slot.chat_id, error.message)
-                slot.message_id, slot.gone = None, True
-                break
-            except NetworkError as error:
-                self.stats.network_errors += 1
-                log.info("editing #%s failed (%s); retrying in %.0fs", slot.download_id,
-                         error.message, self._retry_delay)
-                await self._sleep(self._retry_delay)
-                continue
             else:
                 self.stats.edits += 1
             self._mark(slot, snapshot, confirm, shown, urgent, edited=True)
         slot.task = None
         self._after_work(slot)
+
+    async def _edit_failed(self, slot: _Slot, error: TelegramError) -> _Outcome:
+        """What a refused edit means: wait and try again, the message is gone (the slot is
+        marked so), or it counts as shown (not modified; a refusal no retry changes)."""
+        if isinstance(error, RetryAfter):
+            delay = retry_seconds(error)
+            self.stats.rate_limited += 1
+            log.info("Telegram asks to wait %.0fs before editing message %s", delay,
+                     slot.message_id)
+            slot.not_before = max(slot.not_before, self._clock() + delay)
+            await self._sleep(delay)  # Telegram's word: not shortened by a button press
+            return _Outcome.RETRY
+        if isinstance(error, BadRequest) and is_not_modified(error):
+            self.stats.not_modified += 1
+            return _Outcome.SHOWN
+        if isinstance(error, ChatMigrated):
+            # The group is a supergroup now: its old messages cannot be edited any more;
+            # the download's news follow the chat to its new id.
+            log.info("progress message %s of #%s stays in the old group %s (now %s)",
+                     slot.message_id, slot.download_id, slot.chat_id, error.new_chat_id)
+            slot.message_id, slot.gone = None, True
+            await self.follow_migration(slot.chat_id, error.new_chat_id)
+            return _Outcome.GONE
+        if isinstance(error, Forbidden) or (isinstance(error, BadRequest) and is_gone(error)):
+            log.info("progress message %s of #%s is gone (%s); no more edits",
+                     slot.message_id, slot.download_id, error.message)
+            slot.message_id, slot.gone = None, True
+            return _Outcome.GONE
+        if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+            self.stats.network_errors += 1
+            log.info("editing #%s failed (%s); retrying in %.0fs", slot.download_id,
+                     error.message, self._retry_delay)
+            await self._sleep(self._retry_delay)
+            return _Outcome.RETRY
+        self.stats.refused += 1  # a refusal no retry changes: not sent again
+        log.warning("Telegram refused an edit of #%s: %s", slot.download_id, error.message)
+        return _Outcome.SHOWN
+
+    async def follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: the chat's downloads and news follow it (a failure to
+        record it is logged; the news' next attempt at the old chat follows it again)."""
+        try:
+            await self._news.follow_migration(old_chat_id, new_chat_id)
+        except ManagerError as error:
+            log.warning("could not move chat %s to %s yet: %s", old_chat_id, new_chat_id, error)
 
     def _after_work(self, slot: _Slot) -> None:
         """A worker ended: let go of a settled slot; a gone message answers its finals."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from manager.aria2ops import Aria2Ops
 from manager.aria2rpc import Aria2Rpc
+from manager.chats import ChatMoves
 from manager.config import ManagerConfig
 from manager.contents import Contents
 from manager.control import Control
@@ -112,6 +113,7 @@ class TorrentManager:
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._outbox = Outbox(store, self._publisher)
+        self._chats = ChatMoves(self.live, store)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
         self._listening = asyncio.Event()
@@ -314,10 +316,16 @@ class TorrentManager:
 
     # --- what the chats must be told (the outbox) ---------------------------------------------
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]:
-        """Notices not yet sent nor given up, oldest first: a download's are stored with the
-        change that causes them (see :mod:`manager.notices`), so none is lost to a crash."""
-        return await self._outbox.pending(limit)
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first, at most ``per_chat`` of each
+        chat: a download's are stored with the change that causes them (see
+        :mod:`manager.notices`), so none is lost to a crash."""
+        return await self._outbox.pending(per_chat)
+
+    def watch_notices(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher()`` (on the event loop) after every write that stored a notice,
+        whatever wrote it; returns a function that stops it."""
+        return self._outbox.watch(watcher)
 
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
         """Mark a notice sent (Telegram confirmed it) or, with ``dropped``, given up (why)."""
@@ -326,6 +334,15 @@ class TorrentManager:
     async def notice_failed(self, notice_id: int) -> None:
         """Count a failed attempt at a notice; it stays pending."""
         await self._outbox.failed(notice_id)
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """Telegram moved a chat to a new id (a group upgraded to a supergroup): its
+        downloads, mirrors and pending news follow it; returns how many downloads it has.
+
+        Raises:
+            StoreError: nothing was moved; try again.
+        """
+        return await self._chats.move(old_chat_id, new_chat_id)
 
     async def overview_message(self, chat_id: int) -> int | None:
         """The message id of the chat's overview (``/status``), if one is stored."""

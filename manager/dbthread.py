@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,7 +44,9 @@ class DatabaseThread:
         """
         try:
             return await self.call(function, *args, **kwargs)
-        except peewee.OperationalError as error:
+        # sqlite3's own error too: a raw cursor (the poll's executemany) is not wrapped by
+        # peewee, and a locked database must read the same whichever way it was written.
+        except (peewee.OperationalError, sqlite3.OperationalError) as error:
             raise StoreError(f"the database is unavailable ({error}); try again") from None
 
     def shutdown(self) -> None:

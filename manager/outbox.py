@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from manager.errors import StoreError
@@ -84,9 +85,14 @@ class Outbox:
             delay = _RETRY_FIRST
             self._publisher.emit(event)
 
-    async def pending(self, limit: int = 200) -> list[Notice]:
-        """Notices not yet sent nor given up, oldest first."""
-        return await self._store.pending_notices(limit)
+    async def pending(self, per_chat: int = 50) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first: at most ``per_chat`` of each
+        chat, so one chat's failures never hide another chat's news."""
+        return await self._store.pending_notices(per_chat)
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher()`` whenever a notice is stored; returns a function that stops it."""
+        return self._store.watch_notices(watcher)
 
     async def done(self, notice_id: int, dropped: str | None = None) -> None:
         """Telegram confirmed the notice (or, with ``dropped``, it was given up: why)."""

@@ -144,6 +144,7 @@ class Store:
         self._columns: tuple[peewee.Field, ...] = ()
         self.statements = 0
         """SQL statements executed so far (SQLite only): how benchmarks see the write cost."""
+        self._notice_watchers: list[Callable[[], None]] = []
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -365,6 +366,8 @@ class Store:
                     self._write_notice(download_id, kind, now)
 
         await self._run(write)
+        if notices:
+            self._notices_stored()
 
     async def delete(self, download_ids: Sequence[int]) -> int:
         """Remove downloads from the list (their files are not touched); returns the count."""
@@ -513,7 +516,10 @@ class Store:
                     self._write_notice(download_id, kind, now)
             return self._mirror(download_id)
 
-        return await self._run(write)
+        stored = await self._run(write)
+        if mirror_notices(values):
+            self._notices_stored()
+        return stored
 
     # --- notices (the outbox) ---------------------------------------------------------------
 
@@ -544,13 +550,33 @@ class Store:
                                        detail=detail, created_at=_now()).execute()
 
         await self._run(write)
+        self._notices_stored()
 
-    async def pending_notices(self, limit: int = 200) -> list[Notice]:
-        """Notices not yet sent nor given up, oldest first."""
+    def watch_notices(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher()`` on the event loop after every write that stored a notice,
+        whoever wrote it (a poll, a reconcile, a mirror, an alert), so that the reader never
+        waits for an event that a write path may not send. Returns a function that stops it.
+        """
+        self._notice_watchers.append(watcher)
+        return lambda: self._notice_watchers.remove(watcher)
+
+    def _notices_stored(self) -> None:
+        for watcher in list(self._notice_watchers):
+            watcher()
+
+    async def pending_notices(self, per_chat: int = 50) -> list[Notice]:
+        """Notices not yet sent nor given up, oldest first: the ``per_chat`` oldest of each
+        chat (the admin chat's alerts count as one chat), so that a chat whose notices keep
+        failing cannot hide another chat's behind them."""
         def query() -> list[Notice]:
             notice = self._tables.notice
-            rows = (notice.select().where(notice.sent_at.is_null())
-                    .order_by(notice.id).limit(limit))
+            place = peewee.fn.ROW_NUMBER().over(partition_by=[notice.chat_id],
+                                                 order_by=[notice.id])
+            ranked = (notice.select(notice.id, place.alias("place"))
+                      .where(notice.sent_at.is_null()).alias("ranked"))
+            wanted = (peewee.Select([ranked], [ranked.c.id])
+                      .where(ranked.c.place <= per_chat))
+            rows = notice.select().where(notice.id.in_(wanted)).order_by(notice.id)
             return [Notice(row.id, NoticeKind(row.kind), row.download_id, row.chat_id,
                            row.detail, row.created_at, row.tries) for row in rows]
 
@@ -578,6 +604,36 @@ class Store:
         def write() -> int:
             notice = self._tables.notice
             return notice.delete().where(notice.sent_at < before).execute()
+
+        return await self._run(write)
+
+    # --- a chat that changed its id ----------------------------------------------------------
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[DownloadRecord]:
+        """A group became a supergroup (Telegram's ``migrate_to_chat_id``): its downloads,
+        mirrors and pending notices belong to the new chat id from now on, in ONE
+        transaction. The old chat's messages cannot be edited any more (Telegram answers
+        every request there with the migration), so the downloads' progress messages are
+        forgotten and the chat's overview too. Files stay where they are.
+
+        Returns:
+            The downloads moved (none when the chat was moved before), as now stored.
+        """
+        def write() -> list[DownloadRecord]:
+            table, mirror = self._tables.download, self._tables.mirror
+            notice, view = self._tables.notice, self._tables.chat_view
+            with self._db.atomic():
+                ids = [row.id for row in table.select(table.id).where(
+                    table.chat_id == old_chat_id)]
+                table.update(chat_id=new_chat_id, message_id=None, updated_at=_now()).where(
+                    table.id.in_(ids)).execute()
+                mirror.update(chat_id=new_chat_id).where(
+                    mirror.chat_id == old_chat_id).execute()
+                notice.update(chat_id=new_chat_id).where(
+                    (notice.chat_id == old_chat_id) & notice.sent_at.is_null()).execute()
+                view.delete().where(view.chat_id == old_chat_id).execute()
+                rows = table.select(*self._columns).where(table.id.in_(ids)).dicts()
+                return [_record(row) for row in rows]
 
         return await self._run(write)
 

@@ -35,6 +35,15 @@ What it imitates, because the bot's correctness depends on it:
   their bytes kept only up to ``keep_bytes``. With ``local_mode`` (a ``--local`` server)
   ``sendDocument`` also takes a ``file://`` URI and reads that file from disk, up to
   ``local_limit`` (2000 MB); without it a URI is a wrong file identifier, as in the cloud.
+* Chats that end or move, with Telegram's own answers to every request naming them:
+  :meth:`FakeTelegramServer.migrate` upgrades a group to a supergroup (400 "group chat was
+  upgraded to a supergroup chat" with ``parameters.migrate_to_chat_id``, which PTB raises as
+  ``ChatMigrated``; the service messages ``migrate_to_chat_id``/``migrate_from_chat_id`` are
+  queued as updates; the new chat's message ids start again at 1, the old messages stay in the
+  old chat), :meth:`~FakeTelegramServer.block` (403 "bot was blocked by the user"),
+  :meth:`~FakeTelegramServer.kick_bot` (403 "bot was kicked from the group chat" or "... the
+  supergroup chat"), :meth:`~FakeTelegramServer.delete_chat` (400 "chat not found"). Texts
+  over 4096 characters get "message is too long" (sent) or "MESSAGE_TOO_LONG" (edited).
 * Errors: wrong token → 401 ``Unauthorized`` (what Telegram answers for a token of the right
   shape that it does not know; PTB raises InvalidToken), unknown method → 404, plus injected
   failures (:meth:`FakeTelegramServer.fail_next`), raw answers such as a malformed ``getMe``
@@ -74,18 +83,25 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import BodyPartReader, web
 
 __all__ = [
+    "BOT_BLOCKED",
     "BOT_USERNAME",
+    "CHAT_MIGRATED",
+    "CHAT_NOT_FOUND",
     "CONFLICT_OTHER_POLL",
     "CONFLICT_WEBHOOK",
     "DEFAULT_TOKEN",
+    "EDIT_TEXT_TOO_LONG",
     "FILE_DOWNLOAD",
     "FLOOD_LIMITED",
+    "KICKED_FROM_GROUP",
+    "KICKED_FROM_SUPERGROUP",
     "MALFORMED_GET_ME",
     "MESSAGE_TO_DELETE_NOT_FOUND",
     "MESSAGE_TO_EDIT_NOT_FOUND",
     "NOT_MODIFIED",
     "NO_ADMINS_IN_PRIVATE",
     "QUERY_INVALID",
+    "TEXT_TOO_LONG",
     "FakeTelegramServer",
     "FloodLimits",
     "Request",
@@ -133,6 +149,11 @@ INVALID_FILE_ID = "Bad Request: invalid file_id"
 WRONG_FILE_IDENTIFIER = "Bad Request: wrong file identifier/HTTP URL specified"
 FILE_TOO_BIG = "Bad Request: file is too big"
 REPLY_NOT_FOUND = "Bad Request: message to be replied not found"
+CHAT_MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
+CHAT_NOT_FOUND = "Bad Request: chat not found"
+BOT_BLOCKED = "Forbidden: bot was blocked by the user"
+KICKED_FROM_GROUP = "Forbidden: bot was kicked from the group chat"
+KICKED_FROM_SUPERGROUP = "Forbidden: bot was kicked from the supergroup chat"
 NO_ADMINS_IN_PRIVATE = "Bad Request: there are no administrators in the private chat"
 USER_NOT_FOUND = "Bad Request: user not found"
 MEMBER_STATUSES = ("creator", "administrator", "member", "left", "kicked")
@@ -539,6 +560,11 @@ class FakeTelegramServer:
         self._commands: dict[str, list[JSON]] = {}
         self._webhook: JSON = {"url": ""}
         self._members: dict[int, dict[int, str]] = {}
+        self._migrated: dict[int, int] = {}
+        """Old group id → its supergroup's id."""
+        self._blocked: set[int] = set()
+        self._kicked: set[int] = set()
+        self._deleted: set[int] = set()
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -796,6 +822,75 @@ class FakeTelegramServer:
         if chat_id > 0:
             raise ValueError("a private chat has no members to set")
         self._members.setdefault(chat_id, {})[user_id] = status
+
+    def migrate(self, chat_id: int, new_chat_id: int | None = None, *,
+                by: int | None = None) -> int:
+        """Upgrade the group ``chat_id`` to a supergroup, as Telegram does: from now on every
+        request naming the old id is answered 400 "group chat was upgraded to a supergroup
+        chat" with ``parameters.migrate_to_chat_id``; the old chat keeps its messages, the
+        new one starts with none. With ``by`` (the user who upgraded it), the two service
+        messages are queued as updates: ``migrate_to_chat_id`` in the old chat,
+        ``migrate_from_chat_id`` in the new one.
+
+        Returns:
+            The supergroup's id (``-100`` followed by the group's number by default).
+
+        Raises:
+            ValueError: ``chat_id`` is not a basic group (a private chat, a supergroup, or
+                one already upgraded).
+        """
+        if chat_id >= 0 or str(chat_id).startswith("-100") or chat_id in self._migrated:
+            raise ValueError(f"chat {chat_id} is not a basic group")
+        new_id = new_chat_id if new_chat_id is not None else int(f"-100{-chat_id}")
+        if by is not None:
+            old = self._user_message(chat_id, by, None, None)
+            old["migrate_to_chat_id"] = new_id
+            self.push_update({"message": copy.deepcopy(old)})
+            new = self._user_message(new_id, by, None, None)
+            new["migrate_from_chat_id"] = chat_id
+            self.push_update({"message": copy.deepcopy(new)})
+        self._migrated[chat_id] = new_id
+        if chat_id in self._members:
+            self._members[new_id] = dict(self._members[chat_id])
+        return new_id
+
+    def block(self, user_id: int, blocked: bool = True) -> None:
+        """The user blocks the bot (or, with ``blocked=False``, unblocks it): requests to
+        the private chat get 403 "bot was blocked by the user"."""
+        if user_id <= 0:
+            raise ValueError("only a user can block the bot")
+        (self._blocked.add if blocked else self._blocked.discard)(user_id)
+
+    def kick_bot(self, chat_id: int) -> None:
+        """The bot is removed from the group: 403 "bot was kicked from the group chat" (or
+        "... the supergroup chat") for every request to it."""
+        if chat_id >= 0:
+            raise ValueError("the bot can only be kicked from a group")
+        self._kicked.add(chat_id)
+
+    def delete_chat(self, chat_id: int) -> None:
+        """The chat no longer exists (deleted group, deleted account): 400 "chat not found"."""
+        self._deleted.add(chat_id)
+
+    def _chat_refusal(self, params: dict[str, Any]) -> _ApiError | None:
+        """Telegram's answer to a request naming a chat that moved or closed to the bot."""
+        raw = params.get("chat_id")
+        if isinstance(raw, str) and raw.lstrip("-").isdigit():
+            raw = int(raw)
+        if not _is_int(raw):
+            return None
+        if raw in self._migrated:
+            return _ApiError(HTTPStatus.BAD_REQUEST, CHAT_MIGRATED,
+                             {"migrate_to_chat_id": self._migrated[raw]})
+        if raw in self._deleted:
+            return _ApiError(HTTPStatus.BAD_REQUEST, CHAT_NOT_FOUND)
+        if raw in self._kicked:
+            supergroup = str(raw).startswith("-100")
+            return _ApiError(HTTPStatus.FORBIDDEN,
+                             KICKED_FROM_SUPERGROUP if supergroup else KICKED_FROM_GROUP)
+        if raw in self._blocked:
+            return _ApiError(HTTPStatus.FORBIDDEN, BOT_BLOCKED)
+        return None
 
     def add_file(self, data: bytes, *, file_name: str | None = None,
                  mime_type: str | None = None, file_path: str | None = None,
@@ -1065,6 +1160,8 @@ class FakeTelegramServer:
         failure = self._take_failure(method, params)
         if failure is not None:
             return failure
+        if (refusal := self._chat_refusal(params)) is not None:
+            return self._error(refusal)
         if self._flood is not None and method in FLOOD_LIMITED:
             wait = self._flood.admit(params.get("chat_id"), time.monotonic())
             if wait > 0:

@@ -127,11 +127,13 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(engine_settings: Callable[..., Settings],
+                        engine_options: dict[str, Any] | None = None,
                         **env: str) -> AsyncIterator[Stack]:
     """The lead's engine (aria2c rendered like ``ariabot run`` + store + manager), the bot
     built from the same settings by the composition root's ``bot_config``, a fake Telegram.
 
-    ``env`` adds or overrides settings (``ARIABOT_*`` names)."""
+    ``env`` adds or overrides settings (``ARIABOT_*`` names); ``engine_options`` are passed
+    to :func:`~tests.integration.conftest.start_engine` (``via``, ``progress_interval``)."""
     server = FakeTelegramServer()
     await server.start()
     settings = engine_settings(**{
@@ -141,7 +143,7 @@ async def running_stack(engine_settings: Callable[..., Settings],
         "ARIABOT_EDIT_INTERVAL": str(INTERVAL),
         **env,
     })
-    engine = await start_engine(settings)
+    engine = await start_engine(settings, **(engine_options or {}))
     manager = engine.manager
     bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
     built = Stack(server, manager, bot, settings)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import EmbeddedBot, build_application
-from manager import TorrentCompleted
+from manager import Store, TorrentCompleted, TorrentState
+from supervisor.layout import StateLayout
 from supervisor.root import bot_config
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer, Request
 from tests.integration import test_bot
@@ -84,45 +85,50 @@ async def test_a_completion_during_a_long_outage_is_announced_once_after_it(
     await server.wait_until(lambda: _announced(stack, download_id), timeout=OUTAGE + LONG,
                             what="the completion message after the outage")
     assert time.monotonic() >= back
-    await asyncio.sleep(2)  # a duplicate would follow at once
+    # Marked as sent: nothing can send it again (a duplicate would come from a notice left
+    # pending, retried a delay later), and nothing sent it twice meanwhile.
+    await _settled(stack.manager.store)
     assert len(_announced(stack, download_id)) == 1
-    assert await stack.manager.pending_notices() == []
 
 
 async def test_news_while_the_bot_was_down_arrives_once_and_edits_go_on_in_the_same_message(
     stack: Stack, swarm: Swarm,
 ) -> None:
-    server = stack.server
+    server, manager = stack.server, stack.manager
     with swarm.throttled(HOLD):
         finishing, finishing_message = await _start_download(stack, swarm, "outbox-a.bin", 811)
         going_on, going_on_message = await _start_download(stack, swarm, "outbox-b.bin", 812)
+        await manager.pause(going_on)  # it cannot finish while the bot is down
         await stack.bot.stop()  # the bot is down; the manager and aria2c go on
     completed = asyncio.Event()  # no request wakes the server's wait_until meanwhile
-    unsubscribe = stack.manager.subscribe(
+    unsubscribe = manager.subscribe(
         lambda event: completed.set() if _completed_at(stack, finishing) else None)
     if _completed_at(stack, finishing) is None:
         await asyncio.wait_for(completed.wait(), LONG)
     unsubscribe()
     assert _announced(stack, finishing) == []
+    assert (await manager.get(going_on)).state is TorrentState.PAUSED
     mark = server.mark()
+    await _new_bot(stack)
+    # The news kept in the store: one message, a reply to the progress message, and the
+    # progress message's final edit.
+    await server.wait_until(lambda: _announced(stack, finishing), timeout=LONG,
+                            what="the completion message after the restart")
+    await stack.shown(USER, finishing_message, lambda text: "Complete" in text
+                      or "Seeding" in text)
+    # The other download's progress message is found again: its progress is edited into the
+    # same message (while it still downloads, not only its final state).
     with swarm.throttled(HOLD):
-        await _new_bot(stack)
-        # The news kept in the store: one message, a reply to the progress message, and the
-        # progress message's final edit.
-        await server.wait_until(lambda: _announced(stack, finishing), timeout=LONG,
-                                what="the completion message after the restart")
-        await stack.shown(USER, finishing_message, lambda text: "Complete" in text
-                          or "Seeding" in text)
-        # The other download's progress message is found again: edited, not sent anew.
-        if _completed_at(stack, going_on) is None:
-            await server.wait_for("editMessageText", lambda r: r.status == 200
-                                  and r.params.get("message_id") == going_on_message,
-                                  since=mark, timeout=LONG)
+        await manager.resume(going_on)
+        await server.wait_for("editMessageText", lambda r: r.status == 200
+                              and r.params.get("message_id") == going_on_message
+                              and "Downloading" in str(r.params.get("text")),
+                              since=mark, timeout=LONG)
     await server.wait_until(lambda: _announced(stack, going_on), timeout=LONG,
                             what="the second completion message")
     await stack.shown(USER, going_on_message, lambda text: "Complete" in text
                       or "Seeding" in text)
-    await asyncio.sleep(2)
+    await _settled(manager.store)
     assert (len(_announced(stack, finishing)), len(_announced(stack, going_on))) == (1, 1)
 
 
@@ -156,11 +162,25 @@ async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after
         try:
             await server.wait_until(lambda: _announced_in(server, download_id), timeout=LONG,
                                     what="the completion message after the restart")
-            await asyncio.sleep(2)  # a duplicate would follow at once
+            store = Store(f"sqlite:///{StateLayout(data).database}")  # the running one's
+            await store.open()
+            try:
+                await _settled(store)
+            finally:
+                await store.close()
             assert len(_announced_in(server, download_id)) == 1
         finally:
             await asyncio.to_thread(second.stop)
     assert "Traceback" not in first.output + second.output
+
+
+async def _settled(store: Store) -> None:
+    """Wait until every stored notice is marked (sent or given up): from then on none can be
+    sent again, so a count of the messages is final."""
+    deadline = time.monotonic() + LONG
+    while await store.pending_notices():
+        assert time.monotonic() < deadline, "notices still pending"
+        await asyncio.sleep(0.05)
 
 
 async def stack_answer(server: FakeTelegramServer, since: int, what: str) -> Request:

@@ -55,6 +55,12 @@ async def _settle(engine: Engine, quiet: float = 0.5) -> None:
         last = engine.store.statements
 
 
+def _reads(polls: _PollRequests, gid: str | None) -> int:
+    """How many times ``gid`` was read with ``tellStatus`` (a refresh, a sweep's full read)."""
+    return sum(1 for calls in polls.calls for method, params in calls
+               if method == "aria2.tellStatus" and params[:1] == [gid])
+
+
 class _PollRequests:
     """Records the methods of every multicall that reads aria2's lists (the polls), and
     every multicall at all (``calls``)."""
@@ -92,8 +98,10 @@ async def test_the_waiting_list_is_read_again_after_an_action_and_at_least_every
     queued = sorted(t.id for t in await idle_engine.manager.list(1)
                     if t.state is TorrentState.QUEUED)
     assert len(queued) == QUEUED
+    gid = idle_engine.manager.live.get(queued[0]).record.gid  # type: ignore[union-attr]
     await idle_engine.manager.pause(queued[0], chat_id=1)
-    await asyncio.sleep(0.5)  # aria2's pause notification lands (it too moves the queue)
+    # aria2 sends no notification when a waiting download is paused (nothing to wait for:
+    # the pause itself tells the sweep that the queue moved); checked at the end.
     await idle_engine.manager.poll_once()
     assert "aria2.tellWaiting" in polls.requests[-1]
     listed = {t.id: t for t in await idle_engine.manager.list(1)}
@@ -103,6 +111,7 @@ async def test_the_waiting_list_is_read_again_after_an_action_and_at_least_every
         await idle_engine.manager.poll_once()
     sweeps = ["aria2.tellWaiting" in methods for methods in polls.requests[1:]]
     assert sweeps == [False] * (SWEEP_EVERY - 1) + [True]
+    assert _reads(polls, gid) == 1  # the first sweep's full read; no refresh came between
 
 
 async def test_a_sweep_reads_in_full_only_the_waiting_downloads_whose_status_changed(
@@ -120,7 +129,6 @@ async def test_a_sweep_reads_in_full_only_the_waiting_downloads_whose_status_cha
     # Paused behind the manager's back (aria2 says nothing of a waiting one): the next
     # sweep sees its status change and reads that one download in full, in a second request.
     await idle_engine.rpc.call("aria2.forcePause", live.record.gid)
-    await asyncio.sleep(0.5)
     polls.calls.clear()
     await idle_engine.manager.poll_once(sweep=True)
     assert [[m for m, _ in calls] for calls in polls.calls] == [

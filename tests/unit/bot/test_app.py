@@ -20,10 +20,15 @@ from tests.fakes.telegram_api import DEFAULT_TOKEN, MALFORMED_GET_ME, FakeTelegr
 
 
 class FakeManager:
-    """Only what EmbeddedBot touches: subscribe/unsubscribe."""
+    """Only what EmbeddedBot touches: subscribe/unsubscribe, watching the outbox."""
 
     def __init__(self) -> None:
         self.subscribers: list[Any] = []
+        self.watchers: list[Any] = []
+
+    def watch_notices(self, watcher: Any) -> Any:
+        self.watchers.append(watcher)
+        return lambda: self.watchers.remove(watcher)
 
     def subscribe(self, subscriber: Any) -> Any:
         self.subscribers.append(subscriber)
@@ -51,7 +56,7 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
     async with FakeTelegramServer() as server:
         bot = EmbeddedBot(build_application(config(server, tmp_path), manager), manager)  # type: ignore[arg-type]
         await bot.start()
-        assert manager.subscribers == [bot.board]
+        assert manager.subscribers == [bot.board] and len(manager.watchers) == 1
         names = [c["command"] for c in server.commands()]
         assert names == ["torrent", "status", "pause", "resume", "cancel", "files", "log", "mirror",
                          "link", "help"]
@@ -59,7 +64,7 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
         poll = server.requests_for("deleteWebhook")[0]
         assert poll.params.get("drop_pending_updates") in (None, False)
         await bot.stop()
-        assert manager.subscribers == []
+        assert manager.subscribers == [] and manager.watchers == []
         assert not bot.application.running
         await bot.stop()  # twice is harmless
 

@@ -26,7 +26,14 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -496,3 +503,73 @@ async def test_limits_can_be_switched_off() -> None:
     async with FakeTelegramServer(limits=None) as server:
         answers = await _send_many(server, [1001] * 10)
     assert {status for status, _ in answers} == {200} and server.too_many == 0
+
+
+# --- chats that move or close to the bot: Telegram's exact answers, as PTB reads them ------------
+
+async def test_a_group_upgraded_to_a_supergroup_answers_with_its_new_id(
+    server: FakeTelegramServer,
+) -> None:
+    group = -4321
+    async with polling(build_harness(server)) as harness:
+        bot = harness.app.bot
+        await bot.send_message(group, "first")
+        old = await bot.send_message(group, "before")
+        new_id = server.migrate(group, by=USER)
+        assert new_id == -1004321
+        with pytest.raises(ChatMigrated) as sent:
+            await bot.send_message(group, "after")
+        with pytest.raises(ChatMigrated) as edited:
+            await bot.edit_message_text("edited", chat_id=group, message_id=old.message_id)
+        assert (sent.value.new_chat_id, edited.value.new_chat_id) == (new_id, new_id)
+        refused = server.requests_for("sendMessage")[-1]
+        assert refused.response == {
+            "ok": False, "error_code": 400,
+            "description": "Bad Request: group chat was upgraded to a supergroup chat",
+            "parameters": {"migrate_to_chat_id": new_id}}
+        # The old message stays in the old group; the supergroup has its own ids.
+        with pytest.raises(BadRequest, match="Message to edit not found"):
+            await bot.edit_message_text("edited", chat_id=new_id, message_id=old.message_id)
+        moved = await bot.send_message(new_id, "after")
+        assert moved.chat.type == "supergroup"
+        assert server.message(group, old.message_id)["text"] == "before"
+        # The service messages Telegram sends in both chats.
+        await harness.until(lambda: len(harness.seen) == 2)
+        to, back = (server.message(group, 3), server.message(new_id, 1))
+        assert (to["migrate_to_chat_id"], back["migrate_from_chat_id"]) == (new_id, group)
+    with pytest.raises(ValueError, match="not a basic group"):
+        server.migrate(group)
+
+
+@pytest.mark.parametrize(("close", "chat", "error", "text"), [
+    ("block", USER, Forbidden, "Forbidden: bot was blocked by the user"),
+    ("kick_bot", -77, Forbidden, "Forbidden: bot was kicked from the group chat"),
+    ("kick_bot", -10077, Forbidden, "Forbidden: bot was kicked from the supergroup chat"),
+    ("delete_chat", -77, BadRequest, "Bad Request: chat not found"),
+])
+async def test_a_chat_closed_to_the_bot_refuses_every_request(
+    server: FakeTelegramServer, close: str, chat: int, error: type[Exception], text: str,
+) -> None:
+    async with polling(build_harness(server)) as harness:
+        bot = harness.app.bot
+        sent = await bot.send_message(chat, "before")
+        getattr(server, close)(chat)
+        with pytest.raises(error):
+            await bot.send_message(chat, "after")
+        with pytest.raises(error):
+            await bot.edit_message_text("edited", chat_id=chat, message_id=sent.message_id)
+        statuses = {r.response["description"] for r in server.requests[-2:]}
+        assert statuses == {text}
+
+
+async def test_a_text_over_4096_characters_is_too_long(server: FakeTelegramServer) -> None:
+    async with polling(build_harness(server)) as harness:
+        bot = harness.app.bot
+        sent = await bot.send_message(CHAT, "short")
+        with pytest.raises(BadRequest, match="Message is too long"):
+            await bot.send_message(CHAT, "x" * 4097)
+        with pytest.raises(BadRequest, match="Message_too_long"):
+            await bot.edit_message_text("x" * 4097, chat_id=CHAT, message_id=sent.message_id)
+        assert [r.response["description"] for r in server.requests_for("sendMessage")[1:]
+                + server.requests_for("editMessageText")] == [
+            "Bad Request: message is too long", "Bad Request: MESSAGE_TOO_LONG"]

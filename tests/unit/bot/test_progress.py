@@ -1,5 +1,7 @@
-"""ProgressBoard rules with an injected clock, a fake sender and an in-memory outbox: no
-real sleeps."""
+"""ProgressBoard rules with an injected clock and a fake sender, on the real manager's
+outbox and store (a temporary SQLite): the news comes from the stored notices, written with
+the change that causes them, as in production. No real sleeps: the clock is injected, and
+the store's thread is waited on by condition (:func:`quiet`)."""
 
 from __future__ import annotations
 
@@ -7,24 +9,28 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 
 from bot.progress import ProgressBoard
 from bot.views import progress_keyboard, progress_text
 from manager import (
-    Aria2Down,
-    Aria2Fatal,
-    Aria2Restarted,
-    DownloadNotFound,
-    EngineEvent,
-    Event,
+    Aria2Endpoint,
+    Aria2Rpc,
+    ManagerConfig,
     Mirror,
     MirrorChanged,
     MirrorDone,
@@ -42,7 +48,10 @@ from manager import (
     TorrentState,
     TorrentStateChanged,
 )
+from manager.config import MirrorConfig
+from manager.core import TorrentManager
 from manager.notices import Notice, NoticeKind
+from manager.store import Store
 
 MIB = 1024 * 1024
 CHAT = 42
@@ -94,16 +103,6 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def sent(sender: FakeSender, count: int) -> None:
-    """Wait (by condition, 5 s at most) for ``count`` new messages: the "Send file" check
-    runs in a worker thread, which the fake clock does not drive."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while len(sender.sends) < count:
-        assert loop.time() < deadline, f"only {len(sender.sends)} of {count} messages sent"
-        await asyncio.sleep(0.001)
-
-
 @dataclasses.dataclass
 class Call:
     kind: str
@@ -148,73 +147,85 @@ class FakeSender:
         return [c for c in self.calls if c.kind == "send"]
 
 
-_ALERTS = {Aria2Down: NoticeKind.ARIA2_DOWN, Aria2Restarted: NoticeKind.ARIA2_RESTARTED,
-           Aria2Fatal: NoticeKind.ARIA2_FATAL}
-_NEWS = {TorrentCompleted: NoticeKind.COMPLETED, TorrentFailed: NoticeKind.FAILED,
-         MirrorDone: NoticeKind.MIRRORED, MirrorFailed: NoticeKind.MIRROR_FAILED}
+class Downloads:
+    """The real manager's outbox and rows, on a temporary SQLite (the manager is never
+    started: no aria2c is asked). A change is written the way the manager writes it (the
+    columns, and the notices they call for, in one transaction), then the event is told
+    with the snapshot read back, so the news comes from what is stored, as in production.
+    """
+
+    def __init__(self, manager: TorrentManager, root: Path) -> None:
+        self.manager = manager
+        self.store = manager.store
+        self.root = root
+
+    def folder(self, chat_id: int) -> Path:
+        return self.root / "torrents" / str(chat_id)
+
+    async def add(self, torrent: Torrent) -> Torrent:
+        """Store a row for ``torrent`` in its state (ids are given in order: 1, 2, …); its
+        snapshot."""
+        record = await self.store.create(
+            info_hash=f"{torrent.id:040x}", chat_id=torrent.chat_id, user_id=torrent.user_id,
+            name=torrent.name, source_kind="torrent", source=b"d4:infoe",
+            directory=str(self.folder(torrent.chat_id)), state=torrent.state.value)
+        assert record.id == torrent.id, "add the downloads in the order of their ids"
+        return await self.write(torrent.id, message_id=torrent.message_id,
+                                total_bytes=torrent.total_bytes,
+                                completed_bytes=torrent.completed_bytes)
+
+    async def write(self, download_id: int, **columns: Any) -> Torrent:
+        """Write columns as the manager does; the snapshot read back."""
+        await self.store.update(download_id, **columns)
+        return await self.manager.get(download_id)
+
+    async def tell(self, board: ProgressBoard, event: type[TorrentEvent], download_id: int,
+                   **columns: Any) -> Torrent:
+        """Write a change, then tell the board its event (the manager's order)."""
+        torrent = await self.write(download_id, **columns)
+        board(event(torrent))
+        return torrent
+
+    async def took(self, download_id: int, seconds: float) -> datetime:
+        """A ``completed_at`` that many seconds after the row's creation."""
+        record = await self.store.get(download_id)
+        assert record is not None
+        return record.created_at + timedelta(seconds=seconds)
+
+    async def pending(self) -> list[Notice]:
+        return await self.store.pending_notices()
+
+    async def marked(self) -> list[tuple[NoticeKind, str | None]]:
+        """The notices marked sent (None) or given up (why), oldest first."""
+        def query() -> list[tuple[NoticeKind, str | None]]:
+            notice = self.store._tables.notice
+            rows = (notice.select(notice.kind, notice.dropped)
+                    .where(notice.sent_at.is_null(False)).order_by(notice.id).tuples())
+            return [(NoticeKind(kind), dropped) for kind, dropped in rows]
+
+        return await self.store._run(query)
 
 
-class FakeOutbox:
-    """The manager's outbox in memory: :meth:`record` stores the notices the store writes
-    with an event's change (see :mod:`manager.notices`); marks are kept for assertions."""
-
-    def __init__(self) -> None:
-        self.pending: dict[int, Notice] = {}
-        self.marked: dict[int, tuple[NoticeKind, str | None]] = {}
-        self.torrents: dict[int, Torrent] = {}
-        self.reads = 0
-        self._ids = itertools.count(1)
-
-    def record(self, event: Event) -> None:
-        if isinstance(event, EngineEvent):
-            self._add(_ALERTS[type(event)], None, None, event.detail)
-            return
-        assert isinstance(event, TorrentEvent)
-        torrent = self.torrents[event.torrent.id] = event.torrent
-        if torrent.chat_id == 0:
-            return
-        if (kind := _NEWS.get(type(event))) is not None:
-            self._add(kind, torrent.id, torrent.chat_id)
-        mirror_final = torrent.mirror is not None and torrent.mirror.state.is_final
-        final = (torrent.state.is_final and torrent.mirror is None) or mirror_final or (
-            isinstance(event, (TorrentCancelled, TorrentFailed, TorrentCompleted))
-            and torrent.state.is_final)
-        if final and torrent.message_id is not None:
-            self._add(NoticeKind.FINAL, torrent.id, torrent.chat_id)
-
-    def _add(self, kind: NoticeKind, download_id: int | None, chat_id: int | None,
-             detail: str = "") -> None:
-        notice_id = next(self._ids)
-        self.pending[notice_id] = Notice(notice_id, kind, download_id, chat_id, detail,
-                                         datetime(2024, 1, 1), 0)
-
-    async def pending_notices(self, limit: int = 200) -> list[Notice]:
-        self.reads += 1
-        return list(self.pending.values())[:limit]
-
-    async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
-        self.marked[notice_id] = (self.pending.pop(notice_id).kind, dropped)
-
-    async def notice_failed(self, notice_id: int) -> None:
-        notice = self.pending[notice_id]
-        self.pending[notice_id] = dataclasses.replace(notice, tries=notice.tries + 1)
-
-    async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
-        if download_id not in self.torrents:
-            raise DownloadNotFound(f"no #{download_id}")
-        return self.torrents[download_id]
-
-
-class OutboxBoard(ProgressBoard):
-    """The board as the manager feeds it: each event's notices are stored before it."""
-
-    def __init__(self, sender: FakeSender, outbox: FakeOutbox, **options: Any) -> None:
-        super().__init__(sender, outbox, **options)
-        self.outbox = outbox
-
-    def __call__(self, event: Event) -> None:
-        self.outbox.record(event)
-        super().__call__(event)
+async def quiet(board: ProgressBoard, downloads: Downloads, sender: FakeSender) -> None:
+    """Wait until the board and its news have done all they can without the clock moving:
+    the store's thread and the worker threads (the "Send file" check) are waited on, and
+    nothing (requests, notices, sleepers) changes over three rounds in a row. Then "nothing
+    else was sent" means something."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    seen: tuple[Any, ...] | None = None
+    steady = 0
+    while steady < 3:
+        assert loop.time() < deadline, "the board never went quiet"
+        await settle()
+        await downloads.store._run(lambda: None)  # what was queued on the store is done
+        await asyncio.to_thread(lambda: None)
+        await settle()
+        state = (len(sender.calls), len(await downloads.pending()),
+                 len(await downloads.marked()), len(board._news._sending),
+                 len(board._news._due))
+        steady = steady + 1 if state == seen else 0
+        seen = state
 
 
 def snapshot(done_percent: float = 0, **changes: Any) -> Torrent:
@@ -238,24 +249,59 @@ def sender(clock: FakeClock) -> FakeSender:
     return FakeSender(clock)
 
 
+class NoUploads:
+    """Mirroring is configured (so snapshots carry their stored mirror), but the manager is
+    never started: nothing is ever uploaded."""
+
+    async def copy(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no upload in these tests")
+
+    verify = link = copy
+
+
 @pytest.fixture
-async def board(clock: FakeClock, sender: FakeSender, tmp_path: Path) -> Iterator[OutboxBoard]:
-    created = OutboxBoard(
-        sender, FakeOutbox(), chat_folder=lambda chat: tmp_path / "torrents" / str(chat),
-        edit_interval=INTERVAL, admin_chat=-999, clock=clock,
-        sleep=clock.sleep, retry_delay=3.0,
-    )
+async def downloads(tmp_path: Path) -> AsyncIterator[Downloads]:
+    store = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+    await store.open()
+    rpc = Aria2Rpc(Aria2Endpoint(1, "never-called"))
+    manager = TorrentManager(rpc, store, ManagerConfig(
+        download_dir=tmp_path, mirror=MirrorConfig(remote="gdrive:ariabot")),
+        uploader=NoUploads())
+    yield Downloads(manager, tmp_path)
+    await manager.close()
+    await rpc.close()
+    await store.close()
+
+
+def new_board(sender: FakeSender, downloads: Downloads, clock: FakeClock,
+              **options: Any) -> ProgressBoard:
+    """A board on the real outbox, started as the bot starts it."""
+    created = ProgressBoard(sender, downloads.manager, chat_folder=downloads.folder,
+                            clock=clock, sleep=clock.sleep, **options)
+    created.start()
+    return created
+
+
+@pytest.fixture
+async def board(clock: FakeClock, sender: FakeSender,
+                downloads: Downloads) -> AsyncIterator[ProgressBoard]:
+    created = new_board(sender, downloads, clock, edit_interval=INTERVAL, admin_chat=-999,
+                        retry_delay=3.0)
     yield created
     await created.close(flush_timeout=0)
 
 
-async def assert_done_with(board: ProgressBoard, sender: FakeSender, clock: FakeClock) -> None:
-    """The board let go: it holds no message, no worker waits on the clock, and much later
-    nothing is sent."""
+async def assert_done_with(board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+                           downloads: Downloads) -> None:
+    """The board let go: it holds no message, no worker waits on the clock, no notice is left
+    to send, and much later nothing is sent."""
+    await quiet(board, downloads, sender)
     calls = len(sender.calls)
     assert board._slots == {}
     assert clock._sleepers == []
+    assert await downloads.pending() == []
     await clock.advance(INTERVAL * 10)
+    await quiet(board, downloads, sender)
     assert len(sender.calls) == calls and clock._sleepers == []
 
 
@@ -468,45 +514,48 @@ async def test_cancel_confirmation_and_back(board: ProgressBoard, sender: FakeSe
 
 async def test_completion_edits_and_sends_a_new_message(board: ProgressBoard,
                                                         sender: FakeSender, clock: FakeClock,
-                                                        tmp_path: Path) -> None:
-    folder = tmp_path / "torrents" / str(CHAT)
+                                                        downloads: Downloads) -> None:
+    folder = downloads.folder(CHAT)
     folder.mkdir(parents=True)
     (folder / "file.bin").write_bytes(b"x" * 1000)
-    attach(board, snapshot(40))
+    attach(board, await downloads.add(snapshot(40)))
     await clock.advance(2)
-    done = snapshot(100, state=TorrentState.COMPLETE, download_speed=0,
-                    completed_at=datetime(2024, 1, 1, 0, 3, 7), path=str(folder / "file.bin"))
-    board(TorrentCompleted(done))
-    await sent(sender, 1)
+    await downloads.tell(board, TorrentCompleted, 1, state="complete", download_speed=0,
+                         completed_bytes=100 * MIB, completed_at=await downloads.took(1, 187))
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 1
     news = sender.sends[0]
     assert news.chat_id == CHAT and news.reply_to == MESSAGE
     assert "is downloaded" in news.text and "took 3m 07s" in news.text
-    assert "<code>file.bin</code>" in news.text and str(tmp_path) not in news.text
+    assert "<code>file.bin</code>" in news.text and str(downloads.root) not in news.text
     assert news.markup is not None
     assert news.markup.inline_keyboard[0][0].callback_data == "send:1"
     assert sender.edits == []  # the final edit still respects the interval
     await clock.advance(INTERVAL)
+    await quiet(board, downloads, sender)
     assert len(sender.edits) == 1 and "Complete" in sender.edits[0].text
     assert sender.edits[0].markup is None
-    await assert_done_with(board, sender, clock)
+    assert await downloads.marked() == [(NoticeKind.COMPLETED, None), (NoticeKind.FINAL, None)]
+    await assert_done_with(board, sender, clock, downloads)
 
 
-async def test_send_button_for_any_size_but_not_for_missing_files(board: ProgressBoard,
-                                                                 sender: FakeSender,
-                                                                 tmp_path: Path) -> None:
-    folder = tmp_path / "torrents" / str(CHAT)
+async def test_send_button_for_any_size_but_not_for_missing_files(
+    board: ProgressBoard, sender: FakeSender, downloads: Downloads, tmp_path: Path,
+) -> None:
+    folder = downloads.folder(CHAT)
     folder.mkdir(parents=True)
     with (folder / "big.bin").open("wb") as big_file:
         big_file.truncate(60 * MIB)  # sparse: above Telegram's 50 MB, it goes in parts
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"x")
     (folder / "link.bin").symlink_to(outside)
-    for number, path in enumerate([folder / "big.bin", folder / "none.bin",
-                                   folder / "link.bin", folder], 1):
-        board(TorrentCompleted(snapshot(100, id=number, state=TorrentState.COMPLETE,
-                                        path=str(path))))
-    await sent(sender, 4)
+    (folder / "pack").mkdir()
+    for number, name in enumerate(["big.bin", "none.bin", "link.bin", "pack"], 1):
+        await downloads.add(snapshot(100, id=number, name=name, message_id=None))
+        await downloads.tell(board, TorrentCompleted, number, state="complete",
+                             completed_at=await downloads.took(number, 1))
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 4
     by_id = {int(call.text.split("(#")[1].split(")")[0]): call for call in sender.sends}
     big = by_id[1].markup  # bigger than one upload: it goes in parts
     assert big is not None and big.inline_keyboard[0][0].callback_data == "send:1"
@@ -515,11 +564,13 @@ async def test_send_button_for_any_size_but_not_for_missing_files(board: Progres
 
 async def test_failure_gets_a_new_message_with_the_reason(board: ProgressBoard,
                                                           sender: FakeSender,
-                                                          clock: FakeClock) -> None:
-    attach(board, snapshot(10))
+                                                          clock: FakeClock,
+                                                          downloads: Downloads) -> None:
+    attach(board, await downloads.add(snapshot(10)))
     await clock.advance(INTERVAL)
-    board(TorrentFailed(snapshot(10, state=TorrentState.ERROR, error="no <peers> for 15 min")))
-    await settle()
+    await downloads.tell(board, TorrentFailed, 1, state="error",
+                         error="no <peers> for 15 min")
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 1
     assert "no &lt;peers&gt; for 15 min" in sender.sends[0].text
     assert len(sender.edits) == 1 and "❌" in sender.edits[0].text
@@ -527,25 +578,31 @@ async def test_failure_gets_a_new_message_with_the_reason(board: ProgressBoard,
 
 async def test_notification_survives_429_and_network_errors(board: ProgressBoard,
                                                             sender: FakeSender,
-                                                            clock: FakeClock) -> None:
+                                                            clock: FakeClock,
+                                                            downloads: Downloads) -> None:
     sender.send_failures += [RetryAfter(7), NetworkError("Internal Server Error")]
-    board(TorrentFailed(snapshot(10, state=TorrentState.ERROR, error="boom")))
+    await downloads.add(snapshot(10, message_id=None))
+    await downloads.tell(board, TorrentFailed, 1, state="error", error="boom")
+    await quiet(board, downloads, sender)
     await clock.advance(7)  # Telegram's retry_after
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 2
-    await clock.advance(6)  # retry_delay times the attempt number
+    await clock.advance(3)  # retry_delay, doubled per failed attempt
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 3
     assert board.stats.notifications == 1
+    assert await downloads.marked() == [(NoticeKind.FAILED, None)]
 
 
 async def test_events_before_the_reply_are_kept_for_it(board: ProgressBoard,
-                                                       sender: FakeSender,
-                                                       clock: FakeClock) -> None:
+                                                       sender: FakeSender, clock: FakeClock,
+                                                       downloads: Downloads) -> None:
     # add() emits TorrentAdded before the reply exists; a fast download may even finish.
-    added = snapshot(0, message_id=None)
+    added = await downloads.add(snapshot(0, message_id=None))
     board(TorrentAdded(added))
-    board(TorrentCompleted(snapshot(100, message_id=None, state=TorrentState.COMPLETE,
-                                    completed_at=datetime(2024, 1, 1, 0, 0, 9))))
-    await settle()
+    await downloads.tell(board, TorrentCompleted, 1, state="complete",
+                         completed_bytes=100 * MIB, completed_at=await downloads.took(1, 9))
+    await quiet(board, downloads, sender)
     assert sender.edits == []
     attach(board, added)  # the reply showed 0 %
     await clock.advance(INTERVAL)
@@ -554,49 +611,60 @@ async def test_events_before_the_reply_are_kept_for_it(board: ProgressBoard,
 
 async def test_cancel_edits_to_the_final_state_without_buttons(board: ProgressBoard,
                                                                sender: FakeSender,
-                                                               clock: FakeClock) -> None:
-    attach(board, snapshot(10))
-    cancelled = snapshot(10, state=TorrentState.CANCELLED, download_speed=0)
-    board(TorrentCancelled(cancelled))
+                                                               clock: FakeClock,
+                                                               downloads: Downloads) -> None:
+    attach(board, await downloads.add(snapshot(10)))
+    cancelled = await downloads.tell(board, TorrentCancelled, 1, state="cancelled",
+                                     download_speed=0)
     board.show_now(cancelled, MESSAGE, confirm=False)
-    await settle()
+    await quiet(board, downloads, sender)
     assert len(sender.edits) == 1
     assert sender.edits[0].markup is None and "Cancelled" in sender.edits[0].text
     assert sender.sends == []
-    await assert_done_with(board, sender, clock)
+    assert await downloads.marked() == [(NoticeKind.FINAL, None)]  # shown: no second edit
+    await assert_done_with(board, sender, clock, downloads)
 
 
 async def test_engine_events_go_to_the_admin_chat(board: ProgressBoard, sender: FakeSender,
-                                                  clock: FakeClock) -> None:
-    board(Aria2Restarted("pid 5", "abc"))
-    board(Aria2Fatal("crashed 6 times"))
-    await settle()
-    assert [(c.chat_id, "running again" in c.text or "cannot be kept" in c.text)
-            for c in sender.sends] == [(-999, True), (-999, True)]
+                                                  downloads: Downloads) -> None:
+    manager = downloads.manager
+    manager.subscribe(board)
+    manager.aria2_down("hung")
+    manager.aria2_fatal("crashed 6 times")
+    await quiet(board, downloads, sender)
+    assert sorted((c.chat_id, c.text) for c in sender.sends) == [
+        (-999, "<b>⚠️ aria2c stopped; the supervisor is restarting it</b>\nhung"),
+        (-999, "<b>🛑 aria2c cannot be kept running; ariabot is exiting</b>\ncrashed 6 times")]
 
 
 async def test_local_downloads_and_closed_board_are_ignored(board: ProgressBoard,
                                                             sender: FakeSender,
-                                                            clock: FakeClock) -> None:
-    board(TorrentCompleted(snapshot(100, chat_id=0, state=TorrentState.COMPLETE)))
-    await settle()
-    assert sender.calls == []
-    await assert_done_with(board, sender, clock)
+                                                            clock: FakeClock,
+                                                            downloads: Downloads) -> None:
+    await downloads.add(snapshot(10, chat_id=0, message_id=7))
+    await downloads.tell(board, TorrentCompleted, 1, state="complete",
+                         completed_at=await downloads.took(1, 1))
+    await quiet(board, downloads, sender)
+    assert sender.calls == [] and await downloads.pending() == []
+    await assert_done_with(board, sender, clock, downloads)
+    await downloads.add(snapshot(1, id=2))
     await board.close(flush_timeout=0)
-    board(TorrentFailed(snapshot(1, state=TorrentState.ERROR)))
-    await settle()
+    await downloads.tell(board, TorrentFailed, 2, state="error", error="x")
+    await quiet(board, downloads, sender)
     assert sender.calls == []
+    assert [n.kind for n in await downloads.pending()] == [NoticeKind.FAILED, NoticeKind.FINAL]
 
 
 async def test_close_flushes_pending_notifications(clock: FakeClock, sender: FakeSender,
-                                                   tmp_path: Path) -> None:
-    board = OutboxBoard(sender, FakeOutbox(), chat_folder=lambda chat: tmp_path, clock=clock,
-                          sleep=clock.sleep, admin_chat=1)
-    board(Aria2Fatal("gave up"))
+                                                   downloads: Downloads) -> None:
+    board = new_board(sender, downloads, clock, admin_chat=1)
+    await quiet(board, downloads, sender)
+    await downloads.store.add_notice(NoticeKind.ARIA2_FATAL, "gave up")  # stored, not sent
     attach(board, snapshot(0))
     board(TorrentProgress(snapshot(50)))  # waiting for the interval: cancelled by close
     await board.close(flush_timeout=1)
     assert len(sender.sends) == 1 and sender.edits == []
+    assert await downloads.marked() == [(NoticeKind.ARIA2_FATAL, None)]
 
 
 # --- one chat, many downloads: about one edit per second per chat ------------------------------
@@ -647,12 +715,21 @@ def mirrored(state: MirrorState, uploaded: float = 0, **changes: Any) -> Torrent
     return snapshot(100, state=TorrentState.COMPLETE, mirror=mirror)
 
 
+async def start_mirror(downloads: Downloads, download_id: int = 1) -> None:
+    await downloads.store.start_mirror(download_id, chat_id=CHAT, user_id=CHAT,
+                                       remote="gdrive:ariabot", move=False, state="uploading")
+
+
 async def test_upload_progress_edits_by_five_points_and_the_outcome_is_news(
-    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
 ) -> None:
-    board(TorrentCompleted(snapshot(100, state=TorrentState.COMPLETE)))
-    await sent(sender, 1)
+    await downloads.add(snapshot(100))
+    await downloads.tell(board, TorrentCompleted, 1, state="complete",
+                         completed_at=await downloads.took(1, 60))
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 1
     await clock.advance(INTERVAL)
+    await start_mirror(downloads)
     board(MirrorChanged(mirrored(MirrorState.UPLOADING, 0)))
     await clock.advance(INTERVAL)
     first = len(sender.edits)
@@ -669,19 +746,25 @@ async def test_upload_progress_edits_by_five_points_and_the_outcome_is_news(
     markup = sender.edits[-1].markup
     assert markup is not None
     assert markup.inline_keyboard[0][0].callback_data == "mirror:1:stop"
+    await downloads.store.update_mirror(1, state="done", link="https://example.org/s/abc",
+                                        bytes=100 * MIB, total_bytes=100 * MIB)
     board(MirrorDone(mirrored(MirrorState.DONE, 100, link="https://example.org/s/abc")))
-    await sent(sender, 2)
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 2
     news = sender.sends[-1]
     assert news.reply_to == MESSAGE and "is uploaded (#1) to" in news.text
     assert "Link: https://example.org/s/abc" in news.text
     await clock.advance(INTERVAL)
+    await quiet(board, downloads, sender)
     assert "☁️ Uploaded to" in sender.edits[-1].text and sender.edits[-1].markup is None
-    await assert_done_with(board, sender, clock)
+    await assert_done_with(board, sender, clock, downloads)
 
 
 async def test_a_retry_edits_at_once_and_a_failure_is_one_message(
-    board: ProgressBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
 ) -> None:
+    await downloads.add(snapshot(100, state=TorrentState.COMPLETE))
+    await start_mirror(downloads)
     board(MirrorChanged(mirrored(MirrorState.UPLOADING, 10)))
     await clock.advance(INTERVAL)
     board(MirrorChanged(mirrored(MirrorState.RETRYING, 10, attempt=2, retry_in=4.0,
@@ -689,108 +772,172 @@ async def test_a_retry_edits_at_once_and_a_failure_is_one_message(
     await clock.advance(INTERVAL)
     assert "Trying again in 4s: the remote refused the connection" in sender.edits[-1].text
     assert "attempt 2 of 4" in sender.edits[-1].text
+    await downloads.store.update_mirror(1, state="failed", attempt=4, error="gone")
     board(MirrorFailed(mirrored(MirrorState.FAILED, 10, attempt=4, error="gone")))
-    await sent(sender, 1)
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 1
     assert sender.sends[0].text.endswith(
         "after 4 attempts: gone\nThe files on this server are kept. Try again with /mirror 1.")
     await clock.advance(INTERVAL)
-    await assert_done_with(board, sender, clock)
+    await assert_done_with(board, sender, clock, downloads)
 
 
 # --- the outbox: notices are marked only once Telegram has them ----------------------------------
 
 async def test_a_notice_stays_pending_through_errors_and_is_marked_once_sent(
-    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
 ) -> None:
     sender.send_failures += [NetworkError("Bad Gateway"), TimedOut(), NetworkError("Bad Gateway")]
-    board(TorrentFailed(snapshot(10, message_id=None, state=TorrentState.ERROR, error="x")))
-    await settle()
-    [pending] = board.outbox.pending.values()
+    await downloads.add(snapshot(10, message_id=None))
+    await downloads.tell(board, TorrentFailed, 1, state="error", error="x")
+    await quiet(board, downloads, sender)
+    [pending] = await downloads.pending()
     assert len(sender.sends) == 1 and pending.tries == 1
-    await clock.advance(3)  # retry_delay, then doubling: 3, 6, 12
-    await clock.advance(6)
-    assert len(sender.sends) == 3 and board.outbox.pending
+    for step in (3, 6):  # retry_delay, then doubling: 3, 6, 12
+        await clock.advance(step)
+        await quiet(board, downloads, sender)
+    assert len(sender.sends) == 3 and await downloads.pending()
     await clock.advance(11.9)
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 3
     await clock.advance(0.1)
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 4
-    assert board.outbox.pending == {} and list(board.outbox.marked.values()) == [
-        (NoticeKind.FAILED, None)]
+    assert await downloads.pending() == []
+    assert await downloads.marked() == [(NoticeKind.FAILED, None)]
     await clock.advance(INTERVAL * 10)
+    await quiet(board, downloads, sender)
     assert len(sender.sends) == 4
 
 
 async def test_notices_nobody_can_receive_are_dropped_with_the_reason(
-    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, downloads: Downloads,
 ) -> None:
-    sender.send_failures += [Forbidden("bot was blocked by the user"),
-                             BadRequest("Chat not found")]
-    board(TorrentFailed(snapshot(10, id=1, message_id=None, state=TorrentState.ERROR)))
-    board(TorrentFailed(snapshot(10, id=2, message_id=None, state=TorrentState.ERROR)))
-    await settle()
-    board.outbox._add(NoticeKind.COMPLETED, 77, CHAT)  # a download deleted meanwhile
-    board.start()
-    await settle()
-    reasons = " | ".join(sorted(str(dropped) for _, dropped in board.outbox.marked.values()))
-    assert len(board.outbox.marked) == 3 and board.outbox.pending == {}
-    assert reasons == ("Telegram refused it: Chat not found | cannot write to chat 42: bot "
-                       "was blocked by the user | the download was deleted")
-    assert board.stats.dropped == 3 and len(sender.sends) == 2
+    sender.send_failures += [Forbidden("Forbidden: bot was blocked by the user"),
+                             BadRequest("Chat not found"), BadRequest("Message is too long")]
+    # A notice whose download was deleted (purged) after the notice was read.
+    await downloads.store._run(lambda: downloads.store._db.execute_sql(
+        'INSERT INTO "notices" ("kind", "download_id", "chat_id", "detail", "created_at", '
+        '"tries") VALUES (?, 77, ?, \'\', ?, 0)', ("completed", CHAT, datetime(2024, 1, 1))))
+    for number in (1, 2, 3):
+        await downloads.add(snapshot(10, id=number, message_id=None))
+    for number in (1, 2, 3):
+        await downloads.tell(board, TorrentFailed, number, state="error", error="x")
+    await quiet(board, downloads, sender)
+    reasons = sorted(str(dropped) for _, dropped in await downloads.marked())
+    assert await downloads.pending() == []
+    assert reasons == [
+        "Telegram refused it: Chat not found", "Telegram refused it: Message is too long",
+        "cannot write to chat 42: Forbidden: bot was blocked by the user",
+        "the download was deleted"]
+    assert board.stats.dropped == 4 and len(sender.sends) == 3
 
 
 async def test_a_final_edit_left_from_before_a_restart_is_done_once(
-    clock: FakeClock, sender: FakeSender, tmp_path: Path,
+    clock: FakeClock, sender: FakeSender, downloads: Downloads,
 ) -> None:
-    outbox = FakeOutbox()
-    outbox.record(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
-    board = OutboxBoard(sender, outbox, chat_folder=lambda chat: tmp_path, clock=clock,
-                        sleep=clock.sleep, edit_interval=INTERVAL)
-    board.start()  # a new process: the board has never seen this download
-    await settle()
+    await downloads.add(snapshot(40))
+    await downloads.write(1, state="cancelled")  # stored with its final edit; nobody told
+    board = new_board(sender, downloads, clock, edit_interval=INTERVAL)  # a new process
+    await quiet(board, downloads, sender)
     assert len(sender.edits) == 1 and "Cancelled" in sender.edits[0].text
     assert sender.edits[0].message_id == MESSAGE
-    assert list(outbox.marked.values()) == [(NoticeKind.FINAL, None)]
-    outbox.record(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
-    board.start()  # the same final state again: on screen already, no request
-    await settle()
-    assert len(sender.edits) == 1 and outbox.pending == {}
+    assert await downloads.marked() == [(NoticeKind.FINAL, None)]
+    # The same final state written again (no event at all): on screen already, no request.
+    await downloads.write(1, state="cancelled")
+    await quiet(board, downloads, sender)
+    assert len(sender.edits) == 1 and await downloads.pending() == []
+    assert await downloads.marked() == [(NoticeKind.FINAL, None)] * 2
     await board.close(flush_timeout=0)
 
 
+async def test_a_notice_stored_without_any_event_is_sent_at_once(
+    board: ProgressBoard, sender: FakeSender, downloads: Downloads,
+) -> None:
+    await downloads.add(snapshot(10, message_id=None))
+    await quiet(board, downloads, sender)
+    await downloads.write(1, state="error", error="not taken back")  # as reconcile does
+    await quiet(board, downloads, sender)
+    assert [call.text.split(": ", 1)[1] for call in sender.sends] == ["not taken back"]
+    assert await downloads.marked() == [(NoticeKind.FAILED, None)]
+
+
 async def test_a_final_edit_of_a_deleted_message_is_dropped(
-    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
 ) -> None:
     sender.edit_failures.append(BadRequest("Message to edit not found"))
-    board(TorrentCancelled(snapshot(40, state=TorrentState.CANCELLED)))
-    await settle()
+    await downloads.add(snapshot(40))
+    await downloads.tell(board, TorrentCancelled, 1, state="cancelled")
+    await quiet(board, downloads, sender)
     await clock.advance(INTERVAL)
-    assert list(board.outbox.marked.values()) == [(NoticeKind.FINAL,
-                                                   "the progress message is gone")]
+    await quiet(board, downloads, sender)
+    assert await downloads.marked() == [(NoticeKind.FINAL, "the progress message is gone")]
     assert len(sender.edits) == 1
 
 
 async def test_close_leaves_unsent_notices_stored(clock: FakeClock, sender: FakeSender,
-                                                  tmp_path: Path) -> None:
-    outbox = FakeOutbox()
-    board = OutboxBoard(sender, outbox, chat_folder=lambda chat: tmp_path, clock=clock,
-                        sleep=clock.sleep, admin_chat=1)
+                                                  downloads: Downloads) -> None:
+    board = new_board(sender, downloads, clock, admin_chat=1)
+    downloads.manager.subscribe(board)
     sender.send_failures.append(NetworkError("Bad Gateway"))
-    board(Aria2Down("hung"))
-    await settle()
+    downloads.manager.aria2_down("hung")
+    await quiet(board, downloads, sender)
     await board.close(flush_timeout=0)
-    assert [n.kind for n in outbox.pending.values()] == [NoticeKind.ARIA2_DOWN]
-    assert outbox.marked == {}
+    assert [n.kind for n in await downloads.pending()] == [NoticeKind.ARIA2_DOWN]
+    assert await downloads.marked() == []
+    assert len(sender.sends) == 1
 
 
 async def test_a_notice_deleted_while_it_waits_to_be_retried_is_forgotten(
-    board: OutboxBoard, sender: FakeSender, clock: FakeClock,
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
 ) -> None:
+    reads: list[int] = []
+    read = downloads.manager.pending_notices
+
+    async def counted(per_chat: int = 50) -> list[Notice]:
+        reads.append(per_chat)
+        return await read(per_chat)
+
+    downloads.manager.pending_notices = counted  # type: ignore[method-assign]
     sender.send_failures.append(NetworkError("Bad Gateway"))
-    board(TorrentFailed(snapshot(10, message_id=None, state=TorrentState.ERROR)))
-    await settle()
-    board.outbox.pending.clear()  # the download was purged with its notices
+    await downloads.add(snapshot(10, message_id=None))
+    await downloads.tell(board, TorrentFailed, 1, state="error", error="x")
+    await quiet(board, downloads, sender)
+    await downloads.store.delete([1])  # the download was purged with its notices
     await clock.advance(3)  # its retry time passes: one more read finds nothing
-    reads = board.outbox.reads
+    await quiet(board, downloads, sender)
+    before = len(reads)
     await clock.advance(INTERVAL)
-    await settle()
-    assert board.outbox.reads == reads and len(sender.sends) == 1  # no loop, no resend
+    await quiet(board, downloads, sender)
+    assert len(reads) == before and len(sender.sends) == 1  # no loop, no resend
+
+
+# --- chats that move: a group upgraded to a supergroup -------------------------------------------
+
+async def test_news_follows_a_group_upgraded_to_a_supergroup(
+    board: ProgressBoard, sender: FakeSender, downloads: Downloads,
+) -> None:
+    sender.send_failures.append(ChatMigrated(-1005))
+    await downloads.add(snapshot(10, chat_id=-5, message_id=None))
+    await downloads.tell(board, TorrentFailed, 1, state="error", error="x")
+    await quiet(board, downloads, sender)
+    assert [(c.chat_id, c.reply_to) for c in sender.sends] == [(-5, None), (-1005, None)]
+    assert (await downloads.manager.get(1)).chat_id == -1005
+    assert await downloads.marked() == [(NoticeKind.FAILED, None)]
+
+
+async def test_a_progress_message_left_in_the_old_group_is_given_up_and_the_chat_followed(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
+) -> None:
+    sender.edit_failures.append(ChatMigrated(-1005))
+    attach(board, await downloads.add(snapshot(10, chat_id=-5)))
+    await clock.advance(INTERVAL)
+    board(TorrentProgress(snapshot(50, chat_id=-5)))
+    await quiet(board, downloads, sender)
+    assert len(sender.edits) == 1
+    assert (await downloads.manager.get(1)).chat_id == -1005
+    await downloads.tell(board, TorrentCancelled, 1, state="cancelled")
+    await clock.advance(INTERVAL)
+    await quiet(board, downloads, sender)
+    assert len(sender.edits) == 1 and sender.sends == []  # the old message: not again
+    assert await downloads.pending() == []  # no final edit hangs

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import peewee
 import pytest
 
 from manager.errors import StoreError
@@ -51,22 +53,78 @@ async def test_a_completion_is_stored_with_its_notices(store: Store) -> None:
         (first, NoticeKind.COMPLETED), (first, NoticeKind.FINAL), (second, NoticeKind.FAILED)]
 
 
-async def test_a_failed_write_stores_no_notice(store: Store) -> None:
-    first = await add(store)
-    with pytest.raises(ValueError, match="not writable"):
-        await store.update_many({first: {"state": "error", "nonsense": 1}})
+async def test_a_write_that_fails_after_its_first_notice_stores_no_notice(
+    store: Store,
+) -> None:
+    first, second = await add(store, "a" * 40), await add(store, "b" * 40)
+    # The database refuses the second notice: the first one is already written by then.
+    await store._run(lambda: store._db.execute_sql(
+        f"CREATE TRIGGER refuse AFTER INSERT ON notices WHEN NEW.download_id = {second} "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    with pytest.raises(peewee.IntegrityError, match="refused"):
+        await store.update_many({first: {"state": "error", "error": "x"},
+                                 second: {"state": "error", "error": "y"}})
     assert await store.pending_notices() == []
+    assert [(await store.get(i)).state for i in (first, second)] == ["queued", "queued"]
 
 
-async def test_a_write_that_fails_in_the_database_stores_neither(store: Store,
-                                                                 tmp_path: Path) -> None:
+async def test_a_write_whose_notice_fails_in_the_database_stores_neither(store: Store) -> None:
     first = await add(store)
     await store._run(lambda: store._db.execute_sql(
         "CREATE TRIGGER refuse AFTER INSERT ON notices BEGIN "
         "SELECT RAISE(ABORT, 'refused'); END"))
-    with pytest.raises((StoreError, Exception)):
+    with pytest.raises(peewee.IntegrityError, match="refused"):
         await store.update_many({first: {"state": "error", "error": "x"}})
     assert (await store.get(first)).state == "queued"  # the change went with its notice
+
+
+async def test_a_busy_database_fails_the_write_with_a_store_error_and_stores_neither(
+    store: Store, tmp_path: Path,
+) -> None:
+    first = await add(store)
+    await store._run(lambda: store._db.execute_sql("PRAGMA busy_timeout = 50"))
+    other = sqlite3.connect(tmp_path / "ariabot.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        with pytest.raises(StoreError, match="database is locked"):
+            await store.update_many({first: {"state": "error", "error": "x"}})
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert await store.pending_notices() == []
+    assert (await store.get(first)).state == "queued"
+
+
+async def test_each_chat_gets_its_oldest_notices_in_one_read(store: Store) -> None:
+    busy = [await add(store, f"{n:040x}", chat=5) for n in range(4)]
+    quiet = await add(store, "f" * 40, chat=6)
+    for download_id in [*busy, quiet]:
+        await store.update(download_id, state="error", error="x")
+    await store.add_notice(NoticeKind.ARIA2_DOWN, "aria2c died")
+    read = await store.pending_notices(per_chat=2)
+    assert [(n.chat_id, n.download_id) for n in read] == [
+        (5, busy[0]), (5, busy[1]), (6, quiet), (None, None)]
+
+
+async def test_every_write_that_stores_a_notice_tells_the_watchers(store: Store) -> None:
+    told: list[int] = []
+    unwatch = store.watch_notices(lambda: told.append(len(told)))
+    first = await add(store)
+    await store.update(first, completed_bytes=5, peers=2)  # no notice
+    assert told == []
+    await store.update(first, state="error", error="x")
+    assert len(told) == 1
+    await store.start_mirror(first, chat_id=1, user_id=7, remote="r:", move=False,
+                             state="uploading")
+    await store.update_mirror(first, bytes=3)  # no notice
+    assert len(told) == 1
+    await store.update_mirror(first, state="failed", error="gone")
+    assert len(told) == 2
+    await store.add_notice(NoticeKind.ARIA2_DOWN, "aria2c died")
+    assert len(told) == 3
+    unwatch()
+    await store.add_notice(NoticeKind.ARIA2_RESTARTED, "again")
+    assert len(told) == 3
 
 
 async def test_local_downloads_have_nobody_to_tell(store: Store) -> None:
@@ -137,3 +195,23 @@ async def test_a_version_3_database_gets_the_outbox(tmp_path: Path) -> None:
         await again.set_overview_message(1, 2)
     finally:
         await again.close()
+
+
+async def test_a_chat_that_moved_takes_its_downloads_mirrors_and_pending_notices(
+    store: Store,
+) -> None:
+    moving, staying = await add(store, "a" * 40, chat=-5), await add(store, "b" * 40, chat=6)
+    await store.update(moving, message_id=9)
+    await store.update(moving, state="error", error="x")  # FAILED and FINAL, pending
+    [failed, final] = await store.pending_notices()
+    await store.notice_done(failed.id)  # told in the old chat already: stays there
+    await store.start_mirror(moving, chat_id=-5, user_id=7, remote="r:", move=False,
+                             state="failed")
+    await store.set_overview_message(-5, 3)
+    moved = await store.move_chat(-5, -1005)
+    assert [(r.id, r.chat_id, r.message_id) for r in moved] == [(moving, -1005, None)]
+    assert [(n.id, n.chat_id) for n in await store.pending_notices()] == [(final.id, -1005)]
+    assert (await store.mirror(moving)).chat_id == -1005  # type: ignore[union-attr]
+    assert await store.overview_message(-5) is None
+    assert (await store.get(staying)).chat_id == 6
+    assert await store.move_chat(-5, -1005) == []  # twice: nothing more to move
