@@ -1,4 +1,4 @@
-"""A user's action racing the manager's own work, on the real path.
+"""A user's action or a reconnection racing the manager's own work, on the real path.
 
 Real aria2c, real swarm, real rclone. Each race is made deterministic: the manager's work is
 held at an RPC call (or the lock is held as a poll would hold it) until the other call has
@@ -11,7 +11,9 @@ that change (a cancelled download back as complete) or act on what is no longer 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,93 @@ async def test_a_cancel_during_a_mirror_move_keeps_the_download_cancelled_and_it
         assert file_digests(local) == kept, "the cancel kept them; the move deleted them"
     finally:
         await stop_engine(engine)
+
+
+def _lists_everything(calls: Sequence[tuple[str, Sequence[Any]]]) -> bool:
+    return [method for method, _ in calls[:3]] == [
+        "aria2.tellActive", "aria2.tellWaiting", "aria2.tellStopped"]
+
+
+async def test_a_restart_of_aria2c_during_a_reconcile_is_reconciled_too(
+    engine_settings: Callable[..., Settings], swarm: Swarm
+) -> None:
+    """aria2c restarts while a reconcile has read aria2's lists and not finished: the new
+    aria2c does not hold a download, and the reconcile's reads are of the old one. The
+    reconnection's request for a reconcile must not be dropped because one is running: one
+    more runs after it and gives the download back to aria2 (no poll runs here to find it
+    missing later)."""
+    engine = await start_engine(engine_settings(), progress_interval=3600)
+    try:
+        torrent = swarm.add("reconnect-race.bin", 4 * MiB, seed=243)
+        with swarm.throttled(0):  # it stays unfinished
+            added = await engine.manager.add(torrent.torrent_bytes, chat_id=CHAT, user_id=1)
+            download_id = added.torrent.id
+            await engine.rpc.call("aria2.saveSession")  # the next aria2c restores it
+
+            held, release = asyncio.Event(), asyncio.Event()
+            real_multicall = engine.rpc.multicall
+
+            async def hold_after_the_reads(calls: Sequence[tuple[str, Sequence[Any]]]
+                                           ) -> list[Any]:
+                answers = await real_multicall(calls)
+                if _lists_everything(calls) and not held.is_set():
+                    held.set()  # the reconcile has read aria2's lists
+                    await release.wait()
+                return answers
+
+            engine.rpc.multicall = hold_after_the_reads  # type: ignore[method-assign]
+            # Which requests for a reconcile came, and with which aria2c up (no public
+            # signal says when the reconnection asked for one).
+            sync = engine.manager._sync
+            real_schedule = sync.schedule_reconcile
+            requests: list[str | None] = []
+
+            def counted() -> None:
+                requests.append(engine.aria2.session_id)
+                real_schedule()
+
+            sync.schedule_reconcile = counted  # type: ignore[method-assign]
+
+            first = engine.aria2.session_id
+            assert engine.aria2.pid is not None
+            os.kill(engine.aria2.pid, signal.SIGKILL)
+            await asyncio.wait_for(held.wait(), 30)  # the reconnection's reconcile read
+            second = engine.aria2.session_id
+            assert second not in (None, first)
+            assert await _aria2_holds(engine, torrent.info_hash), "the restart lost it"
+
+            # Meanwhile aria2c loses the download and restarts again.
+            row = await engine.store.get(download_id)
+            assert row is not None and row.gid is not None
+            await engine.rpc.call("aria2.forceRemove", row.gid)
+            await _until_removed(engine, row.gid)
+            await engine.rpc.call("aria2.removeDownloadResult", row.gid)
+            await engine.rpc.call("aria2.saveSession")
+            assert engine.aria2.pid is not None
+            os.kill(engine.aria2.pid, signal.SIGKILL)
+
+            def asked_again() -> bool:
+                health = engine.manager.listener_health()
+                return (engine.aria2.session_id not in (None, first, second)
+                        and any(s not in (first, second) for s in requests)
+                        and health is not None and health.connected)
+
+            await until(asked_again, 30, "the new aria2c and its request for a reconcile")
+            release.set()
+
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await _aria2_holds(engine, torrent.info_hash):
+                assert asyncio.get_running_loop().time() < deadline, \
+                    "the download was not given back to the new aria2c"
+                await asyncio.sleep(0.1)
+            torrent_now = await engine.manager.get(download_id)
+            assert not torrent_now.state.is_final, torrent_now
+    finally:
+        await stop_engine(engine)
+
+
+async def _until_removed(engine: Engine, gid: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await engine.rpc.call("aria2.tellStatus", gid, ["status"]))["status"] != "removed":
+        assert asyncio.get_running_loop().time() < deadline, "aria2 did not remove it"
+        await asyncio.sleep(0.02)
