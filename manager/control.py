@@ -60,11 +60,11 @@ class Control:
 
     async def pause(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.pause` (see there)."""
-        record = await self._live.record(download_id, chat_id)
-        if record.state not in _PAUSABLE:
-            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
-                               "only a running or queued download can be paused")
         async with self._live.lock:
+            record = await self._live.record(download_id, chat_id)  # as it is now
+            if record.state not in _PAUSABLE:
+                raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                                   "only a running or queued download can be paused")
             if record.gid is not None:
                 await self._ops.call_on(record, "aria2.forcePause")
             await self._set_state(record, TorrentState.PAUSED, user_id=user_id, action="pause")
@@ -72,13 +72,14 @@ class Control:
 
     async def resume(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.resume` (see there)."""
-        record = await self._live.record(download_id, chat_id)
-        if record.state != TorrentState.PAUSED.value:
-            raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
-                               "only a paused download can be resumed")
-        self._space.check(Path(record.directory), record.total_bytes - record.completed_bytes,
-                          download_id=record.id)
         async with self._live.lock:
+            record = await self._live.record(download_id, chat_id)  # as it is now
+            if record.state != TorrentState.PAUSED.value:
+                raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
+                                   "only a paused download can be resumed")
+            self._space.check(Path(record.directory),
+                              record.total_bytes - record.completed_bytes,
+                              download_id=record.id)
             if record.gid is not None:
                 await self._ops.verify_existing_data(record, record.gid, record.name)
                 await self._ops.call_on(record, "aria2.unpause")
@@ -89,17 +90,20 @@ class Control:
 
     async def cancel(self, download_id: int, chat_id: int | None, user_id: int, *,
                      delete_files: bool) -> Torrent:
-        """:meth:`TorrentManager.cancel` (see there)."""
-        record = await self._live.record(download_id, chat_id)
-        if record.state == TorrentState.CANCELLED.value and not delete_files:
-            return self._live.snapshot(record)
+        """:meth:`TorrentManager.cancel` (see there).
+
+        The row is read under the lock: read before, it could name a GID a poll has
+        replaced since (a magnet's metadata download, whose real one would stay in aria2).
+        """
         paths: list[Path] = []
         async with self._live.lock:
+            record = await self._live.record(download_id, chat_id)  # as it is now
+            if record.state == TorrentState.CANCELLED.value and not delete_files:
+                return self._live.snapshot(record)
             if delete_files:
                 paths = await self._contents.paths(record)
             if record.gid is not None:
                 await self._ops.remove(record.gid)
-            self._live.forget(record.id)
             if record.state != TorrentState.CANCELLED.value:
                 await self._set_state(record, TorrentState.CANCELLED, user_id=user_id,
                                       action="cancel", extra={"download_speed": 0,
@@ -116,19 +120,20 @@ class Control:
     async def stop_seeding(self, download_id: int) -> None:
         """End a seeding download's upload to peers: it becomes complete (its files stay).
 
-        A mirror in move mode does this before the local files are deleted.
+        A mirror in move mode does this before the local files are deleted. The row is read
+        under the lock: a cancel stored meanwhile must not be overwritten with "complete".
         """
-        record = await self._live.record(download_id)
-        if record.state != TorrentState.SEEDING.value:
-            return
         async with self._live.lock:
+            record = await self._live.record(download_id)  # as it is now
+            if record.state != TorrentState.SEEDING.value:
+                return
             if record.gid is not None:
                 await self._ops.remove(record.gid)
-            self._live.forget(record.id)
             updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
                                                download_speed=0, upload_speed=0, peers=0,
                                                seeders=0)
-        assert updated is not None
+            assert updated is not None
+            self._live.forget(record.id)
         await self._store.log("stop-seeding", chat_id=record.chat_id, user_id=0,
                               download_id=record.id, detail="before a move to the mirror")
         self._publisher.emit(TorrentStateChanged(self._live.snapshot(updated)))
@@ -186,7 +191,9 @@ class Control:
         values: dict[str, Any] = {"state": state.value, "error": None, **(extra or {})}
         updated = await self._store.update(record.id, **values)
         assert updated is not None
-        if not state.is_final:
+        if state.is_final:
+            self._live.forget(record.id)
+        else:
             self._live.remember(updated)
         await self._store.log(action, chat_id=record.chat_id, user_id=user_id,
                               download_id=record.id)

@@ -73,6 +73,7 @@ class Sync:
         self._poller: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
+        self._reconcile_asked = False
         self._closing = False
 
     def start_polling(self) -> None:
@@ -200,19 +201,25 @@ class Sync:
     # --- reconcile ---------------------------------------------------------------------------
 
     def schedule_reconcile(self) -> None:
-        """Reconcile soon (once, however often asked meanwhile)."""
+        """Reconcile soon: once for all the requests made before it reads aria2's lists.
+
+        A request made while a reconcile runs past its reads (aria2c restarted since, say)
+        has one more run after it: coalesced, never dropped.
+        """
         if self._closing:
             return
+        self._reconcile_asked = True
         if self._reconciler is None or self._reconciler.done():
             self._reconciler = asyncio.create_task(self._reconcile_quietly(), name="reconcile")
 
     async def _reconcile_quietly(self) -> None:
-        try:
-            await self.reconcile()
-        except Aria2Unavailable:
-            log.info("aria2 is not answering; reconcile waits for its restart")
-        except Exception:
-            log.exception("reconcile failed")
+        while self._reconcile_asked and not self._closing:
+            try:
+                await self.reconcile()
+            except Aria2Unavailable:
+                log.info("aria2 is not answering; reconcile waits for its restart")
+            except Exception:
+                log.exception("reconcile failed")
 
     async def reconcile(self) -> None:
         """Match every unfinished download with aria2's list; re-add what aria2 lost.
@@ -221,6 +228,7 @@ class Sync:
             Aria2Unavailable: aria2 does not answer.
         """
         async with self._live.lock:
+            self._reconcile_asked = False  # what this reads answers every request made so far
             active, waiting, stopped = await self._ops.list_everything()
             statuses = [*active, *waiting, *stopped]
             by_hash: dict[str, Observation] = {}
