@@ -63,7 +63,8 @@ class AuthGate:
     def allows(self, user_id: int, chat_id: int | None, *, private: bool) -> bool:
         """Whether this user may use the bot in this chat.
 
-        With an allowed-chats list, only its chats; without one, only private chats: a
+        With an allowed-chats list, only its chats (and the supergroup Telegram upgraded one
+        of them to, :mod:`bot.chatmoves`); without one, only private chats: a
         group's members all see what the bot posts there (names, progress, files), so a
         group is the owner's choice to make (by listing it), not any allowed member's.
         """
