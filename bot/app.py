@@ -32,6 +32,7 @@ from telegram.ext import (
 )
 
 from bot.auth import AuthGate
+from bot.chatmoves import MovedChats
 from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, RIGHTS, BotContext
 from bot.delivery import Deliveries
@@ -46,9 +47,10 @@ from bot.startup import initialize
 from bot.updates import ChatOrderedUpdates
 from bot.uploads import bot_request
 from bot.views import COMMANDS
-from manager import TorrentManager
+from manager import ManagerError, TorrentManager
 
-__all__ = ["ALLOWED_UPDATES", "GATE", "EmbeddedBot", "WebhookUnavailable", "build_application"]
+__all__ = ["ALLOWED_UPDATES", "GATE", "MOVED", "EmbeddedBot", "WebhookUnavailable",
+           "build_application"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 
 GATE = "gate"
 """``bot_data`` key of the :class:`~bot.auth.AuthGate`."""
+
+MOVED = "moved"
+"""``bot_data`` key of the :class:`~bot.chatmoves.MovedChats` the gate and the news share."""
 
 BotApplication = Application[Any, BotContext, Any, Any, Any, Any]
 
@@ -100,14 +105,14 @@ def build_application(
         .build()
     )
     sender = BotSender(application.bot)
+    moved = MovedChats()
     board = board_factory(sender) if board_factory else ProgressBoard(
-        sender, manager, chat_folder=config.chat_folder, edit_interval=config.edit_interval,
-        admin_chat=config.admin_chat,
-        mirror_button=config.mirror_button, link_button=config.link_button,
+        sender, manager, edit_interval=config.edit_interval, admin_chat=config.admin_chat,
+        moved=moved, mirror_button=config.mirror_button, link_button=config.link_button,
     )
-    gate = AuthGate(config)
+    gate = AuthGate(config, moved=moved)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,
-                                 GATE: gate,
+                                 GATE: gate, MOVED: moved,
                                  RIGHTS: GroupRights(application.bot),
                                  DELIVERIES: Deliveries(
                                      application.bot, manager, limit=config.upload_limit,
@@ -189,6 +194,7 @@ class EmbeddedBot:
         try:
             self._unsubscribe = self.manager.subscribe(self.board)
             app.bot_data[GATE].log_startup()
+            await self._load_chat_moves()
             try:
                 await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
             except TelegramError as error:
@@ -207,6 +213,17 @@ class EmbeddedBot:
             raise
         log.info("the Telegram bot @%s is running (%s)", app.bot.username,
                  "webhook" if self.config.uses_webhook else "long polling")
+
+    async def _load_chat_moves(self) -> None:
+        """The groups Telegram upgraded before this start: served in their new place from
+        the first update on."""
+        try:
+            moves = await self.manager.chat_moves()
+        except ManagerError as error:
+            log.warning("cannot read which groups became supergroups (%s): they are served "
+                        "once Telegram says so again", error)
+            return
+        self.application.bot_data[MOVED].load(moves)
 
     async def _start_webhook(self) -> None:
         if importlib.util.find_spec("tornado") is None:

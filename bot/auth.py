@@ -7,6 +7,11 @@ gets one refusal that shows their user id (or the chat's id), at most once per
 the update: no other handler runs, whatever it was (command, text, document, button press).
 A button press is always answered (with the refusal as its alert), so the client does not
 spin. Who may act on which download inside an allowed group is :mod:`bot.rights`' job.
+
+A group Telegram upgraded to a supergroup is served under its new id where the old one was
+allowed (:mod:`bot.chatmoves`). Telegram's service messages of the upgrade pass the gate when
+the group was allowed (or is the admin chat), whoever upgraded it, so that the move is
+followed; in any other chat they end silently (nobody talked to the bot there).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot.chatmoves import MovedChats
 from bot.config import BotConfig
 from bot.context import BotContext
 from bot.views import refusal_text
@@ -37,11 +43,17 @@ class AuthGate:
     Parameters:
         config: the allow-lists and the refusal interval.
         clock: monotonic clock (injected by tests).
+        moved: the chats Telegram moved (shared with the news, which learns them).
     """
 
-    def __init__(self, config: BotConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: BotConfig, clock: Callable[[], float] = time.monotonic, *,
+                 moved: MovedChats | None = None) -> None:
         self._users = config.allowed_users
         self._chats = config.allowed_chats
+        self._followed = self._chats | (frozenset() if config.admin_chat is None
+                                        else {config.admin_chat})
+        """Chats whose upgrade to a supergroup the bot follows."""
+        self._moved = moved if moved is not None else MovedChats()
         self._interval = config.refusal_interval
         self._clock = clock
         self._refused_at: dict[int, float] = {}
@@ -51,7 +63,8 @@ class AuthGate:
     def allows(self, user_id: int, chat_id: int | None, *, private: bool) -> bool:
         """Whether this user may use the bot in this chat.
 
-        With an allowed-chats list, only its chats; without one, only private chats: a
+        With an allowed-chats list, only its chats (and the supergroup Telegram upgraded one
+        of them to, :mod:`bot.chatmoves`); without one, only private chats: a
         group's members all see what the bot posts there (names, progress, files), so a
         group is the owner's choice to make (by listing it), not any allowed member's.
         """
@@ -60,7 +73,7 @@ class AuthGate:
         if chat_id is None:
             return True  # nothing is posted anywhere but to this user
         if self._chats:
-            return chat_id in self._chats
+            return self._moved.came_from(chat_id, self._chats)
         return private
 
     def log_startup(self) -> None:
@@ -79,6 +92,10 @@ class AuthGate:
         user = update.effective_user
         chat = update.effective_chat
         chat_id = chat.id if chat is not None else None
+        if (old := _upgraded_from(update.effective_message, chat_id)) is not None:
+            if self._moved.came_from(old, self._followed):
+                return  # Telegram's word: bot.handlers.migration follows it
+            raise ApplicationHandlerStop
         if user is None:
             raise ApplicationHandlerStop  # channel posts and the like: nobody to answer
         private = chat is None or chat.type == ChatType.PRIVATE
@@ -110,3 +127,12 @@ class AuthGate:
             self._refused_at = {k: v for k, v in self._refused_at.items() if v >= horizon}
         self._refused_at[user_id] = now
         return True
+
+
+def _upgraded_from(message: Message | None, chat_id: int | None) -> int | None:
+    """The old id of the group a service message (in ``chat_id``) says was upgraded."""
+    if message is None:
+        return None
+    if message.migrate_to_chat_id is not None:
+        return chat_id
+    return message.migrate_from_chat_id

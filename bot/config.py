@@ -18,11 +18,13 @@ class BotConfig:
         token: the bot token (never shown by ``repr``).
         download_dir: the downloads root; a chat's files are in ``torrents/<chat_id>/`` below
             it. The bot only reads there (to send a finished file) and shows paths relative
-            to the chat's folder.
+            to the download's own folder (a download keeps the folder it was added in when
+            Telegram moves its chat to a new id).
         api_url: root of the Bot API server, without ``/bot``.
         allowed_users: Telegram user ids that may use the bot; empty refuses everyone.
         allowed_chats: when not empty, the bot also answers only in these chats (a private
-            chat's id is its user's id); when empty, only in private chats.
+            chat's id is its user's id), and in the supergroup Telegram upgraded one of
+            them to (:mod:`bot.chatmoves`); when empty, only in private chats.
         admin_chat: chat that gets aria2c alerts (restarts, FATAL), or None.
         edit_interval: least seconds between two edits of one progress message.
         upload_limit: largest upload, in bytes: a file up to it is sent as one document,
@@ -66,7 +68,3 @@ class BotConfig:
     def uses_webhook(self) -> bool:
         """True when Telegram posts updates to :attr:`webhook_url` instead of long polling."""
         return bool(self.webhook_url)
-
-    def chat_folder(self, chat_id: int) -> Path:
-        """Where a chat's downloads are: ``<download_dir>/torrents/<chat_id>``."""
-        return self.download_dir / "torrents" / str(int(chat_id))

@@ -15,14 +15,18 @@ progress message; a final state is the progress message's last edit (done by the
 
 Network errors, outages and 429s keep a notice pending, tried again after a delay that doubles
 up to :data:`MAX_RETRY_DELAY`. A group upgraded to a supergroup (``ChatMigrated``) is followed:
-the chat's downloads and pending news move to the new chat id and the news is sent there at
-once. A refusal that no retry can change (chat not found, bot blocked or kicked, a text
-Telegram finds too long, a download deleted meanwhile) drops it with a log line; a final edit
-whose progress message was deleted is dropped too (the completion or failure message already
-tells the outcome, and a message the user deleted is not brought back). A lost answer (a
-time-out, a connection dropped after the request went out) is tried again: news is sent at
-least once (the log says it may be duplicated), and otherwise the window for a duplicate is
-one SQLite write: the row is marked right after Telegram's answer.
+the chat's downloads and pending news move to the new chat id, the move is stored (and said
+once in the log), and the news is sent there at once; from then on every notice for the old
+id, an alert for an admin chat that moved too, goes to the new one (:mod:`bot.chatmoves`).
+"Where" and "Send file" look in the download's own folder, the old chat's for a download
+made before the move (files are never moved). A refusal that no retry can change (chat not
+found, bot blocked or kicked, a text Telegram finds too long, a download deleted meanwhile)
+drops it with a log line; a final edit whose progress message was deleted is dropped too
+(the completion or failure message already tells the outcome, and a message the user deleted
+is not brought back). A lost answer (a time-out, a connection dropped after the request went
+out) is tried again: news is sent at least once (the log says it may be duplicated), and
+otherwise the window for a duplicate is one SQLite write: the row is marked right after
+Telegram's answer.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any, Protocol
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
+from bot.chatmoves import MovedChats
 from bot.files import deliverable_file
 from bot.sender import Sender, answer_lost, retry_seconds
 from bot.tasks import TaskSet
@@ -108,8 +113,9 @@ class News:
         stats: the counters to bump (shared with the progress board).
         show_final: does a download's last progress edit; True once it is on screen,
             False when its message is gone (the board's :meth:`show_final`).
-        chat_folder: chat id → the chat's download folder (for "where" and "Send file").
         admin_chat: chat for aria2c alerts, or None (alerts are then dropped).
+        moved: the chats Telegram moved (shared with the auth gate); the news learns each
+            move it follows and sends to where a chat is now.
         clock: monotonic clock; sleep: ``asyncio.sleep``-like (both injected by tests).
         retry_delay: seconds before the second attempt at a notice (doubles each time).
         mirror_button: completion messages offer a "Mirror" button.
@@ -123,8 +129,8 @@ class News:
         stats: BoardStats,
         *,
         show_final: Callable[[Torrent], Awaitable[bool]],
-        chat_folder: Callable[[int], Path],
         admin_chat: int | None,
+        moved: MovedChats,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         retry_delay: float,
@@ -135,8 +141,8 @@ class News:
         self._notices = notices
         self._stats = stats
         self._show_final = show_final
-        self._chat_folder = chat_folder
         self._admin_chat = admin_chat
+        self._moved = moved
         self._clock = clock
         self._sleep = sleep
         self._retry_delay = retry_delay
@@ -267,7 +273,7 @@ class News:
             if self._admin_chat is None:
                 raise _Drop("no admin chat")
             text = engine_alert_text(_ALERT_WORDS[notice.kind], notice.detail)
-            await self._new_message(self._admin_chat, text, None, None)
+            await self._new_message(self._moved.current(self._admin_chat), text, None, None)
             return
         assert notice.download_id is not None
         try:
@@ -279,12 +285,14 @@ class News:
                 raise _Drop("the progress message is gone")
             return
         text, markup = await self._render(notice.kind, torrent)
-        await self._new_message(torrent.chat_id, text, markup, torrent.message_id)
+        chat_id = self._moved.current(torrent.chat_id)
+        await self._new_message(chat_id, text, markup,
+                                torrent.message_id if chat_id == torrent.chat_id else None)
 
     async def _render(self, kind: NoticeKind,
                       torrent: Torrent) -> tuple[str, InlineKeyboardMarkup | None]:
         if kind is NoticeKind.COMPLETED:
-            folder = self._chat_folder(torrent.chat_id)
+            folder = Path(torrent.directory or "")  # always set for a stored download
             can_send = await asyncio.to_thread(deliverable_file, torrent.path,
                                                folder) is not None
             return (completion_text(torrent, relative_location(torrent.path, folder)),
@@ -299,19 +307,17 @@ class News:
 
     async def follow_migration(self, old_chat_id: int, new_chat_id: int) -> None:
         """Telegram moved a group to a supergroup: its downloads and news (and the alerts,
-        when it is the admin chat) go to the new chat id from now on.
+        when it is the admin chat) go to the new chat id from now on, and it is served
+        there where the group was allowed, across restarts (the move is stored first).
 
         Raises:
             ManagerError: the store could not record it (the next attempt tries again).
         """
-        if old_chat_id == self._admin_chat:
-            self._admin_chat = new_chat_id
-            log.warning("the admin chat %s is now the supergroup %s: set ARIABOT_ADMIN_CHAT "
-                        "to it", old_chat_id, new_chat_id)
-        if await self._notices.move_chat(old_chat_id, new_chat_id):
-            log.warning("group %s is now the supergroup %s: its downloads' news go there; "
-                        "list it in ARIABOT_ALLOWED_CHATS to serve its commands", old_chat_id,
-                        new_chat_id)
+        await self._notices.move_chat(old_chat_id, new_chat_id)
+        if self._moved.learn(old_chat_id, new_chat_id):
+            log.warning("Telegram upgraded group %s to the supergroup %s: the bot follows it "
+                        "there (its downloads, news, commands where the group was allowed, "
+                        "alerts if it is the admin chat)", old_chat_id, new_chat_id)
 
     async def _new_message(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
                            reply_to: int | None) -> None:

@@ -37,7 +37,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
@@ -50,6 +49,7 @@ from telegram.error import (
     TelegramError,
 )
 
+from bot.chatmoves import MovedChats
 from bot.news import BoardStats, News, NoticeSource
 from bot.sender import Sender, is_gone, is_not_modified, retry_seconds
 from bot.tasks import TaskSet
@@ -151,9 +151,9 @@ class ProgressBoard:
     Parameters:
         sender: sends and edits messages (:class:`BotSender` in production).
         notices: the manager's outbox, which the news is sent from.
-        chat_folder: chat id → the chat's download folder (for "where" and "Send file").
         edit_interval: least seconds between two edits of one message.
         admin_chat: chat for aria2c alerts, or None.
+        moved: the chats Telegram moved (shared with the auth gate), which news follows.
         mirror_button: completion messages offer a "Mirror" button.
         link_button: completion messages offer a "Get link" button.
         clock: monotonic clock (injected by tests).
@@ -169,9 +169,9 @@ class ProgressBoard:
         sender: Sender,
         notices: NoticeSource,
         *,
-        chat_folder: Callable[[int], Path],
         edit_interval: float = 10.0,
         admin_chat: int | None = None,
+        moved: MovedChats | None = None,
         mirror_button: bool = False,
         link_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -194,7 +194,8 @@ class ProgressBoard:
         self._closed = False
         self.stats = BoardStats()
         self._news = News(sender, notices, self.stats, show_final=self.show_final,
-                          chat_folder=chat_folder, admin_chat=admin_chat, clock=clock,
+                          admin_chat=admin_chat,
+                          moved=moved if moved is not None else MovedChats(), clock=clock,
                           sleep=sleep, retry_delay=retry_delay, mirror_button=mirror_button,
                           link_button=link_button)
 

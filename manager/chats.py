@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from manager.live import LiveDownloads
+from manager.models import TorrentState
 from manager.store import Store
 
 __all__ = ["ChatMoves"]
@@ -31,8 +32,10 @@ class ChatMoves:
         self._store = store
 
     async def move(self, old_chat_id: int, new_chat_id: int) -> int:
-        """Give the downloads of ``old_chat_id`` to ``new_chat_id``; returns how many there
-        are now. Moving a chat twice moves nothing the second time.
+        """Give the downloads of ``old_chat_id`` to ``new_chat_id`` and keep the move;
+        returns how many moved. Moving a chat twice moves nothing the second time. A
+        download whose torrent the new chat already lists stays with the old id, unless the
+        new chat's row was cancelled (see :meth:`~manager.store.Store.move_chat`).
 
         Raises:
             StoreError: the store could not write it (nothing changed).
@@ -40,11 +43,29 @@ class ChatMoves:
         if old_chat_id == new_chat_id:
             return 0
         async with self._live.lock:  # no poll writes a row between the store and memory
-            moved = {record.id: record for record in
-                     await self._store.move_chat(old_chat_id, new_chat_id)}
+            # A cancelled row owns nothing: the old chat's live copy takes its place.
+            done = await self._store.move_chat(old_chat_id, new_chat_id,
+                                               giving_way={TorrentState.CANCELLED.value})
+            changed = {record.id: record for record in done.moved + done.stayed}
             for live in self._live:
-                if (record := moved.get(live.record.id)) is not None:
+                if (record := changed.get(live.record.id)) is not None:
                     live.record = record
-        log.info("chat %s is now chat %s: its %d download(s) and their news follow it",
-                 old_chat_id, new_chat_id, len(moved))
-        return len(moved)
+        if done.moved:
+            log.info("chat %s is now chat %s: its %d download(s) and their news follow it",
+                     old_chat_id, new_chat_id, len(done.moved))
+        if done.replaced:
+            log.info("chat %s's cancelled row(s) %s gave way to the same torrent(s) from chat %s",
+                     new_chat_id, ", ".join(f"#{i}" for i in done.replaced), old_chat_id)
+        if done.stayed:
+            log.info("download(s) %s stay with chat %s: chat %s lists the same torrent(s)",
+                     ", ".join(f"#{record.id}" for record in done.stayed), old_chat_id,
+                     new_chat_id)
+        return len(done.moved)
+
+    async def moves(self) -> dict[int, int]:
+        """Every chat Telegram moved: old chat id → new chat id.
+
+        Raises:
+            StoreError: the store could not be read.
+        """
+        return await self._store.chat_moves()

@@ -208,7 +208,7 @@ class Contents:
                            scratch=self._pad_scratch(record), selected=record.selected_files)
 
     def _pad_scratch(self, record: DownloadRecord) -> Path:
-        return pad_scratch(self._config.download_dir, record.chat_id, record.info_hash)
+        return pad_scratch(self._config.download_dir, Path(record.directory), record.info_hash)
 
     async def paths(self, record: DownloadRecord) -> list[Path]:
         """Every file of a download: from aria2 while it knows it, else from the metainfo

@@ -337,12 +337,21 @@ class TorrentManager:
 
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
         """Telegram moved a chat to a new id (a group upgraded to a supergroup): its
-        downloads, mirrors and pending news follow it; returns how many downloads it has.
+        downloads, mirrors and pending news follow it (a torrent the new chat already
+        lists stays with the old id), and the move is kept; returns how many moved.
 
         Raises:
             StoreError: nothing was moved; try again.
         """
         return await self._chats.move(old_chat_id, new_chat_id)
+
+    async def chat_moves(self) -> dict[int, int]:
+        """Every chat Telegram moved to a new id (old → new), as :meth:`move_chat` kept it.
+
+        Raises:
+            StoreError: the store could not be read.
+        """
+        return await self._chats.moves()
 
     async def overview_message(self, chat_id: int) -> int | None:
         """The message id of the chat's overview (``/status``), if one is stored."""

@@ -70,7 +70,7 @@ def snapshot(record: DownloadRecord, live: LiveDownload | None = None) -> Torren
         else None,
         error=record.error, stuck_reason=live.stuck_reason if live else None,
         message_id=record.message_id,
-        path=str(Path(record.directory) / record.name),
+        path=str(Path(record.directory) / record.name), directory=record.directory,
         created_at=record.created_at, completed_at=record.completed_at,
     )
 

@@ -174,7 +174,9 @@ class Torrent:
         chat_id: the chat that owns it (0 for the local CLI).
         queue_position: 1-based place among waiting downloads, when queued.
         stuck_reason: why it does not move, in words ("no peers found for 2 min"), or None.
-        path: the file or folder of the download on disk (inside the chat's folder).
+        path: the file or folder of the download on disk (inside :attr:`directory`).
+        directory: the folder it is saved in: its chat's folder when it was added (a chat
+            Telegram moved to a new id keeps its earlier downloads in the old id's folder).
         mirror: its upload to the rclone destination, when there is one.
     """
 
@@ -197,6 +199,7 @@ class Torrent:
     stuck_reason: str | None = None
     message_id: int | None = None
     path: str | None = None
+    directory: str | None = None
     created_at: datetime | None = None
     completed_at: datetime | None = None
     files: tuple[FileEntry, ...] = field(default=())

@@ -29,9 +29,11 @@ def is_pad(path: str) -> bool:
     return len(elements) >= 2 and elements[-2] == ".pad"
 
 
-def pad_scratch(download_dir: Path, chat_id: int, info_hash: str) -> Path:
-    """Where aria2 writes one download's pad files."""
-    return download_dir / PAD_AREA / str(int(chat_id)) / info_hash
+def pad_scratch(download_dir: Path, directory: Path, info_hash: str) -> Path:
+    """Where aria2 writes one download's pad files: by its own folder's name (its chat's id
+    when it was added; a chat Telegram moved to a new id keeps its downloads, and their pads,
+    under the old one) and its info-hash."""
+    return download_dir / PAD_AREA / directory.name / info_hash
 
 
 def pad_options(files: Iterable[FileEntry], *, directory: Path, scratch: Path,

@@ -19,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Activity",
+    "ChatMove",
     "ChatView",
     "Download",
     "MirrorJob",
@@ -172,6 +173,19 @@ class SentPart(_Base):
         table_name = "sent_parts"
         indexes = ((("download_id", "chat_id", "file_index", "file_size", "file_mtime_ns",
                      "part_size", "part"), True),)
+
+
+class ChatMove(_Base):
+    """A group Telegram upgraded to a supergroup: its old id and its new one, as Telegram
+    said it (a service message, or its answer to a request naming the old id), never as a
+    user wrote it. The bot serves the new id where the old one was allowed, across restarts."""
+
+    old_chat_id = peewee.BigIntegerField(primary_key=True)
+    new_chat_id = peewee.BigIntegerField()
+    moved_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "chat_moves"
 
 
 class SchemaVersion(_Base):
@@ -338,6 +352,21 @@ def _migration_0006_mirror_folder(migrator: SchemaMigrator, database: peewee.Dat
         migrate(migrator.add_column("mirrors", "folder", peewee.TextField(null=True)))
 
 
+def _migration_0007_chat_moves(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 7: the groups Telegram upgraded to supergroups (old id → new id). Frozen copy."""
+
+    class FrozenChatMove(peewee.Model):
+        old_chat_id = peewee.BigIntegerField(primary_key=True)
+        new_chat_id = peewee.BigIntegerField()
+        moved_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = "chat_moves"
+
+    database.bind([FrozenChatMove])
+    database.create_tables([FrozenChatMove])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -345,6 +374,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0004_outbox,
     _migration_0005_sent_parts,
     _migration_0006_mirror_folder,
+    _migration_0007_chat_moves,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 
@@ -361,6 +391,7 @@ class Tables:
     notice: type[Notice]
     chat_view: type[ChatView]
     sent_part: type[SentPart]
+    chat_move: type[ChatMove]
     schema_version: type[SchemaVersion]
 
 
@@ -383,6 +414,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         notice=_bound(Notice, database),
         chat_view=_bound(ChatView, database),
         sent_part=_bound(SentPart, database),
+        chat_move=_bound(ChatMove, database),
         schema_version=_bound(SchemaVersion, database),
     )
 

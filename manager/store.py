@@ -9,7 +9,7 @@ share a connection or a binding. The schema is created or migrated at :meth:`Sto
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ __all__ = [
     "ActivityEntry",
     "DownloadRecord",
     "MirrorRecord",
+    "MovedChat",
     "PurgedDownload",
     "Store",
 ]
@@ -106,6 +107,17 @@ class PurgedDownload:
     record: DownloadRecord
     source: bytes | None = None
     """The magnet URI (``record.source_kind == "magnet"``) or the .torrent file's bytes."""
+
+
+@dataclass(frozen=True)
+class MovedChat:
+    """What :meth:`Store.move_chat` did: the rows that follow the chat to its new id, and
+    those that stay with the old one (their torrent is already listed in the new chat)."""
+
+    moved: list[DownloadRecord]
+    stayed: list[DownloadRecord]
+    replaced: list[int]
+    """The new chat's rows (ids) that gave way to a moved one, now removed."""
 
 
 @dataclass(frozen=True)
@@ -372,16 +384,22 @@ class Store:
     async def delete(self, download_ids: Sequence[int]) -> int:
         """Remove downloads from the list (their files are not touched); returns the count."""
         def write() -> int:
-            table = self._tables.download
-            mirrors, notices = self._tables.mirror, self._tables.notice
-            gone = list(download_ids)
             with self._db.atomic():
-                mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
-                notices.delete().where(notices.download_id.in_(gone)).execute()
-                self._forget_sent_parts(gone)
-                return table.delete().where(table.id.in_(gone)).execute()
+                return self._delete_rows(list(download_ids))
 
         return await self._run(write)
+
+    def _delete_rows(self, gone: list[int]) -> int:
+        """Remove these downloads with their mirrors, notices and sent parts (on the store's
+        thread, inside the caller's transaction)."""
+        if not gone:
+            return 0
+        table = self._tables.download
+        mirrors, notices = self._tables.mirror, self._tables.notice
+        mirrors.delete().where(mirrors.download_id.in_(gone)).execute()
+        notices.delete().where(notices.download_id.in_(gone)).execute()
+        self._forget_sent_parts(gone)
+        return table.delete().where(table.id.in_(gone)).execute()
 
     # --- retention -------------------------------------------------------------------------
 
@@ -609,33 +627,73 @@ class Store:
 
     # --- a chat that changed its id ----------------------------------------------------------
 
-    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[DownloadRecord]:
+    async def move_chat(self, old_chat_id: int, new_chat_id: int, *,
+                        giving_way: Collection[str] = ()) -> MovedChat:
         """A group became a supergroup (Telegram's ``migrate_to_chat_id``): its downloads,
-        mirrors and pending notices belong to the new chat id from now on, in ONE
-        transaction. The old chat's messages cannot be edited any more (Telegram answers
-        every request there with the migration), so the downloads' progress messages are
-        forgotten and the chat's overview too. Files stay where they are.
+        mirrors and pending notices belong to the new chat id from now on, and the move
+        itself is kept (:meth:`chat_moves`), in ONE transaction. The old chat's messages
+        cannot be edited any more (Telegram answers every request there with the
+        migration), so the downloads' progress messages are forgotten and the chat's
+        overview too. Files stay where they are (each row keeps its ``directory``).
+
+        A download whose torrent the new chat already lists (one row per torrent and chat)
+        stays with the old id, its progress message forgotten: the new chat's own row is the
+        one its users see and act on, and the old row keeps its files until it is purged.
+        Unless the new chat's row is in a state of ``giving_way`` and the old one is not:
+        then the new chat's row is removed (with its mirror, notices and sent parts) and the
+        old one takes its place.
+
+        Parameters:
+            old_chat_id: the id Telegram no longer serves.
+            new_chat_id: the chat's id from now on.
+            giving_way: states (values) of a new chat's row that owns nothing (cancelled).
 
         Returns:
-            The downloads moved (none when the chat was moved before), as now stored.
+            The downloads moved (none when the chat was moved before) and those that stayed,
+            as now stored, and the rows that gave way.
         """
-        def write() -> list[DownloadRecord]:
+        def write() -> MovedChat:
             table, mirror = self._tables.download, self._tables.mirror
             notice, view = self._tables.notice, self._tables.chat_view
+            moves = self._tables.chat_move
             with self._db.atomic():
-                ids = [row.id for row in table.select(table.id).where(
-                    table.chat_id == old_chat_id)]
+                held = {row.info_hash: row for row in table.select(
+                    table.id, table.info_hash, table.state).where(table.chat_id == new_chat_id)}
+                rows = list(table.select(table.id, table.info_hash, table.state).where(
+                    table.chat_id == old_chat_id))
+                replaced = [held[row.info_hash].id for row in rows if row.info_hash in held
+                            and held[row.info_hash].state in giving_way
+                            and row.state not in giving_way]
+                self._delete_rows(replaced)
+                ids = [row.id for row in rows if row.info_hash not in held
+                       or held[row.info_hash].id in replaced]
+                kept = [row.id for row in rows if row.id not in ids]
                 table.update(chat_id=new_chat_id, message_id=None, updated_at=_now()).where(
                     table.id.in_(ids)).execute()
+                table.update(message_id=None, updated_at=_now()).where(
+                    table.id.in_(kept) & table.message_id.is_null(False)).execute()
                 mirror.update(chat_id=new_chat_id).where(
-                    mirror.chat_id == old_chat_id).execute()
+                    (mirror.chat_id == old_chat_id) & mirror.download_id.in_(ids)).execute()
                 notice.update(chat_id=new_chat_id).where(
                     (notice.chat_id == old_chat_id) & notice.sent_at.is_null()).execute()
                 view.delete().where(view.chat_id == old_chat_id).execute()
-                rows = table.select(*self._columns).where(table.id.in_(ids)).dicts()
-                return [_record(row) for row in rows]
+                (moves.insert(old_chat_id=old_chat_id, new_chat_id=new_chat_id,
+                              moved_at=_now())
+                 .on_conflict(conflict_target=[moves.old_chat_id],
+                              update={moves.new_chat_id: new_chat_id}).execute())
+                found = {row["id"]: _record(row) for row in table.select(*self._columns).where(
+                    table.id.in_(ids + kept)).dicts()}
+                return MovedChat([found[i] for i in ids], [found[i] for i in kept], replaced)
 
         return await self._run(write)
+
+    async def chat_moves(self) -> dict[int, int]:
+        """Every group Telegram upgraded to a supergroup: old chat id → new chat id."""
+        def query() -> dict[int, int]:
+            moves = self._tables.chat_move
+            return {row.old_chat_id: row.new_chat_id for row in moves.select()}
+
+        return await self._run(query)
 
     # --- chats' stored message ids ------------------------------------------------------
 

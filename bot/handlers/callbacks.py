@@ -163,9 +163,8 @@ async def _send(press: _Press, context: BotContext) -> None:
     if found is None:
         return
     torrent, entries = found
-    folder = context.config.chat_folder(press.chat_id)
     wanted = [e for e in entries if e.selected and e.completed == e.length]
-    outs = [o for o in await asyncio.to_thread(_resolve, folder, wanted) if o is not None]
+    outs = [o for o in await asyncio.to_thread(_resolve, torrent, wanted) if o is not None]
     if not outs:
         await press.query.answer(f"The files of #{torrent.id} are no longer on disk.",
                                  show_alert=True)
@@ -185,8 +184,7 @@ async def _sendfile(press: _Press, context: BotContext) -> None:
                                  f"to {len(entries)}.", show_alert=True)
         return
     entry = entries[number - 1]
-    folder = context.config.chat_folder(press.chat_id)
-    out = (await asyncio.to_thread(_resolve, folder, [entry]))[0] if entry.selected else None
+    out = (await asyncio.to_thread(_resolve, torrent, [entry]))[0] if entry.selected else None
     if out is None:
         await press.query.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
                                  "deleted or changed).", show_alert=True)
@@ -210,7 +208,12 @@ async def _finished_files(press: _Press,
     return torrent, entries
 
 
-def _resolve(folder: Path, entries: list[FileEntry]) -> list[OutFile | None]:
+def _resolve(torrent: Torrent, entries: list[FileEntry]) -> list[OutFile | None]:
+    """The files on disk, in the download's own folder (a download made before its chat
+    moved to a new id keeps the old id's folder)."""
+    if torrent.directory is None:
+        return [None for _ in entries]
+    folder = Path(torrent.directory)
     return [out_file(folder, entry.index, entry.path, entry.length) for entry in entries]
 
 

@@ -104,3 +104,25 @@ async def test_pad_files_are_never_written_selected_or_shown(
                     if p.is_file() and ".pad" in p.as_posix()]
     finally:
         await stop_engine(engine)
+
+
+async def test_a_download_of_a_chat_that_moved_keeps_and_removes_its_pads_where_they_are(
+    engine_settings: Callable[..., Settings], swarm: Swarm,
+) -> None:
+    """A group upgraded to a supergroup (a new chat id): its download's pads stay in the
+    scratch they were written to, and cancelling it removes them from there."""
+    padded = seed_padded(swarm, "padded-moved", seed=53)
+    engine = await start_engine(engine_settings(ARIABOT_SEED_TIME="60",
+                                                ARIABOT_SEED_RATIO="0"))
+    try:
+        added = await engine.manager.add(padded.torrent_bytes, chat_id=-6, user_id=1)
+        await wait_state(engine, added.torrent.id, TorrentState.SEEDING)
+        scratch = engine.settings.download_dir / ".pad-files"
+        assert [p for p in scratch.rglob("*") if p.is_file()]  # aria2 wrote its pads there
+        assert await engine.manager.move_chat(-6, -1006) == 1
+        await engine.manager.cancel(added.torrent.id, delete_files=True)
+        assert _chat_tree(engine.folder(-6)) == []
+        assert not [p for p in engine.settings.download_dir.rglob("*")
+                    if p.is_file() and ".pad" in p.as_posix()]
+    finally:
+        await stop_engine(engine)

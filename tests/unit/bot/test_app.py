@@ -20,7 +20,8 @@ from tests.fakes.telegram_api import DEFAULT_TOKEN, MALFORMED_GET_ME, FakeTelegr
 
 
 class FakeManager:
-    """Only what EmbeddedBot touches: subscribe/unsubscribe, watching the outbox."""
+    """Only what EmbeddedBot touches: subscribe/unsubscribe, watching the outbox, the
+    chats Telegram moved."""
 
     def __init__(self) -> None:
         self.subscribers: list[Any] = []
@@ -29,6 +30,9 @@ class FakeManager:
     def watch_notices(self, watcher: Any) -> Any:
         self.watchers.append(watcher)
         return lambda: self.watchers.remove(watcher)
+
+    async def chat_moves(self) -> dict[int, int]:
+        return {}
 
     def subscribe(self, subscriber: Any) -> Any:
         self.subscribers.append(subscriber)

@@ -11,6 +11,7 @@ import pytest
 from telegram.ext import ApplicationHandlerStop
 
 from bot.auth import AuthGate
+from bot.chatmoves import MovedChats
 from bot.config import BotConfig
 
 OWNER = 10
@@ -29,6 +30,8 @@ class Clock:
 @dataclass
 class FakeMessage:
     replies: list[str] = field(default_factory=list)
+    migrate_to_chat_id: int | None = None
+    migrate_from_chat_id: int | None = None
 
     async def reply_text(self, text: str, **_: Any) -> None:
         self.replies.append(text)
@@ -160,3 +163,45 @@ async def test_updates_without_a_user_stop_quietly() -> None:
     update = message_from(None, GROUP)
     assert not await run(auth, update)
     assert update.effective_message is not None and update.effective_message.replies == []
+
+
+OLD_GROUP = -4555
+NEW_GROUP = -1004555
+
+
+def service_message(chat: int, *, to: int | None = None, came_from: int | None = None,
+                    user: int = STRANGER) -> FakeUpdate:
+    """Telegram's service message of a group's upgrade, sent in the old or the new chat."""
+    return FakeUpdate(Who(user), chat_of(chat),
+                      FakeMessage(migrate_to_chat_id=to, migrate_from_chat_id=came_from))
+
+
+async def test_an_allowed_groups_upgrade_passes_whoever_did_it_and_its_supergroup_follows(
+) -> None:
+    moved = MovedChats()
+    config = BotConfig(token="t", download_dir=Path("/nowhere"), allowed_users=frozenset({OWNER}),
+                       allowed_chats=frozenset({OLD_GROUP}), refusal_interval=600)
+    auth = AuthGate(config, Clock(), moved=moved)
+    assert not await run(auth, message_from(OWNER, NEW_GROUP))  # not yet known
+    for update in (service_message(OLD_GROUP, to=NEW_GROUP),
+                   service_message(NEW_GROUP, came_from=OLD_GROUP)):
+        assert await run(auth, update)  # the migration handler follows it (and stores it)
+        assert update.effective_message is not None
+        assert update.effective_message.replies == []
+    assert moved.learn(OLD_GROUP, NEW_GROUP)
+    assert not moved.learn(OLD_GROUP, NEW_GROUP)  # said once
+    assert await run(auth, message_from(OWNER, NEW_GROUP))
+    assert not await run(auth, message_from(STRANGER, NEW_GROUP))  # users stay as listed
+
+
+async def test_an_upgrade_of_a_chat_nobody_allowed_ends_silently_and_lets_nothing_in() -> None:
+    moved = MovedChats()
+    auth = AuthGate(BotConfig(token="t", download_dir=Path("/nowhere"),
+                              allowed_users=frozenset({OWNER}),
+                              allowed_chats=frozenset({GROUP})), Clock(), moved=moved)
+    update = service_message(NEW_GROUP, came_from=OLD_GROUP, user=OWNER)
+    assert not await run(auth, update)
+    assert update.effective_message is not None and update.effective_message.replies == []
+    moved.learn(OLD_GROUP, NEW_GROUP)  # stored because the news met it: still not allowed
+    assert not await run(auth, message_from(OWNER, NEW_GROUP))
+    assert moved.current(OLD_GROUP) == NEW_GROUP and moved.current(GROUP) == GROUP

@@ -276,8 +276,8 @@ async def downloads(tmp_path: Path) -> AsyncIterator[Downloads]:
 def new_board(sender: FakeSender, downloads: Downloads, clock: FakeClock,
               **options: Any) -> ProgressBoard:
     """A board on the real outbox, started as the bot starts it."""
-    created = ProgressBoard(sender, downloads.manager, chat_folder=downloads.folder,
-                            clock=clock, sleep=clock.sleep, **options)
+    created = ProgressBoard(sender, downloads.manager, clock=clock, sleep=clock.sleep,
+                            **options)
     created.start()
     return created
 

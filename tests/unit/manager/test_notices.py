@@ -208,10 +208,49 @@ async def test_a_chat_that_moved_takes_its_downloads_mirrors_and_pending_notices
     await store.start_mirror(moving, chat_id=-5, user_id=7, remote="r:", move=False,
                              state="failed")
     await store.set_overview_message(-5, 3)
-    moved = await store.move_chat(-5, -1005)
+    moved = (await store.move_chat(-5, -1005)).moved
     assert [(r.id, r.chat_id, r.message_id) for r in moved] == [(moving, -1005, None)]
     assert [(n.id, n.chat_id) for n in await store.pending_notices()] == [(final.id, -1005)]
     assert (await store.mirror(moving)).chat_id == -1005  # type: ignore[union-attr]
     assert await store.overview_message(-5) is None
     assert (await store.get(staying)).chat_id == 6
-    assert await store.move_chat(-5, -1005) == []  # twice: nothing more to move
+    assert (await store.move_chat(-5, -1005)).moved == []  # twice: nothing more to move
+    assert await store.chat_moves() == {-5: -1005}
+
+
+async def test_a_torrent_the_new_chat_already_lists_stays_with_the_old_chat(
+    store: Store,
+) -> None:
+    """One row per torrent and chat: the old chat's copy cannot join the new chat's. It
+    stays (its progress message forgotten), everything else moves, nothing raises."""
+    twice, once = await add(store, "a" * 40, chat=-5), await add(store, "b" * 40, chat=-5)
+    listed = await add(store, "a" * 40, chat=-1005)
+    await store.update(twice, message_id=9)
+    await store.start_mirror(twice, chat_id=-5, user_id=7, remote="r:", move=False,
+                             state="done")
+    done = await store.move_chat(-5, -1005)
+    assert [r.id for r in done.moved] == [once]
+    assert [(r.id, r.chat_id, r.message_id) for r in done.stayed] == [(twice, -5, None)]
+    assert (await store.get(listed)).chat_id == -1005
+    assert (await store.mirror(twice)).chat_id == -5  # type: ignore[union-attr]
+    assert await store.chat_moves() == {-5: -1005}
+
+
+async def test_a_row_the_new_chat_cancelled_gives_way_to_the_old_chats_copy(
+    store: Store,
+) -> None:
+    """The new chat's cancelled row owns nothing: the old chat's copy takes its place (the
+    cancelled row goes with its notices); both cancelled, the old one stays."""
+    live, dead = await add(store, "a" * 40, chat=-5), await add(store, "b" * 40, chat=-5)
+    await store.update(live, state="complete")
+    await store.update(dead, state="cancelled")
+    cancelled, also = await add(store, "a" * 40, chat=-1005), await add(store, "b" * 40,
+                                                                      chat=-1005)
+    await store.update(cancelled, state="cancelled")
+    await store.update(also, state="cancelled")
+    done = await store.move_chat(-5, -1005, giving_way={"cancelled"})
+    assert [r.id for r in done.moved] == [live] and done.replaced == [cancelled]
+    assert [r.id for r in done.stayed] == [dead]
+    assert await store.find("a" * 40, -1005) == await store.get(live)
+    assert [n.download_id for n in await store.pending_notices()
+            if n.download_id == cancelled] == []

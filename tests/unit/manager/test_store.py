@@ -175,7 +175,7 @@ async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at
     download = await add(first)
     await first.start_mirror(download, chat_id=1, user_id=7, remote="dav:up", move=False,
                              state="done")
-    older = SCHEMA_VERSION - 1  # the version before migration 6
+    older = 5  # the version before migration 6
     await first._run(lambda: first._db.execute_sql("ALTER TABLE mirrors DROP COLUMN folder"))
     await first._run(lambda: first._db.execute_sql(
         f"UPDATE schema_version SET version = {older}"))
@@ -192,6 +192,30 @@ async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at
         assert await again.mirror(download) is None
     finally:
         await again.close()
+
+
+async def test_migration_7_keeps_the_chats_telegram_moved(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v6.db'}"
+    first = Store(url)
+    await first.open()
+    await first._run(lambda: first._db.execute_sql("DROP TABLE chat_moves"))
+    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 6"))
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await schema_version(again) == SCHEMA_VERSION
+        assert await again.chat_moves() == {}
+        await again.move_chat(-5, -1005)
+        assert await again.chat_moves() == {-5: -1005}
+    finally:
+        await again.close()
+    reopened = Store(url)
+    await reopened.open()
+    try:
+        assert await reopened.chat_moves() == {-5: -1005}  # across restarts
+    finally:
+        await reopened.close()
 
 
 async def test_a_version_4_database_keeps_sent_parts_per_plan_until_the_row_goes(
