@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from manager.aria2ops import Aria2Ops
-from manager.contents import Contents
-from manager.errors import InvalidSource, InvalidState
+from manager.contents import Contents, Deletion
+from manager.errors import DownloadNotFound, InvalidSource, InvalidState
 from manager.events import (
     Publisher,
     TorrentCancelled,
@@ -30,6 +30,7 @@ Refresh = Callable[[Sequence[str]], Awaitable[None]]
 
 _PAUSABLE = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
                                         TorrentState.DOWNLOADING, TorrentState.SEEDING))
+_FINISHED = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})
 
 
 class Control:
@@ -120,22 +121,55 @@ class Control:
     async def stop_seeding(self, download_id: int) -> None:
         """End a seeding download's upload to peers: it becomes complete (its files stay).
 
-        A mirror in move mode does this before the local files are deleted. The row is read
-        under the lock: a cancel stored meanwhile must not be overwritten with "complete".
+        A mirror in move mode does this before it uploads. The row is read under the lock:
+        a cancel stored meanwhile must not be overwritten with "complete".
         """
         async with self._live.lock:
             record = await self._live.record(download_id)  # as it is now
             if record.state != TorrentState.SEEDING.value:
                 return
-            if record.gid is not None:
-                await self._ops.remove(record.gid)
-            updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
-                                               download_speed=0, upload_speed=0, peers=0,
-                                               seeders=0)
-            assert updated is not None
-            self._live.forget(record.id)
-        await self._store.log("stop-seeding", chat_id=record.chat_id, user_id=0,
-                              download_id=record.id, detail="before a move to the mirror")
+            updated = await self._stop_seeding_locked(record)
+        await self._seeding_stopped(updated)
+
+    async def delete_moved(self, download_id: int, names: Sequence[str]) -> Deletion | None:
+        """Delete a finished download's files once a mirror's move has uploaded them
+        (``names``: relative to its folder); None when it is no longer finished.
+
+        The decision and the delete are one step under the lock, against the row as it is
+        then: a cancel that kept the files (answered before) keeps them, and one that comes
+        after finds them moved. The files come from the upload, and go only through the
+        ownership rule (:meth:`Contents.delete`).
+        """
+        stopped = None
+        async with self._live.lock:
+            try:
+                record = await self._live.record(download_id)  # as it is now
+            except DownloadNotFound:  # purged meanwhile
+                return None
+            if record.state not in _FINISHED:  # cancelled, or added again
+                return None
+            if record.state == TorrentState.SEEDING.value:
+                record = stopped = await self._stop_seeding_locked(record)
+            folder = Path(record.directory)
+            deletion = await self._contents.delete(record, [folder / name for name in names])
+        if stopped is not None:
+            await self._seeding_stopped(stopped)
+        return deletion
+
+    async def _stop_seeding_locked(self, record: DownloadRecord) -> DownloadRecord:
+        """Under the lock: take a seeding download out of aria2 and store it complete."""
+        if record.gid is not None:
+            await self._ops.remove(record.gid)
+        updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
+                                           download_speed=0, upload_speed=0, peers=0,
+                                           seeders=0)
+        assert updated is not None
+        self._live.forget(record.id)
+        return updated
+
+    async def _seeding_stopped(self, updated: DownloadRecord) -> None:
+        await self._store.log("stop-seeding", chat_id=updated.chat_id, user_id=0,
+                              download_id=updated.id, detail="before a move to the mirror")
         self._publisher.emit(TorrentStateChanged(self._live.snapshot(updated)))
 
     async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,

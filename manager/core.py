@@ -109,7 +109,8 @@ class TorrentManager:
         self._mirrors = Mirrors(config.mirror, live=self.live, store=store,
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,
-                                stop_seeding=self._control.stop_seeding)
+                                stop_seeding=self._control.stop_seeding,
+                                delete_moved=self._control.delete_moved)
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._outbox = Outbox(store, self._publisher)
