@@ -1,10 +1,14 @@
 """What a user does to a download that is there: pause, resume, cancel (with or without
-its files), choose its files. Each change goes to aria2 and the store under the lock."""
+its files), choose its files. Each change goes to aria2 and the store under the lock.
+
+A cancel also stops the download's upload to the mirror: the user dropped the download,
+so nothing more of it is uploaded (what was uploaded stays), and a move never deletes it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +27,31 @@ from manager.models import Torrent, TorrentState
 from manager.space import SpaceCheck
 from manager.store import DownloadRecord, Store
 
-__all__ = ["Control", "Refresh"]
+__all__ = ["Cancellation", "Control", "Refresh", "StopMirror"]
 
 Refresh = Callable[[Sequence[str]], Awaitable[None]]
 """Reads these GIDs' status from aria2 and applies it (see :mod:`manager.sync`)."""
+
+StopMirror = Callable[[int, int], Awaitable[bool]]
+"""Stops a download's upload to the mirror (by id, for a user id); whether one ran."""
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What :meth:`TorrentManager.cancel` did, so the answer tells the truth.
+
+    Attributes:
+        torrent: the download after the cancel.
+        files_deleted: its files were asked to go and went (none kept).
+        kept_for: asked to go, its files were kept: this download in the list (its id)
+            owns their name (the ownership rule of :mod:`manager.contents`).
+        upload_stopped: its upload to the mirror was under way, and is stopped.
+    """
+
+    torrent: Torrent
+    files_deleted: bool = False
+    kept_for: int | None = None
+    upload_stopped: bool = False
 
 _PAUSABLE = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
                                         TorrentState.DOWNLOADING, TorrentState.SEEDING))
@@ -45,11 +70,12 @@ class Control:
         publisher: where the events go.
         refresh: takes the lock, reads and applies GIDs' status.
         refresh_locked: the same, for a caller that holds the lock.
+        stop_mirror: stops a cancelled download's upload (see :data:`StopMirror`).
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
                  contents: Contents, space: SpaceCheck, publisher: Publisher,
-                 refresh: Refresh, refresh_locked: Refresh) -> None:
+                 refresh: Refresh, refresh_locked: Refresh, stop_mirror: StopMirror) -> None:
         self._live = live
         self._store = store
         self._ops = ops
@@ -58,6 +84,7 @@ class Control:
         self._publisher = publisher
         self._refresh = refresh
         self._refresh_locked = refresh_locked
+        self._stop_mirror = stop_mirror
 
     async def pause(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.pause` (see there)."""
@@ -90,17 +117,19 @@ class Control:
         return await self._current(download_id)
 
     async def cancel(self, download_id: int, chat_id: int | None, user_id: int, *,
-                     delete_files: bool) -> Torrent:
+                     delete_files: bool) -> Cancellation:
         """:meth:`TorrentManager.cancel` (see there).
 
         The row is read under the lock: read before, it could name a GID a poll has
         replaced since (a magnet's metadata download, whose real one would stay in aria2).
+        Its upload is stopped after the cancel is stored (a move finishing meanwhile finds
+        it cancelled) and before its files go (rclone never reads half-deleted files).
         """
         paths: list[Path] = []
         async with self._live.lock:
             record = await self._live.record(download_id, chat_id)  # as it is now
             if record.state == TorrentState.CANCELLED.value and not delete_files:
-                return self._live.snapshot(record)
+                return Cancellation(self._live.snapshot(record))
             if delete_files:
                 paths = await self._contents.paths(record)
             if record.gid is not None:
@@ -109,6 +138,8 @@ class Control:
                 await self._set_state(record, TorrentState.CANCELLED, user_id=user_id,
                                       action="cancel", extra={"download_speed": 0,
                                                               "upload_speed": 0})
+        upload_stopped = await self._stop_mirror(download_id, user_id)
+        deletion = None
         if delete_files:
             deletion = await self._contents.delete(record, paths)
             detail = f"{deletion.files} files"
@@ -116,7 +147,11 @@ class Control:
                 detail += f"; kept its data: {deletion.kept}"
             await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
                                   download_id=record.id, detail=detail)
-        return await self._current(download_id)
+        return Cancellation(
+            await self._current(download_id),
+            files_deleted=deletion is not None and deletion.kept_for is None,
+            kept_for=deletion.kept_for if deletion is not None else None,
+            upload_stopped=upload_stopped)
 
     async def stop_seeding(self, download_id: int) -> None:
         """End a seeding download's upload to peers: it becomes complete (its files stay).

@@ -76,6 +76,8 @@ class _Job:
     task: asyncio.Task[None] | None = None
     stopping: bool = False
     """Stopped by a user (not by ariabot's shutdown, which leaves it to resume)."""
+    finishing: bool = False
+    """Its upload is verified: it ends by itself (a move decides under the lock)."""
     files: tuple[str, ...] = field(default=())
 
 
@@ -264,6 +266,26 @@ class Mirrors:
                               download_id=download_id)
         return self._with_mirror(self._live.snapshot(record), job)
 
+    async def stop_with_download(self, download_id: int, user_id: int) -> bool:
+        """The download was cancelled or purged: its upload stops (what was uploaded stays),
+        so nothing more of it is uploaded and a move never deletes it. A job whose upload
+        is verified already is left to end: its move decides under the lock, against the
+        row, and finds the download gone or cancelled.
+
+        Returns:
+            Whether an upload (waiting or under way) was stopped.
+        """
+        job = self._jobs.get(download_id)
+        if job is None or job.task is None or job.task.done() or job.finishing:
+            return False
+        job.stopping = True
+        job.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job.task
+        await self._store.log("mirror-stop", chat_id=job.record.chat_id, user_id=user_id,
+                              download_id=download_id, detail="with the download")
+        return True
+
     # --- one job -----------------------------------------------------------------------------
 
     def _launch(self, job: _Job) -> None:
@@ -347,6 +369,7 @@ class Mirrors:
 
     async def _finish_done(self, job: _Job, record: DownloadRecord, upload: UploadJob) -> None:
         assert self._uploader is not None
+        job.finishing = True
         link = await self._uploader.link(upload)
         deleted = False
         # Decided under the lock, against the row as it is then: not once it was cancelled
