@@ -18,13 +18,23 @@ from types import MappingProxyType
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbackdata import callback_data
-from manager import DownloadLink, FileEntry, Mirror, MirrorState, Torrent, TorrentState, human_size
+from manager import (
+    Cancellation,
+    DownloadLink,
+    FileEntry,
+    Mirror,
+    MirrorState,
+    Torrent,
+    TorrentState,
+    human_size,
+)
 
 __all__ = [
     "COMMANDS",
     "STATUS_PAGE_SIZE",
     "USAGE",
     "cancel_confirm_keyboard",
+    "cancelled_text",
     "completion_keyboard",
     "completion_text",
     "engine_alert_text",
@@ -255,6 +265,21 @@ def progress_keyboard(torrent: Torrent, *, confirm: bool = False) -> InlineKeybo
     if _mirroring(torrent):
         rows.append(stop_upload)
     return InlineKeyboardMarkup(rows)
+
+
+def cancelled_text(cancelled: Cancellation) -> str:
+    """What a cancel did, after "cancelled" (the /cancel reply and the button's answer):
+    what really happened to the files (kept when another download owns their name, though
+    asked to go) and whether the upload to the mirror stopped."""
+    if cancelled.kept_for is not None:
+        text = f"; its files were kept: #{cancelled.kept_for} uses the same name."
+    elif cancelled.files_deleted:
+        text = "; its files are deleted."
+    else:
+        text = "; its files are kept."
+    if cancelled.upload_stopped:
+        text += " Its upload to the mirror is stopped."
+    return text
 
 
 def cancel_confirm_keyboard(download_id: int) -> InlineKeyboardMarkup:

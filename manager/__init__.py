@@ -15,6 +15,7 @@ contents, live, outbox, ...) are its own.
 
 from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
 from manager.config import LinkConfig, ManagerConfig, MirrorConfig
+from manager.control import Cancellation
 from manager.core import TorrentManager
 from manager.errors import (
     AlreadyDownloading,
@@ -83,6 +84,7 @@ __all__ = [
     "Aria2Rpc",
     "Aria2RpcError",
     "Aria2Unavailable",
+    "Cancellation",
     "DownloadLink",
     "DownloadNotFound",
     "EngineEvent",

@@ -43,10 +43,12 @@ class Deletion:
     Attributes:
         files: how many files were deleted.
         kept: why its data files were kept (another download owns their name), or None.
+        kept_for: that other download's id, when they were kept.
     """
 
     files: int
     kept: str | None = None
+    kept_for: int | None = None
 
 
 _WRITING = frozenset(s.value for s in (TorrentState.DOWNLOADING, TorrentState.SEEDING,
@@ -260,12 +262,12 @@ class Contents:
         # The top entry comes from the files, never from the row's name: before the
         # metadata arrives that is the magnet's dn=, which any file may be called.
         top = top_entry(folder, paths)
-        kept = None
+        kept = kept_for = None
         for name in sorted({p.relative_to(folder).parts[0] for p in paths
                             if p.is_relative_to(folder) and p != folder}):
             other = await self.owner(folder, name, record.info_hash)
             if other is not None:
-                kept = f"#{other.id} in the list has the same name {name!r}"
+                kept, kept_for = f"#{other.id} in the list has the same name {name!r}", other.id
                 log.warning("#%d: its files named %r are kept: %s", record.id, name, kept)
                 paths, top = [], None
                 break
@@ -274,7 +276,7 @@ class Contents:
                                 record.source_kind, source)
         await asyncio.to_thread(remove_pad_scratch, self._config.download_dir,
                                 self._pad_scratch(record))
-        return Deletion(deleted, kept)
+        return Deletion(deleted, kept, kept_for)
 
     def _purged_files(self, purged: PurgedDownload) -> tuple[FileEntry, ...]:
         """The files a purged download wrote, from its metainfo (empty when unknown)."""

@@ -1,16 +1,20 @@
 """What a user does to a download that is there: pause, resume, cancel (with or without
-its files), choose its files. Each change goes to aria2 and the store under the lock."""
+its files), choose its files. Each change goes to aria2 and the store under the lock.
+
+A cancel also stops the download's upload to the mirror: the user dropped the download,
+so nothing more of it is uploaded (what was uploaded stays), and a move never deletes it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from manager.aria2ops import Aria2Ops
-from manager.contents import Contents
-from manager.errors import InvalidSource, InvalidState
+from manager.contents import Contents, Deletion
+from manager.errors import DownloadNotFound, InvalidSource, InvalidState
 from manager.events import (
     Publisher,
     TorrentCancelled,
@@ -23,13 +27,35 @@ from manager.models import Torrent, TorrentState
 from manager.space import SpaceCheck
 from manager.store import DownloadRecord, Store
 
-__all__ = ["Control", "Refresh"]
+__all__ = ["Cancellation", "Control", "Refresh", "StopMirror"]
 
 Refresh = Callable[[Sequence[str]], Awaitable[None]]
 """Reads these GIDs' status from aria2 and applies it (see :mod:`manager.sync`)."""
 
+StopMirror = Callable[[int, int], Awaitable[bool]]
+"""Stops a download's upload to the mirror (by id, for a user id); whether one ran."""
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What :meth:`TorrentManager.cancel` did, so the answer tells the truth.
+
+    Attributes:
+        torrent: the download after the cancel.
+        files_deleted: its files were asked to go and went (none kept).
+        kept_for: asked to go, its files were kept: this download in the list (its id)
+            owns their name (the ownership rule of :mod:`manager.contents`).
+        upload_stopped: its upload to the mirror was under way, and is stopped.
+    """
+
+    torrent: Torrent
+    files_deleted: bool = False
+    kept_for: int | None = None
+    upload_stopped: bool = False
+
 _PAUSABLE = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
                                         TorrentState.DOWNLOADING, TorrentState.SEEDING))
+_FINISHED = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})
 
 
 class Control:
@@ -44,11 +70,12 @@ class Control:
         publisher: where the events go.
         refresh: takes the lock, reads and applies GIDs' status.
         refresh_locked: the same, for a caller that holds the lock.
+        stop_mirror: stops a cancelled download's upload (see :data:`StopMirror`).
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
                  contents: Contents, space: SpaceCheck, publisher: Publisher,
-                 refresh: Refresh, refresh_locked: Refresh) -> None:
+                 refresh: Refresh, refresh_locked: Refresh, stop_mirror: StopMirror) -> None:
         self._live = live
         self._store = store
         self._ops = ops
@@ -57,6 +84,7 @@ class Control:
         self._publisher = publisher
         self._refresh = refresh
         self._refresh_locked = refresh_locked
+        self._stop_mirror = stop_mirror
 
     async def pause(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.pause` (see there)."""
@@ -89,17 +117,19 @@ class Control:
         return await self._current(download_id)
 
     async def cancel(self, download_id: int, chat_id: int | None, user_id: int, *,
-                     delete_files: bool) -> Torrent:
+                     delete_files: bool) -> Cancellation:
         """:meth:`TorrentManager.cancel` (see there).
 
         The row is read under the lock: read before, it could name a GID a poll has
         replaced since (a magnet's metadata download, whose real one would stay in aria2).
+        Its upload is stopped after the cancel is stored (a move finishing meanwhile finds
+        it cancelled) and before its files go (rclone never reads half-deleted files).
         """
         paths: list[Path] = []
         async with self._live.lock:
             record = await self._live.record(download_id, chat_id)  # as it is now
             if record.state == TorrentState.CANCELLED.value and not delete_files:
-                return self._live.snapshot(record)
+                return Cancellation(self._live.snapshot(record))
             if delete_files:
                 paths = await self._contents.paths(record)
             if record.gid is not None:
@@ -108,6 +138,8 @@ class Control:
                 await self._set_state(record, TorrentState.CANCELLED, user_id=user_id,
                                       action="cancel", extra={"download_speed": 0,
                                                               "upload_speed": 0})
+        upload_stopped = await self._stop_mirror(download_id, user_id)
+        deletion = None
         if delete_files:
             deletion = await self._contents.delete(record, paths)
             detail = f"{deletion.files} files"
@@ -115,27 +147,64 @@ class Control:
                 detail += f"; kept its data: {deletion.kept}"
             await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
                                   download_id=record.id, detail=detail)
-        return await self._current(download_id)
+        return Cancellation(
+            await self._current(download_id),
+            files_deleted=deletion is not None and deletion.kept_for is None,
+            kept_for=deletion.kept_for if deletion is not None else None,
+            upload_stopped=upload_stopped)
 
     async def stop_seeding(self, download_id: int) -> None:
         """End a seeding download's upload to peers: it becomes complete (its files stay).
 
-        A mirror in move mode does this before the local files are deleted. The row is read
-        under the lock: a cancel stored meanwhile must not be overwritten with "complete".
+        A mirror in move mode does this before it uploads. The row is read under the lock:
+        a cancel stored meanwhile must not be overwritten with "complete".
         """
         async with self._live.lock:
             record = await self._live.record(download_id)  # as it is now
             if record.state != TorrentState.SEEDING.value:
                 return
-            if record.gid is not None:
-                await self._ops.remove(record.gid)
-            updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
-                                               download_speed=0, upload_speed=0, peers=0,
-                                               seeders=0)
-            assert updated is not None
-            self._live.forget(record.id)
-        await self._store.log("stop-seeding", chat_id=record.chat_id, user_id=0,
-                              download_id=record.id, detail="before a move to the mirror")
+            updated = await self._stop_seeding_locked(record)
+        await self._seeding_stopped(updated)
+
+    async def delete_moved(self, download_id: int, names: Sequence[str]) -> Deletion | None:
+        """Delete a finished download's files once a mirror's move has uploaded them
+        (``names``: relative to its folder); None when it is no longer finished.
+
+        The decision and the delete are one step under the lock, against the row as it is
+        then: a cancel that kept the files (answered before) keeps them, and one that comes
+        after finds them moved. The files come from the upload, and go only through the
+        ownership rule (:meth:`Contents.delete`).
+        """
+        stopped = None
+        async with self._live.lock:
+            try:
+                record = await self._live.record(download_id)  # as it is now
+            except DownloadNotFound:  # purged meanwhile
+                return None
+            if record.state not in _FINISHED:  # cancelled, or added again
+                return None
+            if record.state == TorrentState.SEEDING.value:
+                record = stopped = await self._stop_seeding_locked(record)
+            folder = Path(record.directory)
+            deletion = await self._contents.delete(record, [folder / name for name in names])
+        if stopped is not None:
+            await self._seeding_stopped(stopped)
+        return deletion
+
+    async def _stop_seeding_locked(self, record: DownloadRecord) -> DownloadRecord:
+        """Under the lock: take a seeding download out of aria2 and store it complete."""
+        if record.gid is not None:
+            await self._ops.remove(record.gid)
+        updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
+                                           download_speed=0, upload_speed=0, peers=0,
+                                           seeders=0)
+        assert updated is not None
+        self._live.forget(record.id)
+        return updated
+
+    async def _seeding_stopped(self, updated: DownloadRecord) -> None:
+        await self._store.log("stop-seeding", chat_id=updated.chat_id, user_id=0,
+                              download_id=updated.id, detail="before a move to the mirror")
         self._publisher.emit(TorrentStateChanged(self._live.snapshot(updated)))
 
     async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,

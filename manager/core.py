@@ -32,7 +32,7 @@ from manager.aria2rpc import Aria2Rpc
 from manager.chats import ChatMoves
 from manager.config import ManagerConfig
 from manager.contents import Contents
-from manager.control import Control
+from manager.control import Cancellation, Control
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.intake import AddResult, Intake
@@ -104,12 +104,15 @@ class TorrentManager:
         self._control = Control(self.live, store=store, ops=ops, contents=self._contents,
                                 space=space, publisher=self._publisher,
                                 refresh=self._sync.refresh_now,
-                                refresh_locked=self._sync.refresh_locked)
-        self._retention = Retention(self.live, store, self._contents)
+                                refresh_locked=self._sync.refresh_locked,
+                                stop_mirror=self._stop_mirror)
+        self._retention = Retention(self.live, store, self._contents,
+                                    stop_mirror=self._stop_mirror)
         self._mirrors = Mirrors(config.mirror, live=self.live, store=store,
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,
-                                stop_seeding=self._control.stop_seeding)
+                                stop_seeding=self._control.stop_seeding,
+                                delete_moved=self._control.delete_moved)
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._outbox = Outbox(store, self._publisher)
@@ -123,6 +126,10 @@ class TorrentManager:
     async def _forget_mirror(self, download_id: int) -> None:
         """For intake, built before the mirrors (which need control, which needs sync)."""
         await self._mirrors.forget(download_id)
+
+    async def _stop_mirror(self, download_id: int, user_id: int) -> bool:
+        """For control and retention, built before the mirrors (see :meth:`_forget_mirror`)."""
+        return await self._mirrors.stop_with_download(download_id, user_id)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -290,8 +297,10 @@ class TorrentManager:
         return await self._control.resume(download_id, chat_id, user_id)
 
     async def cancel(self, download_id: int, chat_id: int | None = None, user_id: int = 0,
-                     *, delete_files: bool = False) -> Torrent:
-        """Stop a download for good; with ``delete_files``, remove what it wrote.
+                     *, delete_files: bool = False) -> Cancellation:
+        """Stop a download for good, and its upload to the mirror; with ``delete_files``,
+        remove what it wrote (not what another download in the list owns: the result
+        says what really went).
 
         Raises:
             DownloadNotFound, Aria2Unavailable.

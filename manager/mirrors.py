@@ -21,12 +21,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from manager.config import MirrorConfig
-from manager.contents import Contents
+from manager.contents import Contents, Deletion
 from manager.errors import DownloadNotFound, InvalidState, MirrorOff
 from manager.events import (
     Event,
@@ -54,6 +54,10 @@ _FINISHED_DOWNLOAD = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDIN
 StopSeeding = Callable[[int], Awaitable[None]]
 """Stops a seeding download (it becomes complete), by id."""
 
+DeleteMoved = Callable[[int, Sequence[str]], Awaitable[Deletion | None]]
+"""Deletes a finished download's uploaded files (by id, names in its folder) under the
+manager's lock, deciding against its row there; None when it is no longer finished."""
+
 
 def place_of(record: DownloadRecord) -> str:
     """The download's own place below the mirror destination (see the module's doc): only
@@ -72,6 +76,8 @@ class _Job:
     task: asyncio.Task[None] | None = None
     stopping: bool = False
     """Stopped by a user (not by ariabot's shutdown, which leaves it to resume)."""
+    finishing: bool = False
+    """Its upload is verified: it ends by itself (a move decides under the lock)."""
     files: tuple[str, ...] = field(default=())
 
 
@@ -85,14 +91,15 @@ class Mirrors:
         contents: what a download owns on disk.
         uploader: does the transfers (rclone), or None when mirroring is off.
         publisher: where the events go.
-        stop_seeding: stops a seeding download before a move deletes its files.
+        stop_seeding: stops a seeding download before a move uploads its files.
+        delete_moved: deletes a moved download's files (see :data:`DeleteMoved`).
         sleep: ``asyncio.sleep``-like (injected by tests).
         clock: monotonic clock (injected by tests).
     """
 
     def __init__(self, config: MirrorConfig | None, *, live: LiveDownloads, store: Store,
                  contents: Contents, uploader: Uploader | None, publisher: Publisher,
-                 stop_seeding: StopSeeding,
+                 stop_seeding: StopSeeding, delete_moved: DeleteMoved,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config if uploader is not None else None
@@ -102,6 +109,7 @@ class Mirrors:
         self._uploader = uploader
         self._publisher = publisher
         self._stop_seeding = stop_seeding
+        self._delete_moved = delete_moved
         self._sleep = sleep
         self._clock = clock
         self._jobs: dict[int, _Job] = {}
@@ -258,6 +266,26 @@ class Mirrors:
                               download_id=download_id)
         return self._with_mirror(self._live.snapshot(record), job)
 
+    async def stop_with_download(self, download_id: int, user_id: int) -> bool:
+        """The download was cancelled or purged: its upload stops (what was uploaded stays),
+        so nothing more of it is uploaded and a move never deletes it. A job whose upload
+        is verified already is left to end: its move decides under the lock, against the
+        row, and finds the download gone or cancelled.
+
+        Returns:
+            Whether an upload (waiting or under way) was stopped.
+        """
+        job = self._jobs.get(download_id)
+        if job is None or job.task is None or job.task.done() or job.finishing:
+            return False
+        job.stopping = True
+        job.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job.task
+        await self._store.log("mirror-stop", chat_id=job.record.chat_id, user_id=user_id,
+                              download_id=download_id, detail="with the download")
+        return True
+
     # --- one job -----------------------------------------------------------------------------
 
     def _launch(self, job: _Job) -> None:
@@ -341,16 +369,13 @@ class Mirrors:
 
     async def _finish_done(self, job: _Job, record: DownloadRecord, upload: UploadJob) -> None:
         assert self._uploader is not None
+        job.finishing = True
         link = await self._uploader.link(upload)
         deleted = False
-        current = await self._store.get(record.id)
-        if job.record.move and current is not None and current.state in _FINISHED_DOWNLOAD:
-            # Not once it was cancelled (its files stay then) or added again meanwhile.
-            if current.state == TorrentState.SEEDING.value:
-                await self._stop_seeding(record.id)
-            folder = Path(record.directory)
-            paths = [folder / name for name in upload.files]
-            deletion = await self._contents.delete(current, paths)
+        # Decided under the lock, against the row as it is then: not once it was cancelled
+        # (its files stay then), purged or added again meanwhile.
+        deletion = await self._delete_moved(record.id, upload.files) if job.record.move else None
+        if deletion is not None:
             deleted = deletion.kept is None
             detail = f"{deletion.files} files, moved to the mirror"
             if deletion.kept is not None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from manager.clock import utcnow
 from manager.contents import Contents
+from manager.control import StopMirror
 from manager.live import LiveDownloads
 from manager.models import TorrentState
 from manager.store import Store
@@ -26,12 +27,15 @@ class Retention:
         live: the shared lock (a purge batch is taken under it).
         store: the opened store.
         contents: deletes a purged download's files.
+        stop_mirror: stops a purged download's upload to the mirror (before its files go).
     """
 
-    def __init__(self, live: LiveDownloads, store: Store, contents: Contents) -> None:
+    def __init__(self, live: LiveDownloads, store: Store, contents: Contents, *,
+                 stop_mirror: StopMirror) -> None:
         self._live = live
         self._store = store
         self._contents = contents
+        self._stop_mirror = stop_mirror
 
     async def purge_finished(self, older_than: timedelta, *, delete_files: bool) -> int:
         """:meth:`TorrentManager.purge_finished` (see there)."""
@@ -46,6 +50,8 @@ class Retention:
                     states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files
                 )
             purged += len(batch)
+            for gone in batch:  # nothing of a download that left the list is uploaded
+                await self._stop_mirror(gone.record.id, 0)
             if delete_files:
                 for gone in batch:  # each through the ownership rule (Contents.owner)
                     deleted += (await self._contents.delete_purged(gone)).files

@@ -376,9 +376,23 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "link":
         return _print_link(_ask(client, "link", id=args.id), args, out)
     fields = {"delete_files": args.delete_files} if args.command == "cancel" else {}
-    torrent = _ask(client, args.command, id=args.id, **fields)["torrent"]
-    print(_line(torrent), file=out)
+    answer = _ask(client, args.command, id=args.id, **fields)
+    print("\n".join([_line(answer["torrent"]), *_cancelled_lines(answer)]), file=out)
     return 0
+
+
+def _cancelled_lines(answer: dict[str, Any]) -> list[str]:
+    """What a cancel really did to the files and the upload (its files may be kept,
+    though asked to go: another download in the list owns their name); nothing for the
+    other commands, whose answers have none of these keys."""
+    lines = []
+    if answer.get("kept_for") is not None:
+        lines.append(f"its files were kept: #{answer['kept_for']} uses the same name")
+    elif answer.get("files_deleted"):
+        lines.append("its files are deleted")
+    if answer.get("upload_stopped"):
+        lines.append("its upload to the mirror is stopped")
+    return lines
 
 
 def _doctor(config: Path | None) -> int:

@@ -296,8 +296,10 @@ class ControlServer:
         delete = request.get("delete_files", False)
         if not isinstance(delete, bool):
             raise _BadRequest("'delete_files' must be true or false")
-        torrent = await self.manager.cancel(_int_field(request, "id"), delete_files=delete)
-        return {"torrent": torrent_json(torrent)}
+        cancelled = await self.manager.cancel(_int_field(request, "id"), delete_files=delete)
+        return {"torrent": torrent_json(cancelled.torrent),
+                "files_deleted": cancelled.files_deleted, "kept_for": cancelled.kept_for,
+                "upload_stopped": cancelled.upload_stopped}
 
     async def _mirror(self, request: dict[str, Any]) -> dict[str, Any]:
         stop = request.get("stop", False)

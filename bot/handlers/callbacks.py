@@ -24,7 +24,7 @@ from bot.handlers.commands import STATUS_LIMIT
 from bot.rights import ensure_may_act
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
-from bot.views import link_text, status_view
+from bot.views import cancelled_text, link_text, status_view
 from manager import FileEntry, Torrent, TorrentState
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -113,10 +113,10 @@ async def _cancel(press: _Press, context: BotContext) -> None:
         context.board.show_now(torrent, press.message_id, confirm=True)
         return
     delete = press.action.arg == "delete"
-    torrent = await context.manager.cancel(press.action.id, press.chat_id, press.user_id,
-                                           delete_files=delete)
-    await press.query.answer("Cancelled; its files are deleted." if delete else "Cancelled.")
-    context.board.show_now(torrent, press.message_id, confirm=False)
+    cancelled = await context.manager.cancel(press.action.id, press.chat_id, press.user_id,
+                                             delete_files=delete)
+    await press.query.answer(f"Cancelled{cancelled_text(cancelled)}")
+    context.board.show_now(cancelled.torrent, press.message_id, confirm=False)
 
 
 async def _mirror(press: _Press, context: BotContext) -> None:

@@ -18,7 +18,7 @@ from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
 from bot.sendviews import files_send_view
-from bot.views import USAGE, files_text, help_text, link_text, status_view
+from bot.views import USAGE, cancelled_text, files_text, help_text, link_text, status_view
 from manager import TorrentState, find_magnets
 
 __all__ = [
@@ -143,10 +143,10 @@ async def cancel(update: Update, context: BotContext) -> None:
         return
     chat_id, user_id = await _may_act(update, context, download_id)
     cancelled = await context.manager.cancel(download_id, chat_id, user_id, delete_files=delete)
-    if cancelled.message_id is not None:
-        context.board.show_now(cancelled, cancelled.message_id, confirm=False)
-    await _reply(update, f"✖ #{download_id} is cancelled" + (
-        "; its files are deleted." if delete else "; its files are kept."))
+    torrent = cancelled.torrent
+    if torrent.message_id is not None:
+        context.board.show_now(torrent, torrent.message_id, confirm=False)
+    await _reply(update, f"✖ #{download_id} is cancelled{cancelled_text(cancelled)}")
 
 
 @answers_manager_errors

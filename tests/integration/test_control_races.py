@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from manager import MirrorDone, MirrorFailed, TorrentState
+from manager import MirrorChanged, MirrorDone, MirrorFailed, TorrentState
 from supervisor.config import Settings
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_manager import aria2_entries, wait_state
@@ -81,7 +81,7 @@ async def test_a_cancel_while_a_magnets_metadata_arrives_removes_its_real_downlo
                             "the cancel to wait for the lock")
             await asyncio.wait_for(polling, 30)
             cancelled = await asyncio.wait_for(cancelling, 30)
-            assert cancelled.state is TorrentState.CANCELLED
+            assert cancelled.torrent.state is TorrentState.CANCELLED
             assert await _aria2_holds(engine, torrent.info_hash) == [], \
                 "the real download is still in aria2"
             await engine.manager.poll_once(sweep=True)
@@ -131,10 +131,11 @@ async def test_a_cancel_during_a_mirror_move_keeps_the_download_cancelled_and_it
         await until(lambda: bool(watched.waiting), 30,
                     "the mirror to stop the seeding (it waits for the lock)")
         release.set()
-        assert (await asyncio.wait_for(cancelling, 30)).state is TorrentState.CANCELLED
-        await until(lambda: any(isinstance(e, MirrorDone | MirrorFailed)
-                                and e.torrent.id == download_id for e in engine.events),
-                    60, "the mirror to end")
+        assert (await asyncio.wait_for(cancelling, 30)).torrent.state is TorrentState.CANCELLED
+        await until(lambda: any(isinstance(e, MirrorChanged | MirrorDone | MirrorFailed)
+                                and e.torrent.id == download_id and e.torrent.mirror is not None
+                                and e.torrent.mirror.state.is_final for e in engine.events),
+                    60, "the mirror to end (stopped by the cancel)")
         assert (await engine.manager.get(download_id)).state is TorrentState.CANCELLED
         assert file_digests(local) == kept, "the cancel kept them; the move deleted them"
     finally:

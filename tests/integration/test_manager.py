@@ -123,7 +123,7 @@ async def test_pause_resume_and_cancel_keeping_files(engine: Engine, swarm: Swar
         assert resumed.state in (TorrentState.QUEUED, TorrentState.DOWNLOADING)
         await wait_state(engine, added.torrent.id, TorrentState.DOWNLOADING)
         cancelled = await engine.manager.cancel(added.torrent.id, chat_id=9)
-        assert cancelled.state is TorrentState.CANCELLED
+        assert cancelled.torrent.state is TorrentState.CANCELLED
     assert await aria2_entries(engine, torrent.info_hash) == []
     assert (engine.folder(9) / "slow.bin").exists()
 

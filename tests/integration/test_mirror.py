@@ -526,11 +526,12 @@ async def test_a_mirror_stored_past_a_lowered_attempt_limit_still_ends(
         await stop_engine(engine)
 
 
-async def test_a_move_finishing_after_a_cancel_keeps_the_files_the_cancel_kept(
+async def test_a_cancel_stops_a_move_under_way_and_keeps_the_files(
     engine_settings, swarm: Swarm, tmp_path: Path,
 ) -> None:
     """Item 2 of issue 23 (a mirror's move deletes only what its download still owns): a
-    download cancelled without its files while its move uploads keeps them."""
+    download cancelled without its files while its move uploads keeps them, and its upload
+    stops (the user dropped the download; nothing of it is moved any more)."""
     target = tmp_path / "nas-folder"
     settings = engine_settings(**mirror_env(
         tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}", ARIABOT_MIRROR_MODE="move",
@@ -545,10 +546,13 @@ async def test_a_move_finishing_after_a_cancel_keeps_the_files_the_cancel_kept(
         await until(lambda: any(e.torrent.mirror.bytes > 0
                                 for e in mirror_events(engine.events, download_id)),
                     timeout=LONG, what="the upload under way")
-        await engine.manager.cancel(download_id, chat_id=15)  # its files stay
-        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED,
-                                    timeout=LONG)
-        assert mirror.state is MirrorState.DONE and not mirror.local_deleted
+        assert rclone_copies()
+        cancelled = await engine.manager.cancel(download_id, chat_id=15)  # its files stay
+        assert rclone_copies() == [], "the upload of a cancelled download goes on"
+        assert cancelled.upload_stopped
+        mirror = (await engine.manager.get(download_id)).mirror
+        assert mirror is not None and mirror.state is MirrorState.STOPPED
+        assert not mirror.local_deleted
         local = engine.folder(15) / "kept-by-cancel.bin"
         assert sha1_tree(local) == sha1_tree(torrent.content_path)
     finally:

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from bot.views import (
+    cancelled_text,
     completion_keyboard,
     completion_text,
     engine_alert_text,
@@ -27,7 +28,15 @@ from bot.views import (
     relative_location,
     status_view,
 )
-from manager import FileEntry, Mirror, MirrorState, SourceKind, Torrent, TorrentState
+from manager import (
+    Cancellation,
+    FileEntry,
+    Mirror,
+    MirrorState,
+    SourceKind,
+    Torrent,
+    TorrentState,
+)
 
 MIB = 1024 * 1024
 
@@ -315,3 +324,15 @@ def test_status_shows_where_an_upload_is() -> None:
     text, _ = status_view([mirrored(MirrorState.UPLOADING), mirrored(MirrorState.DONE)])
     assert "complete 100% · ☁️ uploading 50%" in text
     assert "complete 100% · ☁️ uploaded" in text
+
+
+@pytest.mark.parametrize(("done", "text"), [
+    ({}, "; its files are kept."),
+    ({"files_deleted": True}, "; its files are deleted."),
+    ({"kept_for": 4}, "; its files were kept: #4 uses the same name."),
+    ({"files_deleted": True, "upload_stopped": True},
+     "; its files are deleted. Its upload to the mirror is stopped."),
+])
+def test_a_cancels_answer_says_what_really_happened(done: dict[str, object],
+                                                     text: str) -> None:
+    assert cancelled_text(Cancellation(torrent(), **done)) == text  # type: ignore[arg-type]
