@@ -38,7 +38,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("minutes", nargs="?", type=float, default=30.0,
                         help="how long to soak (default 30)")
     parser.add_argument("--steps", type=int, default=25, help="most steps in one sequence")
-    parser.add_argument("--examples", type=int, default=4,
+    parser.add_argument("--examples", type=int, default=3,
                         help="sequences per seed before the next seed")
     parser.add_argument("--seed", type=int, help="run this one seed only (a replay)")
     parser.add_argument("--enable", default="", metavar="KNOB,...",

@@ -60,8 +60,18 @@ STORE_LOCK = 7.0
 """Seconds the store's write lock is held: longer than ariabot's 5 s busy timeout."""
 THROTTLE = 3 * 1024
 """The seeder's upload cap (bytes/s) while throttled: a download takes seconds."""
+VERBS = ("pause", "resume", "cancel-keep", "cancel-delete", "send", "link", "mirror", "files")
+"""What :meth:`PromisesMachine.work_on` does to a download."""
 LIVE = frozenset({"queued", "metadata", "downloading", "paused", "seeding"})
 """Row states whose download aria2 still holds."""
+RUNNING = frozenset({"queued", "metadata", "downloading"})
+UPLOADING = frozenset({"queued", "uploading", "retrying", "verifying"})
+
+
+def pick(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """One of ``options``, about evenly: ``sampled_from`` leans hard on the first one (its
+    simplest), which starved the later verbs of a sequence; this still shrinks to it."""
+    return st.integers(0, 2**16 - 1).map(lambda n: options[n % len(options)])
 
 
 @dataclass(frozen=True)
@@ -248,10 +258,8 @@ class PromisesMachine(RuleBasedStateMachine):
 
     # --- rules: adding -----------------------------------------------------------------------
 
-    @rule(plan=st.tuples(st.sampled_from((*Catalog.keys_of(), "dead")),
-                         st.sampled_from((USER, GROUP, USER2, LOCAL)),
-                         st.sampled_from(("paste", "document", "command", "local magnet",
-                                          "local file"))))
+    @rule(plan=st.tuples(pick((*Catalog.keys_of(), "dead")), pick((USER, GROUP, USER2, LOCAL)),
+                         pick(("paste", "document", "command", "local magnet", "local file"))))
     def add(self, plan: tuple[str, int, str]) -> None:
         """Add a torrent of the catalog (or "dead", a magnet nobody seeds: it fails by
         bt-stop-timeout) to a chat: pasted, by ``/torrent``, as a ``.torrent`` document, or
@@ -293,79 +301,53 @@ class PromisesMachine(RuleBasedStateMachine):
     # --- rules: acting on a download ---------------------------------------------------------
 
     @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15), verb=st.sampled_from(("pause", "resume")),
-          button=st.booleans())
-    def pause_or_resume(self, number: int, verb: str, button: bool) -> None:
-        self._step(verb, number, button)
+    @rule(action=st.tuples(pick(VERBS), st.integers(0, 15), pick(("button", "local")),
+                           st.sets(st.integers(1, 3), min_size=1)))
+    def work_on(self, action: tuple[str, int, str, set[int]]) -> None:
+        """Act on a download the machine saw (``number`` picks one of them): pause, resume,
+        cancel (keeping or deleting its files), Send, link, mirror, choose its files; by the
+        button under its progress message, or over the control socket. (Named to sort after
+        ``add``: Hypothesis's simplest sequence repeats the first rule it may run.)"""
+        verb, number, via, choice = action
         download = self._pick(number)
         assert download is not None
-        if not (button and self._press(download, verb)):
-            self.stack.control(verb, id=download)
+        self._step(verb, download, via, *([sorted(choice)] if verb == "files" else []))
+        if verb in ("pause", "resume"):
+            if not (via == "button" and self._press(download, verb)):
+                self.stack.control(verb, id=download)
+        elif verb.startswith("cancel"):
+            self._cancel(download, verb == "cancel-delete", via == "button")
+        elif verb == "files":
+            known = self.known[download]
+            count = len(known.item.torrent.files) if known.item else 1
+            self.stack.control("files", id=download,
+                               select=sorted(i for i in choice if i <= count) or [1])
+        else:
+            {"send": self._send, "link": self._link, "mirror": self._mirror}[verb](download)
 
-    @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15), choice=st.sets(st.integers(1, 3), min_size=1))
-    def choose_files(self, number: int, choice: set[int]) -> None:
-        self._step("choose_files", number, sorted(choice))
-        download = self._pick(number)
-        assert download is not None
-        known = self.known[download]
-        count = len(known.item.torrent.files) if known.item else 1
-        self.stack.control("files", id=download, select=sorted(i for i in choice if i <= count)
-                           or [1])
-
-    @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15), delete=st.booleans(), button=st.booleans())
-    def cancel(self, number: int, delete: bool, button: bool) -> None:
-        self._step("cancel", number, delete, button)
-        download = self._pick(number)
-        assert download is not None
+    def _cancel(self, download: int, delete: bool, button: bool) -> None:
         if delete:
             self.released.add(download)  # its own files may go, nothing else
         data = f"cancel:{download}:{'delete' if delete else 'keep'}"
         if not (button and self._press(download, data)):
             self.stack.control("cancel", id=download, delete_files=delete)
 
-    @rule(delete=st.booleans())
-    def purge(self, delete: bool) -> None:
-        self._step("purge", delete)
-        before = self._rows()
-        finished = {n for n, row in before.items() if row["state"] not in LIVE}
-        if delete:
-            self.released |= finished  # purge may delete only what it removes from the list
-        answer = self.stack.control("purge", older_than_days=0, delete_files=delete)
-        assert answer.get("ok"), answer
-
-    @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15))
-    def send(self, number: int) -> None:
+    def _send(self, download: int) -> None:
         """Press Send under a download: its files go to its chat (I6: each part once)."""
-        self._step("send", number)
-        download = self._pick(number)
-        assert download is not None
         if download in self.sent and not self.knobs.send_again:
             return
         if self._press(download, f"send:{download}"):
             self.sent.add(download)
 
-    @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15))
-    def link(self, number: int) -> None:
+    def _link(self, download: int) -> None:
         """A link is given only for a finished download and its page then opens."""
-        self._step("link", number)
-        download = self._pick(number)
-        assert download is not None
         answer = self.stack.control("link", id=download)
         if answer.get("ok"):
             page = requests.get(answer["url"], timeout=10)
             assert page.status_code == 200, (answer["url"], page.status_code)
 
-    @precondition(lambda self: self.known)
-    @rule(number=st.integers(0, 15))
-    def mirror(self, number: int) -> None:
+    def _mirror(self, download: int) -> None:
         """Upload to the destination; in move mode the local files go (its own only)."""
-        self._step("mirror", number, self.stack.mode)
-        download = self._pick(number)
-        assert download is not None
         known = self.known[download]
         if known.item is None:
             return
@@ -380,9 +362,20 @@ class PromisesMachine(RuleBasedStateMachine):
             if self.stack.mode == "move":
                 self.released.add(download)
 
+    @rule(delete=st.booleans())
+    def purge(self, delete: bool) -> None:
+        """``ariabot purge --older-than 0`` (with or without files)."""
+        self._step("purge", delete)
+        before = self._rows()
+        finished = {n for n, row in before.items() if row["state"] not in LIVE}
+        if delete:
+            self.released |= finished  # purge may delete only what it removes from the list
+        answer = self.stack.control("purge", older_than_days=0, delete_files=delete)
+        assert answer.get("ok"), answer
+
     # --- rules: the machine and the store ----------------------------------------------------
 
-    @rule(how=st.sampled_from(("sigterm", "kill-9", "kill-9-aria2c")))
+    @rule(how=pick(("sigterm", "kill-9", "kill-9-aria2c")))
     def restart(self, how: str) -> None:
         self._step(f"restart {how}")
         if how == "kill-9-aria2c":
@@ -415,8 +408,8 @@ class PromisesMachine(RuleBasedStateMachine):
 
     # --- rules: Telegram faults --------------------------------------------------------------
 
-    @rule(fault=st.tuples(st.sampled_from(("5xx", "429", "lost", "403", "migrated")),
-                          st.sampled_from((USER, GROUP, USER2)), st.sampled_from((3.0, 6.0))))
+    @rule(fault=st.tuples(pick(("5xx", "429", "lost", "403", "migrated")),
+                          pick((USER, GROUP, USER2)), pick((3.0, 6.0))))
     def telegram_fault(self, fault: tuple[str, int, float]) -> None:
         """A chat's Bot API calls fail: 5xx for a while, 429 three times, the next message's
         answer lost after Telegram posted it, 403 for good (USER2 blocks the bot: his news is
@@ -460,12 +453,21 @@ class PromisesMachine(RuleBasedStateMachine):
 
     @rule(unthrottle=st.booleans())
     def settle(self, unthrottle: bool = True) -> None:
-        """Wait (polling, with a deadline) until nothing is due; bounds still apply."""
+        """Wait (polling, with a deadline) until nothing is due and, unthrottled, until every
+        download and upload under way has ended; the bounds still apply meanwhile."""
         self._step("settle", unthrottle)
         if unthrottle:
             self.catalog.swarm.seeder.set_upload_limit(0)
-        wait_until(lambda: not self._check(), NEWS_BOUND + FAULT_SLACK + 30,
-                   "every bounded promise to be kept", describe=self._describe)
+
+        def quiet() -> bool:
+            due = self._check()
+            if not unthrottle:
+                return not due
+            busy = [r for r in self.stack.rows() if r["state"] in RUNNING]
+            uploading = [m for m in self.stack.rows("mirrors") if m["state"] in UPLOADING]
+            return not (due or busy or uploading)
+        wait_until(quiet, NEWS_BOUND + FAULT_SLACK + 30, "every bounded promise to be kept",
+                   describe=self._describe)
 
     def _press(self, download: int, data: str) -> bool:
         """Press a button under the download's progress message (False: it has none)."""
