@@ -93,6 +93,11 @@ class Knobs:
     """TODO(issue 23 item 6): the group upgraded to a supergroup (ChatMigrated)."""
     send_again: bool = False
     """TODO(issue 23 item 10): Send pressed again after a send: confirmed parts go again."""
+    unclaimed_names: bool = False
+    """TODO(new, found by this machine): a file in a chat folder that no stored download
+    claims (the machine's planted ``notes.txt``; a purged download's kept files) is
+    overwritten by a new torrent of the same name: ``name_clash`` asks only the store, and
+    the add's hash check (``check-integrity``) then rewrites the file."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -186,9 +191,10 @@ class PromisesMachine(RuleBasedStateMachine):
         planted = [self.stack.downloads / "outside.txt",
                    self.stack.downloads / "torrents" / str(USER) / "keep.txt",
                    self.stack.downloads / "torrents" / str(GROUP) / "keep.txt",
-                   # a foreign file with a catalog name: adding "notes" there must be refused
-                   self.stack.downloads / "torrents" / str(USER2) / "notes.txt",
                    self.stack.destination / "keep.txt"]
+        if self.knobs.unclaimed_names:
+            # a foreign file with a catalog name: adding "notes" there must leave it alone
+            planted.append(self.stack.downloads / "torrents" / str(USER2) / "notes.txt")
         if self.knobs.mirror_collisions:
             planted.append(self.stack.destination / "movie.mkv")
         for number, path in enumerate(planted):
@@ -251,11 +257,18 @@ class PromisesMachine(RuleBasedStateMachine):
                    30, "the button's answer", describe=lambda: self.stack.output[-3000:])
 
     def _in_use(self, item: Item, chat: int) -> bool:
-        """A listed download in ``chat`` has this top name and another info-hash."""
-        return any(k.item is not None and k.chat == chat and k.item.torrent.name ==
-                   item.torrent.name and k.item.key != item.key and row["state"] in LIVE
-                   for number, row in self._rows().items()
-                   for k in [self.known[number]])
+        """A listed download in ``chat`` has this top name and another info-hash, or (knob
+        ``unclaimed_names`` off) a file no stored download claims has it."""
+        rows = self._rows()
+        name = item.torrent.name
+        if not self.knobs.unclaimed_names and not any(
+                row["name"] == name and row["chat_id"] == chat for row in rows.values()) \
+                and (self.stack.downloads / "torrents" / str(chat) / name).exists():
+            return True
+        return self.knobs.same_chat_collisions is False and any(
+            k.item is not None and k.chat == chat and k.item.torrent.name == name
+            and k.item.key != item.key and row["state"] in LIVE
+            for number, row in rows.items() for k in [self.known[number]])
 
     # --- rules: adding -----------------------------------------------------------------------
 
@@ -273,8 +286,7 @@ class PromisesMachine(RuleBasedStateMachine):
             self._add_local(key, self._chat(chat), how == "local file" and key != "dead")
             return
         item = self.catalog.by_key[key]
-        if not self._usable(chat) or (not self.knobs.same_chat_collisions
-                                      and self._in_use(item, self._chat(chat))):
+        if not self._usable(chat) or self._in_use(item, self._chat(chat)):
             return
         if chat == GROUP and how == "paste":
             how = "command"  # a bot in a group reads commands only
@@ -293,7 +305,7 @@ class PromisesMachine(RuleBasedStateMachine):
                                         chat=chat)
         else:
             item = self.catalog.by_key[key]
-            if not self.knobs.same_chat_collisions and self._in_use(item, chat):
+            if self._in_use(item, chat):
                 return
             answer = self.stack.add_local(item, chat, as_file)
         assert "Traceback" not in str(answer), answer
