@@ -47,7 +47,7 @@ from tests.promises.world import (
 )
 from tests.runner import wait_until
 
-__all__ = ["KNOWN_DEFECTS", "Knobs", "PromisesMachine", "make_machine"]
+__all__ = ["KNOWN_DEFECTS", "Knobs", "PromisesMachine", "Tally", "make_machine", "pick"]
 
 NEWS_BOUND = 20.0
 """Seconds within which a completion or failure is announced in a chat without faults."""
@@ -173,7 +173,6 @@ class PromisesMachine(RuleBasedStateMachine):
         self.released: set[int] = set()
         self.completed: dict[int, float] = {}
         self.failed: dict[int, float] = {}
-        self.mirrored: dict[int, str] = {}
         self.mirrored_names: dict[str, int] = {}
         self.sent: set[int] = set()
         self.fault_end: dict[int, float] = {}
@@ -371,7 +370,6 @@ class PromisesMachine(RuleBasedStateMachine):
         answer = self.stack.control("mirror", id=download)
         if answer.get("ok"):
             self.mirrored_names[name] = download
-            self.mirrored[download] = self.stack.mode
             if self.stack.mode == "move":
                 self.released.add(download)
 

@@ -30,8 +30,6 @@ from tests.runner import AriabotRun, free_port, rpc, wait_until
 from tests.swarm import Swarm, SwarmTorrent
 
 __all__ = [
-    "ADMIN",
-    "CHATS",
     "GROUP",
     "GROUP_MIGRATED",
     "LOCAL",
@@ -39,6 +37,7 @@ __all__ = [
     "USER2",
     "Catalog",
     "FaultyTelegram",
+    "Item",
     "LoopThread",
     "Stack",
     "fingerprint",
@@ -50,14 +49,12 @@ USER = 5101
 """Allowed user; his private chat has his id."""
 USER2 = 5102
 """A second allowed user, in his own private chat (the one the machine may block)."""
-ADMIN = USER
 GROUP = -1005103
 """A group both users are in; USER created it. The one the machine may migrate."""
 GROUP_MIGRATED = -1009103
 """The supergroup GROUP becomes when Telegram upgrades it (``migrate_to_chat_id``)."""
 LOCAL = 0
 """The chat of downloads added from the control socket without ``--chat``."""
-CHATS = (USER, USER2, GROUP, LOCAL)
 
 KIB = 1024
 _CHAT_METHODS = frozenset({
