@@ -93,6 +93,10 @@ class Knobs:
     """TODO(issue 23 item 6): the group upgraded to a supergroup (ChatMigrated)."""
     send_again: bool = False
     """TODO(issue 23 item 10): Send pressed again after a send: confirmed parts go again."""
+    network_tracebacks: bool = False
+    """TODO(new, found by this machine): a reply to a user that fails with a Bot API network
+    error (a 502, a lost answer) is logged by ``bot.errors`` as an ERROR with a traceback;
+    off, such tracebacks are let pass (any other one fails the sequence)."""
     unclaimed_names: bool = False
     """TODO(new, found by this machine): a file in a chat folder that no stored download
     claims (the machine's planted ``notes.txt``; a purged download's kept files) is
@@ -479,7 +483,18 @@ class PromisesMachine(RuleBasedStateMachine):
             return not (due or busy or uploading)
         wait_until(quiet, NEWS_BOUND + FAULT_SLACK + 30, "every bounded promise to be kept",
                    describe=self._describe)
-        assert "Traceback" not in self.stack.output, self.stack.output[-4000:]
+        self._no_traceback()
+
+    def _no_traceback(self) -> None:
+        """ariabot logged no traceback (with the knob off: except the known one, see
+        :attr:`Knobs.network_tracebacks`)."""
+        lines = self.stack.output.splitlines()
+        for number, line in enumerate(lines):
+            if not line.startswith("Traceback") or number == 0:
+                continue
+            known = "error while handling an update: NetworkError" in lines[number - 1]
+            assert known and not self.knobs.network_tracebacks, "\n".join(
+                lines[max(0, number - 5):number + 40])
 
     def _press(self, download: int, data: str) -> bool:
         """Press a button under the download's progress message (False: it has none)."""
