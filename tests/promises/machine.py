@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -126,6 +127,9 @@ class Known:
     item: Item | None
     """None: the dead magnet."""
     chat: int
+    info_hash: str
+    since: float
+    """When its row was created, on this process's monotonic clock (the fake server's)."""
 
 
 @dataclass
@@ -179,6 +183,7 @@ class PromisesMachine(RuleBasedStateMachine):
         self.failed: dict[int, float] = {}
         self.mirrored_names: dict[str, int] = {}
         self.sent: set[int] = set()
+        self.sent_items: set[tuple[int, str]] = set()
         self.fault_end: dict[int, float] = {}
         self.blocked: set[int] = set()
         self.migrated = False
@@ -234,10 +239,34 @@ class PromisesMachine(RuleBasedStateMachine):
     def _rows(self) -> dict[int, dict[str, Any]]:
         rows = {row["id"]: row for row in self.stack.rows()}
         for number, row in rows.items():
-            if number not in self.known:
+            known = self.known.get(number)
+            if known is not None and (known.info_hash, known.chat) != (row["info_hash"],
+                                                                      int(row["chat_id"])):
+                self._forget(number)  # SQLite gave a purged download's id to a new one
+                known = None
+            if known is None:
+                age = datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(
+                    str(row["created_at"]))
                 self.known[number] = Known(self.catalog.by_hash.get(row["info_hash"]),
-                                           int(row["chat_id"]))
+                                           int(row["chat_id"]), row["info_hash"],
+                                           time.monotonic() - age.total_seconds() - 1.0)
         return rows
+
+    def _forget(self, number: int) -> None:
+        """A purged download's id went to a new download: what it left on disk belongs to
+        no listed download now (and must stay), the rest of its record goes."""
+        for path, owned in list(self.owned.items()):
+            if owned.owner == number:
+                if number in self.released:
+                    del self.owned[path]
+                else:
+                    self.owned[path] = Owned(None, owned.digest, owned.where)
+        for table in (self.completed, self.failed):
+            table.pop(number, None)
+        self.released.discard(number)
+        self.sent.discard(number)
+        self.mirrored_names = {name: -number if owner == number else owner
+                               for name, owner in self.mirrored_names.items()}
 
     def _pick(self, number: int) -> int | None:
         ids = sorted(self.known)
@@ -350,10 +379,15 @@ class PromisesMachine(RuleBasedStateMachine):
 
     def _send(self, download: int) -> None:
         """Press Send under a download: its files go to its chat (I6: each part once)."""
-        if download in self.sent and not self.knobs.send_again:
+        known = self.known[download]
+        # The same torrent in the same chat again (after a purge) is another download whose
+        # files may go again; the machine leaves it out so that I6 can key on the file.
+        what = (known.chat, known.item.key if known.item else "dead")
+        if (download in self.sent or what in self.sent_items) and not self.knobs.send_again:
             return
         if self._press(download, f"send:{download}"):
             self.sent.add(download)
+            self.sent_items.add(what)
 
     def _link(self, download: int) -> None:
         """A link is given only for a finished download and its page then opens."""
@@ -614,20 +648,29 @@ class PromisesMachine(RuleBasedStateMachine):
                 return marker + text.split(marker, 1)[1].split(")", 1)[0] + ")"
         return None
 
+    def _generation(self, news: str | None, at: float) -> float | None:
+        """Which download a news text with ``#id`` was about: ids come again after a purge."""
+        if news is None:
+            return None
+        number = int(news.rsplit("#", 1)[1].rstrip(")"))
+        known = self.known.get(number)
+        return known.since if known is not None and known.since <= at else None
+
     def _i6_confirmed_never_again(self, seen: list[Any]) -> None:
         confirmed: dict[tuple[Any, ...], float] = {}
         for request in seen:
             chat = request.params.get("chat_id")
             if request.method == "sendMessage":
                 news = self._news_key(str(request.params.get("text", "")))
-                key: tuple[Any, ...] | None = (chat, news) if news else None
+                key: tuple[Any, ...] | None = (chat, news, self._generation(news,
+                                                                             request.time))
             elif request.method == "sendDocument":
                 document = request.params.get("document")
                 key = (chat, getattr(document, "filename", None), getattr(document, "sha1",
                                                                            None))
             else:
                 continue
-            if key is None:
+            if key is None or key[1] is None:
                 continue
             assert key not in confirmed, (f"I6: {key} was confirmed by Telegram and sent "
                                           f"again {request.time - confirmed[key]:.1f}s later")
@@ -643,7 +686,7 @@ class PromisesMachine(RuleBasedStateMachine):
                 self.completed.setdefault(number, now)
             if row["state"] == "error":
                 self.failed.setdefault(number, now)
-        lost = [lost.text for lost in self.stack.server.lost]
+        lost_answers = list(self.stack.server.lost)
         due = 0
         for table, marker in ((self.completed, "is downloaded (#"), (self.failed, "failed (#")):
             for number, since in table.items():
@@ -652,10 +695,11 @@ class PromisesMachine(RuleBasedStateMachine):
                     continue
                 key = f"{marker}{number})"
                 chats = {chat, self._chat(chat)}
+                start = self.known[number].since
                 posted = [r for r in seen if r.method == "sendMessage" and r.status == 200
-                          and r.params.get("chat_id") in chats
+                          and r.params.get("chat_id") in chats and r.time >= start
                           and key in str(r.params.get("text"))]
-                repeats = sum(key in text for text in lost)
+                repeats = sum(key in lost.text for lost in lost_answers if lost.at >= start)
                 assert len(posted) <= 1, f"I2: {key} announced {len(posted)} times"
                 if posted or repeats:
                     continue
