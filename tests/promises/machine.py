@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -75,6 +76,11 @@ def pick(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
     return st.integers(0, 2**16 - 1).map(lambda n: options[n % len(options)])
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_KNOWN_TRACEBACK = re.compile(
+    r"bot\.errors: error while handling an update: (NetworkError|RetryAfter|TimedOut)$")
+
+
 @dataclass(frozen=True)
 class Knobs:
     """Which rules and faults run. Each ``False`` default keeps a defect the machine found on
@@ -96,8 +102,9 @@ class Knobs:
     """TODO(issue 23 item 10): Send pressed again after a send: confirmed parts go again."""
     network_tracebacks: bool = False
     """TODO(new, found by this machine): a reply to a user that fails with a Bot API network
-    error (a 502, a lost answer) is logged by ``bot.errors`` as an ERROR with a traceback;
-    off, such tracebacks are let pass (any other one fails the sequence)."""
+    error or a 429 (a 502, a lost answer, RetryAfter past the pacer) is logged by
+    ``bot.errors`` as an ERROR with a traceback; off, such tracebacks are let pass (any
+    other one fails the sequence)."""
     unclaimed_names: bool = False
     """TODO(new, found by this machine): a file in a chat folder that no stored download
     claims (the machine's planted ``notes.txt``; a purged download's kept files) is
@@ -523,12 +530,13 @@ class PromisesMachine(RuleBasedStateMachine):
         """ariabot logged no traceback (with the knob off: except the known one, see
         :attr:`Knobs.network_tracebacks`)."""
         lines = self.stack.output.splitlines()
+        known = False
         for number, line in enumerate(lines):
-            if not line.startswith("Traceback") or number == 0:
-                continue
-            known = "error while handling an update: NetworkError" in lines[number - 1]
-            assert known and not self.knobs.network_tracebacks, "\n".join(
-                lines[max(0, number - 5):number + 40])
+            if _LOG_LINE.match(line):
+                known = bool(_KNOWN_TRACEBACK.search(line)) and not self.knobs.network_tracebacks
+            elif line.startswith("Traceback") and not known:
+                raise AssertionError("ariabot logged a traceback:\n" + "\n".join(
+                    lines[max(0, number - 5):number + 40]))
 
     def _press(self, download: int, data: str) -> bool:
         """Press a button under the download's progress message (False: it has none)."""
