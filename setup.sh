@@ -3,6 +3,8 @@
 #   ./setup.sh run [ariabot run options]   install, then start `ariabot run`
 #   ./setup.sh test [pytest options]       install with test extras, then run the test suite
 #   ./setup.sh bench [--smoke]             install with test extras, then run the benchmarks
+#   ./setup.sh soak [minutes] [options]    install with test extras, then hunt for broken
+#                                          promises with random sequences (tests/soak.py)
 # System packages (aria2, python3-venv; rclone, transmission-cli, ffmpeg, chromium, curl and
 # nginx for tests and benchmarks, rclone for `run` when ARIABOT_RCLONE_REMOTE is set) come
 # from apt when missing; everything Python goes into ./.venv so the system Python is never
@@ -87,8 +89,14 @@ case "$cmd" in
         ensure_venv "[test]"
         exec "$VENV/bin/python" -m tests.bench "$@"
         ;;
+    soak)
+        ensure_system_packages
+        ensure_test_packages
+        ensure_venv "[test]"
+        exec "$VENV/bin/python" -m tests.soak "$@"
+        ;;
     *)
-        echo "usage: ./setup.sh run|test|bench [options]" >&2
+        echo "usage: ./setup.sh run|test|bench|soak [options]" >&2
         exit 2
         ;;
 esac
