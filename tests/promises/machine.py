@@ -86,20 +86,20 @@ class Knobs:
     """Which rules and faults run. Each ``False`` default keeps a defect the machine found on
     main out of CI until its fix is merged: turn it on then (``--enable`` in soak)."""
 
-    mirror_collisions: bool = False
-    """TODO(issue 23 item 1): mirrors of two downloads with the same name (and a foreign file
-    at the destination under that name) overwrite each other."""
+    mirror_collisions: bool = True
+    """Mirrors of two downloads with the same name, and a foreign file at the destination
+    under that name (issue 23 item 1: they overwrote each other)."""
     same_chat_collisions: bool = True
     """A second torrent with a listed download's top name, in the same chat, before the
     first one's files are on disk (issue 23 item 2; main refused or failed every such add
     the machine tried, so it is on)."""
-    store_faults: bool = False
-    """TODO(issue 23 item 4): a store write that fails (the write lock held by another
-    connection past the busy timeout) loses a completion until restart."""
-    migration: bool = False
-    """TODO(issue 23 item 6): the group upgraded to a supergroup (ChatMigrated)."""
-    send_again: bool = False
-    """TODO(issue 23 item 10): Send pressed again after a send: confirmed parts go again."""
+    store_faults: bool = True
+    """A store write that fails: the write lock held by another connection past the busy
+    timeout (issue 23 item 4: it lost a completion until restart)."""
+    migration: bool = True
+    """The group upgraded to a supergroup, ChatMigrated (issue 23 item 6)."""
+    send_again: bool = True
+    """Send pressed again after a send (issue 23 item 10: confirmed parts went again)."""
     network_tracebacks: bool = False
     """TODO(new, found by this machine): a reply to a user that fails with a Bot API network
     error or a 429 (a 502, a lost answer, RetryAfter past the pacer) is logged by
