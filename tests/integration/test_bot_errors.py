@@ -9,6 +9,7 @@ The real bot against the fake Bot API server, on the real manager, aria2c and lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -73,3 +74,55 @@ async def test_an_aria2_error_reaches_the_chat_as_a_plain_reason(
     assert details, [r.getMessage() for r in caplog.records]
     assert record.gid in details[0]
     assert f"{folder}/torrents/{USER}/clash-dir/" in details[0]
+
+
+async def _error_records(caplog: pytest.LogCaptureFixture, since: int,
+                         timeout: float = 30.0) -> list[logging.LogRecord]:
+    """The error handler's records after ``since``, once there is one (or fail)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := [r for r in caplog.records[since:] if r.name == "bot.errors"]):
+        if loop.time() > deadline:
+            raise AssertionError(f"nothing logged by bot.errors in {timeout}s")
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_reply_telegram_does_not_take_is_one_warning_line_without_a_traceback(
+    stack: Stack, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Telegram unreachable (a 502, a 500, an answer lost after the message was posted, a
+    429 the pacer gave up on) is expected: one warning line saying what, for which chat
+    and why. A real bug (Telegram refusing our text: 400) keeps its traceback."""
+    caplog.set_level(logging.INFO)
+    server = stack.server
+
+    def to_user(params: dict[str, object]) -> bool:
+        return params.get("chat_id") == USER
+
+    faults = {
+        "Bad Gateway": lambda: server.fail_next("sendMessage", status=502, when=to_user),
+        "Internal Server Error": lambda: server.fail_next("sendMessage", status=500,
+                                                          when=to_user),
+        "": lambda: server.lose_answer_next("sendMessage", when=to_user),
+        "Retry in": lambda: server.fail_next("sendMessage", status=429, retry_after=1,
+                                             times=4, when=to_user),
+    }
+    for reason, fault in faults.items():
+        since = len(caplog.records)
+        fault()
+        server.push_text(USER, USER, "/help")
+        [record] = await _error_records(caplog, since)
+        assert record.levelno == logging.WARNING and record.exc_info is None, (
+            reason, record.getMessage(), record.exc_text)
+        text = record.getMessage()
+        assert "\n" not in text and "/help" in text and f"chat {USER}" in text, text
+        assert reason in text, text
+        assert [r for r in caplog.records[since:] if r.exc_info] == []
+
+    since = len(caplog.records)
+    server.fail_next("sendMessage", status=400, when=to_user,
+                     description="Bad Request: can't parse entities: unsupported start tag")
+    server.push_text(USER, USER, "/help")
+    [record] = await _error_records(caplog, since)
+    assert record.levelno == logging.ERROR and record.exc_info is not None
