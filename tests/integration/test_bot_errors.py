@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 
 import pytest
 
 from manager import TorrentState
 from tests.integration import test_bot
 from tests.integration.test_bot import LONG, MIB, USER, Stack, _download_id, _result_id
+from tests.integration.test_manager import wait_state
 from tests.swarm import Swarm
 
 stack = test_bot.stack  # the fixture: fake Telegram + real bot + real manager and aria2c
@@ -37,11 +39,17 @@ async def test_an_aria2_error_reaches_the_chat_as_a_plain_reason(
     stack: Stack, swarm: Swarm, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A stray file in the chat folder where a torrent needs its folder: aria2 fails it
-    (error 15, "Failed to open the file <absolute path>, cause: Not a directory")."""
+    (error 15, "Failed to open the file <absolute path>, cause: Not a directory").
+
+    ariabot refuses a name taken by files no download claims; a download cancelled without
+    its files still claims them, so the user's file put in their place reaches aria2."""
     caplog.set_level(logging.WARNING)
     torrent = swarm.add("clash-dir", [1 * MIB, 1 * MIB], seed=61)
     folder_of_chat = stack.settings.download_dir / "torrents" / str(USER)
-    folder_of_chat.mkdir(parents=True, exist_ok=True)
+    first = await stack.manager.add(torrent.torrent_bytes, chat_id=USER, user_id=USER)
+    await wait_state(stack, first.torrent.id, TorrentState.COMPLETE)  # type: ignore[arg-type]
+    await stack.manager.cancel(first.torrent.id, chat_id=USER)
+    shutil.rmtree(folder_of_chat / "clash-dir")
     (folder_of_chat / "clash-dir").write_text("a file of the user's, not a folder")
     server = stack.server
     start = server.mark()
