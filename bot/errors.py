@@ -4,7 +4,9 @@
 :class:`ActionRefused` is the bot's own refusal (e.g. not this user's download);
 :func:`answers_manager_errors` turns both into the answer of a handler; :func:`on_error` is
 the application's error handler for everything else: it logs the exception and tells the
-user only that something went wrong (no stack trace, no secret, no path).
+user only that something went wrong (no stack trace, no secret, no path). Telegram being
+unreachable (a network error, a lost answer, a 5xx, a 429 the pacer gave up on) is expected,
+not a bug: one warning line, no traceback, and no "something went wrong" sent after it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.context import BotContext
 from manager import (
@@ -113,9 +115,37 @@ async def tell(update: Update, text: str) -> None:
         await message.reply_text(text)
 
 
+def _unreachable(error: BaseException | None) -> bool:
+    """Whether ``error`` says Telegram did not take a call (timed out, answer lost, 5xx,
+    429): expected when Telegram is away. A 400 (``BadRequest``, a NetworkError in PTB)
+    means the bot sent something wrong: a bug."""
+    return isinstance(error, RetryAfter) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest))
+
+
+def _what(update: object) -> str:
+    """What the failed update asked, for the log: its command, or its kind."""
+    if not isinstance(update, Update):
+        return "an update"
+    if update.callback_query is not None:
+        return "a button press"
+    message = update.effective_message
+    text = (message.text or "") if message is not None else ""
+    if text.startswith("/"):
+        return text.split(maxsplit=1)[0]
+    return "a message"
+
+
 async def on_error(update: object, context: BotContext) -> None:
-    """The application's error handler: log the exception, answer "something went wrong"."""
+    """The application's error handler: log the exception, answer "something went wrong";
+    Telegram unreachable gets one warning line and no answer (it would not get through)."""
     error = context.error
+    if _unreachable(error):
+        chat = update.effective_chat if isinstance(update, Update) else None
+        log.warning("could not answer %s in chat %s, Telegram did not take it: %s: %s",
+                    _what(update), chat.id if chat is not None else "-",
+                    type(error).__name__, error)
+        return
     log.error("error while handling an update: %s", type(error).__name__,
               exc_info=error if error is not None else None)
     if not isinstance(update, Update):

@@ -30,8 +30,8 @@ from manager.models import FileEntry, SourceKind, TorrentState
 from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.store import DownloadRecord, PurgedDownload, Store
 
-__all__ = ["Contents", "Deletion", "all_file_entries", "file_entries", "owns_its_name",
-           "remove_control_file"]
+__all__ = ["Contents", "Deletion", "all_file_entries", "claims_its_files", "file_entries",
+           "owns_its_name", "remove_control_file"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,14 @@ def owns_its_name(record: DownloadRecord) -> bool:
         return False
     return (record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
             or record.state in _WRITING)
+
+
+def claims_its_files(record: DownloadRecord, info_hash: str) -> bool:
+    """Whether a row of torrent ``info_hash`` claims the files named like it: it is that
+    torrent, and its name came from the metainfo (a magnet's ``dn=`` claims nothing)."""
+    return record.info_hash == info_hash and (
+        record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
+        or record.state in _WRITING)
 
 
 def file_entries(record: DownloadRecord,
@@ -165,14 +173,22 @@ class Contents:
                 return other
         return None
 
-    async def name_clash(self, folder: Path, name: str, info_hash: str) -> str | None:
+    async def name_clash(self, folder: Path, name: str, info_hash: str, *,
+                         claimed: bool = False) -> str | None:
         """Why this torrent may not write ``folder/name``: another download owns the name
-        (it may not have written a byte yet), or another download's files are there (a
-        cancelled one's, kept: a hash check would overwrite them). None when it is free."""
+        (it may not have written a byte yet), or files are there that it does not claim (a
+        cancelled download's, kept; a purge's, kept; the user's own): a hash check would
+        overwrite them. A stored row of this same torrent in that folder claims its files
+        (a finished download aria2 forgot, a cancelled one added again), and so does
+        ``claimed`` (the caller knows they are this torrent's). None when free."""
         other = await self.owner(folder, name, info_hash)
-        if other is None and await asyncio.to_thread((folder / name).exists):
-            other = next((o for o in await self._store.named(str(folder), name)
-                          if o.info_hash != info_hash), None)
+        if other is None and await asyncio.to_thread(os.path.lexists, folder / name):
+            named = await self._store.named(str(folder), name)
+            other = next((o for o in named if o.info_hash != info_hash), None)
+            if other is None and not claimed and not any(
+                    claims_its_files(o, info_hash) for o in named):
+                return (f"files named {name!r} are already in this chat's folder and no "
+                        "download here owns them; move or delete them first")
         if other is None:
             return None
         return (f"another download in this chat (#{other.id}) already has files "

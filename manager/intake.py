@@ -17,7 +17,7 @@ import peewee
 from manager.aria2rpc import Aria2Rpc
 from manager.compat import check_downloadable
 from manager.config import ManagerConfig
-from manager.contents import Contents, remove_control_file
+from manager.contents import Contents, claims_its_files, remove_control_file
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -101,7 +101,9 @@ class Intake:
             record = await self._store_new(parsed, cancelled=existing, chat_id=chat_id,
                                            user_id=user_id, message_id=message_id,
                                            folder=folder)
-            self._live.remember(record)
+            live = self._live.remember(record)
+            if existing is not None and claims_its_files(existing, parsed.info_hash):
+                live.claimed_name = existing.name
             if existing is not None:
                 await self._forget_mirror(record.id)
             note = None

@@ -38,6 +38,10 @@ class LiveDownload:
     stuck_reason: str | None = None
     metadata_gids: set[str] = field(default_factory=set)
     """GIDs known to be this magnet's metadata download (not its real one)."""
+    claimed_name: str | None = None
+    """A magnet added again after a cancel: the name its row had, whose kept files are this
+    torrent's (the row now carries the ``dn=``). In memory only: after a restart before the
+    metadata, a clash with them refuses it, which is safe."""
     trackers_checked: bool = False
     """With DHT off: its trackers were looked at for one aria2 can use."""
     last_status: str | None = None

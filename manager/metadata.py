@@ -76,7 +76,8 @@ class MetadataCheck:
         folder = Path(record.directory)
         files = file_entries(record, raw_files)
         problem = (_unsafe_metadata(folder, name, raw_files)
-                   or await self._contents.name_clash(folder, name, record.info_hash))
+                   or await self._contents.name_clash(folder, name, record.info_hash,
+                                                    claimed=live.claimed_name == name))
         # A download paused by pause-metadata reports totalLength 0: add up its files.
         total = sum(f.length for f in files if f.selected)
         if problem is not None:

@@ -3,13 +3,15 @@ never from a name a user supplied (a magnet's ``dn=``). Real aria2c, real swarm.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from manager import InvalidSource, TorrentState
 from tests.integration.conftest import Engine, start_engine, stop_engine
-from tests.integration.test_manager import wait_state
+from tests.integration.test_manager import aria2_entries, wait_state
 from tests.swarm import Swarm, file_digests
 
 MiB = 1024 * 1024
@@ -111,3 +113,73 @@ async def test_cancel_or_purge_with_delete_of_a_torrent_file_download_leaves_not
     assert await engine.manager.purge_finished(timedelta(0), delete_files=True) == 2
     assert [p.name for p in engine.folder(21).iterdir()] == []
     assert [p.name for p in engine.folder(22).iterdir()] == []
+
+
+def _unowned_message(name: str) -> str:
+    return (rf"files named '{name}' are already in this chat's folder and no download here "
+            "owns them; move or delete them first")
+
+
+def _plant(folder: Path, name: str, size: int) -> dict[str, str]:
+    """A user's own file in the chat folder, named like a torrent, other bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"mine" * (size // 4))
+    return file_digests(folder / name)
+
+
+async def test_a_torrent_named_like_a_file_nobody_owns_is_refused_and_the_file_kept(
+    engine: Engine, swarm: Swarm
+) -> None:
+    """A file no download claims is never hash-checked into a torrent's bytes."""
+    torrent = swarm.add("planted.bin", 1 * MiB, seed=47)
+    mine = _plant(engine.folder(9), "planted.bin", 1 * MiB)
+    with pytest.raises(InvalidSource, match=_unowned_message("planted.bin")):
+        await engine.manager.add(torrent.torrent_bytes, chat_id=9, user_id=1)
+    assert await engine.manager.list(9) == []
+    assert await aria2_entries(engine, torrent.info_hash) == []
+    assert file_digests(engine.folder(9) / "planted.bin") == mine
+
+
+async def test_files_a_purge_kept_are_not_overwritten_by_another_torrent_of_that_name(
+    engine: Engine, swarm: Swarm
+) -> None:
+    kept = await _someone_elses_file(engine, swarm, "kept.bin")
+    other = swarm.add("kept.bin", 1 * MiB, seed=48)
+    with pytest.raises(InvalidSource, match=_unowned_message("kept.bin")):
+        await engine.manager.add(other.torrent_bytes, chat_id=9, user_id=2)
+    assert await engine.manager.list(9) == []
+    assert file_digests(engine.folder(9) / "kept.bin") == kept
+
+
+async def test_a_magnet_whose_metadata_names_a_file_nobody_owns_fails_before_writing(
+    engine: Engine, swarm: Swarm
+) -> None:
+    torrent = swarm.add("planted-m.bin", 1 * MiB, seed=49)
+    mine = _plant(engine.folder(9), "planted-m.bin", 1 * MiB)
+    added = await engine.manager.add(torrent.magnet, chat_id=9, user_id=1)
+    await wait_state(engine, added.torrent.id, TorrentState.ERROR)
+    failed = await engine.manager.get(added.torrent.id)
+    assert re.search(_unowned_message("planted-m.bin"), str(failed.error))
+    # Only the finished metadata task is left: the real download was removed.
+    assert [e["status"] for e in await aria2_entries(engine, torrent.info_hash)
+            if e["status"] != "complete"] == []
+    assert file_digests(engine.folder(9) / "planted-m.bin") == mine
+
+
+@pytest.mark.parametrize("kind", ["magnet", "torrent"])
+async def test_a_download_cancelled_without_its_files_is_added_again_over_them(
+    engine: Engine, swarm: Swarm, kind: str
+) -> None:
+    """Its row (same info-hash, same folder) claims the files it left: added again, it
+    checks them and goes on, nothing fetched twice (the "disk full" workflow)."""
+    torrent = swarm.add(f"again-{kind}.bin", 1 * MiB, seed=50 if kind == "magnet" else 51)
+    source = torrent.magnet if kind == "magnet" else torrent.torrent_bytes
+    first = await engine.manager.add(source, chat_id=9, user_id=1)
+    await wait_state(engine, first.torrent.id, TorrentState.COMPLETE)
+    await engine.manager.cancel(first.torrent.id, chat_id=9)
+    uploaded = swarm.seeder.uploaded(torrent.info_hash)
+    again = await engine.manager.add(source, chat_id=9, user_id=1)
+    assert again.torrent.id == first.torrent.id
+    await wait_state(engine, again.torrent.id, TorrentState.COMPLETE)
+    assert swarm.seeder.uploaded(torrent.info_hash) == uploaded
+    assert file_digests(engine.folder(9) / torrent.name) == torrent.digests

@@ -127,10 +127,11 @@ def test_a_paused_finished_download_keeps_its_progress_and_resumes_seeding(
         _check_untouched(data, torrent, before)
 
 
-def test_a_torrent_whose_files_are_already_there_is_verified_not_refused(
+def test_the_same_torrent_after_a_purge_kept_its_files_is_refused_and_writes_nothing(
     tmp_path: Path, swarm: Swarm
 ) -> None:
-    """After ``purge`` (files kept), adding the same torrent again checks the data."""
+    """After ``purge`` (files kept, row gone) no download claims those files: adding the
+    torrent again is refused at its metadata rather than hash-checked over them."""
     torrent = swarm.add("restart-readd", [1 * MiB, 2 * MiB], seed=33)
     data = tmp_path / "data"
     with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as run:
@@ -143,8 +144,9 @@ def test_a_torrent_whose_files_are_already_there_is_verified_not_refused(
         before = _mtimes(_folder(data) / torrent.name)
         assert cli(run, "add", torrent.magnet).returncode == 0
         done = _until_state(run, "complete", "error")
-        assert done["state"] == "complete", done
-        assert done["completed_bytes"] == torrent.total_bytes
+        assert done["state"] == "error", done
+        assert (f"files named '{torrent.name}' are already in this chat's folder and no "
+                "download here owns them") in done["error"]
         assert swarm.seeder.uploaded(torrent.info_hash) == uploaded
         _check_untouched(data, torrent, before)
 
