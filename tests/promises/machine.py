@@ -100,16 +100,14 @@ class Knobs:
     """The group upgraded to a supergroup, ChatMigrated (issue 23 item 6)."""
     send_again: bool = True
     """Send pressed again after a send (issue 23 item 10: confirmed parts went again)."""
-    network_tracebacks: bool = False
-    """TODO(new, found by this machine): a reply to a user that fails with a Bot API network
-    error or a 429 (a 502, a lost answer, RetryAfter past the pacer) is logged by
-    ``bot.errors`` as an ERROR with a traceback; off, such tracebacks are let pass (any
-    other one fails the sequence)."""
-    unclaimed_names: bool = False
-    """TODO(new, found by this machine): a file in a chat folder that no stored download
-    claims (the machine's planted ``notes.txt``; a purged download's kept files) is
-    overwritten by a new torrent of the same name: ``name_clash`` asks only the store, and
-    the add's hash check (``check-integrity``) then rewrites the file."""
+    network_tracebacks: bool = True
+    """A reply to a user that fails with a Bot API network error or a 429 (a 502, a lost
+    answer, RetryAfter past the pacer) must log no traceback (found by this machine: it was
+    an ERROR with one); off, such tracebacks are let pass (any other one fails)."""
+    unclaimed_names: bool = True
+    """A file in a chat folder that no stored download claims (the machine's planted
+    ``notes.txt``; a purged download's kept files) must not be overwritten by a new torrent
+    of the same name (found by this machine: the add's hash check rewrote it)."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
