@@ -38,6 +38,10 @@ __all__ = ["Submit", "Sync"]
 
 log = logging.getLogger(__name__)
 
+_STORE_RETRY_FIRST = 1.0
+"""Seconds before a reconcile the store refused runs again (doubling)."""
+_STORE_RETRY_MAX = 30.0
+
 
 class Submit(Protocol):
     """Hands a stored download to aria2 again (:meth:`manager.intake.Intake.submit`)."""
@@ -213,11 +217,20 @@ class Sync:
             self._reconciler = asyncio.create_task(self._reconcile_quietly(), name="reconcile")
 
     async def _reconcile_quietly(self) -> None:
+        delay = _STORE_RETRY_FIRST
         while self._reconcile_asked and not self._closing:
             try:
                 await self.reconcile()
             except Aria2Unavailable:
                 log.info("aria2 is not answering; reconcile waits for its restart")
+            except StoreError as error:
+                # A busy or failing database is no bug: what aria2 said is read again
+                # and written once the store answers.
+                log.warning("reconcile could not be stored (%s); trying again in %.0f s",
+                            error, delay)
+                self._reconcile_asked = True
+                await asyncio.sleep(delay)
+                delay = min(_STORE_RETRY_MAX, delay * 2)
             except Exception:
                 log.exception("reconcile failed")
 

@@ -10,6 +10,7 @@ in memory while a poll is storing a newer one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -278,3 +279,40 @@ def test_a_seeding_download_stays_seeding_in_the_log_across_a_restart(
         finally:
             if second is not first:
                 second.stop()
+
+
+async def test_a_reconcile_whose_write_failed_is_one_warning_and_runs_again(
+    engine_settings: Callable[..., Settings], swarm: Swarm,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aria2c is killed while the database is locked: the reconcile after its restart cannot
+    write what it found. A busy database is no bug: one warning line, no traceback, and the
+    reconcile runs again until it is written (found by the promises machine's soak)."""
+    caplog.set_level("INFO", logger="manager.sync")
+    engine = await start_engine(engine_settings())
+    try:
+        torrent = swarm.add("reconcile-locked.bin", 4 * MiB, seed=233)
+        with swarm.throttled(128 * 1024):
+            added = await engine.manager.add(torrent.torrent_bytes, chat_id=CHAT, user_id=1)
+            await wait_state(engine, added.torrent.id, TorrentState.DOWNLOADING)
+            session = engine.aria2.session_id
+            with locked(engine.layout.database) as release:
+                assert engine.aria2.pid is not None
+                os.kill(engine.aria2.pid, signal.SIGKILL)
+                await until(lambda: engine.aria2.session_id not in (None, session), 30,
+                            "aria2c to restart")
+                await until(lambda: any(r.name == "manager.sync" and "reconcile" in
+                                        r.getMessage() and r.levelno >= logging.WARNING
+                                        for r in caplog.records), 30,
+                            "the reconcile to meet the locked database")
+                refused = len(caplog.records)
+                release()
+                await until(lambda: any(r.name == "manager.sync" and
+                                        r.getMessage().startswith("reconciled")
+                                        for r in caplog.records[refused:]), 30,
+                            "the reconcile to run again once the store answers")
+    finally:
+        await stop_engine(engine)
+    tracebacks = [r.getMessage() for r in caplog.records
+                  if r.name == "manager.sync" and r.exc_info]
+    assert tracebacks == []
