@@ -55,8 +55,7 @@ def _explain(error: BaseException) -> str:
     saw (it is inside, as a sub-exception)."""
     text = "".join(traceback.format_exception_only(error)).rstrip()
     for inner in getattr(error, "exceptions", ()):
-        text += "\n--- first seen as:\n" + "".join(
-            traceback.format_exception_only(inner)).rstrip()
+        text += "\n--- first seen as:\n" + _explain(inner)  # nested: a flaky one's cause
     return text
 
 
