@@ -245,9 +245,11 @@ class PromisesMachine(RuleBasedStateMachine):
         rows = {row["id"]: row for row in self.stack.rows()}
         for number, row in rows.items():
             known = self.known.get(number)
-            if known is not None and (known.info_hash, known.chat) != (row["info_hash"],
-                                                                      int(row["chat_id"])):
-                self._forget(number)  # SQLite gave a purged download's id to a new one
+            assert known is None or known.info_hash == row["info_hash"], (
+                f"#{number} was {known.info_hash[:8]}, now {row['info_hash'][:8]}: "
+                "a purged download's id was given to a new one")
+            if known is not None and known.chat != int(row["chat_id"]):
+                self._forget(number)  # its group became a supergroup
                 known = None
             if known is None:
                 age = datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(
@@ -258,8 +260,8 @@ class PromisesMachine(RuleBasedStateMachine):
         return rows
 
     def _forget(self, number: int) -> None:
-        """A purged download's id went to a new download: what it left on disk belongs to
-        no listed download now (and must stay), the rest of its record goes."""
+        """A download's row moved to another chat: what it left on disk belongs to no
+        known download now (and must stay), the rest of its record goes."""
         for path, owned in list(self.owned.items()):
             if owned.owner == number:
                 if number in self.released:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import peewee
 import pytest
+from playhouse.migrate import SchemaMigrator
 
 from manager.errors import StoreError
 from manager.models import FilePlan
-from manager.schema import SCHEMA_VERSION
+from manager.schema import MIGRATIONS, SCHEMA_VERSION, bind_tables
 from manager.store import Store
 
 
@@ -246,5 +248,84 @@ async def test_a_version_4_database_keeps_sent_parts_per_plan_until_the_row_goes
             assert await again.sent_parts(other) == frozenset()
         assert await again.delete([download]) == 1
         assert await again.sent_parts(plan) == frozenset()
+    finally:
+        await again.close()
+
+
+async def test_an_id_is_never_given_again_after_its_row_is_deleted(store: Store) -> None:
+    """Users act on downloads by id from old messages: a purged id must not come back, whether
+    its row was the newest or the only one."""
+    first, newest = await add(store, "a" * 40), await add(store, "b" * 40)
+    await store.delete([newest])  # the newest row
+    assert await add(store, "c" * 40) == newest + 1
+    await store.delete([first, newest + 1])  # every row: the table is empty
+    assert await store.list() == []
+    assert await add(store, "d" * 40) == newest + 2
+
+
+async def test_migration_8_keeps_rows_and_indexes_and_starts_ids_above_every_recorded_one(
+    tmp_path: Path,
+) -> None:
+    """A version 7 file (plain rowid ids) from which #4 and then #3, each the newest then, were
+    purged: #4 is left only in the activity log. No id of theirs is given again."""
+    path = tmp_path / "v7.db"
+    database = peewee.SqliteDatabase(path)
+    with database.atomic():
+        migrator = SchemaMigrator.from_database(database)
+        for migration in MIGRATIONS[:7]:
+            migration(migrator, database)
+        tables = bind_tables(database)
+        database.create_tables([tables.schema_version])
+        tables.schema_version.create(version=7)
+        for download_id in (1, 2, 3, 4):
+            tables.download.create(
+                info_hash=f"{download_id}" * 40, chat_id=1, user_id=7, name=f"n{download_id}",
+                source_kind="magnet", source=b"magnet:?", directory="/d", state="complete",
+                created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 2))
+            tables.activity.create(at=datetime(2026, 1, 1), chat_id=1, user_id=7,
+                                   action="add", download_id=download_id)
+        tables.download.delete().where(tables.download.id == 4).execute()
+        tables.download.delete().where(tables.download.id == 3).execute()
+    indexes = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'downloads' AND type = 'index'"
+    before = sorted(database.execute_sql(indexes).fetchall())
+    database.close()
+
+    migrated = Store(f"sqlite:///{path}")
+    await migrated.open()
+    try:
+        assert await schema_version(migrated) == SCHEMA_VERSION
+        rows = await migrated.list()
+        assert [(r.id, r.name, r.state, r.updated_at) for r in rows] == [
+            (2, "n2", "complete", datetime(2026, 1, 2)),
+            (1, "n1", "complete", datetime(2026, 1, 2))]
+        assert sorted(await migrated._run(
+            lambda: migrated._db.execute_sql(indexes).fetchall())) == before
+        assert await add(migrated, "e" * 40) == 5
+        await migrated.delete([5])
+    finally:
+        await migrated.close()
+    reopened = Store(f"sqlite:///{path}")
+    await reopened.open()
+    try:
+        assert await add(reopened, "f" * 40) == 6  # across restarts too
+    finally:
+        await reopened.close()
+
+
+async def test_migration_8_run_again_keeps_the_ids_already_used(tmp_path: Path) -> None:
+    """Migrations run again from an older recorded version (as the tests above do) rebuild
+    the table once more: the sequence, not only the rows left, says where ids go on."""
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    first = Store(url)
+    await first.open()
+    newest = await add(first, "b" * 40)
+    await first.delete([newest])
+    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 7"))
+    await first.close()
+    again = Store(url)
+    await again.open()
+    try:
+        assert await schema_version(again) == SCHEMA_VERSION
+        assert await add(again, "c" * 40) == newest + 1
     finally:
         await again.close()
