@@ -152,10 +152,13 @@ class Intake:
             name, total, state = parsed.name or parsed.info_hash, 0, TorrentState.METADATA
         if cancelled is not None:
             # The same torrent again in this chat after a cancel: the row (and its id) is
-            # reused, since a chat holds one row per info-hash.
+            # reused, since a chat holds one row per info-hash. The source is the one given
+            # now, with its kind in the same write: it may come in the other form (a magnet
+            # after a .torrent, or back), and submit() reads the two together.
             await self._store.update_many({cancelled.id: {
                 "user_id": user_id, "message_id": message_id, "name": name, "gid": None,
-                "source_kind": kind.value, "state": state.value, "total_bytes": total,
+                "source_kind": kind.value, "source": source, "state": state.value,
+                "total_bytes": total,
                 "completed_bytes": 0, "upload_bytes": 0, "download_speed": 0,
                 "upload_speed": 0, "seeders": 0, "peers": 0, "error": None,
                 "selected_files": None, "completed_at": None, "directory": str(folder),
@@ -186,12 +189,18 @@ class Intake:
 
         Raises:
             DownloadNotFound: the row is gone.
+            InvalidSource: its stored magnet link is damaged (not text).
             Aria2Error: aria2 refused it, or (Aria2Unavailable) did not answer.
         """
         stored = await self._store.source(record.id)
         if stored is None:
             raise DownloadNotFound(f"no download #{record.id}")
         kind, source = stored
+        if kind == SourceKind.MAGNET.value:
+            try:
+                uri = source.decode()
+            except UnicodeDecodeError:
+                raise InvalidSource(f"the stored magnet link of #{record.id} is damaged") from None
         options: dict[str, Any] = {"dir": record.directory}
         if record.selected_files:
             options["select-file"] = record.selected_files
@@ -213,7 +222,7 @@ class Intake:
             encoded = base64.b64encode(source).decode("ascii")
             gid = await self._rpc.call("aria2.addTorrent", encoded, [], options)
         else:
-            gid = await self._rpc.call("aria2.addUri", [source.decode()], options)
+            gid = await self._rpc.call("aria2.addUri", [uri], options)
         return await self._live.set_gid(record.id, str(gid))
 
 

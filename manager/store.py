@@ -67,7 +67,8 @@ class DownloadRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
-_WRITABLE = frozenset(_RECORD_FIELDS) - {"id", "created_at"}
+# ``source`` is not on the record (it can be a large .torrent) but a re-add rewrites it.
+_WRITABLE = (frozenset(_RECORD_FIELDS) | {"source"}) - {"id", "created_at"}
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from manager.aria2ops import Aria2Ops
 from manager.config import ManagerConfig
 from manager.contents import remove_control_file
-from manager.errors import Aria2Error, Aria2Unavailable, StoreError
-from manager.live import LiveDownloads
+from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
+from manager.live import LiveDownload, LiveDownloads
 from manager.models import TorrentState
 from manager.statuses import DUPLICATE, Applied, StatusApplier
 from manager.store import DownloadRecord
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 _STORE_RETRY_FIRST = 1.0
 """Seconds before a reconcile the store refused runs again (doubling)."""
 _STORE_RETRY_MAX = 30.0
+
+
+_NOT_TAKEN_BACK = "the downloader did not take it back after a restart"
+"""What the user reads of a download that reconcile could not hand to aria2 again."""
 
 
 class Submit(Protocol):
@@ -255,37 +259,46 @@ class Sync:
                     by_hash[observation.info_hash] = observation
             seen = {Observation.parse(s).gid for s in statuses}
             for live in self._live:
-                record = live.record
-                download_id = record.id
-                # A row without a GID (an add that timed out) counts as missing.
-                if record.gid in seen and self._live.knows_gid(record.gid):
-                    continue
-                match = by_hash.get(record.info_hash)
-                if match is not None and not _restored_stale(record, match):
-                    await self._live.set_gid(download_id, match.gid)
-                    continue
-                if match is not None:
-                    # Finished data that aria2 restored from a session saved before the end,
-                    # with a control file that says less (or none): check it, keep it.
-                    log.info("#%d was complete; aria2 restored it as %s: checking its data",
-                             download_id, match.status)
-                    await self._ops.remove(match.gid)
-                    await asyncio.to_thread(remove_control_file, Path(record.directory),
-                                            record.name)
+                # Each on its own: one that cannot be taken back is told as its own failure
+                # and the others are still matched or re-added.
                 try:
-                    await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
-                except Aria2Unavailable:
-                    raise
-                except Aria2Error as error:
-                    log.warning("aria2 refused to take download #%s back (in %s): %s",
-                                download_id, record.directory, error)
-                    await self._live.fail(live, "the downloader did not take it back after a "
-                                          "restart")
+                    await self._match_or_resubmit(live, seen, by_hash)
+                except (Aria2Unavailable, StoreError):
+                    raise  # nothing else can be done either: the whole reconcile is retried
+                except (Aria2Error, ManagerError) as error:
+                    log.warning("download #%s could not be taken back (in %s): %s",
+                                live.record.id, live.record.directory, error)
+                    await self._live.fail(live, _NOT_TAKEN_BACK)
+                except Exception:
+                    log.exception("download #%s could not be taken back", live.record.id)
+                    await self._live.fail(live, _NOT_TAKEN_BACK)
             self._follow_up(await self._applier.apply(statuses, waiting_order=waiting))
         finished = sum(1 for live in self._live if live.record.completed_at is not None)
         log.info("reconciled %d unfinished download(s) with aria2%s",
                  len(self._live) - finished,
                  f" (and {finished} finished, seeding or paused)" if finished else "")
+
+
+    async def _match_or_resubmit(self, live: LiveDownload, seen: set[str],
+                                 by_hash: dict[str, Observation]) -> None:
+        """Keep ``live``'s GID, adopt aria2's download of its torrent, or submit it again."""
+        record = live.record
+        download_id = record.id
+        # A row without a GID (an add that timed out) counts as missing.
+        if record.gid in seen and self._live.knows_gid(record.gid):
+            return
+        match = by_hash.get(record.info_hash)
+        if match is not None and not _restored_stale(record, match):
+            await self._live.set_gid(download_id, match.gid)
+            return
+        if match is not None:
+            # Finished data that aria2 restored from a session saved before the end,
+            # with a control file that says less (or none): check it, keep it.
+            log.info("#%d was complete; aria2 restored it as %s: checking its data",
+                     download_id, match.status)
+            await self._ops.remove(match.gid)
+            await asyncio.to_thread(remove_control_file, Path(record.directory), record.name)
+        await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
 
 
 def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:

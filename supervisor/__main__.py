@@ -26,7 +26,13 @@ from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.control import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, ControlClient, NotRunning
 from supervisor.envnames import unknown_variables, warn_unknown_variables
-from supervisor.exits import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_TIMEOUT, EXIT_USAGE
+from supervisor.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_NOT_RUNNING,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+)
 from supervisor.instance import AlreadyRunning
 from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
@@ -313,31 +319,43 @@ def _print_link(answer: dict[str, Any], args: argparse.Namespace, out: TextIO) -
     return 0
 
 
+def _add(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
+    """``ariabot add``: one line saying what was added (or was already there), then the
+    wait when asked."""
+    source = args.source
+    if not source.strip():
+        print("ariabot: give a magnet link or the path of a .torrent file", file=sys.stderr)
+        return EXIT_USAGE
+    if source.startswith("magnet:"):
+        answer = _ask(client, "add", magnet=source, chat=args.chat)
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as error:
+            print(f"ariabot: cannot read {source}: {error.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        answer = _ask(client, "add", torrent_b64=base64.b64encode(data).decode(),
+                      chat=args.chat)
+    torrent = answer["torrent"]
+    if args.json:
+        print(json.dumps(torrent, indent=2), file=out)
+    elif answer.get("existing"):
+        # Nothing was added: say so, once (exit 0: it is in the list, as asked).
+        print(f"#{torrent['id']} is already in the list: {torrent['name']}", file=out)
+    else:
+        print(f"added #{torrent['id']}: {torrent['name']}", file=out)
+    if answer.get("note") and not answer.get("existing"):
+        print(f"note: {answer['note']}", file=sys.stderr)
+    if not args.wait:
+        return 0
+    return _wait(client, torrent["id"], sys.stderr if args.json else out, args.timeout)
+
+
 def _control(args: argparse.Namespace, settings: Settings) -> int:
     client = ControlClient(StateLayout(settings.data_dir).control_socket)
     out = sys.stdout
     if args.command == "add":
-        source = args.source
-        if source.startswith("magnet:"):
-            answer = _ask(client, "add", magnet=source, chat=args.chat)
-        else:
-            try:
-                data = Path(source).read_bytes()
-            except OSError as error:
-                print(f"ariabot: cannot read {source}: {error.strerror}", file=sys.stderr)
-                return EXIT_USAGE
-            answer = _ask(client, "add", torrent_b64=base64.b64encode(data).decode(),
-                          chat=args.chat)
-        torrent = answer["torrent"]
-        if args.json:
-            print(json.dumps(torrent, indent=2), file=out)
-        else:
-            print(f"added #{torrent['id']}: {torrent['name']}", file=out)
-        if answer.get("note"):
-            print(f"note: {answer['note']}", file=sys.stderr)
-        if not args.wait:
-            return 0
-        return _wait(client, torrent["id"], sys.stderr if args.json else out, args.timeout)
+        return _add(client, args, out)
     if args.command == "list":
         fields = {"chat": args.chat} if args.chat is not None else {}
         torrents = _ask(client, "list", **fields)["torrents"]
@@ -442,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            # The reader left (``| head -1``): end quietly, as git and coreutils do. What is
+            # still buffered goes nowhere, or Python's own flush at exit would fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
     secrets = [settings.token.reveal(), *(value.reveal() for value in settings.remote_secrets)]
     formatter = setup_logging(settings.level, secrets, args.log_format)
     warn_unknown_variables(os.environ)

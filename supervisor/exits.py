@@ -9,6 +9,7 @@ and ``docs/operations.md``'s tables say the same, and a unit test checks all thr
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_ERROR",
     "EXIT_NOT_RUNNING",
     "EXIT_OK",
@@ -36,6 +37,11 @@ EXIT_NOT_RUNNING = 3
 
 EXIT_TIMEOUT = 4
 """``add --wait --timeout`` stopped waiting; the download goes on in the background."""
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""A local command's reader left before its output ended (``ariabot list | head -1``): the
+code a shell shows for git or coreutils killed by SIGPIPE, so ``set -o pipefail`` scripts see
+the same; without ``pipefail`` the pipeline's status is the reader's."""
 
 NOT_RESTARTED = frozenset({EXIT_USAGE})
 """Exit codes after which systemd must not restart ``ariabot run``."""
