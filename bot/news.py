@@ -247,7 +247,11 @@ class News:
                      " (no answer: it may have arrived, so it may be duplicated)"
                      if answer_lost(error) else "")
             self._retry(notice, delay)
-            await self._notices.notice_failed(notice.id)
+            try:
+                await self._notices.notice_failed(notice.id)
+            except ManagerError as store_error:  # busy store: the retry above still stands
+                log.warning("notice %s: its failed try is not counted (%s)", notice.id,
+                            store_error)
         except ManagerError as error:  # the store is busy or failing: not Telegram's doing
             log.warning("notice %s not sent: %s; trying again", notice.id, error)
             self._retry(notice, self._retry_delay)

@@ -6,9 +6,11 @@ the store's thread is waited on by condition (:func:`quiet`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import heapq
 import itertools
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +54,7 @@ from manager.config import MirrorConfig
 from manager.core import TorrentManager
 from manager.notices import Notice, NoticeKind
 from manager.store import Store
+from tests.integration.test_store_faults import locked
 
 MIB = 1024 * 1024
 CHAT = 42
@@ -941,3 +944,39 @@ async def test_a_progress_message_left_in_the_old_group_is_given_up_and_the_chat
     await quiet(board, downloads, sender)
     assert len(sender.edits) == 1 and sender.sends == []  # the old message: not again
     assert await downloads.pending() == []  # no final edit hangs
+
+
+async def test_a_refused_send_whose_try_the_busy_store_cannot_count_is_sent_later(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the promises machine's soak: Telegram refused a notice (502) and the store,
+    locked by another process past its busy timeout, could not count the try; the error
+    escaped the news task with a traceback. A busy store is no bug: one warning, and the
+    notice is sent at its next try once the store answers."""
+    busy = contextlib.ExitStack()
+    send = sender.send
+
+    async def refused_then_store_busy(*args: Any, **kwargs: Any) -> int:
+        try:
+            return await send(*args, **kwargs)
+        except NetworkError:
+            busy.enter_context(locked(tmp_path / "ariabot.db"))
+            raise
+
+    sender.send = refused_then_store_busy  # type: ignore[method-assign]
+    sender.send_failures.append(NetworkError("Bad Gateway"))
+    await downloads.add(snapshot(10, message_id=None))
+    with busy:
+        await downloads.tell(board, TorrentFailed, 1, state="error", error="x")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not [r for r in caplog.records if r.levelno >= logging.WARNING]:
+            assert loop.time() < deadline, "nothing was said of the busy store"
+            await asyncio.sleep(0.05)
+    await quiet(board, downloads, sender)
+    await clock.advance(3)  # the retry delay
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 2
+    assert await downloads.marked() == [(NoticeKind.FAILED, None)]
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
