@@ -67,6 +67,8 @@ VERBS = ("pause", "resume", "cancel-keep", "cancel-delete", "send", "link", "mir
 LIVE = frozenset({"queued", "metadata", "downloading", "paused", "seeding"})
 """Row states whose download aria2 still holds."""
 RUNNING = frozenset({"queued", "metadata", "downloading"})
+WRITING = frozenset({"downloading", "seeding", "complete"})
+"""Row states whose download has (or had) files on disk under its name."""
 UPLOADING = frozenset({"queued", "uploading", "retrying", "verifying"})
 
 
@@ -641,13 +643,22 @@ class PromisesMachine(RuleBasedStateMachine):
         for number, row in sorted(rows.items()):
             if row["state"] not in LIVE and row["state"] != "complete":
                 continue
-            if row["state"] in ("metadata", "queued") and not row["total_bytes"]:
+            if not self._name_known(row):
                 continue  # a magnet before its metadata: its name is the link's guess
             path = str((Path(row["directory"]) / row["name"]).resolve())
             assert path not in paths, (f"I4: #{paths.get(path)} and #{number} are listed "
                                        f"with the same path {row['name']!r} in chat "
                                        f"{row['chat_id']}")
             paths[path] = number
+
+    @staticmethod
+    def _name_known(row: dict[str, Any]) -> bool:
+        """Whether a row's name is its torrent's (docs/promises.md, I4): a .torrent's is; a
+        magnet's only once its metadata gave it a size or it started writing. A magnet
+        paused (or queued) before its metadata carries the link's ``dn=``, has no files,
+        and can write none until the metadata's name passes the clash check."""
+        return (row["source_kind"] != "magnet" or bool(row["total_bytes"])
+                or row["state"] in WRITING)
 
     @staticmethod
     def _news_key(text: str) -> str | None:
