@@ -20,9 +20,10 @@ from tests.swarm import Swarm
 
 pytestmark = pytest.mark.slow
 
-CI_RUN = settings(max_examples=6, stateful_step_count=20, deadline=None,
+CI_RUN = settings(max_examples=6, stateful_step_count=20, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
-"""About two minutes on a 2-core machine: six sequences of up to twenty steps."""
+"""About two minutes on a 2-core machine: six sequences of up to twenty steps, the same ones
+on every machine whatever the profile (random seeds are the soak's job)."""
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def world(swarm: Swarm, tmp_path_factory: pytest.TempPathFactory,
         loop.close()
 
 
+@pytest.mark.timeout(900)  # a hang guard: ~2 min here, more on a loaded machine or a shrink
 def test_the_promises_hold_across_features_under_faults(
     world: tuple[Catalog, Path, LoopThread],
 ) -> None:
