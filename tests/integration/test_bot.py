@@ -22,9 +22,9 @@ import pytest
 
 from bot.app import EmbeddedBot, build_application
 from manager import Event, TorrentCompleted, TorrentManager, TorrentState
+from manager.aria2.notifications import NotificationListener
 from manager.errors import InvalidSource
-from manager.magnets import parse_magnet
-from manager.notifications import NotificationListener
+from manager.sources.magnets import parse_magnet
 from supervisor.config import Settings
 from supervisor.root import bot_config
 from tests.fakes.telegram_api import DEFAULT_TOKEN, NOT_MODIFIED, FakeTelegramServer, Request

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import manager.outbox
+import manager.delivery.outbox
+from manager.delivery.outbox import Outbox
 from manager.events import Aria2Down, Event, Publisher
-from manager.outbox import Outbox
 from manager.store import Store
 
 
@@ -20,7 +20,7 @@ async def test_close_gives_up_on_an_alert_the_store_keeps_refusing(
 ) -> None:
     """Another connection holds the database's write lock for the whole test: the alert
     cannot be stored, and closing says so instead of hanging the shutdown."""
-    monkeypatch.setattr(manager.outbox, "_CLOSE_WAIT", 0.2)
+    monkeypatch.setattr(manager.delivery.outbox, "_CLOSE_WAIT", 0.2)
     database = tmp_path / "ariabot.db"
     store = Store(f"sqlite:///{database}")
     await store.open()
@@ -34,7 +34,7 @@ async def test_close_gives_up_on_an_alert_the_store_keeps_refusing(
         outbox.alert(Aria2Down("aria2c exited with code -9"))
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with caplog.at_level(logging.ERROR, logger="manager.outbox"):
+        with caplog.at_level(logging.ERROR, logger="manager.delivery.outbox"):
             await outbox.close()
         assert loop.time() - started < 2  # _CLOSE_WAIT, not the 5 s busy_timeout or more
         assert published == []  # never published as if it were stored
