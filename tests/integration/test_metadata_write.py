@@ -69,7 +69,7 @@ async def _written_or_held(engine: Engine, info_hash: str, written: Callable[[],
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("then", ["next-poll"])
+@pytest.mark.parametrize("then", ["next-poll", "restart"])
 async def test_a_metadata_step_whose_write_failed_leaves_no_files_it_would_not_own(
     engine_settings: Callable[..., Settings], swarm: Swarm, then: str
 ) -> None:
