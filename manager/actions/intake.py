@@ -214,6 +214,11 @@ class Intake:
         if meta is not None:
             name = meta.name
             options.update(self._contents.pad_options(record, meta.files))
+            if kind == SourceKind.MAGNET.value and record.total_bytes == 0:
+                # aria2 starts a magnet from the metadata it saved at once (no
+                # pause-metadata stop): held paused, its names are checked and stored by
+                # the metadata step (MetadataCheck) before aria2 writes a byte.
+                options["pause"] = "true"
         if record.completed_at is not None:
             # Its data was complete: a control file left from before the end (a kill -9 in
             # the second after it) says less and would have aria2 fetch it all again.

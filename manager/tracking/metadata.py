@@ -98,23 +98,28 @@ class MetadataCheck:
                 return [TorrentFailed(await self._live.fail(
                     live, "aria2 could not set the torrent up"))]
         values: dict[str, Any] = {"name": name or record.name, "total_bytes": total}
+        start = False
         try:
             self._space.check(folder, total, download_id=record.id)
         except NotEnoughSpace as error:
             values.update(state=TorrentState.PAUSED.value, error=str(error))
             if details.get("status") != "paused":
-                with contextlib.suppress(Aria2Error):
+                with contextlib.suppress(Aria2Error):  # stopping it writes nothing
                     await self._rpc.call("aria2.forcePause", observation.gid)
         else:
             if record.state != TorrentState.PAUSED.value:  # unless the user paused it
                 values["state"] = TorrentState.QUEUED.value
-                if details.get("status") == "paused":
-                    with contextlib.suppress(Aria2Error):
-                        await self._ops.verify_existing_data(record, observation.gid, name)
-                        await self._rpc.call("aria2.unpause", observation.gid)
+                start = details.get("status") == "paused"
+        # The row takes the name and size before aria2 may write a byte: files of this
+        # torrent on disk are then always its row's (claims_its_files). Should this write
+        # fail, aria2 keeps it paused and the next poll comes back here.
         updated = await self._store.update(record.id, **values)
         assert updated is not None
         live.record = updated
+        if start:
+            with contextlib.suppress(Aria2Error):
+                await self._ops.verify_existing_data(updated, observation.gid, name)
+                await self._rpc.call("aria2.unpause", observation.gid)
         refresh.add(observation.gid)
         torrent = replace(self._live.snapshot(updated, live), files=files)
         return [MetadataReceived(torrent)]
