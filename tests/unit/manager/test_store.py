@@ -383,3 +383,13 @@ async def test_a_percent_encoded_password_reaches_postgresql_decoded(
         with psycopg.connect(postgresql_url, autocommit=True) as admin:
             admin.execute("DROP OWNED BY odd")
             admin.execute("DROP ROLE odd")
+
+
+async def test_find_in_states_looks_in_every_chat(store: Store) -> None:
+    mine, other = await add(store, chat=1), await add(store, chat=2)
+    await add(store, "b" * 40, chat=1)
+    await store.update(other, state="seeding")
+    found = await store.find_in_states("a" * 40, ["queued", "seeding"])
+    assert sorted(r.id for r in found) == [mine, other]
+    assert [r.id for r in await store.find_in_states("a" * 40, ["seeding"])] == [other]
+    assert await store.find_in_states("c" * 40, ["queued"]) == []
