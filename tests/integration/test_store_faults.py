@@ -63,10 +63,11 @@ def magnet(n: int) -> str:
 
 
 @contextlib.contextmanager
-def locked(url: str) -> Iterator[Callable[[], None]]:
-    """Another process holds the write lock of the database at ``url`` (SQLite: ``BEGIN
-    EXCLUSIVE``; PostgreSQL: ``LOCK TABLE … IN EXCLUSIVE MODE``) until the callable is
-    called (or the block ends)."""
+def locked(database: Path | str) -> Iterator[Callable[[], None]]:
+    """Another process holds the write lock of ``database`` (a SQLite file, or the store's
+    URL: SQLite's ``BEGIN EXCLUSIVE``, PostgreSQL's ``LOCK TABLE … IN EXCLUSIVE MODE``)
+    until the callable is called (or the block ends)."""
+    url = f"sqlite:///{database}" if isinstance(database, Path) else database
     with subprocess.Popen([sys.executable, "-c", _LOCKER], env={
             **os.environ, "LOCK_DATABASE_URL": url},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
