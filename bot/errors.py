@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.context import BotContext
@@ -38,6 +38,7 @@ from manager import (
 __all__ = [
     "SOMETHING_WENT_WRONG",
     "ActionRefused",
+    "answer",
     "answers_manager_errors",
     "on_error",
     "user_text",
@@ -101,6 +102,25 @@ def answers_manager_errors(handler: _Handler) -> _Handler:
             await tell(update, str(error))
 
     return wrapper  # type: ignore[return-value]
+
+
+async def answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    """Answer a button press. Telegram takes one answer per press, and only for a short
+    while: a press that waited through a restart, or was answered before a crash and comes
+    again, is refused with 400 "query is too old". The press itself was done all the same,
+    so that refusal is one log line, not a handler's error."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as error:
+        if not _query_gone(error):
+            raise
+        log.info("a button press could not be answered: %s", error.message)
+
+
+def _query_gone(error: BadRequest) -> bool:
+    """Whether Telegram refused an answer because the press is too old or answered."""
+    message = error.message.lower()
+    return "query is too old" in message or "query id is invalid" in message
 
 
 async def tell(update: Update, text: str) -> None:

@@ -8,15 +8,32 @@ the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud
 through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
-:func:`find_magnets` and :func:`human_size` (byte counts in words, the same everywhere).
-The modules behind the façade (intake, control, sync, statuses, metadata, retention,
-contents, live, outbox, ...) are its own.
+:func:`find_magnets`, :func:`human_size` (byte counts in words, the same everywhere), and
+what the running aria2c can download (:func:`hybrid_limitation`, :func:`version_text`,
+:data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``). The sub-packages behind the
+façade (``sources``, ``aria2``, ``downloads``, ``tracking``, ``actions``, ``delivery``) are
+its own: nothing outside ``manager`` imports them (tests aside).
 """
 
-from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
+from manager.actions import AddResult, Cancellation
+from manager.aria2 import (
+    HYBRID_FIX,
+    Aria2Endpoint,
+    Aria2Rpc,
+    hybrid_limitation,
+    version_text,
+)
 from manager.config import LinkConfig, ManagerConfig, MirrorConfig
-from manager.control import Cancellation
 from manager.core import TorrentManager
+from manager.delivery import (
+    DownloadLink,
+    SharedDownload,
+    SharedFile,
+    Uploader,
+    UploadError,
+    UploadJob,
+    UploadStats,
+)
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -56,9 +73,6 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
-from manager.intake import AddResult
-from manager.links import DownloadLink, SharedDownload, SharedFile
-from manager.magnets import find_magnets
 from manager.models import (
     FileEntry,
     FilePlan,
@@ -69,11 +83,12 @@ from manager.models import (
     TorrentState,
 )
 from manager.notices import Notice, NoticeKind
+from manager.sources import find_magnets
 from manager.store import Store
 from manager.units import human_size
-from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
 
 __all__ = [
+    "HYBRID_FIX",
     "AddResult",
     "AlreadyDownloading",
     "Aria2Down",
@@ -136,4 +151,6 @@ __all__ = [
     "Uploader",
     "find_magnets",
     "human_size",
+    "hybrid_limitation",
+    "version_text",
 ]

@@ -57,7 +57,7 @@ class ManagerConfig:
         bt_stop_timeout: aria2's dead-torrent timeout, to explain such an error.
         folder_mode: permissions of new chat folders.
         aria2_version: the running aria2c's version, e.g. ``(1, 36, 0)``: what it cannot
-            download is refused at add (:mod:`manager.compat`); None when not known.
+            download is refused at add (:mod:`manager.aria2.compat`); None when not known.
         enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
         mirror: mirroring to an rclone destination, or None when it is off.
         links: signed HTTP links to finished downloads, or None when they are off.

@@ -1,21 +1,21 @@
 """TorrentManager: the one API through which downloads are added, watched and controlled.
 
-It knows aria2 (through :class:`~manager.aria2rpc.Aria2Rpc`) and the store, and nothing of
+It knows aria2 (through :class:`~manager.aria2.rpc.Aria2Rpc`) and the store, and nothing of
 Telegram. Identity is the row id (public) and the info-hash; aria2's GIDs are a column that
-changes (see :mod:`manager.live`).
+changes (see :mod:`manager.downloads.live`).
 
 This class is a façade: each public method is a few lines that hand the work to the module
-whose job it is, and all of them share one :class:`~manager.live.LiveDownloads` (the lock
+whose job it is, and all of them share one :class:`~manager.downloads.live.LiveDownloads` (the lock
 and the unfinished downloads):
 
-* :mod:`manager.intake` adds (checks, duplicates, name clash, space, submit to aria2);
-* :mod:`manager.control` pauses, resumes, cancels and chooses files;
-* :mod:`manager.sync` follows aria2 (notifications, the progress poll, reconcile), applying
-  what it reads through :mod:`manager.statuses` and :mod:`manager.metadata`;
-* :mod:`manager.retention` purges finished downloads;
-* :mod:`manager.contents` finds and deletes what a download owns on disk;
-* :mod:`manager.mirrors` uploads finished downloads to the rclone destination;
-* :mod:`manager.links` signs links to finished downloads and says what one may serve.
+* :mod:`manager.actions.intake` adds (checks, duplicates, name clash, space, submit to aria2);
+* :mod:`manager.actions.control` pauses, resumes, cancels and chooses files;
+* :mod:`manager.tracking.sync` follows aria2 (notifications, the progress poll, reconcile), applying
+  what it reads through :mod:`manager.tracking.statuses` and :mod:`manager.tracking.metadata`;
+* :mod:`manager.actions.retention` purges finished downloads;
+* :mod:`manager.downloads.contents` finds and deletes what a download owns on disk;
+* :mod:`manager.delivery.mirrors` uploads finished downloads to the rclone destination;
+* :mod:`manager.delivery.links` signs links to finished downloads and says what one may serve.
 """
 
 from __future__ import annotations
@@ -27,31 +27,32 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from manager.aria2ops import Aria2Ops
-from manager.aria2rpc import Aria2Rpc
-from manager.chats import ChatMoves
+from manager.actions import AddResult, Cancellation, ChatMoves, Control, Intake, Retention
+from manager.aria2 import Aria2Ops, Aria2Rpc, ListenerHealth, NotificationListener
 from manager.config import ManagerConfig
-from manager.contents import Contents
-from manager.control import Cancellation, Control
+from manager.delivery import (
+    DownloadLink,
+    Links,
+    Mirrors,
+    Outbox,
+    SharedDownload,
+    SharedFile,
+    Uploader,
+    own_files,
+)
+from manager.downloads import (
+    LIVE_STATES,
+    Contents,
+    LiveDownloads,
+    SpaceCheck,
+    remove_finished_control_files,
+)
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
-from manager.intake import AddResult, Intake
-from manager.leftovers import remove_finished_control_files
-from manager.links import DownloadLink, Links, SharedDownload, SharedFile
-from manager.live import LIVE_STATES, LiveDownloads
-from manager.metadata import MetadataCheck
-from manager.mirrorfiles import own_files
-from manager.mirrors import Mirrors
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.notices import Notice
-from manager.notifications import ListenerHealth, NotificationListener
-from manager.outbox import Outbox
-from manager.retention import Retention
-from manager.space import SpaceCheck
-from manager.statuses import StatusApplier
 from manager.store import Store
-from manager.sync import Sync
-from manager.uploader import Uploader
+from manager.tracking import MetadataCheck, StatusApplier, Sync
 
 __all__ = ["TorrentManager"]
 
@@ -157,7 +158,7 @@ class TorrentManager:
 
     async def remove_leftover_control_files(self) -> int:
         """Delete aria2's control files left beside finished downloads; call it only while
-        aria2c is not running (see :mod:`manager.leftovers`). Returns how many.
+        aria2c is not running (see :mod:`manager.downloads.leftovers`). Returns how many.
 
         Raises:
             StoreError: the store cannot be read.
@@ -414,7 +415,7 @@ class TorrentManager:
     async def link(self, download_id: int, chat_id: int | None = None,
                    user_id: int = 0) -> DownloadLink:
         """A signed link to a finished download's page; it expires, and dies when the
-        download is cancelled, purged or its files are deleted (:mod:`manager.links`).
+        download is cancelled, purged or its files are deleted (:mod:`manager.delivery.links`).
 
         Raises:
             LinksOff: no public URL is configured.
@@ -463,7 +464,7 @@ class TorrentManager:
     async def poll_once(self, *, sweep: bool = False) -> None:
         """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
 
-        aria2's waiting list is read only when it may have moved (:mod:`manager.sweep`):
+        aria2's waiting list is read only when it may have moved (:mod:`manager.tracking.sweep`):
         what waits does not change until aria2 starts, pauses or stops it, and says so.
 
         Parameters:

@@ -25,8 +25,7 @@ from typing import Any, TextIO
 
 import psutil
 
-from manager import human_size
-from manager.compat import HYBRID_FIX, hybrid_limitation
+from manager import HYBRID_FIX, human_size, hybrid_limitation
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings
 from supervisor.control import ControlClient, NotRunning

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from manager import TorrentManager
-from manager.compat import hybrid_limitation, version_text
+from manager import TorrentManager, hybrid_limitation, version_text
 
 __all__ = ["health_json"]
 

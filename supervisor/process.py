@@ -27,8 +27,7 @@ from pathlib import Path
 import psutil
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
-from manager.errors import Aria2Error
+from manager import Aria2Endpoint, Aria2Error, Aria2Rpc
 from supervisor.instance import RuntimeInfo, write_runtime
 from supervisor.layout import StateLayout
 from supervisor.logs import cap_file

@@ -27,8 +27,8 @@ from manager import (
     StoreError,
     TorrentManager,
     Uploader,
+    hybrid_limitation,
 )
-from manager.compat import hybrid_limitation
 from supervisor.config import Settings
 from supervisor.control import ControlServer
 from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
@@ -170,7 +170,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
 
 
 async def _remove_leftover_control_files(manager: TorrentManager) -> None:
-    """Finished downloads keep no ``.aria2`` beside them (see :mod:`manager.leftovers`);
+    """Finished downloads keep no ``.aria2`` beside them (see :mod:`manager.downloads.leftovers`);
     a store that cannot be read leaves them for the next time."""
     try:
         await manager.remove_leftover_control_files()

@@ -58,7 +58,7 @@ class ProcessRunner(Protocol):
 
 
 class SupervisorRpc(Protocol):
-    """The two RPC operations supervision uses (:class:`manager.aria2rpc.Aria2Rpc`)."""
+    """The two RPC operations supervision uses (:class:`manager.aria2.rpc.Aria2Rpc`)."""
 
     async def call(self, method: str, *params: Any) -> Any:
         """One call; raises :class:`manager.errors.Aria2Error` when unanswered or refused."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from manager.aria2rpc import Aria2Endpoint
+from manager.aria2.rpc import Aria2Endpoint
 
 __all__ = ["WebSocketGate"]
 

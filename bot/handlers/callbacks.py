@@ -17,7 +17,7 @@ from telegram.error import BadRequest
 from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
 from bot.delivery import OutFile
-from bot.errors import answers_manager_errors
+from bot.errors import answer, answers_manager_errors
 from bot.files import out_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.handlers.commands import STATUS_LIMIT
@@ -50,6 +50,10 @@ class _Press:
         """The chat the button is in."""
         return self.chat.id
 
+    async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
+        """Answer the press (once; one Telegram no longer takes is only logged)."""
+        await answer(self.query, text, alert=alert)
+
     async def check_may_act(self, context: BotContext) -> None:
         """Raise ActionRefused unless this user may change the download (see bot.rights)."""
         await ensure_may_act(context, self.chat, self.user_id, self.action.id)
@@ -66,11 +70,11 @@ async def on_button(update: Update, context: BotContext) -> None:
     except InvalidCallback:
         log.info("refused callback data %r from user %s", (query.data or "")[:80],
                  query.from_user.id)
-        await query.answer(STALE_BUTTON)
+        await answer(query, STALE_BUTTON)
         return
     message = query.message
     if message is None:
-        await query.answer(STALE_BUTTON)
+        await answer(query, STALE_BUTTON)
         return
     press = _Press(query, action, message.chat, message.message_id, query.from_user.id)
     await _PRESSES[action.verb](press, context)
@@ -79,26 +83,26 @@ async def on_button(update: Update, context: BotContext) -> None:
 async def _pause(press: _Press, context: BotContext) -> None:
     await press.check_may_act(context)
     torrent = await context.manager.pause(press.action.id, press.chat_id, press.user_id)
-    await press.query.answer("Paused")
+    await press.answer("Paused")
     context.board.show_now(torrent, press.message_id, confirm=False)
 
 
 async def _resume(press: _Press, context: BotContext) -> None:
     await press.check_may_act(context)
     torrent = await context.manager.resume(press.action.id, press.chat_id, press.user_id)
-    await press.query.answer("Resumed")
+    await press.answer("Resumed")
     context.board.show_now(torrent, press.message_id, confirm=False)
 
 
 async def _refresh(press: _Press, context: BotContext) -> None:
     torrent = await context.manager.get(press.action.id, press.chat_id)
-    await press.query.answer()
+    await press.answer()
     context.board.show_now(torrent, press.message_id)
 
 
 async def _back(press: _Press, context: BotContext) -> None:
     torrent = await context.manager.get(press.action.id, press.chat_id)
-    await press.query.answer()
+    await press.answer()
     context.board.show_now(torrent, press.message_id, confirm=False)
 
 
@@ -107,15 +111,15 @@ async def _cancel(press: _Press, context: BotContext) -> None:
     if press.action.arg is None:  # first press: ask to confirm
         torrent = await context.manager.get(press.action.id, press.chat_id)
         if torrent.state.is_final:
-            await press.query.answer(f"#{torrent.id} is already {torrent.state.label}.")
+            await press.answer(f"#{torrent.id} is already {torrent.state.label}.")
         else:
-            await press.query.answer()
+            await press.answer()
         context.board.show_now(torrent, press.message_id, confirm=True)
         return
     delete = press.action.arg == "delete"
     cancelled = await context.manager.cancel(press.action.id, press.chat_id, press.user_id,
                                              delete_files=delete)
-    await press.query.answer(f"Cancelled{cancelled_text(cancelled)}")
+    await press.answer(f"Cancelled{cancelled_text(cancelled)}")
     context.board.show_now(cancelled.torrent, press.message_id, confirm=False)
 
 
@@ -125,10 +129,10 @@ async def _mirror(press: _Press, context: BotContext) -> None:
     if press.action.arg == "stop":
         torrent = await context.manager.stop_mirror(press.action.id, press.chat_id,
                                                     press.user_id)
-        await press.query.answer("Upload stopped.")
+        await press.answer("Upload stopped.")
     else:
         torrent = await context.manager.mirror(press.action.id, press.chat_id, press.user_id)
-        await press.query.answer("Uploading…")
+        await press.answer("Uploading…")
     if torrent.message_id is not None:
         context.board.show_now(torrent, torrent.message_id)
 
@@ -137,7 +141,7 @@ async def _link(press: _Press, context: BotContext) -> None:
     """The "Get link" button of a completion message: the link comes as a reply to it (an
     alert could not be clicked)."""
     made = await context.manager.link(press.action.id, press.chat_id, press.user_id)
-    await press.query.answer("Here is the link.")
+    await press.answer("Here is the link.")
     await context.bot.send_message(
         press.chat_id, link_text(made, datetime.now(UTC)), parse_mode=ParseMode.HTML,
         link_preview_options=NO_PREVIEW,
@@ -154,7 +158,7 @@ async def _status(press: _Press, context: BotContext) -> None:
         if not is_not_modified(error):
             raise
     await context.manager.set_overview_message(press.chat_id, press.message_id)
-    await press.query.answer()
+    await press.answer()
 
 
 async def _send(press: _Press, context: BotContext) -> None:
@@ -166,8 +170,8 @@ async def _send(press: _Press, context: BotContext) -> None:
     wanted = [e for e in entries if e.selected and e.completed == e.length]
     outs = [o for o in await asyncio.to_thread(_resolve, torrent, wanted) if o is not None]
     if not outs:
-        await press.query.answer(f"The files of #{torrent.id} are no longer on disk.",
-                                 show_alert=True)
+        await press.answer(f"The files of #{torrent.id} are no longer on disk.",
+                                 alert=True)
         return
     await _start_send(press, context, torrent, outs)
 
@@ -180,14 +184,14 @@ async def _sendfile(press: _Press, context: BotContext) -> None:
     torrent, entries = found
     number = press.action.number
     if not 1 <= number <= len(entries):
-        await press.query.answer(f"#{torrent.id} has no file {number}: its files go from 1 "
-                                 f"to {len(entries)}.", show_alert=True)
+        await press.answer(f"#{torrent.id} has no file {number}: its files go from 1 "
+                                 f"to {len(entries)}.", alert=True)
         return
     entry = entries[number - 1]
     out = (await asyncio.to_thread(_resolve, torrent, [entry]))[0] if entry.selected else None
     if out is None:
-        await press.query.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
-                                 "deleted or changed).", show_alert=True)
+        await press.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
+                                 "deleted or changed).", alert=True)
         return
     await _start_send(press, context, torrent, [out])
 
@@ -198,12 +202,12 @@ async def _finished_files(press: _Press,
     finished or its file list is not known."""
     torrent = await context.manager.get(press.action.id, press.chat_id)
     if torrent.state not in (TorrentState.COMPLETE, TorrentState.SEEDING):
-        await press.query.answer(f"#{torrent.id} is not finished.", show_alert=True)
+        await press.answer(f"#{torrent.id} is not finished.", alert=True)
         return None
     entries = await context.manager.own_files(torrent.id, press.chat_id)
     if not entries:
-        await press.query.answer(f"The file list of #{torrent.id} is not known here, so "
-                                 "nothing can be sent.", show_alert=True)
+        await press.answer(f"The file list of #{torrent.id} is not known here, so "
+                                 "nothing can be sent.", alert=True)
         return None
     return torrent, entries
 
@@ -221,10 +225,10 @@ async def _start_send(press: _Press, context: BotContext, torrent: Torrent,
                       outs: list[OutFile]) -> None:
     title = torrent.name or torrent.info_hash[:16]
     if context.deliveries.start(press.chat_id, torrent.id, title, outs, press.message_id):
-        await press.query.answer("Sending…")
+        await press.answer("Sending…")
     else:
-        await press.query.answer(f"#{torrent.id} is already being sent here; its status "
-                                 "message shows how far.", show_alert=True)
+        await press.answer(f"#{torrent.id} is already being sent here; its status "
+                                 "message shows how far.", alert=True)
 
 
 async def _unsend(press: _Press, context: BotContext) -> None:
@@ -232,9 +236,9 @@ async def _unsend(press: _Press, context: BotContext) -> None:
     may act on the download, like the other buttons that change something)."""
     await press.check_may_act(context)
     if context.deliveries.cancel(press.chat_id, press.action.id):
-        await press.query.answer("Stopping…")
+        await press.answer("Stopping…")
     else:
-        await press.query.answer(f"Nothing of #{press.action.id} is being sent.")
+        await press.answer(f"Nothing of #{press.action.id} is being sent.")
 
 
 async def _files_page(press: _Press, context: BotContext) -> None:
@@ -248,7 +252,7 @@ async def _files_page(press: _Press, context: BotContext) -> None:
     except BadRequest as error:
         if not is_not_modified(error):
             raise
-    await press.query.answer()
+    await press.answer()
 
 
 _PRESSES: Mapping[str, Callable[[_Press, BotContext], Awaitable[None]]] = MappingProxyType({

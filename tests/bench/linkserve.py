@@ -2,7 +2,7 @@
 
 ``python -m tests.bench.linkserve <file> <workdir>`` stores one finished download of
 ``<file>`` (a .torrent made with torf) in a SQLite store, runs ariabot's real link code on
-it (:class:`manager.links.Links` → :class:`web.LinkServer` on 127.0.0.1, a free port), and
+it (:class:`manager.delivery.links.Links` → :class:`web.LinkServer` on 127.0.0.1, a free port), and
 prints one JSON line: the file's URL and the pid. It serves until its stdin closes, then
 prints a second line: its event loop's lag (max and p99, ms) since the last line it read
 (or since it started).
@@ -23,9 +23,9 @@ import torf
 
 from manager import LinkConfig, ManagerConfig, SharedDownload, SharedFile
 from manager.clock import utcnow
-from manager.contents import Contents
-from manager.links import Links
-from manager.live import LiveDownloads
+from manager.delivery.links import Links
+from manager.downloads.contents import Contents
+from manager.downloads.live import LiveDownloads
 from manager.store import Store
 from tests.bench.looplag import LoopLag
 from web import LinkServer

@@ -20,8 +20,8 @@ process (``time.process_time``: all its threads) and of aria2c (psutil).
 ariabot is measured four ways: idle, as it runs (dead magnets do not change: it reads what
 runs and what finished, writes nothing); with the k running downloads forced to differ from
 aria2 (k ``UPDATE`` s in one transaction); a sweep (the waiting list read too, as after a
-notification, an action, or every ``SWEEP_EVERY`` polls, :mod:`manager.sweep`: a few keys of
-each waiting download); and a sweep with every download's status and row forced to differ
+notification, an action, or every ``SWEEP_EVERY`` polls, :mod:`manager.tracking.sweep`: a few
+keys of each waiting download); and a sweep with every download's status and row forced to differ
 (its worst case: N statuses read in full in a second request, N ``UPDATE`` s), since the
 baseline reads and writes every row every cycle anyway.
 """
@@ -37,10 +37,10 @@ from typing import Any
 
 import psutil
 
+from manager.aria2.observation import POLL_KEYS
+from manager.downloads.live import LiveDownload
 from manager.files import chat_folder
-from manager.live import LiveDownload
-from manager.sweep import SWEEP_EVERY
-from manager.tracking import POLL_KEYS
+from manager.tracking.sweep import SWEEP_EVERY
 from tests.bench.baseline import OriginalMonitor
 from tests.bench.common import (
     BenchContext,

@@ -787,8 +787,13 @@ class FakeTelegramServer:
         return self.push_update({"message": message})
 
     def push_callback(self, chat_id: int, user_id: int, message_id: int, data: str, *,
-                      first_name: str | None = None, username: str | None = None) -> JSON:
+                      first_name: str | None = None, username: str | None = None,
+                      too_old: bool = False) -> JSON:
         """A user presses an inline button with ``data`` under the bot's message.
+
+        ``too_old``: the press reaches the bot after Telegram stopped taking its answer (it
+        waited through a restart, or it was answered before a crash and is delivered again):
+        ``answerCallbackQuery`` gets 400 "query is too old ... or query ID is invalid".
 
         Returns:
             The update dict; its ``callback_query.id`` is what ``answerCallbackQuery`` needs.
@@ -807,7 +812,7 @@ class FakeTelegramServer:
             "chat_instance": str(abs(chat_id) * 7919),
             "data": data,
         }
-        self._queries[query_id] = _Query(query)
+        self._queries[query_id] = _Query(query, answered=too_old)
         return self.push_update({"callback_query": query})
 
     def set_member(self, chat_id: int, user_id: int, status: str) -> None:

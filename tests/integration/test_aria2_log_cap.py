@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manager.aria2rpc import Aria2Rpc
+from manager.aria2.rpc import Aria2Rpc
 from supervisor.process import SupervisionPolicy
 from tests.integration.conftest import loopback_settings, prepare_aria2
 from tests.runner import until

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torf
 
-from manager.links import link_stamp, sign_token
+from manager.delivery.links import link_stamp, sign_token
 from supervisor.layout import StateLayout
 from tests.browser import HeadlessChromium
 from tests.integration.test_bot import LONG, USER, _download_id, _result_id, running_stack

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from manager.notifications import NotificationListener
+from manager.aria2.notifications import NotificationListener
 from tests.integration.conftest import Engine
 from tests.runner import ariabot_run, until
 from tests.swarm import Swarm
@@ -34,7 +34,7 @@ class FailsOnce(NotificationListener):
 async def test_listener_comes_back_after_a_handler_raises_and_later_notifications_arrive(
     engine: Engine, swarm: Swarm, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="manager.notifications")
+    caplog.set_level(logging.ERROR, logger="manager.aria2.notifications")
     got: list[tuple[str, str]] = []
     connections: list[float] = []
     loop = asyncio.get_running_loop()

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from manager import TorrentState
-from manager.sweep import SWEEP_EVERY
-from manager.tracking import WAITING_KEYS
+from manager.aria2.observation import WAITING_KEYS
+from manager.tracking.sweep import SWEEP_EVERY
 from supervisor.config import Settings
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.swarm import Swarm

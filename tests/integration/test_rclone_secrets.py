@@ -63,7 +63,7 @@ def test_a_connection_string_password_never_reaches_a_command_line_or_a_log(
         answers = "".join(cli(run, *args).stdout for args in (
             ["status", "1"], ["status", "1", "--json"], ["list", "--json"],
             ["log", "--json"]))
-    place = f"0/1-{seeded.info_hash[:8]}"  # the download's own place (manager/mirrors.py)
+    place = f"0/1-{seeded.info_hash[:8]}"  # the download's own place (manager/delivery/mirrors.py)
     assert f"\0:webdav:up/{place}\0".encode() in cmdline
     for secret in (webdav.password, obscured):
         assert secret.encode() not in cmdline

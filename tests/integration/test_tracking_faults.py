@@ -234,8 +234,8 @@ SEEDING = {"ARIABOT_SEED_TIME": "60", "ARIABOT_SEED_RATIO": "0"}
 
 
 def _reconciled(output: str) -> list[str]:
-    return [line.split("manager.sync: ", 1)[1] for line in output.splitlines()
-            if "manager.sync: reconciled" in line]
+    return [line.split("manager.tracking.sync: ", 1)[1] for line in output.splitlines()
+            if "manager.tracking.sync: reconciled" in line]
 
 
 def _seeding_again(run: AriabotRun, torrent: SwarmTorrent) -> None:
@@ -288,7 +288,7 @@ async def test_a_reconcile_whose_write_failed_is_one_warning_and_runs_again(
     """aria2c is killed while the database is locked: the reconcile after its restart cannot
     write what it found. A busy database is no bug: one warning line, no traceback, and the
     reconcile runs again until it is written (found by the promises machine's soak)."""
-    caplog.set_level("INFO", logger="manager.sync")
+    caplog.set_level("INFO", logger="manager.tracking.sync")
     engine = await start_engine(engine_settings())
     try:
         torrent = swarm.add("reconcile-locked.bin", 4 * MiB, seed=233)
@@ -301,18 +301,18 @@ async def test_a_reconcile_whose_write_failed_is_one_warning_and_runs_again(
                 os.kill(engine.aria2.pid, signal.SIGKILL)
                 await until(lambda: engine.aria2.session_id not in (None, session), 30,
                             "aria2c to restart")
-                await until(lambda: any(r.name == "manager.sync" and "reconcile" in
+                await until(lambda: any(r.name == "manager.tracking.sync" and "reconcile" in
                                         r.getMessage() and r.levelno >= logging.WARNING
                                         for r in caplog.records), 30,
                             "the reconcile to meet the locked database")
                 refused = len(caplog.records)
                 release()
-                await until(lambda: any(r.name == "manager.sync" and
+                await until(lambda: any(r.name == "manager.tracking.sync" and
                                         r.getMessage().startswith("reconciled")
                                         for r in caplog.records[refused:]), 30,
                             "the reconcile to run again once the store answers")
     finally:
         await stop_engine(engine)
     tracebacks = [r.getMessage() for r in caplog.records
-                  if r.name == "manager.sync" and r.exc_info]
+                  if r.name == "manager.tracking.sync" and r.exc_info]
     assert tracebacks == []

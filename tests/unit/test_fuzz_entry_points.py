@@ -24,8 +24,8 @@ from bot.arguments import parse_download_id, parse_selection
 from bot.callbackdata import Action, InvalidCallback, callback_data, parse_callback
 from manager import Aria2Endpoint, Aria2Rpc, ManagerConfig, Store, TorrentManager
 from manager.errors import InvalidMagnet, InvalidTorrent
-from manager.magnets import find_magnets, parse_magnet
-from manager.metainfo import parse_torrent
+from manager.sources.magnets import find_magnets, parse_magnet
+from manager.sources.metainfo import parse_torrent
 from supervisor.__main__ import build_parser
 from supervisor.config import FIELDS, ConfigError, Settings, load_settings
 from supervisor.control import ControlServer
@@ -47,7 +47,7 @@ FUZZ = settings(max_examples=CASES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.function_scoped_fixture])
 
-# --- magnets and .torrent bytes (manager.magnets, manager.metainfo) -----------------------------
+# --- magnets and .torrent bytes (manager.sources.magnets, manager.sources.metainfo) ---------
 
 
 @FUZZ

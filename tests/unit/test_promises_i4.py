@@ -1,6 +1,6 @@
 """The promises machine's I4 (no two listed downloads share a path) follows ariabot's
-ownership rule (manager/contents.py ``owns_its_name``): a magnet before its metadata carries
-its link's ``dn=`` and owns nothing, whether it waits, is queued or is paused; the soak once
+ownership rule (manager/downloads/contents.py ``owns_its_name``): a magnet before its metadata
+carries its link's ``dn=`` and owns nothing, whether it waits, is queued or is paused; the soak once
 reported such a paused magnet next to the finished download that owns the name (seed
 1689892772), though ariabot refused it by name once its metadata arrived.
 """

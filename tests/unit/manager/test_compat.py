@@ -1,4 +1,4 @@
-"""manager.compat: which sources the running aria2c can download, by its version."""
+"""manager.aria2.compat: which sources the running aria2c can download, by its version."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torf
 
-from manager.compat import HYBRID_MIN_VERSION, check_downloadable, hybrid_limitation
+from manager.aria2.compat import HYBRID_MIN_VERSION, check_downloadable, hybrid_limitation
 from manager.errors import InvalidMagnet, InvalidTorrent
-from manager.magnets import parse_magnet
-from manager.metainfo import parse_torrent
+from manager.sources.magnets import parse_magnet
+from manager.sources.metainfo import parse_torrent
 from tests.hybrid import build_hybrid
 from tests.swarm import make_content
 

@@ -20,9 +20,9 @@ from manager import (
     ManagerConfig,
 )
 from manager.clock import utcnow
-from manager.contents import Contents
-from manager.links import Links, link_stamp, parse_token, sign_token, stamp_tag
-from manager.live import LiveDownloads
+from manager.delivery.links import Links, link_stamp, parse_token, sign_token, stamp_tag
+from manager.downloads.contents import Contents
+from manager.downloads.live import LiveDownloads
 from manager.store import DownloadRecord, Store
 
 KEY = bytes(range(32))

@@ -1,4 +1,4 @@
-"""Tests of manager.magnets: checking magnet links, and finding them in a chat message."""
+"""Tests of manager.sources.magnets: checking magnet links, and finding them in a chat message."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manager.errors import InvalidMagnet
-from manager.magnets import MAX_MAGNET_CHARS, MagnetLink, find_magnets, parse_magnet
-from manager.trackers import MAX_TRACKERS
+from manager.sources.magnets import MAX_MAGNET_CHARS, MagnetLink, find_magnets, parse_magnet
+from manager.sources.trackers import MAX_TRACKERS
 
 HEX = "0123456789abcdef0123456789abcdef01234567"
 HASH_BYTES = bytes.fromhex(HEX)
@@ -85,7 +85,7 @@ def test_magnet_hybrid_v1_v2_keeps_the_v1_hash_only():
     link = parse_magnet(magnet(f"xt=urn:btih:{HEX}", "xt=urn:btmh:1220" + "ab" * 32))
     assert link.info_hash == HEX
     assert "btmh" not in link.uri
-    assert link.hybrid  # whether aria2 can download it is manager.compat's call
+    assert link.hybrid  # whether aria2 can download it is manager.aria2.compat's call
 
 
 def test_magnet_with_btih_only_is_not_flagged_hybrid():

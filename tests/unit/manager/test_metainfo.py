@@ -1,4 +1,4 @@
-"""Tests of manager.metainfo (and the bencode walk under it): checking .torrent files.
+"""Tests of manager.sources.metainfo (and the bencode walk under it): checking .torrent files.
 
 Torrents are made here: good ones with torf from files in a temp folder, hostile ones as
 hand-built metainfo encoded with torf's own bencoder (flatbencode), or as raw bytes where
@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manager.errors import InvalidTorrent
-from manager.metainfo import DEFAULT_MAX_FILES, TorrentMeta, parse_torrent
 from manager.models import FileEntry
+from manager.sources.metainfo import DEFAULT_MAX_FILES, TorrentMeta, parse_torrent
 from tests.hybrid import build_hybrid
 from tests.swarm import make_content
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from manager.notifications import ListenerHealth, NotificationListener
+from manager.aria2.notifications import ListenerHealth, NotificationListener
 from tests.runner import until
 
 GOOD = {"jsonrpc": "2.0", "method": "aria2.onDownloadStart", "params": [{"gid": "00aa"}]}
@@ -131,7 +131,7 @@ class Scripted(NotificationListener):
 def test_unexpected_failures_restart_with_growing_backoff_reset_after_a_healthy_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="manager.notifications")
+    caplog.set_level(logging.ERROR, logger="manager.aria2.notifications")
     slept: list[float] = []
     # Four quick deaths, then one after a long healthy run, then a quick one again.
     listener = Scripted([0, 0, 0, 0, 3600, 0], Clock(), slept)

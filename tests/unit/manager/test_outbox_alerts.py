@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-import manager.outbox
+import manager.delivery.outbox
+from manager.delivery.outbox import Outbox
 from manager.events import Aria2Down, Event, Publisher
-from manager.outbox import Outbox
 from manager.store import Store
 from tests.dbfaults import hold_writes
 
@@ -19,7 +19,7 @@ async def test_close_gives_up_on_an_alert_the_store_keeps_refusing(
 ) -> None:
     """Another connection holds the database's write lock for the whole test: the alert
     cannot be stored, and closing says so instead of hanging the shutdown."""
-    monkeypatch.setattr(manager.outbox, "_CLOSE_WAIT", 0.2)
+    monkeypatch.setattr(manager.delivery.outbox, "_CLOSE_WAIT", 0.2)
     store = Store(database_url)
     await store.open()
     published: list[Event] = []
@@ -31,7 +31,7 @@ async def test_close_gives_up_on_an_alert_the_store_keeps_refusing(
             outbox.alert(Aria2Down("aria2c exited with code -9"))
             loop = asyncio.get_running_loop()
             started = loop.time()
-            with caplog.at_level(logging.ERROR, logger="manager.outbox"):
+            with caplog.at_level(logging.ERROR, logger="manager.delivery.outbox"):
                 await outbox.close()
             assert loop.time() - started < 2  # _CLOSE_WAIT, not the 5 s lock wait or more
     finally:

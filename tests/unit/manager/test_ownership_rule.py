@@ -1,4 +1,4 @@
-"""The one ownership rule (:func:`manager.contents.owns_its_name`): which listed download
+"""The one ownership rule (:func:`manager.downloads.contents.owns_its_name`): which listed download
 owns ``<chat folder>/<its name>``, for adding (a name taken) and for every delete."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from manager.contents import owns_its_name
+from manager.downloads.contents import owns_its_name
 from manager.store import DownloadRecord
 
 

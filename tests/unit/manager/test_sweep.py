@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from manager.live import LiveDownloads
+from manager.downloads.live import LiveDownloads
 from manager.store import DownloadRecord, Store
-from manager.sweep import QueueSweep
+from manager.tracking.sweep import QueueSweep
 
 
 def record(download_id: int, gid: str | None = "g1", state: str = "queued") -> DownloadRecord:

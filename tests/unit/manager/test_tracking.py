@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from manager.models import TorrentState
-from manager.tracking import (
+from manager.aria2.observation import (
     POLL_KEYS,
     Observation,
     StallWatch,
@@ -15,6 +14,7 @@ from manager.tracking import (
     error_text,
     unreachable_reason,
 )
+from manager.models import TorrentState
 
 
 def status(**values: Any) -> dict[str, Any]:

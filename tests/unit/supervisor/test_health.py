@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from manager.notifications import ListenerHealth
+from manager.aria2.notifications import ListenerHealth
 from supervisor.control import ControlClient, ControlServer
 from supervisor.doctor import health_checks
 

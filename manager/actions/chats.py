@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from manager.live import LiveDownloads
+from manager.downloads import LiveDownloads
 from manager.models import TorrentState
 from manager.store import Store
 

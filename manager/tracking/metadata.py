@@ -10,17 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from manager.aria2ops import Aria2Ops
-from manager.aria2rpc import Aria2Rpc
-from manager.contents import Contents, all_file_entries, file_entries
+from manager.aria2 import Aria2Ops, Aria2Rpc, Observation
+from manager.downloads import (
+    Contents,
+    LiveDownload,
+    LiveDownloads,
+    SpaceCheck,
+    all_file_entries,
+    file_entries,
+)
 from manager.errors import Aria2Error, NotEnoughSpace
 from manager.events import Event, MetadataReceived, TorrentFailed
 from manager.files import is_inside
-from manager.live import LiveDownload, LiveDownloads
 from manager.models import TorrentState
-from manager.space import SpaceCheck
 from manager.store import Store
-from manager.tracking import Observation
 
 __all__ = ["MetadataCheck"]
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from manager.aria2 import StallWatch
 from manager.errors import DownloadNotFound
 from manager.models import SourceKind, Torrent, TorrentState
 from manager.store import DownloadRecord, Store
-from manager.tracking import StallWatch
 
 __all__ = ["LIVE_STATES", "LiveDownload", "LiveDownloads", "snapshot"]
 
@@ -95,7 +95,7 @@ class LiveDownloads:
         results_to_drop: GIDs whose finished results aria2 keeps and the next poll removes.
         changes: counts every change made here of which downloads are tracked, of their
             GIDs, or of a tracked one's state (a pause, a resume); the poll reads aria2's
-            waiting list again after one (:mod:`manager.sweep`).
+            waiting list again after one (:mod:`manager.tracking.sweep`).
     """
 
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:

@@ -5,9 +5,9 @@ Where news comes from:
 * aria2's WebSocket notifications (start, pause, stop, complete, error, bt-complete) trigger
   an immediate refresh of just those GIDs: completion is seen within milliseconds;
 * one batched poll every ``progress_interval`` seconds (one ``system.multicall`` of
-  tellActive/tellStopped, only :data:`~manager.tracking.POLL_KEYS`; tellWaiting too when the
-  queue may have moved, :mod:`manager.sweep`) feeds progress, written in ONE transaction for
-  the rows that changed;
+  tellActive/tellStopped, only :data:`~manager.aria2.observation.POLL_KEYS`; tellWaiting too
+  when the queue may have moved, :mod:`manager.tracking.sweep`) feeds progress, written in ONE
+  transaction for the rows that changed;
 * a reconcile after every (re)connection to aria2 re-learns GIDs and re-adds from the stored
   source any download aria2 lost, so nothing is lost and nothing is duplicated.
 
@@ -23,16 +23,14 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from manager.aria2ops import Aria2Ops
+from manager.aria2 import WAITING_KEYS, Aria2Ops, Observation
 from manager.config import ManagerConfig
-from manager.contents import remove_control_file
+from manager.downloads import LiveDownload, LiveDownloads, remove_control_file
 from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
-from manager.live import LiveDownload, LiveDownloads
 from manager.models import TorrentState
-from manager.statuses import DUPLICATE, Applied, StatusApplier
 from manager.store import DownloadRecord
-from manager.sweep import QueueSweep
-from manager.tracking import WAITING_KEYS, Observation
+from manager.tracking.statuses import DUPLICATE, Applied, StatusApplier
+from manager.tracking.sweep import QueueSweep
 
 __all__ = ["Submit", "Sync"]
 
@@ -48,7 +46,7 @@ _NOT_TAKEN_BACK = "the downloader did not take it back after a restart"
 
 
 class Submit(Protocol):
-    """Hands a stored download to aria2 again (:meth:`manager.intake.Intake.submit`)."""
+    """Hands a stored download to aria2 again (:meth:`manager.actions.intake.Intake.submit`)."""
 
     def __call__(self, record: DownloadRecord, *,
                  paused: bool = False) -> Awaitable[DownloadRecord]: ...
@@ -177,7 +175,7 @@ class Sync:
         """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
 
         The request reads what runs and what finished; aria2's waiting list only when it
-        may have moved (:mod:`manager.sweep`), or with ``sweep``.
+        may have moved (:mod:`manager.tracking.sweep`), or with ``sweep``.
         """
         async with self._live.lock:
             # Read and apply under the lock: a list read before an add/pause and applied

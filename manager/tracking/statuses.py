@@ -8,9 +8,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from manager.aria2rpc import Aria2Rpc, RpcFault
+from manager.aria2 import (
+    Aria2Rpc,
+    Observation,
+    RpcFault,
+    derive_state,
+    error_text,
+    unreachable_reason,
+)
 from manager.clock import utcnow
 from manager.config import ManagerConfig
+from manager.downloads import LiveDownload, LiveDownloads, snapshot
 from manager.errors import Aria2Error
 from manager.events import (
     Event,
@@ -22,11 +30,9 @@ from manager.events import (
     TorrentProgress,
     TorrentStateChanged,
 )
-from manager.live import LiveDownload, LiveDownloads, snapshot
-from manager.metadata import MetadataCheck
 from manager.models import TorrentState
 from manager.store import DownloadRecord, Store
-from manager.tracking import Observation, derive_state, error_text, unreachable_reason
+from manager.tracking.metadata import MetadataCheck
 
 __all__ = ["DUPLICATE", "Applied", "StatusApplier"]
 
@@ -185,14 +191,14 @@ class StatusApplier:
         return _event_for(record, values, live)
 
     def to_read(self, waiting: Sequence[dict[str, Any]]) -> list[str]:
-        """GIDs in aria2's waiting list (asked with :data:`~manager.tracking.WAITING_KEYS`)
+        """GIDs in aria2's waiting list (asked with :data:`~manager.aria2.observation.WAITING_KEYS`)
         whose full status the next :meth:`apply` needs.
 
         A download that waits or is paused does not change: its bytes, speeds and peers
         stay what they were while its status stays. So only these are read in full: a
         tracked download whose status differs from the one last applied (new, started,
         paused, queued again), and a magnet's real download whose metadata is still to be
-        checked (:class:`~manager.metadata.MetadataCheck`, which is retried until aria2 has
+        checked (:class:`~manager.tracking.metadata.MetadataCheck`, which is retried until aria2 has
         set it up).
         """
         gids = []

@@ -14,8 +14,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from manager.contents import remove_control_file
-from manager.live import LIVE_STATES
+from manager.downloads.contents import remove_control_file
+from manager.downloads.live import LIVE_STATES
 from manager.models import TorrentState
 from manager.store import DownloadRecord, Store
 

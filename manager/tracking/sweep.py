@@ -6,15 +6,16 @@ stops it, and aria2 says so (a WebSocket notification, which refreshes that down
 once). Reading the whole waiting list every cycle made each poll cost O(N) in aria2 and here
 (230 ms at N = 10,000, against 3 ms for the running downloads alone; ``python -m tests.bench
 --only monitor``), so the poll reads it only when it can have changed, and then only
-:data:`~manager.tracking.WAITING_KEYS` of each (queue positions, what aria2 lost), in full
-only those whose status changed (:meth:`~manager.statuses.StatusApplier.to_read`). It is
+:data:`~manager.aria2.observation.WAITING_KEYS` of each (queue positions, what aria2 lost), in full
+only those whose status changed (:meth:`~manager.tracking.statuses.StatusApplier.to_read`). It is
 read:
 
 * something happened since the last sweep: a notification or a user's action refreshed a
   download (a start, pause or end moves every queue position behind it), or the tracked
-  downloads, their GIDs or states changed (:attr:`~manager.live.LiveDownloads.changes`: an add, a
-  pause, a resume, a cancel, a magnet followed to its real download; aria2 says nothing when
-  it pauses a waiting download);
+  downloads, their GIDs or states changed
+  (:attr:`~manager.downloads.live.LiveDownloads.changes`: an add, a pause, a resume, a cancel,
+  a magnet followed to its real download; aria2 says nothing when it pauses a waiting
+  download);
 * the last apply asked to look again (a magnet's real download that aria2 was still setting
   up when its metadata was checked);
 * and at least every :data:`SWEEP_EVERY` polls whatever happened, for what aria2 does not
@@ -23,7 +24,7 @@ read:
 
 from __future__ import annotations
 
-from manager.live import LiveDownloads
+from manager.downloads import LiveDownloads
 
 __all__ = ["SWEEP_EVERY", "QueueSweep"]
 
@@ -35,7 +36,7 @@ class QueueSweep:
     """Decides, poll by poll, whether the waiting list is read too.
 
     Parameters:
-        live: the tracked downloads (their :attr:`~manager.live.LiveDownloads.changes`).
+        live: the tracked downloads (their :attr:`~manager.downloads.live.LiveDownloads.changes`).
         every: the longest run of polls without a sweep.
     """
 

@@ -7,11 +7,11 @@ after a cancel or a purge, go to different places. The same torrent added again 
 after a cancel keeps its id and info-hash, so its place: the files there are the same.
 
 A job is stored (table ``mirrors``) before it starts, so a restart of ariabot resumes it;
-the transfer itself is the injected :class:`~manager.uploader.Uploader`'s (rclone). One job
+the transfer itself is the injected :class:`~manager.delivery.uploader.Uploader`'s (rclone). One job
 at a time uploads (they share the uplink); the others wait as ``queued``. A failed attempt
 is retried with a doubling delay, then reported with the uploader's reason. Only after the
 upload is verified at the destination, and only in ``move`` mode, are the local files
-deleted, and then only what :class:`~manager.contents.Contents` finds the download owns.
+deleted, and then only what :class:`~manager.downloads.contents.Contents` finds the download owns.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manager.config import MirrorConfig
-from manager.contents import Contents, Deletion
+from manager.delivery.mirrorfiles import own_complete_files
+from manager.delivery.uploader import Uploader, UploadError, UploadJob, UploadStats
+from manager.downloads import Contents, Deletion, LiveDownloads
 from manager.errors import DownloadNotFound, InvalidState, MirrorOff
 from manager.events import (
     Event,
@@ -37,11 +39,8 @@ from manager.events import (
     TorrentCompleted,
     TorrentEvent,
 )
-from manager.live import LiveDownloads
-from manager.mirrorfiles import own_complete_files
 from manager.models import Mirror, MirrorState, Torrent, TorrentState
 from manager.store import DownloadRecord, MirrorRecord, Store
-from manager.uploader import Uploader, UploadError, UploadJob, UploadStats
 from manager.usertext import shown_destination
 
 __all__ = ["Mirrors", "place_of"]
@@ -359,7 +358,8 @@ class Mirrors:
             return
 
     async def _job_of(self, record: DownloadRecord, job: _Job) -> UploadJob:
-        """The upload of the download's own complete files (see :mod:`manager.mirrorfiles`)."""
+        """The upload of the download's own complete files (see
+        :mod:`manager.delivery.mirrorfiles`)."""
         files = await own_complete_files(record, self._store, self._contents)
         job.files = files
         upload = UploadJob(record.id, Path(record.directory), files, job.record.remote,

@@ -34,7 +34,7 @@ POLL_KEYS = (
 
 WAITING_KEYS = ("gid", "status", "numPieces")
 """What the poll asks of every waiting download: enough for queue positions, for what aria2
-lost, and to tell which ones changed (:meth:`manager.statuses.StatusApplier.to_read`)."""
+lost, and to tell which ones changed (:meth:`manager.tracking.statuses.StatusApplier.to_read`)."""
 
 METADATA_STUCK_AFTER = 180.0
 NO_PEERS_STUCK_AFTER = 120.0

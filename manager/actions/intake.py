@@ -14,10 +14,16 @@ from typing import Any
 
 import peewee
 
-from manager.aria2rpc import Aria2Rpc
-from manager.compat import check_downloadable
+from manager.aria2 import Aria2Rpc, check_downloadable
 from manager.config import ManagerConfig
-from manager.contents import Contents, claims_its_files, remove_control_file
+from manager.downloads import (
+    LIVE_STATES,
+    Contents,
+    LiveDownloads,
+    SpaceCheck,
+    claims_its_files,
+    remove_control_file,
+)
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -27,11 +33,8 @@ from manager.errors import (
 )
 from manager.events import Publisher, TorrentAdded
 from manager.files import chat_folder, has_unverified_data
-from manager.live import LIVE_STATES, LiveDownloads
-from manager.magnets import MagnetLink, parse_magnet
-from manager.metainfo import TorrentMeta, parse_torrent
 from manager.models import SourceKind, Torrent, TorrentState
-from manager.space import SpaceCheck
+from manager.sources import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
 from manager.store import DownloadRecord, Store
 
 __all__ = ["AddResult", "Intake"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from manager.errors import InvalidMagnet
-from manager.trackers import collect_trackers
+from manager.sources.trackers import collect_trackers
 from manager.usertext import MAX_NAME_BYTES, has_control, is_encodable, show, truncate_utf8
 
 __all__ = ["MAX_MAGNET_CHARS", "MagnetLink", "find_magnets", "parse_magnet"]
@@ -45,7 +45,7 @@ class MagnetLink:
             not the user's text, is what goes to aria2.
         hybrid: the link names a hybrid (v1+v2) torrent: it has ``xt=urn:btmh:`` next to
             ``xt=urn:btih:``. Whether aria2 can download it depends on its version
-            (:mod:`manager.compat`).
+            (:mod:`manager.aria2.compat`).
     """
 
     info_hash: str

@@ -1,6 +1,6 @@
 """The manager's verbs on aria2: the few call sequences it needs, on top of :class:`Aria2Rpc`.
 
-:class:`~manager.aria2rpc.Aria2Rpc` runs every call in its own worker threads and maps
+:class:`~manager.aria2.rpc.Aria2Rpc` runs every call in its own worker threads and maps
 errors; this module knows which calls make one operation (a removal that waits for its
 result to land, an option change on a paused download) and which refusals are the user's
 business (:class:`~manager.errors.InvalidState`) rather than aria2 being away.
@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from manager.aria2rpc import Aria2Rpc
+from manager.aria2.observation import POLL_KEYS
+from manager.aria2.rpc import Aria2Rpc
 from manager.errors import Aria2Error, Aria2Unavailable, InvalidState
 from manager.files import has_unverified_data
 from manager.models import TorrentState
 from manager.store import DownloadRecord
-from manager.tracking import POLL_KEYS
 
 __all__ = ["Aria2Ops"]
 
@@ -116,7 +116,7 @@ class Aria2Ops:
             await self.rpc.call("aria2.changeOption", gid, {"check-integrity": "true"})
 
     async def statuses(self, gids: Sequence[str]) -> list[dict[str, Any]]:
-        """These GIDs' status (:data:`~manager.tracking.POLL_KEYS`) in one request; the
+        """These GIDs' status (:data:`~manager.aria2.observation.POLL_KEYS`) in one request; the
         GIDs aria2 does not know are left out."""
         answers = await self.rpc.multicall(
             [("aria2.tellStatus", [gid, list(POLL_KEYS)]) for gid in gids]
@@ -133,7 +133,7 @@ class Aria2Ops:
             extra: calls sent in the same request, after the three lists (their answers
                 are dropped).
             waiting_keys: the keys asked of the waiting ones (the others get
-                :data:`~manager.tracking.POLL_KEYS`).
+                :data:`~manager.aria2.observation.POLL_KEYS`).
         """
         keys = list(POLL_KEYS)
         answers = await self.rpc.multicall([
@@ -152,7 +152,7 @@ class Aria2Ops:
 
         Both are bounded whatever the number of downloads (``max-concurrent-downloads``, and
         the finished results the poll purges); the waiting list, the one that grows with
-        them, is left out (see :mod:`manager.sweep`).
+        them, is left out (see :mod:`manager.tracking.sweep`).
 
         Parameters:
             extra: calls sent in the same request, after the two lists (their answers are

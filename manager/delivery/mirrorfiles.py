@@ -13,11 +13,10 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from manager.contents import Contents
+from manager.downloads import Contents, is_pad
 from manager.files import is_inside
-from manager.metainfo import TorrentMeta
 from manager.models import FileEntry
-from manager.padfiles import is_pad
+from manager.sources import TorrentMeta
 from manager.store import DownloadRecord, Store
 
 __all__ = ["own_complete_files", "own_files"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from manager.actions.control import StopMirror
 from manager.clock import utcnow
-from manager.contents import Contents
-from manager.control import StopMirror
-from manager.live import LiveDownloads
+from manager.downloads import Contents, LiveDownloads
 from manager.models import TorrentState
 from manager.store import Store
 

@@ -1,6 +1,6 @@
 """.torrent files: checking one a user uploaded, and describing it as aria2 will.
 
-:func:`parse_torrent` checks size, bencoding (:mod:`manager.bencode`), metainfo (with torf),
+:func:`parse_torrent` checks size, bencoding (:mod:`manager.sources.bencode`), metainfo (with torf),
 every file and folder name (torf does not check them, and aria2 only catches some), and that
 the info-hash aria2 will compute is the one the swarm uses. Every refusal is an
 :class:`~manager.errors.InvalidTorrent` whose message can be shown to the user as is.
@@ -14,8 +14,8 @@ aria2 1.36 facts this module relies on (checked with ``aria2c --show-files``):
   a non-canonical info dictionary gets a hash no peer knows. Such files are refused.
 - aria2 1.36 drops dictionary keys of length 0 when it reads bencode, and every file of a
   v2 ``file tree`` is one: it names a hybrid (v1+v2) torrent by a wrong info-hash. Hybrids are
-  flagged here; :mod:`manager.compat` refuses them when the running aria2c is older than 1.37.
-- aria2 crashes on a repeated key inside the info dictionary (:mod:`manager.bencode`).
+  flagged here; :mod:`manager.aria2.compat` refuses them when the running aria2c is older than 1.37.
+- aria2 crashes on a repeated key inside the info dictionary (:mod:`manager.sources.bencode`).
 - aria2 accepts ``a/b`` inside one path element (creating folders), empty elements, backslashes
   and control characters (escaped as ``%01``); it refuses ``..``, ``.`` and absolute names.
 """
@@ -30,10 +30,10 @@ from typing import Any
 
 import torf
 
-from manager.bencode import BencodeError, find_info
 from manager.errors import InvalidTorrent
 from manager.models import FileEntry
-from manager.trackers import collect_trackers
+from manager.sources.bencode import BencodeError, find_info
+from manager.sources.trackers import collect_trackers
 from manager.units import human_size
 from manager.usertext import MAX_NAME_BYTES, display, has_control, shorten, show
 
@@ -63,7 +63,7 @@ class TorrentMeta:
         data: the file's original bytes, to pass to ``aria2.addTorrent`` unchanged.
         hybrid: a hybrid (v1+v2) torrent: its info has v1 ``pieces`` and v2's ``file tree``
             or ``meta version: 2``. Whether aria2 can download it depends on its version
-            (:mod:`manager.compat`).
+            (:mod:`manager.aria2.compat`).
     """
 
     info_hash: str

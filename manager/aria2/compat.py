@@ -1,9 +1,9 @@
 """What the running aria2c can download: the refusals that depend on its version.
 
-:mod:`manager.magnets` and :mod:`manager.metainfo` say what a source *is*; this module says
-whether the aria2c that ariabot runs can download it, so that a download that cannot work is
-refused at once with a plain reason instead of sitting at "no peers" until the dead-torrent
-timeout.
+:mod:`manager.sources.magnets` and :mod:`manager.sources.metainfo` say what a source *is*;
+this module says whether the aria2c that ariabot runs can download it, so that a download that
+cannot work is refused at once with a plain reason instead of sitting at "no peers" until the
+dead-torrent timeout.
 
 One such case today: **hybrid (BitTorrent v1+v2) torrents need aria2 1.37**. aria2 1.36
 (Debian 12's) drops dictionary keys of length 0 when it reads bencode, and every file of a
@@ -17,8 +17,7 @@ metadata under the right hash, then switches to the wrong one.
 from __future__ import annotations
 
 from manager.errors import InvalidMagnet, InvalidTorrent
-from manager.magnets import MagnetLink
-from manager.metainfo import TorrentMeta
+from manager.sources import MagnetLink, TorrentMeta
 
 __all__ = [
     "HYBRID_FIX",
@@ -60,8 +59,8 @@ def check_downloadable(parsed: MagnetLink | TorrentMeta,
     """Refuse a checked source that this aria2c cannot download.
 
     Parameters:
-        parsed: what :func:`~manager.magnets.parse_magnet` or
-            :func:`~manager.metainfo.parse_torrent` returned.
+        parsed: what :func:`~manager.sources.magnets.parse_magnet` or
+            :func:`~manager.sources.metainfo.parse_torrent` returned.
         aria2_version: the running aria2c's version; None (not known) refuses nothing.
 
     Raises:

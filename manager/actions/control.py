@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from manager.aria2ops import Aria2Ops
-from manager.contents import Contents, Deletion
+from manager.aria2 import Aria2Ops
+from manager.downloads import Contents, Deletion, LiveDownloads, SpaceCheck
 from manager.errors import DownloadNotFound, InvalidSource, InvalidState
 from manager.events import (
     Publisher,
@@ -22,15 +22,13 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
-from manager.live import LiveDownloads
 from manager.models import Torrent, TorrentState
-from manager.space import SpaceCheck
 from manager.store import DownloadRecord, Store
 
 __all__ = ["Cancellation", "Control", "Refresh", "StopMirror"]
 
 Refresh = Callable[[Sequence[str]], Awaitable[None]]
-"""Reads these GIDs' status from aria2 and applies it (see :mod:`manager.sync`)."""
+"""Reads these GIDs' status from aria2 and applies it (see :mod:`manager.tracking.sync`)."""
 
 StopMirror = Callable[[int, int], Awaitable[bool]]
 """Stops a download's upload to the mirror (by id, for a user id); whether one ran."""
@@ -44,7 +42,7 @@ class Cancellation:
         torrent: the download after the cancel.
         files_deleted: its files were asked to go and went (none kept).
         kept_for: asked to go, its files were kept: this download in the list (its id)
-            owns their name (the ownership rule of :mod:`manager.contents`).
+            owns their name (the ownership rule of :mod:`manager.downloads.contents`).
         upload_stopped: its upload to the mirror was under way, and is stopped.
     """
 

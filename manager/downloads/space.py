@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from manager.downloads.live import LiveDownloads
 from manager.errors import NotEnoughSpace
 from manager.files import free_bytes
-from manager.live import LiveDownloads
 from manager.units import human_size
 
 __all__ = ["SpaceCheck"]

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from manager.aria2rpc import Aria2Rpc
+from manager.aria2 import Aria2Rpc
 from manager.config import ManagerConfig
+from manager.downloads.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
 from manager.errors import Aria2Error, InvalidSource
 from manager.files import control_file, delete_download_files, is_inside, top_entry
-from manager.metainfo import TorrentMeta, parse_torrent
 from manager.models import FileEntry, SourceKind, TorrentState
-from manager.padfiles import is_pad, pad_options, pad_scratch, remove_pad_scratch
+from manager.sources import TorrentMeta, parse_torrent
 from manager.store import DownloadRecord, PurgedDownload, Store
 
 __all__ = ["Contents", "Deletion", "all_file_entries", "claims_its_files", "file_entries",

@@ -41,12 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from manager.config import LinkConfig
-from manager.contents import Contents
+from manager.downloads import Contents, LiveDownloads, is_pad
 from manager.errors import DownloadNotFound, InvalidState, LinkExpired, LinkRefused, LinksOff
-from manager.live import LiveDownloads
-from manager.metainfo import TorrentMeta
 from manager.models import Torrent, TorrentState
-from manager.padfiles import is_pad
+from manager.sources import TorrentMeta
 from manager.store import DownloadRecord, Store
 
 __all__ = [
