@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from playhouse.migrate import SchemaMigrator
 
+import manager.engine
 from manager.errors import StoreError
 from manager.models import FilePlan
 from manager.schema import MIGRATIONS, SCHEMA_VERSION, bind_tables
@@ -393,3 +394,13 @@ async def test_find_in_states_looks_in_every_chat(store: Store) -> None:
     assert sorted(r.id for r in found) == [mine, other]
     assert [r.id for r in await store.find_in_states("a" * 40, ["seeding"])] == [other]
     assert await store.find_in_states("c" * 40, ["queued"]) == []
+
+
+async def test_postgresql_without_its_driver_says_which_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ariabot installed without the `postgresql` extra (no psycopg): one clear line."""
+    monkeypatch.setattr(manager.engine, "psycopg", None)
+    store = Store("postgresql://ariabot:secret@127.0.0.1:1/ariabot")
+    with pytest.raises(StoreError, match=r"psycopg 3: pip install 'ariabot\[postgresql\]'"):
+        await store.open()
+    await store.close()
