@@ -46,7 +46,9 @@ ensure_rclone() {
 # What the tests and benchmarks need besides: rclone, transmission-cli as a second
 # BitTorrent seeder (issue 16); for the download links (issue 14) ffmpeg (makes a short
 # MP4), chromium (a real browser plays it), curl (Range, resume, refusals) and nginx (the
-# HTTP benchmark's yardstick, run as the user on a loopback port, never as a service).
+# HTTP benchmark's yardstick, run as the user on a loopback port, never as a service);
+# PostgreSQL's server binaries for the store's tests on PostgreSQL (tests/pgserver.py
+# starts a throwaway cluster on a loopback port, never the packaged service).
 ensure_test_packages() {
     ensure_rclone
     local missing=()
@@ -55,6 +57,7 @@ ensure_test_packages() {
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

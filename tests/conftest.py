@@ -1,4 +1,6 @@
-"""Fixtures for the local BitTorrent swarm (tests/swarm.py); other fixtures live elsewhere.
+"""Fixtures for the local BitTorrent swarm (tests/swarm.py) and the databases a store test
+runs on (SQLite, and the throwaway PostgreSQL server of tests/pgserver.py); other fixtures
+live elsewhere.
 
 Also the Hypothesis profiles: ``ci`` (loaded when the ``CI`` variable is set, as CI does) is
 derandomized and keeps no example database, so a CI run tries the same cases every time and a
@@ -11,10 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from tests.pgserver import PostgresServer
 from tests.swarm import Swarm
 
 # Both from Hypothesis's own defaults, whatever profile it loaded itself on import.
@@ -39,3 +43,41 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
                     pytrace=False)
     with Swarm(tmp_path_factory.mktemp("swarm")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server, started the first time a test asks for it (a run
+    that selects no PostgreSQL test starts none) and stopped at the end of the session."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: PostgresServer) -> Iterator[str]:
+    """The URL of an empty database of its own on the session's server, dropped after."""
+    name = postgresql_server.new_database()
+    yield postgresql_server.url(name)
+    postgresql_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each engine: a SQLite file, then a PostgreSQL database
+    (``-m postgresql`` selects those runs, ``-m 'not postgresql'`` leaves them out)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ariabot.db'}"
+    return request.getfixturevalue("postgresql_url")
+
+
+@pytest.fixture
+def second_database_url(request: pytest.FixtureRequest, database_url: str,
+                        tmp_path: Path) -> Iterator[str]:
+    """Another empty database on the same engine as ``database_url``."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgresql_server")
+    name = server.new_database()
+    yield server.url(name)
+    server.drop_database(name)

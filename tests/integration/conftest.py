@@ -40,11 +40,29 @@ class Engine:
 
 
 @pytest.fixture
-def engine_settings(tmp_path: Path) -> Callable[..., Settings]:
+def engine_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+    database = database_env(request)
+
     def make(**env: str) -> Settings:
         return loopback_settings(tmp_path / "data", **{
-            "ARIABOT_PROGRESS_INTERVAL": "1", "ARIABOT_SEED_TIME": "0", **env})
+            "ARIABOT_PROGRESS_INTERVAL": "1", "ARIABOT_SEED_TIME": "0", **database, **env})
     return make
+
+
+def database_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """``ARIABOT_DATABASE_URL`` for a test that runs on both engines (it uses the
+    ``database_url`` fixture, e.g. ``@pytest.mark.usefixtures("database_url")``) and got
+    PostgreSQL; nothing otherwise: the default SQLite file in the data dir, as users have."""
+    if "database_url" not in request.fixturenames:
+        return {}
+    url = request.getfixturevalue("database_url")
+    return {} if url.startswith("sqlite") else {"ARIABOT_DATABASE_URL": url}
+
+
+@pytest.fixture
+def run_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """:func:`database_env` for a test that starts ``ariabot run`` itself."""
+    return database_env(request)
 
 
 def loopback_settings(data_dir: Path, **env: str) -> Settings:
@@ -97,7 +115,7 @@ async def start_engine(
             that must not be rescued by the progress poll.
     """
     aria2, endpoint, layout = prepare_aria2(settings, policy)
-    store = Store(f"sqlite:///{layout.database}")
+    store = Store(settings.database_url or f"sqlite:///{layout.database}")  # as the root does
     await store.open()
     rpc = Aria2Rpc(via(endpoint) if via else endpoint, timeout=rpc_timeout)
     uploader = await asyncio.to_thread(mirror_uploader, settings)

@@ -14,6 +14,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -132,14 +133,15 @@ async def test_news_while_the_bot_was_down_arrives_once_and_edits_go_on_in_the_s
     assert (len(_announced(stack, finishing)), len(_announced(stack, going_on))) == (1, 1)
 
 
+@pytest.mark.usefixtures("database_url")  # ariabot run itself, on both engines
 async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after_restart(
-    tmp_path: Path, swarm: Swarm,
+    tmp_path: Path, swarm: Swarm, run_database: dict[str, str],
 ) -> None:
     seeded = swarm.add("outbox-kill.bin", 2 * MIB, seed=821)
     data = tmp_path / "data"
     async with FakeTelegramServer() as server:
         env = {"ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN, "ARIABOT_TELEGRAM_API_URL": server.url,
-               "ARIABOT_ALLOWED_USERS": str(USER), "ARIABOT_SEED_TIME": "0"}
+               "ARIABOT_ALLOWED_USERS": str(USER), "ARIABOT_SEED_TIME": "0", **run_database}
         first = AriabotRun(data, env).start()
         try:
             await asyncio.to_thread(first.wait_ready, 60)
@@ -162,9 +164,11 @@ async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after
         try:
             await server.wait_until(lambda: _announced_in(server, download_id), timeout=LONG,
                                     what="the completion message after the restart")
-            store = Store(f"sqlite:///{StateLayout(data).database}")  # the running one's
+            store = Store(run_database.get("ARIABOT_DATABASE_URL")  # the running one's
+                          or f"sqlite:///{StateLayout(data).database}")
             await store.open()
             try:
+                assert await store.get(download_id) is not None  # the store ariabot runs on
                 await _settled(store)
             finally:
                 await store.close()
@@ -172,6 +176,8 @@ async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after
         finally:
             await asyncio.to_thread(second.stop)
     assert "Traceback" not in first.output + second.output
+    passwords = [urlsplit(url).password or "" for url in run_database.values()]
+    assert not [p for p in passwords if p in first.output + second.output]  # PostgreSQL's
 
 
 async def _settled(store: Store) -> None:

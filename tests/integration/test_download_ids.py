@@ -29,6 +29,8 @@ from tests.swarm import Swarm, file_digests
 
 MiB = 1024 * 1024
 
+pytestmark = pytest.mark.usefixtures("database_url")  # ids never reused, on both engines
+
 
 async def test_an_id_purged_as_the_only_row_is_not_given_again(
     engine: Engine, swarm: Swarm

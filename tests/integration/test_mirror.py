@@ -71,6 +71,7 @@ def _texts(stack: object, chat: int, needle: str, since: int = 0) -> list[str]:
             and needle in str(r.params.get("text"))]
 
 
+@pytest.mark.usefixtures("database_url")  # the mirrors' and notices' queries, both engines
 async def test_mirror_button_moves_to_webdav_and_deletes_only_after_the_check(
     engine_settings, swarm: Swarm, tmp_path: Path, webdav: WebDavServer,
 ) -> None:
@@ -306,12 +307,13 @@ def mirror_of(run: AriabotRun, download_id: int) -> dict | None:
     return json.loads(result.stdout)["mirror"]
 
 
+@pytest.mark.usefixtures("database_url")  # ariabot run resumes it from either engine
 def test_a_mirror_cut_by_a_crash_of_ariabot_finishes_after_the_restart_once(
-    tmp_path: Path, swarm: Swarm, webdav: WebDavServer,
+    tmp_path: Path, swarm: Swarm, webdav: WebDavServer, run_database: dict[str, str],
 ) -> None:
     env = {**mirror_env(tmp_path, webdav, ARIABOT_RCLONE_REMOTE="dav:up",
                         ARIABOT_MIRROR_BWLIMIT="2M"),
-           "ARIABOT_SEED_TIME": "0", "ARIABOT_PROGRESS_INTERVAL": "1"}
+           "ARIABOT_SEED_TIME": "0", "ARIABOT_PROGRESS_INTERVAL": "1", **run_database}
     seeded = swarm.add("mirror-crash.bin", 10 * MIB, seed=65)
     data = tmp_path / "data"
     with ariabot_run(data, env) as first:
@@ -462,6 +464,7 @@ async def test_same_named_downloads_each_land_in_their_own_place_and_none_is_ove
         await stop_engine(engine)
 
 
+@pytest.mark.usefixtures("database_url")  # a mirror forgotten and started again
 async def test_a_readded_download_shows_no_old_mirror_and_mirrors_to_its_place_again(
     engine_settings, swarm: Swarm, tmp_path: Path,
 ) -> None:

@@ -80,6 +80,7 @@ class _PollRequests:
         monkeypatch.setattr(engine.rpc, "multicall", multicall)
 
 
+@pytest.mark.usefixtures("database_url")  # the statement counts, on both engines
 async def test_an_idle_poll_reads_only_what_runs_and_writes_nothing(
     idle_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,6 +138,7 @@ async def test_a_sweep_reads_in_full_only_the_waiting_downloads_whose_status_cha
     assert (await idle_engine.manager.get(queued[0].id)).state is TorrentState.PAUSED
 
 
+@pytest.mark.usefixtures("database_url")  # the statement counts, on both engines
 async def test_a_poll_with_k_changed_rows_writes_them_in_one_transaction(
     idle_engine: Engine
 ) -> None:

@@ -61,13 +61,20 @@ def _check_untouched(data: Path, torrent: SwarmTorrent, before: dict[str, int]) 
     assert _mtimes(top) == before, "the finished files were written again"
 
 
-@pytest.mark.parametrize("how", ["sigterm", "kill-ariabot", "kill-aria2c"])
+@pytest.mark.parametrize(("how", "database_url"), [
+    ("sigterm", "sqlite"), ("kill-ariabot", "sqlite"), ("kill-aria2c", "sqlite"),
+    # ariabot run on PostgreSQL too, where ariabot itself restarts (a killed aria2c leaves
+    # the store's connection alone).
+    pytest.param("sigterm", "postgresql", marks=pytest.mark.postgresql),
+    pytest.param("kill-ariabot", "postgresql", marks=pytest.mark.postgresql),
+], indirect=["database_url"])
+@pytest.mark.usefixtures("database_url")
 def test_a_seeding_download_is_still_seeding_after_a_restart(
-    tmp_path: Path, swarm: Swarm, how: str
+    tmp_path: Path, swarm: Swarm, how: str, run_database: dict[str, str],
 ) -> None:
     torrent = swarm.add(f"restart-seed-{how}", [2 * MiB, 1 * MiB], seed=31)
     data = tmp_path / "data"
-    with ariabot_run(data, SEEDING) as first:
+    with ariabot_run(data, {**SEEDING, **run_database}) as first:
         first.wait_ready()
         assert cli(first, "add", torrent.magnet).returncode == 0
         seeding = _until_state(first, "seeding")
@@ -95,12 +102,13 @@ def test_a_seeding_download_is_still_seeding_after_a_restart(
                 second.stop()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_a_paused_finished_download_keeps_its_progress_and_resumes_seeding(
-    tmp_path: Path, swarm: Swarm
+    tmp_path: Path, swarm: Swarm, run_database: dict[str, str],
 ) -> None:
     torrent = swarm.add("restart-paused", 3 * MiB, seed=32)
     data = tmp_path / "data"
-    with ariabot_run(data, SEEDING) as first:
+    with ariabot_run(data, {**SEEDING, **run_database}) as first:
         first.wait_ready()
         assert cli(first, "add", torrent.magnet).returncode == 0
         _until_state(first, "seeding")
@@ -109,7 +117,7 @@ def test_a_paused_finished_download_keeps_its_progress_and_resumes_seeding(
         before = _mtimes(_folder(data) / torrent.name)
         first.signal(signal.SIGTERM)
         assert first.wait_exit() == 0
-    with ariabot_run(data, SEEDING) as second:
+    with ariabot_run(data, {**SEEDING, **run_database}) as second:
         second.wait_ready()
         wait_until(lambda: cli(second, "list").returncode == 0, 10, "list")
         paused = _until_state(second, "paused")
@@ -127,14 +135,15 @@ def test_a_paused_finished_download_keeps_its_progress_and_resumes_seeding(
         _check_untouched(data, torrent, before)
 
 
+@pytest.mark.usefixtures("database_url")  # the purge's queries, on both engines
 def test_the_same_torrent_after_a_purge_kept_its_files_is_refused_and_writes_nothing(
-    tmp_path: Path, swarm: Swarm
+    tmp_path: Path, swarm: Swarm, run_database: dict[str, str],
 ) -> None:
     """After ``purge`` (files kept, row gone) no download claims those files: adding the
     torrent again is refused at its metadata rather than hash-checked over them."""
     torrent = swarm.add("restart-readd", [1 * MiB, 2 * MiB], seed=33)
     data = tmp_path / "data"
-    with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as run:
+    with ariabot_run(data, {"ARIABOT_SEED_TIME": "0", **run_database}) as run:
         run.wait_ready()
         assert cli(run, "add", torrent.magnet, "--wait").returncode == 0
         _until_state(run, "complete")

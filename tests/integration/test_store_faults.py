@@ -1,10 +1,11 @@
-"""Store faults on the real thing: the SQLite file locked by another process, the data dir
+"""Store faults on the real thing: the database locked by another process, the data dir
 read-only at start, the database file deleted while ariabot runs.
 
 What ariabot does (chosen behaviour, checked here):
 
-* Locked by another process for less than the 5 s ``busy_timeout``: the add waits and
-  succeeds once the lock is released; nothing else notices.
+* Locked by another process for less than the 5 s ``busy_timeout`` (PostgreSQL: the same
+  ``lock_timeout``; both engines): the add waits and succeeds once the lock is released;
+  nothing else notices.
 * Locked for longer: the add fails with a :class:`StoreError` (a ``ManagerError``: clear words
   for the user, no traceback, no row), the manager keeps running, and the same add succeeds
   once the lock is gone.
@@ -39,12 +40,20 @@ from tests.runner import AriabotRun, until
 pytestmark = pytest.mark.slow
 
 _LOCKER = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-connection.execute("BEGIN EXCLUSIVE")
+import os, sys
+url = os.environ["LOCK_DATABASE_URL"]  # never in the process list: it may hold a password
+if url.startswith("sqlite"):
+    import sqlite3
+    connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None,
+                                 timeout=0)
+    connection.execute("BEGIN EXCLUSIVE")
+else:
+    import psycopg
+    connection = psycopg.connect(url)
+    connection.execute("LOCK TABLE downloads, activity, mirrors, notices IN EXCLUSIVE MODE")
 print("locked", flush=True)
 sys.stdin.readline()
-connection.execute("COMMIT")
+connection.commit() if hasattr(connection, "pgconn") else connection.execute("COMMIT")
 connection.close()
 """
 
@@ -54,11 +63,14 @@ def magnet(n: int) -> str:
 
 
 @contextlib.contextmanager
-def locked(database: Path) -> Iterator[Callable[[], None]]:
-    """Another process holds ``BEGIN EXCLUSIVE`` on ``database`` until the callable is called
-    (or the block ends)."""
-    with subprocess.Popen([sys.executable, "-c", _LOCKER, str(database)],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+def locked(database: Path | str) -> Iterator[Callable[[], None]]:
+    """Another process holds the write lock of ``database`` (a SQLite file, or the store's
+    URL: SQLite's ``BEGIN EXCLUSIVE``, PostgreSQL's ``LOCK TABLE … IN EXCLUSIVE MODE``)
+    until the callable is called (or the block ends)."""
+    url = f"sqlite:///{database}" if isinstance(database, Path) else database
+    with subprocess.Popen([sys.executable, "-c", _LOCKER], env={
+            **os.environ, "LOCK_DATABASE_URL": url},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "locked"
 
@@ -74,9 +86,9 @@ def locked(database: Path) -> Iterator[Callable[[], None]]:
             release()
 
 
+@pytest.mark.usefixtures("database_url")
 async def test_add_waits_for_a_short_lock_and_succeeds(engine: Engine) -> None:
-    database = engine.layout.database
-    with locked(database) as release:
+    with locked(engine.store.url) as release:
         add = asyncio.create_task(engine.manager.add(magnet(1), chat_id=1, user_id=1))
         await asyncio.sleep(3)  # the fault itself: the other process holds the lock for 3 s
         assert not add.done(), "the add did not wait for the lock"
@@ -86,9 +98,9 @@ async def test_add_waits_for_a_short_lock_and_succeeds(engine: Engine) -> None:
     assert [r.id for r in await engine.store.list()] == [result.torrent.id]
 
 
+@pytest.mark.usefixtures("database_url")
 async def test_add_fails_clearly_under_a_long_lock_then_works(engine: Engine) -> None:
-    database = engine.layout.database
-    with locked(database) as release:
+    with locked(engine.store.url) as release:
         started = asyncio.get_running_loop().time()
         with pytest.raises(ManagerError) as refused:
             await asyncio.wait_for(engine.manager.add(magnet(2), chat_id=1, user_id=1), 30)
@@ -96,7 +108,7 @@ async def test_add_fails_clearly_under_a_long_lock_then_works(engine: Engine) ->
         release()
     assert isinstance(refused.value, StoreError), repr(refused.value)
     assert "database" in str(refused.value) and "Traceback" not in str(refused.value)
-    assert waited >= 4.5, f"gave up after {waited:.1f}s, before busy_timeout"
+    assert waited >= 4.5, f"gave up after {waited:.1f}s, before the 5 s lock wait"
     assert await engine.store.list() == []  # no half-stored row
     result = await engine.manager.add(magnet(2), chat_id=1, user_id=1)  # the retry works
     assert [r.id for r in await engine.store.list()] == [result.torrent.id]
