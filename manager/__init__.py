@@ -8,7 +8,9 @@ the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud
 through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
-:func:`find_magnets` and :func:`human_size` (byte counts in words, the same everywhere).
+:func:`find_magnets` and :func:`human_size` (byte counts in words, the same everywhere),
+:func:`copy_store` (the store into another, empty database: ``ariabot db copy``) and
+:func:`masked_url` (a database URL fit to show).
 The modules behind the façade (intake, control, sync, statuses, metadata, retention,
 contents, live, outbox, ...) are its own.
 """
@@ -17,6 +19,14 @@ from manager.aria2rpc import Aria2Endpoint, Aria2Rpc
 from manager.config import LinkConfig, ManagerConfig, MirrorConfig
 from manager.control import Cancellation
 from manager.core import TorrentManager
+from manager.dbcopy import (
+    CopyFailed,
+    CopyRefused,
+    CopyReport,
+    TableCopy,
+    copy_store,
+    masked_url,
+)
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -85,6 +95,9 @@ __all__ = [
     "Aria2RpcError",
     "Aria2Unavailable",
     "Cancellation",
+    "CopyFailed",
+    "CopyRefused",
+    "CopyReport",
     "DownloadLink",
     "DownloadNotFound",
     "EngineEvent",
@@ -118,6 +131,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Subscriber",
+    "TableCopy",
     "Torrent",
     "TorrentAdded",
     "TorrentCancelled",
@@ -134,6 +148,8 @@ __all__ = [
     "UploadJob",
     "UploadStats",
     "Uploader",
+    "copy_store",
     "find_magnets",
     "human_size",
+    "masked_url",
 ]
