@@ -46,9 +46,6 @@ BATCH_ROWS = 500
 """Rows read and written at a time. A download row can carry a .torrent file (up to 10 MB,
 usually tens of KB), so a batch is kept modest."""
 
-_PARAMETERS = 30_000
-"""Bound values in one INSERT: below SQLite's 32,766 and PostgreSQL's 65,535."""
-
 _MASK = "********"
 
 _PASSWORD_KEYS = ("password", "passwd")
@@ -154,6 +151,20 @@ def _batches(model: type[peewee.Model]) -> Iterator[list[tuple]]:
         last = rows[-1][place]
 
 
+def _insert(model: type[peewee.Model], rows: list[tuple]) -> None:
+    """Insert ``rows`` (all of ``model``'s fields, as Python values) with ONE prepared
+    statement run for every row: peewee renders the statement (its placeholders, its
+    quoting) and each field converts its values, but building a peewee query of the whole
+    batch cost four fifths of a copy's time (80 of 98 s for 200,000 rows)."""
+    columns = model._meta.sorted_fields
+    sql, _params = model.insert_many(rows[:1], fields=columns).returning().sql()
+    values = [[field.db_value(value) for field, value in zip(columns, row, strict=True)]
+              for row in rows]
+    # peewee turns a driver's error into its own only around the statements it runs itself.
+    with peewee.__exception_wrapper__:
+        model._meta.database.cursor().executemany(sql, values)
+
+
 def _count(model: type[peewee.Model]) -> int:
     """``model``'s rows, whatever columns its table has (an older schema lacks some)."""
     return model.select(peewee.fn.COUNT(peewee.SQL("*"))).scalar()
@@ -180,11 +191,8 @@ def _same_store(source_url: str, target_url: str) -> bool:
 def _copy_table(source: type[peewee.Model], target: type[peewee.Model]) -> TableCopy:
     """Copy one table's rows, continue its ids, and compare the counts."""
     database, table = target._meta.database, target._meta.table_name
-    columns = target._meta.sorted_fields
-    per_insert = max(1, min(BATCH_ROWS, _PARAMETERS // len(columns)))
     for rows in _batches(source):
-        for start in range(0, len(rows), per_insert):
-            target.insert_many(rows[start:start + per_insert], fields=columns).execute()
+        _insert(target, rows)
     source_rows, target_rows = _count(source), _count(target)
     if source_rows != target_rows:
         raise CopyFailed(f"{target_rows} rows written of {source_rows}")
