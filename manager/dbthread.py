@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import peewee
-
+from manager.engine import UNAVAILABLE
 from manager.errors import StoreError
 
 __all__ = ["DatabaseThread"]
@@ -39,14 +37,16 @@ class DatabaseThread:
         """Run ``function`` on the thread.
 
         Raises:
-            StoreError: SQLite could not do it (locked past ``busy_timeout``, read-only, disk
-                I/O error); the message is fit for a user.
+            StoreError: the database could not do it (SQLite locked past ``busy_timeout``,
+                read-only, disk I/O error; the PostgreSQL server gone); the message is fit
+                for a user.
         """
         try:
             return await self.call(function, *args, **kwargs)
-        # sqlite3's own error too: a raw cursor (the poll's executemany) is not wrapped by
-        # peewee, and a locked database must read the same whichever way it was written.
-        except (peewee.OperationalError, sqlite3.OperationalError) as error:
+        # The drivers' own errors too: a raw cursor (the poll's executemany) is not wrapped
+        # by peewee, and an unavailable database must read the same whichever way it was
+        # written (manager.engine).
+        except UNAVAILABLE as error:
             raise StoreError(f"the database is unavailable ({error}); try again") from None
 
     def shutdown(self) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
-from playhouse.sqlite_ext import AutoIncrementField
+
+from manager.engine import engine_of
 
 __all__ = [
     "MIGRATIONS",
@@ -375,82 +376,11 @@ def _migration_0008_download_ids_never_reused(migrator: SchemaMigrator,
 
     Users act on a download by its id from old messages (a button's ``verb:id``, ``/cancel
     <id>``, a notice, a mirror place ``<chat>/<id>-<hash>``): a reused id would let them act
-    on another download. SQLite gives a plain ``INTEGER PRIMARY KEY`` row ``max(id) + 1``,
-    so purging the newest rows frees their ids; with ``AUTOINCREMENT`` it keeps the largest
-    id ever used in ``sqlite_sequence`` and never goes below it. SQLite cannot ALTER that
-    in, so the table is rebuilt by its documented procedure (https://sqlite.org/lang_altertable.html,
-    "Making Other Kinds Of Table Schema Changes"), inside :func:`upgrade`'s transaction:
-
-    1. ``PRAGMA foreign_keys`` cannot change inside a transaction; no table has a foreign
-       key to ``downloads`` (``download_id`` columns are plain integers), so dropping it
-       deletes nothing elsewhere, and step 10 checks that.
-    3. remember the table's indexes and triggers; 4. create the new table (a frozen copy of
-    migration 1's columns, ``id`` with AUTOINCREMENT); 5. copy the rows; 6. drop the old
-    table; 7. rename the new one; 8. recreate the indexes and triggers (there are no views);
-    10. ``PRAGMA foreign_key_check``.
-
-    The ids already purged before this version are recovered where they are still recorded
-    (the activity log, notices, mirrors, sent parts): the sequence starts above all of them.
-
-    PostgreSQL's ``SERIAL`` sequence never goes back: nothing to do there.
+    on another download. SQLite's plain ``INTEGER PRIMARY KEY`` could give one again and its
+    table is rebuilt with ``AUTOINCREMENT``; PostgreSQL's ``SERIAL`` never could
+    (:meth:`manager.engine.Engine.keep_ids_unique`).
     """
-    if not isinstance(database, peewee.SqliteDatabase):
-        return
-
-    class FrozenDownload(peewee.Model):
-        id = AutoIncrementField()
-        info_hash = peewee.CharField(max_length=40)
-        chat_id = peewee.BigIntegerField()
-        user_id = peewee.BigIntegerField()
-        message_id = peewee.BigIntegerField(null=True)
-        name = peewee.TextField()
-        source_kind = peewee.CharField(max_length=8)
-        source = peewee.BlobField()
-        directory = peewee.TextField()
-        gid = peewee.CharField(max_length=16, null=True)
-        state = peewee.CharField(max_length=12)
-        total_bytes = peewee.BigIntegerField(default=0)
-        completed_bytes = peewee.BigIntegerField(default=0)
-        upload_bytes = peewee.BigIntegerField(default=0)
-        download_speed = peewee.BigIntegerField(default=0)
-        upload_speed = peewee.BigIntegerField(default=0)
-        seeders = peewee.IntegerField(default=0)
-        peers = peewee.IntegerField(default=0)
-        error = peewee.TextField(null=True)
-        selected_files = peewee.TextField(null=True)
-        created_at = peewee.DateTimeField()
-        updated_at = peewee.DateTimeField()
-        completed_at = peewee.DateTimeField(null=True)
-
-        class Meta:
-            table_name = "downloads_new"
-
-    recorded = ["SELECT MAX(id) AS id FROM downloads"] + [
-        f"SELECT MAX(download_id) FROM {table}"  # noqa: S608 (constant names)
-        for table in ("activity", "notices", "mirrors", "sent_parts")]
-    if database.table_exists("sqlite_sequence"):  # an ariabot that had this version once
-        recorded.append("SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'downloads'")
-    (highest,) = database.execute_sql(
-        f"SELECT MAX(id) FROM ({' UNION ALL '.join(recorded)})").fetchone()  # noqa: S608
-    kept = [sql for (sql,) in database.execute_sql(
-        "SELECT sql FROM sqlite_master WHERE tbl_name = 'downloads' "
-        "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name")]
-    database.bind([FrozenDownload])
-    database.create_tables([FrozenDownload])
-    fields = FrozenDownload._meta.sorted_fields
-    old = peewee.Table("downloads")
-    rows = old.select(*(peewee.Column(old, field.column_name) for field in fields))
-    FrozenDownload.insert_from(rows, fields).execute(database)
-    database.execute_sql("DROP TABLE downloads")
-    database.execute_sql("ALTER TABLE downloads_new RENAME TO downloads")
-    for sql in kept:
-        database.execute_sql(sql)
-    if database.execute_sql("PRAGMA foreign_key_check").fetchall():
-        raise peewee.IntegrityError("rebuilding downloads broke a foreign key")
-    database.execute_sql("DELETE FROM sqlite_sequence WHERE name = 'downloads'")
-    if highest is not None:
-        database.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES ('downloads', ?)",
-                             (highest,))
+    engine_of(database).keep_ids_unique(database)
 
 
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (

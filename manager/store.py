@@ -1,23 +1,23 @@
 """Persistent record of downloads and of who did what, with peewee.
 
-SQLite (WAL) in the data dir by default; any ``playhouse.db_url`` URL works, so PostgreSQL
-can follow. All database work runs on the store's own thread (:mod:`manager.dbthread`), with
-the store's own bound tables (:mod:`manager.schema`), so two stores in one process never
-share a connection or a binding. The schema is created or migrated at :meth:`Store.open`.
+SQLite (WAL) in the data dir by default, or PostgreSQL (``postgresql://``); what differs
+between the two is in :mod:`manager.engine` only. All database work runs on the store's
+own thread (:mod:`manager.dbthread`), with the store's own bound tables
+(:mod:`manager.schema`), so two stores in one process never share a connection or a binding.
+The schema is created or migrated at :meth:`Store.open`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import peewee
-from playhouse.db_url import connect
 
 from manager.dbthread import DatabaseThread
+from manager.engine import engine_for
 from manager.errors import StoreError
 from manager.models import FilePlan
 from manager.notices import COALESCED, Notice, NoticeKind, download_notices, mirror_notices
@@ -145,8 +145,11 @@ class Store:
     """The downloads table and the activity log, used from asyncio.
 
     Parameters:
-        url: a ``playhouse.db_url`` URL, e.g. ``sqlite:////var/lib/ariabot/ariabot.db`` or
-            ``sqlite:///:memory:``.
+        url: ``sqlite:////var/lib/ariabot/ariabot.db``, ``sqlite:///:memory:`` or
+            ``postgresql://user:password@host:port/database``.
+
+    Raises:
+        ValueError: the URL names another engine.
     """
 
     def __init__(self, url: str) -> None:
@@ -155,18 +158,24 @@ class Store:
         self._database: peewee.Database | None = None
         self._bound: Tables | None = None
         self._columns: tuple[peewee.Field, ...] = ()
-        self.statements = 0
-        """SQL statements executed so far (SQLite only): how benchmarks see the write cost."""
+        self._engine = engine_for(url)
         self._notice_watchers: list[Callable[[], None]] = []
 
     # --- plumbing --------------------------------------------------------------------------
+
+    @property
+    def statements(self) -> int:
+        """SQL statements sent so far, on either engine: how benchmarks and tests see the
+        write cost (:mod:`manager.engine` says how each counts)."""
+        return self._engine.statements
 
     async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function`` on the store's thread.
 
         Raises:
-            StoreError: SQLite could not do it (locked past ``busy_timeout``, read-only, disk
-                I/O error); the message is fit for a user.
+            StoreError: the database could not do it (SQLite locked past ``busy_timeout``,
+                read-only, disk I/O error; the PostgreSQL server gone); the message is fit
+                for a user.
         """
         return await self._thread.run(function, *args, **kwargs)
 
@@ -191,31 +200,16 @@ class Store:
         """
         try:
             await self._thread.call(self._open)
-        except (peewee.DatabaseError, OSError) as error:
+        except (peewee.PeeweeException, OSError) as error:
             where = self.url.split("@")[-1]  # never show a password of a server URL
             raise StoreError(f"cannot open the database {where}: {error}") from None
 
     def _open(self) -> None:
-        options: dict[str, Any] = {}
-        if self.url.startswith("sqlite"):
-            options["pragmas"] = {
-                "journal_mode": "wal",
-                "foreign_keys": 1,
-                "synchronous": "normal",
-                "busy_timeout": 5000,
-            }
-        database = connect(self.url, **options)
+        database = self._engine.connect(self.url)
         tables = bind_tables(database)
-        database.connect(reuse_if_open=True)
-        connection = database.connection()
-        if isinstance(connection, sqlite3.Connection):
-            connection.set_trace_callback(self._count_statement)
         self._database, self._bound = database, tables
         self._columns = tuple(getattr(tables.download, name) for name in _RECORD_FIELDS)
         upgrade(database, tables)
-
-    def _count_statement(self, _sql: str) -> None:
-        self.statements += 1
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
@@ -780,6 +774,6 @@ class Store:
 
     def _forget_sent_parts(self, download_ids: list[int]) -> None:
         """Inside a removal's transaction: a download that leaves the list takes its sent
-        parts along (SQLite may give its id to a later download)."""
+        parts along (an older SQLite file could give its id to a later download)."""
         sent = self._tables.sent_part
         sent.delete().where(sent.download_id.in_(download_ids)).execute()

@@ -89,7 +89,8 @@ FIELDS: tuple[Field, ...] = (
     Field("supervisor", "restart_window", "ARIABOT_RESTART_WINDOW",
           between(float, 1, 86400), 120.0, "the window for restart_burst (s)"),
     Field("manager", "database_url", "ARIABOT_DATABASE_URL", parsers.database_url, "",
-          "where downloads are stored, as a peewee db_url (empty: SQLite <data_dir>/ariabot.db)"),
+          "where downloads are stored: sqlite:///path or postgresql://user:password@host:port/db "
+          "(empty: SQLite <data_dir>/ariabot.db)"),
     Field("manager", "progress_interval", "ARIABOT_PROGRESS_INTERVAL", between(float, 1, 10),
           5.0, "seconds between two progress polls (one batched RPC for all downloads)"),
     Field("manager", "torrent_max_bytes", "ARIABOT_TORRENT_MAX_BYTES",

@@ -269,10 +269,13 @@ def port_range(raw: Any) -> str:
 
 
 def database_url(raw: Any) -> str:
-    """Empty (the default SQLite file) or a peewee database URL."""
+    """Empty (the default SQLite file), a SQLite or a PostgreSQL URL: the two engines the
+    store is tested on (:mod:`manager.engine`)."""
     value = str(raw).strip()
-    if value and "://" not in value:
-        raise ValueError("must be a database URL such as sqlite:////path/to/ariabot.db")
+    scheme = value.split("://", 1)[0].lower() if "://" in value else None
+    if value and scheme not in ("sqlite", "postgres", "postgresql"):
+        raise ValueError("must be a database URL such as sqlite:////path/to/ariabot.db or "
+                         "postgresql://user:password@host:5432/database")
     return value
 
 

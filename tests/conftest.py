@@ -68,3 +68,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ariabot.db'}"
     return request.getfixturevalue("postgresql_url")
+
+
+@pytest.fixture
+def second_database_url(request: pytest.FixtureRequest, database_url: str,
+                        tmp_path: Path) -> Iterator[str]:
+    """Another empty database on the same engine as ``database_url``."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgresql_server")
+    name = server.new_database()
+    yield server.url(name)
+    server.drop_database(name)

@@ -35,10 +35,8 @@ __all__ = ["BINARIES", "PostgresServer"]
 
 
 def _binaries() -> Path:
-    """Where ``initdb`` and ``pg_ctl`` are: ``ARIABOT_PG_BIN``, or the newest version of
-    Debian's ``postgresql`` package (15 on bookworm)."""
-    if os.environ.get("ARIABOT_PG_BIN"):
-        return Path(os.environ["ARIABOT_PG_BIN"])
+    """Where ``initdb`` and ``pg_ctl`` are: the newest version of Debian's ``postgresql``
+    package (15 on bookworm)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
                    key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
     return found[-1] if found else Path("/usr/lib/postgresql/15/bin")

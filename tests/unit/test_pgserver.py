@@ -37,8 +37,8 @@ def test_the_server_listens_on_loopback_only_and_never_runs_as_root(
     with _connect(postgresql_url) as connection:
         (address,) = connection.execute("SHOW listen_addresses").fetchone()
         (pid,) = connection.execute("SELECT pg_backend_pid()").fetchone()
+        owner = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name  # while it serves
     assert address == "127.0.0.1"
-    owner = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
     assert owner != "root"
 
 

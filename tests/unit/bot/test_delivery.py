@@ -40,9 +40,9 @@ def _timedelta_durations(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Store]:
-    """The real store (SQLite in a temp dir) keeps the confirmed parts."""
-    store = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+async def ledger(database_url: str) -> AsyncIterator[Store]:
+    """The real store (each engine) keeps the confirmed parts."""
+    store = Store(database_url)
     await store.open()
     yield store
     await store.close()

@@ -38,8 +38,8 @@ class Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -176,8 +176,9 @@ async def test_purged_to_revoked_and_a_new_download_on_the_same_id_is_not_opened
         await opener.open(token)
     newcomer = await finished(store, folder, "second", {"other.bin": b"o" * 100})
     assert newcomer.id != record.id  # ids are never given again (schema migration 8) ...
-    await store._run(lambda: store._db.execute_sql(  # ... but a file restored from a backup
-        "UPDATE downloads SET id = ? WHERE id = ?", (record.id, newcomer.id)))  # may do it
+    table = store._tables.download  # ... but a file restored from a backup may do it
+    await store._run(lambda: table.update(id=record.id).where(
+        table.id == newcomer.id).execute())
     with pytest.raises(LinkRefused, match="earlier download"):
         await opener.open(token)
 

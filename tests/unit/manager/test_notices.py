@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import peewee
 import pytest
@@ -13,12 +11,13 @@ import pytest
 from manager.errors import StoreError
 from manager.notices import NoticeKind, download_notices, mirror_notices
 from manager.store import Store
+from tests.dbfaults import LOCKED, hold_writes, refuse_notices, wait_for_locks
 from tests.unit.manager.test_store import add
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -58,9 +57,7 @@ async def test_a_write_that_fails_after_its_first_notice_stores_no_notice(
 ) -> None:
     first, second = await add(store, "a" * 40), await add(store, "b" * 40)
     # The database refuses the second notice: the first one is already written by then.
-    await store._run(lambda: store._db.execute_sql(
-        f"CREATE TRIGGER refuse AFTER INSERT ON notices WHEN NEW.download_id = {second} "
-        "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    await refuse_notices(store, second)
     with pytest.raises(peewee.IntegrityError, match="refused"):
         await store.update_many({first: {"state": "error", "error": "x"},
                                  second: {"state": "error", "error": "y"}})
@@ -70,27 +67,19 @@ async def test_a_write_that_fails_after_its_first_notice_stores_no_notice(
 
 async def test_a_write_whose_notice_fails_in_the_database_stores_neither(store: Store) -> None:
     first = await add(store)
-    await store._run(lambda: store._db.execute_sql(
-        "CREATE TRIGGER refuse AFTER INSERT ON notices BEGIN "
-        "SELECT RAISE(ABORT, 'refused'); END"))
+    await refuse_notices(store)
     with pytest.raises(peewee.IntegrityError, match="refused"):
         await store.update_many({first: {"state": "error", "error": "x"}})
     assert (await store.get(first)).state == "queued"  # the change went with its notice
 
 
 async def test_a_busy_database_fails_the_write_with_a_store_error_and_stores_neither(
-    store: Store, tmp_path: Path,
+    store: Store, database_url: str,
 ) -> None:
     first = await add(store)
-    await store._run(lambda: store._db.execute_sql("PRAGMA busy_timeout = 50"))
-    other = sqlite3.connect(tmp_path / "ariabot.db", isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # another writer holds the database
-        with pytest.raises(StoreError, match="database is locked"):
-            await store.update_many({first: {"state": "error", "error": "x"}})
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+    await wait_for_locks(store, 50)
+    with hold_writes(database_url), pytest.raises(StoreError, match=LOCKED):
+        await store.update_many({first: {"state": "error", "error": "x"}})
     assert await store.pending_notices() == []
     assert (await store.get(first)).state == "queued"
 
@@ -163,8 +152,8 @@ async def test_engine_alerts_and_deleted_downloads(store: Store) -> None:
     assert await store.forget_sent_notices(later) == 1
 
 
-async def test_overview_message_ids_are_kept_per_chat(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ariabot.db'}"
+async def test_overview_message_ids_are_kept_per_chat(database_url: str) -> None:
+    url = database_url
     store = Store(url)
     await store.open()
     assert await store.overview_message(5) is None
@@ -178,8 +167,8 @@ async def test_overview_message_ids_are_kept_per_chat(tmp_path: Path) -> None:
     await reopened.close()
 
 
-async def test_a_version_3_database_gets_the_outbox(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v3.db'}"
+async def test_a_version_3_database_gets_the_outbox(database_url: str) -> None:
+    url = database_url
     first = Store(url)
     await first.open()
     download = await add(first)

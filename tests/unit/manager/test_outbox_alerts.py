@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -13,34 +11,31 @@ import manager.outbox
 from manager.events import Aria2Down, Event, Publisher
 from manager.outbox import Outbox
 from manager.store import Store
+from tests.dbfaults import hold_writes
 
 
 async def test_close_gives_up_on_an_alert_the_store_keeps_refusing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another connection holds the database's write lock for the whole test: the alert
     cannot be stored, and closing says so instead of hanging the shutdown."""
     monkeypatch.setattr(manager.outbox, "_CLOSE_WAIT", 0.2)
-    database = tmp_path / "ariabot.db"
-    store = Store(f"sqlite:///{database}")
+    store = Store(database_url)
     await store.open()
-    holder = sqlite3.connect(database, isolation_level=None, timeout=0)
-    holder.execute("BEGIN EXCLUSIVE")
     published: list[Event] = []
     publisher = Publisher()
     publisher.subscribe(published.append)
     outbox = Outbox(store, publisher)
     try:
-        outbox.alert(Aria2Down("aria2c exited with code -9"))
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with caplog.at_level(logging.ERROR, logger="manager.outbox"):
-            await outbox.close()
-        assert loop.time() - started < 2  # _CLOSE_WAIT, not the 5 s busy_timeout or more
-        assert published == []  # never published as if it were stored
-        assert ("stopping with 1 aria2c alert(s) the database has not taken: aria2c exited "
-                "with code -9") in caplog.text
+        with hold_writes(database_url):
+            outbox.alert(Aria2Down("aria2c exited with code -9"))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with caplog.at_level(logging.ERROR, logger="manager.outbox"):
+                await outbox.close()
+            assert loop.time() - started < 2  # _CLOSE_WAIT, not the 5 s lock wait or more
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
         await store.close()
+    assert published == []  # never published as if it were stored
+    assert ("stopping with 1 aria2c alert(s) the database has not taken: aria2c exited "
+            "with code -9") in caplog.text

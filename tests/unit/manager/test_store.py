@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import peewee
+import psycopg
 import pytest
 from playhouse.migrate import SchemaMigrator
 
@@ -14,11 +17,13 @@ from manager.errors import StoreError
 from manager.models import FilePlan
 from manager.schema import MIGRATIONS, SCHEMA_VERSION, bind_tables
 from manager.store import Store
+from tests.dbfaults import LOCKED, hold_writes
+from tests.pgserver import PostgresServer
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -79,13 +84,12 @@ async def test_activity_detail_is_truncated(store: Store) -> None:
     assert len(entry.detail) == 200 and entry.action == "add"
 
 
-async def test_schema_version_is_recorded_and_reopen_keeps_rows(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    first = Store(url)
+async def test_schema_version_is_recorded_and_reopen_keeps_rows(database_url: str) -> None:
+    first = Store(database_url)
     await first.open()
     await add(first)
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
@@ -94,13 +98,12 @@ async def test_schema_version_is_recorded_and_reopen_keeps_rows(tmp_path: Path) 
         await again.close()
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    first = Store(url)
+async def test_newer_schema_is_refused(database_url: str) -> None:
+    first = Store(database_url)
     await first.open()
     await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 99"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     with pytest.raises(StoreError, match="newer than this ariabot"):
         await again.open()
     await again.close()
@@ -113,9 +116,27 @@ async def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_two_stores_in_one_process_keep_their_rows_apart(tmp_path: Path) -> None:
-    first = Store(f"sqlite:///{tmp_path / 'first.db'}")
-    second = Store(f"sqlite:///{tmp_path / 'second.db'}")
+@pytest.mark.postgresql
+async def test_a_missing_postgresql_database_is_a_clear_error_without_the_password(
+        postgresql_server: PostgresServer) -> None:
+    url = postgresql_server.url("no_such_database")
+    store = Store(url)
+    with pytest.raises(StoreError, match="cannot open the database") as refused:
+        await store.open()
+    await store.close()
+    assert "no_such_database" in str(refused.value)
+    assert postgresql_server.password not in str(refused.value)
+
+
+async def test_another_engine_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"mysql:// is not supported"):
+        Store("mysql://u:p@127.0.0.1/ariabot")
+
+
+async def test_two_stores_in_one_process_keep_their_rows_apart(
+        database_url: str, second_database_url: str) -> None:
+    first = Store(database_url)
+    second = Store(second_database_url)
     await first.open()
     await second.open()  # opened last: a module-wide binding would send both stores here
     try:
@@ -132,7 +153,7 @@ async def test_two_stores_in_one_process_keep_their_rows_apart(tmp_path: Path) -
     finally:
         await first.close()
         await second.close()
-    again = Store(f"sqlite:///{tmp_path / 'first.db'}")
+    again = Store(database_url)
     await again.open()
     try:
         assert [r.info_hash for r in await again.list()] == ["a" * 40]
@@ -140,15 +161,14 @@ async def test_two_stores_in_one_process_keep_their_rows_apart(tmp_path: Path) -
         await again.close()
 
 
-async def test_a_version_2_database_gets_the_mirrors_table(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v2.db'}"
-    first = Store(url)
+async def test_a_version_2_database_gets_the_mirrors_table(database_url: str) -> None:
+    first = Store(database_url)
     await first.open()
     download = await add(first)
     await first._run(lambda: first._db.execute_sql("DROP TABLE mirrors"))
     await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 2"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
@@ -169,10 +189,9 @@ async def test_a_version_2_database_gets_the_mirrors_table(tmp_path: Path) -> No
 
 
 async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at_the_root(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'v5.db'}"
-    first = Store(url)
+    first = Store(database_url)
     await first.open()
     download = await add(first)
     await first.start_mirror(download, chat_id=1, user_id=7, remote="dav:up", move=False,
@@ -182,7 +201,7 @@ async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at
     await first._run(lambda: first._db.execute_sql(
         f"UPDATE schema_version SET version = {older}"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
@@ -196,14 +215,13 @@ async def test_migration_6_gives_mirrors_their_own_place_and_keeps_older_ones_at
         await again.close()
 
 
-async def test_migration_7_keeps_the_chats_telegram_moved(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'v6.db'}"
-    first = Store(url)
+async def test_migration_7_keeps_the_chats_telegram_moved(database_url: str) -> None:
+    first = Store(database_url)
     await first.open()
     await first._run(lambda: first._db.execute_sql("DROP TABLE chat_moves"))
     await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 6"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
@@ -212,7 +230,7 @@ async def test_migration_7_keeps_the_chats_telegram_moved(tmp_path: Path) -> Non
         assert await again.chat_moves() == {-5: -1005}
     finally:
         await again.close()
-    reopened = Store(url)
+    reopened = Store(database_url)
     await reopened.open()
     try:
         assert await reopened.chat_moves() == {-5: -1005}  # across restarts
@@ -221,17 +239,16 @@ async def test_migration_7_keeps_the_chats_telegram_moved(tmp_path: Path) -> Non
 
 
 async def test_a_version_4_database_keeps_sent_parts_per_plan_until_the_row_goes(
-        tmp_path: Path) -> None:
+        database_url: str) -> None:
     """Migration 5: the parts Telegram confirmed, keyed by download, chat, file, the file's
     size and time and the part size; removing the download removes them."""
-    url = f"sqlite:///{tmp_path / 'v4.db'}"
-    first = Store(url)
+    first = Store(database_url)
     await first.open()
     download = await add(first)
     await first._run(lambda: first._db.execute_sql("DROP TABLE sent_parts"))
     await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 4"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
@@ -312,20 +329,57 @@ async def test_migration_8_keeps_rows_and_indexes_and_starts_ids_above_every_rec
         await reopened.close()
 
 
-async def test_migration_8_run_again_keeps_the_ids_already_used(tmp_path: Path) -> None:
+async def test_migration_8_run_again_keeps_the_ids_already_used(database_url: str) -> None:
     """Migrations run again from an older recorded version (as the tests above do) rebuild
     the table once more: the sequence, not only the rows left, says where ids go on."""
-    url = f"sqlite:///{tmp_path / 'again.db'}"
-    first = Store(url)
+    first = Store(database_url)
     await first.open()
     newest = await add(first, "b" * 40)
     await first.delete([newest])
     await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 7"))
     await first.close()
-    again = Store(url)
+    again = Store(database_url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
         assert await add(again, "c" * 40) == newest + 1
     finally:
         await again.close()
+
+
+@pytest.mark.postgresql
+async def test_a_write_waiting_for_another_connections_lock_gives_up_as_sqlite_does(
+        postgresql_url: str) -> None:
+    """SQLite's busy_timeout: 5 s, then a StoreError. PostgreSQL would wait for ever, holding
+    the store's one thread (every later call queued behind it)."""
+    store = Store(postgresql_url)
+    await store.open()
+    try:
+        with hold_writes(postgresql_url), pytest.raises(StoreError, match=LOCKED):
+            await asyncio.wait_for(add(store), timeout=15)
+        await add(store)  # the store serves again
+        assert len(await store.list()) == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_a_percent_encoded_password_reaches_postgresql_decoded(
+        postgresql_server: PostgresServer, postgresql_url: str) -> None:
+    """A password holding @, : or / must be percent-encoded in the URL (peewee's db_url keeps
+    it encoded unless asked)."""
+    database = postgresql_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgresql_url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE odd LOGIN PASSWORD 'p@ss:w/rd%'")
+        admin.execute("GRANT ALL ON SCHEMA public TO odd")
+    url = (f"postgresql://odd:{quote('p@ss:w/rd%', safe='')}@127.0.0.1:"
+           f"{postgresql_server.port}/{database}")
+    store = Store(url)
+    try:
+        await store.open()
+        assert await add(store) == 1
+    finally:
+        await store.close()
+        with psycopg.connect(postgresql_url, autocommit=True) as admin:
+            admin.execute("DROP OWNED BY odd")
+            admin.execute("DROP ROLE odd")

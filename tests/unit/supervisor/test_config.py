@@ -69,10 +69,18 @@ def test_allowed_users_from_environment() -> None:
     ({"ARIABOT_DATA_DIR": ""}, "must not be empty"),
     ({"ARIABOT_TELEGRAM_API_URL": "http://x/?a=1"}, "bare server root"),
     ({"ARIABOT_BACKOFF_INITIAL": "5", "ARIABOT_BACKOFF_MAX": "1"}, "backoff_max"),
+    ({"ARIABOT_DATABASE_URL": "mysql://u:p@db/ariabot"}, "ARIABOT_DATABASE_URL.*postgresql://"),
 ])
 def test_bad_values_name_the_key(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_settings(None, env)
+
+
+@pytest.mark.parametrize("url", ["sqlite:////var/lib/ariabot/ariabot.db",
+                                 "postgresql://ariabot:p%40ss@127.0.0.1:5432/ariabot",
+                                 "postgres://ariabot@db.example:5432/ariabot"])
+def test_both_engines_urls_are_accepted(url: str) -> None:
+    assert load_settings(None, {"ARIABOT_DATABASE_URL": url}).database_url == url
 
 
 @pytest.mark.parametrize("remote", ["gdrive:ariabot", "gdrive:", "my nas.2:Media/ariabot",

@@ -1,0 +1,244 @@
+"""What differs between the store's two engines, SQLite and PostgreSQL, in one place.
+
+Every query of the store is written once, with peewee, and runs on both. What cannot be
+written once is here, each piece with the reason it differs:
+
+- **Connecting** (:meth:`Engine.connect`): SQLite needs its PRAGMAs on every connection (WAL,
+  so that readers never wait for the writer; foreign keys; a ``busy_timeout`` instead of
+  failing at once when another process writes). PostgreSQL has none of these; its URL may
+  carry a password, percent-encoded when it holds ``@`` or ``/`` (peewee leaves it encoded
+  unless told). Only ``sqlite://`` and ``postgresql://`` are supported: nothing else is
+  tested.
+- **Counting statements** (:attr:`Engine.statements`): the benchmarks and the poll's cost
+  tests count what reaches the database. SQLite reports every statement it runs to a trace
+  callback (one per row of an ``executemany``); psycopg has no such hook, so a cursor class
+  counts the same way: each ``execute`` one (peewee sends ``BEGIN`` and ``COMMIT`` as
+  statements on both), each ``executemany`` one per row.
+- **Waiting for a lock**: SQLite waits ``busy_timeout`` (5 s) for another writer and then
+  fails; PostgreSQL would wait for ever, holding the store's one thread: its
+  ``lock_timeout`` is set to the same 5 s (an error of the ``OperationalError`` family).
+- **"The database is unavailable"** (:data:`UNAVAILABLE`): peewee turns a driver's error into
+  its own only around the statements it runs itself; the poll's raw ``executemany`` raises the
+  driver's (``sqlite3.OperationalError``: locked, read-only, disk I/O; ``psycopg``'s: the
+  server went away). Both must read as the same :class:`~manager.errors.StoreError`.
+- **Ids never given again** (:meth:`Engine.keep_ids_unique`, migration 8): SQLite gives a
+  plain ``INTEGER PRIMARY KEY`` row ``max(id) + 1``, so purging the newest row freed its id,
+  and only a table rebuilt with ``AUTOINCREMENT`` keeps the largest id ever used. On
+  PostgreSQL ``SERIAL`` draws from a sequence that never goes back: nothing to do.
+
+Placeholders need no seam (peewee's ``Database.param``: ``?`` or ``%s``), nor do
+``INSERT … ON CONFLICT`` (peewee writes each dialect), booleans, bytes and naive UTC
+datetimes (peewee's fields convert them), nor isolation: each store has ONE connection used
+by ONE thread (:mod:`manager.dbthread`) and one ariabot per data dir, so no two of its
+transactions ever overlap; SQLite's serialised writes and PostgreSQL's READ COMMITTED give
+the same results for it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import peewee
+from playhouse.db_url import connect
+from playhouse.sqlite_ext import AutoIncrementField
+
+try:
+    import psycopg
+except ImportError:  # installed without the `postgresql` extra: SQLite only
+    psycopg = None
+
+__all__ = ["UNAVAILABLE", "Engine", "engine_for", "engine_of"]
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    peewee.OperationalError, sqlite3.OperationalError,
+    *((psycopg.OperationalError,) if psycopg is not None else ()))
+"""Errors that mean the database cannot serve now (locked, gone, read-only), whichever way
+the statement was sent: the store says so as a StoreError instead of failing."""
+
+_SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": 5000,
+}
+
+_POSTGRES_OPTIONS = f"-c lock_timeout={_SQLITE_PRAGMAS['busy_timeout']}"
+"""A write that waits for another's lock fails after the same 5 s on both engines, as a
+StoreError, instead of holding the store's one thread for ever."""
+
+
+class Engine:
+    """The engine-specific parts of one store's database (see the module's docstring)."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        """SQL statements sent so far: how benchmarks and tests see the write cost."""
+
+    def connect(self, url: str) -> peewee.Database:
+        """The database of ``url``, connected, with the statement counter attached."""
+        raise NotImplementedError
+
+    def keep_ids_unique(self, database: peewee.Database) -> None:
+        """Migration 8: make ``downloads.id`` never give an id again after its row went."""
+        raise NotImplementedError
+
+    def _count(self, statements: int = 1) -> None:
+        self.statements += statements
+
+
+class SqliteEngine(Engine):
+    """SQLite: a file in the data dir (WAL), the default."""
+
+    name = "sqlite"
+
+    def connect(self, url: str) -> peewee.Database:
+        database = connect(url, pragmas=_SQLITE_PRAGMAS)
+        database.connect(reuse_if_open=True)
+        connection = database.connection()
+        if isinstance(connection, sqlite3.Connection):
+            connection.set_trace_callback(lambda _sql: self._count())
+        return database
+
+    def keep_ids_unique(self, database: peewee.Database) -> None:
+        """Rebuild ``downloads`` with ``AUTOINCREMENT`` by SQLite's documented procedure
+        (https://sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
+        Changes"), inside :func:`~manager.schema.upgrade`'s transaction:
+
+        1. ``PRAGMA foreign_keys`` cannot change inside a transaction; no table has a foreign
+           key to ``downloads`` (``download_id`` columns are plain integers), so dropping it
+           deletes nothing elsewhere, and step 10 checks that.
+        3. remember the table's indexes and triggers; 4. create the new table (a frozen copy
+        of migration 1's columns, ``id`` with AUTOINCREMENT); 5. copy the rows; 6. drop the
+        old table; 7. rename the new one; 8. recreate the indexes and triggers (there are no
+        views); 10. ``PRAGMA foreign_key_check``.
+
+        The ids already purged before are recovered where they are still recorded (the
+        activity log, notices, mirrors, sent parts): the sequence starts above all of them.
+        """
+        recorded = ["SELECT MAX(id) AS id FROM downloads"] + [
+            f"SELECT MAX(download_id) FROM {table}"  # noqa: S608 (constant names)
+            for table in ("activity", "notices", "mirrors", "sent_parts")]
+        if database.table_exists("sqlite_sequence"):  # an ariabot that had this version once
+            recorded.append("SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'downloads'")
+        (highest,) = database.execute_sql(
+            f"SELECT MAX(id) FROM ({' UNION ALL '.join(recorded)})").fetchone()  # noqa: S608
+        kept = [sql for (sql,) in database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'downloads' "
+            "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name")]
+        frozen = _frozen_autoincrement_downloads()
+        database.bind([frozen])
+        database.create_tables([frozen])
+        fields = frozen._meta.sorted_fields
+        old = peewee.Table("downloads")
+        rows = old.select(*(peewee.Column(old, field.column_name) for field in fields))
+        frozen.insert_from(rows, fields).execute(database)
+        database.execute_sql("DROP TABLE downloads")
+        database.execute_sql("ALTER TABLE downloads_new RENAME TO downloads")
+        for sql in kept:
+            database.execute_sql(sql)
+        if database.execute_sql("PRAGMA foreign_key_check").fetchall():
+            raise peewee.IntegrityError("rebuilding downloads broke a foreign key")
+        database.execute_sql("DELETE FROM sqlite_sequence WHERE name = 'downloads'")
+        if highest is not None:
+            database.execute_sql(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('downloads', ?)", (highest,))
+
+
+class PostgresEngine(Engine):
+    """PostgreSQL through psycopg 3 (``postgresql://user:password@host:port/database``)."""
+
+    name = "postgresql"
+
+    def connect(self, url: str) -> peewee.Database:
+        if psycopg is None:
+            raise peewee.ImproperlyConfigured(
+                "PostgreSQL needs psycopg 3: pip install 'ariabot[postgresql]'")
+        # peewee would take psycopg2 instead when both are installed.
+        database = connect(url, unquote_user=True, unquote_password=True,
+                           prefer_psycopg3=True, options=_POSTGRES_OPTIONS)
+        database.connect(reuse_if_open=True)
+        database.connection().cursor_factory = _counting_cursor(self._count)
+        return database
+
+    def keep_ids_unique(self, database: peewee.Database) -> None:
+        """Nothing: ``SERIAL``'s sequence never gives a value twice."""
+
+
+def _counting_cursor(count: Callable[[int], None]) -> type:
+    """A psycopg cursor class that counts statements as SQLite's trace callback does."""
+
+    class CountingCursor(psycopg.Cursor):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            count(1)
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
+            rows = list(params_seq)
+            count(len(rows))
+            return super().executemany(query, rows, **kwargs)
+
+    return CountingCursor
+
+
+_ENGINES: dict[str, type[Engine]] = {
+    "sqlite": SqliteEngine,
+    "postgres": PostgresEngine,
+    "postgresql": PostgresEngine,
+}
+
+
+def engine_for(url: str) -> Engine:
+    """A new :class:`Engine` for a database URL.
+
+    Raises:
+        ValueError: the URL names an engine other than SQLite or PostgreSQL.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in _ENGINES:
+        raise ValueError(f"{scheme}:// is not supported: use sqlite:// or postgresql://")
+    return _ENGINES[scheme]()
+
+
+def engine_of(database: peewee.Database) -> Engine:
+    """The engine of an open database (for the migrations, which get the database only)."""
+    if isinstance(database, peewee.PostgresqlDatabase):
+        return PostgresEngine()
+    return SqliteEngine()
+
+
+def _frozen_autoincrement_downloads() -> type[peewee.Model]:
+    """Migration 8's ``downloads``: migration 1's columns, ``id`` with AUTOINCREMENT."""
+
+    class FrozenDownload(peewee.Model):
+        id = AutoIncrementField()
+        info_hash = peewee.CharField(max_length=40)
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        message_id = peewee.BigIntegerField(null=True)
+        name = peewee.TextField()
+        source_kind = peewee.CharField(max_length=8)
+        source = peewee.BlobField()
+        directory = peewee.TextField()
+        gid = peewee.CharField(max_length=16, null=True)
+        state = peewee.CharField(max_length=12)
+        total_bytes = peewee.BigIntegerField(default=0)
+        completed_bytes = peewee.BigIntegerField(default=0)
+        upload_bytes = peewee.BigIntegerField(default=0)
+        download_speed = peewee.BigIntegerField(default=0)
+        upload_speed = peewee.BigIntegerField(default=0)
+        seeders = peewee.IntegerField(default=0)
+        peers = peewee.IntegerField(default=0)
+        error = peewee.TextField(null=True)
+        selected_files = peewee.TextField(null=True)
+        created_at = peewee.DateTimeField()
+        updated_at = peewee.DateTimeField()
+        completed_at = peewee.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "downloads_new"
+
+    return FrozenDownload
