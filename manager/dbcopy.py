@@ -3,7 +3,7 @@
 The target gets the schema of this ariabot (:func:`~manager.schema.upgrade`, the same
 migrations a first start would run), then every table's rows with their ids, a batch at a
 time (a store of 100,000 downloads never sits in memory), then id sequences that go on after
-the highest id the source ever gave (:mod:`manager.sequences`). Row counts are compared table
+the highest id the source ever gave (:mod:`manager.engine`). Row counts are compared table
 by table before the one transaction on the target commits: a copy is all there or not at all.
 
 A target that already holds rows is refused before anything is written: copying into a live
@@ -19,18 +19,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import peewee
-from playhouse.db_url import connect, parse
+from playhouse.db_url import parse
 
+from manager.engine import engine_for, engine_of
 from manager.errors import StoreError
 from manager.schema import SCHEMA_VERSION, Tables, bind_tables, upgrade
-from manager.sequences import (
-    UnsupportedEngine,
-    continue_ids,
-    engine_of,
-    highest_id,
-    keeps_sequence,
-    read_snapshot,
-)
 
 __all__ = [
     "BATCH_ROWS",
@@ -198,31 +191,23 @@ def _copy_table(source: type[peewee.Model], target: type[peewee.Model]) -> Table
         raise CopyFailed(f"{target_rows} rows written of {source_rows}")
     if not isinstance(target._meta.primary_key, peewee.AutoField):
         return TableCopy(table, source_rows, target_rows, None)
-    highest = highest_id(source._meta.database, table)
-    continue_ids(database, table, highest)
-    given = highest_id(database, table)
-    if keeps_sequence(database, table) and given < highest:
+    engine = engine_of(database)
+    highest = engine_of(source._meta.database).highest_id(source._meta.database, table)
+    engine.continue_ids(database, table, highest)
+    given = engine.highest_id(database, table)
+    if engine.keeps_sequence(database, table) and given < highest:
         raise CopyFailed(f"its ids would go on from {given}, below {highest}")
     return TableCopy(table, source_rows, target_rows, given + 1)
 
 
 def _open(url: str, role: str) -> peewee.Database:
     """Connect to ``url``, or raise :class:`CopyRefused` naming it (masked) and why."""
-    # A PostgreSQL password with ``@`` or ``/`` is percent-encoded in its URL; peewee leaves
-    # it encoded unless told, and takes psycopg2 over psycopg 3 unless told.
-    server = {"unquote_user": True, "unquote_password": True, "prefer_psycopg3": True}
     try:
-        database = connect(url, **(server if url.startswith("postgres") else {}))
-        engine_of(database)
-        database.connect()
-    except UnsupportedEngine as error:
-        raise CopyRefused(f"the {role} {masked_url(url)}: db copy works between SQLite and "
-                          f"PostgreSQL, not {error}") from None
+        return engine_for(url).connect(url)
     except (peewee.DatabaseError, peewee.ImproperlyConfigured, RuntimeError, OSError,
             ValueError) as error:
         raise CopyRefused(
             f"cannot open the {role} {masked_url(url)}: {_one_line(error, url)}") from None
-    return database
 
 
 def copy_store(source_url: str, target_url: str,
@@ -287,7 +272,7 @@ def _copy(source: peewee.Database, source_url: str, target: peewee.Database,
     step = "the schema"
     try:
         with source.atomic(), target.atomic():
-            read_snapshot(source)
+            engine_of(source).read_snapshot(source)
             upgrade(target, target_tables)
             for from_model, to_model in zip(_data_tables(source_tables),
                                             _data_tables(target_tables), strict=True):

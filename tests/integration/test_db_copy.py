@@ -13,9 +13,9 @@ from typing import Any
 
 import peewee
 import pytest
-from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator
 
+from manager.engine import engine_for
 from manager.models import FilePlan, MirrorState, TorrentState
 from manager.notices import NoticeKind
 from manager.schema import MIGRATIONS, SCHEMA_VERSION, Tables, bind_tables
@@ -95,9 +95,7 @@ async def fill(url: str) -> int:
 
 def open_tables(url: str) -> tuple[Any, Tables]:
     """``url``'s database, connected, with the store's tables bound to it."""
-    database = connect(url, unquote_password=True) if url.startswith("postgres") else (
-        connect(url))
-    database.connect()
+    database = engine_for(url).connect(url)
     return database, bind_tables(database)
 
 
