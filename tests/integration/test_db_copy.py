@@ -266,6 +266,20 @@ def test_a_password_on_the_command_line_is_refused_and_the_url_read_from_stdin(
     assert "pa55-word" not in on_stdin.stderr + on_stdin.stdout
 
 
+def test_a_store_that_cannot_be_reached_is_one_line_with_its_password_masked(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "copy.db"
+    result = ariabot(tmp_path / "data", "db", "copy", "--to", f"sqlite:///{target}",
+                     database_url="postgresql://ariabot:pa55-word@127.0.0.1:9/ariabot")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "ariabot: cannot open the store postgresql://ariabot:********@127.0.0.1:9/ariabot: ")
+    assert "pa55-word" not in result.stderr + result.stdout
+    assert not target.exists()
+
+
 @pytest.mark.postgresql
 def test_a_wrong_password_is_one_line_naming_the_target_with_the_password_masked(
     tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str,
