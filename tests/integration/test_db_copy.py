@@ -15,6 +15,7 @@ import peewee
 import pytest
 from playhouse.migrate import SchemaMigrator
 
+from manager.dbcopy import BATCH_ROWS
 from manager.engine import engine_for
 from manager.models import FilePlan, MirrorState, TorrentState
 from manager.notices import NoticeKind
@@ -371,3 +372,28 @@ def test_a_copy_that_breaks_off_midway_leaves_the_target_as_it_was(
         assert target.get_tables() == []
     finally:
         target.close()
+
+
+def test_tables_larger_than_a_batch_are_copied_whole_in_key_order(
+    tmp_path: Path, database_url: str, second_database_url: str,
+) -> None:
+    """More rows than one batch (keyset paging), on each engine to itself: the activity log
+    by id, the chats' views by chat id, negative ones (groups) first."""
+    asyncio.run(fill(database_url))
+    database, tables = open_tables(database_url)
+    at = datetime(2026, 3, 1, 8, 0, 0, 1)
+    with database.atomic():
+        tables.activity.insert_many(
+            [{"at": at, "chat_id": n % 7, "user_id": n, "action": "pause", "download_id": n,
+              "detail": f"#{n}"} for n in range(2 * BATCH_ROWS + 17)]).execute()
+        tables.chat_view.insert_many(
+            [{"chat_id": chat, "overview_message_id": chat * 3}
+             for chat in range(-BATCH_ROWS - 5, BATCH_ROWS + 5) if chat != -101]).execute()
+    database.close()
+    source = all_rows(database_url)
+
+    result = ariabot(tmp_path / "data", "db", "copy", "--to-env", "TARGET",
+                     database_url=database_url, extra_env={"TARGET": second_database_url})
+
+    assert_copied(result, source)
+    assert all_rows(second_database_url) == source
