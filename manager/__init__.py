@@ -8,11 +8,13 @@ the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud
 through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
-:func:`find_magnets`, :func:`human_size` (byte counts in words, the same everywhere), and
+:func:`find_magnets`, :func:`human_size` (byte counts in words, the same everywhere),
 what the running aria2c can download (:func:`hybrid_limitation`, :func:`version_text`,
-:data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``). The sub-packages behind the
-façade (``sources``, ``aria2``, ``downloads``, ``tracking``, ``actions``, ``delivery``) are
-its own: nothing outside ``manager`` imports them (tests aside).
+:data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``), :func:`copy_store` (the
+store into another, empty database: ``ariabot db copy``) and :func:`masked_url` (a
+database URL fit to show). The sub-packages behind the façade (``sources``, ``aria2``,
+``downloads``, ``tracking``, ``actions``, ``delivery``) are its own: nothing outside
+``manager`` imports them (tests aside).
 """
 
 from manager.actions import AddResult, Cancellation
@@ -25,6 +27,14 @@ from manager.aria2 import (
 )
 from manager.config import LinkConfig, ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
+from manager.dbcopy import (
+    CopyFailed,
+    CopyRefused,
+    CopyReport,
+    TableCopy,
+    copy_store,
+    masked_url,
+)
 from manager.delivery import (
     DownloadLink,
     SharedDownload,
@@ -100,6 +110,9 @@ __all__ = [
     "Aria2RpcError",
     "Aria2Unavailable",
     "Cancellation",
+    "CopyFailed",
+    "CopyRefused",
+    "CopyReport",
     "DownloadLink",
     "DownloadNotFound",
     "EngineEvent",
@@ -133,6 +146,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Subscriber",
+    "TableCopy",
     "Torrent",
     "TorrentAdded",
     "TorrentCancelled",
@@ -149,8 +163,10 @@ __all__ = [
     "UploadJob",
     "UploadStats",
     "Uploader",
+    "copy_store",
     "find_magnets",
     "human_size",
     "hybrid_limitation",
+    "masked_url",
     "version_text",
 ]

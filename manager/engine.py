@@ -25,6 +25,14 @@ written once is here, each piece with the reason it differs:
   plain ``INTEGER PRIMARY KEY`` row ``max(id) + 1``, so purging the newest row freed its id,
   and only a table rebuilt with ``AUTOINCREMENT`` keeps the largest id ever used. On
   PostgreSQL ``SERIAL`` draws from a sequence that never goes back: nothing to do.
+- **Copying ids** (:meth:`Engine.highest_id`, :meth:`Engine.continue_ids`, ``ariabot db
+  copy``): copied rows keep their ids, and the target must go on after the highest id the
+  source ever *gave*, not the highest still stored (a purged download's id is public and
+  must not come back). SQLite keeps that number in ``sqlite_sequence`` for an
+  ``AUTOINCREMENT`` table (any other table gives ``max(id) + 1``, whatever is done);
+  PostgreSQL in the column's sequence, read like a table and moved with ``setval``. peewee
+  has no portable way to read or set either. The copy also reads one snapshot of every
+  table (:meth:`Engine.read_snapshot`): PostgreSQL's READ COMMITTED takes one per statement.
 
 Placeholders need no seam (peewee's ``Database.param``: ``?`` or ``%s``), nor do
 ``INSERT … ON CONFLICT`` (peewee writes each dialect), booleans, bytes and naive UTC
@@ -85,6 +93,34 @@ class Engine:
     def keep_ids_unique(self, database: peewee.Database) -> None:
         """Migration 8: make ``downloads.id`` never give an id again after its row went."""
         raise NotImplementedError
+
+    def highest_id(self, database: peewee.Database, table: str) -> int:
+        """The highest id ``table`` ever gave (0 if none): its sequence, or its largest id.
+
+        Parameters:
+            database: a connected database of this engine.
+            table: a table whose primary key is an auto-incremented ``id``.
+        """
+        (largest,) = database.execute_sql(
+            f"SELECT MAX(id) FROM {table}").fetchone()  # noqa: S608 (a table of the schema)
+        return max(largest or 0, self._kept_id(database, table))
+
+    def _kept_id(self, database: peewee.Database, table: str) -> int:
+        raise NotImplementedError
+
+    def keeps_sequence(self, database: peewee.Database, table: str) -> bool:
+        """Whether ``table`` remembers ids beyond its largest row (so
+        :meth:`continue_ids` holds for it)."""
+        raise NotImplementedError
+
+    def continue_ids(self, database: peewee.Database, table: str, highest: int) -> None:
+        """Make ``table``'s next new id ``highest + 1`` or above, where it keeps a sequence
+        (:meth:`keeps_sequence`); inside the copy's transaction, after its rows."""
+        raise NotImplementedError
+
+    def read_snapshot(self, database: peewee.Database) -> None:
+        """Make the transaction just begun read one consistent state of every table (first
+        thing inside ``database.atomic()``). SQLite's read transaction already is one."""
 
     def _count(self, statements: int = 1) -> None:
         self.statements += statements
@@ -147,6 +183,27 @@ class SqliteEngine(Engine):
             database.execute_sql(
                 "INSERT INTO sqlite_sequence (name, seq) VALUES ('downloads', ?)", (highest,))
 
+    def _kept_id(self, database: peewee.Database, table: str) -> int:
+        if not database.table_exists("sqlite_sequence"):
+            return 0
+        row = database.execute_sql(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return row[0] if row else 0
+
+    def keeps_sequence(self, database: peewee.Database, table: str) -> bool:
+        """Only a table declared ``AUTOINCREMENT``."""
+        row = database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (table,)).fetchone()
+        return bool(row) and "AUTOINCREMENT" in row[0].upper()
+
+    def continue_ids(self, database: peewee.Database, table: str, highest: int) -> None:
+        if highest <= 0 or not self.keeps_sequence(database, table):
+            return
+        database.execute_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+        database.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                             (table, highest))
+
 
 class PostgresEngine(Engine):
     """PostgreSQL through psycopg 3 (``postgresql://user:password@host:port/database``)."""
@@ -166,6 +223,27 @@ class PostgresEngine(Engine):
 
     def keep_ids_unique(self, database: peewee.Database) -> None:
         """Nothing: ``SERIAL``'s sequence never gives a value twice."""
+
+    def _kept_id(self, database: peewee.Database, table: str) -> int:
+        # The sequence's name as PostgreSQL quotes it; a sequence is read like a table.
+        (sequence,) = database.execute_sql(
+            "SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()
+        (kept,) = database.execute_sql(
+            f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"  # noqa: S608
+        ).fetchone()
+        return kept
+
+    def keeps_sequence(self, database: peewee.Database, table: str) -> bool:
+        """Every ``SERIAL`` column."""
+        return True
+
+    def continue_ids(self, database: peewee.Database, table: str, highest: int) -> None:
+        if highest > 0:
+            database.execute_sql("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, true)",
+                                 (table, highest))
+
+    def read_snapshot(self, database: peewee.Database) -> None:
+        database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
 
 def _counting_cursor(count: Callable[[int], None]) -> type:

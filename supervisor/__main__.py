@@ -3,7 +3,8 @@
 ``run`` starts everything; ``add``, ``list``, ``status``, ``wait``, ``pause``, ``resume``,
 ``cancel``, ``files``, ``purge`` and ``log`` talk to that running instance through its control
 socket (see :mod:`supervisor.control`) and say so clearly when none is running. ``doctor``
-checks the installation (see :mod:`supervisor.doctor`).
+checks the installation (see :mod:`supervisor.doctor`); ``db copy`` copies the store into
+another database while ariabot is stopped (see :mod:`supervisor.dbcommand`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.control import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, ControlClient, NotRunning
+from supervisor.dbcommand import add_db_parser, db_command
 from supervisor.envnames import unknown_variables, warn_unknown_variables
 from supervisor.exits import (
     EXIT_BROKEN_PIPE,
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     activity.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser(
         "doctor", help="check aria2c, directories, settings, the Bot API and running instances")
+    add_db_parser(commands)
     return parser
 
 
@@ -448,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "run":
         for variable in unknown_variables(os.environ):
             print(f"ariabot: warning: {variable.problem}; {variable.fix}", file=sys.stderr)
+        if args.command == "db":
+            return db_command(args, settings, sys.stdin, sys.stdout, sys.stderr)
         try:
             return _control(args, settings)
         except argparse.ArgumentTypeError as error:
