@@ -55,7 +55,8 @@ class DatabaseThread:
         # by peewee, and an unavailable database must read the same whichever way it was
         # written (manager.engine).
         except UNAVAILABLE as error:
-            raise StoreError(f"the database is unavailable ({error}); try again") from None
+            reason = " ".join(str(error).split())  # psycopg's can span lines: one log line
+            raise StoreError(f"the database is unavailable ({reason}); try again") from None
 
     def shutdown(self) -> None:
         """Stop the thread once its queued calls are done."""

@@ -36,6 +36,7 @@ HOLD = 128 * 1024
 def _env(server: FakeTelegramServer, url: str) -> dict[str, str]:
     return {"ARIABOT_TELEGRAM_TOKEN": DEFAULT_TOKEN, "ARIABOT_TELEGRAM_API_URL": server.url,
             "ARIABOT_ALLOWED_USERS": str(USER), "ARIABOT_SEED_TIME": "0",
+            "ARIABOT_EDIT_INTERVAL": "1", "ARIABOT_PROGRESS_INTERVAL": "1",
             "ARIABOT_DATABASE_URL": url}
 
 
@@ -178,6 +179,8 @@ async def test_postgresql_restarted_then_away_while_downloading_loses_nothing(
     assert unreachable in doctor.stdout, doctor.stdout
     assert f"database {masked} answers" in back.stdout, back.stdout
     assert "Traceback" not in run.output
+    assert "could not store" in run.output  # the outage was seen, each time on one line
+    assert "\n\tIs the server running" not in run.output
     _never_shown(postgresql_server.password, run.output, status.stdout, status.stderr,
                  doctor.stdout, doctor.stderr)
 
