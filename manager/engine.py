@@ -244,8 +244,9 @@ class PostgresEngine(Engine):
     def __init__(self) -> None:
         super().__init__()
         self._database: peewee.Database | None = None
-        self._first_verb = ""
-        """The first word of the last statement sent (BEGIN, SELECT, INSERT, ...)."""
+        self._last_verb = ""
+        """The first word of the last statement sent (BEGIN, SELECT, INSERT, ...): when one
+        statement of a call was sent, its first."""
 
     def connect(self, url: str) -> peewee.Database:
         if psycopg is None:
@@ -263,7 +264,7 @@ class PostgresEngine(Engine):
 
     def _count(self, statements: int = 1, verb: str = "") -> None:
         super()._count(statements)
-        self._first_verb = verb
+        self._last_verb = verb
 
     def reconnecting(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function``; when the server dropped the connection, close it, and make the
@@ -281,7 +282,7 @@ class PostgresEngine(Engine):
             if not self._drop_lost_connection():
                 raise
             sent = self.statements - sent_before
-            if sent != 1 or self._first_verb not in _HARMLESS_FIRST:
+            if sent != 1 or self._last_verb not in _HARMLESS_FIRST:
                 raise peewee.OperationalError(
                     f"the connection to the server was lost: {_one_line(error)}") from None
         return function(*args, **kwargs)
@@ -326,7 +327,7 @@ class PostgresEngine(Engine):
         database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
 
-def _counting_cursor(count: Callable[[int], None]) -> type:
+def _counting_cursor(count: Callable[[int, str], None]) -> type:
     """A psycopg cursor class that counts statements as SQLite's trace callback does."""
 
     class CountingCursor(psycopg.Cursor):
