@@ -154,11 +154,11 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._thread = DatabaseThread()
+        self._engine = engine_for(url)
+        self._thread = DatabaseThread(self._engine)
         self._database: peewee.Database | None = None
         self._bound: Tables | None = None
         self._columns: tuple[peewee.Field, ...] = ()
-        self._engine = engine_for(url)
         self._notice_watchers: list[Callable[[], None]] = []
 
     # --- plumbing --------------------------------------------------------------------------
