@@ -537,7 +537,7 @@ class PromisesMachine(RuleBasedStateMachine):
             uploading = [m for m in self.stack.rows("mirrors") if m["state"] in UPLOADING]
             return not (due or busy or uploading)
         wait_until(quiet, NEWS_BOUND + FAULT_SLACK + 30, "every bounded promise to be kept",
-                   describe=self._describe)
+                   describe=self._describe_busy if unthrottle else self._describe)
         self._no_traceback()
 
     def _no_traceback(self) -> None:
@@ -591,6 +591,14 @@ class PromisesMachine(RuleBasedStateMachine):
     def _describe(self) -> str:
         return "\n".join(f"- {d.what} (for {time.monotonic() - d.since:.0f}s)"
                          for d in self.disagree.values())
+
+    def _describe_busy(self) -> str:
+        """What settle still waits for: promises due, downloads and uploads under way."""
+        busy = [f"- #{r['id']} {r['state']} {r['completed_bytes']}/{r['total_bytes']} bytes, "
+                f"gid {r['gid']}" for r in self.stack.rows() if r["state"] in RUNNING]
+        uploads = [f"- mirror of #{m['download_id']} {m['state']}"
+                   for m in self.stack.rows("mirrors") if m["state"] in UPLOADING]
+        return "\n".join([self._describe(), *busy, *uploads]).strip()
 
     def _selected(self, row: dict[str, Any], item: Item) -> list[str]:
         chosen = row["selected_files"]
