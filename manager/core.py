@@ -136,7 +136,7 @@ class TorrentManager:
 
     async def start(self) -> None:
         """Load unfinished downloads, reconcile with aria2, start listening and polling."""
-        for record in await self.store.list(states=[s.value for s in LIVE_STATES]):
+        for record in await self.store.downloads.list(states=[s.value for s in LIVE_STATES]):
             self.live.remember(record)
         loop = asyncio.get_running_loop()
         self._listener = NotificationListener(
@@ -224,7 +224,7 @@ class TorrentManager:
 
     async def list(self, chat_id: int | None = None, *, limit: int | None = None) -> list[Torrent]:
         """Downloads (of one chat, or all), newest first."""
-        records = await self.store.list(chat_id=chat_id, limit=limit)
+        records = await self.store.downloads.list(chat_id=chat_id, limit=limit)
         return await self._mirrors.attach([self.live.snapshot(record) for record in records])
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
@@ -261,7 +261,7 @@ class TorrentManager:
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
         """The activity log, newest first."""
-        return await self.store.activity(chat_id=chat_id, limit=limit)
+        return await self.store.activity.latest(chat_id=chat_id, limit=limit)
 
     # --- adding and control ------------------------------------------------------------------
 
@@ -365,22 +365,22 @@ class TorrentManager:
 
     async def overview_message(self, chat_id: int) -> int | None:
         """The message id of the chat's overview (``/status``), if one is stored."""
-        return await self.store.overview_message(chat_id)
+        return await self.store.chats.overview_message(chat_id)
 
     async def set_overview_message(self, chat_id: int, message_id: int) -> None:
         """Remember the message id of the chat's overview, across restarts."""
-        await self.store.set_overview_message(chat_id, message_id)
+        await self.store.chats.set_overview_message(chat_id, message_id)
 
     # --- files sent to a chat ----------------------------------------------------------------
 
     async def sent_parts(self, plan: FilePlan) -> frozenset[int]:
         """The parts of a file Telegram confirmed in a chat (stored: they are never sent
         there again, across restarts)."""
-        return await self.store.sent_parts(plan)
+        return await self.store.sent_parts.confirmed(plan)
 
     async def record_sent_part(self, plan: FilePlan, part: int) -> None:
         """Store that Telegram confirmed part ``part`` of a file in a chat."""
-        await self.store.record_sent_part(plan, part)
+        await self.store.sent_parts.record(plan, part)
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 

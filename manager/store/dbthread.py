@@ -12,8 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from manager.engine import UNAVAILABLE
 from manager.errors import StoreError
+from manager.store.engine import UNAVAILABLE
 
 __all__ = ["DatabaseThread"]
 
