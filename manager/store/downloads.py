@@ -18,7 +18,7 @@ from manager.notices import download_notices
 from manager.store.database import StoreDatabase, utc_now
 from manager.store.outbox import Notices
 
-__all__ = ["DownloadRecord", "Downloads", "PurgedDownload"]
+__all__ = ["Dependent", "DownloadRecord", "Downloads", "PurgedDownload"]
 
 
 @dataclass(frozen=True)
