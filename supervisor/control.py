@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from manager import ManagerError, Torrent, TorrentManager
-from supervisor.health import health_json
+from supervisor.health import database_health, health_json
 
 __all__ = [
     "LOG_LIMIT_DEFAULT",
@@ -275,7 +275,8 @@ class ControlServer:
         return {"torrent": torrent_json(torrent)}
 
     async def _health(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"health": health_json(self.manager)}
+        return {"health": {**health_json(self.manager),
+                           "database": await database_health(self.manager)}}
 
     async def _log(self, request: dict[str, Any]) -> dict[str, Any]:
         chat = request.get("chat")

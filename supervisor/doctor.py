@@ -317,7 +317,8 @@ def check_health(layout: StateLayout, timeout: float = 5.0) -> list[Check]:
     if not answer.get("ok") or not isinstance(answer.get("health"), dict):
         return [Check(None, "the running ariabot's health not checked",
                       f"it answered: {answer.get('error', 'nothing')}")]
-    return [_notifications(answer["health"].get("notifications"))]
+    health = answer["health"]
+    return [_notifications(health.get("notifications")), *_database(health.get("database"))]
 
 
 def health_checks(health: dict[str, Any]) -> list[Check]:
@@ -326,7 +327,20 @@ def health_checks(health: dict[str, Any]) -> list[Check]:
     version = health.get("aria2c_version")
     if version:
         lines.append(Check(True, f"aria2c {version} is running"))
-    return lines + _hybrid_notes(health.get("limitations") or [])
+    return [*lines, *_database(health.get("database")),
+            *_hybrid_notes(health.get("limitations") or [])]
+
+
+def _database(database: Any) -> list[Check]:
+    """The database's line (none from an ariabot too old to say); its name has no password."""
+    if not isinstance(database, dict):
+        return []
+    if database.get("reachable"):
+        return [Check(True, f"database {database.get('name')} answers")]
+    return [Check(False, f"database {database.get('name')} is unreachable: "
+                  f"{database.get('error')}",
+                  "ariabot goes on downloading and stores what happened once the database is "
+                  "back; check the server and ARIABOT_DATABASE_URL")]
 
 
 def _notifications(listener: Any) -> Check:

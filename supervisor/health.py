@@ -2,8 +2,10 @@
 
 The control socket's ``health`` operation answers :func:`health_json`;
 :func:`supervisor.doctor.health_checks` turns the answer into report lines. Two things are
-reported: aria2's notification listener (one that failed was restarted, and it says so) and
-what the running aria2c cannot download (hybrid torrents before aria2 1.37).
+reported: aria2's notification listener (one that failed was restarted, and it says so),
+what the running aria2c cannot download (hybrid torrents before aria2 1.37), and whether the
+database answers (:func:`database_health`: a PostgreSQL server can go away while ariabot
+goes on downloading).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from manager import TorrentManager, hybrid_limitation, version_text
+from manager import StoreError, TorrentManager, hybrid_limitation, masked_url, version_text
 
-__all__ = ["health_json"]
+__all__ = ["database_health", "health_json"]
 
 
 def health_json(manager: TorrentManager) -> dict[str, Any]:
@@ -31,3 +33,19 @@ def health_json(manager: TorrentManager) -> dict[str, Any]:
         "limitations": [limitation] if limitation else [],
         "notifications": None if listener is None else asdict(listener),
     }
+
+
+async def database_health(manager: TorrentManager) -> dict[str, Any]:
+    """Whether the store's database answers now: one read by primary key, the cheapest query
+    there is, through the store's own thread and connection (so a lost connection is seen
+    and replaced as for any other call).
+
+    Keys: ``name`` (its URL with the password masked), ``reachable``, ``error`` (one line,
+    or null).
+    """
+    name = masked_url(manager.store.url)
+    try:
+        await manager.store.downloads.get(0)
+    except StoreError as error:
+        return {"name": name, "reachable": False, "error": " ".join(str(error).split())}
+    return {"name": name, "reachable": True, "error": None}

@@ -28,6 +28,7 @@ from manager import (
     TorrentManager,
     Uploader,
     hybrid_limitation,
+    masked_url,
 )
 from supervisor.config import Settings
 from supervisor.control import ControlServer
@@ -110,7 +111,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             loop.add_signal_handler(signum, stop_requested.set)
         store_open = False
         try:
-            await store.open()
+            await _open_store(store, settings)
             store_open = True
             await _remove_leftover_control_files(manager)  # aria2c is not running yet
             try:
@@ -167,6 +168,25 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await rpc.close()
             await store.close()
             _remove_runtime(layout)
+
+
+async def _open_store(store: Store, settings: Settings) -> None:
+    """Open the store; a database that refuses (a wrong password, a missing database, no
+    server) is one line naming the setting, with its password masked.
+
+    Raises:
+        StoreError: the database cannot be opened or migrated.
+    """
+    try:
+        await store.open()
+    except StoreError as error:
+        url = settings.database_url
+        if not url:
+            raise
+        # The store names only the part after the "@" (a password= parameter would be in
+        # it): the whole URL, masked, replaces it.
+        text = str(error).replace(url.split("@")[-1], masked_url(url), 1)
+        raise StoreError(" ".join(f"{text} (check ARIABOT_DATABASE_URL)".split())) from None
 
 
 async def _remove_leftover_control_files(manager: TorrentManager) -> None:

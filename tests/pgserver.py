@@ -138,10 +138,11 @@ class PostgresServer:
         lines = "".join(f"{name} = {value}\n" for name, value in settings.items())
         (self._data / "postgresql.auto.conf").write_text(lines)
 
-    def start(self) -> None:
-        """Start the server (again) on a free loopback port, waiting until it accepts."""
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            self.port = _free_port()
+    def start(self, *, same_port: bool = False) -> None:
+        """Start the server (again) on a free loopback port, or on the port it had before
+        (its clients' URLs stay right: an outage ends), waiting until it accepts."""
+        for _attempt in range(1 if same_port else 3):  # a free port may be taken meanwhile
+            self.port = self.port if same_port else _free_port()
             self._configure()
             done = self._as_owner(BINARIES / "pg_ctl", "-D", self._data, "-l", self._log,
                                   "-w", "-t", str(_START_TIMEOUT_S), "start", check=False)
@@ -164,6 +165,16 @@ class PostgresServer:
         """``pg_ctl restart -m fast`` on the same port: every client loses its connection."""
         self._as_owner(BINARIES / "pg_ctl", "-D", self._data, "-l", self._log, "-w",
                        "-m", "fast", "restart")
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """The server stopped (``pg_ctl stop -m fast``: every client loses its connection,
+        new ones are refused) inside the block, started again on the same port after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start(same_port=True)
 
     def _remove(self) -> None:
         shutil.rmtree(self._base, ignore_errors=True)

@@ -44,10 +44,10 @@ class StoreDatabase:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._thread = DatabaseThread()
+        self._engine = engine_for(url)
+        self._thread = DatabaseThread(self._engine)
         self._database: peewee.Database | None = None
         self._bound: Tables | None = None
-        self._engine = engine_for(url)
 
     @property
     def statements(self) -> int:

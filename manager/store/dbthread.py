@@ -1,7 +1,9 @@
 """The one thread a store's database work runs on.
 
 SQLite connections stay on the thread that made them, no transaction ever spans an
-``await``, and the event loop never waits on disk: every call goes to this thread.
+``await``, and the event loop never waits on disk: every call goes to this thread. A
+PostgreSQL connection the server dropped is replaced here too, by the engine
+(:meth:`manager.engine.Engine.reconnecting`), between one call and the next.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from manager.errors import StoreError
-from manager.store.engine import UNAVAILABLE
+from manager.store.engine import UNAVAILABLE, Engine
 
 __all__ = ["DatabaseThread"]
 
@@ -21,10 +23,16 @@ T = TypeVar("T")
 
 
 class DatabaseThread:
-    """A single worker thread for one database, used from asyncio."""
+    """A single worker thread for one database, used from asyncio.
 
-    def __init__(self) -> None:
+    Parameters:
+        engine: the database's engine, which replaces a lost connection (none: calls run
+            as they are).
+    """
+
+    def __init__(self, engine: Engine | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._engine = engine or Engine()
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function`` on the thread; its exceptions reach the caller as they are."""
@@ -42,12 +50,13 @@ class DatabaseThread:
                 for a user.
         """
         try:
-            return await self.call(function, *args, **kwargs)
+            return await self.call(self._engine.reconnecting, function, *args, **kwargs)
         # The drivers' own errors too: a raw cursor (the poll's executemany) is not wrapped
         # by peewee, and an unavailable database must read the same whichever way it was
         # written (manager.engine).
         except UNAVAILABLE as error:
-            raise StoreError(f"the database is unavailable ({error}); try again") from None
+            reason = " ".join(str(error).split())  # psycopg's can span lines: one log line
+            raise StoreError(f"the database is unavailable ({reason}); try again") from None
 
     def shutdown(self) -> None:
         """Stop the thread once its queued calls are done."""

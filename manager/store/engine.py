@@ -17,6 +17,16 @@ written once is here, each piece with the reason it differs:
 - **Waiting for a lock**: SQLite waits ``busy_timeout`` (5 s) for another writer and then
   fails; PostgreSQL would wait for ever, holding the store's one thread: its
   ``lock_timeout`` is set to the same 5 s (an error of the ``OperationalError`` family).
+- **A connection lost** (:meth:`Engine.reconnecting`): a SQLite file never goes away, but a
+  PostgreSQL server restarts or becomes unreachable, and a psycopg connection it dropped stays
+  closed for ever (peewee still holds it as open). A call that finds it lost closes it, so
+  the next statement connects anew (peewee's ``autoconnect``; the counting cursor and the
+  ``lock_timeout`` are connection parameters, so a new connection has them too). The call is
+  made once more at once only when nothing of it can have been written: its first statement
+  failed and that was a ``BEGIN`` or a ``SELECT`` (a lone write may have committed before the
+  answer was lost: it is never repeated blindly; its caller gets a StoreError as for any
+  other refused write). Connecting gives up after ``connect_timeout`` (5 s) instead of
+  holding the store's thread while a host does not answer.
 - **"The database is unavailable"** (:data:`UNAVAILABLE`): peewee turns a driver's error into
   its own only around the statements it runs itself; the poll's raw ``executemany`` raises the
   driver's (``sqlite3.OperationalError``: locked, read-only, disk I/O; ``psycopg``'s: the
@@ -46,7 +56,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee
 from playhouse.db_url import connect
@@ -59,11 +69,19 @@ except ImportError:  # installed without the `postgresql` extra: SQLite only
 
 __all__ = ["UNAVAILABLE", "Engine", "engine_for", "engine_of"]
 
+T = TypeVar("T")
+
 UNAVAILABLE: tuple[type[Exception], ...] = (
     peewee.OperationalError, sqlite3.OperationalError,
     *((psycopg.OperationalError,) if psycopg is not None else ()))
 """Errors that mean the database cannot serve now (locked, gone, read-only), whichever way
 the statement was sent: the store says so as a StoreError instead of failing."""
+
+_LOST_SIGNS: tuple[type[Exception], ...] = (
+    peewee.OperationalError, peewee.InterfaceError,
+    *((psycopg.OperationalError, psycopg.InterfaceError) if psycopg is not None else ()))
+"""Errors a lost PostgreSQL connection shows as (the server's "terminating connection",
+then psycopg's "the connection is closed"; peewee's own when it wrapped them)."""
 
 _SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -75,6 +93,13 @@ _SQLITE_PRAGMAS = {
 _POSTGRES_OPTIONS = f"-c lock_timeout={_SQLITE_PRAGMAS['busy_timeout']}"
 """A write that waits for another's lock fails after the same 5 s on both engines, as a
 StoreError, instead of holding the store's one thread for ever."""
+
+_CONNECT_TIMEOUT_S = 5
+"""Seconds a new PostgreSQL connection may take before the call fails as unavailable."""
+
+_HARMLESS_FIRST = frozenset({"BEGIN", "SELECT"})
+"""First statements of a call that write nothing: the call may be made again when the
+connection was found lost at that statement."""
 
 
 class Engine:
@@ -122,7 +147,13 @@ class Engine:
         """Make the transaction just begun read one consistent state of every table (first
         thing inside ``database.atomic()``). SQLite's read transaction already is one."""
 
-    def _count(self, statements: int = 1) -> None:
+    def reconnecting(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function`` (on the store's thread); a connection it finds lost is closed so
+        that the next statement opens a new one (see the module's docstring). SQLite's never
+        is: it runs ``function`` once."""
+        return function(*args, **kwargs)
+
+    def _count(self, statements: int = 1, verb: str = "") -> None:
         self.statements += statements
 
 
@@ -210,16 +241,66 @@ class PostgresEngine(Engine):
 
     name = "postgresql"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._database: peewee.Database | None = None
+        self._last_verb = ""
+        """The first word of the last statement sent (BEGIN, SELECT, INSERT, ...): when one
+        statement of a call was sent, its first."""
+
     def connect(self, url: str) -> peewee.Database:
         if psycopg is None:
             raise peewee.ImproperlyConfigured(
                 "PostgreSQL needs psycopg 3: pip install 'ariabot[postgresql]'")
-        # peewee would take psycopg2 instead when both are installed.
+        # peewee would take psycopg2 instead when both are installed. Every connection it
+        # opens, the first and those after a lost one, gets these parameters.
         database = connect(url, unquote_user=True, unquote_password=True,
-                           prefer_psycopg3=True, options=_POSTGRES_OPTIONS)
+                           prefer_psycopg3=True, options=_POSTGRES_OPTIONS,
+                           connect_timeout=_CONNECT_TIMEOUT_S,
+                           cursor_factory=_counting_cursor(self._count))
         database.connect(reuse_if_open=True)
-        database.connection().cursor_factory = _counting_cursor(self._count)
+        self._database = database
         return database
+
+    def _count(self, statements: int = 1, verb: str = "") -> None:
+        super()._count(statements)
+        self._last_verb = verb
+
+    def reconnecting(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function``; when the server dropped the connection, close it, and make the
+        call once more on a new one when its first statement (a BEGIN or SELECT) is where it
+        failed.
+
+        Raises:
+            peewee.OperationalError: the connection was lost and the call could not be made
+                again (or failed again); a StoreError for the store's callers.
+        """
+        sent_before = self.statements
+        try:
+            return function(*args, **kwargs)
+        except _LOST_SIGNS as error:
+            if not self._drop_lost_connection():
+                raise
+            sent = self.statements - sent_before
+            if sent != 1 or self._last_verb not in _HARMLESS_FIRST:
+                raise peewee.OperationalError(
+                    f"the connection to the server was lost: {_one_line(error)}") from None
+        return function(*args, **kwargs)
+
+    def _drop_lost_connection(self) -> bool:
+        """Close the connection if the server dropped it (psycopg says it is closed or
+        broken); whether it did."""
+        database = self._database
+        if database is None or database.is_closed():
+            return False
+        connection = database.connection()  # open: peewee hands it back as it is
+        if not (connection.closed or connection.broken):
+            return False
+        try:
+            database.close()
+        except peewee.PeeweeException:
+            database.dispose()  # peewee forgets it whatever state it was left in
+        return True
 
     def keep_ids_unique(self, database: peewee.Database) -> None:
         """Nothing: ``SERIAL``'s sequence never gives a value twice."""
@@ -246,20 +327,30 @@ class PostgresEngine(Engine):
         database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
 
-def _counting_cursor(count: Callable[[int], None]) -> type:
+def _counting_cursor(count: Callable[[int, str], None]) -> type:
     """A psycopg cursor class that counts statements as SQLite's trace callback does."""
 
     class CountingCursor(psycopg.Cursor):
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            count(1)
+            count(1, _verb(query))
             return super().execute(query, params, **kwargs)
 
         def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
             rows = list(params_seq)
-            count(len(rows))
+            count(len(rows), _verb(query))
             return super().executemany(query, rows, **kwargs)
 
     return CountingCursor
+
+
+def _verb(query: Any) -> str:
+    """The first word of a statement, upper case ("" for a composed one)."""
+    words = query.split(None, 1) if isinstance(query, str) else []
+    return words[0].upper() if words else ""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 _ENGINES: dict[str, type[Engine]] = {

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from manager import Store
 from manager.aria2.notifications import ListenerHealth
 from supervisor.control import ControlClient, ControlServer
 from supervisor.doctor import health_checks
@@ -20,9 +21,11 @@ HEALTHY = ListenerHealth(running=True, connected=True, deaths=0, last_error=None
 
 
 class FakeManager:
-    def __init__(self, version: tuple[int, ...] | None, listener: ListenerHealth | None):
+    def __init__(self, version: tuple[int, ...] | None, listener: ListenerHealth | None,
+                 store: Store):
         self.config = SimpleNamespace(aria2_version=version)
         self.listener = listener
+        self.store = store  # a real one: the answer says whether its database answers
 
     def listener_health(self) -> ListenerHealth | None:
         return self.listener
@@ -30,13 +33,16 @@ class FakeManager:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[FakeManager, ControlClient]]:
-    manager = FakeManager((1, 36, 0), HEALTHY)
+    store = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+    await store.open()
+    manager = FakeManager((1, 36, 0), HEALTHY, store)
     server = ControlServer(manager, tmp_path / "control.sock")  # type: ignore[arg-type]
     await server.start()
     try:
         yield manager, ControlClient(tmp_path / "control.sock", timeout=10)
     finally:
         await server.stop()
+        await store.close()
 
 
 async def test_health_answer_has_the_version_its_limits_and_the_listener(served) -> None:
@@ -50,6 +56,7 @@ async def test_health_answer_has_the_version_its_limits_and_the_listener(served)
                         "finds no peers (fixed in aria2 1.37)"],
         "notifications": {"running": True, "connected": False, "deaths": 2,
                           "last_error": "TypeError: boom", "restarting": True},
+        "database": {"name": manager.store.url, "reachable": True, "error": None},
     }}
 
 
@@ -58,7 +65,9 @@ async def test_health_before_the_manager_started_and_with_aria2c_1_37(served) ->
     manager.config.aria2_version, manager.listener = (1, 37, 0), None
     answer = await asyncio.to_thread(client.request, "health")
     assert answer["health"] == {"aria2c_version": "1.37.0", "limitations": [],
-                                "notifications": None}
+                                "notifications": None, "database": {
+                                    "name": manager.store.url, "reachable": True,
+                                    "error": None}}
 
 
 def lines(notifications: object, version: str | None = "1.37.0",
@@ -98,3 +107,20 @@ def test_status_lines_before_the_listener_started_and_for_aria2c_1_36() -> None:
         f"○ hybrid (v1+v2) torrents are refused: {limitation} — install aria2 1.37 or newer "
         "(Debian 13 ships it) and set ARIABOT_ARIA2C to it",
     ]
+
+
+def test_status_lines_say_whether_the_database_answers_naming_it_masked() -> None:
+    name = "postgresql://ariabot:********@db:5432/ariabot"
+    down = {"name": name, "reachable": False,
+            "error": "the database is unavailable (Connection refused); try again"}
+    shown = [check.line for check in health_checks({
+        "aria2c_version": None, "limitations": [], "notifications": asdict(HEALTHY),
+        "database": down})]
+    assert shown[1] == (
+        f"✘ database {name} is unreachable: the database is unavailable (Connection "
+        "refused); try again — ariabot goes on downloading and stores what happened once the "
+        "database is back; check the server and ARIABOT_DATABASE_URL")
+    up = [check.line for check in health_checks({
+        "aria2c_version": None, "limitations": [], "notifications": asdict(HEALTHY),
+        "database": {**down, "reachable": True, "error": None}})]
+    assert up[1] == f"✔ database {name} answers"
