@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.promises import KNOWN_DEFECTS, Catalog, Knobs, make_machine
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 root = Path(scratch) / f"seed-{number}"
                 root.mkdir()
                 machine = seed(number)(make_machine(catalog, root, loop, knobs, tally))
+                tally.first_failure = None
                 try:
                     run_state_machine_as_test(machine, settings=run)
                 except Exception as error:
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                           + (f" --enable {options.enable}" if options.enable else "")
                           + ") ===", flush=True)
                     print(_explain(error), flush=True)
+                    if isinstance(error, Flaky) and tally.first_failure:
+                        print("--- the sequence's own first error (Hypothesis could not "
+                              "replay it):\n" + tally.first_failure, flush=True)
                 if options.seed is not None:
                     break
         finally:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -166,6 +168,9 @@ class Tally:
     trace: bool = False
     """Print each step as it runs."""
     started: float = field(default_factory=time.monotonic)
+    first_failure: str | None = None
+    """The first error a sequence of this seed raised, with its steps: what to show when
+    Hypothesis cannot replay it (the real world took another turn) and reports only that."""
 
 
 class PromisesMachine(RuleBasedStateMachine):
@@ -181,6 +186,7 @@ class PromisesMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tally.examples += 1
+        self.sequence: list[str] = []
         self.stack = Stack(self.root / f"example-{next(self.numbers):04d}", self.telegram_loop,
                            self.catalog)
         self.known: dict[int, Known] = {}
@@ -218,6 +224,11 @@ class PromisesMachine(RuleBasedStateMachine):
             self.owned[path] = Owned(None, fingerprint(path) or "")
 
     def teardown(self) -> None:
+        failure = sys.exception()  # teardown runs in Hypothesis's `finally`: the step's error
+        if failure is not None and self.tally.first_failure is None:
+            self.tally.first_failure = "".join(
+                [*traceback.format_exception(failure), "steps:\n",
+                 *(f"  {step}\n" for step in self.sequence)])
         try:
             self.catalog.swarm.seeder.set_upload_limit(0)
             if self.clean:
@@ -230,6 +241,7 @@ class PromisesMachine(RuleBasedStateMachine):
 
     def _step(self, name: str, *arguments: object) -> None:
         self.clean = False
+        self.sequence.append(f"{name}{tuple(arguments) if arguments else ''}")
         self.tally.steps += 1
         self.tally.counts[name] = self.tally.counts.get(name, 0) + 1
         if self.tally.trace:
