@@ -27,14 +27,6 @@ from manager.aria2 import (
 )
 from manager.config import LinkConfig, ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
-from manager.dbcopy import (
-    CopyFailed,
-    CopyRefused,
-    CopyReport,
-    TableCopy,
-    copy_store,
-    masked_url,
-)
 from manager.delivery import (
     DownloadLink,
     SharedDownload,
@@ -95,7 +87,15 @@ from manager.models import (
 )
 from manager.notices import Notice, NoticeKind
 from manager.sources import find_magnets
-from manager.store import Store
+from manager.store import (
+    CopyFailed,
+    CopyRefused,
+    CopyReport,
+    Store,
+    TableCopy,
+    copy_store,
+    masked_url,
+)
 from manager.units import human_size
 
 __all__ = [

@@ -150,10 +150,10 @@ class TorrentManager:
         has not been done)."""
         # By ranges of ids, on the primary key: 100,000 rows read at once would be their
         # peewee dicts and their records side by side, a peak the process keeps as RSS.
-        newest = await self.store.page(limit=1)
+        newest = await self.store.downloads.page(limit=1)
         for high in range(newest[0].id + 1 if newest else 0, 0, -_LOAD_RANGE):
-            for record in await self.store.page(states=_LIVE_VALUES, before_id=high,
-                                                from_id=high - _LOAD_RANGE, limit=None):
+            for record in await self.store.downloads.page(states=_LIVE_VALUES, before_id=high,
+                                                          from_id=high - _LOAD_RANGE, limit=None):
                 self.live.remember(record)
         self._loaded = True
 
@@ -247,7 +247,7 @@ class TorrentManager:
 
     async def list(self, chat_id: int | None = None, *, limit: int | None = None) -> list[Torrent]:
         """Downloads (of one chat, or all), newest first."""
-        records = await self.store.list(chat_id=chat_id, limit=limit)
+        records = await self.store.downloads.list(chat_id=chat_id, limit=limit)
         return await self._mirrors.attach([self.live.snapshot(record) for record in records])
 
     async def page(self, chat_id: int | None = None, *, before_id: int | None = None,
@@ -296,7 +296,7 @@ class TorrentManager:
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
         """The activity log, newest first."""
-        return await self.store.activity(chat_id=chat_id, limit=limit)
+        return await self.store.activity.latest(chat_id=chat_id, limit=limit)
 
     # --- adding and control ------------------------------------------------------------------
 
@@ -400,22 +400,22 @@ class TorrentManager:
 
     async def overview_message(self, chat_id: int) -> int | None:
         """The message id of the chat's overview (``/status``), if one is stored."""
-        return await self.store.overview_message(chat_id)
+        return await self.store.chats.overview_message(chat_id)
 
     async def set_overview_message(self, chat_id: int, message_id: int) -> None:
         """Remember the message id of the chat's overview, across restarts."""
-        await self.store.set_overview_message(chat_id, message_id)
+        await self.store.chats.set_overview_message(chat_id, message_id)
 
     # --- files sent to a chat ----------------------------------------------------------------
 
     async def sent_parts(self, plan: FilePlan) -> frozenset[int]:
         """The parts of a file Telegram confirmed in a chat (stored: they are never sent
         there again, across restarts)."""
-        return await self.store.sent_parts(plan)
+        return await self.store.sent_parts.confirmed(plan)
 
     async def record_sent_part(self, plan: FilePlan, part: int) -> None:
         """Store that Telegram confirmed part ``part`` of a file in a chat."""
-        await self.store.record_sent_part(plan, part)
+        await self.store.sent_parts.record(plan, part)
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 

@@ -45,7 +45,7 @@ async def database_health(manager: TorrentManager) -> dict[str, Any]:
     """
     name = masked_url(manager.store.url)
     try:
-        await manager.store.get(0)
+        await manager.store.downloads.get(0)
     except StoreError as error:
         return {"name": name, "reachable": False, "error": " ".join(str(error).split())}
     return {"name": name, "reachable": True, "error": None}

@@ -270,7 +270,7 @@ def port_range(raw: Any) -> str:
 
 def database_url(raw: Any) -> str:
     """Empty (the default SQLite file), a SQLite or a PostgreSQL URL: the two engines the
-    store is tested on (:mod:`manager.engine`)."""
+    store is tested on (:mod:`manager.store.engine`)."""
     value = str(raw).strip()
     scheme = value.split("://", 1)[0].lower() if "://" in value else None
     if value and scheme not in ("sqlite", "postgres", "postgresql"):

@@ -45,7 +45,7 @@ async def wait_for_locks(store: Store, milliseconds: int) -> None:
     """Make the store wait at most this long for another connection's lock."""
     sql = (f"PRAGMA busy_timeout = {milliseconds}" if store.url.startswith("sqlite")
            else f"SET lock_timeout = {milliseconds}")
-    await store._run(lambda: store._db.execute_sql(sql))
+    await store.database.run(lambda: store.database.db.execute_sql(sql))
 
 
 async def refuse_notices(store: Store, download_id: int | None = None) -> None:
@@ -64,4 +64,4 @@ async def refuse_notices(store: Store, download_id: int | None = None) -> None:
             "EXECUTE FUNCTION refuse()",
         ]
     for sql in statements:
-        await store._run(lambda sql=sql: store._db.execute_sql(sql))
+        await store.database.run(lambda sql=sql: store.database.db.execute_sql(sql))

@@ -35,7 +35,7 @@ class ChatMoves:
         """Give the downloads of ``old_chat_id`` to ``new_chat_id`` and keep the move;
         returns how many moved. Moving a chat twice moves nothing the second time. A
         download whose torrent the new chat already lists stays with the old id, unless the
-        new chat's row was cancelled (see :meth:`~manager.store.Store.move_chat`).
+        new chat's row was cancelled (see :meth:`~manager.store.chats.Chats.move`).
 
         Raises:
             StoreError: the store could not write it (nothing changed).
@@ -44,8 +44,8 @@ class ChatMoves:
             return 0
         async with self._live.lock:  # no poll writes a row between the store and memory
             # A cancelled row owns nothing: the old chat's live copy takes its place.
-            done = await self._store.move_chat(old_chat_id, new_chat_id,
-                                               giving_way={TorrentState.CANCELLED.value})
+            done = await self._store.chats.move(old_chat_id, new_chat_id,
+                                                giving_way={TorrentState.CANCELLED.value})
             changed = {record.id: record for record in done.moved + done.stayed}
             for live in self._live:
                 if (record := changed.get(live.record.id)) is not None:
@@ -68,4 +68,4 @@ class ChatMoves:
         Raises:
             StoreError: the store could not be read.
         """
-        return await self._store.chat_moves()
+        return await self._store.chats.moves()

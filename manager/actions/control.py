@@ -143,8 +143,8 @@ class Control:
             detail = f"{deletion.files} files"
             if deletion.kept is not None:
                 detail += f"; kept its data: {deletion.kept}"
-            await self._store.log("delete-files", chat_id=record.chat_id, user_id=user_id,
-                                  download_id=record.id, detail=detail)
+            await self._store.activity.log("delete-files", chat_id=record.chat_id, user_id=user_id,
+                                           download_id=record.id, detail=detail)
         return Cancellation(
             await self._current(download_id),
             files_deleted=deletion is not None and deletion.kept_for is None,
@@ -193,16 +193,16 @@ class Control:
         """Under the lock: take a seeding download out of aria2 and store it complete."""
         if record.gid is not None:
             await self._ops.remove(record.gid)
-        updated = await self._store.update(record.id, state=TorrentState.COMPLETE.value,
-                                           download_speed=0, upload_speed=0, peers=0,
-                                           seeders=0)
+        updated = await self._store.downloads.update(record.id, state=TorrentState.COMPLETE.value,
+                                                     download_speed=0, upload_speed=0, peers=0,
+                                                     seeders=0)
         assert updated is not None
         self._live.forget(record.id)
         return updated
 
     async def _seeding_stopped(self, updated: DownloadRecord) -> None:
-        await self._store.log("stop-seeding", chat_id=updated.chat_id, user_id=0,
-                              download_id=updated.id, detail="before a move to the mirror")
+        await self._store.activity.log("stop-seeding", chat_id=updated.chat_id, user_id=0,
+                                       download_id=updated.id, detail="before a move to the mirror")
         self._publisher.emit(TorrentStateChanged(self._live.snapshot(updated)))
 
     async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,
@@ -228,13 +228,13 @@ class Control:
             if record.gid is None or TorrentState(record.state).is_final:
                 raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}")
             await self._ops.change_paused(record, {"select-file": selection})
-            updated = await self._store.update(record.id, selected_files=selection,
-                                               total_bytes=chosen)
+            updated = await self._store.downloads.update(record.id, selected_files=selection,
+                                                         total_bytes=chosen)
             assert updated is not None
             self._live.remember(updated)
             await self._refresh_locked([record.gid])
-        await self._store.log("select-files", chat_id=record.chat_id, user_id=user_id,
-                              download_id=record.id, detail=selection)
+        await self._store.activity.log("select-files", chat_id=record.chat_id, user_id=user_id,
+                                       download_id=record.id, detail=selection)
         return await self._current(download_id)
 
     async def set_message(self, download_id: int, message_id: int) -> None:
@@ -245,7 +245,7 @@ class Control:
         announce) the completion again.
         """
         async with self._live.lock:
-            await self._store.update_many({download_id: {"message_id": message_id}})
+            await self._store.downloads.update_many({download_id: {"message_id": message_id}})
             if (live := self._live.get(download_id)) is not None:
                 live.record = replace(live.record, message_id=message_id)
 
@@ -256,14 +256,14 @@ class Control:
     async def _set_state(self, record: DownloadRecord, state: TorrentState, *, user_id: int,
                          action: str, extra: dict[str, Any] | None = None) -> None:
         values: dict[str, Any] = {"state": state.value, "error": None, **(extra or {})}
-        updated = await self._store.update(record.id, **values)
+        updated = await self._store.downloads.update(record.id, **values)
         assert updated is not None
         if state.is_final:
             self._live.forget(record.id)
         else:
             self._live.remember(updated)
-        await self._store.log(action, chat_id=record.chat_id, user_id=user_id,
-                              download_id=record.id)
+        await self._store.activity.log(action, chat_id=record.chat_id, user_id=user_id,
+                                       download_id=record.id)
         torrent = self._live.snapshot(updated)
         event_type = {TorrentState.PAUSED: TorrentPaused, TorrentState.QUEUED: TorrentResumed,
                       TorrentState.CANCELLED: TorrentCancelled}[state]

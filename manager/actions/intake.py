@@ -84,12 +84,12 @@ class Intake:
         parsed = await asyncio.to_thread(self._parse, source)
         folder = chat_folder(self._config.download_dir, chat_id, self._config.folder_mode)
         async with self._live.lock:
-            existing = await self._store.find(parsed.info_hash, chat_id)
+            existing = await self._store.downloads.find(parsed.info_hash, chat_id)
             if existing is not None and existing.state != TorrentState.CANCELLED.value:
                 return AddResult(self._live.snapshot(existing), existing=True,
                                  note=f"already in the list as #{existing.id}")
-            others = await self._store.find_in_states(parsed.info_hash,
-                                                      [s.value for s in LIVE_STATES])
+            others = await self._store.downloads.find_in_states(parsed.info_hash,
+                                                                [s.value for s in LIVE_STATES])
             if any(other.chat_id != chat_id for other in others):
                 raise AlreadyDownloading(
                     "this torrent is already being downloaded for another chat on this "
@@ -122,8 +122,9 @@ class Intake:
                 log.warning("aria2 refused download #%s (in %s): %s", record.id,
                             record.directory, error)
                 raise InvalidSource("the torrent was refused by the downloader") from None
-        await self._store.log("add", chat_id=chat_id, user_id=user_id, download_id=record.id,
-                              detail=_describe(parsed))
+        await self._store.activity.log(
+            "add", chat_id=chat_id, user_id=user_id, download_id=record.id,
+            detail=_describe(parsed))
         torrent = self._live.snapshot(record)
         self._publisher.emit(TorrentAdded(torrent))
         return AddResult(torrent, note=note)
@@ -158,7 +159,7 @@ class Intake:
             # reused, since a chat holds one row per info-hash. The source is the one given
             # now, with its kind in the same write: it may come in the other form (a magnet
             # after a .torrent, or back), and submit() reads the two together.
-            await self._store.update_many({cancelled.id: {
+            await self._store.downloads.update_many({cancelled.id: {
                 "user_id": user_id, "message_id": message_id, "name": name, "gid": None,
                 "source_kind": kind.value, "source": source, "state": state.value,
                 "total_bytes": total,
@@ -166,11 +167,11 @@ class Intake:
                 "upload_speed": 0, "seeders": 0, "peers": 0, "error": None,
                 "selected_files": None, "completed_at": None, "directory": str(folder),
             }})
-            record = await self._store.get(cancelled.id)
+            record = await self._store.downloads.get(cancelled.id)
             assert record is not None
             return record
         try:
-            return await self._store.create(
+            return await self._store.downloads.create(
                 info_hash=parsed.info_hash, chat_id=chat_id, user_id=user_id, name=name,
                 source_kind=kind.value, source=source, directory=str(folder),
                 state=state.value, total_bytes=total, message_id=message_id,
@@ -183,9 +184,10 @@ class Intake:
     ) -> None:
         self._live.forget(record.id)
         if cancelled is None:
-            await self._store.delete([record.id])
+            await self._store.downloads.delete([record.id])
         else:
-            await self._store.update_many({record.id: {"state": TorrentState.CANCELLED.value}})
+            await self._store.downloads.update_many(
+                {record.id: {"state": TorrentState.CANCELLED.value}})
 
     async def submit(self, record: DownloadRecord, *, paused: bool = False) -> DownloadRecord:
         """Hand a stored download to aria2 (from its stored source) and keep the new GID.
@@ -195,7 +197,7 @@ class Intake:
             InvalidSource: its stored magnet link is damaged (not text).
             Aria2Error: aria2 refused it, or (Aria2Unavailable) did not answer.
         """
-        stored = await self._store.source(record.id)
+        stored = await self._store.downloads.source(record.id)
         if stored is None:
             raise DownloadNotFound(f"no download #{record.id}")
         kind, source = stored

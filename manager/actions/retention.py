@@ -45,7 +45,7 @@ class Retention:
         purged = deleted = 0
         while True:
             async with self._live.lock:
-                batch = await self._store.purge_finished(
+                batch = await self._store.downloads.purge_finished(
                     states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files
                 )
             purged += len(batch)
@@ -61,6 +61,6 @@ class Retention:
             detail = f"{purged} finished download(s) older than {days:g} days"
             if delete_files:
                 detail += f", {deleted} file(s) deleted"
-            await self._store.log("purge", chat_id=0, user_id=0, detail=detail)
+            await self._store.activity.log("purge", chat_id=0, user_id=0, detail=detail)
             log.info("purged %s", detail)
         return purged

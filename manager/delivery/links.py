@@ -194,8 +194,9 @@ class Links:
         expires = int((self._now() + config.ttl).timestamp())
         token = sign_token(config.key, record.id, expires, link_stamp(record))
         expires_at = datetime.fromtimestamp(expires, UTC)
-        await self._store.log("link", chat_id=record.chat_id, user_id=user_id,
-                              download_id=record.id, detail=f"until {expires_at:%Y-%m-%d %H:%M}")
+        await self._store.activity.log(
+            "link", chat_id=record.chat_id, user_id=user_id,
+            download_id=record.id, detail=f"until {expires_at:%Y-%m-%d %H:%M}")
         return DownloadLink(url=f"{config.public_url}/d/{token}", expires_at=expires_at,
                             torrent=self._live.snapshot(record))
 
@@ -272,7 +273,7 @@ class Links:
         if kept is not None and kept[0] == stamp:
             self._metainfo.move_to_end(record.id)
             return kept[1]
-        stored = await self._store.source(record.id)
+        stored = await self._store.downloads.source(record.id)
         kind, source = stored if stored is not None else (record.source_kind, b"")
         meta = await asyncio.to_thread(self._contents.known_meta, record, kind, source)
         if meta is not None:

@@ -32,7 +32,7 @@ async def own_files(record: DownloadRecord, store: Store,
     download's choice of files. Unlike aria2's file list, this stays known after aria2
     forgot a finished download (a restart, a purge of aria2's results).
     """
-    stored = await store.source(record.id)
+    stored = await store.downloads.source(record.id)
     kind, source = stored if stored is not None else (record.source_kind, b"")
     meta = await asyncio.to_thread(contents.known_meta, record, kind, source)
     if meta is None:
@@ -64,7 +64,7 @@ async def own_complete_files(record: DownloadRecord, store: Store,
     """The download's chosen files (pads left out) as POSIX paths relative to its chat
     folder; empty when the metainfo is unknown or a chosen file is missing or changed size
     (then nothing is uploaded rather than part of it)."""
-    stored = await store.source(record.id)
+    stored = await store.downloads.source(record.id)
     kind, source = stored if stored is not None else (record.source_kind, b"")
     meta = await asyncio.to_thread(contents.known_meta, record, kind, source)
     if meta is None:

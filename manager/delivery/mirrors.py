@@ -125,13 +125,13 @@ class Mirrors:
         """Resume the mirrors a stopped (or killed) ariabot left unfinished."""
         if self._config is None or self._uploader is None:
             return
-        for stored in await self._store.mirrors(states=_ACTIVE):
+        for stored in await self._store.mirrors.list(states=_ACTIVE):
             log.info("resuming the mirror of #%s (%s)", stored.download_id, stored.state)
-            download = await self._store.get(stored.download_id)
+            download = await self._store.downloads.get(stored.download_id)
             record = stored
             if stored.folder is None and download is not None:
                 # Stored before downloads had places: it goes on in its own, not the root.
-                record = await self._store.update_mirror(
+                record = await self._store.mirrors.update(
                     stored.download_id, folder=place_of(download)) or stored
             self._launch(_Job(record))
 
@@ -165,10 +165,10 @@ class Mirrors:
             job.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job.task
-        await self._store.forget_mirror(download_id)
+        await self._store.mirrors.forget(download_id)
 
     async def _auto(self, torrent: Torrent) -> None:
-        previous = await self._store.mirror(torrent.id)
+        previous = await self._store.mirrors.get(torrent.id)
         if previous is not None and MirrorState(previous.state) is MirrorState.DONE:
             return  # mirrored once already: a completion told again is not a new request
         try:
@@ -190,7 +190,7 @@ class Mirrors:
         if self._config is None or not torrents:
             return torrents
         missing = [t.id for t in torrents if t.id not in self._jobs]
-        stored = {r.download_id: r for r in await self._store.mirrors(download_ids=missing)
+        stored = {r.download_id: r for r in await self._store.mirrors.list(download_ids=missing)
                   } if missing else {}
         result = []
         for torrent in torrents:
@@ -230,17 +230,17 @@ class Mirrors:
         job = self._jobs.get(download_id)
         if job is not None and not MirrorState(job.record.state).is_final:
             raise InvalidState(f"#{download_id} is already being mirrored")
-        previous = await self._store.mirror(download_id)
+        previous = await self._store.mirrors.get(download_id)
         if previous is not None and previous.local_deleted:
             raise InvalidState(f"#{download_id} was moved to the mirror already; its files "
                                "are no longer here")
         if previous is not None and not MirrorState(previous.state).is_final:
             raise InvalidState(f"#{download_id} is already being mirrored")
-        mirror = await self._store.start_mirror(
+        mirror = await self._store.mirrors.start(
             download_id, chat_id=record.chat_id, user_id=user_id, remote=config.remote,
             move=config.move, state=MirrorState.QUEUED.value, folder=place_of(record))
-        await self._store.log("mirror", chat_id=record.chat_id, user_id=user_id,
-                              download_id=download_id, detail="auto" if auto else "")
+        await self._store.activity.log("mirror", chat_id=record.chat_id, user_id=user_id,
+                                       download_id=download_id, detail="auto" if auto else "")
         job = _Job(mirror, top=record.name)
         self._launch(job)
         return self._with_mirror(self._live.snapshot(record), job)
@@ -261,8 +261,8 @@ class Mirrors:
         job.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await job.task
-        await self._store.log("mirror-stop", chat_id=record.chat_id, user_id=user_id,
-                              download_id=download_id)
+        await self._store.activity.log("mirror-stop", chat_id=record.chat_id, user_id=user_id,
+                                       download_id=download_id)
         return self._with_mirror(self._live.snapshot(record), job)
 
     async def stop_with_download(self, download_id: int, user_id: int) -> bool:
@@ -281,8 +281,8 @@ class Mirrors:
         job.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await job.task
-        await self._store.log("mirror-stop", chat_id=job.record.chat_id, user_id=user_id,
-                              download_id=download_id, detail="with the download")
+        await self._store.activity.log("mirror-stop", chat_id=job.record.chat_id, user_id=user_id,
+                                       download_id=download_id, detail="with the download")
         return True
 
     # --- one job -----------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class Mirrors:
     async def _run(self, job: _Job) -> None:
         """Wait for the turn, then upload with retries; a user's stop ends it as stopped."""
         try:
-            download = await self._store.get(job.record.download_id)
+            download = await self._store.downloads.get(job.record.download_id)
             if job.record.pid is not None and self._uploader is not None and download:
                 # A killed ariabot's rclone may still be uploading the same files.
                 await asyncio.to_thread(self._uploader.stop_leftover, job.record.pid,
@@ -316,7 +316,7 @@ class Mirrors:
     async def _attempts(self, job: _Job) -> None:
         config = self._config
         assert config is not None and self._uploader is not None
-        record = await self._store.get(job.record.download_id)
+        record = await self._store.downloads.get(job.record.download_id)
         if record is None:  # the download left the list meanwhile
             await self._save(job, state=MirrorState.STOPPED)
             return
@@ -380,25 +380,27 @@ class Mirrors:
             detail = f"{deletion.files} files, moved to the mirror"
             if deletion.kept is not None:
                 detail = f"kept (not moved): {deletion.kept}"
-            await self._store.log("delete-files", chat_id=record.chat_id,
-                                  user_id=job.record.user_id, download_id=record.id,
-                                  detail=detail)
+            await self._store.activity.log("delete-files", chat_id=record.chat_id,
+                                           user_id=job.record.user_id, download_id=record.id,
+                                           detail=detail)
         if job.stats is not None:
             job.stats = dataclasses.replace(job.stats, bytes=job.stats.total_bytes, speed=0,
                                             eta_seconds=None)
         await self._save(job, state=MirrorState.DONE, link=link, local_deleted=deleted,
                          error=None)
-        await self._store.log("mirror-done", chat_id=record.chat_id, user_id=job.record.user_id,
-                              download_id=record.id)
+        await self._store.activity.log(
+            "mirror-done", chat_id=record.chat_id, user_id=job.record.user_id,
+            download_id=record.id)
         log.info("#%s is mirrored to %s", record.id, _shown(job.record, job.top))
         self._emit(MirrorDone, job)
 
     async def _finish_failed(self, job: _Job, reason: str) -> None:
         job.retry_at = None
         await self._save(job, state=MirrorState.FAILED, error=reason, pid=None)
-        await self._store.log("mirror-failed", chat_id=job.record.chat_id,
-                              user_id=job.record.user_id, download_id=job.record.download_id,
-                              detail=reason)
+        await self._store.activity.log(
+            "mirror-failed", chat_id=job.record.chat_id,
+            user_id=job.record.user_id, download_id=job.record.download_id,
+            detail=reason)
         log.warning("mirror of #%s failed: %s", job.record.download_id, reason)
         self._emit(MirrorFailed, job)
 
@@ -418,7 +420,7 @@ class Mirrors:
         if job.stats is not None:
             values.setdefault("bytes", job.stats.bytes)
             values.setdefault("total_bytes", job.stats.total_bytes)
-        updated = await self._store.update_mirror(job.record.download_id, **values)
+        updated = await self._store.mirrors.update(job.record.download_id, **values)
         if updated is not None:
             job.record = updated
 
@@ -434,7 +436,7 @@ class Mirrors:
 
     async def _emit_finished(self, kind: type[TorrentEvent], job: _Job) -> None:
         """Emit for a download that is no longer live (complete): read its row first."""
-        row = await self._store.get(job.record.download_id)
+        row = await self._store.downloads.get(job.record.download_id)
         if row is not None:
             self._publisher.emit(kind(self._with_mirror(self._live.snapshot(row), job)))
 

@@ -71,7 +71,7 @@ class Outbox:
         while self._alerts:
             kind, event = self._alerts[0]
             try:
-                await self._store.add_notice(kind, event.detail)
+                await self._store.notices.add(kind, event.detail)
             except StoreError as error:
                 log.warning("could not store the alert %r (%s); trying again in %.0f s",
                             event.detail, error, delay)
@@ -88,24 +88,24 @@ class Outbox:
     async def pending(self, per_chat: int = 50) -> list[Notice]:
         """Notices not yet sent nor given up, oldest first: at most ``per_chat`` of each
         chat, so one chat's failures never hide another chat's news."""
-        return await self._store.pending_notices(per_chat)
+        return await self._store.notices.pending(per_chat)
 
     def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
         """Call ``watcher()`` whenever a notice is stored; returns a function that stops it."""
-        return self._store.watch_notices(watcher)
+        return self._store.notices.watch(watcher)
 
     async def done(self, notice_id: int, dropped: str | None = None) -> None:
         """Telegram confirmed the notice (or, with ``dropped``, it was given up: why)."""
-        await self._store.notice_done(notice_id, dropped=dropped)
+        await self._store.notices.done(notice_id, dropped=dropped)
 
     async def failed(self, notice_id: int) -> None:
         """An attempt failed (network, outage); the notice stays pending."""
-        await self._store.notice_failed(notice_id)
+        await self._store.notices.failed(notice_id)
 
     async def forget_old(self) -> None:
         """Forget notices sent or given up more than :data:`KEEP_SENT` ago."""
         before = datetime.now(UTC).replace(tzinfo=None) - KEEP_SENT
-        if forgotten := await self._store.forget_sent_notices(before):
+        if forgotten := await self._store.notices.forget_sent(before):
             log.debug("forgot %d notices sent before %s", forgotten, before)
 
     async def close(self) -> None:

@@ -168,7 +168,7 @@ class Contents:
         """The download other than ``info_hash``'s that owns ``folder/name`` (the rule of
         :func:`owns_its_name`), or None: that name is taken, and those files are not to
         be deleted for anyone else."""
-        for other in await self._store.named(str(folder), name):
+        for other in await self._store.downloads.named(str(folder), name):
             if other.info_hash != info_hash and owns_its_name(other):
                 return other
         return None
@@ -183,7 +183,7 @@ class Contents:
         ``claimed`` (the caller knows they are this torrent's). None when free."""
         other = await self.owner(folder, name, info_hash)
         if other is None and await asyncio.to_thread(os.path.lexists, folder / name):
-            named = await self._store.named(str(folder), name)
+            named = await self._store.downloads.named(str(folder), name)
             other = next((o for o in named if o.info_hash != info_hash), None)
             if other is None and not claimed and not any(
                     claims_its_files(o, info_hash) for o in named):
@@ -240,7 +240,7 @@ class Contents:
                          if not Path(entry.path).is_absolute()]
                 if paths:
                     return paths
-        stored = await self._store.source(record.id)
+        stored = await self._store.downloads.source(record.id)
         metainfo: bytes | None = None
         if stored is not None and stored[0] == SourceKind.TORRENT.value:
             metainfo = stored[1]
@@ -260,7 +260,7 @@ class Contents:
     async def delete(self, record: DownloadRecord, paths: list[Path]) -> Deletion:
         """Delete ``paths`` (from :meth:`paths`), the saved metadata and the pad files of a
         download; its data files stay when another download owns their name."""
-        stored = await self._store.source(record.id)
+        stored = await self._store.downloads.source(record.id)
         source = stored[1] if stored is not None else None
         return await self._delete_owned(record, paths, source)
 

@@ -33,12 +33,12 @@ async def remove_finished_control_files(store: Store) -> int:
     Returns:
         How many were deleted.
     """
-    finished = [record for record in await store.list(states=_FINISHED)
+    finished = [record for record in await store.downloads.list(states=_FINISHED)
                 if record.completed_at is not None]
     if not finished:
         return 0
-    unfinished = await store.list(states=[state.value for state in LIVE_STATES
-                                          if state is not TorrentState.SEEDING])
+    unfinished = await store.downloads.list(states=[state.value for state in LIVE_STATES
+                                                    if state is not TorrentState.SEEDING])
     return await asyncio.to_thread(_remove, finished, unfinished)
 
 

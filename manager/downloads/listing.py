@@ -66,13 +66,13 @@ class Listing:
         """Up to ``limit`` downloads (of one chat, or all), newest first, with ids below
         ``before_id``: pass the last id of a page to get the next one; an empty page is
         the end."""
-        records = await self._store.page(chat_id=chat_id, before_id=before_id,
-                                         limit=max(1, min(limit, LIST_PAGE_MAX)))
+        records = await self._store.downloads.page(chat_id=chat_id, before_id=before_id,
+                                                   limit=max(1, min(limit, LIST_PAGE_MAX)))
         return await self._attach([self._live.snapshot(record) for record in records])
 
     async def status_page(self, chat_id: int, page: int, page_size: int) -> StatusPage:
         """Page ``page`` of the chat's ``/status`` overview (see :class:`StatusPage`)."""
-        counts = await self._store.state_counts(chat_id=chat_id)
+        counts = await self._store.downloads.state_counts(chat_id=chat_id)
         unfinished = sum(counts.get(state, 0) for state in _UNFINISHED)
         total = unfinished + sum(counts.get(state, 0) for state in _FINISHED)
         pages = max(1, math.ceil(total / page_size))
@@ -80,12 +80,12 @@ class Listing:
         start = page * page_size
         records = []
         if start < unfinished:
-            records += await self._store.page(chat_id=chat_id, states=_UNFINISHED,
-                                              offset=start, limit=page_size)
+            records += await self._store.downloads.page(chat_id=chat_id, states=_UNFINISHED,
+                                                        offset=start, limit=page_size)
         if len(records) < page_size:
-            records += await self._store.page(chat_id=chat_id, states=_FINISHED,
-                                              offset=max(0, start - unfinished),
-                                              limit=page_size - len(records))
+            records += await self._store.downloads.page(chat_id=chat_id, states=_FINISHED,
+                                                        offset=max(0, start - unfinished),
+                                                        limit=page_size - len(records))
         torrents: Sequence[Torrent] = await self._attach(
             [self._live.snapshot(record) for record in records])
         return StatusPage(tuple(torrents), total, page, pages)

@@ -169,7 +169,7 @@ class LiveDownloads:
 
         Memory follows the store: the GID is remembered once it is written.
         """
-        record = await self._store.update(download_id, gid=gid)
+        record = await self._store.downloads.update(download_id, gid=gid)
         assert record is not None
         live = self._by_id.get(download_id)
         if live is not None and live.record.gid:
@@ -187,7 +187,7 @@ class LiveDownloads:
             DownloadNotFound: no such id (or, with ``chat_id``, another chat's).
         """
         live = self._by_id.get(download_id)
-        record = live.record if live else await self._store.get(download_id)
+        record = live.record if live else await self._store.downloads.get(download_id)
         if record is None or (chat_id is not None and record.chat_id != chat_id):
             raise DownloadNotFound(f"no download #{download_id}")
         return record
@@ -205,8 +205,9 @@ class LiveDownloads:
     async def fail(self, download: LiveDownload, reason: str) -> Torrent:
         """Store that a tracked download ended in error (``reason`` is what the user reads),
         stop tracking it; returns its snapshot."""
-        updated = await self._store.update(download.record.id, state=TorrentState.ERROR.value,
-                                           error=reason, download_speed=0, upload_speed=0)
+        updated = await self._store.downloads.update(
+            download.record.id, state=TorrentState.ERROR.value,
+            error=reason, download_speed=0, upload_speed=0)
         assert updated is not None
         self.forget(download.record.id)
         return snapshot(updated)

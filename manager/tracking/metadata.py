@@ -113,7 +113,7 @@ class MetadataCheck:
         # The row takes the name and size before aria2 may write a byte: files of this
         # torrent on disk are then always its row's (claims_its_files). Should this write
         # fail, aria2 keeps it paused and the next poll comes back here.
-        updated = await self._store.update(record.id, **values)
+        updated = await self._store.downloads.update(record.id, **values)
         assert updated is not None
         live.record = updated
         if start:

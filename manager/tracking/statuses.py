@@ -164,7 +164,7 @@ class StatusApplier:
             with contextlib.suppress(Aria2Error):
                 await self._rpc.call("aria2.saveSession")
         try:
-            await self._store.update_many(changes)
+            await self._store.downloads.update_many(changes)
         except BaseException:
             # Memory follows the store: nothing of this batch is remembered, so the next
             # poll finds the same differences and writes them again.

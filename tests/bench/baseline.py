@@ -41,7 +41,8 @@ STORE_PRAGMAS: dict[str, Any] = {
     "synchronous": "normal",
     "busy_timeout": 5000,
 }
-"""The pragmas of ariabot's own store (manager/store.py), given to the baseline for fairness."""
+"""The pragmas of ariabot's own store (manager/store/engine.py), given to the baseline
+for fairness."""
 
 
 class Tracked(peewee.Model):

@@ -207,7 +207,7 @@ def insert_rows(database: Path, downloads: Sequence[DeadDownload], *, chat_id: i
     """Insert rows for ``downloads`` straight into an opened (migrated) store file, in one
     transaction.
 
-    10,000 :meth:`Store.create` calls take about 8 s (one commit each); the benchmarks that
+    10,000 ``store.downloads.create`` calls take about 8 s (one commit each); the benchmarks that
     need 10,000 rows in the store seed it this way, with every column a row added through
     :meth:`TorrentManager.add` would have (a magnet before its metadata: no size yet).
     """
@@ -247,7 +247,7 @@ async def seed_engine(engine: Engine, downloads: Sequence[DeadDownload], *, chat
     insert_rows(engine.layout.database, downloads, chat_id=chat_id, directory=directory,
                 state="metadata")
     wanted = {d.gid for d in downloads}
-    for record in await engine.store.list(states=["metadata"]):
+    for record in await engine.store.downloads.list(states=["metadata"]):
         if record.gid in wanted:
             engine.manager.live.remember(record)
 

@@ -95,13 +95,15 @@ async def _child(url: str, out: Any, limit: int, local_mode: bool) -> dict[str, 
     from bot.uploads import bot_request  # noqa: PLC0415
     from manager import Store  # noqa: PLC0415
     from tests.bench.looplag import LoopLag  # noqa: PLC0415
+    from tests.partledger import StoreLedger  # noqa: PLC0415
 
     bot = Bot("123456:" + "A" * 35, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot",
               local_mode=local_mode, request=bot_request())
     await bot.initialize()
     ledger = Store(f"sqlite:///{out.path.parent / 'sent.db'}")  # the confirmed parts
     await ledger.open()
-    deliveries = Deliveries(bot, ledger, limit=limit, local_mode=local_mode, edit_interval=2.0)
+    deliveries = Deliveries(bot, StoreLedger(ledger), limit=limit, local_mode=local_mode,
+                            edit_interval=2.0)
     peak = _Peak()
     lag = LoopLag()
     try:

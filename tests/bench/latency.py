@@ -56,7 +56,7 @@ async def _measure(ctx: BenchContext, result: BenchResult) -> None:
 
             messages = await stack.server.wait_until(told, timeout=60 + 5 * count,
                                                      what="every completion message")
-            records = await stack.engine.store.list(chat_id=USER)
+            records = await stack.engine.store.downloads.list(chat_id=USER)
         finally:
             listener.stop()
         stored = {}

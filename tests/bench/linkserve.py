@@ -53,10 +53,10 @@ async def _serve(file: Path, workdir: Path) -> None:
     store = Store(f"sqlite:///{workdir / 'ariabot.db'}")
     await store.open()
     try:
-        record = await store.create(info_hash=torrent.infohash, chat_id=1, user_id=1,
-                                    name=file.name, source_kind="torrent", source=source,
-                                    directory=str(folder), state="complete")
-        await store.update(record.id, completed_at=utcnow())
+        record = await store.downloads.create(info_hash=torrent.infohash, chat_id=1, user_id=1,
+                                              name=file.name, source_kind="torrent", source=source,
+                                              directory=str(folder), state="complete")
+        await store.downloads.update(record.id, completed_at=utcnow())
         config = ManagerConfig(download_dir=folder.parent, torrent_max_bytes=10_000_000)
         links = Links(LinkConfig("http://127.0.0.1", secrets.token_bytes(32),
                                  timedelta(days=1)),

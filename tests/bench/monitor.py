@@ -108,7 +108,7 @@ class _Meters:
 
 def _transactions(costs: list[CycleCost], changed: int) -> float:
     """ariabot's commits per cycle: its statements are BEGIN + one UPDATE per changed row +
-    COMMIT (``Store.update_many``), so (statements - changed) / 2 transactions."""
+    COMMIT (``store.downloads.update_many``), so (statements - changed) / 2 transactions."""
     return median([max(c.statements - changed, 0) / 2 for c in costs])
 
 
@@ -150,7 +150,7 @@ async def _aria2_gids(engine: Engine) -> list[str]:
 async def _breakdown(engine: Engine, repeat: int = 3) -> dict[str, float]:
     """Where an all-rows-changed sweep goes: its one RPC, its one write, and the rest.
 
-    Times (median, ms) of the sweep's multicall alone and of ``Store.update_many`` writing
+    Times (median, ms) of the sweep's multicall alone and of ``store.downloads.update_many`` writing
     one column of every tracked row alone, next to a whole forced sweep.
     """
     keys = list(POLL_KEYS)
@@ -163,7 +163,7 @@ async def _breakdown(engine: Engine, repeat: int = 3) -> dict[str, float]:
         await engine.rpc.multicall(calls)
         rpc.append(time.perf_counter() - started)
         started = time.perf_counter()
-        await engine.store.update_many({i: {"seeders": attempt + 1} for i in ids})
+        await engine.store.downloads.update_many({i: {"seeders": attempt + 1} for i in ids})
         write.append(time.perf_counter() - started)
         _force_changed(engine.manager.live)
         started = time.perf_counter()

@@ -378,12 +378,14 @@ async def test_status_pages_through_every_download_of_the_chat(stack: Stack) -> 
     store = stack.manager.store
     for number in range(205):
         state = "cancelled" if number == 204 else "complete"
-        await store.create(info_hash=f"{number:040x}", chat_id=USER, user_id=USER,
-                           name=f"old-{number:03d}", source_kind="magnet", source=b"magnet:?",
-                           directory="/nowhere", state=state)
-    await store.create(info_hash="f" * 40, chat_id=USER + 1, user_id=USER, name="elsewhere",
-                       source_kind="magnet", source=b"magnet:?", directory="/nowhere",
-                       state="complete")
+        await store.downloads.create(
+            info_hash=f"{number:040x}", chat_id=USER, user_id=USER,
+            name=f"old-{number:03d}", source_kind="magnet", source=b"magnet:?",
+            directory="/nowhere", state=state)
+    await store.downloads.create(
+        info_hash="f" * 40, chat_id=USER + 1, user_id=USER, name="elsewhere",
+        source_kind="magnet", source=b"magnet:?", directory="/nowhere",
+        state="complete")
     first = await stack.say(USER, "/status")
     assert first.params["text"].startswith("<b>Downloads</b> (204) · page 1/21")
     assert "old-203" in first.params["text"] and "old-194" in first.params["text"]

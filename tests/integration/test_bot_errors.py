@@ -63,7 +63,7 @@ async def test_an_aria2_error_reaches_the_chat_as_a_plain_reason(
 
     failed = await stack.manager.get(download_id)
     assert failed.state is TorrentState.ERROR
-    record = await stack.manager.store.get(download_id)
+    record = await stack.manager.store.downloads.get(download_id)
     assert record is not None and record.gid
     reason = "the downloader could not open the files"
     assert failed.error == reason

@@ -92,7 +92,7 @@ async def test_an_upgraded_group_is_served_in_its_supergroup_across_restarts(
     again = await stack.say(SUPERGROUP, "/status", user=USER)
     assert NOT_ALLOWED not in again.params["text"]
     mark = server.mark()
-    await stack.manager.store.add_notice(NoticeKind.ARIA2_RESTARTED, "a test alert")
+    await stack.manager.store.notices.add(NoticeKind.ARIA2_RESTARTED, "a test alert")
     alert = await stack.answer(SUPERGROUP, mark, "a test alert", timeout=BOUND)
     assert alert.status == 200
     refusal = await stack.say(strange_super, "/status", user=USER)

@@ -63,11 +63,12 @@ async def test_a_chat_whose_sends_keep_failing_holds_up_no_other_chats_news(
                      when=lambda params: params.get("chat_id") == OTHER)
     folder = str(stack.settings.download_dir / "torrents" / str(OTHER))
     for number in range(250):
-        record = await store.create(info_hash=f"{number:040x}", chat_id=OTHER, user_id=OTHER,
-                                    name=f"lost-{number}", source_kind="magnet",
-                                    source=b"magnet:?xt=urn:btih:" + f"{number:040x}".encode(),
-                                    directory=folder, state="queued")
-        await store.update(record.id, state="error", error="no peers")
+        record = await store.downloads.create(
+            info_hash=f"{number:040x}", chat_id=OTHER, user_id=OTHER,
+            name=f"lost-{number}", source_kind="magnet",
+            source=b"magnet:?xt=urn:btih:" + f"{number:040x}".encode(),
+            directory=folder, state="queued")
+        await store.downloads.update(record.id, state="error", error="no peers")
 
     seeded = swarm.add("news-other-chat.bin", MIB, seed=901)
     reply = await stack.say(USER, f"/torrent {seeded.magnet}")
@@ -116,7 +117,7 @@ async def test_a_failure_found_by_reconcile_is_told_without_any_other_event(
         # aria2 loses the download unheard, and its stored source is one aria2 refuses.
         gate.close()
         await server.wait_until(lambda: gate.websockets == 0, what="the WebSocket to be cut")
-        gid = (await manager.store.get(download_id)).gid
+        gid = (await manager.store.downloads.get(download_id)).gid
         await manager.rpc.call("aria2.forceRemove", gid)
 
         async def removed() -> bool:
@@ -125,14 +126,15 @@ async def test_a_failure_found_by_reconcile_is_told_without_any_other_event(
 
         await _until(removed, "aria2 to remove the download", LONG)
         await manager.rpc.call("aria2.removeDownloadResult", gid)
-        await manager.store._run(lambda: manager.store._db.execute_sql(
+        await manager.store.database.run(lambda: manager.store.database.db.execute_sql(
             'UPDATE "downloads" SET "source" = ? WHERE "id" = ?',
             (b"not a torrent", download_id)))
         mark = server.mark()
         gate.open()  # the listener reconnects: reconcile re-adds, aria2 refuses, it failed
 
         async def stored_failed() -> bool:
-            return (await manager.store.get(download_id)).state == TorrentState.ERROR.value
+            record = await manager.store.downloads.get(download_id)
+            return record.state == TorrentState.ERROR.value
 
         await _until(stored_failed, "reconcile to store the failure", LONG)
         news = await stack.answer(USER, mark, f"failed (#{download_id})", timeout=BOUND)

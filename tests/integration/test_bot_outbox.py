@@ -168,7 +168,8 @@ async def test_kill_9_between_the_completion_and_its_message_tells_it_once_after
                           or f"sqlite:///{StateLayout(data).database}")
             await store.open()
             try:
-                assert await store.get(download_id) is not None  # the store ariabot runs on
+                # the store ariabot runs on
+                assert await store.downloads.get(download_id) is not None
                 await _settled(store)
             finally:
                 await store.close()
@@ -184,7 +185,7 @@ async def _settled(store: Store) -> None:
     """Wait until every stored notice is marked (sent or given up): from then on none can be
     sent again, so a count of the messages is final."""
     deadline = time.monotonic() + LONG
-    while await store.pending_notices():
+    while await store.notices.pending():
         assert time.monotonic() < deadline, "notices still pending"
         await asyncio.sleep(0.05)
 

@@ -404,7 +404,7 @@ def test_list_shows_every_download_a_page_at_a_time(tmp_path: Path) -> None:
         store = Store(f"sqlite:///{StateLayout(data).database}")
         await store.open()
         try:
-            return [(await store.create(
+            return [(await store.downloads.create(
                 info_hash=f"{n:040x}", chat_id=7 if n % 50 == 0 else 0, user_id=0,
                 name=f"stored-{n:03d}", source_kind="magnet", source=b"magnet:?",
                 directory=str(data / "downloads"), state="complete")).id

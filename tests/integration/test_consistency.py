@@ -121,7 +121,7 @@ async def test_choosing_files_that_fails_half_way_leaves_the_download_running(
             with pytest.raises(ManagerError):
                 await engine.manager.set_files(added.torrent.id, [1])
             engine.rpc.call = real
-            gid = (await engine.store.get(added.torrent.id)).gid
+            gid = (await engine.store.downloads.get(added.torrent.id)).gid
             status = await engine.rpc.call("aria2.tellStatus", gid, ["status"])
             assert status["status"] == "active", "left paused by a failed file choice"
             torrent_now = await engine.manager.get(added.torrent.id)

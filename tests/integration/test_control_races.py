@@ -69,7 +69,7 @@ async def test_a_cancel_while_a_magnets_metadata_arrives_removes_its_real_downlo
         with swarm.throttled(64 * 1024):  # the real download stays running
             added = await engine.manager.add(torrent.magnet, chat_id=CHAT, user_id=1)
             download_id = added.torrent.id
-            row = await engine.store.get(download_id)
+            row = await engine.store.downloads.get(download_id)
             assert row is not None and row.gid is not None
             async with watched:  # a poll in progress: nothing applies what aria2 says
                 await _metadata_followed(engine, row.gid)
@@ -196,7 +196,7 @@ async def test_a_restart_of_aria2c_during_a_reconcile_is_reconciled_too(
             assert await _aria2_holds(engine, torrent.info_hash), "the restart lost it"
 
             # Meanwhile aria2c loses the download and restarts again.
-            row = await engine.store.get(download_id)
+            row = await engine.store.downloads.get(download_id)
             assert row is not None and row.gid is not None
             await engine.rpc.call("aria2.forceRemove", row.gid)
             await _until_removed(engine, row.gid)

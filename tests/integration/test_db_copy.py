@@ -15,12 +15,13 @@ import peewee
 import pytest
 from playhouse.migrate import SchemaMigrator
 
-from manager.dbcopy import BATCH_ROWS
-from manager.engine import engine_for
 from manager.models import FilePlan, MirrorState, TorrentState
 from manager.notices import NoticeKind
-from manager.schema import MIGRATIONS, SCHEMA_VERSION, Tables, bind_tables
 from manager.store import Store
+from manager.store.dbcopy import BATCH_ROWS
+from manager.store.engine import engine_for
+from manager.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from manager.store.tables import Tables, bind_tables
 from tests.pgserver import PostgresServer
 from tests.runner import ariabot_run
 
@@ -49,46 +50,48 @@ async def fill(url: str) -> int:
     try:
         ids = {}
         for number, state in enumerate(TorrentState, 1):
-            record = await store.create(
+            record = await store.downloads.create(
                 info_hash=f"{number:040x}", chat_id=-100 - number % 3, user_id=7 + number,
                 name=f"album {number} é ✓", source_kind="torrent" if number % 2 else "magnet",
                 source=bytes(range(256)) * number, directory=f"/srv/t/{number}",
                 state=TorrentState.QUEUED.value, total_bytes=2**40 + number, message_id=number)
             ids[state] = record.id
-            await store.log("add", chat_id=record.chat_id, user_id=record.user_id,
-                            download_id=record.id, detail=f"magnet #{number}")
+            await store.activity.log("add", chat_id=record.chat_id, user_id=record.user_id,
+                                     download_id=record.id, detail=f"magnet #{number}")
             done = datetime(2026, 1, number, 12, 30, 15, 123456)
-            await store.update(record.id, state=state.value, gid=f"{number:016x}",
-                               completed_bytes=2**39, upload_bytes=number, seeders=number,
-                               download_speed=5 * number, peers=2, selected_files="1,3",
-                               error="tracker said no" if state is TorrentState.ERROR else None,
-                               completed_at=done if state.is_final else None)
+            await store.downloads.update(
+                record.id, state=state.value, gid=f"{number:016x}",
+                completed_bytes=2**39, upload_bytes=number, seeders=number,
+                download_speed=5 * number, peers=2, selected_files="1,3",
+                error="tracker said no" if state is TorrentState.ERROR else None,
+                completed_at=done if state.is_final else None)
         complete = ids[TorrentState.COMPLETE]
-        await store.start_mirror(complete, chat_id=-101, user_id=8, remote="nas:ariabot",
-                                 move=True, state=MirrorState.QUEUED.value,
-                                 folder=f"-101/{complete}-00000000")
-        await store.update_mirror(complete, state=MirrorState.DONE.value, attempt=2,
-                                  bytes=2**33, total_bytes=2**33, link="https://x/y",
-                                  local_deleted=True)
-        await store.start_mirror(ids[TorrentState.SEEDING], chat_id=-102, user_id=9,
-                                 remote="/mnt/backup", move=False,
-                                 state=MirrorState.UPLOADING.value)
-        await store.add_notice(NoticeKind.ARIA2_RESTARTED, "aria2c restarted")
-        await store.add_notice(NoticeKind.ARIA2_DOWN, "aria2c is down")
-        pending = await store.pending_notices()
-        await store.notice_done(pending[0].id)
-        await store.notice_done(pending[1].id, dropped="bot blocked")
-        await store.notice_failed(pending[2].id)
+        await store.mirrors.start(complete, chat_id=-101, user_id=8, remote="nas:ariabot",
+                                  move=True, state=MirrorState.QUEUED.value,
+                                  folder=f"-101/{complete}-00000000")
+        await store.mirrors.update(complete, state=MirrorState.DONE.value, attempt=2,
+                                   bytes=2**33, total_bytes=2**33, link="https://x/y",
+                                   local_deleted=True)
+        await store.mirrors.start(ids[TorrentState.SEEDING], chat_id=-102, user_id=9,
+                                  remote="/mnt/backup", move=False,
+                                  state=MirrorState.UPLOADING.value)
+        await store.notices.add(NoticeKind.ARIA2_RESTARTED, "aria2c restarted")
+        await store.notices.add(NoticeKind.ARIA2_DOWN, "aria2c is down")
+        pending = await store.notices.pending()
+        await store.notices.done(pending[0].id)
+        await store.notices.done(pending[1].id, dropped="bot blocked")
+        await store.notices.failed(pending[2].id)
         plan = FilePlan(complete, -101, 1, 3 * 2**30, 1_700_000_000_123_456_789, 2**31)
         for part in (1, 2):
-            await store.record_sent_part(plan, part)
-        await store.set_overview_message(-101, 4242)
-        await store.move_chat(-102, -1002)
-        await store.log("purge", chat_id=0, user_id=0, detail="older than 0 days")
-        extra = await store.create(info_hash="f" * 40, chat_id=5, user_id=5, name="gone",
-                                   source_kind="magnet", source=b"magnet:?", directory="/d",
-                                   state=TorrentState.COMPLETE.value)
-        await store.delete([extra.id])
+            await store.sent_parts.record(plan, part)
+        await store.chats.set_overview_message(-101, 4242)
+        await store.chats.move(-102, -1002)
+        await store.activity.log("purge", chat_id=0, user_id=0, detail="older than 0 days")
+        extra = await store.downloads.create(
+            info_hash="f" * 40, chat_id=5, user_id=5, name="gone",
+            source_kind="magnet", source=b"magnet:?", directory="/d",
+            state=TorrentState.COMPLETE.value)
+        await store.downloads.delete([extra.id])
         return extra.id
     finally:
         await store.close()
@@ -121,9 +124,10 @@ async def new_download_id(url: str) -> int:
     store = Store(url)
     await store.open()
     try:
-        record = await store.create(info_hash="e" * 40, chat_id=1, user_id=1, name="new",
-                                    source_kind="magnet", source=b"magnet:?", directory="/d",
-                                    state=TorrentState.QUEUED.value)
+        record = await store.downloads.create(
+            info_hash="e" * 40, chat_id=1, user_id=1, name="new",
+            source_kind="magnet", source=b"magnet:?", directory="/d",
+            state=TorrentState.QUEUED.value)
         return record.id
     finally:
         await store.close()
@@ -214,9 +218,9 @@ def test_a_target_that_holds_rows_is_refused_in_one_line_and_left_as_it_was(
 
     async def one_download() -> None:
         await store.open()
-        await store.create(info_hash="d" * 40, chat_id=3, user_id=3, name="mine",
-                           source_kind="magnet", source=b"magnet:?", directory="/d",
-                           state=TorrentState.COMPLETE.value)
+        await store.downloads.create(info_hash="d" * 40, chat_id=3, user_id=3, name="mine",
+                                     source_kind="magnet", source=b"magnet:?", directory="/d",
+                                     state=TorrentState.COMPLETE.value)
         await store.close()
 
     asyncio.run(one_download())

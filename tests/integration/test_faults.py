@@ -56,7 +56,7 @@ async def test_aria2c_killed_three_times_during_one_download(
                         "aria2c to come back")
     await wait_state(engine, download_id, TorrentState.COMPLETE, timeout=90)
     assert file_digests(engine.folder(1) / "thrice.bin") == torrent.digests
-    assert len(await engine.store.list()) == 1
+    assert len(await engine.store.downloads.list()) == 1
     completions = [e for e in engine.events if isinstance(e, TorrentCompleted)]
     assert len(completions) == 1
     [entry] = await aria2_entries(engine, torrent.info_hash)  # one task, never a duplicate
@@ -260,7 +260,7 @@ async def test_space_reserved_by_running_downloads_is_not_promised_twice(
             await wait_state(running, added.torrent.id, TorrentState.DOWNLOADING)
             with pytest.raises(NotEnoughSpace, match=r"reserved for 1 download"):
                 await running.manager.add(second.torrent_bytes, chat_id=2, user_id=2)
-            assert len(await running.store.list()) == 1
+            assert len(await running.store.downloads.list()) == 1
             # A magnet's size is known at its metadata: it is held there, paused.
             magnet = await running.manager.add(third.magnet, chat_id=2, user_id=2)
             await wait_state(running, magnet.torrent.id, TorrentState.PAUSED,

@@ -84,7 +84,7 @@ async def test_hybrid_sources_are_refused_at_add_on_aria2c_older_than_1_37(
         text = str(refusal)
         assert "hybrid" in text and "1.36.0" in text and "1.37" in text
         assert "ARIABOT_ARIA2C" in text
-    assert await engine.store.list() == []
+    assert await engine.store.downloads.list() == []
     assert not engine.folder(9).exists()
     assert await aria2_knows_nothing(engine)
 
@@ -103,7 +103,7 @@ async def test_hybrid_is_accepted_when_aria2c_is_1_37_or_newer(
             hybrid_of(tmp_path / "m", swarm.tracker.url, name="hy-mag", seed=23).magnet,
             chat_id=3, user_id=1)
         assert magnet.torrent.state is TorrentState.METADATA
-        assert len(await engine.store.list()) == 2
+        assert len(await engine.store.downloads.list()) == 2
     finally:
         await stop_engine(engine)
 

@@ -137,7 +137,7 @@ async def test_a_downloaded_video_plays_in_chromium_from_a_signed_link_that_dies
             assert 1.9 <= float(seen["duration"]) <= 2.2, seen  # type: ignore[arg-type]
             assert seen["width"] == 160, seen
 
-            record = await stack.manager.store.get(download_id)
+            record = await stack.manager.store.downloads.get(download_id)
             assert record is not None
             await _check_with_curl(page, pack, tmp_path, key=StateLayout(
                 stack.settings.data_dir).link_key.read_bytes(), stamp=link_stamp(record))

@@ -64,7 +64,7 @@ async def test_magnet_downloads_to_the_chat_folder_byte_for_byte(
     assert done.path == str(folder / "album")
     completed = [e for e in engine.events if isinstance(e, TorrentCompleted)]
     assert [e.torrent.id for e in completed] == [result.torrent.id]
-    assert len(await engine.store.list()) == 1
+    assert len(await engine.store.downloads.list()) == 1
 
 
 async def test_torrent_file_downloads_byte_for_byte(engine: Engine, swarm: Swarm) -> None:
@@ -80,7 +80,7 @@ async def test_invalid_sources_store_nothing_and_reach_no_aria2(engine: Engine) 
         await engine.manager.add("magnet:?dn=nothing", chat_id=1, user_id=1)
     with pytest.raises(InvalidTorrent):
         await engine.manager.add(b"d4:infoi3ee", chat_id=1, user_id=1)
-    assert await engine.store.list() == []
+    assert await engine.store.downloads.list() == []
     assert await engine.rpc.call("aria2.tellWaiting", 0, 10) == []
     assert await engine.rpc.call("aria2.tellActive") == []
 
@@ -93,7 +93,7 @@ async def test_same_magnet_twice_returns_the_first(engine: Engine, swarm: Swarm)
     assert "already" in (second.note or "")
     with pytest.raises(AlreadyDownloading):
         await engine.manager.add(magnet, chat_id=2, user_id=3)
-    assert len(await engine.store.list()) == 1
+    assert len(await engine.store.downloads.list()) == 1
 
 
 async def test_limit_three_runs_three_and_queues_the_rest_with_positions(
@@ -192,7 +192,7 @@ async def test_aria2_killed_mid_download_same_row_completes_without_duplicates(
                     "aria2c to restart")
     await wait_state(engine, added.torrent.id, TorrentState.COMPLETE)
     assert file_digests(engine.folder(4) / "crash.bin") == torrent.digests
-    assert len(await engine.store.list()) == 1
+    assert len(await engine.store.downloads.list()) == 1
     assert len([e for e in await aria2_entries(engine, torrent.info_hash)
                 if not e.get("followedBy")]) <= 1
 

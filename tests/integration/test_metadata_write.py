@@ -89,7 +89,7 @@ async def test_a_metadata_step_whose_write_failed_leaves_no_files_it_would_not_o
             await asyncio.wait_for(held.entered.wait(), 60)
             with locked(engine.layout.database) as release:
                 step_refused = asyncio.Event()
-                real_update = engine.store.update
+                real_update = engine.store.downloads.update
 
                 async def update(download_id_: int, **values: Any) -> Any:
                     try:
@@ -99,12 +99,12 @@ async def test_a_metadata_step_whose_write_failed_leaves_no_files_it_would_not_o
                             step_refused.set()
                         raise
 
-                engine.store.update = update  # type: ignore[method-assign]
+                engine.store.downloads.update = update  # type: ignore[method-assign]
                 held.go_on.set()
                 await asyncio.wait_for(step_refused.wait(), 60)
                 if then == "restart":
                     held.go_on.clear()  # stopped before any other metadata step runs
-                row = await engine.store.get(download_id)
+                row = await engine.store.downloads.get(download_id)
                 assert row is not None and row.total_bytes == 0
                 found = await _written_or_held(engine, torrent.info_hash,
                                                (folder / torrent.name).exists)

@@ -525,8 +525,8 @@ async def test_a_mirror_stored_past_a_lowered_attempt_limit_still_ends(
         # What an ariabot stopped during its fifth attempt leaves stored.
         await engine.manager.mirror(download_id, chat_id=14)
         await _wait_mirror(engine, download_id, MirrorState.DONE)
-        await engine.store.update_mirror(download_id, state=MirrorState.UPLOADING.value,
-                                         attempt=5, link=None)
+        await engine.store.mirrors.update(download_id, state=MirrorState.UPLOADING.value,
+                                          attempt=5, link=None)
     finally:
         await stop_engine(engine)
     engine = await start_engine(engine_settings(**env, ARIABOT_MIRROR_ATTEMPTS="2"))

@@ -63,7 +63,7 @@ async def test_a_cancel_answered_while_a_move_decides_keeps_the_files_it_said_it
         local = engine.folder(CHAT) / torrent.name
         kept = file_digests(local)
 
-        real_get = engine.store.get
+        real_get = engine.store.downloads.get
         cancelling: list[asyncio.Task[Any]] = []
         there_when_answered: list[bool] = []
 
@@ -76,7 +76,7 @@ async def test_a_cancel_answered_while_a_move_decides_keeps_the_files_it_said_it
             task = asyncio.current_task()
             if (not cancelling and task is not None
                     and task.get_name() == f"mirror-{download_id}"):
-                mirror = await engine.store.mirror(download_id)
+                mirror = await engine.store.mirrors.get(download_id)
                 if mirror is not None and mirror.state == MirrorState.VERIFYING.value:
                     # The move has its upload checked and reads the row: cancel now.
                     cancelling.append(asyncio.create_task(cancel_and_look()))
@@ -84,7 +84,7 @@ async def test_a_cancel_answered_while_a_move_decides_keeps_the_files_it_said_it
                                 30, "the cancel to be answered or to wait for the lock")
             return row
 
-        engine.store.get = held_get  # type: ignore[method-assign]
+        engine.store.downloads.get = held_get  # type: ignore[method-assign]
         await engine.manager.mirror(download_id, CHAT, 1)
         await until(lambda: bool(cancelling), LONG, "the move to read the row")
         await asyncio.wait_for(cancelling[0], 30)

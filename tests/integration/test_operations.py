@@ -75,14 +75,14 @@ def test_daily_retention_purges_old_finished_downloads_at_start(tmp_path: Path) 
         await store.open()
         for number, (state, age) in enumerate([("complete", 40), ("cancelled", 40),
                                                ("complete", 2)]):
-            record = await store.create(
+            record = await store.downloads.create(
                 info_hash=f"{number:040x}", chat_id=9, user_id=1, name=f"old-{number}",
                 source_kind="magnet", source=b"magnet:?xt=urn:btih:" + b"0" * 40,
                 directory=str(data_dir / "downloads" / "torrents" / "9"), state=state)
             changed = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=age)
-            table = store._tables.download
-            await store._run(lambda r=record, c=changed, t=table: t.update(updated_at=c)
-                             .where(t.id == r.id).execute())
+            table = store.database.tables.download
+            await store.database.run(lambda r=record, c=changed, t=table: t.update(updated_at=c)
+                                     .where(t.id == r.id).execute())
         await store.close()
 
     asyncio.run(seed_store())

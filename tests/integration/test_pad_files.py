@@ -92,7 +92,7 @@ async def test_pad_files_are_never_written_selected_or_shown(
             await engine.manager.set_files(added.torrent.id, [4])
         # Numbers are places in that list: 2 is b.bin, which is aria2's file 3.
         chosen = await engine.manager.set_files(added.torrent.id, [1, 2])
-        gid = (await engine.store.get(added.torrent.id)).gid
+        gid = (await engine.store.downloads.get(added.torrent.id)).gid
         option = await engine.rpc.call("aria2.getOption", gid)
         assert option["select-file"] == "1,3"
         assert chosen.state is TorrentState.SEEDING

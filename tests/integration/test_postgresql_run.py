@@ -79,8 +79,8 @@ async def _stored(url: str, download_id: int) -> tuple[str, bool]:
     store = Store(url)
     await store.open()
     try:
-        record = await store.get(download_id)
-        pending = [n for n in await store.pending_notices() if n.download_id == download_id]
+        record = await store.downloads.get(download_id)
+        pending = [n for n in await store.notices.pending() if n.download_id == download_id]
     finally:
         await store.close()
     assert record is not None

@@ -95,7 +95,7 @@ async def _own_options(engine: Engine, gid: str) -> dict[str, str]:
 
 
 async def _gid(engine: Engine, download_id: int) -> str:
-    record = await engine.store.get(download_id)
+    record = await engine.store.downloads.get(download_id)
     assert record is not None and record.gid is not None
     return record.gid
 

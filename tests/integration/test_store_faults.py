@@ -95,7 +95,7 @@ async def test_add_waits_for_a_short_lock_and_succeeds(engine: Engine) -> None:
         release()
         result = await asyncio.wait_for(add, 10)
     assert result.torrent.id and not result.existing
-    assert [r.id for r in await engine.store.list()] == [result.torrent.id]
+    assert [r.id for r in await engine.store.downloads.list()] == [result.torrent.id]
 
 
 @pytest.mark.usefixtures("database_url")
@@ -109,9 +109,9 @@ async def test_add_fails_clearly_under_a_long_lock_then_works(engine: Engine) ->
     assert isinstance(refused.value, StoreError), repr(refused.value)
     assert "database" in str(refused.value) and "Traceback" not in str(refused.value)
     assert waited >= 4.5, f"gave up after {waited:.1f}s, before the 5 s lock wait"
-    assert await engine.store.list() == []  # no half-stored row
+    assert await engine.store.downloads.list() == []  # no half-stored row
     result = await engine.manager.add(magnet(2), chat_id=1, user_id=1)  # the retry works
-    assert [r.id for r in await engine.store.list()] == [result.torrent.id]
+    assert [r.id for r in await engine.store.downloads.list()] == [result.torrent.id]
     await engine.manager.poll_once()  # and the manager's own loop still runs
     print(f"\nFIGURES long lock: add refused after {waited:.1f}s with {refused.value}")
 
@@ -178,7 +178,7 @@ async def test_database_deleted_while_running(
         await engine.manager.poll_once()
         assert (await engine.manager.get(again.torrent.id)).state is TorrentState.METADATA
         [entry] = await aria2_entries(engine, f"{3:040x}")
-        record = await engine.store.get(again.torrent.id)
+        record = await engine.store.downloads.get(again.torrent.id)
         assert record is not None and record.gid == entry["gid"]
     finally:
         await stop_engine(engine)

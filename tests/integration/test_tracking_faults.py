@@ -73,7 +73,7 @@ class WatchedLock:
 
 
 async def completed_notices(engine: Engine, download_id: int) -> int:
-    return sum(1 for notice in await engine.store.pending_notices()
+    return sum(1 for notice in await engine.store.notices.pending()
                if notice.kind is NoticeKind.COMPLETED and notice.download_id == download_id)
 
 
@@ -116,13 +116,13 @@ async def test_a_progress_message_set_while_a_completion_is_stored_is_announced_
         await asyncio.wait_for(setting, 10)
         engine.rpc.call = real_call  # type: ignore[method-assign]
         async with watched:  # the held apply has written its rows
-            first = await engine.store.get(download_id)
+            first = await engine.store.downloads.get(download_id)
         assert first is not None and first.completed_at is not None
         assert first.state == TorrentState.SEEDING.value
 
         for _ in range(3):  # the next polls find nothing new
             await engine.manager.poll_once(sweep=True)
-        row = await engine.store.get(download_id)
+        row = await engine.store.downloads.get(download_id)
         assert row is not None and row.message_id == 4242
         assert row.completed_at == first.completed_at, "the completion was stored again"
         assert await completed_notices(engine, download_id) == 1
@@ -133,15 +133,15 @@ async def test_a_progress_message_set_while_a_completion_is_stored_is_announced_
         await stop_engine(engine)
 
 
-def _watch_writes(engine: Engine, name: str,
+def _watch_writes(family: object, name: str,
                   failed: Callable[[tuple[Any, ...]], bool]
                   ) -> tuple[asyncio.Event, list[Exception]]:
-    """An event set once a call of ``engine.store.<name>`` that ``failed(args)`` picks
-    raised (the real write, refused by SQLite), and the errors it raised; they go on to
-    the caller."""
+    """An event set once a call of ``family.<name>`` (a family of the store, such as
+    ``engine.store.downloads``) that ``failed(args)`` picks raised (the real write, refused
+    by SQLite), and the errors it raised; they go on to the caller."""
     seen = asyncio.Event()
     errors: list[Exception] = []
-    real: Callable[..., Awaitable[Any]] = getattr(engine.store, name)
+    real: Callable[..., Awaitable[Any]] = getattr(family, name)
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -152,7 +152,7 @@ def _watch_writes(engine: Engine, name: str,
                 seen.set()
             raise
 
-    setattr(engine.store, name, watched)
+    setattr(family, name, watched)
     return seen, errors
 
 
@@ -170,7 +170,7 @@ async def test_a_completion_whose_write_failed_is_stored_told_and_mirrored_once_
     try:
         torrent = swarm.add("write-failed.bin", 2 * MiB, seed=232)
         completion_refused, errors = _watch_writes(
-            engine, "update_many",
+            engine.store.downloads, "update_many",
             lambda args: any("completed_at" in values for values in args[0].values()))
         with swarm.throttled(128 * 1024):
             added = await engine.manager.add(torrent.torrent_bytes, chat_id=CHAT, user_id=1)
@@ -180,11 +180,11 @@ async def test_a_completion_whose_write_failed_is_stored_told_and_mirrored_once_
                 swarm.seeder.set_upload_limit(0)  # it completes while the lock is held
                 await asyncio.wait_for(completion_refused.wait(), 60)
                 assert all(isinstance(e, StoreError) for e in errors), errors  # clear words
-                row = await engine.store.get(download_id)
+                row = await engine.store.downloads.get(download_id)
                 assert row is not None and row.completed_at is None
                 release()
                 await wait_state(engine, download_id, TorrentState.COMPLETE, timeout=30)
-        row = await engine.store.get(download_id)
+        row = await engine.store.downloads.get(download_id)
         assert row is not None and row.completed_at is not None
         assert completions(engine, download_id) == 1
         assert await completed_notices(engine, download_id) == 1
@@ -209,7 +209,7 @@ async def test_an_aria2c_alert_whose_write_failed_is_stored_once_the_store_recov
     then. The bot sends only stored notices, so the alert must be stored once it can be."""
     engine = await start_engine(engine_settings())
     try:
-        alert_refused, _errors = _watch_writes(engine, "add_notice",
+        alert_refused, _errors = _watch_writes(engine.store.notices, "add",
                                       lambda args: args[0] is NoticeKind.ARIA2_DOWN)
         session = engine.aria2.session_id
         with locked(engine.layout.database):
@@ -219,7 +219,7 @@ async def test_an_aria2c_alert_whose_write_failed_is_stored_once_the_store_recov
         await until(lambda: engine.aria2.session_id not in (None, session), 30, "restart")
 
         async def stored() -> list[NoticeKind]:
-            return [n.kind for n in await engine.store.pending_notices() if n.kind.is_engine]
+            return [n.kind for n in await engine.store.notices.pending() if n.kind.is_engine]
 
         deadline = asyncio.get_running_loop().time() + 30
         while NoticeKind.ARIA2_RESTARTED not in (kinds := await stored()):

@@ -259,12 +259,12 @@ def test_fuzz_control_socket_requests(
     loop, server, store = control
 
     async def ask() -> tuple[dict[str, Any], int, int]:
-        before = len(await store.list())
+        before = len(await store.downloads.list())
         reader = asyncio.StreamReader()
         reader.feed_data(line)
         reader.feed_eof()
         answer = await server._answer(reader)
-        return answer, before, len(await store.list())
+        return answer, before, len(await store.downloads.list())
 
     answer, before, after = loop.run_until_complete(ask())
     json.dumps(answer)  # always sendable

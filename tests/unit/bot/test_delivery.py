@@ -22,6 +22,7 @@ from bot.partreader import PartReader
 from bot.uploads import bot_request
 from manager import Store
 from tests.fakes.telegram_api import FakeTelegramServer, Request
+from tests.partledger import StoreLedger
 
 CHAT = 4242
 LIMIT = 1024
@@ -40,11 +41,11 @@ def _timedelta_durations(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Store]:
+async def ledger(database_url: str) -> AsyncIterator[StoreLedger]:
     """The real store (each engine) keeps the confirmed parts."""
     store = Store(database_url)
     await store.open()
-    yield store
+    yield StoreLedger(store)
     await store.close()
 
 
@@ -76,7 +77,7 @@ async def finished(server: FakeTelegramServer, deliveries: Deliveries, *,
 
 
 async def test_a_big_file_goes_in_parts_that_rejoin_to_the_original(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     data = os.urandom(LIMIT * 2 + 500)
     (tmp_path / "film.mkv").write_bytes(data)
     bot = await bot_on(server)
@@ -100,7 +101,7 @@ async def test_a_big_file_goes_in_parts_that_rejoin_to_the_original(
 
 
 async def test_a_part_bigger_than_the_server_takes_is_refused_clearly_not_retried(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     (tmp_path / "big.bin").write_bytes(os.urandom(LIMIT * 3))
     bot = await bot_on(server)
     deliveries = Deliveries(bot, ledger, limit=LIMIT * 2, edit_interval=0.05, retry_delay=0.01)
@@ -115,7 +116,7 @@ async def test_a_part_bigger_than_the_server_takes_is_refused_clearly_not_retrie
 
 
 async def test_a_refused_part_is_retried_and_no_part_arrives_twice(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     data = os.urandom(LIMIT * 3)
     (tmp_path / "x.bin").write_bytes(data)
     server.fail_next("sendDocument", status=500,
@@ -138,7 +139,7 @@ async def test_a_refused_part_is_retried_and_no_part_arrives_twice(
 
 
 async def test_stop_aborts_the_wait_and_a_new_press_goes_on_from_the_first_missing_part(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     data = os.urandom(LIMIT * 3)
     (tmp_path / "x.bin").write_bytes(data)
     server.fail_next("sendDocument", status=502, times=1,
@@ -167,7 +168,7 @@ async def test_stop_aborts_the_wait_and_a_new_press_goes_on_from_the_first_missi
 
 
 async def test_local_mode_passes_the_file_by_path_and_parts_only_above_the_limit(
-        tmp_path: Path, ledger: Store) -> None:
+        tmp_path: Path, ledger: StoreLedger) -> None:
     small, big = os.urandom(LIMIT), os.urandom(LIMIT * 2)
     (tmp_path / "small.bin").write_bytes(small)
     (tmp_path / "big.bin").write_bytes(big)
@@ -191,7 +192,7 @@ async def test_local_mode_passes_the_file_by_path_and_parts_only_above_the_limit
 
 
 async def test_a_file_changed_since_it_was_listed_is_not_sent(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     path = tmp_path / "x.bin"
     path.write_bytes(b"a" * 10)
     listed = out_file(path)
@@ -263,7 +264,7 @@ async def test_memory_is_one_chunk_not_one_part(tmp_path: Path) -> None:
 
 
 async def test_a_part_whose_answer_was_lost_is_sent_again_and_logged_as_maybe_duplicated(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store,
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger,
         caplog: pytest.LogCaptureFixture) -> None:
     """At least once: Telegram posted part 2, its answer was lost after the upload; the part
     goes again (a duplicate with the same name and bytes), the job ends Sent, not unsure."""
@@ -287,7 +288,7 @@ async def test_a_part_whose_answer_was_lost_is_sent_again_and_logged_as_maybe_du
 
 
 async def test_a_file_deleted_between_parts_ends_the_job_and_says_why(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     path = tmp_path / "x.bin"
     path.write_bytes(os.urandom(LIMIT * 3))
 
@@ -310,7 +311,7 @@ async def test_a_file_deleted_between_parts_ends_the_job_and_says_why(
 
 
 async def test_the_bots_uploads_read_the_file_off_the_event_loop(
-        server: FakeTelegramServer, tmp_path: Path, ledger: Store) -> None:
+        server: FakeTelegramServer, tmp_path: Path, ledger: StoreLedger) -> None:
     """The Bot as the application builds it (bot_request): httpx's multipart encoder reads
     each part in a worker thread, never on the loop the bot and the link server share."""
     path = tmp_path / "x.bin"

@@ -168,7 +168,7 @@ class Downloads:
     async def add(self, torrent: Torrent) -> Torrent:
         """Store a row for ``torrent`` in its state (ids are given in order: 1, 2, …); its
         snapshot."""
-        record = await self.store.create(
+        record = await self.store.downloads.create(
             info_hash=f"{torrent.id:040x}", chat_id=torrent.chat_id, user_id=torrent.user_id,
             name=torrent.name, source_kind="torrent", source=b"d4:infoe",
             directory=str(self.folder(torrent.chat_id)), state=torrent.state.value)
@@ -179,7 +179,7 @@ class Downloads:
 
     async def write(self, download_id: int, **columns: Any) -> Torrent:
         """Write columns as the manager does; the snapshot read back."""
-        await self.store.update(download_id, **columns)
+        await self.store.downloads.update(download_id, **columns)
         return await self.manager.get(download_id)
 
     async def tell(self, board: ProgressBoard, event: type[TorrentEvent], download_id: int,
@@ -191,22 +191,22 @@ class Downloads:
 
     async def took(self, download_id: int, seconds: float) -> datetime:
         """A ``completed_at`` that many seconds after the row's creation."""
-        record = await self.store.get(download_id)
+        record = await self.store.downloads.get(download_id)
         assert record is not None
         return record.created_at + timedelta(seconds=seconds)
 
     async def pending(self) -> list[Notice]:
-        return await self.store.pending_notices()
+        return await self.store.notices.pending()
 
     async def marked(self) -> list[tuple[NoticeKind, str | None]]:
         """The notices marked sent (None) or given up (why), oldest first."""
         def query() -> list[tuple[NoticeKind, str | None]]:
-            notice = self.store._tables.notice
+            notice = self.store.database.tables.notice
             rows = (notice.select(notice.kind, notice.dropped)
                     .where(notice.sent_at.is_null(False)).order_by(notice.id).tuples())
             return [(NoticeKind(kind), dropped) for kind, dropped in rows]
 
-        return await self.store._run(query)
+        return await self.store.database.run(query)
 
 
 async def quiet(board: ProgressBoard, downloads: Downloads, sender: FakeSender) -> None:
@@ -221,7 +221,7 @@ async def quiet(board: ProgressBoard, downloads: Downloads, sender: FakeSender) 
     while steady < 3:
         assert loop.time() < deadline, "the board never went quiet"
         await settle()
-        await downloads.store._run(lambda: None)  # what was queued on the store is done
+        await downloads.store.database.run(lambda: None)  # what was queued on the store is done
         await asyncio.to_thread(lambda: None)
         await settle()
         state = (len(sender.calls), len(await downloads.pending()),
@@ -662,7 +662,7 @@ async def test_close_flushes_pending_notifications(clock: FakeClock, sender: Fak
                                                    downloads: Downloads) -> None:
     board = new_board(sender, downloads, clock, admin_chat=1)
     await quiet(board, downloads, sender)
-    await downloads.store.add_notice(NoticeKind.ARIA2_FATAL, "gave up")  # stored, not sent
+    await downloads.store.notices.add(NoticeKind.ARIA2_FATAL, "gave up")  # stored, not sent
     attach(board, snapshot(0))
     board(TorrentProgress(snapshot(50)))  # waiting for the interval: cancelled by close
     await board.close(flush_timeout=1)
@@ -719,8 +719,8 @@ def mirrored(state: MirrorState, uploaded: float = 0, **changes: Any) -> Torrent
 
 
 async def start_mirror(downloads: Downloads, download_id: int = 1) -> None:
-    await downloads.store.start_mirror(download_id, chat_id=CHAT, user_id=CHAT,
-                                       remote="gdrive:ariabot", move=False, state="uploading")
+    await downloads.store.mirrors.start(download_id, chat_id=CHAT, user_id=CHAT,
+                                        remote="gdrive:ariabot", move=False, state="uploading")
 
 
 async def test_upload_progress_edits_by_five_points_and_the_outcome_is_news(
@@ -749,8 +749,8 @@ async def test_upload_progress_edits_by_five_points_and_the_outcome_is_news(
     markup = sender.edits[-1].markup
     assert markup is not None
     assert markup.inline_keyboard[0][0].callback_data == "mirror:1:stop"
-    await downloads.store.update_mirror(1, state="done", link="https://example.org/s/abc",
-                                        bytes=100 * MIB, total_bytes=100 * MIB)
+    await downloads.store.mirrors.update(1, state="done", link="https://example.org/s/abc",
+                                         bytes=100 * MIB, total_bytes=100 * MIB)
     board(MirrorDone(mirrored(MirrorState.DONE, 100, link="https://example.org/s/abc")))
     await quiet(board, downloads, sender)
     assert len(sender.sends) == 2
@@ -775,7 +775,7 @@ async def test_a_retry_edits_at_once_and_a_failure_is_one_message(
     await clock.advance(INTERVAL)
     assert "Trying again in 4s: the remote refused the connection" in sender.edits[-1].text
     assert "attempt 2 of 4" in sender.edits[-1].text
-    await downloads.store.update_mirror(1, state="failed", attempt=4, error="gone")
+    await downloads.store.mirrors.update(1, state="failed", attempt=4, error="gone")
     board(MirrorFailed(mirrored(MirrorState.FAILED, 10, attempt=4, error="gone")))
     await quiet(board, downloads, sender)
     assert len(sender.sends) == 1
@@ -819,7 +819,7 @@ async def test_notices_nobody_can_receive_are_dropped_with_the_reason(
     sender.send_failures += [Forbidden("Forbidden: bot was blocked by the user"),
                              BadRequest("Chat not found"), BadRequest("Message is too long")]
     # A notice whose download was deleted (purged) after the notice was read.
-    await downloads.store._run(lambda: downloads.store._db.execute_sql(
+    await downloads.store.database.run(lambda: downloads.store.database.db.execute_sql(
         'INSERT INTO "notices" ("kind", "download_id", "chat_id", "detail", "created_at", '
         '"tries") VALUES (?, 77, ?, \'\', ?, 0)', ("completed", CHAT, datetime(2024, 1, 1))))
     for number in (1, 2, 3):
@@ -906,7 +906,7 @@ async def test_a_notice_deleted_while_it_waits_to_be_retried_is_forgotten(
     await downloads.add(snapshot(10, message_id=None))
     await downloads.tell(board, TorrentFailed, 1, state="error", error="x")
     await quiet(board, downloads, sender)
-    await downloads.store.delete([1])  # the download was purged with its notices
+    await downloads.store.downloads.delete([1])  # the download was purged with its notices
     await clock.advance(3)  # its retry time passes: one more read finds nothing
     await quiet(board, downloads, sender)
     before = len(reads)

@@ -81,10 +81,11 @@ async def finished(store: Store, folder: Path, name: str = "pack",
     files = files if files is not None else {"clip.mp4": b"v" * 3000, "notes ü.txt": b"n" * 5}
     source = torrent_of(folder, name, files)
     info_hash = torf.Torrent.read_stream(source).infohash
-    record = await store.create(info_hash=info_hash, chat_id=1, user_id=7, name=name,
-                                source_kind="torrent", source=source, directory=str(folder),
-                                state=state)
-    updated = await store.update(record.id, completed_at=utcnow())
+    record = await store.downloads.create(
+        info_hash=info_hash, chat_id=1, user_id=7, name=name,
+        source_kind="torrent", source=source, directory=str(folder),
+        state=state)
+    updated = await store.downloads.update(record.id, completed_at=utcnow())
     assert updated is not None
     return updated
 
@@ -106,7 +107,7 @@ async def test_a_link_opens_the_downloads_own_files_by_number(
     assert shared.file(1).path == (folder / "pack" / "clip.mp4").resolve()
     assert shared.file(3) is None and shared.file(0) is None
     assert str(folder) not in made.url
-    [entry] = await store.activity(chat_id=1)
+    [entry] = await store.activity.latest(chat_id=1)
     assert (entry.action, entry.download_id) == ("link", record.id)
 
 
@@ -160,7 +161,7 @@ async def test_cancelled_to_revoked(
     record = await finished(store, folder)
     opener = links(store, tmp_path, clock)
     token = token_of((await opener.make(record.id, 1, 7)).url)
-    await store.update(record.id, state="cancelled")
+    await store.downloads.update(record.id, state="cancelled")
     with pytest.raises(LinkRefused, match="cancelled"):
         await opener.open(token)
 
@@ -171,13 +172,13 @@ async def test_purged_to_revoked_and_a_new_download_on_the_same_id_is_not_opened
     record = await finished(store, folder, "first", {"secret.bin": b"s" * 100})
     opener = links(store, tmp_path, clock)
     token = token_of((await opener.make(record.id, 1, 7)).url)
-    await store.delete([record.id])
+    await store.downloads.delete([record.id])
     with pytest.raises(LinkRefused, match="no longer in the list"):
         await opener.open(token)
     newcomer = await finished(store, folder, "second", {"other.bin": b"o" * 100})
     assert newcomer.id != record.id  # ids are never given again (schema migration 8) ...
-    table = store._tables.download  # ... but a file restored from a backup may do it
-    await store._run(lambda: table.update(id=record.id).where(
+    table = store.database.tables.download  # ... but a file restored from a backup may do it
+    await store.database.run(lambda: table.update(id=record.id).where(
         table.id == newcomer.id).execute())
     with pytest.raises(LinkRefused, match="earlier download"):
         await opener.open(token)
@@ -189,7 +190,7 @@ async def test_a_new_completion_of_the_same_row_revokes_older_links(
     record = await finished(store, folder)
     opener = links(store, tmp_path, clock)
     token = token_of((await opener.make(record.id, 1, 7)).url)
-    await store.update(record.id, completed_at=utcnow() + timedelta(seconds=1))
+    await store.downloads.update(record.id, completed_at=utcnow() + timedelta(seconds=1))
     with pytest.raises(LinkRefused):
         await opener.open(token)
 
@@ -234,7 +235,7 @@ async def test_only_chosen_files_are_served(
     store: Store, folder: Path, tmp_path: Path, clock: Clock,
 ) -> None:
     record = await finished(store, folder)
-    await store.update(record.id, selected_files="2")
+    await store.downloads.update(record.id, selected_files="2")
     shared = await links(store, tmp_path, clock).open(
         token_of((await links(store, tmp_path, clock).make(record.id, 1, 7)).url))
     assert [f.number for f in shared.files] == [2]
@@ -292,7 +293,7 @@ async def test_a_range_storm_reads_the_metainfo_once_and_checks_only_the_file_se
 
     (folder / "pack" / "notes ü.txt").unlink()
     assert await opener.open_file(token, 2) is None
-    await store.update(record.id, completed_at=utcnow() + timedelta(seconds=1))
+    await store.downloads.update(record.id, completed_at=utcnow() + timedelta(seconds=1))
     with pytest.raises(LinkRefused, match="earlier"):
         await opener.open_file(token, 1)
     before = store.statements

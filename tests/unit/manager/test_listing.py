@@ -31,9 +31,10 @@ def listing(store: Store) -> Listing:
 
 
 async def add(store: Store, number: int, state: str, chat: int = 1) -> int:
-    record = await store.create(info_hash=f"{number:040x}", chat_id=chat, user_id=7,
-                                name=f"n{number}", source_kind="magnet", source=b"magnet:?",
-                                directory="/d", state=state)
+    record = await store.downloads.create(
+        info_hash=f"{number:040x}", chat_id=chat, user_id=7,
+        name=f"n{number}", source_kind="magnet", source=b"magnet:?",
+        directory="/d", state=state)
     return record.id
 
 
@@ -77,5 +78,5 @@ async def test_state_counts_is_one_query(store: Store) -> None:
     for n, state in enumerate(["queued", "queued", "complete"]):
         await add(store, n, state)
     before = store.statements
-    assert await store.state_counts(chat_id=1) == {"queued": 2, "complete": 1}
+    assert await store.downloads.state_counts(chat_id=1) == {"queued": 2, "complete": 1}
     assert store.statements - before == 1

@@ -10,11 +10,12 @@ import peewee
 import pytest
 from playhouse.migrate import SchemaMigrator
 
-from manager.engine import engine_for
 from manager.models import FilePlan
 from manager.notices import NoticeKind
-from manager.schema import MIGRATIONS, SCHEMA_VERSION, bind_tables
 from manager.store import Store
+from manager.store.engine import engine_for
+from manager.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from manager.store.tables import bind_tables
 from tests.unit.manager.test_store import add, schema_version
 
 CREATED = datetime(2026, 1, 1, 12, 30, 15, 250000)
@@ -82,20 +83,20 @@ def _schema(store: Store) -> dict[str, tuple[set[str], set[tuple[str, ...]]]]:
     """Per table: its columns and the column lists of its indexes, as the database has them."""
     def read() -> dict[str, tuple[set[str], set[tuple[str, ...]]]]:
         found = {}
-        for model in vars(store._tables).values():
+        for model in vars(store.database.tables).values():
             table = model._meta.table_name
-            columns = {column.name for column in store._db.get_columns(table)}
-            indexes = {tuple(index.columns) for index in store._db.get_indexes(table)}
+            columns = {column.name for column in store.database.db.get_columns(table)}
+            indexes = {tuple(index.columns) for index in store.database.db.get_indexes(table)}
             found[table] = (columns, indexes)
         return found
 
-    return store._run(read)
+    return store.database.run(read)
 
 
 def _expected_schema(store: Store) -> dict[str, tuple[set[str], set[tuple[str, ...]]]]:
     """What today's models say each table has (the primary key's index aside)."""
     expected = {}
-    for model in vars(store._tables).values():
+    for model in vars(store.database.tables).values():
         meta = model._meta
         indexes = {tuple(columns) for columns, _unique in meta.indexes}
         indexes |= {(field.column_name,) for field in meta.sorted_fields if field.unique}
@@ -116,7 +117,7 @@ async def test_every_earlier_version_migrates_to_the_latest_with_its_rows(
         for table, (columns, indexes) in expected.items():
             assert schema[table][0] == columns, table
             assert indexes <= schema[table][1], table
-        rows = await store.list()
+        rows = await store.downloads.list()
         if version == 0:
             assert rows == []
             assert await add(store) == 1
@@ -125,27 +126,27 @@ async def test_every_earlier_version_migrates_to_the_latest_with_its_rows(
                  r.completed_at) for r in rows] == [
             (2, "film 2", 102, f"{2:016x}", 2**40, CREATED, CREATED),
             (1, "film 1", 101, f"{1:016x}", 2**40, CREATED, CREATED)]
-        assert await store.source(1) == ("torrent", TORRENT)
-        assert [(e.download_id, e.detail, e.at) for e in await store.activity()] == [
+        assert await store.downloads.source(1) == ("torrent", TORRENT)
+        assert [(e.download_id, e.detail, e.at) for e in await store.activity.latest()] == [
             (3, "film 3", CREATED), (2, "film 2", CREATED), (1, "film 1", CREATED)]
         if version >= 3:
-            mirror = await store.mirror(1)
+            mirror = await store.mirrors.get(1)
             assert (mirror.move, mirror.local_deleted, mirror.attempt, mirror.created_at) == (
                 True, True, 2, CREATED)
             assert mirror.folder == ("x/1-11111111" if version >= 6 else None)
         if version >= 4:
-            [notice] = await store.pending_notices()
+            [notice] = await store.notices.pending()
             assert (notice.kind, notice.download_id, notice.tries) == (
                 NoticeKind.COMPLETED, 2, 1)
-            assert await store.overview_message(CHAT) == 555
+            assert await store.chats.overview_message(CHAT) == 555
         if version >= 5:
             plan = FilePlan(1, CHAT, 1, 3000, 1_767_225_600_123_456_789, 1024)
-            assert await store.sent_parts(plan) == {2}
+            assert await store.sent_parts.confirmed(plan) == {2}
         if version >= 7:
-            assert await store.chat_moves() == {-5: CHAT}
+            assert await store.chats.moves() == {-5: CHAT}
         # Ids go on above every one used, the purged #3 included, and are never given again.
         assert await add(store, "a" * 40) == 4
-        await store.delete([4])
+        await store.downloads.delete([4])
         assert await add(store, "b" * 40) == 5
     finally:
         await store.close()

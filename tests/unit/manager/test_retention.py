@@ -10,8 +10,8 @@ import pytest
 import torf
 
 from manager import ManagerConfig, TorrentManager
-from manager.schema import SCHEMA_VERSION
 from manager.store import Store
+from manager.store.migrations import SCHEMA_VERSION
 from tests.unit.manager.test_store import schema_version
 
 FINAL = ["complete", "error", "cancelled"]
@@ -32,15 +32,16 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 async def add(store: Store, state: str, *, age_days: float = 0, chat: int = 1,
               name: str = "n", directory: str = "/d", info_hash: str | None = None,
               source_kind: str = "magnet", source: bytes = b"magnet:?xt=...") -> int:
-    count = len(await store.list())
-    record = await store.create(info_hash=info_hash or f"{count:040x}", chat_id=chat,
-                                user_id=7, name=name, source_kind=source_kind, source=source,
-                                directory=directory, state=state)
+    count = len(await store.downloads.list())
+    record = await store.downloads.create(
+        info_hash=info_hash or f"{count:040x}", chat_id=chat,
+        user_id=7, name=name, source_kind=source_kind, source=source,
+        directory=directory, state=state)
     if age_days:
         changed = now() - timedelta(days=age_days)
-        table = store._tables.download
-        await store._run(lambda: table.update(updated_at=changed)
-                         .where(table.id == record.id).execute())
+        table = store.database.tables.download
+        await store.database.run(lambda: table.update(updated_at=changed)
+                                 .where(table.id == record.id).execute())
     return record.id
 
 
@@ -49,35 +50,38 @@ async def test_purge_takes_only_finished_rows_older_than_the_cutoff(store: Store
            for state in ["complete", "error", "cancelled", "downloading", "seeding", "paused",
                          "queued", "metadata"]}
     recent = await add(store, "complete", age_days=1)
-    purged = await store.purge_finished(states=FINAL, before=now() - timedelta(days=7))
+    purged = await store.downloads.purge_finished(states=FINAL, before=now() - timedelta(days=7))
     assert sorted(p.record.id for p in purged) == sorted(old[s] for s in FINAL)
     assert all(p.source is None for p in purged)
-    left = {r.id for r in await store.list()}
+    left = {r.id for r in await store.downloads.list()}
     assert recent in left and not left & {old[s] for s in FINAL}
     assert len(left) == 6
 
 
 async def test_purge_works_in_batches_oldest_first(store: Store) -> None:
     ids = [await add(store, "complete", age_days=30) for _ in range(5)]
-    first = await store.purge_finished(states=FINAL, before=now(), limit=2, with_sources=True)
+    first = await store.downloads.purge_finished(states=FINAL, before=now(), limit=2,
+                                                 with_sources=True)
     assert [p.record.id for p in first] == ids[:2]
     assert first[0].source == b"magnet:?xt=..."
-    rest = await store.purge_finished(states=FINAL, before=now(), limit=10)
+    rest = await store.downloads.purge_finished(states=FINAL, before=now(), limit=10)
     assert [p.record.id for p in rest] == ids[2:]
-    assert await store.list() == []
+    assert await store.downloads.list() == []
 
 
 async def _plan(store: Store, call: object) -> list[str]:
     """EXPLAIN QUERY PLAN of the SELECTs the store runs for ``call``."""
     statements: list[str] = []
-    await store._run(lambda: store._db.connection().set_trace_callback(statements.append))
+    connection = store.database.db.connection
+    await store.database.run(lambda: connection().set_trace_callback(statements.append))
     try:
         await call  # type: ignore[misc]
     finally:
-        await store._run(lambda: store._db.connection().set_trace_callback(None))
+        await store.database.run(lambda: store.database.db.connection().set_trace_callback(None))
     [select] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    rows = await store._run(lambda: store._db.execute_sql(f"EXPLAIN QUERY PLAN {select}")
-                            .fetchall())
+    rows = await store.database.run(
+        lambda: store.database.db.execute_sql(f"EXPLAIN QUERY PLAN {select}")
+        .fetchall())
     return [row[-1] for row in rows]
 
 
@@ -100,22 +104,22 @@ async def test_lists_use_indexes_with_10000_rows(sqlite_store: Store) -> None:
                  "source_kind": "magnet", "source": b"m", "directory": "/d",
                  "state": states[i % len(states)], "created_at": stamp, "updated_at": stamp}
                 for i in range(10_000)]
-        with store._db.atomic():
+        with store.database.db.atomic():
             for start in range(0, len(rows), 500):
-                store._tables.download.insert_many(rows[start:start + 500]).execute()
+                store.database.tables.download.insert_many(rows[start:start + 500]).execute()
 
-    await store._run(fill)
-    chat = await _plan(store, store.list(chat_id=7, limit=20))
+    await store.database.run(fill)
+    chat = await _plan(store, store.downloads.list(chat_id=7, limit=20))
     assert any("USING INDEX downloads_chat_id_id" in step or "USING COVERING INDEX" in step
                for step in chat), chat
     assert not any("TEMP B-TREE" in step or step.startswith("SCAN") for step in chat), chat
-    for call in (store.list(chat_id=7, states=["downloading", "queued"], limit=20),
-                 store.list(states=["downloading", "queued", "paused"]),
-                 store.purge_finished(states=FINAL, before=stamp - timedelta(days=1))):
+    for call in (store.downloads.list(chat_id=7, states=["downloading", "queued"], limit=20),
+                 store.downloads.list(states=["downloading", "queued", "paused"]),
+                 store.downloads.purge_finished(states=FINAL, before=stamp - timedelta(days=1))):
         plan = await _plan(store, call)
         assert any("INDEX" in step for step in plan), plan
         assert not any(step.startswith("SCAN") for step in plan), plan
-    newest = await store.list(chat_id=7, limit=3)
+    newest = await store.downloads.list(chat_id=7, limit=3)
     assert [r.id for r in newest] == [9988, 9968, 9948]
 
 
@@ -124,16 +128,17 @@ async def test_an_older_database_gets_the_chat_list_index(database_url: str) -> 
     first = Store(url)
     await first.open()
     await add(first, "complete")
-    await first._run(lambda: first._db.execute_sql("DROP INDEX downloads_chat_id_id"))
-    await first._run(lambda: first._db.execute_sql("UPDATE schema_version SET version = 1"))
+    await first.database.run(first.database.db.execute_sql, "DROP INDEX downloads_chat_id_id")
+    await first.database.run(first.database.db.execute_sql, "UPDATE schema_version SET version = 1")
     await first.close()
     again = Store(url)
     await again.open()
     try:
         assert await schema_version(again) == SCHEMA_VERSION
-        indexes = await again._run(lambda: [i.name for i in again._db.get_indexes("downloads")])
+        indexes = [i.name for i in await again.database.run(again.database.db.get_indexes,
+                                                             "downloads")]
         assert "downloads_chat_id_id" in indexes
-        assert len(await again.list()) == 1
+        assert len(await again.downloads.list()) == 1
     finally:
         await again.close()
 
@@ -174,7 +179,7 @@ async def test_purge_keeps_files_unless_asked(manager: TorrentManager, store: St
     assert await manager.purge_finished(timedelta(days=30)) == 1
     assert [t.id for t in await manager.list(5)] == [live]
     assert (folder / "album" / "a.bin").exists() and (folder / "album" / "sub" / "b.bin").exists()
-    [entry] = await store.activity()
+    [entry] = await store.activity.latest()
     assert entry.action == "purge" and entry.detail.startswith("1 finished download(s) older")
 
 
@@ -191,7 +196,7 @@ async def test_purge_with_delete_files_removes_only_the_torrents_files(
     assert not (folder / "album" / "a.bin").exists()
     assert not (folder / "album" / "sub").exists() and not (folder / "album.aria2").exists()
     assert (folder / "album" / "mine.txt").exists()
-    [entry] = await store.activity()
+    [entry] = await store.activity.latest()
     assert entry.detail.endswith("3 file(s) deleted")
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from manager.engine import UNAVAILABLE, Engine
 from manager.errors import StoreError
+from manager.store.engine import UNAVAILABLE, Engine
 
 __all__ = ["DatabaseThread"]
 

@@ -1,9 +1,9 @@
 """Copying the whole store into another database (``ariabot db copy``), engine to engine.
 
-The target gets the schema of this ariabot (:func:`~manager.schema.upgrade`, the same
+The target gets the schema of this ariabot (:func:`~manager.store.migrations.upgrade`, the same
 migrations a first start would run), then every table's rows with their ids, a batch at a
 time (a store of 100,000 downloads never sits in memory), then id sequences that go on after
-the highest id the source ever gave (:mod:`manager.engine`). Row counts are compared table
+the highest id the source ever gave (:mod:`manager.store.engine`). Row counts are compared table
 by table before the one transaction on the target commits: a copy is all there or not at all.
 
 A target that already holds rows is refused before anything is written: copying into a live
@@ -21,9 +21,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import peewee
 from playhouse.db_url import parse
 
-from manager.engine import engine_for, engine_of
 from manager.errors import StoreError
-from manager.schema import SCHEMA_VERSION, Tables, bind_tables, upgrade
+from manager.store.engine import engine_for, engine_of
+from manager.store.migrations import SCHEMA_VERSION, upgrade
+from manager.store.tables import Tables, bind_tables
 
 __all__ = [
     "BATCH_ROWS",

@@ -1,0 +1,236 @@
+"""The store's tables (peewee models), and each store's own bound copies of them.
+
+The models here are templates bound to no database: :func:`bind_tables` makes each
+:class:`~manager.store.Store` its own copies bound to its own database, so that two stores
+(two files) can live in one process without a module-wide binding deciding which file a
+query reaches. How an older database reaches these tables is :mod:`manager.store.migrations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peewee
+
+__all__ = [
+    "Activity",
+    "ChatMove",
+    "ChatView",
+    "Download",
+    "MirrorJob",
+    "Notice",
+    "SchemaVersion",
+    "SentPart",
+    "Tables",
+    "bind_tables",
+]
+
+
+class _Base(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Download(_Base):
+    """One download of one chat. ``id`` is the public id users type: never given to another
+    download, not even after this one is purged (migration 8)."""
+
+    id = peewee.AutoField()
+    info_hash = peewee.CharField(max_length=40)
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    message_id = peewee.BigIntegerField(null=True)
+    name = peewee.TextField()
+    source_kind = peewee.CharField(max_length=8)
+    source = peewee.BlobField()
+    directory = peewee.TextField()
+    gid = peewee.CharField(max_length=16, null=True)
+    state = peewee.CharField(max_length=12)
+    total_bytes = peewee.BigIntegerField(default=0)
+    completed_bytes = peewee.BigIntegerField(default=0)
+    upload_bytes = peewee.BigIntegerField(default=0)
+    download_speed = peewee.BigIntegerField(default=0)
+    upload_speed = peewee.BigIntegerField(default=0)
+    seeders = peewee.IntegerField(default=0)
+    peers = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    selected_files = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "downloads"
+        indexes = (
+            (("info_hash", "chat_id"), True),
+            (("chat_id", "state"), False),
+            (("state",), False),
+            (("chat_id", "id"), False),  # migration 2: a chat's list, newest first
+        )
+
+
+class Activity(_Base):
+    """The activity log: who did what to which download, and when."""
+
+    id = peewee.AutoField()
+    at = peewee.DateTimeField()
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    action = peewee.CharField(max_length=32)
+    download_id = peewee.IntegerField(null=True)
+    detail = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "activity"
+        indexes = ((("chat_id", "at"), False),)
+
+
+class MirrorJob(_Base):
+    """A download's upload to the rclone destination (one per download; a new request
+    replaces a finished one). Stored so that a restart of ariabot resumes it."""
+
+    id = peewee.AutoField()
+    download_id = peewee.IntegerField(unique=True)
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    state = peewee.CharField(max_length=12)
+    remote = peewee.TextField()
+    move = peewee.BooleanField(default=False)
+    attempt = peewee.IntegerField(default=0)
+    bytes = peewee.BigIntegerField(default=0)
+    total_bytes = peewee.BigIntegerField(default=0)
+    error = peewee.TextField(null=True)
+    link = peewee.TextField(null=True)
+    local_deleted = peewee.BooleanField(default=False)
+    pid = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    folder = peewee.TextField(null=True)
+    """The download's own place below ``remote`` (``<chat id>/<id>-<info-hash[:8]>``);
+    None for a mirror stored before migration 6, whose files went to ``remote`` itself."""
+
+    class Meta:
+        table_name = "mirrors"
+        indexes = ((("state",), False),)
+
+
+class Notice(_Base):
+    """The outbox: something a chat must be told, written in the same transaction as the
+    change that causes it and kept until the bot says Telegram has it (``sent_at``).
+
+    ``chat_id`` None is the admin chat (aria2c alerts). The row's id is the event's
+    idempotency key: one change writes one row, and a row is sent until it is marked.
+    """
+
+    id = peewee.AutoField()
+    kind = peewee.CharField(max_length=16)
+    download_id = peewee.IntegerField(null=True)
+    chat_id = peewee.BigIntegerField(null=True)
+    detail = peewee.TextField(default="")
+    created_at = peewee.DateTimeField()
+    tries = peewee.IntegerField(default=0)
+    sent_at = peewee.DateTimeField(null=True)
+    dropped = peewee.TextField(null=True)
+    """Why it was given up instead of sent (chat gone, bot blocked, download deleted)."""
+
+    class Meta:
+        table_name = "notices"
+        indexes = ((("sent_at", "id"), False), (("download_id",), False))
+
+
+class ChatView(_Base):
+    """Per chat, the message ids the bot keeps editing beyond one download (the ``/status``
+    overview), so that a restart finds them again."""
+
+    chat_id = peewee.BigIntegerField(primary_key=True)
+    overview_message_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "chat_views"
+
+
+class SentPart(_Base):
+    """A part of a file Telegram confirmed in a chat: never sent there again, across
+    restarts. The file's size, modification time and the part size (the upload limit when it
+    was sent) are part of the key: a changed file or a changed limit makes other parts."""
+
+    id = peewee.AutoField()
+    download_id = peewee.IntegerField()
+    chat_id = peewee.BigIntegerField()
+    file_index = peewee.IntegerField()
+    file_size = peewee.BigIntegerField()
+    file_mtime_ns = peewee.BigIntegerField()
+    part_size = peewee.BigIntegerField()
+    part = peewee.IntegerField()
+    sent_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "sent_parts"
+        indexes = ((("download_id", "chat_id", "file_index", "file_size", "file_mtime_ns",
+                     "part_size", "part"), True),)
+
+
+class ChatMove(_Base):
+    """A group Telegram upgraded to a supergroup: its old id and its new one, as Telegram
+    said it (a service message, or its answer to a request naming the old id), never as a
+    user wrote it. The bot serves the new id where the old one was allowed, across restarts."""
+
+    old_chat_id = peewee.BigIntegerField(primary_key=True)
+    new_chat_id = peewee.BigIntegerField()
+    moved_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "chat_moves"
+
+
+class SchemaVersion(_Base):
+    """One row: the schema version this database is at."""
+
+    version = peewee.IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One store's models, bound to that store's database only."""
+
+    download: type[Download]
+    activity: type[Activity]
+    mirror: type[MirrorJob]
+    notice: type[Notice]
+    chat_view: type[ChatView]
+    sent_part: type[SentPart]
+    chat_move: type[ChatMove]
+    schema_version: type[SchemaVersion]
+
+
+def bind_tables(database: peewee.Database) -> Tables:
+    """Copies of the models bound to ``database`` (the templates stay unbound).
+
+    ``Database.bind`` would rebind the template classes themselves, which every store in the
+    process shares: the last store opened would receive every store's queries.
+
+    Parameters:
+        database: the store's connected database.
+
+    Returns:
+        Its own :class:`Tables`.
+    """
+    return Tables(
+        download=_bound(Download, database),
+        activity=_bound(Activity, database),
+        mirror=_bound(MirrorJob, database),
+        notice=_bound(Notice, database),
+        chat_view=_bound(ChatView, database),
+        sent_part=_bound(SentPart, database),
+        chat_move=_bound(ChatMove, database),
+        schema_version=_bound(SchemaVersion, database),
+    )
+
+
+def _bound(model: type[peewee.Model], database: peewee.Database) -> type:
+    """A subclass of ``model`` on the same table, bound to ``database``."""
+    meta = type("Meta", (), {"database": database, "table_name": model._meta.table_name})
+    return type(model.__name__, (model,), {"Meta": meta, "__module__": __name__})
