@@ -115,8 +115,10 @@ class Engine:
         """The database of ``url``, connected, with the statement counter attached."""
         raise NotImplementedError
 
-    def keep_ids_unique(self, database: peewee.Database) -> None:
-        """Migration 8: make ``downloads.id`` never give an id again after its row went."""
+    def keep_ids_unique(self, database: peewee.Database,
+                        columns: Callable[[], dict[str, peewee.Field]]) -> None:
+        """Migration 8: make ``downloads.id`` never give an id again after its row went
+        (``columns``: migration 1's other columns, for a table rebuilt with them)."""
         raise NotImplementedError
 
     def highest_id(self, database: peewee.Database, table: str) -> int:
@@ -170,7 +172,8 @@ class SqliteEngine(Engine):
             connection.set_trace_callback(lambda _sql: self._count())
         return database
 
-    def keep_ids_unique(self, database: peewee.Database) -> None:
+    def keep_ids_unique(self, database: peewee.Database,
+                        columns: Callable[[], dict[str, peewee.Field]]) -> None:
         """Rebuild ``downloads`` with ``AUTOINCREMENT`` by SQLite's documented procedure
         (https://sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
         Changes"), inside :func:`~manager.schema.upgrade`'s transaction:
@@ -196,7 +199,9 @@ class SqliteEngine(Engine):
         kept = [sql for (sql,) in database.execute_sql(
             "SELECT sql FROM sqlite_master WHERE tbl_name = 'downloads' "
             "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name")]
-        frozen = _frozen_autoincrement_downloads()
+        frozen = type("FrozenDownload", (peewee.Model,), {
+            "id": AutoIncrementField(), **columns(),
+            "Meta": type("Meta", (), {"table_name": "downloads_new"})})
         database.bind([frozen])
         database.create_tables([frozen])
         fields = frozen._meta.sorted_fields
@@ -302,7 +307,8 @@ class PostgresEngine(Engine):
             database.dispose()  # peewee forgets it whatever state it was left in
         return True
 
-    def keep_ids_unique(self, database: peewee.Database) -> None:
+    def keep_ids_unique(self, database: peewee.Database,
+                        columns: Callable[[], dict[str, peewee.Field]]) -> None:
         """Nothing: ``SERIAL``'s sequence never gives a value twice."""
 
     def _kept_id(self, database: peewee.Database, table: str) -> int:
@@ -377,37 +383,3 @@ def engine_of(database: peewee.Database) -> Engine:
     if isinstance(database, peewee.PostgresqlDatabase):
         return PostgresEngine()
     return SqliteEngine()
-
-
-def _frozen_autoincrement_downloads() -> type[peewee.Model]:
-    """Migration 8's ``downloads``: migration 1's columns, ``id`` with AUTOINCREMENT."""
-
-    class FrozenDownload(peewee.Model):
-        id = AutoIncrementField()
-        info_hash = peewee.CharField(max_length=40)
-        chat_id = peewee.BigIntegerField()
-        user_id = peewee.BigIntegerField()
-        message_id = peewee.BigIntegerField(null=True)
-        name = peewee.TextField()
-        source_kind = peewee.CharField(max_length=8)
-        source = peewee.BlobField()
-        directory = peewee.TextField()
-        gid = peewee.CharField(max_length=16, null=True)
-        state = peewee.CharField(max_length=12)
-        total_bytes = peewee.BigIntegerField(default=0)
-        completed_bytes = peewee.BigIntegerField(default=0)
-        upload_bytes = peewee.BigIntegerField(default=0)
-        download_speed = peewee.BigIntegerField(default=0)
-        upload_speed = peewee.BigIntegerField(default=0)
-        seeders = peewee.IntegerField(default=0)
-        peers = peewee.IntegerField(default=0)
-        error = peewee.TextField(null=True)
-        selected_files = peewee.TextField(null=True)
-        created_at = peewee.DateTimeField()
-        updated_at = peewee.DateTimeField()
-        completed_at = peewee.DateTimeField(null=True)
-
-        class Meta:
-            table_name = "downloads_new"
-
-    return FrozenDownload

@@ -20,41 +20,46 @@ from manager.store.tables import Tables
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "upgrade"]
 
 
+def _version1_download_columns() -> dict[str, peewee.Field]:
+    """Migration 1's columns of ``downloads`` (besides ``id``), as new fields: frozen here
+    once for migration 1 and for migration 8, which rebuilds the table with them."""
+    return dict(
+        info_hash=peewee.CharField(max_length=40),
+        chat_id=peewee.BigIntegerField(),
+        user_id=peewee.BigIntegerField(),
+        message_id=peewee.BigIntegerField(null=True),
+        name=peewee.TextField(),
+        source_kind=peewee.CharField(max_length=8),
+        source=peewee.BlobField(),
+        directory=peewee.TextField(),
+        gid=peewee.CharField(max_length=16, null=True),
+        state=peewee.CharField(max_length=12),
+        total_bytes=peewee.BigIntegerField(default=0),
+        completed_bytes=peewee.BigIntegerField(default=0),
+        upload_bytes=peewee.BigIntegerField(default=0),
+        download_speed=peewee.BigIntegerField(default=0),
+        upload_speed=peewee.BigIntegerField(default=0),
+        seeders=peewee.IntegerField(default=0),
+        peers=peewee.IntegerField(default=0),
+        error=peewee.TextField(null=True),
+        selected_files=peewee.TextField(null=True),
+        created_at=peewee.DateTimeField(),
+        updated_at=peewee.DateTimeField(),
+        completed_at=peewee.DateTimeField(null=True),
+    )
+
+
 def _migration_0001_initial(migrator: SchemaMigrator, database: peewee.Database) -> None:
     """Version 1: downloads, activity. Frozen copies, so later model changes don't alter it."""
 
-    class FrozenDownload(peewee.Model):
-        id = peewee.AutoField()
-        info_hash = peewee.CharField(max_length=40)
-        chat_id = peewee.BigIntegerField()
-        user_id = peewee.BigIntegerField()
-        message_id = peewee.BigIntegerField(null=True)
-        name = peewee.TextField()
-        source_kind = peewee.CharField(max_length=8)
-        source = peewee.BlobField()
-        directory = peewee.TextField()
-        gid = peewee.CharField(max_length=16, null=True)
-        state = peewee.CharField(max_length=12)
-        total_bytes = peewee.BigIntegerField(default=0)
-        completed_bytes = peewee.BigIntegerField(default=0)
-        upload_bytes = peewee.BigIntegerField(default=0)
-        download_speed = peewee.BigIntegerField(default=0)
-        upload_speed = peewee.BigIntegerField(default=0)
-        seeders = peewee.IntegerField(default=0)
-        peers = peewee.IntegerField(default=0)
-        error = peewee.TextField(null=True)
-        selected_files = peewee.TextField(null=True)
-        created_at = peewee.DateTimeField()
-        updated_at = peewee.DateTimeField()
-        completed_at = peewee.DateTimeField(null=True)
-
-        class Meta:
-            table_name = "downloads"
-            indexes = (
-                (("info_hash", "chat_id"), True),
-                (("chat_id", "state"), False),
-                (("state",), False),
-            )
+    FrozenDownload = type("FrozenDownload", (peewee.Model,), {
+        "id": peewee.AutoField(), **_version1_download_columns(),
+        "Meta": type("Meta", (), {"table_name": "downloads", "indexes": (
+            (("info_hash", "chat_id"), True),
+            (("chat_id", "state"), False),
+            (("state",), False),
+        )}),
+    })
 
     class FrozenActivity(peewee.Model):
         id = peewee.AutoField()
@@ -200,7 +205,7 @@ def _migration_0008_download_ids_never_reused(migrator: SchemaMigrator,
     table is rebuilt with ``AUTOINCREMENT``; PostgreSQL's ``SERIAL`` never could
     (:meth:`manager.store.engine.Engine.keep_ids_unique`).
     """
-    engine_of(database).keep_ids_unique(database)
+    engine_of(database).keep_ids_unique(database, _version1_download_columns)
 
 
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
