@@ -34,6 +34,7 @@ from manager.delivery import (
     UploadJob,
     UploadStats,
 )
+from manager.downloads import LIST_PAGE_MAX, StatusPage
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -89,6 +90,7 @@ from manager.units import human_size
 
 __all__ = [
     "HYBRID_FIX",
+    "LIST_PAGE_MAX",
     "AddResult",
     "AlreadyDownloading",
     "Aria2Down",
@@ -130,6 +132,7 @@ __all__ = [
     "SharedDownload",
     "SharedFile",
     "SourceKind",
+    "StatusPage",
     "Store",
     "StoreError",
     "Subscriber",
