@@ -132,6 +132,7 @@ class TorrentManager:
         self._listening = asyncio.Event()
         self._reconcile_on_connect = False
         self._started = False
+        self._loaded = False
 
     async def _forget_mirror(self, download_id: int) -> None:
         """For intake, built before the mirrors (which need control, which needs sync)."""
@@ -143,8 +144,10 @@ class TorrentManager:
 
     # --- life cycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load unfinished downloads, reconcile with aria2, start listening and polling."""
+    async def load(self) -> None:
+        """Read the unfinished downloads from the store; aria2 is not needed for it, so the
+        supervisor runs it while aria2c restores its session (:meth:`start` does it when it
+        has not been done)."""
         # By ranges of ids, on the primary key: 100,000 rows read at once would be their
         # peewee dicts and their records side by side, a peak the process keeps as RSS.
         newest = await self.store.page(limit=1)
@@ -152,6 +155,12 @@ class TorrentManager:
             for record in await self.store.page(states=_LIVE_VALUES, before_id=high,
                                                 from_id=high - _LOAD_RANGE, limit=None):
                 self.live.remember(record)
+        self._loaded = True
+
+    async def start(self) -> None:
+        """Load unfinished downloads, reconcile with aria2, start listening and polling."""
+        if not self._loaded:
+            await self.load()
         loop = asyncio.get_running_loop()
         self._listener = NotificationListener(
             self.rpc.endpoint.ws_url, loop, self._sync.on_notification,
