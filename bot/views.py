@@ -24,6 +24,7 @@ from manager import (
     FileEntry,
     Mirror,
     MirrorState,
+    StatusPage,
     Torrent,
     TorrentState,
     human_size,
@@ -445,29 +446,24 @@ def _status_line(torrent: Torrent) -> str:
     return " · ".join(parts)
 
 
-def status_view(torrents: Sequence[Torrent], page: int = 0,
-                page_size: int = STATUS_PAGE_SIZE) -> tuple[str, InlineKeyboardMarkup]:
-    """The /status overview of one chat's downloads, one page of it.
-
-    Unfinished downloads come first, then finished ones (newest first within each group);
-    cancelled ones are left out. A page outside the range shows the last page.
+def status_view(overview: StatusPage) -> tuple[str, InlineKeyboardMarkup]:
+    """The /status overview of one chat's downloads, one page of it
+    (:meth:`manager.TorrentManager.status_page`: unfinished downloads first, then finished
+    ones, newest first within each group; cancelled ones left out).
 
     Returns:
         The text and its keyboard (Prev / Refresh / Next).
     """
-    shown = [t for t in torrents if t.state is not TorrentState.CANCELLED]
-    shown.sort(key=lambda t: (t.state.is_final, -t.id))
-    pages = max(1, math.ceil(len(shown) / page_size))
-    page = min(max(0, page), pages - 1)
-    if not shown:
+    page, pages = overview.page, overview.pages
+    if not overview.total:
         text = ("<b>Downloads</b>\nNothing here yet. Send a magnet link or a .torrent file "
                 "to start one.")
     else:
-        head = f"<b>Downloads</b> ({len(shown)})"
+        head = f"<b>Downloads</b> ({overview.total})"
         if pages > 1:
             head += f" · page {page + 1}/{pages}"
         lines = [head]
-        for torrent in shown[page * page_size:(page + 1) * page_size]:
+        for torrent in overview.torrents:
             lines.append(f"#{torrent.id} <b>{_name(torrent, _SHORT_NAME_LIMIT)}</b>")
             lines.append(f"      {_status_line(torrent)}")
         text = "\n".join(lines)

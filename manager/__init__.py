@@ -44,6 +44,7 @@ from manager.delivery import (
     UploadJob,
     UploadStats,
 )
+from manager.downloads import LIST_PAGE_MAX, StatusPage
 from manager.errors import (
     AlreadyDownloading,
     Aria2Error,
@@ -99,6 +100,7 @@ from manager.units import human_size
 
 __all__ = [
     "HYBRID_FIX",
+    "LIST_PAGE_MAX",
     "AddResult",
     "AlreadyDownloading",
     "Aria2Down",
@@ -143,6 +145,7 @@ __all__ = [
     "SharedDownload",
     "SharedFile",
     "SourceKind",
+    "StatusPage",
     "Store",
     "StoreError",
     "Subscriber",

@@ -41,10 +41,13 @@ from manager.delivery import (
     own_files,
 )
 from manager.downloads import (
+    LIST_PAGE_MAX,
     LIVE_STATES,
     Contents,
+    Listing,
     LiveDownloads,
     SpaceCheck,
+    StatusPage,
     remove_finished_control_files,
 )
 from manager.errors import Aria2Unavailable
@@ -59,6 +62,11 @@ __all__ = ["TorrentManager"]
 _FIRST_CONNECTION_WAIT = 5.0
 """How long :meth:`TorrentManager.start` waits for the notification listener's first
 connection before it reconciles anyway (seconds); on loopback it takes milliseconds."""
+
+
+_LIVE_VALUES = tuple(state.value for state in LIVE_STATES)
+_LOAD_RANGE = 5000
+"""Ids whose unfinished rows are read per query at start (see :meth:`TorrentManager.start`)."""
 
 
 class TorrentManager:
@@ -116,6 +124,7 @@ class TorrentManager:
                                 delete_moved=self._control.delete_moved)
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
         self._publisher.enrich_with(self._mirrors.enrich)
+        self._listing = Listing(self.live, store, self._mirrors.attach)
         self._outbox = Outbox(store, self._publisher)
         self._chats = ChatMoves(self.live, store)
         self._publisher.subscribe(self._mirrors.on_event)
@@ -123,6 +132,7 @@ class TorrentManager:
         self._listening = asyncio.Event()
         self._reconcile_on_connect = False
         self._started = False
+        self._loaded = False
 
     async def _forget_mirror(self, download_id: int) -> None:
         """For intake, built before the mirrors (which need control, which needs sync)."""
@@ -134,10 +144,23 @@ class TorrentManager:
 
     # --- life cycle --------------------------------------------------------------------------
 
+    async def load(self) -> None:
+        """Read the unfinished downloads from the store; aria2 is not needed for it, so the
+        supervisor runs it while aria2c restores its session (:meth:`start` does it when it
+        has not been done)."""
+        # By ranges of ids, on the primary key: 100,000 rows read at once would be their
+        # peewee dicts and their records side by side, a peak the process keeps as RSS.
+        newest = await self.store.page(limit=1)
+        for high in range(newest[0].id + 1 if newest else 0, 0, -_LOAD_RANGE):
+            for record in await self.store.page(states=_LIVE_VALUES, before_id=high,
+                                                from_id=high - _LOAD_RANGE, limit=None):
+                self.live.remember(record)
+        self._loaded = True
+
     async def start(self) -> None:
         """Load unfinished downloads, reconcile with aria2, start listening and polling."""
-        for record in await self.store.list(states=[s.value for s in LIVE_STATES]):
-            self.live.remember(record)
+        if not self._loaded:
+            await self.load()
         loop = asyncio.get_running_loop()
         self._listener = NotificationListener(
             self.rpc.endpoint.ws_url, loop, self._sync.on_notification,
@@ -226,6 +249,18 @@ class TorrentManager:
         """Downloads (of one chat, or all), newest first."""
         records = await self.store.list(chat_id=chat_id, limit=limit)
         return await self._mirrors.attach([self.live.snapshot(record) for record in records])
+
+    async def page(self, chat_id: int | None = None, *, before_id: int | None = None,
+                   limit: int = LIST_PAGE_MAX) -> list[Torrent]:
+        """One page of :meth:`list` (at most :data:`~manager.listing.LIST_PAGE_MAX`), newest
+        first, with ids below ``before_id`` (the previous page's last id); empty at the end.
+        What callers that may face 100,000 downloads use: a page is cheap on the loop."""
+        return await self._listing.page(chat_id, before_id=before_id, limit=limit)
+
+    async def status_page(self, chat_id: int, page: int, page_size: int) -> StatusPage:
+        """Page ``page`` of a chat's overview: unfinished downloads first, then finished
+        ones, newest first, cancelled ones left out; with the totals."""
+        return await self._listing.status_page(chat_id, page, page_size)
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent:
         """One download by public id; with ``chat_id``, only if it belongs to that chat.

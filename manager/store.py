@@ -9,6 +9,7 @@ The schema is created or migrated at :meth:`Store.open`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -38,9 +39,11 @@ ACTIVITY_DETAIL_MAX = 200
 """Activity details (magnets, reasons) are cut to this many characters."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DownloadRecord:
-    """A stored download row, detached from peewee (safe to pass between threads)."""
+    """A stored download row, detached from peewee (safe to pass between threads).
+
+    Slotted: the manager keeps one per unfinished download, 100,000 of them at scale."""
 
     id: int
     info_hash: str
@@ -137,8 +140,16 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+_SHARED_TEXT = ("directory", "state", "source_kind")
+"""Columns that hold a few values over many rows: one string each, not one per row (the
+manager keeps a record per unfinished download)."""
+
+
 def _record(row: Mapping[str, Any]) -> DownloadRecord:
-    return DownloadRecord(**{name: row[name] for name in _RECORD_FIELDS})
+    values = {name: row[name] for name in _RECORD_FIELDS}
+    for name in _SHARED_TEXT:
+        values[name] = sys.intern(values[name])
+    return DownloadRecord(**values)
 
 
 class Store:
@@ -309,6 +320,51 @@ class Store:
             if limit is not None:
                 select = select.limit(limit)
             return [_record(row) for row in select.dicts()]
+
+        return await self._run(query)
+
+    async def page(
+        self,
+        *,
+        chat_id: int | None = None,
+        states: Iterable[str] | None = None,
+        before_id: int | None = None,
+        from_id: int | None = None,
+        offset: int = 0,
+        limit: int | None,
+    ) -> list[DownloadRecord]:
+        """One page of downloads, newest first: at most ``limit`` rows with an id below
+        ``before_id`` (a cursor: the last id of the previous page) and, given ``from_id``,
+        not below it, after skipping ``offset``. Whatever the size of the list, a page costs
+        the store ``offset + limit`` index entries (``downloads(chat_id, id)`` or the
+        primary key), or the id range, not the whole table.
+        """
+        wanted = list(states) if states is not None else None
+
+        def query() -> list[DownloadRecord]:
+            table = self._tables.download
+            select = table.select(*self._columns)
+            if chat_id is not None:
+                select = select.where(table.chat_id == chat_id)
+            if wanted is not None:
+                select = select.where(table.state.in_(wanted))
+            if before_id is not None:
+                select = select.where(table.id < before_id)
+            if from_id is not None:
+                select = select.where(table.id >= from_id)
+            select = select.order_by(table.id.desc()).limit(limit).offset(offset)
+            return [_record(row) for row in select.dicts()]
+
+        return await self._run(query)
+
+    async def state_counts(self, *, chat_id: int | None = None) -> dict[str, int]:
+        """How many downloads are in each state (of one chat, or all), in one query."""
+        def query() -> dict[str, int]:
+            table = self._tables.download
+            select = table.select(table.state, peewee.fn.COUNT(table.id).alias("n"))
+            if chat_id is not None:
+                select = select.where(table.chat_id == chat_id)
+            return {row["state"]: row["n"] for row in select.group_by(table.state).dicts()}
 
         return await self._run(query)
 

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +26,14 @@ from manager import ManagerError, human_size
 from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
-from supervisor.control import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, ControlClient, NotRunning
+from supervisor.control import (
+    LOG_LIMIT_DEFAULT,
+    LOG_LIMIT_MAX,
+    ControlClient,
+    NotRunning,
+    Refused,
+    list_torrents,
+)
 from supervisor.dbcommand import add_db_parser, db_command
 from supervisor.envnames import unknown_variables, warn_unknown_variables
 from supervisor.exits import (
@@ -273,16 +281,22 @@ def _wait(client: ControlClient, download_id: int, out: TextIO, timeout: float |
         sleep(max(pause, 0.0))
 
 
-def _print_rows(rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str], empty: str,
-                out: TextIO, *, as_json: bool) -> int:
-    """Print a listing: as JSON, one ``line`` per row, or ``empty`` when there is none."""
-    if as_json:
-        print(json.dumps(rows, indent=2), file=out)
-    elif not rows:
-        print(empty, file=out)
-    else:
-        for row in rows:
+def _print_rows(rows: Iterable[dict[str, Any]], line: Callable[[dict[str, Any]], str],
+                empty: str, out: TextIO, *, as_json: bool) -> int:
+    """Print a listing as its rows come (``ariabot list`` gets them a page at a time): as
+    JSON (the same text as ``json.dumps(rows, indent=2)``), one ``line`` per row, or
+    ``empty`` when there is none."""
+    count = 0
+    for count, row in enumerate(rows, 1):
+        if as_json:
+            item = textwrap.indent(json.dumps(row, indent=2), "  ")
+            print(f"[\n{item}" if count == 1 else f",\n{item}", end="", file=out)
+        else:
             print(line(row), file=out)
+    if as_json:
+        print("\n]" if count else "[]", file=out)
+    elif not count:
+        print(empty, file=out)
     return 0
 
 
@@ -360,8 +374,7 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "add":
         return _add(client, args, out)
     if args.command == "list":
-        fields = {"chat": args.chat} if args.chat is not None else {}
-        torrents = _ask(client, "list", **fields)["torrents"]
+        torrents = list_torrents(client, args.chat)
         return _print_rows(torrents, _line, "no downloads", out, as_json=args.json)
     if args.command == "log":
         fields = {"chat": args.chat} if args.chat is not None else {}
@@ -460,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except NotRunning as error:
             print(f"ariabot: {error}", file=sys.stderr)
             return EXIT_NOT_RUNNING
-        except _Refused as error:
+        except (_Refused, Refused) as error:
             print(f"ariabot: {error}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:

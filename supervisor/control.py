@@ -21,21 +21,24 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from manager import ManagerError, Torrent, TorrentManager
+from manager import LIST_PAGE_MAX, ManagerError, Torrent, TorrentManager
 from supervisor.health import health_json
 
 __all__ = [
+    "LIST_PAGE",
     "LOG_LIMIT_DEFAULT",
     "LOG_LIMIT_MAX",
     "ControlClient",
     "ControlServer",
     "NotRunning",
+    "Refused",
     "activity_json",
+    "list_torrents",
     "torrent_json",
 ]
 
@@ -130,6 +133,11 @@ def activity_json(entry: Any) -> dict[str, Any]:
         "detail": entry.detail,
     }
 
+
+LIST_PAGE = 100
+"""Downloads one ``list`` answer holds unless asked for fewer (at most
+:data:`~manager.LIST_PAGE_MAX`): a page's snapshots and JSON are made on the event loop,
+so one answer holds it for a few milliseconds however many downloads there are."""
 
 LOG_LIMIT_DEFAULT = 20
 """Activity entries ``ariabot log`` shows without ``--limit``."""
@@ -265,10 +273,20 @@ class ControlServer:
                 "note": result.note}
 
     async def _list(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One page, newest first: ``before`` (the previous page's ``next``) and ``limit``
+        are optional; ``next`` is null after the last page."""
         chat = request.get("chat")
         if chat is not None:
             chat = _int_field(request, "chat")
-        return {"torrents": [torrent_json(t) for t in await self.manager.list(chat)]}
+        before = request.get("before")
+        if before is not None:
+            before = _int_field(request, "before")
+        limit = _int_field(request, "limit", LIST_PAGE)
+        if not 1 <= limit <= LIST_PAGE_MAX:
+            raise _BadRequest(f"'limit' must be from 1 to {LIST_PAGE_MAX}")
+        page = await self.manager.page(chat, before_id=before, limit=limit)
+        following = page[-1].id if len(page) == limit else None
+        return {"torrents": [torrent_json(t) for t in page], "next": following}
 
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
         torrent = await self.manager.get(_int_field(request, "id"))
@@ -336,6 +354,32 @@ class ControlServer:
             raise _BadRequest("'delete_files' must be true or false")
         count = await self.manager.purge_finished(timedelta(days=days), delete_files=delete)
         return {"purged": count}
+
+
+def list_torrents(client: ControlClient, chat: int | None = None) -> Iterator[dict[str, Any]]:
+    """Every download (of one chat, or all), newest first, a page per request: the running
+    ariabot never builds the whole list, and a reader that stops early (``ariabot list |
+    head -1``) asks for no more pages.
+
+    Raises:
+        NotRunning: nothing listens on the socket.
+        Refused: ariabot refused (its words).
+    """
+    fields: dict[str, Any] = {"chat": chat} if chat is not None else {}
+    before: int | None = None
+    while True:
+        answer = client.request("list", **fields, **({"before": before} if before else {}))
+        if not answer.get("ok"):
+            raise Refused(answer.get("error", "refused"))
+        page: Iterable[dict[str, Any]] = answer["torrents"]
+        yield from page
+        before = answer.get("next")
+        if before is None:
+            return
+
+
+class Refused(Exception):
+    """The running ariabot answered a request with an error (the message is its words)."""
 
 
 class NotRunning(ConnectionError):

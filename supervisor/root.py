@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from datetime import timedelta
@@ -113,11 +114,23 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await store.open()
             store_open = True
             await _remove_leftover_control_files(manager)  # aria2c is not running yet
+            # The stored downloads are read while aria2c restores its session (seconds
+            # each with 100,000 of them), not after it.
+            loading = asyncio.create_task(manager.load(), name="load downloads")
             try:
                 await aria2.start()
-            except Aria2Fatal as error:
-                return _fatal(str(error))
+            except BaseException as error:
+                loading.cancel()
+                await asyncio.gather(loading, return_exceptions=True)
+                if isinstance(error, Aria2Fatal):
+                    return _fatal(str(error))
+                raise
+            await loading
             await manager.start()
+            # What start-up built (a record per stored unfinished download: 100,000 of them
+            # at scale) lives as long as ariabot: out of the collector's full passes, which
+            # would otherwise walk it all and hold the event loop for tens of milliseconds.
+            gc.freeze()
             await control.start()
             if settings.links:
                 links = await _start_links(settings, manager)

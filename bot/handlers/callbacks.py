@@ -20,11 +20,10 @@ from bot.delivery import OutFile
 from bot.errors import answer, answers_manager_errors
 from bot.files import out_file
 from bot.handlers.adding import NO_PREVIEW
-from bot.handlers.commands import STATUS_LIMIT
 from bot.rights import ensure_may_act
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
-from bot.views import cancelled_text, link_text, status_view
+from bot.views import STATUS_PAGE_SIZE, cancelled_text, link_text, status_view
 from manager import FileEntry, Torrent, TorrentState
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -149,8 +148,9 @@ async def _link(press: _Press, context: BotContext) -> None:
 
 
 async def _status(press: _Press, context: BotContext) -> None:
-    torrents = await context.manager.list(press.chat_id, limit=STATUS_LIMIT)
-    text, markup = status_view(torrents, press.action.id)
+    overview = await context.manager.status_page(press.chat_id, press.action.id,
+                                                 STATUS_PAGE_SIZE)
+    text, markup = status_view(overview)
     try:
         await press.query.edit_message_text(text, parse_mode=ParseMode.HTML,
                                             reply_markup=markup, link_preview_options=NO_PREVIEW)

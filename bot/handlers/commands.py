@@ -18,11 +18,18 @@ from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
 from bot.rights import ensure_may_act
 from bot.sendviews import files_send_view
-from bot.views import USAGE, cancelled_text, files_text, help_text, link_text, status_view
+from bot.views import (
+    STATUS_PAGE_SIZE,
+    USAGE,
+    cancelled_text,
+    files_text,
+    help_text,
+    link_text,
+    status_view,
+)
 from manager import TorrentState, find_magnets
 
 __all__ = [
-    "STATUS_LIMIT",
     "activity_log",
     "cancel",
     "files",
@@ -38,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATUS_LIMIT = 200
-"""Most recent downloads the /status overview looks at."""
 
 
 async def _reply(update: Update, text: str, *, html: bool = False) -> None:
@@ -85,8 +90,7 @@ async def status(update: Update, context: BotContext) -> None:
     chat_id, _ = _ids(update)
     message = update.effective_message
     assert message is not None
-    torrents = await context.manager.list(chat_id, limit=STATUS_LIMIT)
-    text, markup = status_view(torrents, 0)
+    text, markup = status_view(await context.manager.status_page(chat_id, 0, STATUS_PAGE_SIZE))
     sent = await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
                                     link_preview_options=NO_PREVIEW)
     previous = await context.manager.overview_message(chat_id)  # stored: survives a restart

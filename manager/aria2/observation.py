@@ -203,6 +203,8 @@ class StallWatch:
             :func:`unreachable_reason`); said at once while nobody is connected.
     """
 
+    __slots__ = ("_metadata_since", "_no_data_since", "_no_peers_since", "unreachable")
+
     def __init__(self, started: float) -> None:
         self._metadata_since: float | None = started
         self._no_peers_since: float | None = None

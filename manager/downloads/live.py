@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from manager.aria2 import StallWatch
@@ -28,16 +28,18 @@ _RESERVING_STATES = frozenset(s.value for s in (
 """States of downloads that will still write what they lack: the free space is theirs."""
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveDownload:
-    """The manager's working memory of one unfinished download."""
+    """The manager's working memory of one unfinished download (slotted: there is one per
+    unfinished download, 100,000 of them at scale)."""
 
     record: DownloadRecord
     watch: StallWatch
     queue_position: int | None = None
     stuck_reason: str | None = None
-    metadata_gids: set[str] = field(default_factory=set)
-    """GIDs known to be this magnet's metadata download (not its real one)."""
+    metadata_gids: frozenset[str] = frozenset()
+    """GIDs known to be this magnet's metadata download (not its real one); one shared
+    empty set until there is one (a set each would be 21 MiB at 100,000 downloads)."""
     claimed_name: str | None = None
     """A magnet added again after a cancel: the name its row had, whose kept files are this
     torrent's (the row now carries the ``dn=``). In memory only: after a restart before the

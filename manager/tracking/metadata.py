@@ -71,7 +71,7 @@ class MetadataCheck:
             return []
         raw_files = details.get("files") or []
         if raw_files and str(raw_files[0].get("path", "")).startswith("[METADATA]"):
-            live.metadata_gids.add(observation.gid)  # still fetching: nothing to check yet
+            live.metadata_gids |= {observation.gid}  # still fetching: nothing to check yet
             return []
         if not raw_files:
             return []  # aria2 is still setting the real download up: look again next time

@@ -39,6 +39,9 @@ __all__ = ["DUPLICATE", "Applied", "StatusApplier"]
 DUPLICATE = 12
 """aria2's error code for "InfoHash … is already registered"."""
 
+_ROW_SAYS = {TorrentState.QUEUED.value: "waiting", TorrentState.PAUSED.value: "paused"}
+"""aria2's status of a waiting download that a row in this state already accounts for."""
+
 
 @dataclass
 class Applied:
@@ -190,7 +193,8 @@ class StatusApplier:
             live.record = record
         return _event_for(record, values, live)
 
-    def to_read(self, waiting: Sequence[dict[str, Any]]) -> list[str]:
+    def to_read(self, waiting: Sequence[dict[str, Any]], *,
+                rows_known: bool = False) -> list[str]:
         """GIDs in aria2's waiting list (asked with :data:`~manager.aria2.observation.WAITING_KEYS`)
         whose full status the next :meth:`apply` needs.
 
@@ -200,6 +204,12 @@ class StatusApplier:
         paused, queued again), and a magnet's real download whose metadata is still to be
         checked (:class:`~manager.tracking.metadata.MetadataCheck`, which is retried until aria2 has
         set it up).
+
+        Parameters:
+            rows_known: reconcile's read after a (re)start: a download never applied yet
+                whose row already says what aria2 says (queued and waiting, paused and
+                paused) is left out too, so 100,000 restored downloads are not read twice;
+                :meth:`settle` then records their status.
         """
         gids = []
         for entry in waiting:
@@ -208,11 +218,23 @@ class StatusApplier:
             if live is None:
                 continue
             real_download = str(entry.get("numPieces", "0")) != "0"
-            if (entry.get("status") != live.last_status
+            last = live.last_status
+            if last is None and rows_known:
+                last = _ROW_SAYS.get(live.record.state)
+            if (entry.get("status") != last
                     or (live.awaiting_metadata and real_download
                         and gid not in live.metadata_gids)):
                 gids.append(gid)
         return gids
+
+    def settle(self, waiting: Sequence[dict[str, Any]]) -> None:
+        """After :meth:`to_read` with ``rows_known`` and :meth:`apply`: the waiting downloads
+        left unread because their rows already said so are taken as applied."""
+        for entry in waiting:
+            live = self._live.by_gid(str(entry.get("gid", "")))
+            if (live is not None and live.last_status is None
+                    and entry.get("status") == _ROW_SAYS.get(live.record.state)):
+                live.last_status = str(entry.get("status"))
 
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
                        stored: list[Event], applied: Applied) -> _Observed | None:

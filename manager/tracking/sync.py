@@ -41,6 +41,9 @@ _STORE_RETRY_FIRST = 1.0
 _STORE_RETRY_MAX = 30.0
 
 
+_RECONCILE_WAITING_KEYS = (*WAITING_KEYS, "infoHash")
+"""What reconcile asks of each waiting download (see :meth:`Sync.reconcile`)."""
+
 _NOT_TAKEN_BACK = "the downloader did not take it back after a restart"
 """What the user reads of a download that reconcile could not hand to aria2 again."""
 
@@ -244,19 +247,16 @@ class Sync:
         """
         async with self._live.lock:
             self._reconcile_asked = False  # what this reads answers every request made so far
-            active, waiting, stopped = await self._ops.list_everything()
-            statuses = [*active, *waiting, *stopped]
-            by_hash: dict[str, Observation] = {}
-            for status in statuses:
-                observation = Observation.parse(status)
-                if observation.followed_by or observation.error_code == DUPLICATE:
-                    continue
-                current = by_hash.get(observation.info_hash)
-                # Prefer what is running over a finished result of the same torrent.
-                if current is None or current.status in ("complete", "error", "removed"):
-                    by_hash[observation.info_hash] = observation
-            seen = {Observation.parse(s).gid for s in statuses}
-            for live in self._live:
+            # The waiting list, 100,000 long at scale, is read short (its order, and the
+            # info-hash to find lost GIDs by); only the entries the rows do not already
+            # account for are read in full, in a second request.
+            active, waiting, stopped = await self._ops.list_everything(
+                waiting_keys=_RECONCILE_WAITING_KEYS)
+            seen = {str(status.get("gid", "")) for status in (*active, *waiting, *stopped)}
+            lost = [live for live in self._live
+                    if not (live.record.gid in seen and self._live.knows_gid(live.record.gid))]
+            by_hash = await self._find_by_info_hash(lost, active, waiting, stopped)
+            for live in lost:
                 # Each on its own: one that cannot be taken back is told as its own failure
                 # and the others are still matched or re-added.
                 try:
@@ -270,12 +270,28 @@ class Sync:
                 except Exception:
                     log.exception("download #%s could not be taken back", live.record.id)
                     await self._live.fail(live, _NOT_TAKEN_BACK)
-            self._follow_up(await self._applier.apply(statuses, waiting_order=waiting))
+            changed = await self._ops.statuses(self._applier.to_read(waiting, rows_known=True))
+            self._follow_up(await self._applier.apply([*active, *changed, *stopped],
+                                                      waiting_order=waiting))
+            self._applier.settle(waiting)
         finished = sum(1 for live in self._live if live.record.completed_at is not None)
         log.info("reconciled %d unfinished download(s) with aria2%s",
                  len(self._live) - finished,
                  f" (and {finished} finished, seeding or paused)" if finished else "")
 
+
+    async def _find_by_info_hash(self, lost: Sequence[LiveDownload], active: list[Any],
+                                 waiting: list[Any], stopped: list[Any],
+                                 ) -> dict[str, Observation]:
+        """aria2's downloads of the torrents of ``lost`` by info-hash (the waiting ones of
+        them read in full: whether one is stale needs its bytes)."""
+        if not lost:
+            return {}
+        hashes = {live.record.info_hash for live in lost}
+        wanted = [str(s.get("gid", "")) for s in waiting
+                  if str(s.get("infoHash", "")).lower() in hashes]
+        full = await self._ops.statuses(wanted) if wanted else []
+        return _by_info_hash([*active, *full, *stopped])
 
     async def _match_or_resubmit(self, live: LiveDownload, seen: set[str],
                                  by_hash: dict[str, Observation]) -> None:
@@ -297,6 +313,20 @@ class Sync:
             await self._ops.remove(match.gid)
             await asyncio.to_thread(remove_control_file, Path(record.directory), record.name)
         await self._submit(record, paused=record.state == TorrentState.PAUSED.value)
+
+
+def _by_info_hash(statuses: Sequence[dict[str, Any]]) -> dict[str, Observation]:
+    """aria2's downloads by info-hash, to find a download whose GID changed."""
+    by_hash: dict[str, Observation] = {}
+    for status in statuses:
+        observation = Observation.parse(status)
+        if observation.followed_by or observation.error_code == DUPLICATE:
+            continue
+        current = by_hash.get(observation.info_hash)
+        # Prefer what is running over a finished result of the same torrent.
+        if current is None or current.status in ("complete", "error", "removed"):
+            by_hash[observation.info_hash] = observation
+    return by_hash
 
 
 def _restored_stale(record: DownloadRecord, observation: Observation) -> bool:

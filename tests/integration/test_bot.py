@@ -371,6 +371,28 @@ async def test_status_overview_is_replaced_not_piled_up(stack: Stack, swarm: Swa
     refused = [r for r in stack.server.requests[mark:] if r.method == "editMessageText"]
     assert [r.status for r in refused] == [200, 400]  # "not modified" is fine: answered
 
+
+async def test_status_pages_through_every_download_of_the_chat(stack: Stack) -> None:
+    # More than the 200 newest the overview once looked at: each page is read from the
+    # store, so the oldest download is on the last page and the total counts them all.
+    store = stack.manager.store
+    for number in range(205):
+        state = "cancelled" if number == 204 else "complete"
+        await store.create(info_hash=f"{number:040x}", chat_id=USER, user_id=USER,
+                           name=f"old-{number:03d}", source_kind="magnet", source=b"magnet:?",
+                           directory="/nowhere", state=state)
+    await store.create(info_hash="f" * 40, chat_id=USER + 1, user_id=USER, name="elsewhere",
+                       source_kind="magnet", source=b"magnet:?", directory="/nowhere",
+                       state="complete")
+    first = await stack.say(USER, "/status")
+    assert first.params["text"].startswith("<b>Downloads</b> (204) · page 1/21")
+    assert "old-203" in first.params["text"] and "old-194" in first.params["text"]
+    overview_id = _result_id(first)
+    await stack.press(USER, overview_id, "status:20")
+    last = await stack.shown(USER, overview_id, lambda t: "page 21/21" in t)
+    assert "old-000" in last["text"] and "old-004" not in last["text"]
+    assert "elsewhere" not in last["text"]
+
     for text, needle in [("/pause", "Usage: /pause"), ("/pause abc", "Usage: /pause"),
                          ("/cancel 1 now", "Usage: /cancel"), ("/files", "Usage: /files"),
                          ("/files 1 x-y", "Usage: /files"), ("/frobnicate", "Unknown command"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from manager import Store
+from supervisor.control import LIST_PAGE
+from supervisor.layout import StateLayout
 from tests.runner import AriabotRun, ariabot_run, wait_until
 from tests.swarm import Swarm, file_digests
 
@@ -388,3 +392,38 @@ def test_log_shows_the_activity_newest_first_per_chat_and_limited(run: AriabotRu
     assert cli(run, "log", "--chat", "5").stdout.strip() == "no activity"
     for bad in ("0", "x", "10001"):
         assert cli(run, "log", "--limit", bad).returncode == 2, bad
+
+
+def test_list_shows_every_download_a_page_at_a_time(tmp_path: Path) -> None:
+    # More downloads than one answer of the control socket holds (LIST_PAGE): `ariabot
+    # list` asks page after page and prints them all, newest first, as one listing.
+    data = tmp_path / "data"
+    StateLayout(data).create()
+
+    async def fill() -> list[int]:
+        store = Store(f"sqlite:///{StateLayout(data).database}")
+        await store.open()
+        try:
+            return [(await store.create(
+                info_hash=f"{n:040x}", chat_id=7 if n % 50 == 0 else 0, user_id=0,
+                name=f"stored-{n:03d}", source_kind="magnet", source=b"magnet:?",
+                directory=str(data / "downloads"), state="complete")).id
+                for n in range(2 * LIST_PAGE + 30)]
+        finally:
+            await store.close()
+
+    ids = asyncio.run(fill())
+    with ariabot_run(data, {"ARIABOT_SEED_TIME": "0"}) as running:
+        running.wait_ready()
+        plain = cli(running, "list")
+        assert plain.returncode == 0, plain.stderr
+        lines = plain.stdout.splitlines()
+        assert [int(line.split()[0].lstrip("#")) for line in lines] == ids[::-1]
+        listed = downloads(running)
+        assert [entry["id"] for entry in listed] == ids[::-1]
+        assert set(listed[0]) == JSON_KEYS
+        chat = json.loads(cli(running, "list", "--chat", "7", "--json").stdout)
+        assert [entry["name"] for entry in chat] == [f"stored-{n:03d}"
+                                                     for n in range(200, -1, -50)]
+        assert cli(running, "list", "--chat", "8", "--json").stdout == "[]\n"
+        assert cli(running, "list", "--chat", "8").stdout == "no downloads\n"

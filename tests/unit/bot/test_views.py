@@ -34,6 +34,7 @@ from manager import (
     Mirror,
     MirrorState,
     SourceKind,
+    StatusPage,
     Torrent,
     TorrentState,
 )
@@ -260,35 +261,38 @@ def test_failure_and_alert_texts_escape() -> None:
 
 # --- /status -------------------------------------------------------------------------------------
 
+def overview(torrents: list[Torrent], total: int | None = None, page: int = 0,
+             pages: int = 1) -> StatusPage:
+    return StatusPage(tuple(torrents), len(torrents) if total is None else total, page, pages)
+
+
 def test_status_overview_paginates_with_prev_refresh_next() -> None:
-    many = [torrent(id=i, name=f"t{i}") for i in range(1, 24)]
-    text, markup = status_view(many, 0)
+    first = [torrent(id=i, name=f"t{i}") for i in range(23, 13, -1)]
+    text, markup = status_view(overview(first, 23, 0, 3))
     assert text.splitlines()[0] == "<b>Downloads</b> (23) · page 1/3"
-    assert "#23 <b>t23</b>" in text and "#13 <b>t13</b>" not in text
+    assert "#23 <b>t23</b>" in text and "#14 <b>t14</b>" in text
     assert buttons(markup) == [[("↻ Refresh", "status:0"), ("Next ▶", "status:1")]]
-    text, markup = status_view(many, 1)
+    text, markup = status_view(overview(first, 23, 1, 3))
     assert buttons(markup) == [[("◀ Prev", "status:0"), ("↻ Refresh", "status:1"),
                                 ("Next ▶", "status:2")]]
-    text, markup = status_view(many, 99)  # past the end: the last page
+    text, markup = status_view(overview(first[:3], 23, 2, 3))
     assert "page 3/3" in text
     assert buttons(markup) == [[("◀ Prev", "status:1"), ("↻ Refresh", "status:2")]]
 
 
-def test_status_lists_unfinished_first_and_leaves_out_cancelled() -> None:
+def test_status_shows_each_state_in_words() -> None:
     items = [
-        torrent(id=1, name="old-done", state=TorrentState.COMPLETE, completed_bytes=700 * MIB),
-        torrent(id=2, name="gone", state=TorrentState.CANCELLED),
         torrent(id=3, name="queued", state=TorrentState.QUEUED, queue_position=1),
+        torrent(id=1, name="old-done", state=TorrentState.COMPLETE, completed_bytes=700 * MIB),
     ]
-    text, _ = status_view(items)
-    assert text.index("queued") < text.index("old-done")
-    assert "gone" not in text
+    text, _ = status_view(overview(items))
+    assert text.index("queued") < text.index("old-done")  # the page's order is kept
     assert "#1 in the queue" in text
     assert "complete 100%" in text
 
 
 def test_empty_status() -> None:
-    text, markup = status_view([])
+    text, markup = status_view(overview([]))
     assert "Nothing here yet" in text
     assert buttons(markup) == [[("↻ Refresh", "status:0")]]
 
@@ -321,7 +325,8 @@ def test_help_and_refusal() -> None:
 
 
 def test_status_shows_where_an_upload_is() -> None:
-    text, _ = status_view([mirrored(MirrorState.UPLOADING), mirrored(MirrorState.DONE)])
+    text, _ = status_view(overview([mirrored(MirrorState.UPLOADING),
+                                    mirrored(MirrorState.DONE)]))
     assert "complete 100% · ☁️ uploading 50%" in text
     assert "complete 100% · ☁️ uploaded" in text
 
