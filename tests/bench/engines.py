@@ -1,0 +1,277 @@
+"""Benchmark 11: the store-bound parts on SQLite and on PostgreSQL, side by side in one run.
+
+One throwaway PostgreSQL 15 server (:class:`tests.pgserver.PostgresServer`: ``initdb`` in a
+temp dir, ``pg_ctl`` on a free loopback port, run as an unprivileged user, fsync off like the
+tests' server) is started for the part and stopped at its end, also when a part failed. Each
+engine gets a fresh database (the SQLite file of the data dir, as users have by default, or
+a new PostgreSQL database through ``ARIABOT_DATABASE_URL``) and the same three measurements:
+
+*the monitor at N* (10,000; smoke: 50): aria2c and the manager in this process, N dead
+magnets tracked (:mod:`tests.bench.monitor`'s set-up), the bench running each cycle itself:
+idle, the k running downloads changed, and a sweep. Wall time and SQL statements per cycle
+(``Store.statements``, counted on both engines by :mod:`manager.engine`).
+
+*one store round trip*: ``Store.get`` of one row, the cheapest statement the store sends,
+through its worker thread: the per-statement cost that separates the engines.
+
+*the outbox under a burst*: all N downloads complete in one poll's write
+(``Store.update_many``: N rows and their N completion notices in one transaction), then
+drained as :class:`bot.news.News` drains it, 50 pending at a time
+(``Store.pending_notices``), each marked sent (``Store.notice_done``, one commit each);
+Telegram itself is left out, so this is the store's share of sending news.
+
+*start-up with N stored* (10,000; smoke: 100): a real ``ariabot run`` on a data dir that
+holds N queued rows and an aria2 session listing them, timed from its spawn to the control
+socket's first answer (the N rows loaded and reconciled).
+
+Rows: the "ariabot" column is PostgreSQL, the "reference" column SQLite, the ratio
+PostgreSQL / SQLite (the one target: at most 2x on the idle cycle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from manager.store import Store
+from supervisor.control import ControlClient, NotRunning
+from supervisor.layout import StateLayout, write_private
+from tests.bench.common import (
+    BenchContext,
+    BenchResult,
+    RequestCounter,
+    Row,
+    bench_settings,
+    closed_tracker,
+    dead_downloads,
+    insert_rows,
+    median,
+    wait_for,
+)
+from tests.bench.monitor import (
+    CHAT,
+    CycleCost,
+    _active_gids,
+    _force_changed,
+    _grow,
+    _Meters,
+    _running,
+    _settle,
+)
+from tests.integration.conftest import start_engine, stop_engine
+from tests.pgserver import PostgresServer
+from tests.runner import AriabotRun
+
+__all__ = ["NAME", "TITLE", "run"]
+
+NAME = "engines"
+TITLE = "11. SQLite vs PostgreSQL"
+TARGET_IDLE = 2.0
+"""PostgreSQL's idle cycle may cost at most this many times SQLite's (issue 24)."""
+ENGINES = ("sqlite", "postgresql")
+STARTUP_ENV = {"ARIABOT_MAX_CONCURRENT": "50", "ARIABOT_BT_STOP_TIMEOUT": "0",
+               "ARIABOT_SEED_TIME": "0", "ARIABOT_PROGRESS_INTERVAL": "1",
+               "ARIABOT_HEALTH_INTERVAL": "5", "ARIABOT_HEALTH_TIMEOUT": "10",
+               "ARIABOT_HEALTH_FAILURES": "3"}
+"""As the scale part runs ``ariabot run``: the product's health-probe timings."""
+
+
+def _cycle_figures(costs: list[CycleCost]) -> dict[str, float]:
+    return {"wall_ms": median([c.wall for c in costs]) * 1000,
+            "cpu_ms": median([c.cpu for c in costs]) * 1000,
+            "sql_statements": median([c.statements for c in costs]),
+            "rpc_requests": median([c.requests for c in costs])}
+
+
+async def _round_trip(store: Store, download_id: int, repeat: int) -> dict[str, float]:
+    """Median ms of ``Store.get`` (one SELECT by primary key) and the statements it sent."""
+    times = []
+    before = store.statements
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await store.get(download_id)
+        times.append(time.perf_counter() - started)
+    return {"get_ms": median(times) * 1000, "statements": (store.statements - before) / repeat}
+
+
+async def _outbox_burst(store: Store) -> dict[str, float]:
+    """Every tracked row completes in one write; the notices are then read and marked."""
+    ids = [record.id for record in await store.list()]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    before = store.statements
+    started = time.perf_counter()
+    await store.update_many({i: {"state": "complete", "completed_at": now} for i in ids})
+    written = time.perf_counter() - started
+    write_statements = store.statements - before
+    before, sent, reads = store.statements, 0, 0
+    started = time.perf_counter()
+    while pending := await store.pending_notices():
+        reads += 1
+        for notice in pending:
+            await store.notice_done(notice.id)
+            sent += 1
+    drained = time.perf_counter() - started
+    if sent != len(ids):
+        raise RuntimeError(f"{len(ids)} downloads completed but {sent} notices were sent")
+    return {"notices": sent, "write_ms": written * 1000, "write_statements": write_statements,
+            "drain_s": drained, "per_notice_ms": drained / sent * 1000, "reads": reads,
+            "drain_statements_per_notice": (store.statements - before) / sent}
+
+
+async def _monitor(ctx: BenchContext, folder: Path, database_url: str | None,
+                   size: int) -> dict[str, Any]:
+    """The monitor's idle / k changed / sweep cycles at ``size``, one store round trip, and
+    the outbox burst, on one engine."""
+    cycles = ctx.pick(10, 3)
+    settings = dataclasses.replace(
+        bench_settings(folder / "data", ARIABOT_MAX_CONCURRENT="50",
+                       ARIABOT_BT_STOP_TIMEOUT="0", ARIABOT_SEED_TIME="0",
+                       **({"ARIABOT_DATABASE_URL": database_url} if database_url else {})),
+        progress_interval=3600.0,  # no background poll: the benchmark runs every cycle
+    )
+    engine = await start_engine(settings)
+    try:
+        assert engine.aria2.pid is not None
+        counter = RequestCounter()
+        client = engine.rpc._client  # the manager's one aria2p client (bench-only access)
+        client.post = counter.wrap(client.post)  # type: ignore[method-assign]
+        meter = _Meters(counter, lambda: engine.store.statements,
+                        psutil.Process(engine.aria2.pid))
+        await _grow(engine, closed_tracker(), 0, size)
+        await _settle(engine)
+        await engine.manager.poll_once(sweep=True)  # learn queue positions once, unmeasured
+        await _settle(engine)
+        running = _running(engine, await _active_gids(engine))
+        idle = [await meter.measure(engine.manager.poll_once) for _ in range(cycles)]
+        changed = []
+        for _ in range(cycles):
+            _force_changed(running)
+            changed.append(await meter.measure(engine.manager.poll_once))
+
+        async def sweep() -> None:
+            await engine.manager.poll_once(sweep=True)
+
+        swept = [await meter.measure(sweep) for _ in range(cycles)]
+        first = next(iter(engine.manager.live)).record.id
+        trip = await _round_trip(engine.store, first, ctx.pick(500, 50))
+        burst = await _outbox_burst(engine.store)
+        return {"tracked": len(engine.manager.live), "k": len(running),
+                "idle": _cycle_figures(idle), "k_changed": _cycle_figures(changed),
+                "sweep": _cycle_figures(swept), "round_trip": trip, "outbox": burst}
+    finally:
+        await stop_engine(engine)
+
+
+def _prepare(data_dir: Path, database_url: str | None, count: int) -> None:
+    """A data dir whose store holds ``count`` queued rows and whose aria2 session lists
+    them with the same GIDs, as a restart finds it."""
+    layout = StateLayout(data_dir)
+    layout.create()
+    url = database_url or f"sqlite:///{layout.database}"
+
+    async def migrate() -> None:
+        store = Store(url)
+        await store.open()  # creates the schema, as the first ariabot run does
+        await store.close()
+
+    asyncio.run(migrate())
+    folder = data_dir / "downloads" / "torrents" / str(CHAT)
+    folder.mkdir(parents=True, mode=0o700)
+    downloads = dead_downloads(closed_tracker(), 0, count)
+    insert_rows(database_url or layout.database, downloads, chat_id=CHAT, directory=folder)
+    write_private(layout.session, "".join(f"{d.magnet}\n gid={d.gid}\n dir={folder}\n"
+                                          for d in downloads))
+
+
+def _startup(data_dir: Path, database_url: str | None, count: int) -> dict[str, float]:
+    """``ariabot run`` with ``count`` stored: spawn → aria2c ready, → reconciled."""
+    _prepare(data_dir, database_url, count)
+    env = {**STARTUP_ENV, **({"ARIABOT_DATABASE_URL": database_url} if database_url else {})}
+    ariabot = AriabotRun(data_dir, env)
+    socket = StateLayout(data_dir).control_socket
+    client = ControlClient(socket, timeout=60)
+
+    def answers() -> bool:
+        try:
+            return socket.exists() and bool(client.request("health").get("ok"))
+        except (NotRunning, OSError):
+            return False
+
+    started = time.monotonic()
+    ariabot.start()
+    try:
+        ariabot.wait_running(timeout=120)
+        ready = time.monotonic() - started
+        wait_for(answers, timeout=120, what="ariabot's control socket", interval=0.005)
+        reconciled = time.monotonic() - started
+        if f"reconciled {count} unfinished download(s)" not in ariabot.output:
+            raise RuntimeError(f"ariabot did not reconcile {count}: {ariabot.output[-2000:]}")
+    finally:
+        ariabot.stop()
+    return {"aria2_ready_s": ready, "reconciled_s": reconciled}
+
+
+def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, dict[str, Any]]:
+    size, stored = ctx.pick(10_000, 50), ctx.pick(10_000, 100)
+    found: dict[str, dict[str, Any]] = {}
+    for engine in ENGINES:
+        def url(engine: str = engine) -> str | None:
+            """None: the data dir's SQLite file (the default); else a new database."""
+            return None if engine == "sqlite" else server.url(server.new_database())
+
+        folder = ctx.path("engines", engine, "monitor")
+        figures = asyncio.run(_monitor(ctx, folder, url(), size))
+        figures["startup"] = _startup(ctx.path("engines", engine, "startup") / "data",
+                                      url(), stored)
+        found[engine] = {"n": size, "stored": stored, **figures}
+    return found
+
+
+def _rows(found: dict[str, dict[str, Any]]) -> list[Row]:
+    lite, pg = found["sqlite"], found["postgresql"]
+    n, k = f"N={lite['n']}", pg["k"]
+    rows = []
+
+    def row(metric: str, pick: Callable[[dict[str, Any]], float], unit: str,
+            target: float | None = None, note: str = "") -> None:
+        mine, theirs = pick(pg), pick(lite)
+        ratio = mine / theirs if theirs else None
+        met = None if target is None or ratio is None else ratio <= target
+        rows.append(Row(NAME, metric, mine, theirs, unit, ratio,
+                        f"≤{target:g}x SQLite" if target else "", met, note))
+
+    for key, label in (("idle", "idle"), ("k_changed", f"k={k} changed"), ("sweep", "sweep")):
+        row(f"{n} monitor wall / cycle [{label}]", lambda f, key=key: f[key]["wall_ms"], "ms",
+            TARGET_IDLE if key == "idle" else None)
+        row(f"  {n} SQL statements / cycle [{label}]",
+            lambda f, key=key: f[key]["sql_statements"], "")
+    row("one store round trip (Store.get)", lambda f: f["round_trip"]["get_ms"], "ms")
+    notices = pg["outbox"]["notices"]
+    row(f"outbox: {notices} notices written (1 transaction)",
+        lambda f: f["outbox"]["write_ms"], "ms")
+    row(f"outbox: {notices} notices read + marked sent",
+        lambda f: f["outbox"]["drain_s"], "s")
+    row("  outbox per notice sent", lambda f: f["outbox"]["per_notice_ms"], "ms")
+    row(f"start-up, {pg['stored']} stored (spawn → reconciled)",
+        lambda f: f["startup"]["reconciled_s"], "s")
+    row("  of which spawn → aria2c ready", lambda f: f["startup"]["aria2_ready_s"], "s")
+    return rows
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    """Run the benchmark (see the module docstring); the server is stopped on any exit."""
+    result = BenchResult()
+    with PostgresServer() as server:
+        found = _measure(ctx, server)
+    result.figures.update(found)
+    result.rows = _rows(found)
+    result.notes.append("engines: the 'ariabot' column is PostgreSQL, 'reference' SQLite, "
+                        "ratio = PostgreSQL / SQLite")
+    return result
