@@ -6,7 +6,7 @@ tests' server) is started for the part and stopped at its end, also when a part 
 engine gets a fresh database (the SQLite file of the data dir, as users have by default, or
 a new PostgreSQL database through ``ARIABOT_DATABASE_URL``) and the same three measurements:
 
-*the monitor at N* (10,000; smoke: 50): aria2c and the manager in this process, N dead
+*the monitor at N* (10,000; smoke: 20): aria2c and the manager in this process, N dead
 magnets tracked (:mod:`tests.bench.monitor`'s set-up), the bench running each cycle itself:
 idle, the k running downloads changed, and a sweep. Wall time and SQL statements per cycle
 (``Store.statements``, counted on both engines by :mod:`manager.engine`). Both engines run
@@ -268,14 +268,16 @@ def _startup(data_dir: Path, database_url: str | None, count: int) -> dict[str, 
 
 
 def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, dict[str, Any]]:
-    size, stored = ctx.pick(10_000, 50), 10_000
+    size, stored = ctx.pick(10_000, 20), 10_000
     found = asyncio.run(_monitor(ctx, server, size))
+    for figures in found.values():
+        figures.update(n=size, stored=stored)
     if ctx.smoke:  # two more ariabot runs: 5 to 10 s that CI's smoke run need not spend
         return found
     for name in ENGINES:
         url = None if name == "sqlite" else server.url(server.new_database())
-        found[name].update(n=size, stored=stored, startup=_startup(
-            ctx.path("engines", name, "startup") / "data", url, stored))
+        found[name]["startup"] = _startup(ctx.path("engines", name, "startup") / "data", url,
+                                          stored)
     return found
 
 
