@@ -17,14 +17,15 @@ cycle that sends no SQL at all.
 *one store round trip*: ``Store.get`` of one row, the cheapest statement the store sends,
 through its worker thread: the per-statement cost that separates the engines.
 
-*the outbox under a burst*: all N downloads complete in one poll's write
-(``Store.update_many``: N rows and their N completion notices in one transaction), then
-drained as :class:`bot.news.News` drains it, 50 pending at a time
-(``Store.pending_notices``), each marked sent (``Store.notice_done``, one commit each);
-Telegram itself is left out, so this is the store's share of sending news.
+*the outbox under a burst*: all N downloads complete, 1,000 per poll's write
+(``Store.update_many``: the rows and their notices, a completion and a final edit each, in
+one transaction), then the notices are drained as :class:`bot.news.News` drains them, 50
+pending at a time (``Store.pending_notices``), each marked sent (``Store.notice_done``, one
+commit each); the engines take turns chunk by chunk and page by page. Telegram itself is
+left out: this is the store's share of sending news.
 
-*start-up with N stored* (10,000; not in smoke mode): a real ``ariabot run`` on a data dir that
-holds N queued rows and an aria2 session listing them, timed from its spawn to the control
+*start-up with N stored* (10,000; not in smoke mode): a real ``ariabot run`` on a data dir
+that holds N queued rows and an aria2 session listing them, timed from its spawn to the control
 socket's first answer (the N rows loaded and reconciled).
 
 Rows: the "ariabot" column is PostgreSQL, the "reference" column SQLite, the ratio
@@ -106,28 +107,53 @@ async def _round_trip(store: Store, download_id: int, repeat: int) -> dict[str, 
     return {"get_ms": median(times) * 1000, "statements": (store.statements - before) / repeat}
 
 
-async def _outbox_burst(store: Store) -> dict[str, float]:
-    """Every tracked row completes in one write; the notices are then read and marked."""
-    ids = [record.id for record in await store.list()]
+async def _drain_page(store: Store) -> int:
+    """Read the pending notices as News does (50 per chat) and mark each sent; how many."""
+    pending = await store.pending_notices()
+    for notice in pending:
+        await store.notice_done(notice.id)
+    return len(pending)
+
+
+async def _outbox_burst(stores: dict[str, Store], chunk: int) -> dict[str, dict[str, float]]:
+    """Every stored download completes, ``chunk`` of them per write (``Store.update_many``:
+    the rows and their notices in one transaction, as a poll writes them); the notices are
+    then read and marked sent. Engines take turns, chunk by chunk and page by page."""
+    ids = {name: [record.id for record in await store.list()] for name, store in stores.items()}
     now = datetime.now(UTC).replace(tzinfo=None)
-    before = store.statements
-    started = time.perf_counter()
-    await store.update_many({i: {"state": "complete", "completed_at": now} for i in ids})
-    written = time.perf_counter() - started
-    write_statements = store.statements - before
-    before, sent, reads = store.statements, 0, 0
-    started = time.perf_counter()
-    while pending := await store.pending_notices():
-        reads += 1
-        for notice in pending:
-            await store.notice_done(notice.id)
-            sent += 1
-    drained = time.perf_counter() - started
-    if sent != len(ids):
-        raise RuntimeError(f"{len(ids)} downloads completed but {sent} notices were sent")
-    return {"notices": sent, "write_ms": written * 1000, "write_statements": write_statements,
-            "drain_s": drained, "per_notice_ms": drained / sent * 1000, "reads": reads,
-            "drain_statements_per_notice": (store.statements - before) / sent}
+    found = {name: {"write_s": 0.0, "drain_s": 0.0, "reads": 0, "sent": 0} for name in stores}
+    statements = {name: store.statements for name, store in stores.items()}
+    for start in range(0, max(len(i) for i in ids.values()), chunk):
+        for name, store in stores.items():
+            completed = {i: {"state": "complete", "completed_at": now}
+                         for i in ids[name][start:start + chunk]}
+            started = time.perf_counter()
+            await store.update_many(completed)
+            found[name]["write_s"] += time.perf_counter() - started
+    written = {name: store.statements - statements[name] for name, store in stores.items()}
+    statements = {name: store.statements for name, store in stores.items()}
+    busy = set(stores)
+    while busy:
+        for name in list(busy):
+            started = time.perf_counter()
+            sent = await _drain_page(stores[name])
+            found[name]["drain_s"] += time.perf_counter() - started
+            found[name]["reads"] += 1
+            found[name]["sent"] += sent
+            if not sent:
+                busy.discard(name)
+    result = {}
+    for name, store in stores.items():
+        figures, sent = found[name], found[name]["sent"]
+        if sent != len(ids[name]):
+            raise RuntimeError(f"{name}: {len(ids[name])} downloads completed but {sent} "
+                               "notices were sent")
+        result[name] = {
+            "notices": sent, "chunk": chunk, "write_ms": figures["write_s"] * 1000,
+            "write_statements": written[name], "drain_s": figures["drain_s"],
+            "per_notice_ms": figures["drain_s"] / sent * 1000, "reads": figures["reads"],
+            "drain_statements_per_notice": (store.statements - statements[name]) / sent}
+    return result
 
 
 @dataclass
@@ -210,8 +236,10 @@ async def _monitor(ctx: BenchContext, server: PostgresServer,
                 **{key: _cycle_figures(costs[name]) for key, costs in measured.items()},
                 "round_trip": await _round_trip(side.engine.store, first, ctx.pick(500, 50)),
             }
-        for name, side in sides.items():
-            found[name]["outbox"] = await _outbox_burst(side.engine.store)
+        bursts = await _outbox_burst({name: side.engine.store for name, side in sides.items()},
+                                     ctx.pick(1000, 10))
+        for name, burst in bursts.items():
+            found[name]["outbox"] = burst
         return found
     finally:
         for side in sides.values():
@@ -301,7 +329,7 @@ def _rows(found: dict[str, dict[str, Any]]) -> list[Row]:
             lambda f, key=key: f[key]["sql_statements"], "")
     row("one store round trip (Store.get)", lambda f: f["round_trip"]["get_ms"], "ms")
     notices = pg["outbox"]["notices"]
-    row(f"outbox: {notices} notices written (1 transaction)",
+    row(f"outbox: {notices} notices written ({pg['outbox']['chunk']} a transaction)",
         lambda f: f["outbox"]["write_ms"], "ms")
     row(f"outbox: {notices} notices read + marked sent",
         lambda f: f["outbox"]["drain_s"], "s")
