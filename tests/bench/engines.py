@@ -15,7 +15,8 @@ shared machine falls on both alike: one engine after the other measured 3x on an
 cycle that sends no SQL at all.
 
 *one store round trip*: ``Store.get`` of one row, the cheapest statement the store sends,
-through its worker thread: the per-statement cost that separates the engines.
+through its worker thread, and ``SELECT 1`` through the driver alone: the per-statement cost
+that separates the engines.
 
 *the outbox under a burst*: all N downloads complete, 1,000 per poll's write
 (``Store.update_many``: the rows and their notices, a completion and a final edit each, in
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 
 from manager.downloads.live import LiveDownload
 from manager.store import Store
@@ -105,6 +108,24 @@ async def _round_trip(store: Store, download_id: int, repeat: int) -> dict[str, 
         await store.get(download_id)
         times.append(time.perf_counter() - started)
     return {"get_ms": median(times) * 1000, "statements": (store.statements - before) / repeat}
+
+
+def _raw_select(engine: Engine, repeat: int) -> float:
+    """Median ms of ``SELECT 1`` straight through the driver (sqlite3 or psycopg, no peewee,
+    no worker thread): the engine's own per-statement cost, a loopback round trip on
+    PostgreSQL."""
+    url = engine.settings.database_url
+    connection: Any = (psycopg.connect(url, autocommit=True) if url
+                       else sqlite3.connect(engine.layout.database))
+    try:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            connection.execute("SELECT 1").fetchall()
+            times.append(time.perf_counter() - started)
+        return median(times) * 1000
+    finally:
+        connection.close()
 
 
 async def _drain_page(store: Store) -> int:
@@ -235,6 +256,8 @@ async def _monitor(ctx: BenchContext, server: PostgresServer,
                 "tracked": len(side.engine.manager.live), "k": len(side.running),
                 **{key: _cycle_figures(costs[name]) for key, costs in measured.items()},
                 "round_trip": await _round_trip(side.engine.store, first, ctx.pick(500, 50)),
+                "raw_select_ms": await asyncio.to_thread(_raw_select, side.engine,
+                                                         ctx.pick(500, 50)),
             }
         bursts = await _outbox_burst({name: side.engine.store for name, side in sides.items()},
                                      ctx.pick(1000, 10))
@@ -328,6 +351,7 @@ def _rows(found: dict[str, dict[str, Any]]) -> list[Row]:
         row(f"  {n} SQL statements / cycle [{label}]",
             lambda f, key=key: f[key]["sql_statements"], "")
     row("one store round trip (Store.get)", lambda f: f["round_trip"]["get_ms"], "ms")
+    row("  SELECT 1 through the driver alone", lambda f: f["raw_select_ms"], "ms")
     notices = pg["outbox"]["notices"]
     row(f"outbox: {notices} notices written ({pg['outbox']['chunk']} a transaction)",
         lambda f: f["outbox"]["write_ms"], "ms")
