@@ -1,10 +1,10 @@
-"""Paged listings on a real store: ``ariabot list``'s cursor pages and ``/status``'s pages
-(unfinished first, then finished, newest first; cancelled left out; totals from one count)."""
+"""Paged listings on a real store, SQLite and PostgreSQL: ``ariabot list``'s cursor pages
+and ``/status``'s pages (unfinished first, then finished, newest first; cancelled left out;
+totals from one count)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +15,8 @@ from manager.store import Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'ariabot.db'}")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
     await opened.open()
     yield opened
     await opened.close()
