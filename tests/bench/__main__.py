@@ -29,6 +29,7 @@ from typing import Any
 
 from tests.bench import (
     delivery,
+    engines,
     latency,
     links,
     memory,
@@ -45,6 +46,7 @@ __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
     monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
+    engines,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
