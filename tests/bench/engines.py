@@ -19,7 +19,7 @@ through its worker thread, and ``SELECT 1`` through the driver alone: the per-st
 that separates the engines.
 
 *the outbox under a burst*: all N downloads complete, 1,000 per poll's write
-(``Store.update_many``: the rows and their notices, a completion and a final edit each, in
+(``store.downloads.update_many``: the rows and their notices, a completion and a final edit each, in
 one transaction), then the notices are drained as :class:`bot.news.News` drains them, 50
 pending at a time (``Store.pending_notices``), each marked sent (``Store.notice_done``, one
 commit each); the engines take turns chunk by chunk and page by page. Telegram itself is
@@ -100,12 +100,13 @@ def _cycle_figures(costs: list[CycleCost]) -> dict[str, float]:
 
 
 async def _round_trip(store: Store, download_id: int, repeat: int) -> dict[str, float]:
-    """Median ms of ``Store.get`` (one SELECT by primary key) and the statements it sent."""
+    """Median ms of ``store.downloads.get`` (one SELECT by primary key) and the statements
+    it sent."""
     times = []
     before = store.statements
     for _ in range(repeat):
         started = time.perf_counter()
-        await store.get(download_id)
+        await store.downloads.get(download_id)
         times.append(time.perf_counter() - started)
     return {"get_ms": median(times) * 1000, "statements": (store.statements - before) / repeat}
 
@@ -130,17 +131,19 @@ def _raw_select(engine: Engine, repeat: int) -> float:
 
 async def _drain_page(store: Store) -> int:
     """Read the pending notices as News does (50 per chat) and mark each sent; how many."""
-    pending = await store.pending_notices()
+    pending = await store.notices.pending()
     for notice in pending:
-        await store.notice_done(notice.id)
+        await store.notices.done(notice.id)
     return len(pending)
 
 
 async def _outbox_burst(stores: dict[str, Store], chunk: int) -> dict[str, dict[str, float]]:
-    """Every stored download completes, ``chunk`` of them per write (``Store.update_many``:
-    the rows and their notices in one transaction, as a poll writes them); the notices are
-    then read and marked sent. Engines take turns, chunk by chunk and page by page."""
-    ids = {name: [record.id for record in await store.list()] for name, store in stores.items()}
+    """Every stored download completes, ``chunk`` of them per write
+    (``store.downloads.update_many``: the rows and their notices in one transaction, as a
+    poll writes them); the notices are then read and marked sent. Engines take turns, chunk
+    by chunk and page by page."""
+    ids = {name: [record.id for record in await store.downloads.list()]
+           for name, store in stores.items()}
     now = datetime.now(UTC).replace(tzinfo=None)
     found = {name: {"write_s": 0.0, "drain_s": 0.0, "reads": 0, "sent": 0} for name in stores}
     statements = {name: store.statements for name, store in stores.items()}
@@ -149,7 +152,7 @@ async def _outbox_burst(stores: dict[str, Store], chunk: int) -> dict[str, dict[
             completed = {i: {"state": "complete", "completed_at": now}
                          for i in ids[name][start:start + chunk]}
             started = time.perf_counter()
-            await store.update_many(completed)
+            await store.downloads.update_many(completed)
             found[name]["write_s"] += time.perf_counter() - started
     written = {name: store.statements - statements[name] for name, store in stores.items()}
     statements = {name: store.statements for name, store in stores.items()}
