@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.promises import Catalog, make_machine
@@ -42,7 +43,13 @@ def test_the_promises_hold_across_features_under_faults(
 ) -> None:
     catalog, root, loop = world
     tally = Tally()
-    run_state_machine_as_test(make_machine(catalog, root, loop, tally=tally), settings=CI_RUN)
+    try:
+        run_state_machine_as_test(make_machine(catalog, root, loop, tally=tally),
+                                  settings=CI_RUN)
+    except Flaky:  # Hypothesis could not replay the failure: show the sequence's own
+        print("the sequence's own first error (Hypothesis could not replay it):\n"
+              f"{tally.first_failure}", flush=True)
+        raise
     print(f"promises: {tally.examples} sequences, {tally.steps} steps: {tally.counts}")
     # A machine whose rules never ran would pass whatever ariabot does.
     assert tally.steps >= 20 and {"add", "settle"} <= set(tally.counts), tally

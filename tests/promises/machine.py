@@ -436,12 +436,13 @@ class PromisesMachine(RuleBasedStateMachine):
     def purge(self, delete: bool) -> None:
         """``ariabot purge --older-than 0`` (with or without files)."""
         self._step("purge", delete)
-        before = self._rows()
-        finished = {n for n, row in before.items() if row["state"] not in LIVE}
-        if delete:
-            self.released |= finished  # purge may delete only what it removes from the list
+        before = set(self._rows())
         answer = self.stack.control("purge", older_than_days=0, delete_files=delete)
         assert answer.get("ok"), answer
+        if delete:
+            # It may delete only what it removed from the list: the rows gone now, not the
+            # ones seen finished before it ran (a download seeding then may finish meanwhile).
+            self.released |= before - set(self._rows())
 
     # --- rules: the machine and the store ----------------------------------------------------
 
