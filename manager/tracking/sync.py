@@ -9,7 +9,8 @@ Where news comes from:
   when the queue may have moved, :mod:`manager.tracking.sweep`) feeds progress, written in ONE
   transaction for the rows that changed;
 * a reconcile after every (re)connection to aria2 re-learns GIDs and re-adds from the stored
-  source any download aria2 lost, so nothing is lost and nothing is duplicated.
+  source any download aria2 lost, so nothing is lost and nothing is duplicated; and starts
+  what aria2 restored paused though its row says it runs.
 
 Every read of aria2 is applied under the lock it was read under: an answer read before a
 pause or resume and applied after it would undo what the user just did.
@@ -43,6 +44,10 @@ _STORE_RETRY_MAX = 30.0
 
 _RECONCILE_WAITING_KEYS = (*WAITING_KEYS, "infoHash")
 """What reconcile asks of each waiting download (see :meth:`Sync.reconcile`)."""
+
+_RUNS = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
+                                     TorrentState.DOWNLOADING, TorrentState.SEEDING))
+"""Row states of a download nobody paused."""
 
 _NOT_TAKEN_BACK = "the downloader did not take it back after a restart"
 """What the user reads of a download that reconcile could not hand to aria2 again."""
@@ -270,6 +275,7 @@ class Sync:
                 except Exception:
                     log.exception("download #%s could not be taken back", live.record.id)
                     await self._live.fail(live, _NOT_TAKEN_BACK)
+            await self._start_restored_paused(waiting)
             changed = await self._ops.statuses(self._applier.to_read(waiting, rows_known=True))
             self._follow_up(await self._applier.apply([*active, *changed, *stopped],
                                                       waiting_order=waiting))
@@ -279,6 +285,32 @@ class Sync:
                  len(self._live) - finished,
                  f" (and {finished} finished, seeding or paused)" if finished else "")
 
+
+    async def _start_restored_paused(self, waiting: Sequence[dict[str, Any]]) -> None:
+        """Start what aria2 holds paused though its row says it runs.
+
+        aria2 saves its session every few seconds. A download ariabot held paused for a
+        moment (a magnet's real download until its names are stored, a file choice) and
+        started since comes back paused after a kill -9 of aria2c. Nobody paused it (its
+        row would say so): left so, it would wait for ever under a row that says queued.
+        A magnet whose files are still to be checked is left to that check.
+        """
+        for entry in waiting:
+            gid = str(entry.get("gid", ""))
+            live = self._live.by_gid(gid)
+            if (entry.get("status") != "paused" or live is None or live.awaiting_metadata
+                    or live.record.state not in _RUNS):
+                continue
+            log.info("#%d: aria2 restored it paused, though nobody paused it: starting it",
+                     live.record.id)
+            try:
+                await self._ops.verify_existing_data(live.record, gid, live.record.name)
+                await self._ops.rpc.call("aria2.unpause", gid)
+            except Aria2Unavailable:
+                raise
+            except Aria2Error as error:
+                log.warning("#%d could not be started again: %s", live.record.id, error)
+            self._sweep.moved()  # its status changed: the next poll reads it
 
     async def _find_by_info_hash(self, lost: Sequence[LiveDownload], active: list[Any],
                                  waiting: list[Any], stopped: list[Any],
