@@ -285,7 +285,6 @@ class Sync:
                  len(self._live) - finished,
                  f" (and {finished} finished, seeding or paused)" if finished else "")
 
-
     async def _start_restored_paused(self, waiting: Sequence[dict[str, Any]]) -> None:
         """Start what aria2 holds paused though its row says it runs.
 
