@@ -3,7 +3,7 @@
 SQLite connections stay on the thread that made them, no transaction ever spans an
 ``await``, and the event loop never waits on disk: every call goes to this thread. A
 PostgreSQL connection the server dropped is replaced here too, by the engine
-(:meth:`manager.engine.Engine.reconnecting`), between one call and the next.
+(:meth:`manager.store.engine.Engine.reconnecting`), between one call and the next.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DatabaseThread:
             return await self.call(self._engine.reconnecting, function, *args, **kwargs)
         # The drivers' own errors too: a raw cursor (the poll's executemany) is not wrapped
         # by peewee, and an unavailable database must read the same whichever way it was
-        # written (manager.engine).
+        # written (manager.store.engine).
         except UNAVAILABLE as error:
             reason = " ".join(str(error).split())  # psycopg's can span lines: one log line
             raise StoreError(f"the database is unavailable ({reason}); try again") from None

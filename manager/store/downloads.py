@@ -238,7 +238,7 @@ class Downloads:
 
     async def named(self, directory: str, name: str) -> list[DownloadRecord]:
         """Downloads in the list (any state) named ``name`` in ``directory``; which of them
-        own ``directory/name`` is :meth:`manager.contents.Contents.owner`'s rule."""
+        own ``directory/name`` is :meth:`manager.downloads.contents.Contents.owner`'s rule."""
 
         def query() -> list[DownloadRecord]:
             table = self._database.tables.download

@@ -47,7 +47,7 @@ written once is here, each piece with the reason it differs:
 Placeholders need no seam (peewee's ``Database.param``: ``?`` or ``%s``), nor do
 ``INSERT … ON CONFLICT`` (peewee writes each dialect), booleans, bytes and naive UTC
 datetimes (peewee's fields convert them), nor isolation: each store has ONE connection used
-by ONE thread (:mod:`manager.dbthread`) and one ariabot per data dir, so no two of its
+by ONE thread (:mod:`manager.store.dbthread`) and one ariabot per data dir, so no two of its
 transactions ever overlap; SQLite's serialised writes and PostgreSQL's READ COMMITTED give
 the same results for it.
 """
@@ -176,7 +176,7 @@ class SqliteEngine(Engine):
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:
         """Rebuild ``downloads`` with ``AUTOINCREMENT`` by SQLite's documented procedure
         (https://sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
-        Changes"), inside :func:`~manager.schema.upgrade`'s transaction:
+        Changes"), inside :func:`~manager.store.migrations.upgrade`'s transaction:
 
         1. ``PRAGMA foreign_keys`` cannot change inside a transaction; no table has a foreign
            key to ``downloads`` (``download_id`` columns are plain integers), so dropping it
