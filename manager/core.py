@@ -228,6 +228,7 @@ class TorrentManager:
         """aria2c answers again with a new session: reconcile everything."""
         was_down = not self._sync.aria2_up
         self._sync.aria2_up = True
+        self._sync.aria2_restarted()
         if not self._started:
             return  # start() reconciles on its own
         health = self.listener_health()
@@ -500,7 +501,8 @@ class TorrentManager:
         """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
 
         aria2's waiting list is read only when it may have moved (:mod:`manager.tracking.sweep`):
-        what waits does not change until aria2 starts, pauses or stops it, and says so.
+        what waits does not change until aria2 starts, pauses or stops it, and says so; and
+        then in pages (:meth:`~manager.tracking.sync.Sync.poll_once`).
 
         Parameters:
             sweep: read the waiting list now whatever happened.

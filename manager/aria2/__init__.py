@@ -16,15 +16,17 @@ from manager.aria2.observation import (
     error_text,
     unreachable_reason,
 )
-from manager.aria2.ops import Aria2Ops
+from manager.aria2.ops import WAITING_PAGE, Aria2Ops, Counts
 from manager.aria2.rpc import Aria2Endpoint, Aria2Rpc, RpcFault
 
 __all__ = [
     "HYBRID_FIX",
     "WAITING_KEYS",
+    "WAITING_PAGE",
     "Aria2Endpoint",
     "Aria2Ops",
     "Aria2Rpc",
+    "Counts",
     "ListenerHealth",
     "NotificationListener",
     "Observation",

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,35 @@ __all__ = ["Aria2Ops"]
 log = logging.getLogger(__name__)
 
 _LIST_ALL = 100_000
-"""tellWaiting/tellStopped page size: larger than any queue ariabot keeps."""
+"""tellStopped page size (and tellWaiting's in one request): larger than any queue ariabot
+keeps."""
+
+WAITING_PAGE = 1_000
+"""Waiting downloads read per request. An answer's JSON is parsed in a worker thread that
+holds the GIL, so the event loop waits for it: 100,000 entries in one answer held it over
+100 ms, a page of 1,000 about 1 ms."""
+
+_PAGED_ATTEMPTS = 3
+"""Reads page by page of a waiting list that moved meanwhile, before one whole read."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """aria2's ``getGlobalStat`` counts: equal before and after a paged read, no download
+    changed list meanwhile (the manager's own changes wait for the lock the reader holds)."""
+
+    active: int
+    waiting: int
+    stopped_total: int
+
+    @classmethod
+    def parse(cls, stat: Any) -> Counts | None:
+        """From ``getGlobalStat``'s answer (None: a fault, or not its shape)."""
+        try:
+            return cls(int(stat["numActive"]), int(stat["numWaiting"]),
+                       int(stat["numStoppedTotal"]))
+        except (TypeError, KeyError, ValueError):
+            return None
 
 
 class Aria2Ops:
@@ -127,32 +156,67 @@ class Aria2Ops:
         self, extra: Sequence[tuple[str, list[Any]]] = (), *,
         waiting_keys: Sequence[str] = POLL_KEYS,
     ) -> tuple[list[Any], list[Any], list[Any]]:
-        """Every download aria2 holds, in one request: (active, waiting, stopped).
+        """Every download aria2 holds, as one consistent view: (active, waiting, stopped).
+
+        The running and finished ones and the first :data:`WAITING_PAGE` waiting ones come in
+        one request with aria2's counts; a longer waiting list in further pages, each with
+        the counts again, so that no answer holds the event loop while it is parsed. Counts
+        that moved between the pages mean a download changed list meanwhile (one started,
+        one ended): the pages are read again; after :data:`_PAGED_ATTEMPTS` such reads,
+        the lists in one request.
 
         Parameters:
-            extra: calls sent in the same request, after the three lists (their answers
-                are dropped).
+            extra: calls sent in the first request, after the lists (their answers are
+                dropped).
             waiting_keys: the keys asked of the waiting ones (the others get
                 :data:`~manager.aria2.observation.POLL_KEYS`).
         """
-        keys = list(POLL_KEYS)
+        keys, wanted = list(POLL_KEYS), list(waiting_keys)
+        for _attempt in range(_PAGED_ATTEMPTS):
+            answers = await self.rpc.multicall([
+                ("aria2.tellActive", [keys]),
+                ("aria2.tellWaiting", [0, WAITING_PAGE, wanted]),
+                ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+                ("aria2.getGlobalStat", []),
+                *extra,
+            ])
+            extra = ()  # sent once
+            active, waiting, stopped = (_listed(answer) for answer in answers[:3])
+            counts = Counts.parse(answers[3])
+            if counts is None:
+                break
+            if await self._rest_of_waiting(waiting, counts, wanted):
+                return active, waiting, stopped
         answers = await self.rpc.multicall([
             ("aria2.tellActive", [keys]),
-            ("aria2.tellWaiting", [0, _LIST_ALL, list(waiting_keys)]),
+            ("aria2.tellWaiting", [0, _LIST_ALL, wanted]),
             ("aria2.tellStopped", [0, _LIST_ALL, keys]),
-            *extra,
         ])
-        active, waiting, stopped = (a if isinstance(a, list) else [] for a in answers[:3])
+        active, waiting, stopped = (_listed(answer) for answer in answers)
         return active, waiting, stopped
+
+    async def _rest_of_waiting(self, waiting: list[Any], counts: Counts,
+                               keys: list[str]) -> bool:
+        """Read the waiting list on, page by page, into ``waiting``; False when aria2's
+        counts moved meanwhile (then ``waiting`` is not one view)."""
+        while len(waiting) < counts.waiting:
+            page, stat = await self.rpc.multicall([
+                ("aria2.tellWaiting", [len(waiting), WAITING_PAGE, keys]),
+                ("aria2.getGlobalStat", []),
+            ])
+            if Counts.parse(stat) != counts or not isinstance(page, list) or not page:
+                return False
+            waiting.extend(page)
+        return len(waiting) == counts.waiting
 
     async def list_running(
         self, extra: Sequence[tuple[str, list[Any]]] = ()
-    ) -> tuple[list[Any], list[Any]]:
-        """What aria2 runs and what it finished, in one request: (active, stopped).
+    ) -> tuple[list[Any], list[Any], Counts | None]:
+        """What aria2 runs and what it finished, in one request: (active, stopped, counts).
 
         Both are bounded whatever the number of downloads (``max-concurrent-downloads``, and
         the finished results the poll purges); the waiting list, the one that grows with
-        them, is left out (see :mod:`manager.tracking.sweep`).
+        them, is left out: its length is in the counts (see :mod:`manager.tracking.sweep`).
 
         Parameters:
             extra: calls sent in the same request, after the two lists (their answers are
@@ -162,7 +226,13 @@ class Aria2Ops:
         answers = await self.rpc.multicall([
             ("aria2.tellActive", [keys]),
             ("aria2.tellStopped", [0, _LIST_ALL, keys]),
+            ("aria2.getGlobalStat", []),
             *extra,
         ])
-        active, stopped = (a if isinstance(a, list) else [] for a in answers[:2])
-        return active, stopped
+        active, stopped = (_listed(answer) for answer in answers[:2])
+        return active, stopped, Counts.parse(answers[2])
+
+
+def _listed(answer: Any) -> list[Any]:
+    """A list call's slot of a multicall (a fault: nothing listed)."""
+    return answer if isinstance(answer, list) else []

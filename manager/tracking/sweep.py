@@ -18,12 +18,21 @@ read:
   download);
 * the last apply asked to look again (a magnet's real download that aria2 was still setting
   up when its metadata was checked);
+* aria2's waiting list is not as long as the last sweep found it (each poll reads aria2's
+  counts with what runs): a download lost or added that nobody told of;
 * and at least every :data:`SWEEP_EVERY` polls whatever happened, for what aria2 does not
-  notify (a download it lost, a lost notification), as every poll did before.
+  notify (a waiting download paused behind the manager's back, a lost notification). That
+  many polls per :data:`~manager.aria2.ops.WAITING_PAGE` waiting downloads: at 100,000 (100
+  pages) every 1,200 polls, so that an idle poll costs the same whatever the number of
+  downloads (the lost ones are the counts' to find).
+
+A sweep reads the list in pages and works through it in chunks that let the event loop run
+(:meth:`~manager.aria2.ops.Aria2Ops.list_everything`): no single step holds the bot up.
 """
 
 from __future__ import annotations
 
+from manager.aria2 import WAITING_PAGE, Counts
 from manager.downloads import LiveDownloads
 
 __all__ = ["SWEEP_EVERY", "QueueSweep"]
@@ -46,6 +55,7 @@ class QueueSweep:
         self._moved = True  # the first poll sweeps
         self._seen_changes = live.changes
         self._since = 0
+        self._length = 0  # the waiting list's length at the last sweep
 
     def moved(self) -> None:
         """Something may have moved the waiting list (or a download needs another look):
@@ -61,8 +71,9 @@ class QueueSweep:
         Parameters:
             force: read it whatever happened (the caller asks for a full poll).
         """
+        pages = max(1, -(-self._length // WAITING_PAGE))
         sweep = (force or self._moved or self._live.changes != self._seen_changes
-                 or self._since + 1 >= self._every)
+                 or self._since + 1 >= self._every * pages)
         if sweep:
             self._since = 0
             self._moved = False
@@ -70,3 +81,12 @@ class QueueSweep:
         else:
             self._since += 1
         return sweep
+
+    def swept(self, length: int) -> None:
+        """The sweep just made read ``length`` waiting downloads."""
+        self._length = length
+
+    def agrees(self, counts: Counts | None) -> bool:
+        """Whether aria2's counts, read by a poll that did not sweep, say its waiting list
+        is as long as the last sweep found it (unknown counts do not agree)."""
+        return counts is not None and counts.waiting == self._length

@@ -24,12 +24,13 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from manager.aria2 import WAITING_KEYS, Aria2Ops, Observation
+from manager.aria2 import WAITING_KEYS, WAITING_PAGE, Aria2Ops, Observation
 from manager.config import ManagerConfig
 from manager.downloads import LiveDownload, LiveDownloads, remove_control_file
 from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
 from manager.models import TorrentState
 from manager.store import DownloadRecord
+from manager.tracking.pacing import between_steps
 from manager.tracking.statuses import DUPLICATE, Applied, StatusApplier
 from manager.tracking.sweep import QueueSweep
 
@@ -88,7 +89,14 @@ class Sync:
         self._refresher: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._reconcile_asked = False
+        self._matched = False  # a reconcile has matched aria2c's session since it started
         self._closing = False
+
+    def aria2_restarted(self) -> None:
+        """aria2c runs a new session: until a reconcile has matched it with the rows (by
+        GID, or by info-hash when it restored one under another), its counts say nothing
+        of what it lost, and a poll does not sweep for them."""
+        self._matched = False
 
     def start_polling(self) -> None:
         """Poll every ``progress_interval`` seconds from now on."""
@@ -182,8 +190,9 @@ class Sync:
     async def poll_once(self, *, sweep: bool = False) -> None:
         """One progress cycle: ONE RPC request, ONE transaction for the rows that changed.
 
-        The request reads what runs and what finished; aria2's waiting list only when it
-        may have moved (:mod:`manager.tracking.sweep`), or with ``sweep``.
+        The request reads what runs and what finished, and aria2's counts; aria2's waiting
+        list only when it may have moved (:mod:`manager.tracking.sweep`), or with ``sweep``:
+        then in pages, and the waiting downloads that changed in full in one more request.
         """
         async with self._live.lock:
             # Read and apply under the lock: a list read before an add/pause and applied
@@ -193,14 +202,20 @@ class Sync:
             waiting: list[Any] | None = None
             changed: list[Any] = []
             try:
-                if self._sweep.next_poll(force=sweep):
+                swept = self._sweep.next_poll(force=sweep)
+                if not swept:
+                    active, stopped, counts = await self._ops.list_running(purge)
+                    purge = []  # sent
+                    if self._matched and not self._sweep.agrees(counts):
+                        # The queue's length moved and nobody said so: this poll sweeps.
+                        swept = self._sweep.next_poll(force=True)
+                if swept:
                     active, waiting, stopped = await self._ops.list_everything(
                         purge, waiting_keys=WAITING_KEYS)
+                    self._sweep.swept(len(waiting))
                     # Only the waiting downloads that changed, in full (a second request).
-                    if stale := self._applier.to_read(waiting):
+                    if stale := await self._to_read(waiting):
                         changed = await self._ops.statuses(stale)
-                else:
-                    active, stopped = await self._ops.list_running(purge)
             except BaseException:
                 self._sweep.moved()  # not read: the next poll tries again
                 raise
@@ -208,9 +223,21 @@ class Sync:
             applied = await self._applier.apply([*active, *changed, *stopped],
                                                 waiting_order=waiting)
             self._follow_up(applied)
-        if applied.missing:
+        if applied.missing and self._matched:
+            # (Before that, aria2c may still be restoring its session: the reconcile that
+            # matches it is on its way.)
             log.warning("aria2 lost %d download(s); re-adding them", len(applied.missing))
             self.schedule_reconcile()
+
+    async def _to_read(self, waiting: Sequence[dict[str, Any]], *,
+                       rows_known: bool = False) -> list[str]:
+        """:meth:`StatusApplier.to_read` a page at a time, letting others run between."""
+        gids: list[str] = []
+        for start in range(0, len(waiting), WAITING_PAGE):
+            gids += self._applier.to_read(waiting[start:start + WAITING_PAGE],
+                                          rows_known=rows_known)
+            await between_steps()
+        return gids
 
     # --- reconcile ---------------------------------------------------------------------------
 
@@ -276,10 +303,11 @@ class Sync:
                     log.exception("download #%s could not be taken back", live.record.id)
                     await self._live.fail(live, _NOT_TAKEN_BACK)
             await self._start_restored_paused(waiting)
-            changed = await self._ops.statuses(self._applier.to_read(waiting, rows_known=True))
+            changed = await self._ops.statuses(await self._to_read(waiting, rows_known=True))
             self._follow_up(await self._applier.apply([*active, *changed, *stopped],
                                                       waiting_order=waiting))
             self._applier.settle(waiting)
+            self._matched = not self._reconcile_asked  # else aria2c restarted meanwhile
         finished = sum(1 for live in self._live if live.record.completed_at is not None)
         log.info("reconciled %d unfinished download(s) with aria2%s",
                  len(self._live) - finished,

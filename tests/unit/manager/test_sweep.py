@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from manager.aria2 import WAITING_PAGE, Counts
 from manager.downloads.live import LiveDownloads
 from manager.store import DownloadRecord, Store
 from manager.tracking.sweep import QueueSweep
@@ -69,3 +70,22 @@ def test_a_change_during_a_sweeping_poll_is_seen_by_the_next_poll() -> None:
     assert sweep.next_poll()
     live.remember(record(7))  # while that poll runs
     assert polls(sweep, 2) == [True, False]
+
+
+def test_the_safety_net_spaces_out_with_the_pages_of_the_waiting_list() -> None:
+    """An idle poll costs the same at any size: the sweep that nothing asked for comes
+    ``every`` polls per page of the list the last sweep read."""
+    sweep = QueueSweep(live_downloads(), every=3)
+    assert sweep.next_poll()
+    sweep.swept(WAITING_PAGE)  # one page: as before
+    assert polls(sweep, 3) == [False, False, True]
+    sweep.swept(2 * WAITING_PAGE + 1)  # three pages
+    assert polls(sweep, 9) == [False] * 8 + [True]
+
+
+def test_counts_agree_only_with_the_length_the_last_sweep_read() -> None:
+    sweep = QueueSweep(live_downloads(), every=100)
+    sweep.swept(5)
+    assert sweep.agrees(Counts(active=2, waiting=5, stopped_total=9))
+    assert not sweep.agrees(Counts(active=2, waiting=4, stopped_total=9))  # one lost
+    assert not sweep.agrees(None)  # not read: a sweep finds out
