@@ -4,21 +4,41 @@ steps that let the rest of ariabot run between them."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
-__all__ = ["between_steps"]
+__all__ = ["Pacer"]
+
+_WORK = 0.005
+"""Seconds of steps between two rests."""
 
 _REST = 0.001
-"""Seconds the loop waits on I/O between two steps."""
+"""Seconds the loop waits on I/O at a rest."""
 
 
-async def between_steps() -> None:
-    """Let others run between two steps of a long pass.
+class Pacer:
+    """Paces one long pass: call :meth:`step` between two of its steps.
 
-    ``asyncio.sleep(0)`` would run the ready callbacks only: the loop takes the GIL back at
+    ``asyncio.sleep(0)`` alone runs the ready callbacks only: the loop takes the GIL back at
     once, and a thread that waits for it (the store's, which every bot command and control
     request goes through) gets it only every 5 ms switch interval, several times per query.
-    A loop that rests a moment on I/O lets those threads run: at 100,000 downloads a
-    whole-queue poll kept a control request waiting 149 ms with ``sleep(0)``, 22 to 36 ms
-    so (``python -m tests.bench --only scale``).
+    Resting a moment on I/O lets those threads run: at 100,000 downloads a whole-queue poll
+    kept a control request waiting 149 ms with ``sleep(0)`` alone, 17 to 36 ms with a rest
+    between steps (``python -m tests.bench --only scale``). A rest after every step made
+    the start-up's reconcile 1.4 s longer, hence one per :data:`_WORK` of steps.
+
+    Parameters:
+        clock: monotonic clock.
     """
-    await asyncio.sleep(_REST)
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._since = clock()
+
+    async def step(self) -> None:
+        """Between two steps: let the ready callbacks run, and rest if it is time."""
+        if self._clock() - self._since < _WORK:
+            await asyncio.sleep(0)
+            return
+        await asyncio.sleep(_REST)
+        self._since = self._clock()

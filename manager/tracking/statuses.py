@@ -34,7 +34,7 @@ from manager.events import (
 from manager.models import TorrentState
 from manager.store import DownloadRecord, Store
 from manager.tracking.metadata import MetadataCheck
-from manager.tracking.pacing import between_steps
+from manager.tracking.pacing import Pacer
 
 __all__ = ["DUPLICATE", "Applied", "StatusApplier"]
 
@@ -177,6 +177,7 @@ class StatusApplier:
                      seen: set[int]) -> None:
         """Queue positions from aria2's waiting list, into ``positions`` (by GID) and the
         tracked downloads; the ids of those it holds into ``seen``."""
+        pacer = Pacer()
         for index, entry in enumerate(waiting_order, 1):
             gid = str(entry.get("gid", ""))
             if entry.get("status") == "waiting":
@@ -185,7 +186,7 @@ class StatusApplier:
                 waiting.queue_position = positions.get(gid)
                 seen.add(waiting.record.id)
             if index % WAITING_PAGE == 0:
-                await between_steps()  # 100,000 of them
+                await pacer.step()  # 100,000 of them
 
     def _emit(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -30,7 +30,7 @@ from manager.downloads import LiveDownload, LiveDownloads, remove_control_file
 from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
 from manager.models import TorrentState
 from manager.store import DownloadRecord
-from manager.tracking.pacing import between_steps
+from manager.tracking.pacing import Pacer
 from manager.tracking.statuses import DUPLICATE, Applied, StatusApplier
 from manager.tracking.sweep import QueueSweep
 
@@ -233,10 +233,11 @@ class Sync:
                        rows_known: bool = False) -> list[str]:
         """:meth:`StatusApplier.to_read` a page at a time, letting others run between."""
         gids: list[str] = []
+        pacer = Pacer()
         for start in range(0, len(waiting), WAITING_PAGE):
             gids += self._applier.to_read(waiting[start:start + WAITING_PAGE],
                                           rows_known=rows_known)
-            await between_steps()
+            await pacer.step()
         return gids
 
     # --- reconcile ---------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class Sync:
             # info-hash to find lost GIDs by); only the entries the rows do not already
             # account for are read in full, in a second request.
             active, waiting, stopped = await self._ops.list_everything(
-                waiting_keys=_RECONCILE_WAITING_KEYS)
+                waiting_keys=_RECONCILE_WAITING_KEYS, whole=True)
             seen = {str(status.get("gid", "")) for status in (*active, *waiting, *stopped)}
             lost = [live for live in self._live
                     if not (live.record.gid in seen and self._live.knows_gid(live.record.gid))]
