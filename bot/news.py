@@ -153,6 +153,8 @@ class News:
         self._sending: dict[int, asyncio.Task[None]] = {}
         self._due: dict[int, float] = {}
         """Notice id → when it may be tried again (after a failed attempt)."""
+        self._unmarked: dict[int, str | None] = {}
+        """Notice id → its drop reason (None: sent), for those gone whose mark failed."""
         self._tasks = TaskSet()
         self._closed = False
         self._unwatch: Callable[[], None] | None = None
@@ -203,6 +205,7 @@ class News:
             listed = {notice.id for notice in pending}
             # A notice marked or deleted meanwhile (its download purged) is due no more.
             self._due = {i: at for i, at in self._due.items() if i in listed}
+            self._unmarked = {i: why for i, why in self._unmarked.items() if i in listed}
             for notice in pending:
                 if notice.id not in self._sending and self._due.get(notice.id, -math.inf) <= now:
                     self._due.pop(notice.id, None)
@@ -231,6 +234,9 @@ class News:
 
     async def _send(self, notice: Notice) -> None:
         try:
+            if notice.id in self._unmarked:  # gone already: only its mark is owed
+                await self._mark(notice, self._unmarked[notice.id])
+                return
             await self._deliver(notice)
         except _Drop as reason:
             self._stats.dropped += 1
@@ -261,7 +267,17 @@ class News:
             self._sending.pop(notice.id, None)
 
     async def _mark(self, notice: Notice, dropped: str | None = None) -> None:
-        await self._notices.notice_done(notice.id, dropped)
+        """Mark a notice sent (or dropped). A store too busy to take it now must not make
+        it go twice: it is remembered here and only marked at its next turn."""
+        try:
+            await self._notices.notice_done(notice.id, dropped)
+        except ManagerError as error:
+            log.warning("notice %s %s but not marked so (%s); marking it again", notice.id,
+                        "dropped" if dropped is not None else "sent", error)
+            self._unmarked[notice.id] = dropped
+            self._retry(notice, self._retry_delay)
+        else:
+            self._unmarked.pop(notice.id, None)
 
     def _retry(self, notice: Notice, delay: float) -> None:
         self._due[notice.id] = self._clock() + delay

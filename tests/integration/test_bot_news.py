@@ -8,6 +8,7 @@ store, aria2c and local swarm (the ``stack`` fixture of test_bot.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -15,6 +16,7 @@ import pytest
 
 from manager import TorrentCompleted, TorrentState
 from supervisor.config import Settings
+from tests.dbfaults import hold_writes, wait_for_locks
 from tests.integration import test_bot
 from tests.integration.test_bot import (
     LONG,
@@ -237,3 +239,35 @@ async def test_telegrams_service_message_moves_the_chat_before_any_request_fails
 
         await _until(moved, "the download to follow its chat")
         assert _to_chat(stack, GROUP, 400, mark) == 0
+
+
+async def test_a_notice_gone_while_the_store_cannot_mark_it_is_marked_later_not_sent_twice(
+    engine_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the promises soak: the store was locked when a notice had just gone (there,
+    dropped for want of an admin chat). The mark's StoreError ended the send with a
+    traceback, and the notice, still pending, would have gone again."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    async with running_stack(engine_settings, ARIABOT_ADMIN_CHAT=str(USER)) as stack:
+        server, store = stack.server, stack.manager.store
+        await wait_for_locks(store, 100)
+        server.fail_next("sendMessage", status=429, retry_after=2,
+                         when=lambda params: params.get("chat_id") == USER)
+        stack.manager.aria2_down("aria2c exited with code -9")
+        await server.wait_for("sendMessage", lambda r: r.status == 429)
+        with hold_writes(store.url):  # until the notice has gone and its mark failed
+            alert = await server.wait_for(
+                "sendMessage", lambda r: r.status == 200 and r.params.get("chat_id") == USER,
+                timeout=LONG)
+            await _until(lambda: _said(caplog, "bot.news", "bot.tasks"), "the failed mark")
+        await _until(lambda: _no_pending(stack), "the notice marked")
+        sent = [r for r in server.requests_for("sendMessage")
+                if r.status == 200 and r.params.get("chat_id") == USER]
+        assert sent == [alert]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def _said(caplog: pytest.LogCaptureFixture, *loggers: str) -> bool:
+    """Whether one of ``loggers`` logged a warning or worse."""
+    return any(r.name in loggers and r.levelno >= logging.WARNING for r in caplog.records)
