@@ -127,10 +127,12 @@ class StatusApplier:
         observed: list[_Observed] = []
         read: list[tuple[LiveDownload, str]] = []
         applied = Applied()
-        for status in statuses:
-            if isinstance(status, RpcFault):
-                continue
-            observation = Observation.parse(status)
+        observations = [Observation.parse(status) for status in statuses
+                        if not isinstance(status, RpcFault)]
+        await self._check_trackers(observations)
+        for observation in observations:
+            # Looked up in turn: a magnet followed to its real download earlier in this
+            # batch makes that download's status the row's.
             live = self._live.by_gid(observation.gid)
             if live is None:
                 continue
@@ -269,29 +271,48 @@ class StatusApplier:
             if state in (TorrentState.DOWNLOADING, TorrentState.SEEDING):
                 state = TorrentState.METADATA
         values = self._values(record, observation, state)
-        if (not self._config.enable_dht and not live.trackers_checked
-                and state in (TorrentState.METADATA, TorrentState.DOWNLOADING)):
-            await self._check_trackers(live, observation.gid)
         stuck = live.watch.update(observation, state, now)
         if not values and stuck == live.stuck_reason:
             return None
         return _Observed(live, observation.gid, values, stuck)
 
-    async def _check_trackers(self, live: LiveDownload, gid: str) -> None:
-        """With DHT off, see once whether aria2 has a tracker it can use for this download.
+    async def _check_trackers(self, observations: Sequence[Observation]) -> None:
+        """With DHT off, see once per download whether aria2 has a tracker it can use for it.
 
-        One ``tellStatus`` for its announce list (kept out of the poll's keys); the verdict
-        becomes the stuck reason from the first poll instead of minutes of "metadata 0.0%".
+        The announce lists (kept out of the poll's keys) of every download that starts come
+        in one ``tellStatus`` request: at start-up 50 of them start at once, and one request
+        each, to an aria2c still restoring its session, made the reconcile 0.4 to 1.7 s
+        longer at 100,000 downloads. The verdict becomes the stuck reason from the first
+        poll instead of minutes of "metadata 0.0%".
         """
+        due = [(live, observation.gid) for observation in observations
+               if (live := self._live.by_gid(observation.gid)) is not None
+               and self._tracker_check_due(live, observation)]
+        if not due:
+            return
         try:
-            status = await self._rpc.call("aria2.tellStatus", gid, ["bittorrent"])
+            answers = await self._rpc.multicall(
+                [("aria2.tellStatus", [gid, ["bittorrent"]]) for _live, gid in due])
         except Aria2Error:
-            return  # gone, or aria2 is down: asked again at a later poll
-        tiers = (status.get("bittorrent") or {}).get("announceList") or []
-        urls = [url for tier in tiers if isinstance(tier, list) for url in tier
-                if isinstance(url, str)]
-        live.trackers_checked = True
-        live.watch.unreachable = unreachable_reason(urls, dht_enabled=False)
+            return  # aria2 is down: asked again at a later poll
+        for (live, _gid), status in zip(due, answers, strict=True):
+            if not isinstance(status, dict):
+                continue  # gone meanwhile: asked again if it comes back
+            tiers = (status.get("bittorrent") or {}).get("announceList") or []
+            urls = [url for tier in tiers if isinstance(tier, list) for url in tier
+                    if isinstance(url, str)]
+            live.trackers_checked = True
+            live.watch.unreachable = unreachable_reason(urls, dht_enabled=False)
+
+    def _tracker_check_due(self, live: LiveDownload, observation: Observation) -> bool:
+        """Whether ``observation`` is of a download that looks for peers, DHT off, and
+        whose trackers were never checked."""
+        if (self._config.enable_dht or live.trackers_checked or observation.followed_by
+                or observation.error_code == DUPLICATE):
+            return False
+        state = derive_state(observation)
+        return state in (TorrentState.METADATA, TorrentState.DOWNLOADING) or (
+            live.awaiting_metadata and state is TorrentState.SEEDING)
 
     def _values(self, record: DownloadRecord, observation: Observation,
                 state: TorrentState) -> dict[str, Any]:

@@ -42,10 +42,6 @@ _STORE_RETRY_FIRST = 1.0
 """Seconds before a reconcile the store refused runs again (doubling)."""
 _STORE_RETRY_MAX = 30.0
 
-
-_RECONCILE_WAITING_KEYS = (*WAITING_KEYS, "infoHash")
-"""What reconcile asks of each waiting download (see :meth:`Sync.reconcile`)."""
-
 _RUNS = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
                                      TorrentState.DOWNLOADING, TorrentState.SEEDING))
 """Row states of a download nobody paused."""
@@ -280,15 +276,15 @@ class Sync:
         """
         async with self._live.lock:
             self._reconcile_asked = False  # what this reads answers every request made so far
-            # The waiting list, 100,000 long at scale, is read short (its order, and the
-            # info-hash to find lost GIDs by); only the entries the rows do not already
-            # account for are read in full, in a second request.
+            # The waiting list, 100,000 long at scale, is read short (its order); only the
+            # entries the rows do not already account for are read in full, in a second
+            # request, and the info-hashes only when downloads are missing.
             active, waiting, stopped = await self._ops.list_everything(
-                waiting_keys=_RECONCILE_WAITING_KEYS, whole=True)
+                waiting_keys=WAITING_KEYS, whole=True)
             seen = {str(status.get("gid", "")) for status in (*active, *waiting, *stopped)}
             lost = [live for live in self._live
                     if not (live.record.gid in seen and self._live.knows_gid(live.record.gid))]
-            by_hash = await self._find_by_info_hash(lost, active, waiting, stopped)
+            by_hash = await self._find_by_info_hash(lost, active, stopped)
             for live in lost:
                 # Each on its own: one that cannot be taken back is told as its own failure
                 # and the others are still matched or re-added.
@@ -341,15 +337,12 @@ class Sync:
             self._sweep.moved()  # its status changed: the next poll reads it
 
     async def _find_by_info_hash(self, lost: Sequence[LiveDownload], active: list[Any],
-                                 waiting: list[Any], stopped: list[Any],
-                                 ) -> dict[str, Observation]:
-        """aria2's downloads of the torrents of ``lost`` by info-hash (the waiting ones of
-        them read in full: whether one is stale needs its bytes)."""
+                                 stopped: list[Any]) -> dict[str, Observation]:
+        """aria2's downloads of the torrents of ``lost`` by info-hash (the running and
+        waiting ones of them read in full: whether one is stale needs its bytes)."""
         if not lost:
             return {}
-        hashes = {live.record.info_hash for live in lost}
-        wanted = [str(s.get("gid", "")) for s in waiting
-                  if str(s.get("infoHash", "")).lower() in hashes]
+        wanted = await self._ops.gids_by_info_hash({live.record.info_hash for live in lost})
         full = await self._ops.statuses(wanted) if wanted else []
         return _by_info_hash([*active, *full, *stopped])
 
