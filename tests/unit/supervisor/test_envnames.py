@@ -55,12 +55,17 @@ SETS_OR_READS = re.compile(r"""\b(ARIABOT_[A-Z0-9_]*[A-Z0-9])\b(?=["']?\s*(?:[:=
 """``NAME=``, ``"NAME": ``, ``${NAME:-``, ``environ["NAME"]``, ``get("NAME")``."""
 
 
+NOT_THE_PROJECTS = {".git", ".venv", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+"""Folders of tools, not the project's: pytest's cache lists the ids of the tests above,
+misspelt names and all, once they have run."""
+
+
 def test_every_ariabot_variable_the_project_sets_or_reads_is_known() -> None:
     """setup.sh, deploy/, the docs and the test helpers set or read no ARIABOT_* name that
     start-up would flag (test files and envnames.py misspell names on purpose)."""
     used: set[str] = set()
     for path in ROOT.glob("**/*"):
-        if (path.is_file() and ".git" not in path.parts and ".venv" not in path.parts
+        if (path.is_file() and not NOT_THE_PROJECTS & set(path.parts)
                 and not path.name.startswith("test_") and path.name != "envnames.py"
                 and path.suffix in {".py", ".sh", ".md", ".toml", ".service", ".example", ""}):
             used.update(SETS_OR_READS.findall(path.read_text(errors="replace")))
