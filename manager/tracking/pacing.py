@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["Pacer"]
+__all__ = ["Pacer", "paced_missing", "release"]
 
 _WORK = 0.005
 """Seconds of steps between two rests."""
 
 _REST = 0.001
 """Seconds the loop waits on I/O at a rest."""
+
+_CHUNK = 2_000
+"""Items a step of :func:`release` or :func:`paced_missing` handles (about 0.2 ms)."""
 
 
 class Pacer:
@@ -42,3 +46,26 @@ class Pacer:
             return
         await asyncio.sleep(_REST)
         self._since = self._clock()
+
+
+async def release(items: list[Any]) -> None:
+    """Empty a long list a chunk per step, from its end (no shifting).
+
+    Dropped at once, the 100,000 entries of aria2's waiting list (a dict and its strings
+    each) are freed in one step: 6 to 8 ms of the loop. The caller holds the only
+    reference that matters: entries still referred to elsewhere are not freed here.
+    """
+    pacer = Pacer()
+    while items:
+        del items[-_CHUNK:]
+        await pacer.step()
+
+
+async def paced_missing(ids: Sequence[int], seen: set[int]) -> list[int]:
+    """The ids not in ``seen``, sorted, a chunk per step (100,000 in one step: 8 ms)."""
+    missing: list[int] = []
+    pacer = Pacer()
+    for start in range(0, len(ids), _CHUNK):
+        missing += [i for i in ids[start:start + _CHUNK] if i not in seen]
+        await pacer.step()
+    return sorted(missing)

@@ -30,7 +30,7 @@ from manager.downloads import LiveDownload, LiveDownloads, remove_control_file
 from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
 from manager.models import TorrentState
 from manager.store import DownloadRecord
-from manager.tracking.pacing import Pacer
+from manager.tracking.pacing import Pacer, release
 from manager.tracking.statuses import DUPLICATE, Applied, StatusApplier
 from manager.tracking.sweep import QueueSweep
 
@@ -219,6 +219,8 @@ class Sync:
             applied = await self._applier.apply([*active, *changed, *stopped],
                                                 waiting_order=waiting)
             self._follow_up(applied)
+            if waiting is not None:
+                await release(waiting)
         if applied.missing and self._matched:
             # (Before that, aria2c may still be restoring its session: the reconcile that
             # matches it is on its way.)
@@ -303,8 +305,9 @@ class Sync:
             changed = await self._ops.statuses(await self._to_read(waiting, rows_known=True))
             self._follow_up(await self._applier.apply([*active, *changed, *stopped],
                                                       waiting_order=waiting))
-            self._applier.settle(waiting)
+            await self._applier.settle(waiting)
             self._matched = not self._reconcile_asked  # else aria2c restarted meanwhile
+            await release(waiting)
         finished = sum(1 for live in self._live if live.record.completed_at is not None)
         log.info("reconciled %d unfinished download(s) with aria2%s",
                  len(self._live) - finished,
