@@ -85,7 +85,7 @@ class AriabotRun:
     """``ariabot run`` on a data dir, with its output in a log file for assertions."""
 
     def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), module: str = "supervisor") -> None:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}-ariabot-{time.monotonic_ns()}.log"
         self.env = {
@@ -96,12 +96,13 @@ class AriabotRun:
             **(env or {}),
         }
         self.args = args
+        self.module = module  # run as ``python -m module`` (a benchmark's wrapper of it)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AriabotRun:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "supervisor", *self.args, "run"],
+                [sys.executable, "-m", self.module, *self.args, "run"],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         return self

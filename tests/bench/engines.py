@@ -50,8 +50,6 @@ import psycopg
 
 from manager.downloads.live import LiveDownload
 from manager.store import Store
-from supervisor.control import ControlClient, NotRunning
-from supervisor.layout import StateLayout, write_private
 from tests.bench.common import (
     BenchContext,
     BenchResult,
@@ -59,10 +57,7 @@ from tests.bench.common import (
     Row,
     bench_settings,
     closed_tracker,
-    dead_downloads,
-    insert_rows,
     median,
-    wait_for,
 )
 from tests.bench.monitor import (
     CHAT,
@@ -74,9 +69,9 @@ from tests.bench.monitor import (
     _running,
     _settle,
 )
+from tests.bench.restored import prepare, timed_start
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.pgserver import PostgresServer
-from tests.runner import AriabotRun
 
 __all__ = ["NAME", "TITLE", "run"]
 
@@ -85,11 +80,6 @@ TITLE = "11. SQLite vs PostgreSQL"
 TARGET_IDLE = 2.0
 """PostgreSQL's idle cycle may cost at most this many times SQLite's (issue 24)."""
 ENGINES = ("sqlite", "postgresql")
-STARTUP_ENV = {"ARIABOT_MAX_CONCURRENT": "50", "ARIABOT_BT_STOP_TIMEOUT": "0",
-               "ARIABOT_SEED_TIME": "0", "ARIABOT_PROGRESS_INTERVAL": "1",
-               "ARIABOT_HEALTH_INTERVAL": "5", "ARIABOT_HEALTH_TIMEOUT": "10",
-               "ARIABOT_HEALTH_FAILURES": "3"}
-"""As the scale part runs ``ariabot run``: the product's health-probe timings."""
 
 
 def _cycle_figures(costs: list[CycleCost]) -> dict[str, float]:
@@ -272,53 +262,12 @@ async def _monitor(ctx: BenchContext, server: PostgresServer,
             await stop_engine(side.engine)
 
 
-def _prepare(data_dir: Path, database_url: str | None, count: int) -> None:
-    """A data dir whose store holds ``count`` queued rows and whose aria2 session lists
-    them with the same GIDs, as a restart finds it."""
-    layout = StateLayout(data_dir)
-    layout.create()
-    url = database_url or f"sqlite:///{layout.database}"
-
-    async def migrate() -> None:
-        store = Store(url)
-        await store.open()  # creates the schema, as the first ariabot run does
-        await store.close()
-
-    asyncio.run(migrate())
-    folder = data_dir / "downloads" / "torrents" / str(CHAT)
-    folder.mkdir(parents=True, mode=0o700)
-    downloads = dead_downloads(closed_tracker(), 0, count)
-    insert_rows(database_url or layout.database, downloads, chat_id=CHAT, directory=folder)
-    write_private(layout.session, "".join(f"{d.magnet}\n gid={d.gid}\n dir={folder}\n"
-                                          for d in downloads))
-
-
 def _startup(data_dir: Path, database_url: str | None, count: int) -> dict[str, float]:
     """``ariabot run`` with ``count`` stored: spawn → aria2c ready, → reconciled."""
-    _prepare(data_dir, database_url, count)
-    env = {**STARTUP_ENV, **({"ARIABOT_DATABASE_URL": database_url} if database_url else {})}
-    ariabot = AriabotRun(data_dir, env)
-    socket = StateLayout(data_dir).control_socket
-    client = ControlClient(socket, timeout=60)
-
-    def answers() -> bool:
-        try:
-            return socket.exists() and bool(client.request("health").get("ok"))
-        except (NotRunning, OSError):
-            return False
-
-    started = time.monotonic()
-    ariabot.start()
-    try:
-        ariabot.wait_running(timeout=120)
-        ready = time.monotonic() - started
-        wait_for(answers, timeout=120, what="ariabot's control socket", interval=0.005)
-        reconciled = time.monotonic() - started
-        if f"reconciled {count} unfinished download(s)" not in ariabot.output:
-            raise RuntimeError(f"ariabot did not reconcile {count}: {ariabot.output[-2000:]}")
-    finally:
-        ariabot.stop()
-    return {"aria2_ready_s": ready, "reconciled_s": reconciled}
+    prepare(data_dir, count, chat_id=CHAT, database_url=database_url)
+    ariabot, _client, start = timed_start(data_dir, count, database_url=database_url)
+    ariabot.stop()
+    return {"aria2_ready_s": start["aria2_ready_s"], "reconciled_s": start["reconciled_s"]}
 
 
 def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, dict[str, Any]]:
