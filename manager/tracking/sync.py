@@ -219,13 +219,13 @@ class Sync:
             applied = await self._applier.apply([*active, *changed, *stopped],
                                                 waiting_order=waiting)
             self._follow_up(applied)
-            if waiting is not None:
-                await release(waiting)
         if applied.missing and self._matched:
             # (Before that, aria2c may still be restoring its session: the reconcile that
             # matches it is on its way.)
             log.warning("aria2 lost %d download(s); re-adding them", len(applied.missing))
             self.schedule_reconcile()
+        if waiting is not None:
+            await release(waiting)  # out of the lock: what the user asks for goes first
 
     async def _to_read(self, waiting: Sequence[dict[str, Any]], *,
                        rows_known: bool = False) -> list[str]:
@@ -307,7 +307,7 @@ class Sync:
                                                       waiting_order=waiting))
             await self._applier.settle(waiting)
             self._matched = not self._reconcile_asked  # else aria2c restarted meanwhile
-            await release(waiting)
+        await release(waiting)
         finished = sum(1 for live in self._live if live.record.completed_at is not None)
         log.info("reconciled %d unfinished download(s) with aria2%s",
                  len(self._live) - finished,
