@@ -27,9 +27,10 @@ __all__ = ["Aria2Ops"]
 
 log = logging.getLogger(__name__)
 
-_LIST_ALL = 100_000
-"""tellStopped page size (and tellWaiting's in one request): larger than any queue ariabot
-keeps."""
+_LIST_ALL = 2**31 - 1
+"""tellStopped's length (and tellWaiting's in one request): all of it, whatever its size
+(aria2 clamps it to the list's). It was 100,000: past that many downloads, a reconcile
+would have taken the rest of the waiting list for lost."""
 
 WAITING_PAGE = 1_000
 """Waiting downloads read per request. An answer's JSON is parsed in a worker thread that
