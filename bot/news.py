@@ -177,7 +177,8 @@ class News:
 
     async def close(self, flush_timeout: float) -> None:
         """Give pending notices ``flush_timeout`` seconds to go out (one last read of the
-        outbox, then the sends), then stop; the rest stay stored for the next start."""
+        outbox, then the sends, and the marks still owed for those gone), then stop; the
+        rest stay stored for the next start."""
         self._closed = True
         if self._unwatch is not None:
             self._unwatch()
@@ -207,7 +208,11 @@ class News:
             self._due = {i: at for i, at in self._due.items() if i in listed}
             self._unmarked = {i: why for i, why in self._unmarked.items() if i in listed}
             for notice in pending:
-                if notice.id not in self._sending and self._due.get(notice.id, -math.inf) <= now:
+                # At the last read, a notice gone but not marked is marked whenever its
+                # turn: forgotten here, it would go out again after the next start.
+                owed = self._closed and notice.id in self._unmarked
+                if notice.id not in self._sending and (
+                        owed or self._due.get(notice.id, -math.inf) <= now):
                     self._due.pop(notice.id, None)
                     self._sending[notice.id] = self._tasks.start(self._send(notice),
                                                                  f"notice-{notice.id}")

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from bot.app import EmbeddedBot, build_application
 from manager import TorrentCompleted, TorrentState
 from supervisor.config import Settings
+from supervisor.root import bot_config
 from tests.dbfaults import hold_writes, wait_for_locks
 from tests.integration import test_bot
 from tests.integration.test_bot import (
@@ -241,13 +243,16 @@ async def test_telegrams_service_message_moves_the_chat_before_any_request_fails
         assert _to_chat(stack, GROUP, 400, mark) == 0
 
 
+@pytest.mark.parametrize("then", ["wait", "restart the bot"])
 async def test_a_notice_gone_while_the_store_cannot_mark_it_is_marked_later_not_sent_twice(
     engine_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, then: str,
 ) -> None:
     """Found by the promises soak: the store was locked when a notice had just gone (there,
     dropped for want of an admin chat). The mark's StoreError ended the send with a
-    traceback, and the notice, still pending, would have gone again."""
+    traceback, and the notice, still pending, would have gone again. And again by the soak:
+    ariabot stopped (SIGTERM) between the store's return and the mark's next turn, and the
+    notice went out again after the restart."""
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
     async with running_stack(engine_settings, ARIABOT_ADMIN_CHAT=str(USER)) as stack:
         server, store = stack.server, stack.manager.store
@@ -261,6 +266,11 @@ async def test_a_notice_gone_while_the_store_cannot_mark_it_is_marked_later_not_
                 "sendMessage", lambda r: r.status == 200 and r.params.get("chat_id") == USER,
                 timeout=LONG)
             await _until(lambda: _said(caplog, "bot.news", "bot.tasks"), "the failed mark")
+        if then == "restart the bot":  # before the mark's next turn
+            await stack.bot.stop()
+            stack.bot = EmbeddedBot(build_application(bot_config(stack.settings),
+                                                      stack.manager), stack.manager)
+            await stack.bot.start()
         await _until(lambda: _no_pending(stack), "the notice marked")
         sent = [r for r in server.requests_for("sendMessage")
                 if r.status == 200 and r.params.get("chat_id") == USER]
