@@ -78,8 +78,11 @@ def slowest(path: Path, since: float, until: float) -> Step | None:
     if not path.exists():
         return None
     for line in path.read_text(errors="replace").splitlines():
-        started, seconds, what = line.split(" ", 2)
-        step = Step(float(started), float(seconds), what)
+        try:
+            started, seconds, what = line.split(" ", 2)
+            step = Step(float(started), float(seconds), what)
+        except ValueError:
+            continue  # the line the process is writing now
         if since <= step.started <= until and (found is None or step.seconds > found.seconds):
             found = step
     return found
