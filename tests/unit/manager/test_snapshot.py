@@ -14,7 +14,7 @@ from tests.unit.manager.test_sweep import record
 
 @pytest.mark.parametrize(("directory", "name"), [
     ("/srv/ariabot/downloads/torrents/42/17-abcdef01", "Some Album (2024)"),
-    ("/data", "файл с пробелами.mkv"),
+    ("/data", "Ünïcödé 日本語 name.mkv"),
     ("/data/torrents/-100123", "..hidden but not dot-dot"),
     ("/data/torrents/7", ""),  # a row whose name is not known yet
 ])
