@@ -34,7 +34,7 @@ from manager.events import (
 from manager.models import TorrentState
 from manager.store import DownloadRecord, Store
 from manager.tracking.metadata import MetadataCheck
-from manager.tracking.pacing import Pacer, paced_missing
+from manager.tracking.pacing import in_steps, paced_missing
 
 __all__ = ["DUPLICATE", "Applied", "StatusApplier"]
 
@@ -179,16 +179,14 @@ class StatusApplier:
                      seen: set[int]) -> None:
         """Queue positions from aria2's waiting list, into ``positions`` (by GID) and the
         tracked downloads; the ids of those it holds into ``seen``."""
-        pacer = Pacer()
-        for index, entry in enumerate(waiting_order, 1):
-            gid = str(entry.get("gid", ""))
-            if entry.get("status") == "waiting":
-                positions[gid] = len(positions) + 1
-            if (waiting := self._live.by_gid(gid)) is not None:
-                waiting.queue_position = positions.get(gid)
-                seen.add(waiting.record.id)
-            if index % WAITING_PAGE == 0:
-                await pacer.step()  # 100,000 of them
+        async for page in in_steps(waiting_order, WAITING_PAGE):  # 100,000 of them
+            for entry in page:
+                gid = str(entry.get("gid", ""))
+                if entry.get("status") == "waiting":
+                    positions[gid] = len(positions) + 1
+                if (waiting := self._live.by_gid(gid)) is not None:
+                    waiting.queue_position = positions.get(gid)
+                    seen.add(waiting.record.id)
 
     def _emit(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -243,14 +241,12 @@ class StatusApplier:
     async def settle(self, waiting: Sequence[dict[str, Any]]) -> None:
         """After :meth:`to_read` with ``rows_known`` and :meth:`apply`: the waiting downloads
         left unread because their rows already said so are taken as applied."""
-        pacer = Pacer()
-        for index, entry in enumerate(waiting, 1):
-            live = self._live.by_gid(str(entry.get("gid", "")))
-            if (live is not None and live.last_status is None
-                    and entry.get("status") == _ROW_SAYS.get(live.record.state)):
-                live.last_status = str(entry.get("status"))
-            if index % WAITING_PAGE == 0:
-                await pacer.step()  # 100,000 of them
+        async for page in in_steps(waiting, WAITING_PAGE):  # 100,000 of them
+            for entry in page:
+                live = self._live.by_gid(str(entry.get("gid", "")))
+                if (live is not None and live.last_status is None
+                        and entry.get("status") == _ROW_SAYS.get(live.record.state)):
+                    live.last_status = str(entry.get("status"))
 
     async def _observe(self, live: LiveDownload, observation: Observation, now: float,
                        stored: list[Event], applied: Applied) -> _Observed | None:

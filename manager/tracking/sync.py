@@ -30,7 +30,7 @@ from manager.downloads import LiveDownload, LiveDownloads, remove_control_file
 from manager.errors import Aria2Error, Aria2Unavailable, ManagerError, StoreError
 from manager.models import TorrentState
 from manager.store import DownloadRecord
-from manager.tracking.pacing import Pacer, release
+from manager.tracking.pacing import in_steps, release
 from manager.tracking.statuses import DUPLICATE, Applied, StatusApplier
 from manager.tracking.sweep import QueueSweep
 
@@ -231,11 +231,8 @@ class Sync:
                        rows_known: bool = False) -> list[str]:
         """:meth:`StatusApplier.to_read` a page at a time, letting others run between."""
         gids: list[str] = []
-        pacer = Pacer()
-        for start in range(0, len(waiting), WAITING_PAGE):
-            gids += self._applier.to_read(waiting[start:start + WAITING_PAGE],
-                                          rows_known=rows_known)
-            await pacer.step()
+        async for page in in_steps(waiting, WAITING_PAGE):
+            gids += self._applier.to_read(page, rows_known=rows_known)
         return gids
 
     # --- reconcile ---------------------------------------------------------------------------
