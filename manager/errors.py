@@ -40,6 +40,7 @@ __all__ = [
     "LinksOff",
     "ManagerError",
     "MirrorOff",
+    "NodeConflict",
     "NotEnoughSpace",
     "StoreError",
 ]
@@ -86,6 +87,10 @@ class InvalidState(ManagerError):
 
 class NotEnoughSpace(ManagerError):
     """The download would not fit in the free space of the download directory."""
+
+
+class NodeConflict(ManagerError):
+    """This node cannot join its database: its name, or the database, is another's."""
 
 
 class StoreError(ManagerError):

@@ -2,10 +2,10 @@
 
 Surface: :class:`Store` (one database and its one thread, with a small class per table
 family: ``store.downloads``, ``store.notices`` (the outbox), ``store.mirrors``,
-``store.sent_parts``, ``store.activity``, ``store.chats``), the records they return
-(:class:`DownloadRecord`, :class:`MirrorRecord`, :class:`PurgedDownload`,
-:class:`MovedChat`, :class:`ActivityEntry`), and the copy of a whole store into another
-database (:func:`copy_store`, ``ariabot db copy``). Inside: the tables
+``store.sent_parts``, ``store.activity``, ``store.chats``, ``store.nodes``), the records
+they return (:class:`DownloadRecord`, :class:`MirrorRecord`, :class:`PurgedDownload`,
+:class:`MovedChat`, :class:`ActivityEntry`, :class:`NodeRecord`), and the copy of a whole
+store into another database (:func:`copy_store`, ``ariabot db copy``). Inside: the tables
 (:mod:`~manager.store.tables`), their migrations (:mod:`~manager.store.migrations`), the one
 database thread (:mod:`~manager.store.dbthread`) and the only place engine-specific SQL may
 live (:mod:`~manager.store.engine`).
@@ -26,6 +26,7 @@ from manager.store.dbcopy import (
 )
 from manager.store.downloads import DownloadRecord, PurgedDownload
 from manager.store.mirrors import MirrorRecord
+from manager.store.nodes import NodeFigures, NodeRecord
 from manager.store.store import Store
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "DownloadRecord",
     "MirrorRecord",
     "MovedChat",
+    "NodeFigures",
+    "NodeRecord",
     "PurgedDownload",
     "Store",
     "TableCopy",

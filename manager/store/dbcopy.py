@@ -122,9 +122,14 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(name) if name and name != ":memory:" else None
 
 
+_NOT_DATA = frozenset({"schema_version", "node"})
+"""Tables that are not copied: the target's own schema writes its version, and the nodes are
+the processes running on a database (each joins the target at its next start), not data."""
+
+
 def _data_tables(tables: Tables) -> list[type[peewee.Model]]:
-    """Every table of the store but ``schema_version`` (the target's own schema writes it)."""
-    return [getattr(tables, f.name) for f in fields(Tables) if f.name != "schema_version"]
+    """Every table of the store but :data:`_NOT_DATA`."""
+    return [getattr(tables, f.name) for f in fields(Tables) if f.name not in _NOT_DATA]
 
 
 def _batches(model: type[peewee.Model]) -> Iterator[list[tuple]]:

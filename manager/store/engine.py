@@ -43,6 +43,13 @@ written once is here, each piece with the reason it differs:
   PostgreSQL in the column's sequence, read like a table and moved with ``setval``. peewee
   has no portable way to read or set either. The copy also reads one snapshot of every
   table (:meth:`Engine.read_snapshot`): PostgreSQL's READ COMMITTED takes one per statement.
+- **The nodes' clock and their joining** (:meth:`Engine.clock`, :meth:`Engine.joining`): the
+  nodes sharing a database compare heartbeats with the database's clock, not with theirs
+  (which may differ by minutes). SQLite has ``julianday('now')``; PostgreSQL
+  ``clock_timestamp()`` (``now()`` would stay at the transaction's start). Two nodes joining
+  at once must not both see themselves alone: SQLite's ``BEGIN IMMEDIATE`` takes the write
+  lock before the first read; PostgreSQL's READ COMMITTED would let both read, so a
+  transaction-scoped advisory lock puts the joins in a row.
 
 Placeholders need no seam (peewee's ``Database.param``: ``?`` or ``%s``), nor do
 ``INSERT … ON CONFLICT`` (peewee writes each dialect), booleans, bytes and naive UTC
@@ -54,8 +61,10 @@ the same results for it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import peewee
@@ -96,6 +105,9 @@ StoreError, instead of holding the store's one thread for ever."""
 
 _CONNECT_TIMEOUT_S = 5
 """Seconds a new PostgreSQL connection may take before the call fails as unavailable."""
+
+_JOIN_LOCK = 0x61726961626F74
+"""The advisory lock key of joining (``ariabot`` in ASCII): one number for every node."""
 
 _HARMLESS_FIRST = frozenset({"BEGIN", "SELECT"})
 """First statements of a call that write nothing: the call may be made again when the
@@ -149,6 +161,14 @@ class Engine:
         """Make the transaction just begun read one consistent state of every table (first
         thing inside ``database.atomic()``). SQLite's read transaction already is one."""
 
+    def clock(self, database: peewee.Database) -> float:
+        """The database server's time, in seconds since 1970 (see the module's docstring)."""
+        raise NotImplementedError
+
+    def joining(self, database: peewee.Database) -> AbstractContextManager[Any]:
+        """A transaction in which one node at a time reads and writes the nodes table."""
+        raise NotImplementedError
+
     def reconnecting(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function`` (on the store's thread); a connection it finds lost is closed so
         that the next statement opens a new one (see the module's docstring). SQLite's never
@@ -171,6 +191,14 @@ class SqliteEngine(Engine):
         if isinstance(connection, sqlite3.Connection):
             connection.set_trace_callback(lambda _sql: self._count())
         return database
+
+    def clock(self, database: peewee.Database) -> float:
+        (now,) = database.execute_sql(
+            "SELECT (julianday('now') - 2440587.5) * 86400.0").fetchone()
+        return now
+
+    def joining(self, database: peewee.Database) -> AbstractContextManager[Any]:
+        return database.atomic(lock_type="IMMEDIATE")
 
     def keep_ids_unique(self, database: peewee.Database,
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:
@@ -306,6 +334,17 @@ class PostgresEngine(Engine):
         except peewee.PeeweeException:
             database.dispose()  # peewee forgets it whatever state it was left in
         return True
+
+    def clock(self, database: peewee.Database) -> float:
+        (now,) = database.execute_sql(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8").fetchone()
+        return now
+
+    @contextlib.contextmanager
+    def joining(self, database: peewee.Database) -> Iterator[None]:
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_JOIN_LOCK,))
+            yield
 
     def keep_ids_unique(self, database: peewee.Database,
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:

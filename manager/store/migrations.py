@@ -208,6 +208,29 @@ def _migration_0008_download_ids_never_reused(migrator: SchemaMigrator,
     engine_of(database).keep_ids_unique(database, _version1_download_columns)
 
 
+def _migration_0009_nodes(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 9: the nodes sharing this database and their heartbeats. Frozen copy."""
+
+    class FrozenNode(peewee.Model):
+        name = peewee.CharField(max_length=63, primary_key=True)
+        home = peewee.CharField(max_length=32)
+        epoch = peewee.IntegerField()
+        version = peewee.CharField(max_length=32)
+        started_at = peewee.DoubleField()
+        last_seen = peewee.DoubleField()
+        left_at = peewee.DoubleField(null=True)
+        slots_used = peewee.IntegerField(default=0)
+        slots_total = peewee.IntegerField(default=0)
+        free_disk = peewee.BigIntegerField(default=0)
+        downloads = peewee.IntegerField(default=0)
+
+        class Meta:
+            table_name = "nodes"
+
+    database.bind([FrozenNode])
+    database.create_tables([FrozenNode])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -217,6 +240,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0006_mirror_folder,
     _migration_0007_chat_moves,
     _migration_0008_download_ids_never_reused,
+    _migration_0009_nodes,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -15,6 +15,7 @@ from manager.store.chats import Chats
 from manager.store.database import StoreDatabase
 from manager.store.downloads import Downloads
 from manager.store.mirrors import Mirrors
+from manager.store.nodes import Nodes
 from manager.store.outbox import Notices
 from manager.store.sentparts import SentParts
 
@@ -40,6 +41,7 @@ class Store:
             (:class:`~manager.store.sentparts.SentParts`).
         activity: the activity log (:class:`~manager.store.activity.Activity`).
         chats: chat views and chat moves (:class:`~manager.store.chats.Chats`).
+        nodes: the nodes sharing the database (:class:`~manager.store.nodes.Nodes`).
     """
 
     def __init__(self, url: str) -> None:
@@ -53,6 +55,7 @@ class Store:
         self.activity = Activity(self.database)
         self.chats = Chats(self.database, downloads=self.downloads, mirrors=self.mirrors,
                            notices=self.notices)
+        self.nodes = Nodes(self.database)
 
     @property
     def statements(self) -> int:

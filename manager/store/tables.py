@@ -18,6 +18,7 @@ __all__ = [
     "ChatView",
     "Download",
     "MirrorJob",
+    "Node",
     "Notice",
     "SchemaVersion",
     "SentPart",
@@ -183,6 +184,34 @@ class ChatMove(_Base):
         table_name = "chat_moves"
 
 
+class Node(_Base):
+    """One ariabot process sharing this database (``ariabot nodes``), kept by its heartbeat.
+
+    Times are the database's clock, in seconds since 1970 (:meth:`~manager.store.engine.Engine.
+    clock`): nodes on several machines compare them with one clock, not with their own.
+    """
+
+    name = peewee.CharField(max_length=63, primary_key=True)
+    home = peewee.CharField(max_length=32)
+    """The random id of the data dir that holds the name: its own restart takes the name back
+    at once (the data dir's lock says the process before it is gone); another waits until the
+    name's holder is dead."""
+    epoch = peewee.IntegerField()
+    """Raised by each start: a process whose epoch is no longer the row's was replaced."""
+    version = peewee.CharField(max_length=32)
+    started_at = peewee.DoubleField()
+    last_seen = peewee.DoubleField()
+    left_at = peewee.DoubleField(null=True)
+    """When it stopped cleanly; None while it runs, or when it died without a word."""
+    slots_used = peewee.IntegerField(default=0)
+    slots_total = peewee.IntegerField(default=0)
+    free_disk = peewee.BigIntegerField(default=0)
+    downloads = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "nodes"
+
+
 class SchemaVersion(_Base):
     """One row: the schema version this database is at."""
 
@@ -203,6 +232,7 @@ class Tables:
     chat_view: type[ChatView]
     sent_part: type[SentPart]
     chat_move: type[ChatMove]
+    node: type[Node]
     schema_version: type[SchemaVersion]
 
 
@@ -226,6 +256,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         chat_view=_bound(ChatView, database),
         sent_part=_bound(SentPart, database),
         chat_move=_bound(ChatMove, database),
+        node=_bound(Node, database),
         schema_version=_bound(SchemaVersion, database),
     )
 

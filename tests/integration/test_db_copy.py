@@ -103,12 +103,13 @@ def open_tables(url: str) -> tuple[Any, Tables]:
     return database, bind_tables(database)
 
 
-def all_rows(url: str) -> dict[str, list[tuple]]:
-    """Every row of every table, in key order, as Python values (bytes for blobs)."""
+def all_rows(url: str, names: tuple[str, ...] = TABLES) -> dict[str, list[tuple]]:
+    """Every row of every table (of ``names``), in key order, as Python values (bytes for
+    blobs)."""
     database, tables = open_tables(url)
     try:
         found = {}
-        for name in TABLES:
+        for name in names:
             model = next(getattr(tables, f) for f in tables.__dataclass_fields__
                          if getattr(tables, f)._meta.table_name == name)
             rows = model.select(*model._meta.sorted_fields).order_by(
@@ -233,6 +234,33 @@ def test_a_target_that_holds_rows_is_refused_in_one_line_and_left_as_it_was(
     [line] = result.stderr.splitlines()
     assert "is not empty: it has downloads (1 row); copy only into an empty database" in line
     assert all_rows(target) == before
+
+
+def test_nodes_are_not_data_a_target_a_node_joined_takes_the_copy_and_keeps_its_node(
+    tmp_path: Path,
+) -> None:
+    """ariabot started on the new database first (its node joined, nothing else): the copy
+    is still made, and neither side's nodes move (each joins its database when it runs)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    source_url, target = f"sqlite:///{data / 'ariabot.db'}", f"sqlite:///{tmp_path / 'new.db'}"
+    asyncio.run(fill(source_url))
+
+    async def join(url: str, name: str) -> None:
+        store = Store(url)
+        await store.open()
+        await store.nodes.leave(name, await store.nodes.join(name, name[0] * 32, "0.1.0", 30))
+        await store.close()
+
+    asyncio.run(join(source_url, "old-box"))
+    asyncio.run(join(target, "new-box"))
+    source = all_rows(source_url)
+
+    result = ariabot(data, "db", "copy", "--to", target)
+
+    assert_copied(result, source)
+    assert all_rows(target) == source
+    assert [row[0] for row in all_rows(target, ("nodes",))["nodes"]] == ["new-box"]
 
 
 def test_a_running_ariabot_keeps_its_store_and_the_copy_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,157 @@
+"""The nodes sharing one database: who runs, since when, last heard of when, and with what room.
+
+Each ``ariabot run`` is a node: it joins at start (:meth:`Nodes.join`), writes a heartbeat
+every few seconds (:meth:`Nodes.beat`) and leaves when it stops (:meth:`Nodes.leave`). Times
+are the database's clock (:meth:`~manager.store.engine.Engine.clock`), so that machines whose
+clocks differ still agree on who was heard of last.
+
+A node's name is held by one data dir at a time (its ``home``). A start raises the row's
+epoch, and every heartbeat names the epoch it holds: a process that was frozen while another
+took its name finds out at its next heartbeat, before it does anything else as that node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manager.errors import NodeConflict
+from manager.store.database import StoreDatabase
+from manager.store.engine import engine_of
+
+__all__ = ["NodeFigures", "NodeRecord", "Nodes"]
+
+
+@dataclass(frozen=True)
+class NodeFigures:
+    """What a heartbeat says of its node's room."""
+
+    slots_used: int = 0
+    slots_total: int = 0
+    free_disk: int = 0
+    downloads: int = 0
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A node as stored, with its silence measured by the database's clock."""
+
+    name: str
+    version: str
+    started_at: float
+    last_seen: float
+    left_at: float | None
+    figures: NodeFigures
+    silent_for: float
+    """Seconds since its last heartbeat, by the database's clock when it was read."""
+
+
+class Nodes:
+    """The nodes table of one store (``store.nodes``), used from asyncio.
+
+    Parameters:
+        database: the store's database and thread.
+    """
+
+    def __init__(self, database: StoreDatabase) -> None:
+        self._database = database
+
+    async def join(self, name: str, home: str, version: str, dead_after: float) -> int:
+        """Take ``name`` for the data dir ``home``; returns the epoch its heartbeats name.
+
+        The data dir that held the name last takes it back at once (its lock proves the
+        process before is gone); another data dir takes it only from a node that left or
+        was silent for ``dead_after`` seconds. One node runs on a database: another one
+        that is heard of refuses the start (several nodes need placement, which this
+        version does not have).
+
+        Raises:
+            NodeConflict: the name is held by a live node of another data dir, or another
+                node runs on this database.
+            StoreError: the database cannot be written.
+        """
+        def write() -> int:
+            database = self._database.db
+            node = self._database.tables.node
+            engine = engine_of(database)
+            with engine.joining(database):
+                now = engine.clock(database)
+                live = (node.left_at.is_null() & (node.last_seen > now - dead_after))
+                held = node.select().where(node.name == name).first()
+                if (held is not None and held.home != home and held.left_at is None
+                        and held.last_seen > now - dead_after):
+                    raise NodeConflict(
+                        f"a node named {name!r} runs on this database from another data dir "
+                        f"(heard of {now - held.last_seen:.0f} s ago): give each machine its "
+                        "own ARIABOT_NODE_NAME")
+                other = node.select().where(live & (node.name != name)).first()
+                if other is not None:
+                    raise NodeConflict(
+                        f"node {other.name!r} runs on this database (heard of "
+                        f"{now - other.last_seen:.0f} s ago): this version of ariabot runs "
+                        "one node per database; stop it first, or give this one its own "
+                        "database")
+                epoch = held.epoch + 1 if held is not None else 1
+                values = dict(home=home, epoch=epoch, version=version, started_at=now,
+                              last_seen=now, left_at=None, slots_used=0, slots_total=0,
+                              free_disk=0, downloads=0)
+                if held is None:
+                    node.insert(name=name, **values).execute()
+                else:
+                    node.update(**values).where(node.name == name).execute()
+                return epoch
+
+        return await self._database.run(write)
+
+    async def beat(self, name: str, epoch: int, figures: NodeFigures) -> bool:
+        """Record a heartbeat; False when the name now belongs to a newer start (this
+        process was replaced and must stop acting as the node).
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        def write() -> int:
+            database = self._database.db
+            node = self._database.tables.node
+            now = engine_of(database).clock(database)
+            return (node.update(last_seen=now, slots_used=figures.slots_used,
+                                slots_total=figures.slots_total, free_disk=figures.free_disk,
+                                downloads=figures.downloads)
+                    .where((node.name == name) & (node.epoch == epoch)).execute())
+
+        return await self._database.run(write) == 1
+
+    async def leave(self, name: str, epoch: int) -> None:
+        """Say that this start of the node stopped cleanly (not when it was replaced).
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        def write() -> None:
+            database = self._database.db
+            node = self._database.tables.node
+            now = engine_of(database).clock(database)
+            (node.update(left_at=now, last_seen=now, slots_used=0)
+             .where((node.name == name) & (node.epoch == epoch)).execute())
+
+        await self._database.run(write)
+
+    async def all(self) -> list[NodeRecord]:
+        """Every node ever joined, by name.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        def query() -> list[NodeRecord]:
+            database = self._database.db
+            node = self._database.tables.node
+            now = engine_of(database).clock(database)
+            return [NodeRecord(
+                name=row.name, version=row.version, started_at=row.started_at,
+                last_seen=row.last_seen, left_at=row.left_at,
+                figures=NodeFigures(row.slots_used, row.slots_total, row.free_disk,
+                                    row.downloads),
+                silent_for=max(0.0, now - row.last_seen),
+            ) for row in node.select().order_by(node.name)]
+
+        return await self._database.run(query)
+

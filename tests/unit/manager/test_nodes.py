@@ -1,0 +1,103 @@
+"""The nodes table on both engines: joining, heartbeats, fencing a replaced start, leaving.
+
+A node is "silent past the limit" here by a ``dead_after`` of 0 (every heartbeat already
+written is older than that), never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from manager import NodeConflict, NodeFigures
+from manager.store import Store
+
+HOME_A = "a" * 32
+HOME_B = "b" * 32
+LIMIT = 30.0
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = Store(database_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_a_node_joins_beats_and_leaves(store: Store) -> None:
+    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    figures = NodeFigures(slots_used=1, slots_total=3, free_disk=5 * 2**30, downloads=7)
+    assert await store.nodes.beat("box-a", epoch, figures)
+    (node,) = await store.nodes.all()
+    assert (node.name, node.version, node.figures, node.left_at) == (
+        "box-a", "0.1.0", figures, None)
+    assert 0 <= node.silent_for < LIMIT  # the database's own clock, read twice
+    await store.nodes.leave("box-a", epoch)
+    (node,) = await store.nodes.all()
+    assert node.left_at is not None
+
+
+async def test_the_same_name_from_another_data_dir_is_refused_while_its_holder_lives(
+        store: Store) -> None:
+    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    with pytest.raises(NodeConflict, match="ARIABOT_NODE_NAME"):
+        await store.nodes.join("box-a", HOME_B, "0.1.0", LIMIT)
+    assert await store.nodes.beat("box-a", epoch, NodeFigures())  # still the holder's
+
+
+async def test_the_same_data_dir_takes_its_name_back_at_once_and_fences_the_old_start(
+        store: Store) -> None:
+    """A crash and a restart: no wait for the limit, and the start before cannot beat."""
+    first = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    second = await store.nodes.join("box-a", HOME_A, "0.1.1", LIMIT)
+    assert second == first + 1
+    assert not await store.nodes.beat("box-a", first, NodeFigures())
+    assert await store.nodes.beat("box-a", second, NodeFigures())
+    await store.nodes.leave("box-a", first)  # the old start's word changes nothing
+    (node,) = await store.nodes.all()
+    assert (node.version, node.left_at) == ("0.1.1", None)
+
+
+async def test_another_data_dir_takes_a_name_silent_past_the_limit(store: Store) -> None:
+    first = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    await store.nodes.join("box-a", HOME_B, "0.1.0", 0.0)
+    assert not await store.nodes.beat("box-a", first, NodeFigures())
+
+
+async def test_one_node_per_database_until_the_other_leaves_or_dies(store: Store) -> None:
+    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    with pytest.raises(NodeConflict, match="one node per database"):
+        await store.nodes.join("box-b", HOME_B, "0.1.0", LIMIT)
+    assert [node.name for node in await store.nodes.all()] == ["box-a"]  # nothing written
+    await store.nodes.join("box-b", HOME_B, "0.1.0", 0.0)  # box-a silent past the limit
+    await store.nodes.leave("box-b", 1)
+    await store.nodes.leave("box-a", epoch)
+    await store.nodes.join("box-c", HOME_A, "0.1.0", LIMIT)  # both left
+    assert [node.name for node in await store.nodes.all()] == ["box-a", "box-b", "box-c"]
+
+
+async def test_two_nodes_joining_at_once_never_both_get_in(database_url: str) -> None:
+    """Two connections (two machines) race to join: joins are serialised, so one of each
+    pair is refused, every round."""
+    stores = [Store(database_url), Store(database_url)]
+    for opened in stores:
+        await opened.open()
+    try:
+        for round_ in range(10):
+            names = [f"a{round_}", f"b{round_}"]
+            results = await asyncio.gather(
+                *(opened.nodes.join(name, home, "0.1.0", LIMIT)
+                  for opened, name, home in zip(stores, names, (HOME_A, HOME_B), strict=True)),
+                return_exceptions=True)
+            refused = [r for r in results if isinstance(r, NodeConflict)]
+            joined = [(name, r) for name, r in zip(names, results, strict=True)
+                      if isinstance(r, int)]
+            assert (len(refused), len(joined)) == (1, 1), results
+            for name, epoch in joined:
+                await stores[0].nodes.leave(name, epoch)
+    finally:
+        for opened in stores:
+            await opened.close()
