@@ -34,7 +34,7 @@ from telegram.ext import (
 from bot.auth import AuthGate
 from bot.chatmoves import MovedChats
 from bot.config import BotConfig
-from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, RIGHTS, BotContext
+from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, MOVED, RIGHTS, BotContext
 from bot.delivery import Deliveries
 from bot.errors import on_error
 from bot.handlers import callbacks, commands, messages, migration
@@ -49,7 +49,7 @@ from bot.uploads import bot_request
 from bot.views import COMMANDS
 from manager import ManagerError, TorrentManager
 
-__all__ = ["ALLOWED_UPDATES", "GATE", "MOVED", "EmbeddedBot", "WebhookUnavailable",
+__all__ = ["ALLOWED_UPDATES", "GATE", "EmbeddedBot", "WebhookUnavailable",
            "build_application"]
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,6 @@ ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 
 GATE = "gate"
 """``bot_data`` key of the :class:`~bot.auth.AuthGate`."""
-
-MOVED = "moved"
-"""``bot_data`` key of the :class:`~bot.chatmoves.MovedChats` the gate and the news share."""
 
 BotApplication = Application[Any, BotContext, Any, Any, Any, Any]
 
@@ -134,6 +131,7 @@ def build_application(
     application.add_handler(CommandHandler("log", commands.activity_log, filters=new_messages))
     application.add_handler(CommandHandler("mirror", commands.mirror, filters=new_messages))
     application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
+    application.add_handler(CommandHandler("nodes", commands.nodes, filters=new_messages))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, migration.on_migration))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,

@@ -10,17 +10,19 @@ from bot.config import BotConfig
 from manager import TorrentManager
 
 if TYPE_CHECKING:
+    from bot.chatmoves import MovedChats
     from bot.delivery import Deliveries
     from bot.progress import ProgressBoard
     from bot.rights import GroupRights
 
-__all__ = ["BOARD", "CONFIG", "DELIVERIES", "MANAGER", "RIGHTS", "BotContext"]
+__all__ = ["BOARD", "CONFIG", "DELIVERIES", "MANAGER", "MOVED", "RIGHTS", "BotContext"]
 
 MANAGER = "manager"
 CONFIG = "config"
 BOARD = "board"
 RIGHTS = "rights"
 DELIVERIES = "deliveries"
+MOVED = "moved"
 """Keys of ``bot_data``; :func:`bot.app.build_application` fills them."""
 
 
@@ -41,6 +43,11 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     def board(self) -> ProgressBoard:
         """The live progress messages."""
         return cast("ProgressBoard", self.bot_data[BOARD])
+
+    @property
+    def moved(self) -> MovedChats:
+        """The chats Telegram moved to a supergroup (the gate and the news share them)."""
+        return cast("MovedChats", self.bot_data[MOVED])
 
     @property
     def rights(self) -> GroupRights:

@@ -91,6 +91,7 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "log": "Usage: /log for the latest entries, /log <n> for the latest n (up to 50)",
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
     "link": "Usage: /link <id> for a web link to a finished download's page",
+    "nodes": "/nodes lists the machines that run this bot, in the admin chat only.",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""

@@ -12,9 +12,11 @@ serves: :class:`SharedDownload` of :class:`SharedFile`),
 what the running aria2c can download (:func:`hybrid_limitation`, :func:`version_text`,
 :data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``), :func:`copy_store` (the
 store into another, empty database: ``ariabot db copy``) and :func:`masked_url` (a
-database URL fit to show). The sub-packages behind the façade (``sources``, ``aria2``,
-``downloads``, ``tracking``, ``actions``, ``delivery``) are its own: nothing outside
-``manager`` imports them (tests aside).
+database URL fit to show), and the nodes sharing a database (:class:`NodeConfig`, what
+``ariabot nodes`` shows: :class:`NodeStatus` with its :class:`NodeFigures`,
+:class:`NodeState`, :func:`node_text`). The sub-packages behind
+the façade (``sources``, ``aria2``, ``downloads``, ``nodes``, ``tracking``, ``actions``,
+``delivery``) are its own: nothing outside ``manager`` imports them (tests aside).
 """
 
 from manager.actions import AddResult, Cancellation
@@ -52,6 +54,7 @@ from manager.errors import (
     LinksOff,
     ManagerError,
     MirrorOff,
+    NodeConflict,
     NotEnoughSpace,
     StoreError,
 )
@@ -85,12 +88,14 @@ from manager.models import (
     Torrent,
     TorrentState,
 )
+from manager.nodes import NodeConfig, NodeState, NodeStatus, node_text
 from manager.notices import Notice, NoticeKind
 from manager.sources import find_magnets
 from manager.store import (
     CopyFailed,
     CopyRefused,
     CopyReport,
+    NodeFigures,
     Store,
     TableCopy,
     copy_store,
@@ -139,6 +144,11 @@ __all__ = [
     "MirrorFailed",
     "MirrorOff",
     "MirrorState",
+    "NodeConfig",
+    "NodeConflict",
+    "NodeFigures",
+    "NodeState",
+    "NodeStatus",
     "NotEnoughSpace",
     "Notice",
     "NoticeKind",
@@ -171,5 +181,6 @@ __all__ = [
     "human_size",
     "hybrid_limitation",
     "masked_url",
+    "node_text",
     "version_text",
 ]

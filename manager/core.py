@@ -15,7 +15,8 @@ and the unfinished downloads):
 * :mod:`manager.actions.retention` purges finished downloads;
 * :mod:`manager.downloads.contents` finds and deletes what a download owns on disk;
 * :mod:`manager.delivery.mirrors` uploads finished downloads to the rclone destination;
-* :mod:`manager.delivery.links` signs links to finished downloads and says what one may serve.
+* :mod:`manager.delivery.links` signs links to finished downloads and says what one may serve;
+* :mod:`manager.nodes.membership` joins the database as a node and keeps its heartbeat.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from manager.downloads import (
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
+from manager.nodes import Membership, NodeConfig, NodeStatus
 from manager.notices import Notice
 from manager.store import Store
 from manager.tracking import MetadataCheck, StatusApplier, Sync
@@ -79,6 +81,7 @@ class TorrentManager:
         clock: monotonic clock (injected by tests).
         disk_usage: ``psutil.disk_usage``-like function (injected by tests).
         uploader: uploads mirrors (the supervisor's rclone runner); None: mirroring is off.
+        node: who this node is on its database; None: no heartbeat (tests of one part).
 
     Attributes:
         live: the lock and the unfinished downloads, shared by the manager's parts.
@@ -93,6 +96,7 @@ class TorrentManager:
         clock: Callable[[], float] = time.monotonic,
         disk_usage: Callable[[str], object] | None = None,
         uploader: Uploader | None = None,
+        node: NodeConfig | None = None,
     ) -> None:
         self.rpc = rpc
         self.store = store
@@ -127,6 +131,8 @@ class TorrentManager:
         self._listing = Listing(self.live, store, self._mirrors.attach)
         self._outbox = Outbox(store, self._publisher)
         self._chats = ChatMoves(self.live, store)
+        self._membership = (Membership(store, rpc, node, config.download_dir, disk_usage)
+                            if node else None)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
         self._listening = asyncio.Event()
@@ -143,6 +149,31 @@ class TorrentManager:
         return await self._mirrors.stop_with_download(download_id, user_id)
 
     # --- life cycle --------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        """Join the database as this node, before anything is done as it (nothing without a
+        node).
+
+        Raises:
+            NodeConflict: the node's name, or the database, is held by another live node.
+            StoreError: the database cannot be written.
+        """
+        if self._membership is not None:
+            await self._membership.join()
+
+    @property
+    def replaced(self) -> asyncio.Event:
+        """Set when a newer start took this node's name (it was frozen meanwhile): the
+        supervisor stops this one. Never set without a node."""
+        return self._membership.replaced if self._membership else asyncio.Event()
+
+    async def nodes(self) -> list[NodeStatus]:
+        """The nodes of this database, by name (none without a node).
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        return await self._membership.nodes() if self._membership else []
 
     async def load(self) -> None:
         """Read the unfinished downloads from the store; aria2 is not needed for it, so the
@@ -196,6 +227,8 @@ class TorrentManager:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
         await self._outbox.close()
+        if self._membership is not None:
+            await self._membership.leave()
 
     def _listener_connected(self) -> None:
         """aria2's notifications are heard (again): what was said meanwhile is lost, so

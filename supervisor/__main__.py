@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from manager import ManagerError, human_size
+from manager import ManagerError, human_size, node_text
 from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
@@ -33,6 +33,7 @@ from supervisor.control import (
     NotRunning,
     Refused,
     list_torrents,
+    node_from_json,
 )
 from supervisor.dbcommand import add_db_parser, db_command
 from supervisor.envnames import unknown_variables, warn_unknown_variables
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     activity.add_argument("--limit", type=_limit, default=LOG_LIMIT_DEFAULT, metavar="N",
                           help=f"show the latest N entries (default {LOG_LIMIT_DEFAULT})")
     activity.add_argument("--json", action="store_true", help="print JSON")
+    nodes = commands.add_parser(
+        "nodes", help="list the nodes sharing this database: state, slots, free disk")
+    nodes.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser(
         "doctor", help="check aria2c, directories, settings, the Bot API and running instances")
     add_db_parser(commands)
@@ -380,6 +384,10 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         fields = {"chat": args.chat} if args.chat is not None else {}
         entries = _ask(client, "log", limit=args.limit, **fields)["entries"]
         return _print_rows(entries, _activity_line, "no activity", out, as_json=args.json)
+    if args.command == "nodes":
+        found = _ask(client, "nodes")["nodes"]
+        return _print_rows(found, lambda fields: node_text(node_from_json(fields)),
+                           "no nodes", out, as_json=args.json)
     if args.command == "status" and args.id is None:
         health = _ask(client, "health")["health"]
         if args.json:

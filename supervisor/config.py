@@ -99,6 +99,12 @@ FIELDS: tuple[Field, ...] = (
     Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", between(int, 0, 36500), 0,
           "finished downloads (complete, error, cancelled) older than this many days leave "
           "the list, checked daily; their files stay (0: keep them forever)"),
+    Field("node", "node_name", "ARIABOT_NODE_NAME", parsers.node_name, "",
+          "this machine's name among the nodes sharing one database, shown by ariabot nodes "
+          "(empty: the host name)"),
+    Field("node", "node_dead_after", "ARIABOT_NODE_DEAD_AFTER", between(float, 3, 3600), 30.0,
+          "seconds without a heartbeat after which a node reads as offline; it beats six "
+          "times as often"),
     Field("telegram", "token", "ARIABOT_TELEGRAM_TOKEN", parsers.token, "",
           "bot token from @BotFather; empty runs ariabot in local mode (CLI only)"),
     Field("telegram", "api_url", "ARIABOT_TELEGRAM_API_URL", parsers.http_url,
@@ -189,6 +195,8 @@ class Settings:
     progress_interval: float
     torrent_max_bytes: int
     retention_days: int
+    node_name: str
+    node_dead_after: float
     token: Secret
     api_url: str
     allowed_users: tuple[int, ...]

@@ -41,6 +41,7 @@ _SECTION_TITLES: Mapping[str, str] = MappingProxyType({
     "aria2": "How aria2c downloads: queue, seeding, BitTorrent network.",
     "supervisor": "How aria2c is watched and restarted.",
     "manager": "The download list: storage, progress polls, retention.",
+    "node": "This machine among the nodes that share one database (PostgreSQL).",
     "telegram": "The Telegram bot. Without a token ariabot runs in local mode (CLI only).",
     "log": "ariabot's own log (on stderr; under systemd, in the journal).",
 })

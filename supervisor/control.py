@@ -26,7 +26,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from manager import LIST_PAGE_MAX, ManagerError, Torrent, TorrentManager
+from manager import (
+    LIST_PAGE_MAX,
+    ManagerError,
+    NodeFigures,
+    NodeState,
+    NodeStatus,
+    Torrent,
+    TorrentManager,
+)
 from supervisor.health import database_health, health_json
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "Refused",
     "activity_json",
     "list_torrents",
+    "node_from_json",
+    "node_json",
     "torrent_json",
 ]
 
@@ -153,6 +163,25 @@ class _BadRequest(Exception):
     """A request that is not well-formed."""
 
 
+def node_json(node: NodeStatus) -> dict[str, Any]:
+    """A node as the control socket answers it."""
+    figures = node.figures
+    return {"name": node.name, "state": node.state.value, "silent_for": node.silent_for,
+            "this": node.this, "version": node.version, "slots_used": figures.slots_used,
+            "slots_total": figures.slots_total, "free_disk": figures.free_disk,
+            "downloads": figures.downloads}
+
+
+def node_from_json(fields: dict[str, Any]) -> NodeStatus:
+    """The node :func:`node_json` made ``fields`` of (for the CLI's lines)."""
+    return NodeStatus(
+        name=str(fields["name"]), version=str(fields["version"]),
+        state=NodeState(fields["state"]), silent_for=float(fields["silent_for"]),
+        this=bool(fields["this"]),
+        figures=NodeFigures(int(fields["slots_used"]), int(fields["slots_total"]),
+                            int(fields["free_disk"]), int(fields["downloads"])))
+
+
 def _int_field(request: dict[str, Any], key: str, default: int | None = None) -> int:
     value = request.get(key, default)
     if (isinstance(value, bool) or not isinstance(value, int)
@@ -181,6 +210,7 @@ class ControlServer:
             "log": self._log,
             "mirror": self._mirror,
             "link": self._link,
+            "nodes": self._nodes,
         }
 
     async def start(self) -> None:
@@ -295,6 +325,9 @@ class ControlServer:
     async def _health(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"health": {**health_json(self.manager),
                            "database": await database_health(self.manager)}}
+
+    async def _nodes(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"nodes": [node_json(node) for node in await self.manager.nodes()]}
 
     async def _log(self, request: dict[str, Any]) -> dict[str, Any]:
         chat = request.get("chat")

@@ -49,6 +49,11 @@ class StateLayout:
         return self.data_dir / "control.sock"
 
     @property
+    def node_home(self) -> Path:
+        """This data dir's id as a node (see :mod:`supervisor.nodehome`)."""
+        return self.data_dir / "node.id"
+
+    @property
     def link_key(self) -> Path:
         """The key links are signed with (0600; a new one revokes every link)."""
         return self.data_dir / "link.key"

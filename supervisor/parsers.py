@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from supervisor.rcloneremote import parse_destination
 
 __all__ = [
+    "NODE_NAME_SHAPE",
     "TOKEN_SHAPE",
     "Secret",
     "between",
@@ -28,6 +29,7 @@ __all__ = [
     "http_url",
     "listen_address",
     "log_level",
+    "node_name",
     "one_of",
     "optional_path",
     "path",
@@ -256,6 +258,18 @@ def token(raw: Any) -> Secret:
                          "0-9 _ -, as in 123456789:AAH4... (copy it whole from /mybots → API "
                          "Token)")
     return Secret(value)
+
+
+NODE_NAME_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def node_name(raw: Any) -> str:
+    """A node's name: 1-63 of A-Z a-z 0-9 . _ - (as a host name), or empty: the host name."""
+    value = str(raw).strip()
+    if value and not NODE_NAME_SHAPE.fullmatch(value):
+        raise ValueError("must be 1-63 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit, as a host name (empty: this machine's host name)")
+    return value
 
 
 def port_range(raw: Any) -> str:

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import signal
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from manager import (
     LinkConfig,
     ManagerConfig,
     MirrorConfig,
+    NodeConfig,
     Store,
     StoreError,
     TorrentManager,
@@ -31,6 +34,7 @@ from manager import (
     hybrid_limitation,
     masked_url,
 )
+from supervisor import __version__
 from supervisor.config import Settings
 from supervisor.control import ControlServer
 from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
@@ -38,6 +42,7 @@ from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
 from supervisor.linkkey import load_link_key
 from supervisor.logs import RedactingFormatter
+from supervisor.nodehome import load_node_home
 from supervisor.parsers import split_listen
 from supervisor.process import Aria2Fatal, Aria2Process, SupervisionPolicy
 from supervisor.render import new_secret, pick_free_port, render_config
@@ -46,7 +51,8 @@ from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 from web import LinkServer
 
-__all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "serve"]
+__all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "node_config",
+           "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +105,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             enable_dht=settings.enable_dht,
             mirror=mirror_config(settings),
             links=link_config(settings, layout),
-        ), uploader=uploader)
+        ), uploader=uploader, node=node_config(settings, layout))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
         retention: asyncio.Task[None] | None = None
@@ -110,10 +116,11 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop_requested.set)
-        store_open = False
+        joined = False
         try:
             await _open_store(store, settings)
-            store_open = True
+            await manager.join()  # before anything is done as this node
+            joined = True
             await _remove_leftover_control_files(manager)  # aria2c is not running yet
             # The stored downloads are read while aria2c restores its session (seconds
             # each with 100,000 of them), not after it.
@@ -161,7 +168,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                      settings.data_dir, settings.download_dir)
             if limitation := hybrid_limitation(aria2c_version):
                 log.warning("%s: hybrid (v1+v2) torrents are refused when added", limitation)
-            return await _run_until_stopped(aria2, stop_requested)
+            return await _run_until_stopped(aria2, stop_requested, manager.replaced)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
@@ -176,7 +183,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             await control.stop()
             await manager.close()
             await aria2.stop()
-            if store_open and aria2.state is ProcessState.STOPPED:
+            if joined and aria2.state is ProcessState.STOPPED:
                 await _remove_leftover_control_files(manager)  # an aria2c killed mid-tick
             await rpc.close()
             await store.close()
@@ -265,6 +272,23 @@ def mirror_config(settings: Settings) -> MirrorConfig | None:
                         retry_delay=settings.retry_delay)
 
 
+def node_config(settings: Settings, layout: StateLayout) -> NodeConfig:
+    """Who this ariabot is among the nodes of its database.
+
+    Raises:
+        OSError: the data dir's node id cannot be read or made.
+    """
+    return NodeConfig(name=settings.node_name or host_node_name(), home=load_node_home(
+        layout.node_home), version=__version__, slots=settings.max_concurrent,
+        dead_after=settings.node_dead_after)
+
+
+def host_node_name() -> str:
+    """This machine's host name as a node name (what ``ARIABOT_NODE_NAME`` may hold)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")[:63]
+    return name or "ariabot"
+
+
 def _tell_manager(manager: TorrentManager, change: StateChange) -> None:
     """Translate aria2c's process states into what the manager must know."""
     if change.new is ProcessState.RUNNING and change.session_id:
@@ -275,16 +299,21 @@ def _tell_manager(manager: TorrentManager, change: StateChange) -> None:
         manager.aria2_fatal(change.reason)
 
 
-async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event) -> int:
-    stop_wait = asyncio.create_task(stop_requested.wait())
-    aria2_wait = asyncio.create_task(aria2.wait())
-    await asyncio.wait({stop_wait, aria2_wait}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (stop_wait, aria2_wait):
+async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event,
+                             replaced: asyncio.Event) -> int:
+    waits = [asyncio.create_task(stop_requested.wait()), asyncio.create_task(aria2.wait()),
+             asyncio.create_task(replaced.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     if aria2.state is ProcessState.FATAL:
         return _fatal(aria2.fatal_reason)
+    if replaced.is_set():
+        log.critical("stopping: this node's name is another start's now; ariabot exits %d",
+                     EXIT_ERROR)
+        return EXIT_ERROR
     log.info("stopping: saving aria2's session and shutting aria2c down")
     return EXIT_OK
 

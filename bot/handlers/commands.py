@@ -1,5 +1,5 @@
 """Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log,
-/mirror, /link."""
+/mirror, /link, and the admin chat's /nodes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.arguments import parse_download_id, parse_selection
 from bot.context import BotContext
 from bot.errors import answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW, add_download
+from bot.nodesview import nodes_text
 from bot.rights import ensure_may_act
 from bot.sendviews import files_send_view
 from bot.views import (
@@ -36,6 +37,7 @@ __all__ = [
     "help_command",
     "link",
     "mirror",
+    "nodes",
     "pause",
     "resume",
     "status",
@@ -236,6 +238,18 @@ async def activity_log(update: Update, context: BotContext) -> None:
     chat_id, _ = _ids(update)
     entries = await context.manager.activity(chat_id, limit)
     await _reply(update, activity_text(entries), html=True)
+
+
+@answers_manager_errors
+async def nodes(update: Update, context: BotContext) -> None:
+    """/nodes: the machines sharing the database, in the admin chat only (the other chats
+    are not told which machines serve them)."""
+    chat_id, _ = _ids(update)
+    admin = context.config.admin_chat
+    if admin is None or not context.moved.came_from(chat_id, {admin}):
+        await _reply(update, USAGE["nodes"])
+        return
+    await _reply(update, nodes_text(await context.manager.nodes()), html=True)
 
 
 async def unknown(update: Update, context: BotContext) -> None:

@@ -1,0 +1,11 @@
+"""The nodes sharing one database: joining it, the heartbeat, and who is alive.
+
+``membership`` joins the database as a named node, beats every few seconds with the node's
+room (slots, disk, downloads) and finds out when a newer start took the name; ``text`` says
+a node in one line. Imports the store, ``manager.aria2`` and the shared top-level modules.
+"""
+
+from manager.nodes.membership import Membership, NodeConfig, NodeState, NodeStatus
+from manager.nodes.text import node_text
+
+__all__ = ["Membership", "NodeConfig", "NodeState", "NodeStatus", "node_text"]

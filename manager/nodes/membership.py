@@ -1,0 +1,186 @@
+"""One node's membership of its database: join, heartbeat, leave, and the list of nodes.
+
+The heartbeat is what other nodes (and ``ariabot nodes``) know of this one: a node silent
+for ``dead_after`` seconds is offline. Each heartbeat also checks that this process still
+holds its name (its epoch): one frozen (SIGSTOP, a suspended VM) while a newer start took
+the name sets :attr:`Membership.replaced`, and the supervisor stops it before it acts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from manager.aria2 import Aria2Rpc
+from manager.errors import Aria2Error, StoreError
+from manager.files import free_bytes
+from manager.store import NodeFigures, NodeRecord, Store
+
+__all__ = ["Membership", "NodeConfig", "NodeState", "NodeStatus"]
+
+log = logging.getLogger(__name__)
+
+_BEATS_PER_LIMIT = 6
+"""Heartbeats within ``dead_after``: five may be lost before a node reads as offline."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Who this node is.
+
+    Attributes:
+        name: the node's name, unique on its database (the host name by default).
+        home: the random id of this node's data dir (see :class:`~manager.store.nodes.Nodes`).
+        version: ariabot's version, shown in ``ariabot nodes``.
+        slots: downloads that run at once (aria2's ``max-concurrent-downloads``).
+        dead_after: seconds without a heartbeat after which a node is offline.
+    """
+
+    name: str
+    home: str
+    version: str
+    slots: int
+    dead_after: float = 30.0
+
+    @property
+    def beat_interval(self) -> float:
+        """Seconds between two heartbeats."""
+        return self.dead_after / _BEATS_PER_LIMIT
+
+
+class NodeState(Enum):
+    ONLINE = "online"
+    STOPPED = "stopped"
+    """Left cleanly (``ariabot`` stopped on request)."""
+    OFFLINE = "offline"
+    """Silent for longer than ``dead_after`` without leaving: killed, frozen or cut off."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node as ``ariabot nodes`` and ``/nodes`` show it."""
+
+    name: str
+    version: str
+    state: NodeState
+    silent_for: float
+    """Seconds since its last heartbeat (or since it stopped)."""
+    figures: NodeFigures
+    this: bool
+    """The node that answers."""
+
+
+class Membership:
+    """Joins the database, beats, and leaves.
+
+    Parameters:
+        store: the opened store.
+        rpc: this node's aria2c (its busy slots).
+        config: this node.
+        download_dir: where its downloads go (its free space).
+        disk_usage: ``psutil.disk_usage``-like function (injected by tests); None for psutil.
+    """
+
+    def __init__(self, store: Store, rpc: Aria2Rpc, config: NodeConfig, download_dir: Path,
+                 disk_usage: Callable[[str], object] | None = None) -> None:
+        self._store = store
+        self._rpc = rpc
+        self.config = config
+        self._download_dir = download_dir
+        self._disk_usage = disk_usage
+        self._epoch: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.replaced = asyncio.Event()
+        """Set when a newer start holds this node's name: stop acting as the node."""
+
+    async def join(self) -> None:
+        """Take this node's name on the database, and beat every
+        :attr:`NodeConfig.beat_interval` seconds from now on (a start-up that takes longer
+        than ``dead_after``, aria2c restoring 100,000 downloads, must not read as dead).
+
+        Raises:
+            NodeConflict: the name, or the database, is held by another live node.
+            StoreError: the database cannot be written.
+        """
+        config = self.config
+        self._epoch = await self._store.nodes.join(config.name, config.home, config.version,
+                                                   config.dead_after)
+        log.info("node %r joined its database", config.name)
+        self._task = asyncio.create_task(self._beat(self._epoch), name="node heartbeat")
+
+    async def _beat(self, epoch: int) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.config.beat_interval)  # a period, not a wait for anything
+            try:
+                held = await self._store.nodes.beat(self.config.name, epoch,
+                                                    await self._figures())
+            except StoreError as error:
+                if not failing:
+                    log.warning("the heartbeat cannot be written (%s); other nodes see this "
+                                "one offline after %.0f s of it", error, self.config.dead_after)
+                failing = True
+                continue
+            if failing:
+                log.info("the heartbeat is written again")
+                failing = False
+            if not held:
+                log.critical("node %r was started again elsewhere while this process was not "
+                             "heard of; this one stops", self.config.name)
+                self.replaced.set()
+                return
+
+    async def _figures(self) -> NodeFigures:
+        """This node's room: aria2's busy slots (a seeding download holds one, as in aria2),
+        the download dir's free space, and the downloads stored."""
+        counts = await self._store.downloads.state_counts()
+        try:
+            stat = await self._rpc.call("aria2.getGlobalStat")
+            used = int(stat["numActive"])
+        except (Aria2Error, KeyError, TypeError, ValueError):
+            used = 0  # aria2c restarting: nothing runs on it
+        usage = (self._disk_usage,) if self._disk_usage else ()
+        try:
+            free = await asyncio.to_thread(free_bytes, self._download_dir, *usage)
+        except OSError:
+            free = 0  # the download dir is gone or unreadable: no room (adds say why)
+        return NodeFigures(slots_used=used, slots_total=self.config.slots, free_disk=free,
+                           downloads=sum(counts.values()))
+
+    async def leave(self) -> None:
+        """Stop beating and say the node stopped (unless it was replaced)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._epoch is None or self.replaced.is_set():
+            return
+        try:
+            await self._store.nodes.leave(self.config.name, self._epoch)
+        except StoreError as error:
+            log.warning("could not record that node %r stopped (%s); it reads as offline "
+                        "until it starts again", self.config.name, error)
+
+    async def nodes(self) -> list[NodeStatus]:
+        """Every node of the database, by name.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        return [self._status(record) for record in await self._store.nodes.all()]
+
+    def _status(self, record: NodeRecord) -> NodeStatus:
+        if record.left_at is not None:
+            state = NodeState.STOPPED
+        elif record.silent_for > self.config.dead_after:
+            state = NodeState.OFFLINE
+        else:
+            state = NodeState.ONLINE
+        return NodeStatus(name=record.name, version=record.version, state=state,
+                          silent_for=record.silent_for, figures=record.figures,
+                          this=record.name == self.config.name)

@@ -1,0 +1,177 @@
+"""Nodes sharing one database, end to end: the real ``ariabot run`` processes, the fake Bot
+API server, the session's PostgreSQL server (and SQLite where the engine does not matter).
+
+What a node promises so far: it shows itself (``ariabot nodes``, the admin chat's
+``/nodes``), a restart of its own data dir gets its name back at once, another data dir is
+refused its name (or the database) while the holder lives and changes nothing, and a node
+frozen while its name went to another start stops as soon as it wakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from manager.store import Store
+from supervisor import __version__
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+from tests.pgserver import PostgresServer
+from tests.runner import AriabotRun, ariabot_run, wait_until
+
+USER = 424242
+GROUP = -100777
+DEAD_AFTER = 3.0
+"""The heartbeat limit of these tests (seconds): beats every 0.5 s."""
+
+
+def _env(download_dir: Path, **extra: str) -> dict[str, str]:
+    return {"ARIABOT_DOWNLOAD_DIR": str(download_dir),
+            "ARIABOT_NODE_DEAD_AFTER": str(DEAD_AFTER), **extra}
+
+
+def _cli(run: AriabotRun, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "supervisor", *args], env=run.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _nodes(run: AriabotRun) -> list[dict]:
+    listed = _cli(run, "nodes", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def _refused_start(data_dir: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Start ``ariabot run`` that must refuse: its exit code and its output."""
+    run = AriabotRun(data_dir, env).start()
+    try:
+        return run.wait_exit(30), run.output
+    finally:
+        run.stop()
+
+
+async def _stored_nodes(url: str) -> dict[str, object]:
+    store = Store(url)
+    await store.open()
+    try:
+        return {node.name: node for node in await store.nodes.all()}
+    finally:
+        await store.close()
+
+
+async def test_a_node_shows_itself_in_the_cli_and_in_the_admin_chat(tmp_path: Path) -> None:
+    async with FakeTelegramServer() as server:
+        env = _env(tmp_path / "downloads", ARIABOT_NODE_NAME="box-a",
+                   ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN, ARIABOT_TELEGRAM_API_URL=server.url,
+                   ARIABOT_ALLOWED_USERS=str(USER), ARIABOT_ALLOWED_CHATS=f"{GROUP},{USER}",
+                   ARIABOT_ADMIN_CHAT=str(GROUP))
+        run = AriabotRun(tmp_path / "data", env).start()
+        try:
+            await asyncio.to_thread(run.wait_ready, 60)
+            (node,) = await asyncio.to_thread(
+                wait_until, lambda: [n for n in _nodes(run) if n["slots_total"]], 15,
+                "a heartbeat with the node's room")
+            assert (node["name"], node["state"], node["this"], node["version"]) == (
+                "box-a", "online", True, __version__)
+            assert (node["slots_total"], node["downloads"]) == (3, 0)
+            assert node["free_disk"] > 0
+            line = _cli(run, "nodes").stdout
+            assert line.startswith("box-a (this node): online, heard of ")
+            assert "slots 0/3 used" in line
+
+            mark = server.mark()
+            server.push_text(GROUP, USER, "/nodes")
+            answer = await server.wait_for("sendMessage", lambda r: r.status == 200
+                                           and r.params.get("chat_id") == GROUP, since=mark)
+            text = str(answer.params["text"])
+            assert "Nodes</b> (1)" in text
+            assert "box-a (this node): online" in text
+            mark = server.mark()
+            server.push_text(USER, USER, "/nodes")  # not the admin chat: no machine named
+            answer = await server.wait_for("sendMessage", lambda r: r.status == 200
+                                           and r.params.get("chat_id") == USER, since=mark)
+            assert "in the admin chat only" in str(answer.params["text"])
+            assert "box-a" not in str(answer.params["text"])
+
+            run.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(run.wait_exit) == 0
+        finally:
+            await asyncio.to_thread(run.stop)
+    stored = await _stored_nodes(f"sqlite:///{tmp_path / 'data' / 'ariabot.db'}")
+    assert stored["box-a"].left_at is not None  # it said it stopped: "stopped", not offline
+    assert "Traceback" not in run.output
+
+
+def test_a_node_killed_takes_its_name_back_at_once(tmp_path: Path) -> None:
+    """No wait for the 30 s limit: the data dir's lock says the process before is gone."""
+    env = _env(tmp_path / "downloads", ARIABOT_NODE_NAME="box-a",
+               ARIABOT_NODE_DEAD_AFTER="30")
+    with ariabot_run(tmp_path / "data", env) as first:
+        first.wait_ready(60)
+        first.signal(signal.SIGKILL)
+        first.wait_exit()
+    with ariabot_run(tmp_path / "data", env) as second:
+        second.wait_ready(20)
+        (node,) = _nodes(second)
+        assert (node["name"], node["state"]) == ("box-a", "online")
+
+
+@pytest.mark.postgresql
+async def test_another_data_dir_is_refused_the_name_or_the_database_and_changes_nothing(
+        tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str) -> None:
+    env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="box-a",
+               ARIABOT_DATABASE_URL=postgresql_url)
+    with ariabot_run(tmp_path / "a", env) as first:
+        await asyncio.to_thread(first.wait_ready, 60)
+        before = (await _stored_nodes(postgresql_url))["box-a"]
+        for name, said in (("box-a", "give each machine its own ARIABOT_NODE_NAME"),
+                           ("box-b", "runs one node per database")):
+            other = _env(tmp_path / f"downloads-{name}-2", ARIABOT_NODE_NAME=name,
+                         ARIABOT_DATABASE_URL=postgresql_url)
+            code, output = await asyncio.to_thread(_refused_start, tmp_path / f"{name}-2",
+                                                   other)
+            assert code == 2, output
+            assert said in output
+            assert "aria2c STOPPED -> STARTING" not in output  # nothing was done as a node
+            assert "Traceback" not in output
+            assert postgresql_server.password not in output
+        after = await _stored_nodes(postgresql_url)
+        assert list(after) == ["box-a"]
+        assert (after["box-a"].started_at, after["box-a"].version) == (
+            before.started_at, before.version)
+        assert [n["state"] for n in await asyncio.to_thread(_nodes, first)] == ["online"]
+
+
+@pytest.mark.postgresql
+async def test_a_frozen_node_whose_name_was_taken_stops_when_it_wakes(
+        tmp_path: Path, postgresql_url: str) -> None:
+    """SIGSTOP past the limit, the name started again elsewhere, SIGCONT: the frozen
+    process finds out at its next heartbeat and stops (exit 1), its aria2c with it; the
+    new start keeps the name."""
+    env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="box-a",
+               ARIABOT_DATABASE_URL=postgresql_url)
+    with ariabot_run(tmp_path / "a", env) as frozen:
+        info = await asyncio.to_thread(frozen.wait_ready, 60)
+        frozen.signal(signal.SIGSTOP)
+        try:
+            await asyncio.to_thread(
+                wait_until, lambda: asyncio.run(_stored_nodes(postgresql_url))[
+                    "box-a"].silent_for > DEAD_AFTER, 30, "the frozen node to go silent")
+            moved = _env(tmp_path / "downloads-a2", ARIABOT_NODE_NAME="box-a",
+                         ARIABOT_DATABASE_URL=postgresql_url)
+            with ariabot_run(tmp_path / "a2", moved) as taken:
+                await asyncio.to_thread(taken.wait_ready, 60)
+                frozen.signal(signal.SIGCONT)
+                assert await asyncio.to_thread(frozen.wait_exit, 30) == 1
+                assert "was started again elsewhere" in frozen.output
+                assert not psutil.pid_exists(info["aria2c_pid"])
+                (node,) = await asyncio.to_thread(_nodes, taken)
+                assert (node["name"], node["state"], node["this"]) == ("box-a", "online", True)
+        finally:
+            frozen.signal(signal.SIGCONT)
