@@ -11,7 +11,8 @@ a locked store, Telegram faults), and checks the promises after every step:
 - I3 within a bounded time the stored row agrees with aria2 and with the disk;
 - I4 no two listed downloads share a path, on disk or at the mirror destination;
 - I5 a chat's news arrives within its bound while another chat's sends fail;
-- I6 what Telegram confirmed (messages, parts) is never sent again.
+- I6 what Telegram confirmed (messages, parts) is never sent again;
+- I7 the data dir's node is the database's one node, online, after any restart.
 
 :mod:`tests.promises.world` runs the stack and observes it; :mod:`tests.promises.machine`
 holds the rules and invariants. CI runs it from ``tests/integration/test_promises.py``;

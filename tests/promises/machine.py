@@ -9,7 +9,7 @@ write lock held by another connection; Telegram faults per chat (5xx for a while
 answer lost after the message was posted, 403 blocked, the group upgraded to a supergroup);
 a dead magnet; the seeder throttled.
 
-Invariants (see :mod:`tests.promises`): I1, I4 and I6 must hold after every step; I2, I3
+Invariants (see :mod:`tests.promises`): I1, I4, I6 and I7 must hold after every step; I2, I3
 and I5 must hold within their bound, measured from when the machine first saw the state
 that calls for them, so no step waits for them; :meth:`PromisesMachine.settle` (a rule, and
 the teardown) waits, polling with a deadline, until nothing is due.
@@ -585,6 +585,7 @@ class PromisesMachine(RuleBasedStateMachine):
         self._own_finished(rows, mirrors)
         self._i4_no_shared_path(rows)
         self._i6_confirmed_never_again(requests_seen)
+        self._i7_one_node_online()
         due = self._i2_i5_announced(rows, requests_seen, now)
         due += self._i3_agreement(rows, mirrors, now)
         return due
@@ -716,6 +717,13 @@ class PromisesMachine(RuleBasedStateMachine):
                                           f"again {request.time - confirmed[key]:.1f}s later")
             if request.status == 200:
                 confirmed[key] = request.time
+
+    def _i7_one_node_online(self) -> None:
+        """The data dir's node is the database's one node, online, after any restart (a
+        kill -9 included: no wait for the heartbeat limit)."""
+        nodes = self.stack.control("nodes")["nodes"]
+        assert [(node["state"], node["this"]) for node in nodes] == [("online", True)], (
+            f"I7: the nodes after a step: {nodes}")
 
     def _i2_i5_announced(self, rows: dict[int, dict[str, Any]], seen: list[Any],
                          now: float) -> int:
