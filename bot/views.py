@@ -68,7 +68,7 @@ _NAME_LIMIT = 200
 _SHORT_NAME_LIMIT = 60
 
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("torrent", "add a magnet link: /torrent <magnet>"),
+    ("torrent", "add a magnet link or a .torrent's link: /torrent <link>"),
     ("status", "your downloads, with progress"),
     ("pause", "pause a download: /pause <id>"),
     ("resume", "resume a download: /resume <id>"),
@@ -82,7 +82,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 """The command menu (``setMyCommands``): name and short description."""
 
 USAGE: Mapping[str, str] = MappingProxyType({
-    "torrent": "Usage: /torrent <magnet link>",
+    "torrent": "Usage: /torrent <magnet link or link to a .torrent file>",
     "pause": "Usage: /pause <id> (the id is the #number in /status)",
     "resume": "Usage: /resume <id> (the id is the #number in /status)",
     "cancel": "Usage: /cancel <id>, or /cancel <id> delete to delete its files too",
@@ -513,7 +513,8 @@ def help_text(upload_limit: int) -> str:
     commands = "\n".join(f"/{name} - {html.escape(text)}" for name, text in COMMANDS)
     return (
         "<b>ariabot</b> downloads torrents to this server.\n"
-        "Send a magnet link or a .torrent file, or use /torrent &lt;magnet&gt;. "
+        "Send a magnet link, a .torrent file or a link to one (ending in .torrent; any other "
+        "link with /torrent &lt;link&gt;). "
         "Its message then shows the progress live, with buttons to pause, resume or cancel.\n"
         "Finished files can be sent to you here, whatever their size: up to "
         f"{human_size(upload_limit)} as one file, bigger ones in numbered parts (the first "

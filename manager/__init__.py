@@ -8,14 +8,15 @@ the errors it raises, the :class:`Uploader` protocol that mirroring to the cloud
 through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), signed
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
-:func:`find_magnets`, :func:`human_size` (byte counts in words, the same everywhere),
+:func:`find_magnets`, :func:`find_torrent_urls`, :func:`is_http_url` (what a chat
+message holds to add), :func:`human_size` (byte counts in words, the same everywhere),
 what the running aria2c can download (:func:`hybrid_limitation`, :func:`version_text`,
 :data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``), :func:`copy_store` (the
 store into another, empty database: ``ariabot db copy``) and :func:`masked_url` (a
 database URL fit to show), and the nodes sharing a database (:class:`NodeConfig`, what
 ``ariabot nodes`` shows: :class:`NodeStatus` with its :class:`NodeFigures`,
 :class:`NodeState`, :func:`node_text`). The sub-packages behind
-the façade (``sources``, ``aria2``, ``downloads``, ``nodes``, ``tracking``, ``actions``,
+the façade (``sources``, ``fetch``, ``aria2``, ``downloads``, ``nodes``, ``tracking``, ``actions``,
 ``delivery``) are its own: nothing outside ``manager`` imports them (tests aside).
 """
 
@@ -57,6 +58,7 @@ from manager.errors import (
     NodeConflict,
     NotEnoughSpace,
     StoreError,
+    TorrentUrlError,
 )
 from manager.events import (
     Aria2Down,
@@ -90,7 +92,7 @@ from manager.models import (
 )
 from manager.nodes import NodeConfig, NodeState, NodeStatus, node_text
 from manager.notices import Notice, NoticeKind
-from manager.sources import find_magnets
+from manager.sources import find_magnets, find_torrent_urls, is_http_url
 from manager.store import (
     CopyFailed,
     CopyRefused,
@@ -172,14 +174,17 @@ __all__ = [
     "TorrentResumed",
     "TorrentState",
     "TorrentStateChanged",
+    "TorrentUrlError",
     "UploadError",
     "UploadJob",
     "UploadStats",
     "Uploader",
     "copy_store",
     "find_magnets",
+    "find_torrent_urls",
     "human_size",
     "hybrid_limitation",
+    "is_http_url",
     "masked_url",
     "node_text",
     "version_text",

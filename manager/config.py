@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 __all__ = ["LinkConfig", "ManagerConfig", "MirrorConfig"]
@@ -61,6 +62,8 @@ class ManagerConfig:
         enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
         mirror: mirroring to an rclone destination, or None when it is off.
         links: signed HTTP links to finished downloads, or None when they are off.
+        fetch_allowed_networks: private or local networks a ``.torrent`` URL may be fetched
+            from all the same (a chat reaches only public addresses otherwise).
     """
 
     download_dir: Path
@@ -72,3 +75,4 @@ class ManagerConfig:
     enable_dht: bool = True
     mirror: MirrorConfig | None = None
     links: LinkConfig | None = None
+    fetch_allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()

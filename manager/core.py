@@ -8,7 +8,8 @@ This class is a façade: each public method is a few lines that hand the work to
 whose job it is, and all of them share one :class:`~manager.downloads.live.LiveDownloads` (the lock
 and the unfinished downloads):
 
-* :mod:`manager.actions.intake` adds (checks, duplicates, name clash, space, submit to aria2);
+* :mod:`manager.actions.intake` adds (checks, duplicates, name clash, space, submit to aria2),
+  a ``.torrent`` given by URL fetched first by :mod:`manager.fetch`;
 * :mod:`manager.actions.control` pauses, resumes, cancels and chooses files;
 * :mod:`manager.tracking.sync` follows aria2 (notifications, the progress poll, reconcile), applying
   what it reads through :mod:`manager.tracking.statuses` and :mod:`manager.tracking.metadata`;
@@ -53,6 +54,7 @@ from manager.downloads import (
 )
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
+from manager.fetch import FetchPolicy, TorrentFetcher
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.nodes import Membership, NodeConfig, NodeStatus
 from manager.notices import Notice
@@ -106,9 +108,11 @@ class TorrentManager:
         ops = Aria2Ops(rpc, clock)
         self._contents = Contents(rpc, store, config)
         space = SpaceCheck(self.live, disk_usage)
+        self._fetcher = TorrentFetcher(FetchPolicy(
+            max_bytes=config.torrent_max_bytes, allowed_networks=config.fetch_allowed_networks))
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
                               contents=self._contents, space=space, publisher=self._publisher,
-                              forget_mirror=self._forget_mirror)
+                              forget_mirror=self._forget_mirror, fetcher=self._fetcher)
         metadata = MetadataCheck(self.live, store=store, rpc=rpc, ops=ops,
                                  contents=self._contents, space=space)
         applier = StatusApplier(self.live, store=store, rpc=rpc, config=config,
@@ -227,6 +231,7 @@ class TorrentManager:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
         await self._outbox.close()
+        await self._fetcher.close()
         if self._membership is not None:
             await self._membership.leave()
 
@@ -336,13 +341,15 @@ class TorrentManager:
 
     async def add(self, source: str | bytes, chat_id: int, user_id: int,
                   message_id: int | None = None) -> AddResult:
-        """Validate ``source`` (a magnet link or .torrent bytes) and start downloading it.
+        """Validate ``source`` (a magnet link, .torrent bytes, or an http(s) URL of a .torrent,
+        fetched first: :mod:`manager.fetch`) and start downloading it.
 
         Returns:
             The new download, or the existing one when this chat already has the torrent.
 
         Raises:
-            InvalidSource: not a magnet/torrent ariabot accepts (nothing is stored).
+            InvalidSource: not a magnet/torrent ariabot accepts, or a URL it cannot or may
+                not fetch (``TorrentUrlError``); nothing is stored.
             AlreadyDownloading: another chat's copy of the torrent is still active.
             NotEnoughSpace: the torrent is larger than the free space.
         """

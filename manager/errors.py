@@ -43,6 +43,7 @@ __all__ = [
     "NodeConflict",
     "NotEnoughSpace",
     "StoreError",
+    "TorrentUrlError",
 ]
 
 
@@ -129,6 +130,11 @@ class InvalidSource(ManagerError, ValueError):
 
 class InvalidMagnet(InvalidSource):
     """Not a magnet link ariabot accepts."""
+
+
+class TorrentUrlError(InvalidSource):
+    """A link to a .torrent file that could not be fetched or may not be (a private address);
+    the message names its host only, never the whole URL (it may hold a passkey)."""
 
 
 class InvalidTorrent(InvalidSource):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from manager import ManagerError, human_size, node_text
+from manager import ManagerError, human_size, is_http_url, node_text
 from supervisor import __version__, doctor
 from supervisor.aria2c import Aria2cUnusable, locate_aria2c
 from supervisor.config import ConfigError, Settings, load_settings
@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "run", help="start aria2c (and the bot when a token is set) and keep them running"
     )
-    add = commands.add_parser("add", help="add a magnet link or a .torrent file")
-    add.add_argument("source", help="a magnet link, or the path of a .torrent file")
+    add = commands.add_parser(
+        "add", help="add a magnet link, a .torrent file, or the http(s) link of a .torrent")
+    add.add_argument("source", help="a magnet link, the path of a .torrent file, or its "
+                     "http(s) link (fetched by the running ariabot)")
     add.add_argument("--chat", type=_chat_id, default=0,
                      help="the chat it belongs to (default 0: local)")
     add.add_argument("--wait", action="store_true",
@@ -345,10 +347,13 @@ def _add(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
     wait when asked."""
     source = args.source
     if not source.strip():
-        print("ariabot: give a magnet link or the path of a .torrent file", file=sys.stderr)
+        print("ariabot: give a magnet link, the path of a .torrent file or its http(s) link",
+              file=sys.stderr)
         return EXIT_USAGE
     if source.startswith("magnet:"):
         answer = _ask(client, "add", magnet=source, chat=args.chat)
+    elif is_http_url(source):
+        answer = _ask(client, "add", url=source.strip(), chat=args.chat)
     else:
         try:
             data = Path(source).read_bytes()

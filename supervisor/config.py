@@ -96,6 +96,10 @@ FIELDS: tuple[Field, ...] = (
     Field("manager", "torrent_max_bytes", "ARIABOT_TORRENT_MAX_BYTES",
           between(int, 1024, 10_000_000), 10_000_000,
           "largest .torrent file accepted, in bytes (torf reads at most 10 MB)"),
+    Field("manager", "fetch_allow_networks", "ARIABOT_FETCH_ALLOW_NETWORKS", parsers.networks,
+          [], "private or local networks a .torrent link sent in a chat may be fetched from, "
+          "e.g. 127.0.0.1/32 for a Jackett or Prowlarr on this machine (empty: public "
+          "addresses only, so a chat cannot make the server reach its own network)"),
     Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", between(int, 0, 36500), 0,
           "finished downloads (complete, error, cancelled) older than this many days leave "
           "the list, checked daily; their files stay (0: keep them forever)"),
@@ -194,6 +198,7 @@ class Settings:
     database_url: str
     progress_interval: float
     torrent_max_bytes: int
+    fetch_allow_networks: tuple[str, ...]
     retention_days: int
     node_name: str
     node_dead_after: float

@@ -34,6 +34,7 @@ from manager import (
     NodeStatus,
     Torrent,
     TorrentManager,
+    is_http_url,
 )
 from supervisor.health import database_health, health_json
 
@@ -296,8 +297,10 @@ class ControlServer:
                 raise _BadRequest("torrent_b64 is not base64") from None
         elif isinstance(request.get("magnet"), str):
             source = request["magnet"]
+        elif isinstance(request.get("url"), str) and is_http_url(request["url"]):
+            source = request["url"]  # the manager fetches it
         else:
-            raise _BadRequest("give 'magnet' or 'torrent_b64'")
+            raise _BadRequest("give 'magnet', 'url' (http or https) or 'torrent_b64'")
         result = await self.manager.add(source, chat_id=chat, user_id=0)
         return {"torrent": torrent_json(result.torrent), "existing": result.existing,
                 "note": result.note}

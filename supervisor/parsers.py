@@ -9,6 +9,7 @@ setting uses.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "http_url",
     "listen_address",
     "log_level",
+    "networks",
     "node_name",
     "one_of",
     "optional_path",
@@ -176,6 +178,22 @@ def telegram_ids(what: str) -> Callable[[Any], tuple[int, ...]]:
         return tuple(dict.fromkeys(ids))
 
     return parse
+
+
+def networks(raw: Any) -> tuple[str, ...]:
+    """IP networks or addresses (``127.0.0.1/32``, ``10.0.0.0/8``, ``::1``): a TOML list or a
+    comma-separated string, each checked and written as a network (``127.0.0.1/32``)."""
+    items = raw if isinstance(raw, list) else str(raw).replace(" ", "").split(",")
+    found = []
+    for item in items:
+        if item == "":
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP network or address; give networks as "
+                             "127.0.0.1/32 or 192.168.1.0/24, comma-separated") from None
+    return tuple(dict.fromkeys(found))
 
 
 def webhook_url(raw: Any) -> str:

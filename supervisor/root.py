@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import re
 import signal
@@ -105,6 +106,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             enable_dht=settings.enable_dht,
             mirror=mirror_config(settings),
             links=link_config(settings, layout),
+            fetch_allowed_networks=tuple(
+                ipaddress.ip_network(network) for network in settings.fetch_allow_networks),
         ), uploader=uploader, node=node_config(settings, layout))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())

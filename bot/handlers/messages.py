@@ -1,4 +1,5 @@
-"""Plain messages: a magnet pasted as text, a .torrent sent as a document."""
+"""Plain messages: a magnet or a .torrent link pasted as text, a .torrent sent as a
+document."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.handlers.adding import add_download
-from manager import find_magnets, human_size
+from manager import find_magnets, find_torrent_urls, human_size
 
 __all__ = ["TORRENT_MIME", "on_document", "on_text"]
 
@@ -20,15 +21,18 @@ TORRENT_MIME = "application/x-bittorrent"
 
 
 async def on_text(update: Update, context: BotContext) -> None:
-    """Text that is not a command: add every magnet link in it (a hint in private chats)."""
+    """Text that is not a command: add every magnet link in it, and every link to a .torrent
+    file (a URL whose path ends in .torrent; others only by /torrent <url>); a hint in
+    private chats."""
     message = update.effective_message
     if message is None or not message.text:
         return
-    links = find_magnets(message.text)
+    links = find_magnets(message.text) + find_torrent_urls(message.text)
     if not links:
         chat = update.effective_chat
         if chat is not None and chat.type == ChatType.PRIVATE:
-            await message.reply_text("Send me a magnet link or a .torrent file; /help says more.")
+            await message.reply_text("Send me a magnet link, a .torrent file or a link to "
+                                     "one; /help says more.")
         return
     for link in links:
         await add_download(update, context, link)

@@ -32,9 +32,10 @@ from manager.errors import (
     InvalidSource,
 )
 from manager.events import Publisher, TorrentAdded
+from manager.fetch import TorrentFetcher
 from manager.files import chat_folder, has_unverified_data
 from manager.models import SourceKind, Torrent, TorrentState
-from manager.sources import MagnetLink, TorrentMeta, parse_magnet, parse_torrent
+from manager.sources import MagnetLink, TorrentMeta, is_http_url, parse_magnet, parse_torrent
 from manager.store import DownloadRecord, Store
 
 __all__ = ["AddResult", "Intake"]
@@ -62,12 +63,14 @@ class Intake:
         publisher: where :class:`~manager.events.TorrentAdded` goes.
         forget_mirror: drops a download's earlier mirror, by id (a cancelled download added
             again is a new download in the same row).
+        fetcher: fetches a ``.torrent`` given by its URL.
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, rpc: Aria2Rpc,
                  config: ManagerConfig, contents: Contents, space: SpaceCheck,
                  publisher: Publisher,
-                 forget_mirror: Callable[[int], Awaitable[None]]) -> None:
+                 forget_mirror: Callable[[int], Awaitable[None]],
+                 fetcher: TorrentFetcher) -> None:
         self._live = live
         self._store = store
         self._rpc = rpc
@@ -76,11 +79,14 @@ class Intake:
         self._space = space
         self._publisher = publisher
         self._forget_mirror = forget_mirror
+        self._fetcher = fetcher
 
     async def add(self, source: str | bytes, chat_id: int, user_id: int,
                   message_id: int | None) -> AddResult:
         """:meth:`TorrentManager.add` (see there)."""
         # A hostile 10 MB .torrent costs seconds of CPU to check: keep it off the loop.
+        if isinstance(source, str) and is_http_url(source):
+            source = await self._fetcher.fetch(source)  # its bytes, or the magnet it names
         parsed = await asyncio.to_thread(self._parse, source)
         folder = chat_folder(self._config.download_dir, chat_id, self._config.folder_mode)
         async with self._live.lock:

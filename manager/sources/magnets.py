@@ -17,7 +17,7 @@ from manager.errors import InvalidMagnet
 from manager.sources.trackers import collect_trackers
 from manager.usertext import MAX_NAME_BYTES, has_control, is_encodable, show, truncate_utf8
 
-__all__ = ["MAX_MAGNET_CHARS", "MagnetLink", "find_magnets", "parse_magnet"]
+__all__ = ["MAX_MAGNET_CHARS", "MagnetLink", "find_magnets", "parse_magnet", "trim_link"]
 
 MAX_MAGNET_CHARS = 8192
 """Longest magnet link accepted, in characters (after stripping surrounding blanks)."""
@@ -161,7 +161,7 @@ def find_magnets(text: str, *, limit: int = _MAX_MAGNETS_PER_MESSAGE) -> list[st
     if not isinstance(text, str) or limit <= 0:
         return found
     for match in _MAGNET_IN_TEXT.finditer(text):
-        link = _trim_link(match.group(0))
+        link = trim_link(match.group(0))
         if link not in found:
             found.append(link)
             if len(found) >= limit:
@@ -169,7 +169,7 @@ def find_magnets(text: str, *, limit: int = _MAX_MAGNETS_PER_MESSAGE) -> list[st
     return found
 
 
-def _trim_link(link: str) -> str:
+def trim_link(link: str) -> str:
     """Drop sentence punctuation and unbalanced closing brackets from the end of a link."""
     while link:
         last = link[-1]

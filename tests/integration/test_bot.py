@@ -398,7 +398,8 @@ async def test_status_pages_through_every_download_of_the_chat(stack: Stack) -> 
     for text, needle in [("/pause", "Usage: /pause"), ("/pause abc", "Usage: /pause"),
                          ("/cancel 1 now", "Usage: /cancel"), ("/files", "Usage: /files"),
                          ("/files 1 x-y", "Usage: /files"), ("/frobnicate", "Unknown command"),
-                         ("/torrent", "Usage: /torrent"), ("hello", "magnet link or a .torrent")]:
+                         ("/torrent", "Usage: /torrent"),
+                         ("hello", "a .torrent file or a link to one")]:
         answer = await stack.say(USER, text)
         assert needle in answer.params["text"], (text, answer.params["text"])
         assert "\n" not in answer.params["text"]

@@ -53,7 +53,8 @@ def test_an_empty_source_and_one_already_listed_each_get_one_honest_line(
 ) -> None:
     empty = cli(run, "add", "")
     assert (empty.returncode, empty.stdout) == (2, "")
-    assert empty.stderr == "ariabot: give a magnet link or the path of a .torrent file\n"
+    assert empty.stderr == (
+        "ariabot: give a magnet link, the path of a .torrent file or its http(s) link\n")
     magnet = swarm.dead_magnet("listed-once")
     assert cli(run, "add", magnet).returncode == 0
     again = cli(run, "add", magnet)
