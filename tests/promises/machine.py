@@ -1,13 +1,13 @@
 """The promises machine: rules users and faults play, invariants checked after every step.
 
 Rules (each a thing a user, the machine or Telegram does): add a magnet or a ``.torrent``
-from a Telegram chat (pasted, ``/torrent``, a document) or the control socket, in three chats
-and the local one, with names that collide within and across chats; pause, resume, choose
-files, cancel with and without its files, purge, send, link, mirror (the mode flips at each
-restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or of aria2c; the store's
-write lock held by another connection; Telegram faults per chat (5xx for a while, 429, an
-answer lost after the message was posted, 403 blocked, the group upgraded to a supergroup);
-a dead magnet; the seeder throttled.
+from a Telegram chat (pasted, ``/torrent``, a document, a link to the file) or the control
+socket, in three chats and the local one, with names that collide within and across chats;
+pause, resume, choose files, cancel with and without its files, purge, send, link, mirror
+(the mode flips at each restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or
+of aria2c; the store's write lock held by another connection; Telegram faults per chat (5xx
+for a while, 429, an answer lost after the message was posted, 403 blocked, the group
+upgraded to a supergroup); a dead magnet; the seeder throttled.
 
 Invariants (see :mod:`tests.promises`): I1, I4, I6 and I7 must hold after every step; I2, I3
 and I5 must hold within their bound, measured from when the machine first saw the state
@@ -326,11 +326,13 @@ class PromisesMachine(RuleBasedStateMachine):
     # --- rules: adding -----------------------------------------------------------------------
 
     @rule(plan=st.tuples(pick((*Catalog.keys_of(), "dead")), pick((USER, GROUP, USER2, LOCAL)),
-                         pick(("paste", "document", "command", "local magnet", "local file"))))
+                         pick(("paste", "document", "command", "link", "local magnet",
+                               "local file"))))
     def add(self, plan: tuple[str, int, str]) -> None:
         """Add a torrent of the catalog (or "dead", a magnet nobody seeds: it fails by
-        bt-stop-timeout) to a chat: pasted, by ``/torrent``, as a ``.torrent`` document, or
-        over the control socket (``ariabot add --chat``; the local chat only this way)."""
+        bt-stop-timeout) to a chat: pasted, by ``/torrent``, as a ``.torrent`` document, as
+        a link to its ``.torrent`` on a web site (pasted; ``/torrent <link>`` in the group),
+        or over the control socket (``ariabot add --chat``; the local chat only this way)."""
         key, chat, how = plan
         self._step("add", key, chat, how)
         if chat == LOCAL or key == "dead":
@@ -346,6 +348,9 @@ class PromisesMachine(RuleBasedStateMachine):
         where, user, since = self._chat(chat), self._user(chat), self.stack.mark()
         if how == "document":
             self.stack.send_document(where, user, item)
+        elif how == "link":
+            link = self.stack.link(item)
+            self.stack.say(where, user, f"/torrent {link}" if chat == GROUP else link)
         else:
             text = item.torrent.magnet if how == "paste" else f"/torrent {item.torrent.magnet}"
             self.stack.say(where, user, text)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from supervisor.control import ControlClient, NotRunning
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer, Request
+from tests.fakes.torrentsite import TorrentSite
 from tests.runner import AriabotRun, free_port, rpc, wait_until
 from tests.swarm import Swarm, SwarmTorrent
 
@@ -217,6 +218,10 @@ class Stack:
             self.telegram_loop.call(self.server.set_member, GROUP, user,
                                     "creator" if user == USER else "member")
         self.telegram_loop.call(self.server.set_member, GROUP_MIGRATED, USER, "creator")
+        self.site = TorrentSite({item.key: item.torrent.torrent_bytes
+                                 for item in self.catalog.items},
+                                magnet=self.catalog.items[0].torrent.magnet, too_large=1)
+        self.telegram_loop.run(self.site.__aenter__())
 
     # --- the process ------------------------------------------------------------------------
 
@@ -239,6 +244,7 @@ class Stack:
             "ARIABOT_MIRROR_RETRY_DELAY": "0.5",
             "ARIABOT_PUBLIC_URL": f"http://127.0.0.1:{self.http_port}",
             "ARIABOT_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
+            "ARIABOT_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",  # the catalog's site
         }
 
     def start(self) -> None:
@@ -282,6 +288,8 @@ class Stack:
         self.stop()
         with contextlib.suppress(Exception):
             self.telegram_loop.run(self.server.stop(), timeout=10)
+        with contextlib.suppress(Exception):
+            self.telegram_loop.run(self.site.__aexit__(None, None, None), timeout=10)
 
     # --- the control socket (what ``ariabot add/pause/…`` send) ------------------------------
 
@@ -306,6 +314,10 @@ class Stack:
 
     def say(self, chat: int, user: int, text: str) -> None:
         self.telegram_loop.call(self.server.push_text, chat, user, text)
+
+    def link(self, item: Item) -> str:
+        """The link of ``item``'s ``.torrent`` on the catalog's web site."""
+        return self.site.url(f"/files/{item.key}.torrent")
 
     def send_document(self, chat: int, user: int, item: Item) -> None:
         self.telegram_loop.call(self.server.push_document, chat, user,
