@@ -62,18 +62,21 @@ def owns_its_name(record: DownloadRecord) -> bool:
     downloaded (waiting for metadata, paused or failed before it: a dead swarm, a refused
     name) owns nothing.
     """
-    if record.state == TorrentState.CANCELLED.value:
-        return False
-    return (record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
-            or record.state in _WRITING)
+    return record.state != TorrentState.CANCELLED.value and _named(record)
 
 
 def claims_its_files(record: DownloadRecord, info_hash: str) -> bool:
     """Whether a row of torrent ``info_hash`` claims the files named like it: it is that
     torrent, and its name came from the metainfo (a magnet's ``dn=`` claims nothing)."""
-    return record.info_hash == info_hash and (
-        record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
-        or record.state in _WRITING)
+    return record.info_hash == info_hash and _named(record)
+
+
+def _named(record: DownloadRecord) -> bool:
+    """Whether the download ever held its name: a ``.torrent``'s, or a magnet's once its
+    metadata passed the checks (it has a size) or it wrote (a magnet refused by its name, a
+    dead swarm: never)."""
+    return (record.source_kind != SourceKind.MAGNET.value or record.total_bytes > 0
+            or record.state in _WRITING)
 
 
 def file_entries(record: DownloadRecord,
@@ -275,6 +278,10 @@ class Contents:
     async def _delete_owned(self, record: DownloadRecord, paths: list[Path],
                             source: bytes | None) -> Deletion:
         folder = Path(record.directory)
+        if not _named(record):
+            # A magnet that never held its name (refused by it, or without metadata): the
+            # metadata aria2 saved names files that are someone else's, never its own.
+            paths = []
         # The top entry comes from the files, never from the row's name: before the
         # metadata arrives that is the magnet's dn=, which any file may be called.
         top = top_entry(folder, paths)

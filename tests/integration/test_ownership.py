@@ -166,6 +166,26 @@ async def test_a_magnet_whose_metadata_names_a_file_nobody_owns_fails_before_wri
     assert file_digests(engine.folder(9) / "planted-m.bin") == mine
 
 
+@pytest.mark.parametrize("how", ["purge", "cancel"])
+async def test_a_magnet_refused_by_its_name_deletes_none_of_those_files(
+    engine: Engine, swarm: Swarm, how: str
+) -> None:
+    """aria2 saved its metadata (bt-save-metadata), which names the planted file: deleting
+    its files is deleting what it owns, and a magnet that never wrote a byte owns nothing
+    (the soak found it: seeds 977122132 and 3552376119, a purge with files)."""
+    torrent = swarm.add(f"planted-{how}.bin", 1 * MiB, seed=50 if how == "purge" else 51)
+    mine = _plant(engine.folder(9), f"planted-{how}.bin", 1 * MiB)
+    added = await engine.manager.add(torrent.magnet, chat_id=9, user_id=1)
+    await wait_state(engine, added.torrent.id, TorrentState.ERROR)
+    assert (engine.folder(9) / f"{torrent.info_hash}.torrent").exists()  # names the file
+    if how == "purge":
+        assert await engine.manager.purge_finished(timedelta(0), delete_files=True) == 1
+    else:
+        await engine.manager.cancel(added.torrent.id, chat_id=9, delete_files=True)
+    assert file_digests(engine.folder(9) / f"planted-{how}.bin") == mine
+    assert not (engine.folder(9) / f"{torrent.info_hash}.torrent").exists()  # its own: gone
+
+
 @pytest.mark.parametrize("kind", ["magnet", "torrent"])
 async def test_a_download_cancelled_without_its_files_is_added_again_over_them(
     engine: Engine, swarm: Swarm, kind: str
