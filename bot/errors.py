@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from telegram import CallbackQuery, Update
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, NetworkError, RetryAfter, TelegramError
 
 from bot.context import BotContext
 from manager import (
@@ -158,10 +158,19 @@ def _what(update: object) -> str:
 
 async def on_error(update: object, context: BotContext) -> None:
     """The application's error handler: log the exception, answer "something went wrong";
-    Telegram unreachable gets one warning line and no answer (it would not get through)."""
+    Telegram unreachable gets one warning line and no answer (it would not get through); a
+    group upgraded meanwhile is followed to its supergroup."""
     error = context.error
+    chat = update.effective_chat if isinstance(update, Update) else None
+    if isinstance(error, ChatMigrated) and chat is not None:
+        # Sent in the group before Telegram upgraded it, answered after: the answer cannot
+        # go there any more. The bot follows the group (its downloads and news go to the
+        # supergroup); what the handler did stays done.
+        log.info("could not answer %s in chat %s: Telegram upgraded it to the supergroup "
+                 "%s, which the bot follows", _what(update), chat.id, error.new_chat_id)
+        await context.board.follow_migration(chat.id, error.new_chat_id)
+        return
     if _unreachable(error):
-        chat = update.effective_chat if isinstance(update, Update) else None
         log.warning("could not answer %s in chat %s, Telegram did not take it: %s: %s",
                     _what(update), chat.id if chat is not None else "-",
                     type(error).__name__, error)

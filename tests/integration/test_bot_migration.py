@@ -9,6 +9,7 @@ store, aria2c and local swarm (the ``stack`` of test_bot.py, the group of test_b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -181,3 +182,26 @@ async def test_a_torrent_the_supergroup_already_lists_stays_with_the_old_group(
     await _until(lambda: _no_pending(stack), "the news to be sent or given up")
     assert 1 <= sum(1 for r in server.requests[mark:]
                     if r.params.get("chat_id") == GROUP and r.status == 400) <= 3
+
+
+async def test_a_message_from_the_group_answered_after_its_upgrade_follows_it_quietly(
+    admin_group_stack: Stack, swarm: Swarm, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A /torrent sent in the group just before the upgrade reaches the bot after it (and no
+    service message told it): its answer gets ChatMigrated. The download is added, the bot
+    follows the group to its supergroup, and nothing is logged as a crash (the soak found
+    the traceback: seed 1301820956)."""
+    stack, server = admin_group_stack, admin_group_stack.server
+    torrent = swarm.add("sent-before-upgrade.bin", 256 * 1024, seed=2614)
+    server.migrate(GROUP)  # Telegram says nothing: only its answers tell
+    mark = server.mark()
+    server.push_text(GROUP, USER, f"/torrent {torrent.magnet}")
+    await server.wait_for("sendMessage", lambda r: r.status == 400
+                          and r.params.get("chat_id") == GROUP, since=mark, timeout=LONG)
+    await _until(lambda: _moved(stack), "the move to be stored")
+    assert [t.name for t in await stack.manager.list(SUPERGROUP)] == [torrent.name]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def _moved(stack: Stack) -> bool:
+    return (await stack.manager.chat_moves()).get(GROUP) == SUPERGROUP
