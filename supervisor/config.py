@@ -100,6 +100,12 @@ FIELDS: tuple[Field, ...] = (
           [], "private or local networks a .torrent link sent in a chat may be fetched from, "
           "e.g. 127.0.0.1/32 for a Jackett or Prowlarr on this machine (empty: public "
           "addresses only, so a chat cannot make the server reach its own network)"),
+    Field("manager", "watch_dir", "ARIABOT_WATCH_DIR", parsers.optional_path, "",
+          "a folder whose .torrent and .magnet files are added (Sonarr/Radarr blackhole), "
+          "then moved to added/ or failed/ inside it (empty: no watch folder)"),
+    Field("manager", "watch_chat", "ARIABOT_WATCH_CHAT", parsers.chat_id, 0,
+          "the chat the watch folder's downloads belong to, told of their completion as for "
+          "its own adds (0: the local chat of ariabot add)"),
     Field("manager", "retention_days", "ARIABOT_RETENTION_DAYS", between(int, 0, 36500), 0,
           "finished downloads (complete, error, cancelled) older than this many days leave "
           "the list, checked daily; their files stay (0: keep them forever)"),
@@ -199,6 +205,8 @@ class Settings:
     progress_interval: float
     torrent_max_bytes: int
     fetch_allow_networks: tuple[str, ...]
+    watch_dir: Path | None
+    watch_chat: int
     retention_days: int
     node_name: str
     node_dead_after: float

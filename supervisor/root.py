@@ -50,6 +50,7 @@ from supervisor.render import new_secret, pick_free_port, render_config
 from supervisor.retention import run_retention
 from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
+from supervisor.watchfolder import WatchFolder
 from web import LinkServer
 
 __all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "node_config",
@@ -112,6 +113,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
         retention: asyncio.Task[None] | None = None
+        watching: asyncio.Task[None] | None = None
         control = ControlServer(manager, layout.control_socket)
         links: LinkServer | None = None
         bot: EmbeddedBot | None = None
@@ -148,6 +150,10 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             if settings.retention_days:
                 retention = asyncio.create_task(
                     run_retention(manager, settings.retention_days), name="retention")
+            if settings.watch_dir is not None:
+                watching = asyncio.create_task(WatchFolder(
+                    manager, settings.watch_dir, settings.watch_chat,
+                    settings.torrent_max_bytes).run(), name="watch folder")
             if settings.local_mode:
                 log.info("local mode: no Telegram token, so the bot is off; set "
                          "ARIABOT_TELEGRAM_TOKEN to drive ariabot from Telegram")
@@ -177,10 +183,11 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 loop.remove_signal_handler(signum)
             if bot is not None:
                 await bot.stop()
-            if retention is not None:
-                retention.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await retention
+            for job in (retention, watching):
+                if job is not None:
+                    job.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job
             if links is not None:
                 await links.stop()
             await control.stop()
