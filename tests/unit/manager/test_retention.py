@@ -21,22 +21,15 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
 async def add(store: Store, state: str, *, age_days: float = 0, chat: int = 1,
               name: str = "n", directory: str = "/d", info_hash: str | None = None,
-              source_kind: str = "magnet", source: bytes = b"magnet:?xt=...") -> int:
+              source_kind: str = "magnet", source: bytes = b"magnet:?xt=...",
+              total_bytes: int = 0) -> int:
     count = len(await store.downloads.list())
     record = await store.downloads.create(
         info_hash=info_hash or f"{count:040x}", chat_id=chat,
         user_id=7, name=name, source_kind=source_kind, source=source,
-        directory=directory, state=state)
+        directory=directory, state=state, total_bytes=total_bytes)
     if age_days:
         changed = now() - timedelta(days=age_days)
         table = store.database.tables.download
@@ -211,8 +204,9 @@ async def test_purge_with_delete_files_finds_a_magnets_files_in_its_saved_metada
     data = torrent.dump()
     info_hash = torrent.infohash
     (folder / f"{info_hash}.torrent").write_bytes(data)  # what bt-save-metadata writes
+    # Its metadata passed the checks (it has a size) and it downloaded: the files are its.
     await add(store, "cancelled", age_days=2, chat=5, name="clip.bin", directory=str(folder),
-              info_hash=info_hash)
+              info_hash=info_hash, total_bytes=10)
     assert await manager.purge_finished(timedelta(days=1), delete_files=True) == 1
     assert not content.exists() and not (folder / f"{info_hash}.torrent").exists()
 
