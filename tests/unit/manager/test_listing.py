@@ -4,22 +4,10 @@ totals from one count)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from manager.downloads.listing import LIST_PAGE_MAX, Listing
 from manager.downloads.live import LiveDownloads
 from manager.models import Torrent
 from manager.store import Store
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def _as_they_are(torrents: list[Torrent]) -> list[Torrent]:

@@ -7,7 +7,6 @@ written is older than that), never by sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,14 +16,6 @@ from manager.store import Store
 HOME_A = "a" * 32
 HOME_B = "b" * 32
 LIMIT = 30.0
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_a_node_joins_beats_and_leaves(store: Store) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import peewee
@@ -13,14 +12,6 @@ from manager.notices import NoticeKind, download_notices, mirror_notices
 from manager.store import Store
 from tests.dbfaults import LOCKED, hold_writes, refuse_notices, wait_for_locks
 from tests.unit.manager.test_store import add
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def _kinds(notices: list) -> list[tuple[int | None, NoticeKind]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -21,14 +20,6 @@ from manager.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from manager.store.tables import bind_tables
 from tests.dbfaults import LOCKED, hold_writes
 from tests.pgserver import PostgresServer
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = Store(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def add(store: Store, info_hash: str = "a" * 40, chat: int = 1) -> int:

@@ -1,0 +1,18 @@
+"""Fixtures the manager's unit tests share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from manager.store import Store
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """An opened store on an empty database of each engine (``database_url``)."""
+    opened = Store(database_url)
+    await opened.open()
+    yield opened
+    await opened.close()
