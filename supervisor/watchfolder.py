@@ -76,15 +76,21 @@ class WatchFolder:
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
         self._waiting: set[str] = set()
+        """Names said to be waiting to settle (said once per file)."""
+        self._deferred: set[str] = set()
+        """Names whose add waits for the downloader or the database (said once per file)."""
 
     async def run(self) -> None:
         """Scan until cancelled; a scan that fails is logged and made again."""
-        await asyncio.to_thread(self._make_folders)
         while True:
             try:
+                await asyncio.to_thread(self._make_folders)
                 await self.scan()
             except OSError as error:
-                log.warning("watch folder %s cannot be read: %s", self._folder, error)
+                log.warning("watch folder %s cannot be used: %s", self._folder, error)
+            except Exception:
+                log.exception("watch folder: a scan failed; the next one is in %.0f s",
+                              SCAN_INTERVAL)
             await asyncio.sleep(SCAN_INTERVAL)  # a period, not a wait for anything
 
     def _make_folders(self) -> None:
@@ -93,7 +99,12 @@ class WatchFolder:
 
     async def scan(self) -> None:
         """One look: add each file that has settled."""
-        for name, seen in await asyncio.to_thread(self._candidates):
+        found = await asyncio.to_thread(self._candidates)
+        names = {name for name, _ in found}
+        self._seen = {name: seen for name, seen in self._seen.items() if name in names}
+        self._waiting &= names
+        self._deferred &= names
+        for name, seen in found:
             if self._seen.get(name) != seen or self._clock() - seen.mtime_ns / 1e9 < SETTLE:
                 self._seen[name] = seen
                 if name not in self._waiting:
@@ -104,6 +115,8 @@ class WatchFolder:
             await self._take(name)
 
     def _candidates(self) -> list[tuple[str, _Seen]]:
+        """The regular ``.torrent`` and ``.magnet`` files in the folder (not hidden ones: a
+        tool's temporary file), with their size and modification time."""
         found = []
         with os.scandir(self._folder) as entries:
             for entry in entries:
@@ -112,9 +125,6 @@ class WatchFolder:
                 status = entry.stat(follow_symlinks=False)
                 if stat.S_ISREG(status.st_mode):
                     found.append((entry.name, _Seen(status.st_size, status.st_mtime_ns)))
-        names = {name for name, _ in found}
-        self._seen = {name: seen for name, seen in self._seen.items() if name in names}
-        self._waiting &= names
         return found
 
     async def _take(self, name: str) -> None:
@@ -122,19 +132,27 @@ class WatchFolder:
             source = await asyncio.to_thread(self._read, name)
             result = await self._manager.add(source, self._chat_id, 0)
         except _PASSING as error:
-            log.info("watch folder: %s waits for the next scan: %s", name, error)
+            if name not in self._deferred:
+                self._deferred.add(name)
+                log.info("watch folder: %s waits until it can be added: %s", name, error)
             return
         except ManagerError as error:
+            self._forget(name)
             await asyncio.to_thread(self._move, name, "failed", str(error))
             log.warning("watch folder: %s was not added: %s", name, error)
             return
-        self._seen.pop(name, None)
-        self._waiting.discard(name)
+        self._forget(name)
         await asyncio.to_thread(self._move, name, "added", None)
         torrent = result.torrent
         log.info("watch folder: %s %s #%d for chat %d", name,
                  "is already in the list as" if result.existing else "added as", torrent.id,
                  self._chat_id)
+
+    def _forget(self, name: str) -> None:
+        """The file is taken: a new one of that name starts afresh."""
+        self._seen.pop(name, None)
+        self._waiting.discard(name)
+        self._deferred.discard(name)
 
     def _read(self, name: str) -> str | bytes:
         """The file's content: a magnet link (text) or the ``.torrent``'s bytes.
