@@ -15,6 +15,7 @@ import base64
 import json
 import math
 import os
+import re
 import sys
 import textwrap
 import time
@@ -354,6 +355,10 @@ def _add(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
         answer = _ask(client, "add", magnet=source, chat=args.chat)
     elif is_http_url(source):
         answer = _ask(client, "add", url=source.strip(), chat=args.chat)
+    elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", source.strip()):
+        print("ariabot: only http:// and https:// links to a .torrent file are fetched",
+              file=sys.stderr)
+        return EXIT_USAGE
     else:
         try:
             data = Path(source).read_bytes()

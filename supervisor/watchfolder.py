@@ -81,16 +81,27 @@ class WatchFolder:
         """Names whose add waits for the downloader or the database (said once per file)."""
 
     async def run(self) -> None:
-        """Scan until cancelled; a scan that fails is logged and made again."""
+        """Scan until cancelled; a scan that fails is logged (once while it keeps failing)
+        and made again."""
+        log.info("watching %s for .torrent and .magnet files (for chat %d)", self._folder,
+                 self._chat_id)
+        unusable = False
         while True:
             try:
                 await asyncio.to_thread(self._make_folders)
                 await self.scan()
             except OSError as error:
-                log.warning("watch folder %s cannot be used: %s", self._folder, error)
+                if not unusable:
+                    log.warning("watch folder %s cannot be used: %s; it is tried again every "
+                                "%.0f s", self._folder, error, SCAN_INTERVAL)
+                unusable = True
             except Exception:
                 log.exception("watch folder: a scan failed; the next one is in %.0f s",
                               SCAN_INTERVAL)
+            else:
+                if unusable:
+                    log.info("watch folder %s can be used again", self._folder)
+                unusable = False
             await asyncio.sleep(SCAN_INTERVAL)  # a period, not a wait for anything
 
     def _make_folders(self) -> None:

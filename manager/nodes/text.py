@@ -11,12 +11,12 @@ _UNITS = ((86400, "d"), (3600, "h"), (60, "min"))
 
 
 def node_text(node: NodeStatus) -> str:
-    """``box-a (this node): online, heard of 2 s ago · slots 1/3 used · 120.5 GiB free ·
+    """``box-a (this node): online, last heard from 2 s ago · slots 1/3 used · 120.5 GiB free ·
     14 downloads · ariabot 0.1.0``; an offline or stopped node says since when instead."""
     figures = node.figures
     this = " (this node)" if node.this else ""
-    when = {NodeState.ONLINE: "online, heard of", NodeState.OFFLINE: "offline, last heard of",
-            NodeState.STOPPED: "stopped"}[node.state]
+    when = {NodeState.ONLINE: "online, last heard from",
+            NodeState.OFFLINE: "offline, last heard from", NodeState.STOPPED: "stopped"}[node.state]
     parts = [f"{node.name}{this}: {when} {_ago(node.silent_for)}"]
     if node.state is NodeState.ONLINE:
         parts += [f"slots {figures.slots_used}/{figures.slots_total} used",

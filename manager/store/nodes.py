@@ -1,9 +1,9 @@
-"""The nodes sharing one database: who runs, since when, last heard of when, and with what room.
+"""The nodes sharing one database: who runs, since when, last heard from when, with what room.
 
 Each ``ariabot run`` is a node: it joins at start (:meth:`Nodes.join`), writes a heartbeat
 every few seconds (:meth:`Nodes.beat`) and leaves when it stops (:meth:`Nodes.leave`). Times
 are the database's clock (:meth:`~manager.store.engine.Engine.clock`), so that machines whose
-clocks differ still agree on who was heard of last.
+clocks differ still agree on who was heard from last.
 
 A node's name is held by one data dir at a time (its ``home``). A start raises the row's
 epoch, and every heartbeat names the epoch it holds: a process that was frozen while another
@@ -61,7 +61,7 @@ class Nodes:
         The data dir that held the name last takes it back at once (its lock proves the
         process before is gone); another data dir takes it only from a node that left or
         was silent for ``dead_after`` seconds. One node runs on a database: another one
-        that is heard of refuses the start (several nodes need placement, which this
+        that is heard from refuses the start (several nodes need placement, which this
         version does not have).
 
         Raises:
@@ -81,12 +81,12 @@ class Nodes:
                         and held.last_seen > now - dead_after):
                     raise NodeConflict(
                         f"a node named {name!r} runs on this database from another data dir "
-                        f"(heard of {now - held.last_seen:.0f} s ago): give each machine its "
-                        "own ARIABOT_NODE_NAME")
+                        f"(last heard from {now - held.last_seen:.0f} s ago): give each "
+                        "machine its own ARIABOT_NODE_NAME")
                 other = node.select().where(live & (node.name != name)).first()
                 if other is not None:
                     raise NodeConflict(
-                        f"node {other.name!r} runs on this database (heard of "
+                        f"node {other.name!r} runs on this database (last heard from "
                         f"{now - other.last_seen:.0f} s ago): this version of ariabot runs "
                         "one node per database; stop it first, or give this one its own "
                         "database")

@@ -82,7 +82,7 @@ async def test_a_node_shows_itself_in_the_cli_and_in_the_admin_chat(tmp_path: Pa
             assert (node["slots_total"], node["downloads"]) == (3, 0)
             assert node["free_disk"] > 0
             line = _cli(run, "nodes").stdout
-            assert line.startswith("box-a (this node): online, heard of ")
+            assert line.startswith("box-a (this node): online, last heard from ")
             assert "slots 0/3 used" in line
 
             mark = server.mark()

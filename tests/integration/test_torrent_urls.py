@@ -111,6 +111,9 @@ async def test_every_bad_link_is_one_clear_line_and_adds_nothing(
                 [line] = refused.stderr.splitlines()
                 assert said in line, (path, line)
                 assert "Traceback" not in line
+            other = await _add(run, "ftp://127.0.0.1/x.torrent")  # not read as a path
+            assert (other.returncode, other.stderr) == (
+                2, "ariabot: only http:// and https:// links to a .torrent file are fetched\n")
             assert await _ids(run) == set()
             assert not list((tmp_path / "downloads").rglob("*.bin"))
         finally:
@@ -156,8 +159,10 @@ async def test_a_link_pasted_in_the_chat_and_one_given_to_torrent_are_added(
                                (f"see {site.url('/files/elsewhere')}", None)):
                 mark = server.mark()
                 server.push_text(USER, USER, text)
+                # Its answer, not an earlier download's completion notice in the same chat.
                 reply = await server.wait_for("sendMessage", lambda r: r.status == 200
-                                              and r.params.get("chat_id") == USER,
+                                              and r.params.get("chat_id") == USER
+                                              and "is downloaded" not in str(r.params["text"]),
                                               since=mark, timeout=LONG)
                 if name is None:  # not a .torrent link: not fetched, the hint
                     assert "Send me a magnet link, a .torrent file or a link" in str(
