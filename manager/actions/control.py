@@ -147,7 +147,7 @@ class Control:
                                            download_id=record.id, detail=detail)
         return Cancellation(
             await self._current(download_id),
-            files_deleted=deletion is not None and deletion.kept_for is None,
+            files_deleted=deletion is not None and deletion.kept is None,
             kept_for=deletion.kept_for if deletion is not None else None,
             upload_stopped=upload_stopped)
 

@@ -278,10 +278,6 @@ class Contents:
     async def _delete_owned(self, record: DownloadRecord, paths: list[Path],
                             source: bytes | None) -> Deletion:
         folder = Path(record.directory)
-        if not _named(record):
-            # A magnet that never held its name (refused by it, or without metadata): the
-            # metadata aria2 saved names files that are someone else's, never its own.
-            paths = []
         # The top entry comes from the files, never from the row's name: before the
         # metadata arrives that is the magnet's dn=, which any file may be called.
         top = top_entry(folder, paths)
@@ -294,6 +290,12 @@ class Contents:
                 log.warning("#%d: its files named %r are kept: %s", record.id, name, kept)
                 paths, top = [], None
                 break
+        if paths and not _named(record):
+            # A magnet that never held its name (refused by it): the metadata aria2 saved
+            # names files that were there before it, someone else's, never its own.
+            kept = "it never wrote them (they were there before it)"
+            log.warning("#%d: the files its metadata names are kept: %s", record.id, kept)
+            paths, top = [], None
         deleted = await asyncio.to_thread(delete_download_files, folder, paths, top)
         await asyncio.to_thread(_remove_saved_metadata, folder, record.info_hash,
                                 record.source_kind, source)

@@ -181,7 +181,8 @@ async def test_a_magnet_refused_by_its_name_deletes_none_of_those_files(
     if how == "purge":
         assert await engine.manager.purge_finished(timedelta(0), delete_files=True) == 1
     else:
-        await engine.manager.cancel(added.torrent.id, chat_id=9, delete_files=True)
+        cancelled = await engine.manager.cancel(added.torrent.id, chat_id=9, delete_files=True)
+        assert not cancelled.files_deleted  # the answer says they are kept, not deleted
     assert file_digests(engine.folder(9) / f"planted-{how}.bin") == mine
     assert not (engine.folder(9) / f"{torrent.info_hash}.torrent").exists()  # its own: gone
 
