@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -22,6 +20,7 @@ import pytest
 from manager.store import Store
 from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+from tests.integration.test_cli import cli
 from tests.pgserver import PostgresServer
 from tests.runner import AriabotRun, ariabot_run, wait_until
 
@@ -36,13 +35,8 @@ def _env(download_dir: Path, **extra: str) -> dict[str, str]:
             "ARIABOT_NODE_DEAD_AFTER": str(DEAD_AFTER), **extra}
 
 
-def _cli(run: AriabotRun, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "supervisor", *args], env=run.env,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
 def _nodes(run: AriabotRun) -> list[dict]:
-    listed = _cli(run, "nodes", "--json")
+    listed = cli(run, "nodes", "--json")
     assert listed.returncode == 0, listed.stderr
     return json.loads(listed.stdout)
 
@@ -81,7 +75,7 @@ async def test_a_node_shows_itself_in_the_cli_and_in_the_admin_chat(tmp_path: Pa
                 "box-a", "online", True, __version__)
             assert (node["slots_total"], node["downloads"]) == (3, 0)
             assert node["free_disk"] > 0
-            line = _cli(run, "nodes").stdout
+            line = cli(run, "nodes").stdout
             assert line.startswith("box-a (this node): online, last heard from ")
             assert "slots 0/3 used" in line
 

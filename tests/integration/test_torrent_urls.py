@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from manager.store import Store
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
 from tests.fakes.torrentsite import TorrentSite
 from tests.integration.test_bot import LONG, USER, _download_id
+from tests.integration.test_cli import cli, downloads
 from tests.runner import AriabotRun
 from tests.swarm import Swarm, SwarmTorrent
 
@@ -25,19 +25,12 @@ CAP = 64 * 1024
 """``ARIABOT_TORRENT_MAX_BYTES`` here: /big.torrent and /stream.torrent are larger."""
 
 
-def _cli(run: AriabotRun, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "supervisor", *args], env=run.env,
-                          capture_output=True, text=True, timeout=120, check=False)
-
-
 async def _add(run: AriabotRun, url: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(_cli, run, "add", url, "--json")
+    return await asyncio.to_thread(cli, run, "add", url, "--json")
 
 
 async def _ids(run: AriabotRun) -> set[int]:
-    listed = await asyncio.to_thread(_cli, run, "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    return {row["id"] for row in json.loads(listed.stdout)}
+    return {row["id"] for row in await asyncio.to_thread(downloads, run)}
 
 
 async def _stored_source(data_dir: Path, download_id: int) -> tuple[str, bytes] | None:
@@ -72,7 +65,7 @@ async def test_a_torrent_link_is_fetched_stored_as_its_bytes_and_downloaded(
             assert torrent["name"] == "by-link.bin"
             assert await _stored_source(run.data_dir, torrent["id"]) == (
                 "torrent", first.torrent_bytes)  # the file's bytes, not the link
-            done = await asyncio.to_thread(_cli, run, "wait", str(torrent["id"]))
+            done = await asyncio.to_thread(cli, run, "wait", str(torrent["id"]))
             assert done.returncode == 0, done.stdout + done.stderr
             assert _complete(tmp_path / "downloads", first)
 

@@ -3,21 +3,11 @@ the running ariabot (real aria2c, the local swarm) and moved to ``added/`` or ``
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.runner import AriabotRun, ariabot_run, wait_until
+from tests.integration.test_cli import downloads
+from tests.runner import ariabot_run, wait_until
 from tests.swarm import Swarm
-
-
-def _listed(run: AriabotRun) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "supervisor", "list", "--json"],
-                            env=run.env, capture_output=True, text=True, timeout=60,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def _drop(folder: Path, name: str, data: bytes) -> None:
@@ -48,14 +38,14 @@ def test_dropped_files_are_added_once_and_moved_bad_ones_fail_with_a_reason(
             "broken.torrent", "broken.torrent.reason.txt"]
         [reason] = (watch / "failed" / "broken.torrent.reason.txt").read_text().splitlines()
         assert "torrent" in reason
-        rows = _listed(run)
+        rows = downloads(run)
         assert sorted((row["name"], row["chat_id"]) for row in rows) == [
             ("watched-file.bin", -100200), ("watched-magnet.bin", -100200)]
 
         _drop(watch, "file.torrent", as_file.torrent_bytes)  # again: nothing added twice
         wait_until((watch / "added" / "file-1.torrent").exists, 30,
                    "the second copy to be moved", describe=lambda: run.output[-2000:])
-        assert len(_listed(run)) == 2
+        assert len(downloads(run)) == 2
     assert "Traceback" not in run.output
 
 
@@ -77,4 +67,4 @@ def test_a_file_still_being_written_is_not_read_until_it_is_whole(
         wait_until((watch / "added" / "slow.torrent").exists, 30,
                    "the whole file to be added", describe=lambda: run.output[-2000:])
         assert not list((watch / "failed").iterdir())
-        assert [row["name"] for row in _listed(run)] == ["written-slowly.bin"]
+        assert [row["name"] for row in downloads(run)] == ["written-slowly.bin"]
