@@ -15,6 +15,8 @@
     ├── LinksOff                    links are not configured
     ├── LinkRefused                 a forged, damaged or revoked link
     │   └── LinkExpired             a genuine link past its time
+    ├── FeedError                   a feed that cannot be read, or a bad feed command
+    │   └── FeedNotFound            no feed of that name in this chat
     └── InvalidSource (ValueError)  a magnet or .torrent that we refuse
         ├── InvalidMagnet
         └── InvalidTorrent
@@ -31,6 +33,8 @@ __all__ = [
     "Aria2RpcError",
     "Aria2Unavailable",
     "DownloadNotFound",
+    "FeedError",
+    "FeedNotFound",
     "InvalidMagnet",
     "InvalidSource",
     "InvalidState",
@@ -122,6 +126,15 @@ class LinkRefused(ManagerError):
 
 class LinkExpired(LinkRefused):
     """A genuine link whose time is up."""
+
+
+class FeedError(ManagerError):
+    """A feed that cannot be fetched or read, or a feed command the bot refuses; the message
+    is one line for the chat and names the feed's host only (its URL may hold a passkey)."""
+
+
+class FeedNotFound(FeedError):
+    """No feed of that name in this chat."""
 
 
 class InvalidSource(ManagerError, ValueError):
