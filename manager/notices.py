@@ -33,6 +33,11 @@ class NoticeKind(enum.Enum):
     """The download ended in error: a new message with the reason."""
     FINAL = "final"
     """The download reached a final state: its progress message's last edit."""
+    FEED_ADDED = "feed_added"
+    """A feed added the download (its detail: the feed's name): the news of the add, told as
+    a manual add is; several of a chat at once are told in one message."""
+    FEED_FAILING = "feed_failing"
+    """A chat's feed has failed for a day (no download; its detail: the text)."""
     MIRRORED = "mirrored"
     MIRROR_FAILED = "mirror_failed"
     ARIA2_DOWN = "aria2_down"

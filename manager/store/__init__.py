@@ -25,6 +25,7 @@ from manager.store.dbcopy import (
     masked_url,
 )
 from manager.store.downloads import DownloadRecord, PurgedDownload
+from manager.store.feeds import FeedEntryRecord, FeedRecord, entry_key
 from manager.store.mirrors import MirrorRecord
 from manager.store.nodes import NodeFigures, NodeRecord
 from manager.store.store import Store
@@ -35,6 +36,8 @@ __all__ = [
     "CopyRefused",
     "CopyReport",
     "DownloadRecord",
+    "FeedEntryRecord",
+    "FeedRecord",
     "MirrorRecord",
     "MovedChat",
     "NodeFigures",
@@ -43,5 +46,6 @@ __all__ = [
     "Store",
     "TableCopy",
     "copy_store",
+    "entry_key",
     "masked_url",
 ]

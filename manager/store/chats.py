@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from manager.store.database import StoreDatabase, utc_now
 from manager.store.downloads import DownloadRecord, Downloads
+from manager.store.feeds import Feeds
 from manager.store.mirrors import Mirrors
 from manager.store.outbox import Notices
 
@@ -30,15 +31,16 @@ class Chats:
 
     Parameters:
         database: the store's database and thread.
-        downloads, mirrors, notices: the families whose rows follow a moved chat.
+        downloads, mirrors, notices, feeds: the families whose rows follow a moved chat.
     """
 
     def __init__(self, database: StoreDatabase, *, downloads: Downloads, mirrors: Mirrors,
-                 notices: Notices) -> None:
+                 notices: Notices, feeds: Feeds) -> None:
         self._database = database
         self._downloads = downloads
         self._mirrors = mirrors
         self._notices = notices
+        self._feeds = feeds
 
     async def overview_message(self, chat_id: int) -> int | None:
         """The message id of the chat's ``/status`` overview, if one is stored."""
@@ -62,7 +64,7 @@ class Chats:
     async def move(self, old_chat_id: int, new_chat_id: int, *,
                    giving_way: Collection[str] = ()) -> MovedChat:
         """A group became a supergroup (Telegram's ``migrate_to_chat_id``): its downloads,
-        mirrors and pending notices belong to the new chat id from now on, and the move
+        mirrors, feeds and pending notices belong to the new chat id from now on, and the move
         itself is kept (:meth:`moves`), in ONE transaction. The old chat's messages cannot
         be edited any more (Telegram answers every request there with the migration), so
         the downloads' progress messages are forgotten and the chat's overview too. Files
@@ -105,6 +107,7 @@ class Chats:
                     table.id.in_(kept) & table.message_id.is_null(False)).execute()
                 self._mirrors.follow_chat(old_chat_id, new_chat_id, ids)
                 self._notices.follow_chat(old_chat_id, new_chat_id)
+                self._feeds.follow_chat(old_chat_id, new_chat_id)
                 view.delete().where(view.chat_id == old_chat_id).execute()
                 (moves.insert(old_chat_id=old_chat_id, new_chat_id=new_chat_id,
                               moved_at=utc_now())

@@ -231,6 +231,55 @@ def _migration_0009_nodes(migrator: SchemaMigrator, database: peewee.Database) -
     database.create_tables([FrozenNode])
 
 
+def _migration_0010_feeds(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 10: the feeds chats subscribe to, and the items each one looked at. Frozen."""
+
+    class FrozenFeed(peewee.Model):
+        id = peewee.AutoField()
+        chat_id = peewee.BigIntegerField()
+        user_id = peewee.BigIntegerField()
+        name = peewee.CharField(max_length=64)
+        url = peewee.TextField()
+        filter = peewee.TextField(default="{}")
+        paused = peewee.BooleanField(default=False)
+        created_at = peewee.DateTimeField()
+        next_poll_at = peewee.DateTimeField()
+        last_poll_at = peewee.DateTimeField(null=True)
+        last_ok_at = peewee.DateTimeField(null=True)
+        failing_since = peewee.DateTimeField(null=True)
+        failures = peewee.IntegerField(default=0)
+        last_error = peewee.TextField(null=True)
+        failure_told = peewee.BooleanField(default=False)
+        etag = peewee.TextField(null=True)
+        last_modified = peewee.TextField(null=True)
+        added = peewee.IntegerField(default=0)
+        last_added_at = peewee.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "feeds"
+            indexes = ((("chat_id", "name"), True), (("next_poll_at",), False))
+
+    class FrozenFeedEntry(peewee.Model):
+        id = peewee.AutoField()
+        feed_id = peewee.IntegerField()
+        chat_id = peewee.BigIntegerField()
+        key = peewee.CharField(max_length=40)
+        info_hash = peewee.CharField(max_length=40, null=True)
+        title = peewee.TextField(default="")
+        state = peewee.CharField(max_length=10)
+        tries = peewee.IntegerField(default=0)
+        download_id = peewee.IntegerField(null=True)
+        seen_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = "feed_entries"
+            indexes = ((("feed_id", "key"), True), (("chat_id", "info_hash"), False))
+
+    frozen = [FrozenFeed, FrozenFeedEntry]
+    database.bind(frozen)
+    database.create_tables(frozen)
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -241,6 +290,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0007_chat_moves,
     _migration_0008_download_ids_never_reused,
     _migration_0009_nodes,
+    _migration_0010_feeds,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -30,7 +30,8 @@ class Notices:
         self._database = database
         self._watchers: list[Callable[[], None]] = []
 
-    def write(self, download_id: int, kind: NoticeKind, now: datetime) -> None:
+    def write(self, download_id: int, kind: NoticeKind, now: datetime, *,
+              detail: str = "") -> None:
         """Inside a write's transaction: the notice ``kind`` for the download's chat.
 
         None for a download of the local CLI (chat 0: nobody to tell), no final edit for a
@@ -47,9 +48,18 @@ class Notices:
                 & notice.sent_at.is_null()))
             where &= ~peewee.fn.EXISTS(pending)
         source = table.select(peewee.Value(kind.value), table.id, table.chat_id,
-                              peewee.Value(""), peewee.Value(now), peewee.Value(0)).where(where)
+                              peewee.Value(detail), peewee.Value(now),
+                              peewee.Value(0)).where(where)
         notice.insert_from(source, [notice.kind, notice.download_id, notice.chat_id,
                                     notice.detail, notice.created_at, notice.tries]).execute()
+
+    def write_chat(self, chat_id: int, kind: NoticeKind, detail: str, now: datetime) -> None:
+        """Inside a write's transaction: a notice for a chat about no one download (a feed
+        that keeps failing). None for chat 0 (the local CLI's: nobody to tell)."""
+        if chat_id != 0:
+            self._database.tables.notice.insert(
+                kind=kind.value, download_id=None, chat_id=chat_id, detail=detail,
+                created_at=now).execute()
 
     def stored(self) -> None:
         """On the event loop, after a write that stored notices: tell the watchers."""

@@ -14,6 +14,7 @@ from manager.store.activity import Activity
 from manager.store.chats import Chats
 from manager.store.database import StoreDatabase
 from manager.store.downloads import Downloads
+from manager.store.feeds import Feeds
 from manager.store.mirrors import Mirrors
 from manager.store.nodes import Nodes
 from manager.store.outbox import Notices
@@ -42,6 +43,7 @@ class Store:
         activity: the activity log (:class:`~manager.store.activity.Activity`).
         chats: chat views and chat moves (:class:`~manager.store.chats.Chats`).
         nodes: the nodes sharing the database (:class:`~manager.store.nodes.Nodes`).
+        feeds: the chats' feeds and their items (:class:`~manager.store.feeds.Feeds`).
     """
 
     def __init__(self, url: str) -> None:
@@ -53,8 +55,9 @@ class Store:
         self.downloads = Downloads(self.database, self.notices,
                                    dependents=(self.mirrors, self.notices, self.sent_parts))
         self.activity = Activity(self.database)
+        self.feeds = Feeds(self.database, self.notices)
         self.chats = Chats(self.database, downloads=self.downloads, mirrors=self.mirrors,
-                           notices=self.notices)
+                           notices=self.notices, feeds=self.feeds)
         self.nodes = Nodes(self.database)
 
     @property

@@ -17,6 +17,8 @@ __all__ = [
     "ChatMove",
     "ChatView",
     "Download",
+    "Feed",
+    "FeedEntry",
     "MirrorJob",
     "Node",
     "Notice",
@@ -212,6 +214,66 @@ class Node(_Base):
         table_name = "nodes"
 
 
+class Feed(_Base):
+    """A feed a chat subscribed to (``/rss add``): what it adds, and when it is read next.
+
+    ``url`` is never shown to a chat in full (an indexer's feed URL holds an API key or a
+    passkey): messages name its host. ``etag`` and ``last_modified`` are the validators of
+    its last full answer, sent back so that an unchanged feed answers 304.
+    """
+
+    id = peewee.AutoField()
+    chat_id = peewee.BigIntegerField()
+    user_id = peewee.BigIntegerField()
+    """Who subscribed: the feed's adds are theirs."""
+    name = peewee.CharField(max_length=64)
+    url = peewee.TextField()
+    filter = peewee.TextField(default="{}")
+    """Its :class:`~manager.feeds.FeedFilter`, as JSON."""
+    paused = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField()
+    next_poll_at = peewee.DateTimeField()
+    last_poll_at = peewee.DateTimeField(null=True)
+    last_ok_at = peewee.DateTimeField(null=True)
+    failing_since = peewee.DateTimeField(null=True)
+    """The first failure of the current run of failures; None while it reads."""
+    failures = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    failure_told = peewee.BooleanField(default=False)
+    """The chat was told that this run of failures has lasted a day (told once per run)."""
+    etag = peewee.TextField(null=True)
+    last_modified = peewee.TextField(null=True)
+    added = peewee.IntegerField(default=0)
+    last_added_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "feeds"
+
+
+class FeedEntry(_Base):
+    """An item of a feed that was looked at: added, skipped, or seen (the backlog). One row
+    per feed and item (``key``: the SHA-1 of its GUID), so an item is added at most once,
+    across restarts; ``info_hash`` keeps the same torrent from coming twice in a chat by
+    another GUID or another feed."""
+
+    id = peewee.AutoField()
+    feed_id = peewee.IntegerField()
+    chat_id = peewee.BigIntegerField()
+    key = peewee.CharField(max_length=40)
+    info_hash = peewee.CharField(max_length=40, null=True)
+    title = peewee.TextField(default="")
+    state = peewee.CharField(max_length=10)
+    """``seen`` (the backlog), ``skipped`` (filtered out), ``adding`` (being added: a crash
+    here is settled at the next poll), ``added``, ``duplicate`` (already listed), ``failed``
+    (``tries`` attempts failed)."""
+    tries = peewee.IntegerField(default=0)
+    download_id = peewee.IntegerField(null=True)
+    seen_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "feed_entries"
+
+
 class SchemaVersion(_Base):
     """One row: the schema version this database is at."""
 
@@ -233,6 +295,8 @@ class Tables:
     sent_part: type[SentPart]
     chat_move: type[ChatMove]
     node: type[Node]
+    feed: type[Feed]
+    feed_entry: type[FeedEntry]
     schema_version: type[SchemaVersion]
 
 
@@ -257,6 +321,8 @@ def bind_tables(database: peewee.Database) -> Tables:
         sent_part=_bound(SentPart, database),
         chat_move=_bound(ChatMove, database),
         node=_bound(Node, database),
+        feed=_bound(Feed, database),
+        feed_entry=_bound(FeedEntry, database),
         schema_version=_bound(SchemaVersion, database),
     )
 
