@@ -9,7 +9,8 @@ through (with :class:`UploadJob`, :class:`UploadStats`, :class:`UploadError`), s
 links to finished downloads (:class:`LinkConfig`, :class:`DownloadLink`, and what a link
 serves: :class:`SharedDownload` of :class:`SharedFile`),
 :func:`find_magnets`, :func:`find_torrent_urls`, :func:`is_http_url` (what a chat
-message holds to add), :func:`human_size` (byte counts in words, the same everywhere),
+message holds to add), :func:`human_size` and :func:`human_duration` (in words, the same
+everywhere),
 what the running aria2c can download (:func:`hybrid_limitation`, :func:`version_text`,
 :data:`HYBRID_FIX`, for ``ariabot status`` and ``doctor``), :func:`copy_store` (the
 store into another, empty database: ``ariabot db copy``) and :func:`masked_url` (a
@@ -28,7 +29,8 @@ from manager.aria2 import (
     hybrid_limitation,
     version_text,
 )
-from manager.config import LinkConfig, ManagerConfig, MirrorConfig
+from manager.clock import utcnow
+from manager.config import FeedConfig, LinkConfig, ManagerConfig, MirrorConfig
 from manager.core import TorrentManager
 from manager.delivery import (
     DownloadLink,
@@ -46,6 +48,8 @@ from manager.errors import (
     Aria2RpcError,
     Aria2Unavailable,
     DownloadNotFound,
+    FeedError,
+    FeedNotFound,
     InvalidMagnet,
     InvalidSource,
     InvalidState,
@@ -81,6 +85,7 @@ from manager.events import (
     TorrentResumed,
     TorrentStateChanged,
 )
+from manager.feeds import FeedView, Subscribed, feed_text
 from manager.models import (
     FileEntry,
     FilePlan,
@@ -103,7 +108,7 @@ from manager.store import (
     copy_store,
     masked_url,
 )
-from manager.units import human_size
+from manager.units import human_duration, human_size
 
 __all__ = [
     "HYBRID_FIX",
@@ -126,6 +131,10 @@ __all__ = [
     "DownloadNotFound",
     "EngineEvent",
     "Event",
+    "FeedConfig",
+    "FeedError",
+    "FeedNotFound",
+    "FeedView",
     "FileEntry",
     "FilePlan",
     "InvalidMagnet",
@@ -160,6 +169,7 @@ __all__ = [
     "StatusPage",
     "Store",
     "StoreError",
+    "Subscribed",
     "Subscriber",
     "TableCopy",
     "Torrent",
@@ -180,12 +190,15 @@ __all__ = [
     "UploadStats",
     "Uploader",
     "copy_store",
+    "feed_text",
     "find_magnets",
     "find_torrent_urls",
+    "human_duration",
     "human_size",
     "hybrid_limitation",
     "is_http_url",
     "masked_url",
     "node_text",
+    "utcnow",
     "version_text",
 ]

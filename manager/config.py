@@ -48,6 +48,23 @@ class MirrorConfig:
 
 
 @dataclass(frozen=True)
+class FeedConfig:
+    """How the chats' feeds are read.
+
+    Attributes:
+        interval: seconds between two reads of a feed (jittered by ±10%).
+        max_adds: most downloads one read of a feed adds.
+        max_bytes: largest feed document read.
+        failing_after: seconds of failures before the feed's chat is told.
+    """
+
+    interval: float = 900.0
+    max_adds: int = 10
+    max_bytes: int = 5_000_000
+    failing_after: float = 86400.0
+
+
+@dataclass(frozen=True)
 class ManagerConfig:
     """What the manager needs to know of the settings.
 
@@ -62,8 +79,9 @@ class ManagerConfig:
         enable_dht: whether aria2 runs DHT; without it, udp:// trackers go unused too.
         mirror: mirroring to an rclone destination, or None when it is off.
         links: signed HTTP links to finished downloads, or None when they are off.
-        fetch_allowed_networks: private or local networks a ``.torrent`` URL may be fetched
-            from all the same (a chat reaches only public addresses otherwise).
+        fetch_allowed_networks: private or local networks a ``.torrent`` URL or a feed may
+            be fetched from all the same (a chat reaches only public addresses otherwise).
+        feeds: how feeds are read.
     """
 
     download_dir: Path
@@ -76,3 +94,4 @@ class ManagerConfig:
     mirror: MirrorConfig | None = None
     links: LinkConfig | None = None
     fetch_allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    feeds: FeedConfig = field(default_factory=FeedConfig)

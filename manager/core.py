@@ -17,7 +17,9 @@ and the unfinished downloads):
 * :mod:`manager.downloads.contents` finds and deletes what a download owns on disk;
 * :mod:`manager.delivery.mirrors` uploads finished downloads to the rclone destination;
 * :mod:`manager.delivery.links` signs links to finished downloads and says what one may serve;
-* :mod:`manager.nodes.membership` joins the database as a node and keeps its heartbeat.
+* :mod:`manager.nodes.membership` joins the database as a node and keeps its heartbeat;
+* :mod:`manager.feeds` reads the chats' feeds and adds their new matches (reached as
+  ``manager.feeds``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from manager.actions import AddResult, Cancellation, ChatMoves, Control, Intake, Retention
 from manager.aria2 import Aria2Ops, Aria2Rpc, ListenerHealth, NotificationListener
+from manager.clock import utcnow
 from manager.config import ManagerConfig
 from manager.delivery import (
     DownloadLink,
@@ -54,7 +57,8 @@ from manager.downloads import (
 )
 from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
-from manager.fetch import FetchPolicy, TorrentFetcher
+from manager.feeds import FeedReader, FeedService
+from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.nodes import Membership, NodeConfig, NodeStatus
 from manager.notices import Notice
@@ -110,6 +114,12 @@ class TorrentManager:
         space = SpaceCheck(self.live, disk_usage)
         self._fetcher = TorrentFetcher(FetchPolicy(
             max_bytes=config.torrent_max_bytes, allowed_networks=config.fetch_allowed_networks))
+        self.feeds = FeedService(store, FeedReader(
+            store, feeds=FeedFetcher(self._fetcher.client, config.feeds.max_bytes),
+            torrents=self._fetcher, adder=self, config=config.feeds,
+            torrent_max_bytes=config.torrent_max_bytes, clock=utcnow), config.feeds, utcnow)
+        """The chats' feeds: ``/rss`` and ``ariabot rss``."""
+        self._reading_feeds: asyncio.Task[None] | None = None
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
                               contents=self._contents, space=space, publisher=self._publisher,
                               forget_mirror=self._forget_mirror, fetcher=self._fetcher)
@@ -212,6 +222,7 @@ class TorrentManager:
         self._sync.start_polling()
         await self._mirrors.start()
         await self._outbox.forget_old()
+        self._reading_feeds = asyncio.create_task(self.feeds.run(), name="feeds")
         self._started = True
 
     async def remove_leftover_control_files(self) -> int:
@@ -227,6 +238,10 @@ class TorrentManager:
         """Stop listening and polling; the store and aria2 are closed by their owner."""
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
         await self._mirrors.close()  # unfinished mirrors resume at the next start
+        if self._reading_feeds is not None:  # a read cut short is settled at the next one
+            self._reading_feeds.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading_feeds
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()

@@ -100,6 +100,18 @@ FIELDS: tuple[Field, ...] = (
           [], "private or local networks a .torrent link sent in a chat may be fetched from, "
           "e.g. 127.0.0.1/32 for a Jackett or Prowlarr on this machine (empty: public "
           "addresses only, so a chat cannot make the server reach its own network)"),
+    Field("manager", "feed_interval", "ARIABOT_FEED_INTERVAL", between(float, 1, 86400), 900,
+          "seconds between two reads of a feed (each feed on its own schedule, with ±10% "
+          "jitter; a feed that fails waits twice as long each time, up to 6 hours)"),
+    Field("manager", "feed_max_adds", "ARIABOT_FEED_MAX_ADDS", between(int, 1, 1000), 10,
+          "most downloads one read of a feed adds; the rest wait for its next read"),
+    Field("manager", "feed_max_bytes", "ARIABOT_FEED_MAX_BYTES",
+          between(int, 10_000, 50_000_000), 5_000_000,
+          "largest feed document read, in bytes"),
+    Field("manager", "feed_failing_after", "ARIABOT_FEED_FAILING_AFTER",
+          between(float, 1, 30 * 86400), 86400,
+          "seconds a feed may keep failing before its chat is told (once per run of "
+          "failures)"),
     Field("manager", "watch_dir", "ARIABOT_WATCH_DIR", parsers.optional_path, "",
           "a folder whose .torrent and .magnet files are added (Sonarr/Radarr blackhole), "
           "then moved to added/ or failed/ inside it (empty: no watch folder)"),
@@ -205,6 +217,10 @@ class Settings:
     progress_interval: float
     torrent_max_bytes: int
     fetch_allow_networks: tuple[str, ...]
+    feed_interval: float
+    feed_max_adds: int
+    feed_max_bytes: int
+    feed_failing_after: float
     watch_dir: Path | None
     watch_chat: int
     retention_days: int

@@ -24,6 +24,7 @@ from bot.config import MIB
 from manager import (
     Aria2Endpoint,
     Aria2Rpc,
+    FeedConfig,
     LinkConfig,
     ManagerConfig,
     MirrorConfig,
@@ -109,6 +110,9 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             links=link_config(settings, layout),
             fetch_allowed_networks=tuple(
                 ipaddress.ip_network(network) for network in settings.fetch_allow_networks),
+            feeds=FeedConfig(interval=settings.feed_interval, max_adds=settings.feed_max_adds,
+                             max_bytes=settings.feed_max_bytes,
+                             failing_after=settings.feed_failing_after),
         ), uploader=uploader, node=node_config(settings, layout))
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())

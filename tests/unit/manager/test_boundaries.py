@@ -17,7 +17,7 @@ MODULES = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts)
 _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import\b|import\s+([\w.]+))", re.MULTILINE)
 
 LAYERS = {"sources": 1, "store": 1, "fetch": 1, "aria2": 2, "downloads": 3, "nodes": 3,
-          "tracking": 4, "actions": 4, "delivery": 4}
+          "tracking": 4, "actions": 4, "delivery": 4, "feeds": 5}
 """The sub-packages of manager/, lowest first: each imports only lower ones (those of one rank
 know nothing of each other), and the shared modules at the top of ``manager``. Only the
 façade (``manager``, ``manager.core``) sits above them all. ``store`` is at the bottom: every
