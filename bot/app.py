@@ -37,7 +37,7 @@ from bot.config import BotConfig
 from bot.context import BOARD, CONFIG, DELIVERIES, MANAGER, MOVED, RIGHTS, BotContext
 from bot.delivery import Deliveries
 from bot.errors import on_error
-from bot.handlers import callbacks, commands, messages, migration
+from bot.handlers import callbacks, commands, messages, migration, rss
 from bot.pacer import ChatPacer
 from bot.polling import PollFloorRequest
 from bot.progress import ProgressBoard
@@ -132,6 +132,7 @@ def build_application(
     application.add_handler(CommandHandler("mirror", commands.mirror, filters=new_messages))
     application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
     application.add_handler(CommandHandler("nodes", commands.nodes, filters=new_messages))
+    application.add_handler(CommandHandler("rss", rss.rss, filters=new_messages))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, migration.on_migration))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,

@@ -32,6 +32,8 @@ Telegram's answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -43,6 +45,7 @@ from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.chatmoves import MovedChats
+from bot.feednews import SUMMARY_OVER, feed_note, feed_summary_text
 from bot.files import deliverable_file
 from bot.sender import Sender, answer_lost, retry_seconds
 from bot.tasks import TaskSet
@@ -53,6 +56,8 @@ from bot.views import (
     failure_text,
     mirror_done_text,
     mirror_failed_text,
+    progress_keyboard,
+    progress_text,
     relative_location,
 )
 from manager import DownloadNotFound, ManagerError, Notice, NoticeKind, Torrent
@@ -99,6 +104,8 @@ class NoticeSource(Protocol):
 
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent: ...
 
+    async def set_message(self, download_id: int, message_id: int) -> None: ...
+
 
 class _Drop(Exception):
     """A notice no retry can deliver; the message says why (for the log and the row)."""
@@ -113,6 +120,8 @@ class News:
         stats: the counters to bump (shared with the progress board).
         show_final: does a download's last progress edit; True once it is on screen,
             False when its message is gone (the board's :meth:`show_final`).
+        attach: has the board edit a message just sent as a download's progress (a feed's
+            add): ``(torrent, message_id, text, markup)``.
         admin_chat: chat for aria2c alerts, or None (alerts are then dropped).
         moved: the chats Telegram moved (shared with the auth gate); the news learns each
             move it follows and sends to where a chat is now.
@@ -129,6 +138,7 @@ class News:
         stats: BoardStats,
         *,
         show_final: Callable[[Torrent], Awaitable[bool]],
+        attach: Callable[[Torrent, int, str, InlineKeyboardMarkup | None], None],
         admin_chat: int | None,
         moved: MovedChats,
         clock: Callable[[], float],
@@ -141,6 +151,7 @@ class News:
         self._notices = notices
         self._stats = stats
         self._show_final = show_final
+        self._attach = attach
         self._admin_chat = admin_chat
         self._moved = moved
         self._clock = clock
@@ -207,15 +218,19 @@ class News:
             # A notice marked or deleted meanwhile (its download purged) is due no more.
             self._due = {i: at for i, at in self._due.items() if i in listed}
             self._unmarked = {i: why for i, why in self._unmarked.items() if i in listed}
-            for notice in pending:
-                # At the last read, a notice gone but not marked is marked whenever its
-                # turn: forgotten here, it would go out again after the next start.
-                owed = self._closed and notice.id in self._unmarked
-                if notice.id not in self._sending and (
-                        owed or self._due.get(notice.id, -math.inf) <= now):
+            # At the last read, a notice gone but not marked is marked whenever its turn:
+            # forgotten here, it would go out again after the next start.
+            ready = [notice for notice in pending if notice.id not in self._sending and (
+                (self._closed and notice.id in self._unmarked)
+                or self._due.get(notice.id, -math.inf) <= now)]
+            for batch in _batches(ready):
+                for notice in batch:
                     self._due.pop(notice.id, None)
-                    self._sending[notice.id] = self._tasks.start(self._send(notice),
-                                                                 f"notice-{notice.id}")
+                deliver = (self._deliver_summary if len(batch) > 1
+                           else lambda one: self._deliver(one[0]))
+                task = self._tasks.start(self._send(batch, deliver), f"notice-{batch[0].id}")
+                for notice in batch:
+                    self._sending[notice.id] = task
             if self._closed:
                 return  # the last read, by close()
             await self._nap(min(self._due.values(), default=math.inf) - now)
@@ -237,39 +252,56 @@ class News:
 
     # --- one notice --------------------------------------------------------------------------
 
-    async def _send(self, notice: Notice) -> None:
+    async def _send(self, notices: list[Notice],
+                    deliver: Callable[[list[Notice]], Awaitable[None]]) -> None:
+        """Deliver ``notices`` (one, or a feed's adds told together) and mark each, or keep
+        them pending for a retry; those gone already are only marked."""
+        owed = [notice for notice in notices if notice.id in self._unmarked]
+        rest = [notice for notice in notices if notice.id not in self._unmarked]
         try:
-            if notice.id in self._unmarked:  # gone already: only its mark is owed
+            for notice in owed:
                 await self._mark(notice, self._unmarked[notice.id])
-                return
-            await self._deliver(notice)
+            if rest:
+                await self._attempt(rest, deliver)
+        finally:
+            for notice in notices:
+                self._sending.pop(notice.id, None)
+
+    async def _attempt(self, notices: list[Notice],
+                       deliver: Callable[[list[Notice]], Awaitable[None]]) -> None:
+        first = notices[0]
+        try:
+            await deliver(notices)
         except _Drop as reason:
-            self._stats.dropped += 1
-            log.info("notice %s (%s) dropped: %s", notice.id, notice.kind.value, reason)
-            await self._mark(notice, dropped=str(reason))
+            self._stats.dropped += len(notices)
+            log.info("notice %s (%s) dropped: %s", _ids(notices), first.kind.value, reason)
+            for notice in notices:
+                await self._mark(notice, dropped=str(reason))
         except RetryAfter as error:
             self._stats.rate_limited += 1
-            self._retry(notice, retry_seconds(error))
+            for notice in notices:
+                self._retry(notice, retry_seconds(error))
         except TelegramError as error:  # network errors, outages, 5xx: stays pending
             self._stats.network_errors += 1
-            delay = min(MAX_RETRY_DELAY, self._retry_delay * 2 ** notice.tries)
-            log.info("notice %s to chat %s not sent (%s); trying again in %.0fs%s", notice.id,
-                     notice.chat_id, error.message, delay,
+            delay = min(MAX_RETRY_DELAY, self._retry_delay * 2 ** first.tries)
+            log.info("notice %s to chat %s not sent (%s); trying again in %.0fs%s",
+                     _ids(notices), first.chat_id, error.message, delay,
                      " (no answer: it may have arrived, so it may be duplicated)"
                      if answer_lost(error) else "")
-            self._retry(notice, delay)
-            try:
-                await self._notices.notice_failed(notice.id)
-            except ManagerError as store_error:  # busy store: the retry above still stands
-                log.warning("notice %s: its failed try is not counted (%s)", notice.id,
-                            store_error)
+            for notice in notices:
+                self._retry(notice, delay)
+                try:
+                    await self._notices.notice_failed(notice.id)
+                except ManagerError as store_error:  # busy store: the retry still stands
+                    log.warning("notice %s: its failed try is not counted (%s)", notice.id,
+                                store_error)
         except ManagerError as error:  # the store is busy or failing: not Telegram's doing
-            log.warning("notice %s not sent: %s; trying again", notice.id, error)
-            self._retry(notice, self._retry_delay)
+            log.warning("notice %s not sent: %s; trying again", _ids(notices), error)
+            for notice in notices:
+                self._retry(notice, self._retry_delay)
         else:
-            await self._mark(notice)
-        finally:
-            self._sending.pop(notice.id, None)
+            for notice in notices:
+                await self._mark(notice)
 
     async def _mark(self, notice: Notice, dropped: str | None = None) -> None:
         """Mark a notice sent (or dropped). A store too busy to take it now must not make
@@ -300,6 +332,11 @@ class News:
             text = engine_alert_text(_ALERT_WORDS[notice.kind], notice.detail)
             await self._new_message(self._moved.current(self._admin_chat), text, None, None)
             return
+        if notice.kind is NoticeKind.FEED_FAILING:
+            assert notice.chat_id is not None
+            await self._new_message(self._moved.current(notice.chat_id),
+                                    html.escape(notice.detail), None, None)
+            return
         assert notice.download_id is not None
         try:
             torrent = await self._notices.get(notice.download_id)
@@ -309,10 +346,40 @@ class News:
             if not await self._show_final(torrent):
                 raise _Drop("the progress message is gone")
             return
+        if notice.kind is NoticeKind.FEED_ADDED:
+            await self._show_feed_add(torrent, notice.detail)
+            return
         text, markup = await self._render(notice.kind, torrent)
         chat_id = self._moved.current(torrent.chat_id)
         await self._new_message(chat_id, text, markup,
                                 torrent.message_id if chat_id == torrent.chat_id else None)
+
+    async def _show_feed_add(self, torrent: Torrent, feed_name: str) -> None:
+        """A feed's add, told as a manual add is: its progress message, edited from then
+        on by the board (a download already over gets its last state, no buttons)."""
+        text = progress_text(torrent, note=feed_note(feed_name))
+        markup = None if torrent.state.is_final else progress_keyboard(torrent)
+        chat_id = self._moved.current(torrent.chat_id)
+        message_id = await self._new_message(chat_id, text, markup, None)
+        if message_id is None or torrent.state.is_final or chat_id != torrent.chat_id:
+            return
+        self._attach(torrent, message_id, text, markup)
+        try:
+            await self._notices.set_message(torrent.id, message_id)
+        except ManagerError as error:  # the board knows it; only a restart forgets it
+            log.warning("could not store the progress message of #%s: %s", torrent.id, error)
+
+    async def _deliver_summary(self, notices: list[Notice]) -> None:
+        """Several adds of one feed, pending together: one message names them all."""
+        torrents: list[Torrent] = []
+        for notice in notices:
+            assert notice.download_id is not None
+            with contextlib.suppress(DownloadNotFound):  # removed meanwhile: counted only
+                torrents.append(await self._notices.get(notice.download_id))
+        first = notices[0]
+        assert first.chat_id is not None
+        text = feed_summary_text(first.detail, torrents, gone=len(notices) - len(torrents))
+        await self._new_message(self._moved.current(first.chat_id), text, None, None)
 
     async def _render(self, kind: NoticeKind,
                       torrent: Torrent) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -345,21 +412,40 @@ class News:
                         "alerts if it is the admin chat)", old_chat_id, new_chat_id)
 
     async def _new_message(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
-                           reply_to: int | None) -> None:
+                           reply_to: int | None) -> int | None:
+        """Send it; its message id, or None when it went to a chat Telegram moved it to."""
         try:
-            await self._sender.send(chat_id, text, markup, reply_to)
+            message_id = await self._sender.send(chat_id, text, markup, reply_to)
         except ChatMigrated as error:
             # The group became a supergroup: the news goes there, on its own (the progress
             # message it answered stays behind in the old group).
             await self.follow_migration(chat_id, error.new_chat_id)
             await self._new_message(error.new_chat_id, text, markup, None)
-            return
+            return None
         except BadRequest as error:  # before TelegramError: a 400 is final (chat not found…)
             if reply_to is not None and "replied" in error.message.lower():
                 # The progress message was deleted: the news goes out on its own.
-                await self._new_message(chat_id, text, markup, None)
-                return
+                return await self._new_message(chat_id, text, markup, None)
             raise _Drop(f"Telegram refused it: {error.message}") from None
         except Forbidden as error:
             raise _Drop(f"cannot write to chat {chat_id}: {error.message}") from None
         self._stats.notifications += 1
+        return message_id
+
+
+def _batches(ready: list[Notice]) -> list[list[Notice]]:
+    """``ready`` as the sends to make: one notice each, but the adds of one feed in one chat
+    told together when there are more than :data:`~bot.feednews.SUMMARY_OVER` of them."""
+    feeds: dict[tuple[int | None, str], list[Notice]] = {}
+    for notice in ready:
+        if notice.kind is NoticeKind.FEED_ADDED:
+            feeds.setdefault((notice.chat_id, notice.detail), []).append(notice)
+    told = {notice.id for group in feeds.values() if len(group) > SUMMARY_OVER
+            for notice in group}
+    batches = [group for group in feeds.values() if len(group) > SUMMARY_OVER]
+    batches += [[notice] for notice in ready if notice.id not in told]
+    return sorted(batches, key=lambda batch: batch[0].id)
+
+
+def _ids(notices: list[Notice]) -> str:
+    return ",".join(str(notice.id) for notice in notices)

@@ -194,7 +194,7 @@ class ProgressBoard:
         self._closed = False
         self.stats = BoardStats()
         self._news = News(sender, notices, self.stats, show_final=self.show_final,
-                          admin_chat=admin_chat,
+                          attach=self._attach_news, admin_chat=admin_chat,
                           moved=moved if moved is not None else MovedChats(), clock=clock,
                           sleep=sleep, retry_delay=retry_delay, mirror_button=mirror_button,
                           link_button=link_button)
@@ -250,6 +250,11 @@ class ProgressBoard:
         slot.shown = torrent
         slot.not_before = self._clock() + self.edit_interval
         self._kick(slot)
+
+    def _attach_news(self, torrent: Torrent, message_id: int, text: str,
+                     markup: InlineKeyboardMarkup | None) -> None:
+        """The news sent ``text`` as the progress message of ``torrent`` (a feed's add)."""
+        self.attach(torrent, message_id, text=text, markup=markup)
 
     def show_now(self, torrent: Torrent, message_id: int, *, confirm: bool | None = None) -> None:
         """Edit the progress message at once (a button was pressed), with the newest snapshot.

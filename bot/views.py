@@ -27,6 +27,7 @@ from manager import (
     StatusPage,
     Torrent,
     TorrentState,
+    human_duration,
     human_size,
 )
 
@@ -77,6 +78,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("log", "what was done in this chat: /log [how many]"),
     ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
     ("link", "a web link to a finished download's files: /link <id>"),
+    ("rss", "follow a feed of torrents: /rss add <link> [name], /rss list"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -92,6 +94,13 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
     "link": "Usage: /link <id> for a web link to a finished download's page",
     "nodes": "/nodes lists the machines that run this bot, in the admin chat only.",
+    "rss": "Usage: /rss add <link to an RSS or Atom feed> [name] [options] subscribes this "
+           "chat: new items that match are downloaded as they appear.\n"
+           "/rss list; /rss pause, resume or remove <name>; /rss filter <name> [options] "
+           "(no options: take everything).\n"
+           "Options: include:PATTERN and exclude:PATTERN (quote one with spaces: "
+           "include:\"web dl\"), min:SIZE and max:SIZE (700MB, 4GiB), newest:N (also add the "
+           "N newest items already listed).",
     "unknown": "Unknown command. Send /help for the list.",
 })
 """One-line answers to a command used wrongly."""
@@ -105,23 +114,6 @@ _ACTIVE = (TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.SEEDING
 def human_speed(bytes_per_second: int) -> str:
     """A speed: ``"1.2 MiB/s"``."""
     return f"{human_size(bytes_per_second)}/s"
-
-
-def human_duration(seconds: float) -> str:
-    """A duration in its two largest units: ``"45s"``, ``"3m 05s"``, ``"2h 05m"``, ``"3d 04h"``."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days >= 100:
-        return "over 99d"
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def percent(torrent: Torrent) -> int:

@@ -1,5 +1,6 @@
 """Command handlers: /start, /help, /torrent, /status, /pause, /resume, /cancel, /files, /log,
-/mirror, /link, and the admin chat's /nodes."""
+/mirror, /link, and the admin chat's /nodes (a chat's feeds, /rss, are in
+:mod:`bot.handlers.rss`)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
         assert manager.subscribers == [bot.board] and len(manager.watchers) == 1
         names = [c["command"] for c in server.commands()]
         assert names == ["torrent", "status", "pause", "resume", "cancel", "files", "log", "mirror",
-                         "link", "help"]
+                         "link", "rss", "help"]
         await server.wait_until(lambda: server.polls_in_flight, what="a long poll")
         poll = server.requests_for("deleteWebhook")[0]
         assert poll.params.get("drop_pending_updates") in (None, False)

@@ -980,3 +980,77 @@ async def test_a_refused_send_whose_try_the_busy_store_cannot_count_is_sent_late
     assert len(sender.sends) == 2
     assert await downloads.marked() == [(NoticeKind.FAILED, None)]
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+# --- a feed's news ----------------------------------------------------------------------------
+
+async def _feed_added(downloads: Downloads, ids: list[int], feed: str) -> None:
+    """Store a feed's adds as the feed reader does (one notice each), in one go."""
+    def write() -> None:
+        with downloads.store.database.db.atomic():
+            for download_id in ids:
+                downloads.store.notices.write(download_id, NoticeKind.FEED_ADDED,
+                                              datetime(2024, 1, 1), detail=feed)
+
+    await downloads.store.database.run(write)
+    downloads.store.notices.stored()
+
+
+async def test_a_feeds_add_is_told_as_a_manual_add_its_progress_message_edited_after(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
+) -> None:
+    await downloads.add(snapshot(10, message_id=None, name="Show.S01E01.mkv"))
+    await _feed_added(downloads, [1], "nyaa")
+    await quiet(board, downloads, sender)
+    [told] = sender.sends
+    assert "Show.S01E01.mkv" in told.text and "from feed “nyaa”" in told.text
+    assert told.markup is not None  # Pause, Cancel… as under a manual add's reply
+    assert (await downloads.manager.get(1)).message_id == sender.next_id  # stored
+    assert await downloads.marked() == [(NoticeKind.FEED_ADDED, None)]
+    await clock.advance(INTERVAL)
+    await downloads.tell(board, TorrentProgress, 1, completed_bytes=60 * MIB)
+    await quiet(board, downloads, sender)
+    [edit] = sender.edits
+    assert edit.message_id == sender.next_id and "60%" in edit.text
+
+
+async def test_many_adds_of_one_feed_at_once_are_one_message_sent_once_through_errors(
+    board: ProgressBoard, sender: FakeSender, clock: FakeClock, downloads: Downloads,
+) -> None:
+    for number in range(1, 7):
+        await downloads.add(snapshot(0, id=number, message_id=None,
+                                     name=f"Show.S01E0{number}.mkv", total_bytes=MIB))
+    sender.send_failures += [NetworkError("Bad Gateway")]
+    await _feed_added(downloads, [1, 2, 3, 4, 5], "nyaa")
+    await quiet(board, downloads, sender)
+    await clock.advance(3.0)  # the retry delay
+    await quiet(board, downloads, sender)
+    await _feed_added(downloads, [6], "other")  # another feed's one add: told on its own
+    await quiet(board, downloads, sender)
+    summaries = [call for call in sender.sends if "Feed “nyaa” added 5 downloads" in call.text]
+    assert len(summaries) == 2  # the failed try, then the one that went
+    assert all(f"#{n} Show.S01E0{n}.mkv · 1.0 MiB" in summaries[1].text for n in range(1, 6))
+    [single] = [call for call in sender.sends if "from feed “other”" in call.text]
+    assert "Show.S01E06.mkv" in single.text
+    assert await downloads.pending() == []
+    assert await downloads.marked() == [(NoticeKind.FEED_ADDED, None)] * 6
+    await clock.advance(INTERVAL * 10)
+    await quiet(board, downloads, sender)
+    assert len(sender.sends) == 3
+
+
+async def test_a_feed_failing_for_long_is_told_to_its_chat(
+    board: ProgressBoard, sender: FakeSender, downloads: Downloads,
+) -> None:
+    def write() -> None:
+        downloads.store.notices.write_chat(CHAT, NoticeKind.FEED_FAILING,
+                                           "The feed “nyaa” has not been read <for a day>",
+                                           datetime(2024, 1, 1))
+
+    await downloads.store.database.run(write)
+    downloads.store.notices.stored()
+    await quiet(board, downloads, sender)
+    [told] = sender.sends
+    assert (told.chat_id, told.text) == (
+        CHAT, "The feed “nyaa” has not been read &lt;for a day&gt;")
+    assert await downloads.marked() == [(NoticeKind.FEED_FAILING, None)]
