@@ -50,6 +50,7 @@ from supervisor.layout import StateLayout
 from supervisor.logs import LOG_FORMATS, setup_logging
 from supervisor.rclone import RcloneUnusable, mirror_uploader
 from supervisor.root import serve
+from supervisor.rsscommand import add_rss_parser, rss_command
 from supervisor.statedirs import state_dirs_problem
 
 __all__ = ["build_parser", "main"]
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser(
         "doctor", help="check aria2c, directories, settings, the Bot API and running instances")
+    add_rss_parser(commands)
     add_db_parser(commands)
     return parser
 
@@ -394,6 +396,8 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
         fields = {"chat": args.chat} if args.chat is not None else {}
         entries = _ask(client, "log", limit=args.limit, **fields)["entries"]
         return _print_rows(entries, _activity_line, "no activity", out, as_json=args.json)
+    if args.command == "rss":
+        return rss_command(client, args, sys.stdin, out, sys.stderr)
     if args.command == "nodes":
         found = _ask(client, "nodes")["nodes"]
         return _print_rows(found, lambda fields: node_text(node_from_json(fields)),

@@ -22,12 +22,13 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from manager import (
     LIST_PAGE_MAX,
+    FeedView,
     ManagerError,
     NodeFigures,
     NodeState,
@@ -35,6 +36,7 @@ from manager import (
     Torrent,
     TorrentManager,
     is_http_url,
+    utcnow,
 )
 from supervisor.health import database_health, health_json
 
@@ -47,6 +49,8 @@ __all__ = [
     "NotRunning",
     "Refused",
     "activity_json",
+    "feed_from_json",
+    "feed_json",
     "list_torrents",
     "node_from_json",
     "node_json",
@@ -164,6 +168,30 @@ class _BadRequest(Exception):
     """A request that is not well-formed."""
 
 
+def feed_json(feed: FeedView) -> dict[str, Any]:
+    """A feed as the control socket answers it (never its URL: its host only)."""
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {"name": feed.name, "host": feed.host, "filter": feed.filter, "paused": feed.paused,
+            "added": feed.added, "last_added_at": when(feed.last_added_at),
+            "last_ok_at": when(feed.last_ok_at), "next_poll_at": when(feed.next_poll_at),
+            "last_error": feed.last_error, "failing_since": when(feed.failing_since)}
+
+
+def feed_from_json(fields: dict[str, Any]) -> FeedView:
+    """The feed :func:`feed_json` made ``fields`` of (for the CLI's lines)."""
+    def when(key: str) -> datetime | None:
+        return datetime.fromisoformat(fields[key]) if fields.get(key) else None
+
+    return FeedView(name=str(fields["name"]), host=str(fields["host"]),
+                    filter=str(fields["filter"]), paused=bool(fields["paused"]),
+                    added=int(fields["added"]), last_added_at=when("last_added_at"),
+                    last_ok_at=when("last_ok_at"),
+                    next_poll_at=when("next_poll_at") or utcnow(),
+                    last_error=fields.get("last_error"), failing_since=when("failing_since"))
+
+
 def node_json(node: NodeStatus) -> dict[str, Any]:
     """A node as the control socket answers it."""
     figures = node.figures
@@ -212,6 +240,7 @@ class ControlServer:
             "mirror": self._mirror,
             "link": self._link,
             "nodes": self._nodes,
+            "rss": self._rss,
         }
 
     async def start(self) -> None:
@@ -331,6 +360,34 @@ class ControlServer:
 
     async def _nodes(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"nodes": [node_json(node) for node in await self.manager.nodes()]}
+
+    async def _rss(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A chat's feeds: ``action`` (add, list, remove, pause, resume, filter), ``chat``
+        (0 by default), ``url``, ``name`` and ``options`` (a list of option words)."""
+        chat = _int_field(request, "chat", 0)
+        action = request.get("action")
+        feeds = self.manager.feeds
+        if action == "list":
+            return {"feeds": [feed_json(feed) for feed in await feeds.list(chat)]}
+        name = request.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _BadRequest("'name' must be text")
+        options = request.get("options", [])
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise _BadRequest("'options' must be a list of words")
+        if action == "add":
+            url = request.get("url")
+            if not isinstance(url, str):
+                raise _BadRequest("'url' must be text")
+            done = await feeds.subscribe(chat, 0, url, name, options)
+            return {"feed": feed_json(done.feed), "items": done.items, "added": done.added}
+        if not name:
+            raise _BadRequest("give the feed's 'name'")
+        if action == "filter":
+            return {"feed": feed_json(await feeds.set_filter(chat, name, options))}
+        if action in ("remove", "pause", "resume"):
+            return {"feed": feed_json(await getattr(feeds, action)(chat, name))}
+        raise _BadRequest("'action' is one of add, list, remove, pause, resume, filter")
 
     async def _log(self, request: dict[str, Any]) -> dict[str, Any]:
         chat = request.get("chat")
