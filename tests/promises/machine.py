@@ -1,8 +1,8 @@
 """The promises machine: rules users and faults play, invariants checked after every step.
 
 Rules (each a thing a user, the machine or Telegram does): add a magnet or a ``.torrent``
-from a Telegram chat (pasted, ``/torrent``, a document, a link to the file) or the control
-socket, in three chats and the local one, with names that collide within and across chats;
+from a Telegram chat (pasted, ``/torrent``, a document, a link to the file), the control
+socket or the chat's feed (the item published, the feed read every second), in three chats and the local one, with names that collide within and across chats;
 pause, resume, choose files, cancel with and without its files, purge, send, link, mirror
 (the mode flips at each restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or
 of aria2c; the store's write lock held by another connection; Telegram faults per chat (5xx
@@ -197,6 +197,8 @@ class PromisesMachine(RuleBasedStateMachine):
         self.mirrored_names: dict[str, int] = {}
         self.sent: set[int] = set()
         self.sent_items: set[tuple[int, str]] = set()
+        self.fed: dict[int, list[Item]] = {}
+        """Chat → the catalog items published on its feed, oldest first."""
         self.fault_end: dict[int, float] = {}
         self.blocked: set[int] = set()
         self.migrated = False
@@ -327,14 +329,18 @@ class PromisesMachine(RuleBasedStateMachine):
 
     @rule(plan=st.tuples(pick((*Catalog.keys_of(), "dead")), pick((USER, GROUP, USER2, LOCAL)),
                          pick(("paste", "document", "command", "link", "local magnet",
-                               "local file"))))
+                               "local file", "feed"))))
     def add(self, plan: tuple[str, int, str]) -> None:
         """Add a torrent of the catalog (or "dead", a magnet nobody seeds: it fails by
         bt-stop-timeout) to a chat: pasted, by ``/torrent``, as a ``.torrent`` document, as
         a link to its ``.torrent`` on a web site (pasted; ``/torrent <link>`` in the group),
-        or over the control socket (``ariabot add --chat``; the local chat only this way)."""
+        over the control socket (``ariabot add --chat``; the local chat only this way), or
+        published on the chat's feed (subscribed with ``ariabot rss add`` at first use)."""
         key, chat, how = plan
         self._step("add", key, chat, how)
+        if how == "feed" and key != "dead":
+            self._add_by_feed(self.catalog.by_key[key], chat)
+            return
         if chat == LOCAL or key == "dead":
             how = how if how.startswith("local") else "local magnet"
         if how.startswith("local"):
@@ -356,6 +362,31 @@ class PromisesMachine(RuleBasedStateMachine):
             self.stack.say(where, user, text)
         self._wait_reply(chat, since, f"the bot's answer to an add ({how}) in {where}")
         self._rows()
+
+    def _add_by_feed(self, item: Item, chat: int) -> None:
+        """Publish ``item`` on the chat's feed: once its next read is done, the chat lists
+        it, whether the feed added it or the chat had it already (and never a second time:
+        a published item is not published again, and a row is one per chat and torrent)."""
+        where = self._chat(chat)
+        published = self.fed.setdefault(chat, [])
+        rows = self._rows()
+        if item in published or self._in_use(item, where) or any(
+                row["info_hash"] == item.torrent.info_hash and row["state"] in LIVE
+                and int(row["chat_id"]) != where for row in rows.values()):
+            return  # refused for a reason of its own (a name, another chat's download)
+        feed = f"chat{chat}"
+        if not published:
+            self.stack.publish(feed, [])
+            answer = self.stack.control("rss", action="add", chat=where, name="catalog",
+                                        url=self.stack.feed_url(feed))
+            assert answer.get("ok"), answer
+        published.append(item)
+        self.stack.publish(feed, published)
+        wait_until(lambda: any(row["info_hash"] == item.torrent.info_hash
+                               and int(row["chat_id"]) == self._chat(chat)
+                               for row in self._rows().values()),
+                   30 + STORE_LOCK, f"{item.key} added from the feed of chat {where}",
+                   describe=lambda: self.stack.output[-3000:])
 
     def _add_local(self, key: str, chat: int, as_file: bool) -> None:
         if key == "dead":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from supervisor.control import ControlClient, NotRunning
+from tests.fakes.feeds import FakeItem, FeedSite, nyaa
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer, Request
 from tests.fakes.torrentsite import TorrentSite
 from tests.runner import AriabotRun, free_port, rpc, wait_until
@@ -222,6 +223,8 @@ class Stack:
                                  for item in self.catalog.items},
                                 magnet=self.catalog.items[0].torrent.magnet, too_large=1)
         self.telegram_loop.run(self.site.__aenter__())
+        self.feeds = FeedSite()
+        self.telegram_loop.run(self.feeds.__aenter__())
 
     # --- the process ------------------------------------------------------------------------
 
@@ -244,7 +247,8 @@ class Stack:
             "ARIABOT_MIRROR_RETRY_DELAY": "0.5",
             "ARIABOT_PUBLIC_URL": f"http://127.0.0.1:{self.http_port}",
             "ARIABOT_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
-            "ARIABOT_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",  # the catalog's site
+            "ARIABOT_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",  # the catalog's site, the feeds
+            "ARIABOT_FEED_INTERVAL": "1",
         }
 
     def start(self) -> None:
@@ -290,6 +294,8 @@ class Stack:
             self.telegram_loop.run(self.server.stop(), timeout=10)
         with contextlib.suppress(Exception):
             self.telegram_loop.run(self.site.__aexit__(None, None, None), timeout=10)
+        with contextlib.suppress(Exception):
+            self.telegram_loop.run(self.feeds.__aexit__(None, None, None), timeout=10)
 
     # --- the control socket (what ``ariabot add/pause/…`` send) ------------------------------
 
@@ -318,6 +324,17 @@ class Stack:
     def link(self, item: Item) -> str:
         """The link of ``item``'s ``.torrent`` on the catalog's web site."""
         return self.site.url(f"/files/{item.key}.torrent")
+
+    def publish(self, feed: str, items: list[Item]) -> None:
+        """Serve ``items`` (oldest first) as the nyaa-shaped feed ``feed``: each item's link
+        is its ``.torrent`` on the catalog's site."""
+        listed = [FakeItem(title=item.torrent.name, guid=f"https://catalog.example/{item.key}",
+                           torrent_url=self.link(item), info_hash=item.torrent.info_hash,
+                           size=item.torrent.total_bytes) for item in reversed(items)]
+        self.telegram_loop.call(self.feeds.feeds.__setitem__, feed, nyaa(listed))
+
+    def feed_url(self, feed: str) -> str:
+        return self.feeds.url(f"/feeds/{feed}")
 
     def send_document(self, chat: int, user: int, item: Item) -> None:
         self.telegram_loop.call(self.server.push_document, chat, user,
