@@ -30,6 +30,7 @@ from typing import Any
 from tests.bench import (
     delivery,
     engines,
+    feeds,
     latency,
     links,
     memory,
@@ -46,7 +47,7 @@ __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
     monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
-    engines,
+    engines, feeds,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
