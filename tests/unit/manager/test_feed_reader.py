@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import torf
 
-from manager import Aria2Endpoint, Aria2Rpc, FeedConfig, ManagerConfig, TorrentManager
+from manager import (
+    Aria2Endpoint,
+    Aria2Rpc,
+    FeedConfig,
+    FeedError,
+    ManagerConfig,
+    TorrentManager,
+)
 from manager.feeds import FeedReader
 from manager.feeds.reader import TRIES, backoff
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
@@ -231,3 +238,19 @@ async def test_a_size_filter_uses_the_torrents_size_when_the_feed_gives_none(
     feed = await _feed(store, site, filter_json='{"min_size": 100000}')
     assert (await _read(reader, store, feed))[0] == 1
     assert await _names(store) == ["episode-02.mkv"]
+
+
+async def test_a_feed_on_the_servers_own_network_is_never_fetched_without_the_setting(
+        site: FeedSite) -> None:
+    site.feeds["show"] = nyaa([])
+    torrents = TorrentFetcher(FetchPolicy(max_bytes=1_000_000))  # no network allowed
+    fetcher = FeedFetcher(torrents.client, 1_000_000)
+    try:
+        for url in (site.url("/feeds/show"), f"http://[::1]:{site.port}/feeds/show",
+                    f"http://0.0.0.0:{site.port}/feeds/show",
+                    f"http://localhost:{site.port}/feeds/show"):
+            with pytest.raises(FeedError, match="private or local address"):
+                await fetcher.fetch(url)
+    finally:
+        await torrents.close()
+    assert site.requests == []  # refused before any connection
