@@ -154,6 +154,8 @@ class FeedReader:
         except FeedError as error:
             await self._failed(feed, str(error), now)
             return ReadOutcome()
+        if feed.failures:  # it reads again: its error goes (an item's, written below, stays)
+            await self._store.feeds.update(feed.id, {"last_error": None})
         if parsed is None:
             await self._read_ok(feed, now, {})
             return ReadOutcome(not_modified=True)
@@ -262,8 +264,6 @@ class FeedReader:
             "next_poll_at": now + timedelta(seconds=jittered(self._config.interval)),
             **validators,
         }
-        if feed.failures:
-            values["last_error"] = None
         await self._store.feeds.update(feed.id, values)
 
     async def _failed(self, feed: FeedRecord, why: str, now: datetime) -> None:

@@ -244,10 +244,11 @@ class Feeds:
         return told
 
     def _upsert(self, feed: FeedRecord, key: str, values: dict[str, Any]) -> None:
-        entry = self._database.tables.feed_entry
+        """Write the entry; none for a feed removed meanwhile (a read it outlived)."""
+        entry, table = self._database.tables.feed_entry, self._database.tables.feed
         changed = entry.update(**values).where(
             (entry.feed_id == feed.id) & (entry.key == key)).execute()
-        if not changed:
+        if not changed and table.select().where(table.id == feed.id).exists():
             entry.insert(feed_id=feed.id, chat_id=feed.chat_id, key=key, seen_at=utc_now(),
                          **values).execute()
 
