@@ -133,12 +133,13 @@ class FeedService:
             next_poll_at=now + timedelta(seconds=jittered(self._config.interval)),
             seen=[(entry_key(item.guid), item.info_hash, item.title)
                   for item in parsed.items if entry_key(item.guid) not in wanted])
-        added = 0
+        added, again = 0, False
         if newest:
-            added, _ = await self._reader.take(record, newest, limit=len(newest))
-        await self._store.feeds.update(record.id, {
-            "etag": etag, "last_modified": last_modified, "last_poll_at": now,
-            "last_ok_at": now})
+            added, again = await self._reader.take(record, newest, limit=len(newest))
+        if not again:  # an item to try again needs the whole feed at the next read
+            await self._store.feeds.update(record.id, {"etag": etag,
+                                                       "last_modified": last_modified})
+        await self._store.feeds.update(record.id, {"last_poll_at": now, "last_ok_at": now})
         self.wake()  # its first read is due sooner than the schedule's nap may end
         stored = await self._store.feeds.get(record.id)
         return Subscribed(view(stored or record), len(parsed.items), added)
