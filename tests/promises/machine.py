@@ -2,12 +2,13 @@
 
 Rules (each a thing a user, the machine or Telegram does): add a magnet or a ``.torrent``
 from a Telegram chat (pasted, ``/torrent``, a document, a link to the file), the control
-socket or the chat's feed (the item published, the feed read every second), in three chats and the local one, with names that collide within and across chats;
-pause, resume, choose files, cancel with and without its files, purge, send, link, mirror
-(the mode flips at each restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or
-of aria2c; the store's write lock held by another connection; Telegram faults per chat (5xx
-for a while, 429, an answer lost after the message was posted, 403 blocked, the group
-upgraded to a supergroup); a dead magnet; the seeder throttled.
+socket or the chat's feed (the item published, the feed read every second), in three chats
+and the local one, with names that collide within and across chats; pause, resume, choose
+files, cancel with and without its files, purge, send, link, mirror (the mode flips at each
+restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or of aria2c; the store's
+write lock held by another connection; Telegram faults per chat (5xx for a while, 429, an
+answer lost after the message was posted, 403 blocked, the group upgraded to a supergroup);
+a dead magnet; the seeder throttled.
 
 Invariants (see :mod:`tests.promises`): I1, I4, I6 and I7 must hold after every step; I2, I3
 and I5 must hold within their bound, measured from when the machine first saw the state
