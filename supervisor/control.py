@@ -174,6 +174,7 @@ def feed_json(feed: FeedView) -> dict[str, Any]:
         return moment.isoformat() if moment is not None else None
 
     return {"name": feed.name, "host": feed.host, "filter": feed.filter, "paused": feed.paused,
+            "user_id": feed.user_id,
             "added": feed.added, "last_added_at": when(feed.last_added_at),
             "last_ok_at": when(feed.last_ok_at), "next_poll_at": when(feed.next_poll_at),
             "last_error": feed.last_error, "failing_since": when(feed.failing_since)}
@@ -186,6 +187,7 @@ def feed_from_json(fields: dict[str, Any]) -> FeedView:
 
     return FeedView(name=str(fields["name"]), host=str(fields["host"]),
                     filter=str(fields["filter"]), paused=bool(fields["paused"]),
+                    user_id=int(fields["user_id"]),
                     added=int(fields["added"]), last_added_at=when("last_added_at"),
                     last_ok_at=when("last_ok_at"),
                     next_poll_at=when("next_poll_at") or utcnow(),

@@ -10,9 +10,7 @@ named by its name and its host only (:class:`~manager.FeedView` has no URL to le
 
 Rights follow :mod:`bot.rights`: in a group anyone who may use the bot may subscribe (as anyone
 may add a download) and look; pausing, resuming, filtering and removing a feed are for the
-chat's administrators. The feed's adder is not known to the bot (a feed as the manager shows
-it does not say who added it), so, failing closed, a plain member may not change a feed even
-one they added.
+member who subscribed it and the chat's administrators, as acting on a download is.
 """
 
 from __future__ import annotations
@@ -94,23 +92,28 @@ async def _reply(update: Update, text: str) -> None:
         await message.reply_text(text, link_preview_options=NO_PREVIEW)
 
 
-async def _ensure_may_change(update: Update, context: BotContext) -> None:
-    """Return when the user may pause, resume, filter or remove this chat's feeds.
+async def _ensure_may_change(update: Update, context: BotContext, name: str) -> None:
+    """Return when the user may pause, resume, filter or remove the feed ``name``.
 
     Raises:
-        ActionRefused: in a group, not one of its administrators (or Telegram did not say
-            who they are).
+        ActionRefused: in a group, neither the member who subscribed it nor one of the
+            group's administrators (or Telegram did not say who they are).
     """
     chat, user = update.effective_chat, update.effective_user
     assert chat is not None and user is not None  # the auth gate let only these through
     if chat.type == ChatType.PRIVATE:
         return
+    have = await context.manager.feeds.list(chat.id)
+    if any(feed.name.lower() == name.lower() and feed.user_id == user.id for feed in have):
+        return
     admins = await context.rights.admins(chat.id)
     if admins is None:
-        raise ActionRefused("Only an admin of this chat can change its feeds, and Telegram "
-                            "did not say who the admins are just now; try again in a moment.")
+        raise ActionRefused("Only the member who added this feed or an admin of this chat can "
+                            "change it, and Telegram did not say who the admins are just now; "
+                            "try again in a moment.")
     if user.id not in admins:
-        raise ActionRefused("Only an admin of this chat can change its feeds.")
+        raise ActionRefused("Only the member who added this feed or an admin of this chat can "
+                            "change it.")
 
 
 @answers_manager_errors
@@ -142,8 +145,8 @@ async def rss(update: Update, context: BotContext) -> None:
     if verb not in _CHANGES or not rest or (verb != "filter" and len(rest) != 1):
         await _reply(update, USAGE["rss"])
         return
-    await _ensure_may_change(update, context)
     name = rest[0]
+    await _ensure_may_change(update, context, name)
     if verb == "remove":
         gone = await feeds.remove(chat.id, name)
         answer = (f"✖ The feed “{gone.name}” ({gone.host}) is removed; what it added stays "

@@ -49,6 +49,8 @@ class FeedView:
     host: str
     filter: str
     paused: bool
+    user_id: int
+    """Who subscribed (in a group, they and its admins may change it)."""
     added: int
     last_added_at: datetime | None
     last_ok_at: datetime | None
@@ -72,7 +74,7 @@ def view(record: FeedRecord) -> FeedView:
     """What a chat is shown of a stored feed."""
     return FeedView(name=record.name, host=URL(record.url).host or "?",
                     filter=FeedFilter.from_json(record.filter).describe(),
-                    paused=record.paused, added=record.added,
+                    paused=record.paused, user_id=record.user_id, added=record.added,
                     last_added_at=record.last_added_at, last_ok_at=record.last_ok_at,
                     next_poll_at=record.next_poll_at, last_error=record.last_error,
                     failing_since=record.failing_since)

@@ -154,6 +154,7 @@ async def test_refusals_are_one_line_store_nothing_and_members_may_not_change_fe
         feed = site.url("/feeds/shared?" + PASSKEY)
         server.set_member(GROUP, ADMIN, "administrator")
         server.set_member(GROUP, OTHER, "member")
+        server.set_member(GROUP, USER, "member")
         run = AriabotRun(tmp_path / "data", _env(
             tmp_path, server, ARIABOT_ALLOWED_USERS=f"{USER},{OTHER},{ADMIN}",
             ARIABOT_ALLOWED_CHATS=f"{USER},{GROUP}")).start()
@@ -176,14 +177,18 @@ async def test_refusals_are_one_line_store_nothing_and_members_may_not_change_fe
                 assert _text(await _say(server, USER, text)) == said, text
             assert _text(await _say(server, USER, "/rss list")) == EMPTY
 
-            # In a group: a member may subscribe and look, not change; an admin may.
+            # In a group: a member may subscribe and look; the feed is changed by the one who
+            # subscribed it and by an admin, not by another member.
             answer = _text(await _say(server, GROUP, f"/rss add {feed} shared", user=OTHER))
             assert answer.startswith("Subscribed to “shared” (127.0.0.1): 1 item in it now is "
                                      "taken as seen"), answer
             for command in ("/rss pause shared", "/rss filter shared include:x",
                             "/rss remove shared"):
-                assert _text(await _say(server, GROUP, command, user=OTHER)) == (
-                    "Only an admin of this chat can change its feeds."), command
+                assert _text(await _say(server, GROUP, command, user=USER)) == (
+                    "Only the member who added this feed or an admin of this chat can change "
+                    "it."), command
+            assert _text(await _say(server, GROUP, "/rss pause shared", user=OTHER)).startswith(
+                "⏸ The feed “shared” is paused")
             assert "shared (127.0.0.1)" in _text(await _say(server, GROUP, "/rss list",
                                                             user=OTHER))
             assert _text(await _say(server, GROUP, "/rss remove shared", user=ADMIN)) == (
