@@ -84,7 +84,9 @@ case "$cmd" in
         "$VENV/bin/ruff" check .
         # Two workers: most tests wait on aria2c, a swarm or a fake server, so two run side by
         # side on a 2-core machine in about half the time (TEST_WORKERS=0: one process).
-        exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal "$@"
+        # The 30 slowest tests are listed at the end: where the run's time goes.
+        exec "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal \
+            --durations=30 "$@"
         ;;
     bench)
         ensure_system_packages
