@@ -12,18 +12,17 @@ user will paste.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
-from types import TracebackType
-from typing import Self
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
+
+from tests.fakes.localsite import LocalSite
 
 __all__ = ["NYAA_NS", "TORZNAB_NS", "FakeItem", "FeedSite", "atom", "jackett", "nyaa", "prowlarr",
            "showrss"]
@@ -147,7 +146,7 @@ def atom(items: Sequence[FakeItem]) -> bytes:
             + "".join(entries) + "</feed>").encode()
 
 
-class FeedSite:
+class FeedSite(LocalSite):
     """Serves mutable feeds at ``/feeds/<name>`` with a strong ETag and Last-Modified (304 to
     a matching ``If-None-Match`` or ``If-Modified-Since``), ``.torrent`` files at
     ``/files/<name>.torrent`` and ``/dl/<indexer>/?…&file=<name>`` (Jackett's shape) or
@@ -165,50 +164,21 @@ class FeedSite:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.feeds: dict[str, bytes] = {}
         self.statuses: dict[str, int] = {}
         self.torrents: dict[str, bytes] = {}
-        self.requests: list[str] = []
-        self.answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self.holds: dict[str, asyncio.Event] = {}
         self._seen: dict[str, tuple[str, float]] = {}  # name → (etag, last modified)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def __aenter__(self) -> Self:
-        app = web.Application(middlewares=[self._count])
-        app.router.add_get("/feeds/{name}", self._feed)
-        app.router.add_get("/files/{name}.torrent", self._file)
-        app.router.add_get("/dl/{name}", self._download)
-        app.router.add_get("/dl/{name}/", self._download)
-        app.router.add_get("/page", self._page)
-        app.router.add_get("/huge/{megabytes}", self._huge)
-        app.router.add_get("/loop", self._loop)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _count(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        self.requests.append(request.path_qs)
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            self.answers[request.path, exc.status] += 1
-            raise
-        self.answers[request.path, response.status] += 1
-        return response
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/feeds/{name}", self._feed)
+        router.add_get("/files/{name}.torrent", self._file)
+        router.add_get("/dl/{name}", self._download)
+        router.add_get("/dl/{name}/", self._download)
+        router.add_get("/page", self._page)
+        router.add_get("/huge/{megabytes}", self._huge)
+        router.add_get("/loop", self._loop)
 
     async def _feed(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

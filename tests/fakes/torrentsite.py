@@ -8,17 +8,16 @@ test can tell a refusal made before any connection from one made after.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from aiohttp import web
+
+from tests.fakes.localsite import LocalSite
 
 __all__ = ["TorrentSite"]
 
 TORRENT_TYPE = "application/x-bittorrent"
 
 
-class TorrentSite:
+class TorrentSite(LocalSite):
     """Serves ``torrents`` (name → bytes) at ``/<name>.torrent`` and the faulty routes.
 
     Parameters:
@@ -28,43 +27,20 @@ class TorrentSite:
     """
 
     def __init__(self, torrents: dict[str, bytes], *, magnet: str, too_large: int) -> None:
+        super().__init__()
         self._torrents = torrents
         self._magnet = magnet
         self._too_large = too_large
-        self.requests: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_get("/files/{name}.torrent", self._file)
-        app.router.add_get("/relative", self._redirect("files/{first}.torrent"))
-        app.router.add_get("/magnet.torrent", self._to_magnet)
-        app.router.add_get("/loop", self._redirect("/loop"))
-        app.router.add_get("/to-ipv6", self._redirect("http://[::1]:{port}/files/{first}.torrent"))
-        app.router.add_get("/login.torrent", self._login)
-        app.router.add_get("/big.torrent", self._big)
-        app.router.add_get("/stream.torrent", self._stream)
-        app.middlewares.append(self._count)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _count(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        self.requests.append(request.path_qs)
-        return await handler(request)
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/files/{name}.torrent", self._file)
+        router.add_get("/relative", self._redirect("files/{first}.torrent"))
+        router.add_get("/magnet.torrent", self._to_magnet)
+        router.add_get("/loop", self._redirect("/loop"))
+        router.add_get("/to-ipv6", self._redirect("http://[::1]:{port}/files/{first}.torrent"))
+        router.add_get("/login.torrent", self._login)
+        router.add_get("/big.torrent", self._big)
+        router.add_get("/stream.torrent", self._stream)
 
     async def _file(self, request: web.Request) -> web.Response:
         data = self._torrents.get(request.match_info["name"])
