@@ -5,6 +5,7 @@ The clock is the test's, so schedules are read exactly."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from manager import (
     FeedError,
     ManagerConfig,
     TorrentManager,
+    TorrentUrlError,
 )
 from manager.feeds import FeedReader
 from manager.feeds.reader import TRIES, backoff
@@ -254,3 +256,19 @@ async def test_a_feed_on_the_servers_own_network_is_never_fetched_without_the_se
     finally:
         await torrents.close()
     assert site.requests == []  # refused before any connection
+
+
+async def test_a_server_that_never_answers_is_given_up_at_the_fetch_timeout(
+        site: FeedSite) -> None:
+    site.torrents["stuck"] = b"d4:infoe"
+    site.holds["stuck"] = asyncio.Event()  # set only at the end: the server does not answer
+    torrents = TorrentFetcher(FetchPolicy(max_bytes=1_000_000, timeout=1.0,
+                                          allowed_networks=(ipaddress.ip_network(
+                                              "127.0.0.1/32"),)))
+    try:
+        with pytest.raises(TorrentUrlError, match=r"from 127\.0\.0\.1: no answer within 1 s$"):
+            await torrents.fetch(site.url("/files/stuck.torrent"))
+    finally:
+        site.holds["stuck"].set()  # the site's handler ends, so the site closes at once
+        await torrents.close()
+    assert site.requests == ["/files/stuck.torrent"]
