@@ -171,7 +171,7 @@ class _BadRequest(Exception):
 def feed_json(feed: FeedView) -> dict[str, Any]:
     """A feed as the control socket answers it (never its URL: its host only)."""
     def when(moment: datetime | None) -> str | None:
-        return moment.isoformat() if moment is not None else None
+        return moment.isoformat() + "Z" if moment is not None else None  # naive UTC
 
     return {"name": feed.name, "host": feed.host, "filter": feed.filter, "paused": feed.paused,
             "user_id": feed.user_id,
@@ -183,7 +183,9 @@ def feed_json(feed: FeedView) -> dict[str, Any]:
 def feed_from_json(fields: dict[str, Any]) -> FeedView:
     """The feed :func:`feed_json` made ``fields`` of (for the CLI's lines)."""
     def when(key: str) -> datetime | None:
-        return datetime.fromisoformat(fields[key]) if fields.get(key) else None
+        if not fields.get(key):
+            return None
+        return datetime.fromisoformat(fields[key]).replace(tzinfo=None)  # naive UTC
 
     return FeedView(name=str(fields["name"]), host=str(fields["host"]),
                     filter=str(fields["filter"]), paused=bool(fields["paused"]),

@@ -85,6 +85,9 @@ class FeedItem:
             magnet link), else None.
         size: in bytes when the feed says it, else None.
         published: POSIX seconds when the feed dates the item, else None.
+        fallback: the magnet link the item names too (or one made of its info-hash) when
+            its source is a ``.torrent`` link: what is added when that link fails (an
+            indexer's download links expire).
     """
 
     guid: str
@@ -93,6 +96,7 @@ class FeedItem:
     info_hash: str | None
     size: int | None
     published: float | None
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,12 +169,13 @@ def _read_item(entry: Mapping[str, Any], attrs: Mapping[str, str], *, torznab: b
                   None)
     if source is None and _is_http(link) and _path_is_torrent(link):
         source = link
-    if source is None and magnet is not None:
-        source = _text(magnet)
-    if source is None and info_hash is not None:
-        source = f"magnet:?xt=urn:btih:{info_hash}"
+    named = _text(magnet) if magnet is not None else None
+    if named is None and info_hash is not None:
+        named = f"magnet:?xt=urn:btih:{info_hash}"
         if title:
-            source += "&dn=" + urllib.parse.quote(title, safe="")
+            named += "&dn=" + urllib.parse.quote(title, safe="")
+    if source is None:
+        source, named = named, None
     if source is None:
         return None
 
@@ -181,7 +186,7 @@ def _read_item(entry: Mapping[str, Any], attrs: Mapping[str, str], *, torznab: b
         _integer(entry.get("contentlength")),
         *(_integer(e.get("length")) for e in enclosures)) if s is not None), None)
     return FeedItem(guid=guid, title=title or guid, source=source, info_hash=info_hash,
-                    size=size, published=_published(entry))
+                    size=size, published=_published(entry), fallback=named)
 
 
 def _declares_entities(body: bytes) -> bool:

@@ -154,7 +154,10 @@ class FeedReader:
         except FeedError as error:
             await self._failed(feed, str(error), now)
             return ReadOutcome()
-        if feed.failures:  # it reads again: its error goes (an item's, written below, stays)
+        if feed.failures:
+            log.info("feed %s of chat %s is read again after %d failures", feed.name,
+                     feed.chat_id, feed.failures)
+        if feed.last_error:  # it reads: the last problem goes (this read's items may tell one)
             await self._store.feeds.update(feed.id, {"last_error": None})
         if parsed is None:
             await self._read_ok(feed, now, {})
@@ -198,12 +201,24 @@ class FeedReader:
             try:
                 source = await self._torrents.fetch(item.source)
             except TorrentUrlError as error:
+                if item.fallback is not None:  # the magnet the item names too
+                    log.info("feed %s: %s: %s; adding its magnet link", feed.name, item.title,
+                             error)
+                    return await self._add_source(feed, key, item, entry, chosen,
+                                                  source=item.fallback)
                 later = tries + 1 < TRIES
                 await self._store.feeds.mark(feed, key, "retry" if later else "failed",
                                              info_hash=item.info_hash, title=item.title,
                                              tries=tries + 1)
                 await self._store.feeds.update(feed.id, {"last_error": f"{item.title}: {error}"})
                 return _Took.LATER if later else _Took.NOT
+        return await self._add_source(feed, key, item, entry, chosen, source=source)
+
+    async def _add_source(self, feed: FeedRecord, key: str, item: FeedItem,
+                          entry: FeedEntryRecord | None, chosen: FeedFilter, *,
+                          source: str | bytes) -> _Took:
+        """Add the item from ``source`` (its ``.torrent``'s bytes, or a magnet link)."""
+        tries = entry.tries if entry is not None else 0
         try:
             parsed = await asyncio.to_thread(self._parse, source)
         except InvalidSource as error:
@@ -224,7 +239,7 @@ class FeedReader:
             await self._store.feeds.mark_added(feed, key, info_hash=info_hash,
                                                title=item.title, download_id=listed.id)
             return _Took.ADDED
-        if listed is not None or await self._store.feeds.chat_took(feed.chat_id, info_hash):
+        if listed is not None or await self._store.feeds.chat_took(feed, key, info_hash):
             await self._store.feeds.mark(feed, key, "duplicate", info_hash=info_hash,
                                          title=item.title)
             return _Took.NOT
@@ -276,7 +291,11 @@ class FeedReader:
             "last_poll_at": now, "failures": failures, "failing_since": since,
             "last_error": why, "next_poll_at": now + timedelta(seconds=wait)})
         failing_for = (now - since).total_seconds()
-        if failing_for >= self._config.failing_after:
-            await self._store.feeds.tell_failing(feed, (
+        if failing_for >= self._config.failing_after and not feed.failure_told:
+            told = await self._store.feeds.tell_failing(feed, (
                 f"The feed “{feed.name}” has not been read for {human_duration(failing_for)}: "
-                f"{why}. It is tried again every few hours; /rss list shows how it goes."))
+                f"{why}. It is tried again, less often each time (at least every 6 hours); "
+                "the list of feeds shows how it goes."))
+            if told:  # the log tells the local chat's feeds too, which have no chat to tell
+                log.warning("feed %s of chat %s has not been read for %s: %s", feed.name,
+                            feed.chat_id, human_duration(failing_for), why)

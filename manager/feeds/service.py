@@ -117,8 +117,9 @@ class FeedService:
         if len(have) >= MAX_FEEDS:
             raise FeedError(f"this chat has {MAX_FEEDS} feeds, the most it may have: remove "
                             "one first")
-        if any(record.url == url.strip() for record in have):
-            raise FeedError("this chat has that feed already")
+        same = next((record for record in have if _same_url(record.url, url)), None)
+        if same is not None:
+            raise FeedError(f"this chat has that feed already: {same.name}")
         parsed, etag, last_modified = await self._reader.fetch(url.strip())
         assert parsed is not None  # no validators were sent: a whole answer
         taken = {record.name.lower() for record in have}
@@ -244,7 +245,7 @@ class FeedService:
     async def _named(self, chat_id: int, name: str) -> FeedRecord:
         record = await self._store.feeds.named(chat_id, name)
         if record is None:
-            raise FeedNotFound(f"this chat has no feed named {name!r} (/rss list shows them)")
+            raise FeedNotFound(f"this chat has no feed named {name!r}")
         return record
 
     async def _view(self, record: FeedRecord) -> FeedView:
@@ -262,6 +263,15 @@ def _newest(items: tuple[FeedItem, ...], chosen: FeedFilter, count: int) -> tupl
     order = sorted(range(len(items)), key=lambda i: (-(items[i].published or 0.0), i))
     matching = [items[i] for i in order if chosen.matches(items[i].title, items[i].size)]
     return tuple(matching[:count])
+
+
+def _same_url(stored: str, given: str) -> bool:
+    """Whether two feed URLs are one feed: yarl's normal form (scheme and host in lower case,
+    the default port dropped), without a fragment, which never reaches the server."""
+    try:
+        return URL(stored.strip()).with_fragment(None) == URL(given.strip()).with_fragment(None)
+    except ValueError:
+        return stored.strip() == given.strip()
 
 
 def _slug(title: str) -> str:

@@ -188,13 +188,16 @@ class Feeds:
 
         return await self._database.run(query)
 
-    async def chat_took(self, chat_id: int, info_hash: str) -> bool:
-        """Whether a feed of the chat added (or is adding) this torrent already."""
+    async def chat_took(self, feed: FeedRecord, key: str, info_hash: str) -> bool:
+        """Whether the feed's chat took this torrent already, from this feed or another,
+        under another GUID: added, being added, or seen in a backlog. (The item's own entry
+        is not counted: an add cut short left it "adding".)"""
         def query() -> bool:
             entry = self._database.tables.feed_entry
             return entry.select().where(
-                (entry.chat_id == chat_id) & (entry.info_hash == info_hash)
-                & entry.state.in_(("adding", "added"))).exists()
+                (entry.chat_id == feed.chat_id) & (entry.info_hash == info_hash)
+                & entry.state.in_(("adding", "added", "seen"))
+                & ~((entry.feed_id == feed.id) & (entry.key == key))).exists()
 
         return await self._database.run(query)
 

@@ -135,7 +135,7 @@ async def test_feeds_are_subscribed_listed_changed_and_removed_and_newest_is_dow
             assert _text(await _say(server, USER, "/rss remove anime")) == (
                 "✖ The feed “anime” (127.0.0.1) is removed; what it added stays in /status.")
             assert _text(await _say(server, USER, "/rss remove anime")) == (
-                "This chat has no feed named 'anime' (/rss list shows them).")
+                "This chat has no feed named 'anime'.")
             listing = _text(await _say(server, USER, "/rss list"))
             assert "anime" not in listing and name in listing
             assert _text(await _say(server, USER, "/rss frobnicate")) == USAGE["rss"]

@@ -48,6 +48,8 @@ def test_nyaa_link_is_the_torrent_and_size_is_in_words():
         guid="https://nyaa.si/view/1", title="[Group] Show - 02 (1080p)",
         source="https://nyaa.si/download/1.torrent", info_hash=HEX, size=3 * GIB // 2,
         published=WHEN.timestamp(),
+        # what is added when the .torrent link fails: a magnet made of its info-hash
+        fallback=f"magnet:?xt=urn:btih:{HEX}&dn=%5BGroup%5D%20Show%20-%2002%20%281080p%29",
     )
 
 
@@ -70,6 +72,7 @@ def test_jackett_enclosure_without_torrent_suffix_is_the_source():
                                        size=2 * GIB, published=WHEN)]))
     item = only(feed)
     assert item.source == JACKETT_URL  # the download link beats the magnet
+    assert item.fallback == MAGNET  # added when the download link fails
     assert item.info_hash == OTHER  # the infohash attr, not the one in the magnet
     assert item.size == 2 * GIB
     assert item.guid == "https://tracker.example/t/9"
