@@ -17,7 +17,7 @@ from playhouse.migrate import SchemaMigrator
 
 from manager.models import FilePlan, MirrorState, TorrentState
 from manager.notices import NoticeKind
-from manager.store import Store
+from manager.store import Store, entry_key
 from manager.store.dbcopy import BATCH_ROWS
 from manager.store.engine import engine_for
 from manager.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -26,7 +26,7 @@ from tests.pgserver import PostgresServer
 from tests.runner import ariabot_run
 
 TABLES = ("downloads", "activity", "mirrors", "notices", "chat_views", "sent_parts",
-          "chat_moves")
+          "chat_moves", "feeds", "feed_entries")
 
 
 def ariabot(data_dir: Path, *args: str, database_url: str = "", stdin: str = "",
@@ -85,6 +85,15 @@ async def fill(url: str) -> int:
         for part in (1, 2):
             await store.sent_parts.record(plan, part)
         await store.chats.set_overview_message(-101, 4242)
+        feed = await store.feeds.create(
+            chat_id=-101, user_id=8, name="nyaa", url="https://nyaa.si/?page=rss&u=x",
+            filter_json='{"include":["1080p"]}', next_poll_at=datetime(2026, 1, 2, 3, 4, 5),
+            seen=[(entry_key(f"guid {n}"), f"{n:040x}", f"seen {n} é") for n in range(3)])
+        await store.feeds.mark_added(feed, entry_key("guid new"), info_hash=f"{complete:040x}",
+                                     title="new ✓", download_id=complete)
+        await store.feeds.update(feed.id, {"etag": '"abc"', "failures": 2,
+                                           "failing_since": datetime(2026, 1, 2),
+                                           "last_error": "the server answered 500"})
         await store.chats.move(-102, -1002)
         await store.activity.log("purge", chat_id=0, user_id=0, detail="older than 0 days")
         extra = await store.downloads.create(
@@ -150,7 +159,8 @@ def assert_copied(result: subprocess.CompletedProcess[str], rows: dict[str, list
     for name in TABLES:
         [line] = [line for line in lines if line.split()[0] == name]
         assert line.split()[1] == str(len(rows[name])), line
-    assert lines[-1].startswith(f"copied {sum(map(len, rows.values()))} rows in 7 tables")
+    assert lines[-1].startswith(f"copied {sum(map(len, rows.values()))} rows in "
+                                f"{len(TABLES)} tables")
     assert f"schema version {SCHEMA_VERSION}" in lines[-1]
     if secret:
         assert secret not in result.stdout
