@@ -68,7 +68,10 @@ def rss_command(client: ControlClient, args: argparse.Namespace, stdin: TextIO, 
         if not url.strip():
             print("ariabot: give the feed's URL", file=err)
             return EXIT_USAGE
-        fields.update(url=url.strip(), name=args.name, options=args.options)
+        name, options = args.name, list(args.options)
+        if name is not None and ":" in name:  # no name given: the first word is an option
+            name, options = None, [name, *options]
+        fields.update(url=url.strip(), name=name, options=options)
     elif action == "filter":
         fields.update(name=args.name, options=args.options)
     elif action != "list":
