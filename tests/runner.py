@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import psutil
 import requests
 
+from tests.swarm import free_listen_port
+
 T = TypeVar("T")
 
 FAST_SUPERVISION = {
@@ -92,7 +94,7 @@ class AriabotRun:
             **{k: v for k, v in os.environ.items() if not k.startswith("ARIABOT_")},
             **FAST_SUPERVISION,
             "ARIABOT_DATA_DIR": str(data_dir),
-            "ARIABOT_LISTEN_PORT": str(free_port()),
+            "ARIABOT_LISTEN_PORT": str(free_listen_port()),
             **(env or {}),
         }
         self.args = args

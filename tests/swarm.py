@@ -79,6 +79,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LISTEN_PORTS = range(20000, 32000)
+"""Where aria2c's BitTorrent (and DHT) listen ports are picked: below Linux's ephemeral range
+(32768-60999). aria2c binds its listen port only when its first torrent starts, seconds after
+the port was picked; a port of the ephemeral range could meanwhile be taken by any process's
+outgoing connection, and aria2c then fails that torrent with its error 1 ("Errors occurred
+while binding port", seen twice in CI)."""
+
+
+def free_listen_port() -> int:
+    """A port of :data:`LISTEN_PORTS` free for TCP and UDP on 127.0.0.1 a moment ago."""
+    for _ in range(500):
+        port = random.randrange(LISTEN_PORTS.start, LISTEN_PORTS.stop)
+        if all(_bindable(port, kind) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)):
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
+
+
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def loopback_bt_args(listen_port: int) -> list[str]:
     """aria2c options that keep BitTorrent on loopback: every aria2c in the tests gets them.
 
@@ -500,7 +526,7 @@ class Seeder:
             raise RuntimeError("seeder already started")
         binary = _aria2c_binary(self.aria2c)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.listen_port = free_port()
+        self.listen_port = free_listen_port()
         self.rpc_port = free_port()
         conf = self.root / "seeder.conf"  # keeps the secret out of argv, ~/.aria2 out of play
         conf.write_text(f"rpc-secret={self._secret}\n")
@@ -748,7 +774,7 @@ class Leecher:
         if self._process is not None:
             raise RuntimeError("leecher already started")
         binary = _aria2c_binary(self.aria2c)
-        self.listen_port = free_port()
+        self.listen_port = free_listen_port()
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
             binary,

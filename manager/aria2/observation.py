@@ -161,6 +161,9 @@ def error_text(observation: Observation, bt_stop_timeout: int) -> str:
                     message)
     if "no space left" in message.lower() or code == 9:
         return "disk full"
+    if "binding port" in message.lower():  # aria2c binds it when its first torrent starts
+        return ("the downloader could not open its BitTorrent port (ARIABOT_LISTEN_PORT): "
+                "another program uses it")
     if code == 7 and not message:
         # bt-stop-timeout ends a dead torrent this way (checked with aria2 1.36).
         minutes = max(1, bt_stop_timeout // 60)

@@ -24,7 +24,7 @@ from supervisor.config import Settings, load_settings
 from supervisor.control import ControlClient
 from supervisor.layout import StateLayout
 from tests.runner import AriabotRun
-from tests.swarm import Swarm, free_port, magnet_uri
+from tests.swarm import Swarm, free_listen_port, free_port, magnet_uri
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Engine
@@ -168,7 +168,7 @@ def bench_settings(data_dir: Path, **env: str) -> Settings:
     return load_settings(None, {
         "ARIABOT_DATA_DIR": str(data_dir),
         "ARIABOT_ENABLE_DHT": "false",
-        "ARIABOT_LISTEN_PORT": str(free_port()),
+        "ARIABOT_LISTEN_PORT": str(free_listen_port()),
         **env,
     })
 

@@ -20,7 +20,7 @@ from supervisor.process import Aria2Process, SupervisionPolicy
 from supervisor.rclone import mirror_uploader
 from supervisor.render import new_secret, pick_free_port, render_config
 from supervisor.root import _tell_manager, link_config, mirror_config
-from tests.runner import free_port
+from tests.swarm import free_listen_port
 
 
 @dataclass
@@ -69,7 +69,7 @@ def loopback_settings(data_dir: Path, **env: str) -> Settings:
     """Settings for a test aria2c: its own data dir, no DHT, a free peer port."""
     return load_settings(None, {
         "ARIABOT_DATA_DIR": str(data_dir), "ARIABOT_ENABLE_DHT": "false",
-        "ARIABOT_LISTEN_PORT": str(free_port()), **env,
+        "ARIABOT_LISTEN_PORT": str(free_listen_port()), **env,
     })
 
 

@@ -75,6 +75,15 @@ def test_disk_full(values: dict[str, str]) -> None:
     assert error_text(Observation.parse(status(status="error", **values)), 900) == "disk full"
 
 
+def test_a_listen_port_another_program_holds_is_named_not_unknown() -> None:
+    # What aria2c 1.36 said in CI when its listen port was taken before it bound it.
+    observation = Observation.parse(status(status="error", errorCode="1",
+                                           errorMessage="Errors occurred while binding port.\n"))
+    assert error_text(observation, 900) == (
+        "the downloader could not open its BitTorrent port (ARIABOT_LISTEN_PORT): another "
+        "program uses it")
+
+
 @pytest.mark.parametrize(("code", "message", "expected"), [
     ("11", "File /srv/dl/torrents/7/x.bin is being downloaded by other command.",
      "another download in this chat writes a file of the same name"),
