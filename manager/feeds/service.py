@@ -139,10 +139,10 @@ class FeedService:
         added, again = 0, False
         if newest:
             added, again = await self._reader.take(record, newest, limit=len(newest))
+        read: dict[str, object] = {"last_poll_at": now, "last_ok_at": now}
         if not again:  # an item to try again needs the whole feed at the next read
-            await self._store.feeds.update(record.id, {"etag": etag,
-                                                       "last_modified": last_modified})
-        await self._store.feeds.update(record.id, {"last_poll_at": now, "last_ok_at": now})
+            read.update(etag=etag, last_modified=last_modified)
+        await self._store.feeds.update(record.id, read)
         self.wake()  # its first read is due sooner than the schedule's nap may end
         stored = await self._store.feeds.get(record.id)
         return Subscribed(view(stored or record), len(parsed.items), added)

@@ -78,10 +78,6 @@ def _torrents(folder: Path, feed: str, numbers: range) -> dict[str, bytes]:
     return made
 
 
-def _reads(site: FeedSite, path: str) -> int:
-    return sum(count for (where, _), count in site.answers.items() if where == path)
-
-
 def run(ctx: BenchContext) -> BenchResult:
     """Run the benchmark (see the module docstring)."""
     result = BenchResult()
@@ -108,9 +104,9 @@ def run(ctx: BenchContext) -> BenchResult:
             assert answer.get("ok"), answer
         subscribe_ms = (time.monotonic() - started) * 1000 / feeds
         paths = [f"/feeds/{name}" for name in names]
-        wait_for(lambda: all(_reads(site, p) >= 1 + rounds for p in paths),
+        wait_for(lambda: all(site.asked(p) >= 1 + rounds for p in paths),
                  timeout=60 + 10 * rounds, what=f"{rounds} reads of every feed")
-        reads = sum(_reads(site, p) - 1 for p in paths)
+        reads = sum(site.asked(p) - 1 for p in paths)
         not_modified = sum(site.answers[p, 304] for p in paths)
         with_feeds = rss(pid)
 

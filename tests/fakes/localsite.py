@@ -32,6 +32,10 @@ class LocalSite:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def asked(self, path: str) -> int:
+        """How many times ``path`` was asked for, whatever the answer."""
+        return sum(count for (where, _), count in self.answers.items() if where == path)
+
     def routes(self, router: web.UrlDispatcher) -> None:
         """Add the site's routes (each fake's own)."""
         raise NotImplementedError

@@ -58,9 +58,8 @@ async def _hashes(run: AriabotRun) -> list[str]:
 
 async def _reads(site: FeedSite, path: str, more: int) -> None:
     """Wait for ``more`` further reads of ``path`` (any answer)."""
-    start = sum(count for (where, _), count in site.answers.items() if where == path)
-    await until(lambda: sum(count for (where, _), count in site.answers.items()
-                            if where == path) >= start + more, 30,
+    start = site.asked(path)
+    await until(lambda: site.asked(path) >= start + more, 30,
                 f"{more} reads of {path} (asked last: {site.requests[-8:]})")
 
 
