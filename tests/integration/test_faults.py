@@ -59,8 +59,10 @@ async def test_aria2c_killed_three_times_during_one_download(
     assert len(await engine.store.downloads.list()) == 1
     completions = [e for e in engine.events if isinstance(e, TorrentCompleted)]
     assert len(completions) == 1
-    [entry] = await aria2_entries(engine, torrent.info_hash)  # one task, never a duplicate
-    assert entry["status"] == "complete"
+    # One task, never a duplicate. The progress poll after the one that stored it complete
+    # purges aria2's copy, and on a slow machine that poll may come before this read.
+    entries = await aria2_entries(engine, torrent.info_hash)
+    assert [entry["status"] for entry in entries] in (["complete"], []), entries
     await engine.manager.poll_once()  # stored as complete: aria2's copy is purged
     assert await aria2_entries(engine, torrent.info_hash) == []
 
