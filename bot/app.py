@@ -18,7 +18,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import (
+    BotCommand,
+    MenuButton,
+    MenuButtonDefault,
+    MenuButtonWebApp,
+    Update,
+    WebAppInfo,
+)
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -47,6 +54,7 @@ from bot.startup import initialize
 from bot.updates import ChatOrderedUpdates
 from bot.uploads import bot_request
 from bot.views import COMMANDS
+from bot.webrights import WebAppRights
 from manager import ManagerError, TorrentManager
 
 __all__ = ["ALLOWED_UPDATES", "GATE", "EmbeddedBot", "WebhookUnavailable",
@@ -56,6 +64,9 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 """The only update kinds asked for: edited messages, channel posts etc. never arrive."""
+
+MENU_BUTTON_TEXT = "Downloads"
+"""The menu button's words when it opens the Mini App."""
 
 GATE = "gate"
 """``bot_data`` key of the :class:`~bot.auth.AuthGate`."""
@@ -198,6 +209,7 @@ class EmbeddedBot:
                 await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
             except TelegramError as error:
                 log.warning("could not set the bot's command menu: %s", error.message)
+            await self._set_menu_button()
             await app.start()
             self.board.start()  # notices stored while the bot was down or Telegram away
             if self.config.uses_webhook:
@@ -212,6 +224,23 @@ class EmbeddedBot:
             raise
         log.info("the Telegram bot @%s is running (%s)", app.bot.username,
                  "webhook" if self.config.uses_webhook else "long polling")
+
+    def web_rights(self) -> WebAppRights:
+        """The bot's chat rules, for the Mini App (:mod:`bot.webrights`)."""
+        data = self.application.bot_data
+        return WebAppRights(self.application.bot, data[GATE], data[RIGHTS])
+
+    async def _set_menu_button(self) -> None:
+        """The menu button of private chats opens the Mini App when there is one, and is
+        Telegram's default otherwise (so that a button left by an earlier run with links
+        on does not open a page that is gone)."""
+        url = self.config.miniapp_url
+        button: MenuButton = (MenuButtonWebApp(MENU_BUTTON_TEXT, WebAppInfo(url)) if url
+                              else MenuButtonDefault())
+        try:
+            await self.application.bot.set_chat_menu_button(menu_button=button)
+        except TelegramError as error:
+            log.warning("could not set the bot's menu button: %s", error.message)
 
     async def _load_chat_moves(self) -> None:
         """The groups Telegram upgraded before this start: served in their new place from

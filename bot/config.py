@@ -43,6 +43,7 @@ class BotConfig:
             and done on request, not automatically).
         link_button: completion messages offer a "Get link" button (the link server is
             on: a public URL is set).
+        miniapp_url: the Mini App's address (its menu button opens it); empty: no Mini App.
     """
 
     token: str = field(repr=False)
@@ -63,6 +64,7 @@ class BotConfig:
     poll_timeout: int = 30
     mirror_button: bool = False
     link_button: bool = False
+    miniapp_url: str = ""
 
     @property
     def uses_webhook(self) -> bool:

@@ -21,19 +21,8 @@ from telegram import CallbackQuery, Update
 from telegram.error import BadRequest, ChatMigrated, NetworkError, RetryAfter, TelegramError
 
 from bot.context import BotContext
-from manager import (
-    AlreadyDownloading,
-    Aria2Error,
-    Aria2Unavailable,
-    DownloadNotFound,
-    InvalidSource,
-    InvalidState,
-    LinksOff,
-    ManagerError,
-    MirrorOff,
-    NotEnoughSpace,
-    StoreError,
-)
+from manager import DownloadNotFound, ManagerError
+from manager import user_text as manager_user_text
 
 __all__ = [
     "SOMETHING_WENT_WRONG",
@@ -57,32 +46,13 @@ class ActionRefused(Exception):
 _Handler = TypeVar("_Handler", bound=Callable[[Update, BotContext], Awaitable[None]])
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    if not text:
-        return text
-    text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def user_text(error: ManagerError) -> str:
-    """What to tell the user about a manager error.
-
-    The manager's messages are written for users, except those of aria2 itself (they may
-    hold paths) and of the database, which are replaced by a general sentence.
-    """
-    if isinstance(error, Aria2Unavailable):
-        return "The downloader is restarting, try again in a few seconds."
+    """What to tell the user about a manager error (:func:`manager.user_text`); a missing
+    download also points to the command that lists the chat's."""
     if isinstance(error, DownloadNotFound):
-        return _sentence(f"{error} in this chat; /status lists this chat's downloads")
-    if isinstance(error, InvalidSource | AlreadyDownloading | InvalidState | NotEnoughSpace
-                  | MirrorOff | LinksOff):
-        return _sentence(str(error))
-    if isinstance(error, StoreError):
-        return "ariabot cannot reach its database right now; please try again later."
-    if isinstance(error, Aria2Error):
-        return "The downloader could not do that; please try again later."
-    return _sentence(str(error))
+        text = f"{error} in this chat; /status lists this chat's downloads."
+        return text[:1].upper() + text[1:]
+    return manager_user_text(error)
 
 
 def answers_manager_errors(handler: _Handler) -> _Handler:

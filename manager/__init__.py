@@ -63,6 +63,7 @@ from manager.errors import (
     NotEnoughSpace,
     StoreError,
     TorrentUrlError,
+    user_text,
 )
 from manager.events import (
     Aria2Down,
@@ -199,6 +200,7 @@ __all__ = [
     "is_http_url",
     "masked_url",
     "node_text",
+    "user_text",
     "utcnow",
     "version_text",
 ]

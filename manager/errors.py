@@ -48,6 +48,7 @@ __all__ = [
     "NotEnoughSpace",
     "StoreError",
     "TorrentUrlError",
+    "user_text",
 ]
 
 
@@ -152,3 +153,28 @@ class TorrentUrlError(InvalidSource):
 
 class InvalidTorrent(InvalidSource):
     """A .torrent file that is damaged, too large, or has unsafe file names."""
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def user_text(error: ManagerError) -> str:
+    """What to tell a user about a manager error, as one sentence (the bot, the Mini App).
+
+    The manager's messages are written for users, except those of aria2 itself (they may
+    hold paths) and of the database, which are replaced by a general sentence.
+    """
+    if isinstance(error, Aria2Unavailable):
+        return "The downloader is restarting, try again in a few seconds."
+    if isinstance(error, DownloadNotFound):
+        return _sentence(f"{error} in this chat")
+    if isinstance(error, StoreError):
+        return "ariabot cannot reach its database right now; please try again later."
+    if isinstance(error, Aria2Error):
+        return "The downloader could not do that; please try again later."
+    return _sentence(str(error))

@@ -183,6 +183,9 @@ FIELDS: tuple[Field, ...] = (
     Field("http", "link_days", "ARIABOT_LINK_DAYS", between(float, 0.01, 365), 7.0,
           "days a download's link works (it dies sooner when the download is cancelled, "
           "purged or its files deleted)"),
+    Field("http", "miniapp_max_age", "ARIABOT_MINIAPP_MAX_AGE", between(float, 60, 604800),
+          86400.0, "seconds a Mini App page opened from Telegram keeps working before it "
+          "must be opened again (the age of Telegram's signed initData)"),
     Field("log", "level", "ARIABOT_LOG_LEVEL", parsers.log_level, "INFO",
           "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -247,6 +250,7 @@ class Settings:
     public_url: str
     http_listen: str
     link_days: float
+    miniapp_max_age: float
     level: str
     source: Path | None = field(default=None, compare=False)
     remote_env: tuple[tuple[str, Secret], ...] = field(default=(), repr=False)
@@ -269,6 +273,14 @@ class Settings:
     def links(self) -> bool:
         """True when the link server runs and the bot offers links (a public URL is set)."""
         return bool(self.public_url)
+
+    @property
+    def miniapp_url(self) -> str:
+        """The Mini App's address: on the link server, when there is one and a bot (its
+        pages are checked with the bot's token); empty otherwise."""
+        if not self.links or self.local_mode:
+            return ""
+        return f"{self.public_url.rstrip('/')}/app/"
 
     @property
     def local_mode(self) -> bool:

@@ -53,6 +53,7 @@ from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 from supervisor.watchfolder import WatchFolder
 from web import LinkServer
+from web.miniapp import InitDataCheck, MiniApp
 
 __all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "node_config",
            "serve"]
@@ -149,8 +150,6 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             # would otherwise walk it all and hold the event loop for tens of milliseconds.
             gc.freeze()
             await control.start()
-            if settings.links:
-                links = await _start_links(settings, manager)
             if settings.retention_days:
                 retention = asyncio.create_task(
                     run_retention(manager, settings.retention_days), name="retention")
@@ -177,6 +176,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                                  "ARIABOT_TELEGRAM_TOKEN and ARIABOT_TELEGRAM_API_URL",
                                  type(error).__name__, error)
                     return EXIT_ERROR
+            if settings.links:  # after the bot: the Mini App asks it for the chats' rules
+                links = await _start_links(settings, manager, bot)
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
             if limitation := hybrid_limitation(aria2c_version):
@@ -250,6 +251,7 @@ def bot_config(settings: Settings) -> BotConfig:
         webhook_listen=settings.webhook_listen,
         mirror_button=settings.mirroring and not settings.auto,
         link_button=settings.links,
+        miniapp_url=settings.miniapp_url,
     )
 
 
@@ -265,9 +267,15 @@ def link_config(settings: Settings, layout: StateLayout) -> LinkConfig | None:
                       ttl=timedelta(days=settings.link_days))
 
 
-async def _start_links(settings: Settings, manager: TorrentManager) -> LinkServer:
+async def _start_links(settings: Settings, manager: TorrentManager,
+                       bot: EmbeddedBot | None) -> LinkServer:
     host, port = split_listen(settings.http_listen)
-    server = LinkServer(manager, host, port)
+    miniapp = None
+    if bot is not None and settings.miniapp_url:
+        miniapp = await MiniApp.create(
+            manager, InitDataCheck(settings.token.reveal(), settings.miniapp_max_age),
+            bot.web_rights())
+    server = LinkServer(manager, host, port, miniapp=miniapp)
     try:
         await server.start()
     except OSError as error:

@@ -9,6 +9,7 @@ from asyncio, run them in a thread (the server under test shares the test's loop
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -52,6 +53,11 @@ class HeadlessChromium:
             [self._binary, "--headless", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
              "--mute-audio", f"--user-data-dir={self._profile}",
+             # Tests reach 127.0.0.1 only: every other name fails to resolve, at once
+             # (a page's https://telegram.org script included), and nothing is fetched in
+             # the background.
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+             "--disable-background-networking", "--disable-component-update",
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              "--remote-allow-origins=*", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=self._stderr)
@@ -117,6 +123,26 @@ class HeadlessChromium:
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def wait_for(self, expression: str, what: str, timeout: float | None = None) -> Any:
+        """The first truthy value of ``expression``, evaluated until ``timeout``."""
+        deadline = time.monotonic() + (timeout or self._timeout)
+        while time.monotonic() < deadline:
+            if value := self.evaluate(expression):
+                return value
+            time.sleep(0.05)
+        raise TimeoutError(f"{what}: not true within {timeout or self._timeout:g}s")
+
+    def phone(self, width: int = 390, height: int = 844) -> None:
+        """Show pages as a phone of that size (CSS pixels) does."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=True)
+
+    def screenshot(self, path: Path) -> None:
+        """Save what the page shows now as a PNG."""
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
 
     def open(self, url: str) -> None:
         """Load ``url`` and wait until the document is complete."""

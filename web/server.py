@@ -30,6 +30,7 @@ from aiohttp import web
 from manager import LinkExpired, LinkRefused, ManagerError, SharedDownload, SharedFile
 from web.fileresponse import OwnFileResponse
 from web.headers import content_disposition
+from web.miniapp import MiniApp
 from web.pages import download_page, refusal_page
 
 __all__ = ["MAX_REQUESTS", "LinkOpener", "LinkServer", "build_app"]
@@ -89,13 +90,19 @@ async def _open(opening: Awaitable[_T]) -> _T | web.Response:
 
 def _bounded(limit: int) -> Callable[..., Awaitable[web.StreamResponse]]:
     """A middleware that serves at most ``limit`` requests at once, a file's whole
-    streaming included (it is sent inside the bound); the others get 503 at once."""
+    streaming included (it is sent inside the bound); the others get 503 at once.
+
+    A route whose handler is marked ``unbounded`` (the Mini App's event stream: open as long
+    as its page, bounded per user by the Mini App) is not counted, or 16 open pages would
+    take every slot."""
     slots = asyncio.Semaphore(limit)
 
     @web.middleware
     async def bounded(request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                       ) -> web.StreamResponse:
+        if getattr(request.match_info.handler, "unbounded", False):
+            return await handler(request)
         if slots.locked():
             response = _page(503, "Busy", "Too many requests at once; try again in a moment.")
             response.headers["Retry-After"] = _RETRY_AFTER
@@ -110,10 +117,11 @@ def _bounded(limit: int) -> Callable[..., Awaitable[web.StreamResponse]]:
     return bounded
 
 
-def build_app(opener: LinkOpener, *, max_requests: int = MAX_REQUESTS) -> web.Application:
+def build_app(opener: LinkOpener, *, max_requests: int = MAX_REQUESTS,
+              miniapp: MiniApp | None = None) -> web.Application:
     """The aiohttp application: ``/d/<token>`` (the page) and ``/d/<token>/<n>[/<name>]``
-    (file ``n`` of that download); everything else is 404. At most ``max_requests`` are
-    served at once."""
+    (file ``n`` of that download), and the Mini App under ``/app/`` when there is one;
+    everything else is 404. At most ``max_requests`` are served at once."""
 
     async def page(request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
@@ -145,6 +153,8 @@ def build_app(opener: LinkOpener, *, max_requests: int = MAX_REQUESTS) -> web.Ap
     app.router.add_get("/d/{token}", page)
     app.router.add_get(r"/d/{token}/{number:[0-9]+}", file)
     app.router.add_get(r"/d/{token}/{number:[0-9]+}/{name}", file)
+    if miniapp is not None:
+        miniapp.add_routes(app.router)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
@@ -157,11 +167,13 @@ class LinkServer:
         host: the address to listen on (loopback by default, behind a reverse proxy).
         port: the port; 0 picks a free one (see :attr:`port` once started).
         max_requests: requests served at once (more get 503 with ``Retry-After``).
+        miniapp: the Mini App, served under ``/app/`` (None: no Mini App).
     """
 
     def __init__(self, opener: LinkOpener, host: str, port: int, *,
-                 max_requests: int = MAX_REQUESTS) -> None:
-        self._runner = web.AppRunner(build_app(opener, max_requests=max_requests),
+                 max_requests: int = MAX_REQUESTS, miniapp: MiniApp | None = None) -> None:
+        self._runner = web.AppRunner(build_app(opener, max_requests=max_requests,
+                                               miniapp=miniapp),
                                      access_log=None,
                                      handle_signals=False, shutdown_timeout=2.0)
         self._host = host

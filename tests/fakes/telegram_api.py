@@ -559,6 +559,8 @@ class FakeTelegramServer:
         self._file_numbers = itertools.count(1)
         self._commands: dict[str, list[JSON]] = {}
         self._webhook: JSON = {"url": ""}
+        self._menu_buttons: dict[int | None, JSON] = {}
+        """The menu button per private chat (None: the default of every private chat)."""
         self._members: dict[int, dict[int, str]] = {}
         self._migrated: dict[int, int] = {}
         """Old group id → its supergroup's id."""
@@ -579,6 +581,8 @@ class FakeTelegramServer:
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
+            "setChatMenuButton": self._set_chat_menu_button,
+            "getChatMenuButton": self._get_chat_menu_button,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
             "deleteWebhook": self._delete_webhook,
@@ -1534,6 +1538,30 @@ class FakeTelegramServer:
         key = self._commands_key(params.get("scope"), str(params.get("language_code") or ""))
         self._commands.pop(key, None)
         return True
+
+    async def _set_chat_menu_button(self, params: dict[str, Any]) -> bool:
+        button = params.get("menu_button") or {"type": "default"}
+        kind = button.get("type")
+        if kind not in ("default", "commands", "web_app"):
+            raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: unsupported menu button type")
+        if kind == "web_app":
+            url = str((button.get("web_app") or {}).get("url", ""))
+            if not 1 <= len(str(button.get("text", ""))) <= 64:
+                raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: BUTTON_TEXT_INVALID")
+            if not url.startswith("https://"):  # Mini Apps are HTTPS only in production
+                raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: BUTTON_URL_INVALID")
+        chat_id = params.get("chat_id")
+        self._menu_buttons[None if chat_id is None else int(chat_id)] = copy.deepcopy(button)
+        return True
+
+    async def _get_chat_menu_button(self, params: dict[str, Any]) -> JSON:
+        return self.menu_button(None if params.get("chat_id") is None
+                                else int(params["chat_id"]))
+
+    def menu_button(self, chat_id: int | None = None) -> JSON:
+        """The menu button a private chat shows (its own, else the bot's default)."""
+        button = self._menu_buttons.get(chat_id) or self._menu_buttons.get(None)
+        return copy.deepcopy(button or {"type": "commands"})
 
     def _member(self, chat_id: int, user_id: int, status: str) -> JSON:
         """A ChatMember object as Telegram sends it for ``status``."""

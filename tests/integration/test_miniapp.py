@@ -1,0 +1,275 @@
+"""The Mini App's API through the real path: the link server as ``ariabot run`` starts it
+(the composition root's own function), the bot's rules from the real bot against the fake
+Bot API, the real manager and aria2c, downloads from the local swarm.
+
+initData is signed here with the test bot's token, as Telegram signs it; the browser's view
+of the same pages is in ``test_miniapp_browser.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from init_data_py import sign
+
+from manager import TorrentState
+from supervisor.config import Settings
+from supervisor.root import _start_links
+from tests.fakes.telegram_api import DEFAULT_TOKEN
+from tests.integration.test_bot import MIB, OTHER, USER, Stack, running_stack
+from tests.swarm import Swarm
+from web import LinkServer
+
+GROUP = -100777
+ADMIN = 1003  # allowed, an administrator of GROUP
+OUTSIDER = 1004  # allowed, not in GROUP
+PUBLIC = "https://127.0.0.1:9"  # what the bot advertises; nothing connects to it
+
+
+def init_data(user: int, *, start_param: str | None = None, token: str = DEFAULT_TOKEN,
+              auth_date: float | None = None) -> str:
+    """initData as Telegram hands it to the page, signed with ``token``."""
+    fields = {"user": json.dumps({"id": user, "first_name": f"user{user}"}),
+              "query_id": "q"}
+    if start_param is not None:
+        fields["start_param"] = start_param
+    return sign(fields, token, auth_date=auth_date)
+
+
+@dataclass
+class App:
+    """The Mini App of a running stack, asked over HTTP as the page asks it."""
+
+    stack: Stack
+    links: LinkServer
+    http: aiohttp.ClientSession
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.links.port}/app/"
+
+    async def ask(self, method: str, path: str, user: int = USER, *, body: Any = None,
+                  start_param: str | None = None, auth: str | None = None,
+                  ) -> tuple[int, dict[str, Any]]:
+        header = auth if auth is not None else f"tma {init_data(user, start_param=start_param)}"
+        async with self.http.request(method, self.base + path, json=body,
+                                     headers={"Authorization": header}) as answer:
+            return answer.status, await answer.json()
+
+
+@asynccontextmanager
+async def running_app(engine_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    async with running_stack(
+            engine_settings,
+            ARIABOT_PUBLIC_URL=PUBLIC, ARIABOT_HTTP_LISTEN="127.0.0.1:0",
+            ARIABOT_ALLOWED_USERS=f"{USER},{OTHER},{ADMIN},{OUTSIDER}",
+            ARIABOT_ALLOWED_CHATS=f"{GROUP},{USER},{OTHER},{ADMIN},{OUTSIDER}") as stack:
+        for user, status in ((1, "creator"), (ADMIN, "administrator"), (USER, "member"),
+                             (OTHER, "member")):
+            stack.server.set_member(GROUP, user, status)
+        links = await _start_links(stack.settings, stack.manager, stack.bot)
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield App(stack, links, http)
+        finally:
+            await links.stop()
+
+
+@pytest.fixture
+async def app(engine_settings: Callable[..., Settings],
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    async with running_app(engine_settings) as built:
+        yield built
+
+
+class Events:
+    """The page's event stream, read frame by frame."""
+
+    def __init__(self, answer: aiohttp.ClientResponse) -> None:
+        self._answer = answer
+
+    async def next(self, timeout: float = 30.0) -> tuple[str, dict[str, Any]]:
+        """The next event (pings skipped): its name and its data."""
+        async with asyncio.timeout(timeout):
+            name, data = "", ""
+            while True:
+                line = (await self._answer.content.readline()).decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    data = line.removeprefix("data: ")
+                elif not line and name:
+                    return name, json.loads(data)
+                elif not line and not self._answer.content.at_eof():
+                    continue
+                if self._answer.content.at_eof():
+                    raise AssertionError("the stream ended")
+
+    async def ended(self, timeout: float = 10.0) -> None:
+        """Return when the server ended the stream."""
+        async with asyncio.timeout(timeout):
+            while await self._answer.content.readline():
+                pass
+
+    async def until(self, check: Callable[[str, dict[str, Any]], bool],
+                    timeout: float = 60.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                name, data = await self.next(timeout)
+                if check(name, data):
+                    return data
+
+
+@asynccontextmanager
+async def events(app: App, user: int = USER, **signing: Any) -> AsyncIterator[Events]:
+    async with app.http.get(app.base + "api/events", headers={
+            "Authorization": f"tma {init_data(user, **signing)}"}) as answer:
+        assert answer.status == 200, await answer.text()
+        assert answer.headers["Content-Type"].startswith("text/event-stream")
+        yield Events(answer)
+
+
+async def test_a_chat_is_followed_and_driven_from_its_page(app: App, swarm: Swarm) -> None:
+    manager = app.stack.manager
+    seeded = swarm.add("season", [2 * MIB, 1 * MIB, 1 * MIB, 1 * MIB], seed=91)
+    with swarm.throttled(256 * 1024):
+        added = await manager.add(seeded.torrent_bytes, chat_id=USER, user_id=USER)
+        number = added.torrent.id
+        assert await app.ask("GET", "api/me") == (200, {
+            "user": {"id": USER, "name": f"user{USER}"},
+            "chat": {"id": USER, "title": "Your downloads", "private": True}})
+        async with events(app) as stream:
+            name, snapshot = await stream.next()
+            assert name == "snapshot"
+            assert [d["id"] for d in snapshot["downloads"]] == [number]
+            # Progress is pushed as it moves: nothing polls from the page.
+            moving = await stream.until(lambda n, d: n == "download" and d["id"] == number
+                                        and d["completed_bytes"] > 0)
+            assert 0 < moving["progress"] < 1 and moving["may_act"] is True
+
+            status, listed = await app.ask("GET", f"api/downloads/{number}/files")
+            assert status == 200 and listed["editable"] is True
+            assert [(f["index"], f["path"], f["length"]) for f in listed["files"]] == [
+                (1, "season/part01.bin", 2 * MIB), (2, "season/part02.bin", MIB),
+                (3, "season/part03.bin", MIB), (4, "season/sub/part04.bin", MIB)]
+            # Untick files 2 and 4: aria2 is told, in one action.
+            status, answer = await app.ask("POST", f"api/downloads/{number}/files",
+                                           body={"selected": [1, 3]})
+            assert status == 200, answer
+            aria2_view = await manager.files(number, USER)
+            assert [f.selected for f in aria2_view] == [True, False, True, False]
+
+            status, answer = await app.ask("POST", f"api/downloads/{number}/pause")
+            assert (status, answer["download"]["state"]) == (200, "paused")
+            await stream.until(lambda n, d: n == "download" and d["state"] == "paused")
+            status, answer = await app.ask("POST", f"api/downloads/{number}/resume")
+            assert status == 200 and answer["download"]["state"] != "paused"
+
+            status, answer = await app.ask("POST", f"api/downloads/{number}/cancel",
+                                           body={"delete_files": True})
+            assert (status, answer) == (200, {
+                "message": f"#{number} is cancelled; its files are deleted."})
+            assert await stream.until(lambda n, d: n == "removed") == {"id": number}
+    assert (await manager.get(number, USER)).state is TorrentState.CANCELLED
+    assert not (app.stack.settings.download_dir / "torrents" / str(USER) / "season").exists()
+    assert await app.ask("GET", "api/downloads") == (200, {"downloads": []})
+
+
+async def test_the_menu_button_opens_the_mini_app(app: App) -> None:
+    assert app.stack.server.menu_button() == {
+        "type": "web_app", "text": "Downloads", "web_app": {"url": f"{PUBLIC}/app/"}}
+
+
+async def test_a_group_is_seen_by_its_members_and_changed_by_the_adder_and_admins(
+    app: App, swarm: Swarm,
+) -> None:
+    manager, group = app.stack.manager, f"c{GROUP}"
+    seeded = swarm.add("shared", 3 * MIB, seed=92)
+    with swarm.throttled(128 * 1024):
+        number = (await manager.add(seeded.torrent_bytes, chat_id=GROUP,
+                                    user_id=USER)).torrent.id
+        status, me = await app.ask("GET", "api/me", OTHER, start_param=group)
+        assert (status, me["chat"]["id"], me["chat"]["private"]) == (200, GROUP, False)
+        status, listed = await app.ask("GET", "api/downloads", OTHER, start_param=group)
+        assert [(d["id"], d["may_act"]) for d in listed["downloads"]] == [(number, False)]
+
+        # A member who neither added it nor administers the group: refused, nothing done.
+        for action in ("pause", "resume", "cancel", "files"):
+            body = {"selected": [1]} if action == "files" else {}
+            status, answer = await app.ask("POST", f"api/downloads/{number}/{action}", OTHER,
+                                           start_param=group, body=body)
+            assert (status, answer) == (403, {"error": f"Only the user who added #{number} "
+                                                       "or an admin of this chat can do that."})
+        assert (await manager.get(number, GROUP)).state is not TorrentState.PAUSED
+
+        # An allowed user outside the group sees nothing of it.
+        assert await app.ask("GET", "api/downloads", OUTSIDER, start_param=group) == (
+            403, {"error": "Only the members of that group see its downloads."})
+        # The group's admin may act on it.
+        status, answer = await app.ask("POST", f"api/downloads/{number}/pause", ADMIN,
+                                       start_param=group)
+        assert (status, answer["download"]["state"]) == (200, "paused")
+        # From a private chat, the group's download is not found.
+        status, answer = await app.ask("POST", f"api/downloads/{number}/resume", ADMIN)
+        assert (status, answer) == (404, {"error": f"No download #{number} in this chat."})
+    await manager.cancel(number, GROUP, delete_files=True)
+
+
+async def test_forged_expired_foreign_and_hostile_requests_change_nothing(
+    app: App, swarm: Swarm,
+) -> None:
+    manager = app.stack.manager
+    seeded = swarm.add("kept", 1 * MIB, seed=93)
+    number = (await manager.add(seeded.torrent_bytes, chat_id=USER, user_id=USER)).torrent.id
+    forged = init_data(USER, token="42:NOT-THE-BOTS")
+    stale = init_data(USER, auth_date=1_600_000_000)
+    not_from_telegram = {"error": "This request is not from Telegram."}
+    for auth, answer in ((f"tma {forged}", not_from_telegram),
+                         (f"tma {stale}", {"error": "This page was opened too long ago: close "
+                                                    "it and open it again from the bot."}),
+                         ("", {"error": "This page works only when opened from Telegram."})):
+        assert await app.ask("POST", f"api/downloads/{number}/cancel", auth=auth,
+                             body={"delete_files": True}) == (401, answer)
+    # A stranger, properly signed, is refused by the bot's allow-list.
+    status, answer = await app.ask("GET", "api/me", 666)
+    assert status == 403 and "may not use this bot" in answer["error"]
+    # Another private chat does not see, or reach, this one's download.
+    assert await app.ask("GET", "api/downloads", OTHER) == (200, {"downloads": []})
+    assert (await app.ask("POST", f"api/downloads/{number}/pause", OTHER))[0] == 404
+    # Bad bodies: one sentence each, nothing done.
+    for path, body in ((f"api/downloads/{number}/files", {"selected": []}),
+                       (f"api/downloads/{number}/files", {"selected": ["1"]}),
+                       (f"api/downloads/{number}/files", {"selected": [99]}),
+                       (f"api/downloads/{number}/cancel", {"delete_files": "yes"}),
+                       (f"api/downloads/{number}/cancel", [1])):
+        status, answer = await app.ask("POST", path, body=body)
+        assert status == 400 and set(answer) == {"error"}, (path, body, answer)
+    assert (await manager.get(number, USER)).state is not TorrentState.CANCELLED
+    assert [f.selected for f in await manager.files(number, USER)] == [True]
+    # A burst far past a page's needs is told to wait.
+    statuses = [(await app.ask("GET", "api/me"))[0] for _ in range(40)]
+    assert 429 in statuses and statuses[0] == 200
+
+
+async def test_open_pages_do_not_take_the_servers_request_slots(app: App) -> None:
+    """16 streams (the server's bound on requests at once) stay open, and the API still
+    answers; a user's fifth page (a reload) ends their oldest stream, not the new one."""
+    async with contextlib.AsyncExitStack() as pages:
+        opened: list[Events] = []
+        for user in (USER, OTHER, ADMIN, OUTSIDER):
+            for _ in range(4):
+                opened.append(stream := await pages.enter_async_context(events(app, user)))
+                assert (await stream.next())[0] == "snapshot"
+        assert (await app.ask("GET", "api/me"))[0] == 200
+        async with events(app) as fifth:
+            assert (await fifth.next())[0] == "snapshot"
+            await opened[0].ended()

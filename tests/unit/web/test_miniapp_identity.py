@@ -1,0 +1,93 @@
+"""The Mini App's check of Telegram's initData: a known answer, and every way to fail it."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from init_data_py import sign
+
+from web.miniapp import InitDataCheck, NotSigned, Signed
+
+TOKEN = "42:TEST"
+ISSUED = 1650385342
+AIOGRAM = ("auth_date=1650385342&user=%7B%22id%22%3A42%2C%22first_name%22%3A%22Test%22%7D"
+           "&query_id=test&hash=46d2ea5e32911ec8d30999b56247654460c0d20949b6277af519e76271182803")
+"""aiogram's published test vector (tests/test_utils/test_web_app.py), signed with TOKEN."""
+
+
+def check(max_age: float = 86400, now: float = ISSUED + 60) -> InitDataCheck:
+    return InitDataCheck(TOKEN, max_age, clock=lambda: now)
+
+
+def signed(**fields: str) -> str:
+    return sign({"user": '{"id":7,"first_name":"Ann"}', **fields}, TOKEN, auth_date=ISSUED)
+
+
+def test_the_published_test_vector_is_accepted() -> None:
+    assert check().check(f"tma {AIOGRAM}") == Signed(user_id=42, first_name="Test", chat_id=42)
+
+
+@pytest.mark.parametrize("tampered", [
+    AIOGRAM.replace("%22id%22%3A42", "%22id%22%3A43"),       # another user
+    AIOGRAM.replace("auth_date=1650385342", "auth_date=1650385343"),  # another time
+    AIOGRAM.replace("query_id=test", "query_id=tesT"),
+    AIOGRAM + "&start_param=c-1001",                          # a field added
+    AIOGRAM.replace("&hash=46d2", "&hash=56d2"),              # the hash itself
+])
+def test_a_tampered_field_is_refused(tampered: str) -> None:
+    with pytest.raises(NotSigned, match="not from Telegram"):
+        check().check(f"tma {tampered}")
+
+
+@pytest.mark.parametrize("header", [
+    "tma " + AIOGRAM.split("&hash=", maxsplit=1)[0],        # no hash
+    "tma " + AIOGRAM.replace("46d2ea5e", "46d2éa5e"),         # a non-ASCII hash
+    "Bearer " + AIOGRAM,                                      # another scheme
+    "tma ",
+    "tma " + AIOGRAM + "&hash=46d2",                          # the hash twice
+    "tma " + "a" * 9000,                                      # longer than Telegram's
+])
+def test_a_malformed_header_is_refused(header: str) -> None:
+    with pytest.raises(NotSigned, match="not from Telegram"):
+        check().check(header)
+
+
+@pytest.mark.parametrize("header", [None, ""])
+def test_no_header_says_the_page_is_for_telegram(header: str | None) -> None:
+    with pytest.raises(NotSigned, match="only when opened from Telegram"):
+        check().check(header)
+
+
+def test_a_stale_auth_date_is_refused_and_a_fresh_one_accepted() -> None:
+    with pytest.raises(NotSigned, match="too long ago"):
+        check(max_age=3600, now=ISSUED + 3601).check(f"tma {AIOGRAM}")
+    assert check(max_age=3600, now=ISSUED + 3599).check(f"tma {AIOGRAM}").user_id == 42
+
+
+def test_another_bots_token_is_refused() -> None:
+    other = InitDataCheck("43:TEST", 86400, clock=lambda: ISSUED)
+    with pytest.raises(NotSigned, match="not from Telegram"):
+        other.check(f"tma {AIOGRAM}")
+
+
+def test_initdata_without_a_user_is_refused() -> None:
+    data = sign({"query_id": "x"}, TOKEN, auth_date=ISSUED)
+    with pytest.raises(NotSigned, match="who you are"):
+        check().check(f"tma {data}")
+
+
+def test_a_signed_group_parameter_names_the_chat_and_anything_else_is_the_private_chat() -> None:
+    assert check().check(f"tma {signed(start_param='c-1001234')}") == Signed(7, "Ann", -1001234)
+    assert check().check(f"tma {signed(start_param='c-1001234')}").private is False
+    for other in ("x-100", "c", "c1.5", "c-" + "9" * 30, "c-100 "):
+        assert check().check(f"tma {signed(start_param=other)}") == Signed(7, "Ann", 7), other
+
+
+def test_fields_telegram_adds_later_do_not_break_the_check() -> None:
+    data = signed(chat_instance="-8", signature=quote("abc"), brand_new_field="1")
+    assert check().check(f"tma {data}").user_id == 7
+
+
+def test_the_token_is_never_in_the_checks_repr() -> None:
+    assert TOKEN not in repr(check()) and "TEST" not in repr(check())

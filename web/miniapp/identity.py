@@ -1,0 +1,97 @@
+"""Who asks: Telegram's signed ``initData``, checked on every request of the Mini App.
+
+Telegram signs what it hands a Mini App (the user, when it was opened, the ``startapp``
+parameter) with a key derived from the bot's token; the page sends it back as
+``Authorization: tma <initData>``. The check (HMAC-SHA256 with the ``WebAppData`` key over
+the sorted fields, compared in constant time, then the age from ``auth_date``) is
+init-data-py's: it hashes the pairs exactly as received, so a field Telegram adds later does
+not break it. The header, not a cookie: a third site cannot make a browser send it.
+
+Which chat the page shows is decided here too: the user's private chat, or the group named
+by the signed ``startapp`` parameter ``c<chat id>``. Being signed only proves that Telegram
+opened a link with that parameter, which anyone can write, so the group's rules are checked
+afterwards (:class:`web.miniapp.rights.ChatRights`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from init_data_py import errors, strip_auth_header, validate_by_hash
+
+__all__ = ["CHAT_PARAM", "InitDataCheck", "NotSigned", "Signed"]
+
+CHAT_PARAM = re.compile(r"c(-?[0-9]{1,19})")
+"""The ``startapp`` parameter that opens a group's downloads: ``c`` and the chat's id."""
+
+_MAX_HEADER = 8192
+"""Longer than any initData Telegram sends (a few hundred bytes to ~2 KB with a photo URL)."""
+
+
+class NotSigned(Exception):
+    """The request does not carry valid initData; ``str()`` is the sentence for the page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What Telegram vouches for: the user, and the chat the page is about."""
+
+    user_id: int
+    first_name: str
+    chat_id: int
+
+    @property
+    def private(self) -> bool:
+        """The user's own chat with the bot (its id is the user's)."""
+        return self.chat_id == self.user_id
+
+
+class InitDataCheck:
+    """Checks the ``Authorization: tma …`` header of a request.
+
+    Parameters:
+        token: the bot's token (the key is derived from it; it never leaves this object).
+        max_age: seconds an initData is accepted after Telegram issued it.
+        clock: the time now, in seconds since the epoch (injected by tests).
+    """
+
+    def __init__(self, token: str, max_age: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._token = token
+        self._max_age = max_age
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"InitDataCheck(max_age={self._max_age:g})"  # never the token
+
+    def check(self, header: str | None) -> Signed:
+        """The signed user and chat of a request's ``Authorization`` header.
+
+        Raises:
+            NotSigned: missing, malformed, forged, expired, or without a user.
+        """
+        if not header:
+            raise NotSigned("This page works only when opened from Telegram.")
+        if len(header) > _MAX_HEADER:
+            raise NotSigned("This request is not from Telegram.")
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        try:
+            data = validate_by_hash(strip_auth_header(header), self._token,
+                                    expires_in=self._max_age, now=now)
+        except errors.ExpiredError:
+            raise NotSigned("This page was opened too long ago: close it and open it "
+                            "again from the bot.") from None
+        except (errors.InvalidInitDataError, UnicodeError):
+            raise NotSigned("This request is not from Telegram.") from None
+        if data.user is None:
+            raise NotSigned("Telegram did not say who you are: open the page from the "
+                            "bot's chat.")
+        chat_id = data.user.id
+        if data.start_param and (named := CHAT_PARAM.fullmatch(data.start_param)):
+            chat_id = int(named.group(1))
+        return Signed(user_id=data.user.id, first_name=data.user.first_name or "",
+                      chat_id=chat_id)
