@@ -144,6 +144,7 @@ def build_application(
     application.add_handler(CommandHandler("link", commands.link, filters=new_messages))
     application.add_handler(CommandHandler("nodes", commands.nodes, filters=new_messages))
     application.add_handler(CommandHandler("rss", rss.rss, filters=new_messages))
+    application.add_handler(CommandHandler("web", commands.web, filters=new_messages))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, migration.on_migration))
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, commands.unknown))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL,
@@ -206,7 +207,8 @@ class EmbeddedBot:
             app.bot_data[GATE].log_startup()
             await self._load_chat_moves()
             try:
-                await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+                await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS
+                                               if n != "web" or self.config.miniapp_url])
             except TelegramError as error:
                 log.warning("could not set the bot's command menu: %s", error.message)
             await self._set_menu_button()

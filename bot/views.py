@@ -79,6 +79,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("mirror", "upload a finished download to the cloud: /mirror <id> [stop]"),
     ("link", "a web link to a finished download's files: /link <id>"),
     ("rss", "follow a feed of torrents: /rss add <link> [name], /rss list"),
+    ("web", "open your downloads in a browser (a one-time login link)"),
     ("help", "what this bot does"),
 )
 """The command menu (``setMyCommands``): name and short description."""
@@ -94,6 +95,7 @@ USAGE: Mapping[str, str] = MappingProxyType({
     "mirror": "Usage: /mirror <id> to upload a finished download, /mirror <id> stop to stop it",
     "link": "Usage: /link <id> for a web link to a finished download's page",
     "nodes": "/nodes lists the machines that run this bot, in the admin chat only.",
+    "web": "The web page is off: this bot's owner has not set ARIABOT_PUBLIC_URL.",
     "rss": "Usage: /rss add <link to an RSS or Atom feed> [name] [options] subscribes this "
            "chat: new items that match are downloaded as they appear.\n"
            "/rss list; /rss pause, resume or remove <name>; /rss filter <name> [options] "

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 
 from bot.activity import LOG_DEFAULT, LOG_MAX, activity_text
 from bot.arguments import parse_download_id, parse_selection
@@ -29,6 +29,7 @@ from bot.views import (
     link_text,
     status_view,
 )
+from bot.weblogin import login_link, login_text
 from manager import TorrentState, find_magnets
 
 __all__ = [
@@ -251,6 +252,29 @@ async def nodes(update: Update, context: BotContext) -> None:
         await _reply(update, USAGE["nodes"])
         return
     await _reply(update, nodes_text(await context.manager.nodes()), html=True)
+
+
+async def web(update: Update, context: BotContext) -> None:
+    """/web: a one-time login link to the Mini App for a browser (:mod:`bot.weblogin`),
+    always in the user's private chat: in a group, another member could open it first."""
+    chat_id, user_id = _ids(update)
+    config, user = context.config, update.effective_user
+    if not config.miniapp_url or user is None:
+        await _reply(update, USAGE["web"])
+        return
+    text = login_text(login_link(config.token, config.miniapp_url, user, chat_id))
+    if chat_id == user_id:
+        await _reply(update, text, html=True)
+        return
+    try:
+        await context.bot.send_message(user_id, text, parse_mode=ParseMode.HTML,
+                                       link_preview_options=NO_PREVIEW)
+    except Forbidden:
+        await _reply(update, "I cannot write to you: start a private chat with me, then send "
+                             "/web here again.")
+        return
+    await _reply(update, "I sent you a login link for this group's downloads in our private "
+                         "chat.")
 
 
 async def unknown(update: Update, context: BotContext) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -273,3 +276,47 @@ async def test_open_pages_do_not_take_the_servers_request_slots(app: App) -> Non
         async with events(app) as fifth:
             assert (await fifth.next())[0] == "snapshot"
             await opened[0].ended()
+
+
+def _login_of(text: str) -> str:
+    """The one-time login a /web answer carries (its link's fragment)."""
+    [href] = re.findall(r'href="([^"]+)"', text)
+    address, _, fragment = html.unescape(href).partition("#")
+    assert address == f"{PUBLIC}/app/"
+    return unquote(fragment.removeprefix("login="))
+
+
+async def test_web_gives_a_login_link_that_works_once(app: App) -> None:
+    answer = await app.stack.say(USER, "/web")
+    assert "works once, in the next 10 minutes" in answer.params["text"]
+    login = _login_of(answer.params["text"])
+    async with app.http.post(app.base + "api/login", json={"login": login}) as first:
+        assert first.status == 200
+        session = (await first.json())["session"]
+    assert await app.ask("GET", "api/me", auth=f"tma {session}") == (200, {
+        "user": {"id": USER, "name": f"User{USER}"},
+        "chat": {"id": USER, "title": "Your downloads", "private": True}})
+    # Whoever has the link after its use gets nothing; the link is no session either.
+    async with app.http.post(app.base + "api/login", json={"login": login}) as again:
+        assert (again.status, await again.json()) == (401, {
+            "error": "This login link was already used: send /web to the bot for a new one."})
+    assert (await app.ask("GET", "api/me", auth=f"tma {login}"))[0] == 401
+
+
+async def test_web_in_a_group_is_answered_in_private_and_opens_the_group(app: App) -> None:
+    server = app.stack.server
+    mark = server.mark()
+    answer = await app.stack.say(GROUP, "/web", user=USER)
+    assert answer.params["text"] == ("I sent you a login link for this group's downloads in "
+                                     "our private chat.")
+    private = await app.stack.answer(USER, mark, "Open your downloads")
+    async with app.http.post(app.base + "api/login",
+                             json={"login": _login_of(private.params["text"])}) as redeemed:
+        session = (await redeemed.json())["session"]
+    status, me = await app.ask("GET", "api/me", auth=f"tma {session}")
+    assert (status, me["chat"]["id"], me["chat"]["private"]) == (200, GROUP, False)
+
+    server.block(OTHER)  # never started a private chat with the bot
+    answer = await app.stack.say(GROUP, "/web", user=OTHER)
+    assert answer.params["text"] == ("I cannot write to you: start a private chat with me, "
+                                     "then send /web here again.")

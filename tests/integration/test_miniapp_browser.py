@@ -9,7 +9,9 @@ Screenshots (light and dark, 390 by 844) are kept in ``test-artifacts/``.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +22,7 @@ from manager import TorrentState
 from supervisor.config import Settings
 from tests.browser import HeadlessChromium
 from tests.integration.test_bot import MIB, OTHER, USER
-from tests.integration.test_miniapp import GROUP, App, init_data, running_app
+from tests.integration.test_miniapp import GROUP, PUBLIC, App, init_data, running_app
 from tests.runner import until
 from tests.swarm import Swarm
 
@@ -145,9 +147,32 @@ async def test_a_member_without_rights_sees_no_controls_and_a_forged_page_is_ref
         await asyncio.to_thread(browser.open, page_url(
             app, init_data(USER, token="42:NOT-THE-BOTS")))
         text = await asyncio.to_thread(
-            browser.wait_for, "!document.querySelector('#fatal').hidden && "
+            browser.wait_for, "document.querySelector('#fatal')?.hidden === false && "
                               "document.querySelector('#fatal').textContent", "the refusal")
         assert "This request is not from Telegram." in text
         assert await asyncio.to_thread(browser.evaluate,
                                        "document.querySelector('#app').hidden") is True
     await manager.cancel(number, GROUP, delete_files=True)
+
+
+async def test_a_web_login_link_opens_the_page_once_in_a_browser(app: App) -> None:
+    answer = await app.stack.say(USER, "/web")
+    [href] = re.findall(r'href="([^"]+)"', answer.params["text"])
+    link = html.unescape(href).replace(PUBLIC + "/app/", app.base)
+    with HeadlessChromium() as browser:
+        # Not browser.open: the page takes the code out of its address at once.
+        await asyncio.to_thread(browser.call, "Page.navigate", url=link)
+        await asyncio.to_thread(browser.wait_for, "document.querySelector('#app')?.dataset.live"
+                                " === 'true'", "the page signed in and live")
+        # The code left the address bar; a reload of the tab keeps the session.
+        assert await asyncio.to_thread(browser.evaluate, "location.hash") == ""
+        await asyncio.to_thread(browser.call, "Page.reload")
+        await asyncio.to_thread(browser.wait_for, "document.readyState === 'complete' && "
+                                "document.querySelector('#app')?.dataset.live === 'true'",
+                                "the reloaded page live")
+    with HeadlessChromium() as second:  # whoever opens the link next
+        await asyncio.to_thread(second.call, "Page.navigate", url=link)
+        text = await asyncio.to_thread(
+            second.wait_for, "document.querySelector('#fatal')?.hidden === false && "
+                             "document.querySelector('#fatal').textContent", "the refusal")
+        assert "This login link was already used" in text

@@ -149,6 +149,7 @@ class MiniApp:
         router.add_get("/app", self._to_page)
         for name in _STATIC:
             router.add_get(f"/app/{name}", self._page_file)
+        router.add_post("/app/api/login", self._login)
         router.add_get("/app/api/me", self._api(self._me))
         router.add_get("/app/api/downloads", self._api(self._downloads))
         router.add_get(r"/app/api/downloads/{id:[0-9]{1,9}}/files", self._api(self._files))
@@ -171,6 +172,20 @@ class MiniApp:
         file_name, content_type = _STATIC[name]
         return web.Response(body=self._static[file_name], content_type=content_type,
                             charset="utf-8", headers=PAGE_HEADERS)
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        """A ``/web`` login link's one use: its session (:meth:`InitDataCheck.redeem`)."""
+        try:
+            login = (await _body(request)).get("login")
+            if not isinstance(login, str):
+                raise _Refused(400, "This is not a login link.")
+            try:
+                session = self._check.redeem(login)
+            except NotSigned as error:
+                raise _Refused(401, str(error)) from None
+        except _Refused as refused:
+            return _json({"error": str(refused)}, refused.status)
+        return _json({"session": session})
 
     # --- the checks every API request passes -------------------------------------------------
 

@@ -7,6 +7,13 @@ the sorted fields, compared in constant time, then the age from ``auth_date``) i
 init-data-py's: it hashes the pairs exactly as received, so a field Telegram adds later does
 not break it. The header, not a cookie: a third site cannot make a browser send it.
 
+A ``/web`` login link (for a browser outside Telegram) carries the same kind of data, signed
+by the bot with the same key, with a ``login`` nonce: it is good once, for
+:data:`LOGIN_MAX_AGE`, and only to be exchanged (:meth:`InitDataCheck.redeem`) for a
+session: initData for the same user and chat, newly signed, which the page then sends as
+Telegram's. Whoever opens the link after its user finds it used. The used nonces are
+remembered in memory, as long as their links would live.
+
 Which chat the page shows is decided here too: the user's private chat, or the group named
 by the signed ``startapp`` parameter ``c<chat id>``. Being signed only proves that Telegram
 opened a link with that parameter, which anyone can write, so the group's rules are checked
@@ -21,13 +28,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from init_data_py import errors, strip_auth_header, validate_by_hash
+from init_data_py import InitData, errors, sign, strip_auth_header, validate_by_hash
 
-__all__ = ["CHAT_PARAM", "InitDataCheck", "NotSigned", "Signed"]
+__all__ = ["CHAT_PARAM", "LOGIN_FIELD", "LOGIN_MAX_AGE", "InitDataCheck", "NotSigned",
+           "Signed"]
 
 CHAT_PARAM = re.compile(r"c(-?[0-9]{1,19})")
 """The ``startapp`` parameter that opens a group's downloads: ``c`` and the chat's id."""
 
+LOGIN_FIELD = "login"
+"""The field that makes signed data a one-time login link (its value: a random nonce)."""
+LOGIN_MAX_AGE = 600.0
+"""Seconds a ``/web`` login link works, at most once."""
 _MAX_HEADER = 8192
 """Longer than any initData Telegram sends (a few hundred bytes to ~2 KB with a photo URL)."""
 
@@ -64,6 +76,7 @@ class InitDataCheck:
         self._token = token
         self._max_age = max_age
         self._clock = clock
+        self._redeemed: dict[str, float] = {}  # a used login's nonce -> when it expires
 
     def __repr__(self) -> str:
         return f"InitDataCheck(max_age={self._max_age:g})"  # never the token
@@ -78,15 +91,52 @@ class InitDataCheck:
             raise NotSigned("This page works only when opened from Telegram.")
         if len(header) > _MAX_HEADER:
             raise NotSigned("This request is not from Telegram.")
+        try:
+            credential = strip_auth_header(header)
+        except errors.InvalidInitDataError:
+            raise NotSigned("This request is not from Telegram.") from None
+        data = self._validate(credential, self._max_age, expired=(
+            "This page was opened too long ago: close it and open it again from the bot."))
+        if data.get(LOGIN_FIELD) is not None:
+            raise NotSigned("A login link works only once, to open the page.")
+        return self._signed(data)
+
+    def redeem(self, login: str) -> str:
+        """A session for the page opened by a ``/web`` login link: initData for the same
+        user and chat, signed now. The link is used up.
+
+        Raises:
+            NotSigned: not a login link, forged, expired, or already used.
+        """
+        if len(login) > _MAX_HEADER:
+            raise NotSigned("This is not a login link.")
+        data = self._validate(login, LOGIN_MAX_AGE, expired=(
+            "This login link has expired: send /web to the bot for a new one."))
+        nonce = data.get(LOGIN_FIELD)
+        if not nonce:
+            raise NotSigned("This is not a login link.")
+        self._signed(data)  # it names a user
+        now = self._clock()
+        self._redeemed = {n: until for n, until in self._redeemed.items() if until > now}
+        if nonce in self._redeemed:
+            raise NotSigned("This login link was already used: send /web to the bot for a "
+                            "new one.")
+        self._redeemed[nonce] = data.auth_date + LOGIN_MAX_AGE
+        kept = [(key, value) for key, value in data.pairs
+                if key not in ("hash", "auth_date", "signature", LOGIN_FIELD)]
+        return sign(kept, self._token, auth_date=int(now))
+
+    def _validate(self, credential: str, max_age: float, *, expired: str) -> InitData:
         now = datetime.fromtimestamp(self._clock(), UTC)
         try:
-            data = validate_by_hash(strip_auth_header(header), self._token,
-                                    expires_in=self._max_age, now=now)
+            return validate_by_hash(credential, self._token, expires_in=max_age, now=now)
         except errors.ExpiredError:
-            raise NotSigned("This page was opened too long ago: close it and open it "
-                            "again from the bot.") from None
+            raise NotSigned(expired) from None
         except (errors.InvalidInitDataError, UnicodeError):
             raise NotSigned("This request is not from Telegram.") from None
+
+    @staticmethod
+    def _signed(data: InitData) -> Signed:
         if data.user is None:
             raise NotSigned("Telegram did not say who you are: open the page from the "
                             "bot's chat.")

@@ -71,6 +71,28 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
         assert manager.subscribers == [] and manager.watchers == []
         assert not bot.application.running
         await bot.stop()  # twice is harmless
+        assert server.menu_button() == {"type": "default"}  # no Mini App: Telegram's own
+
+
+@pytest.mark.parametrize("url", ["https://files.example.org/app/", "http://127.0.0.1:1/app/"])
+async def test_with_a_mini_app_the_menu_opens_it_and_web_is_a_command(
+    tmp_path: Path, url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        bot = EmbeddedBot(build_application(config(server, tmp_path, miniapp_url=url),
+                                            manager), manager)  # type: ignore[arg-type]
+        await bot.start()
+        try:
+            assert [c["command"] for c in server.commands()][-2:] == ["web", "help"]
+            if url.startswith("https://"):
+                assert server.menu_button() == {
+                    "type": "web_app", "text": "Downloads", "web_app": {"url": url}}
+            else:  # Telegram opens Mini Apps over HTTPS only: refused, said, and no harm
+                assert server.menu_button() == {"type": "commands"}
+                assert "could not set the bot's menu button: Button_url_invalid" in caplog.text
+        finally:
+            await bot.stop()
 
 
 async def test_webhook_without_its_server_is_a_clear_error(

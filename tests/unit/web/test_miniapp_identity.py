@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
@@ -91,3 +92,37 @@ def test_fields_telegram_adds_later_do_not_break_the_check() -> None:
 
 def test_the_token_is_never_in_the_checks_repr() -> None:
     assert TOKEN not in repr(check()) and "TEST" not in repr(check())
+
+
+def login(user: int = 7, **fields: str) -> str:
+    return sign({"user": json.dumps({"id": user, "first_name": "Ann"}), "login": "n1",
+                 **fields}, TOKEN, auth_date=ISSUED)
+
+
+def test_a_login_link_is_redeemed_once_for_a_session_of_the_same_user_and_chat() -> None:
+    checker = check(now=ISSUED + 30)
+    session = checker.redeem(login(start_param="c-100"))
+    assert checker.check(f"tma {session}") == Signed(7, "Ann", -100)
+    assert "login" not in session
+    with pytest.raises(NotSigned, match="already used"):
+        checker.redeem(login(start_param="c-100"))
+    # Another link (another nonce) of the same user still works.
+    other = sign({"user": json.dumps({"id": 7, "first_name": "Ann"}), "login": "n2"}, TOKEN,
+                 auth_date=ISSUED)
+    assert checker.check(f"tma {checker.redeem(other)}") == Signed(7, "Ann", 7)
+
+
+def test_a_login_link_is_not_a_session_and_a_session_is_not_a_login() -> None:
+    with pytest.raises(NotSigned, match="works only once"):
+        check().check(f"tma {login()}")
+    with pytest.raises(NotSigned, match="not a login link"):
+        check().redeem(AIOGRAM)
+
+
+def test_a_login_link_past_ten_minutes_or_forged_is_refused() -> None:
+    with pytest.raises(NotSigned, match="expired"):
+        check(now=ISSUED + 601).redeem(login())
+    forged = sign({"user": '{"id":7,"first_name":"Ann"}', "login": "n1"}, "43:X",
+                  auth_date=ISSUED)
+    with pytest.raises(NotSigned, match="not from Telegram"):
+        check().redeem(forged)

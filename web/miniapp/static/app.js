@@ -14,7 +14,8 @@
 
   const tg = (window.Telegram && window.Telegram.WebApp) || null;
   const fragment = new URLSearchParams(location.hash.slice(1));
-  const initData = (tg && tg.initData) || fragment.get("tgWebAppData") || "";
+  let initData = (tg && tg.initData) || fragment.get("tgWebAppData") || "";
+  const SESSION_KEY = "ariabot-session";
 
   const PAUSABLE = new Set(["downloading", "metadata", "queued", "seeding"]);
   const TRANSFERRING = new Set(["downloading", "metadata", "seeding"]);
@@ -883,11 +884,39 @@
     });
   }
 
+  // A /web login link (a browser outside Telegram): its one-time code is exchanged for a
+  // session, kept in this tab's sessionStorage (never a cookie, which another site could
+  // make the browser send) so that a reload still works; the code leaves the address bar.
+  async function signIn() {
+    const login = fragment.get("login");
+    if (!login) {
+      if (!initData) initData = sessionStorage.getItem(SESSION_KEY) || "";
+      return;
+    }
+    history.replaceState(null, "", location.pathname + location.search);
+    let response;
+    try {
+      response = await fetch("api/login", {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ login }),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (e) {
+      throw new ApiError(0, OFFLINE_ERROR);
+    }
+    if (!response.ok) throw await errorFrom(response);
+    initData = (await response.json()).session || "";
+    sessionStorage.setItem(SESSION_KEY, initData);
+  }
+
   async function start() {
     wire();
     setupTelegram();
     let me;
     try {
+      await signIn();
       me = await api("GET", "api/me");
     } catch (error) {
       const signIn = error.status === 401 || error.status === 403;
