@@ -117,6 +117,7 @@ def build_application(
     board = board_factory(sender) if board_factory else ProgressBoard(
         sender, manager, edit_interval=config.edit_interval, admin_chat=config.admin_chat,
         moved=moved, mirror_button=config.mirror_button, link_button=config.link_button,
+        app_url=config.app_button_url,
     )
     gate = AuthGate(config, moved=moved)
     application.bot_data.update({MANAGER: manager, CONFIG: config, BOARD: board,

@@ -67,6 +67,12 @@ class BotConfig:
     miniapp_url: str = ""
 
     @property
+    def app_button_url(self) -> str:
+        """The Mini App's address for buttons under messages: HTTPS only (Telegram refuses
+        the whole message otherwise), else empty (no button)."""
+        return self.miniapp_url if self.miniapp_url.startswith("https://") else ""
+
+    @property
     def uses_webhook(self) -> bool:
         """True when Telegram posts updates to :attr:`webhook_url` instead of long polling."""
         return bool(self.webhook_url)

@@ -129,6 +129,7 @@ class News:
         retry_delay: seconds before the second attempt at a notice (doubles each time).
         mirror_button: completion messages offer a "Mirror" button.
         link_button: completion messages offer a "Get link" button.
+        app_url: messages in private chats offer the Mini App (empty: no button).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class News:
         retry_delay: float,
         mirror_button: bool = False,
         link_button: bool = False,
+        app_url: str = "",
     ) -> None:
         self._sender = sender
         self._notices = notices
@@ -159,6 +161,7 @@ class News:
         self._retry_delay = retry_delay
         self._mirror_button = mirror_button
         self._link_button = link_button
+        self._app_url = app_url
         self._wake = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._sending: dict[int, asyncio.Task[None]] = {}
@@ -358,7 +361,8 @@ class News:
         """A feed's add, told as a manual add is: its progress message, edited from then
         on by the board (a download already over gets its last state, no buttons)."""
         text = progress_text(torrent, note=feed_note(feed_name))
-        markup = None if torrent.state.is_final else progress_keyboard(torrent)
+        markup = (None if torrent.state.is_final
+                  else progress_keyboard(torrent, app_url=self._app_url))
         chat_id = self._moved.current(torrent.chat_id)
         message_id = await self._new_message(chat_id, text, markup, None)
         if message_id is None or torrent.state.is_final or chat_id != torrent.chat_id:
@@ -390,7 +394,8 @@ class News:
             return (completion_text(torrent, relative_location(torrent.path, folder)),
                     completion_keyboard(torrent, can_send=can_send,
                                         can_mirror=self._mirror_button,
-                                        can_link=self._link_button))
+                                        can_link=self._link_button,
+                                        app_url=self._app_url))
         if kind is NoticeKind.FAILED:
             return failure_text(torrent), None
         if kind is NoticeKind.MIRRORED:

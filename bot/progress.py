@@ -156,6 +156,8 @@ class ProgressBoard:
         moved: the chats Telegram moved (shared with the auth gate), which news follows.
         mirror_button: completion messages offer a "Mirror" button.
         link_button: completion messages offer a "Get link" button.
+        app_url: progress and completion messages in private chats offer the Mini App
+            (its HTTPS address; empty: no button).
         clock: monotonic clock (injected by tests).
         sleep: ``asyncio.sleep``-like (injected by tests).
         retry_delay: seconds before retrying after a network or 5xx error (news: the
@@ -174,6 +176,7 @@ class ProgressBoard:
         moved: MovedChats | None = None,
         mirror_button: bool = False,
         link_button: bool = False,
+        app_url: str = "",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_delay: float = 5.0,
@@ -181,6 +184,7 @@ class ProgressBoard:
     ) -> None:
         self._sender = sender
         self.edit_interval = edit_interval
+        self.app_url = app_url
         self._clock = clock
         self._sleep = sleep
         self._retry_delay = retry_delay
@@ -197,7 +201,7 @@ class ProgressBoard:
                           attach=self._attach_news, admin_chat=admin_chat,
                           moved=moved if moved is not None else MovedChats(), clock=clock,
                           sleep=sleep, retry_delay=retry_delay, mirror_button=mirror_button,
-                          link_button=link_button)
+                          link_button=link_button, app_url=app_url)
 
     def start(self) -> None:
         """Send what is pending in the outbox (news from before a restart, an outage), and
@@ -393,7 +397,7 @@ class ProgressBoard:
             self._chat_turn[slot.chat_id] = self._clock() + self._chat_interval
             snapshot, confirm, urgent = slot.latest, slot.confirm, slot.urgent
             text = progress_text(snapshot, confirm=confirm)
-            markup = progress_keyboard(snapshot, confirm=confirm)
+            markup = progress_keyboard(snapshot, confirm=confirm, app_url=self.app_url)
             shown = (text, markup_key(markup))
             if shown == (slot.shown_text, slot.shown_markup):
                 self._mark(slot, snapshot, confirm, shown, urgent, edited=False)

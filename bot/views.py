@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import PurePath
 from types import MappingProxyType
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot.callbackdata import callback_data
 from manager import (
@@ -235,13 +235,23 @@ def _mirroring(torrent: Torrent) -> bool:
     return torrent.mirror is not None and not torrent.mirror.state.is_final
 
 
-def progress_keyboard(torrent: Torrent, *, confirm: bool = False) -> InlineKeyboardMarkup | None:
+def _app_row(torrent: Torrent, app_url: str) -> list[list[InlineKeyboardButton]]:
+    """The Mini App's button, in a private chat only (Telegram refuses Web App buttons in
+    groups) and when there is an HTTPS Mini App (``app_url``, else empty)."""
+    if not app_url or torrent.chat_id <= 0:
+        return []
+    return [[InlineKeyboardButton("📱 Open app", web_app=WebAppInfo(app_url))]]
+
+
+def progress_keyboard(torrent: Torrent, *, confirm: bool = False,
+                      app_url: str = "") -> InlineKeyboardMarkup | None:
     """Buttons under a progress message: Pause or Resume, Cancel, Refresh (none when final);
-    "Stop upload" while a mirror is under way.
+    "Stop upload" while a mirror is under way; "Open app" (the Mini App) in a private chat.
 
     Parameters:
         torrent: the snapshot shown.
         confirm: show the cancel confirmation instead (see :func:`cancel_confirm_keyboard`).
+        app_url: the Mini App's HTTPS address, or empty (no button).
     """
     stop_upload = [InlineKeyboardButton(
         "⏹ Stop upload", callback_data=callback_data("mirror", torrent.id, "stop"))]
@@ -260,7 +270,7 @@ def progress_keyboard(torrent: Torrent, *, confirm: bool = False) -> InlineKeybo
     ]]
     if _mirroring(torrent):
         rows.append(stop_upload)
-    return InlineKeyboardMarkup(rows)
+    return InlineKeyboardMarkup(rows + _app_row(torrent, app_url))
 
 
 def cancelled_text(cancelled: Cancellation) -> str:
@@ -340,10 +350,10 @@ def completion_text(torrent: Torrent, location: str) -> str:
 
 
 def completion_keyboard(torrent: Torrent, *, can_send: bool, can_mirror: bool = False,
-                        can_link: bool = False) -> InlineKeyboardMarkup | None:
+                        can_link: bool = False, app_url: str = "") -> InlineKeyboardMarkup | None:
     """A "Send file" button when the download is one file small enough to upload; a
     "Mirror" button when it can be uploaded to the cloud on request; a "Get link" button
-    when the link server is on."""
+    when the link server is on; "Open app" in a private chat with an HTTPS Mini App."""
     row = []
     if can_send:
         row.append(InlineKeyboardButton("📎 Send file",
@@ -354,7 +364,8 @@ def completion_keyboard(torrent: Torrent, *, can_send: bool, can_mirror: bool = 
     if can_link:
         row.append(InlineKeyboardButton("🔗 Get link",
                                         callback_data=callback_data("link", torrent.id)))
-    return InlineKeyboardMarkup([row]) if row else None
+    rows = ([row] if row else []) + _app_row(torrent, app_url)
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def link_text(link: DownloadLink, now: datetime) -> str:

@@ -55,6 +55,7 @@ __all__ = [
     "check_directory",
     "check_health",
     "check_instance",
+    "check_miniapp",
     "check_rclone",
     "check_telegram",
     "check_variables",
@@ -425,6 +426,22 @@ def check_links(settings: Settings, running: bool) -> list[Check]:
     return checks
 
 
+def check_miniapp(settings: Settings) -> Check:
+    """Whether the Mini App is on (it needs links and a bot), and whether Telegram will open
+    it: Telegram opens Mini Apps over HTTPS only, so a plain-HTTP public URL is said (links
+    still work over HTTP; the bot's menu button is refused)."""
+    if not settings.links:
+        return Check(None, "Mini App off", "set ARIABOT_PUBLIC_URL (your HTTPS reverse proxy "
+                     "in front of ARIABOT_HTTP_LISTEN) to open downloads in a page in Telegram")
+    if settings.local_mode:
+        return Check(None, "Mini App off", "it opens from the bot: set ARIABOT_TELEGRAM_TOKEN")
+    if not settings.public_url.startswith("https://"):
+        return Check(None, f"Mini App: {settings.miniapp_url} is plain HTTP, which Telegram "
+                     "does not open", "serve ARIABOT_PUBLIC_URL over HTTPS (a reverse proxy with "
+                     "a certificate); /web links still open it in a browser")
+    return Check(True, f"Mini App: {settings.miniapp_url} (the bot's menu button and /web)")
+
+
 def _is_loopback(host: str) -> bool:
     """True for a loopback address or ``localhost``."""
     if host == "localhost":
@@ -442,7 +459,8 @@ def run_checks(settings: Settings, *, timeout: float = 5.0,
     layout = StateLayout(settings.data_dir)
     if directory_problem(settings.data_dir) is None:
         running = lock_holder(layout.lock) is not None
-        instance = [*check_links(settings, running=running), *check_telegram(settings),
+        instance = [*check_links(settings, running=running), check_miniapp(settings),
+                    *check_telegram(settings),
                     check_bot_api(settings, timeout), check_instance(layout),
                     *check_health(layout, timeout)]
     else:  # its ✘ line is above; the lock, the key and the socket live in it

@@ -42,7 +42,7 @@ async def add_download(update: Update, context: BotContext, source: str | bytes)
                                  link_preview_options=NO_PREVIEW)
         return
     text = progress_text(torrent, note=note)
-    markup = progress_keyboard(torrent)
+    markup = progress_keyboard(torrent, app_url=context.board.app_url)
     reply = await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
                                      link_preview_options=NO_PREVIEW)
     context.board.attach(torrent, reply.message_id, text=text, markup=markup)

@@ -1298,6 +1298,11 @@ class FakeTelegramServer:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA:
                     raise _ApiError(HTTPStatus.BAD_REQUEST, BUTTON_DATA_INVALID)
+                if "web_app" in button:  # Mini Apps: private chats and HTTPS only
+                    if not _is_int(params.get("chat_id")) or params["chat_id"] <= 0:
+                        raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: BUTTON_TYPE_INVALID")
+                    if not str(button["web_app"].get("url", "")).startswith("https://"):
+                        raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: BUTTON_URL_INVALID")
         return copy.deepcopy(markup)
 
     @staticmethod

@@ -59,9 +59,10 @@ def test_fresh_data_dir_passes_and_says_the_bot_api_is_not_configured(tmp_path: 
     assert summary == "all checks passed"
     notes = [text for text in checks if not text.startswith("✔")]
     hybrid = [text for text in notes if text.startswith("○ hybrid (v1+v2) torrents are refused")]
-    assert len(notes) == 1 + len(hybrid) and len(hybrid) <= 1  # the last: aria2c < 1.37 only
+    assert len(notes) == 2 + len(hybrid) and len(hybrid) <= 1  # the last: aria2c < 1.37 only
     note = line(lines, "Bot API")
     assert note.startswith("○ Bot API not checked — ") and "ARIABOT_TELEGRAM_TOKEN" in note
+    assert line(lines, "Mini App").startswith("○ Mini App off — set ARIABOT_PUBLIC_URL")
     assert line(lines, "aria2c").startswith("✔ aria2c 1.")
     assert line(lines, "download dir").startswith(f"✔ download dir {tmp_path / 'data'}")
     assert not (tmp_path / "data").exists()  # doctor changes nothing

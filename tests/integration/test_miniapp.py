@@ -320,3 +320,24 @@ async def test_web_in_a_group_is_answered_in_private_and_opens_the_group(app: Ap
     answer = await app.stack.say(GROUP, "/web", user=OTHER)
     assert answer.params["text"] == ("I cannot write to you: start a private chat with me, "
                                      "then send /web here again.")
+
+
+async def test_progress_and_completion_messages_open_the_mini_app_in_private_chats_only(
+    app: App, swarm: Swarm,
+) -> None:
+    server, button = app.stack.server, [{"text": "📱 Open app",
+                                         "web_app": {"url": f"{PUBLIC}/app/"}}]
+    seeded = swarm.add("opened", 1 * MIB, seed=94)
+    mark = server.mark()
+    server.push_document(USER, USER, seeded.torrent_bytes, "opened.torrent")
+    progress = await app.stack.answer(USER, mark)
+    assert progress.params["reply_markup"]["inline_keyboard"][-1] == button
+    completion = await app.stack.answer(USER, mark, "is downloaded", timeout=60)
+    assert completion.params["reply_markup"]["inline_keyboard"][-1] == button
+
+    shared = swarm.add("in-group", 1 * MIB, seed=97)
+    mark = server.mark()
+    server.push_document(GROUP, USER, shared.torrent_bytes, "in-group.torrent")
+    progress = await app.stack.answer(GROUP, mark)  # refused by Telegram if it had one
+    assert all("web_app" not in b for row in progress.params["reply_markup"]["inline_keyboard"]
+               for b in row)

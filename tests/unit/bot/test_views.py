@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
+from bot.config import BotConfig
 from bot.views import (
     cancelled_text,
     completion_keyboard,
@@ -341,3 +342,29 @@ def test_status_shows_where_an_upload_is() -> None:
 def test_a_cancels_answer_says_what_really_happened(done: dict[str, object],
                                                      text: str) -> None:
     assert cancelled_text(Cancellation(torrent(), **done)) == text  # type: ignore[arg-type]
+
+
+def test_the_mini_app_button_is_offered_in_private_chats_only() -> None:
+    url = "https://files.example.org/app/"
+    private, group = torrent(chat_id=7), torrent(chat_id=-1001)
+    markup = progress_keyboard(private, app_url=url)
+    assert markup is not None
+    [button] = markup.inline_keyboard[-1]
+    assert (button.text, button.web_app.url if button.web_app else None) == ("📱 Open app", url)
+    done = completion_keyboard(dataclasses.replace(private, state=TorrentState.COMPLETE),
+                               can_send=False, app_url=url)
+    assert done is not None and done.inline_keyboard[-1] == (button,)
+    for markup in (progress_keyboard(group, app_url=url), progress_keyboard(private)):
+        assert markup is not None
+        assert all(b.web_app is None for row in markup.inline_keyboard for b in row)
+    assert completion_keyboard(group, can_send=False, app_url=url) is None
+
+
+@pytest.mark.parametrize(("miniapp_url", "button_url"), [
+    ("https://files.example.org/app/", "https://files.example.org/app/"),
+    ("http://files.example.org/app/", ""),  # Telegram would refuse the whole message
+    ("", ""),
+])
+def test_buttons_open_only_an_https_mini_app(miniapp_url: str, button_url: str) -> None:
+    config = BotConfig(token="1:x", download_dir=Path("/d"), miniapp_url=miniapp_url)
+    assert config.app_button_url == button_url

@@ -19,6 +19,7 @@ from supervisor.doctor import (
     check_bot_api,
     check_directory,
     check_instance,
+    check_miniapp,
     check_telegram,
     report,
 )
@@ -155,3 +156,20 @@ def test_doctor_notes_that_aria2c_1_36_refuses_hybrids(tmp_path: Path) -> None:
 def test_doctor_has_no_note_from_aria2c_1_37(tmp_path: Path) -> None:
     [ok] = check_aria2c(fake_aria2c(tmp_path, "1.37.0"))
     assert ok.ok is True
+
+
+@pytest.mark.parametrize(("env", "line"), [
+    ({}, "○ Mini App off — set ARIABOT_PUBLIC_URL (your HTTPS reverse proxy in front of "
+         "ARIABOT_HTTP_LISTEN) to open downloads in a page in Telegram"),
+    ({"ARIABOT_PUBLIC_URL": "https://files.example.org"},
+     "○ Mini App off — it opens from the bot: set ARIABOT_TELEGRAM_TOKEN"),
+    ({"ARIABOT_PUBLIC_URL": "http://files.example.org", "ARIABOT_TELEGRAM_TOKEN": TOKEN},
+     "○ Mini App: http://files.example.org/app/ is plain HTTP, which Telegram does not open "
+     "— serve ARIABOT_PUBLIC_URL over HTTPS (a reverse proxy with a certificate); /web links "
+     "still open it in a browser"),
+    ({"ARIABOT_PUBLIC_URL": "https://files.example.org/bot/", "ARIABOT_TELEGRAM_TOKEN": TOKEN},
+     "✔ Mini App: https://files.example.org/bot/app/ (the bot's menu button and /web)"),
+])
+def test_the_mini_app_line_says_whether_telegram_can_open_it(env: dict[str, str],
+                                                              line: str) -> None:
+    assert check_miniapp(load_settings(None, env)).line == line
