@@ -55,6 +55,7 @@ from bot.updates import ChatOrderedUpdates
 from bot.uploads import bot_request
 from bot.views import COMMANDS
 from bot.webrights import WebAppRights
+from bot.websend import WebAppSender
 from manager import ManagerError, TorrentManager
 
 __all__ = ["ALLOWED_UPDATES", "GATE", "EmbeddedBot", "WebhookUnavailable",
@@ -232,6 +233,10 @@ class EmbeddedBot:
         """The bot's chat rules, for the Mini App (:mod:`bot.webrights`)."""
         data = self.application.bot_data
         return WebAppRights(self.application.bot, data[GATE], data[RIGHTS])
+
+    def web_sender(self) -> WebAppSender:
+        """The Mini App's "Send to chat", through this bot's sends (:mod:`bot.websend`)."""
+        return WebAppSender(self.manager, self.application.bot_data[DELIVERIES])
 
     async def _set_menu_button(self) -> None:
         """The menu button of private chats opens the Mini App when there is one, and is

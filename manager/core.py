@@ -475,6 +475,11 @@ class TorrentManager:
 
     # --- mirroring to the cloud ---------------------------------------------------------------
 
+    @property
+    def mirror_enabled(self) -> bool:
+        """True when :meth:`mirror` can upload (an rclone destination is configured)."""
+        return self._mirrors.enabled
+
     async def mirror(self, download_id: int, chat_id: int | None = None,
                      user_id: int = 0) -> Torrent:
         """Upload a finished download's own files to the rclone destination (stored first,

@@ -274,7 +274,7 @@ async def _start_links(settings: Settings, manager: TorrentManager,
     if bot is not None and settings.miniapp_url:
         miniapp = await MiniApp.create(
             manager, InitDataCheck(settings.token.reveal(), settings.miniapp_max_age),
-            bot.web_rights())
+            bot.web_rights(), sender=bot.web_sender())
     server = LinkServer(manager, host, port, miniapp=miniapp)
     try:
         await server.start()

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 
 from telegram import CallbackQuery, Chat, ReplyParameters, Update
@@ -18,13 +17,13 @@ from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
 from bot.delivery import OutFile
 from bot.errors import answer, answers_manager_errors
-from bot.files import out_file
 from bot.handlers.adding import NO_PREVIEW
 from bot.rights import ensure_may_act
+from bot.sendable import NothingToSend, files_to_send, finished_files, on_disk
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
 from bot.views import STATUS_PAGE_SIZE, cancelled_text, link_text, status_view
-from manager import FileEntry, Torrent, TorrentState
+from manager import Torrent
 
 __all__ = ["STALE_BUTTON", "on_button"]
 
@@ -163,62 +162,34 @@ async def _status(press: _Press, context: BotContext) -> None:
 
 async def _send(press: _Press, context: BotContext) -> None:
     """Send file / Send all: every file of a finished download that is on disk."""
-    found = await _finished_files(press, context)
-    if found is None:
-        return
-    torrent, entries = found
-    wanted = [e for e in entries if e.selected and e.completed == e.length]
-    outs = [o for o in await asyncio.to_thread(_resolve, torrent, wanted) if o is not None]
-    if not outs:
-        await press.answer(f"The files of #{torrent.id} are no longer on disk.",
-                                 alert=True)
+    try:
+        torrent, outs = await files_to_send(context.manager, press.action.id, press.chat_id)
+    except NothingToSend as refused:
+        await press.answer(str(refused), alert=True)
         return
     await _start_send(press, context, torrent, outs)
 
 
 async def _sendfile(press: _Press, context: BotContext) -> None:
     """The Send button of one file in a finished download's /files list."""
-    found = await _finished_files(press, context)
-    if found is None:
+    try:
+        torrent, entries = await finished_files(context.manager, press.action.id,
+                                                press.chat_id)
+    except NothingToSend as refused:
+        await press.answer(str(refused), alert=True)
         return
-    torrent, entries = found
     number = press.action.number
     if not 1 <= number <= len(entries):
         await press.answer(f"#{torrent.id} has no file {number}: its files go from 1 "
                                  f"to {len(entries)}.", alert=True)
         return
     entry = entries[number - 1]
-    out = (await asyncio.to_thread(_resolve, torrent, [entry]))[0] if entry.selected else None
+    out = (await asyncio.to_thread(on_disk, torrent, [entry]))[0] if entry.selected else None
     if out is None:
         await press.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
                                  "deleted or changed).", alert=True)
         return
     await _start_send(press, context, torrent, [out])
-
-
-async def _finished_files(press: _Press,
-                          context: BotContext) -> tuple[Torrent, tuple[FileEntry, ...]] | None:
-    """The download and its own files, or None (the press answered) when it is not
-    finished or its file list is not known."""
-    torrent = await context.manager.get(press.action.id, press.chat_id)
-    if torrent.state not in (TorrentState.COMPLETE, TorrentState.SEEDING):
-        await press.answer(f"#{torrent.id} is not finished.", alert=True)
-        return None
-    entries = await context.manager.own_files(torrent.id, press.chat_id)
-    if not entries:
-        await press.answer(f"The file list of #{torrent.id} is not known here, so "
-                                 "nothing can be sent.", alert=True)
-        return None
-    return torrent, entries
-
-
-def _resolve(torrent: Torrent, entries: list[FileEntry]) -> list[OutFile | None]:
-    """The files on disk, in the download's own folder (a download made before its chat
-    moved to a new id keeps the old id's folder)."""
-    if torrent.directory is None:
-        return [None for _ in entries]
-    folder = Path(torrent.directory)
-    return [out_file(folder, entry.index, entry.path, entry.length) for entry in entries]
 
 
 async def _start_send(press: _Press, context: BotContext, torrent: Torrent,

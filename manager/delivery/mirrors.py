@@ -200,6 +200,11 @@ class Mirrors:
             result.append(self._with_mirror(torrent, job) if job is not None else torrent)
         return result
 
+    @property
+    def enabled(self) -> bool:
+        """True when :meth:`request` can mirror (a destination is configured)."""
+        return self._config is not None
+
     # --- what users ask ----------------------------------------------------------------------
 
     async def request(self, download_id: int, chat_id: int | None, user_id: int, *,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +30,7 @@ from supervisor.config import Settings
 from supervisor.root import _start_links
 from tests.fakes.telegram_api import DEFAULT_TOKEN
 from tests.integration.test_bot import MIB, OTHER, USER, Stack, running_stack
+from tests.integration.test_mirror import mirror_env
 from tests.swarm import Swarm
 from web import LinkServer
 
@@ -69,12 +72,12 @@ class App:
 
 
 @asynccontextmanager
-async def running_app(engine_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+async def running_app(engine_settings: Callable[..., Settings], **env: str) -> AsyncIterator[App]:
     async with running_stack(
             engine_settings,
             ARIABOT_PUBLIC_URL=PUBLIC, ARIABOT_HTTP_LISTEN="127.0.0.1:0",
             ARIABOT_ALLOWED_USERS=f"{USER},{OTHER},{ADMIN},{OUTSIDER}",
-            ARIABOT_ALLOWED_CHATS=f"{GROUP},{USER},{OTHER},{ADMIN},{OUTSIDER}") as stack:
+            ARIABOT_ALLOWED_CHATS=f"{GROUP},{USER},{OTHER},{ADMIN},{OUTSIDER}", **env) as stack:
         for user, status in ((1, "creator"), (ADMIN, "administrator"), (USER, "member"),
                              (OTHER, "member")):
             stack.server.set_member(GROUP, user, status)
@@ -149,7 +152,8 @@ async def test_a_chat_is_followed_and_driven_from_its_page(app: App, swarm: Swar
         number = added.torrent.id
         assert await app.ask("GET", "api/me") == (200, {
             "user": {"id": USER, "name": f"user{USER}"},
-            "chat": {"id": USER, "title": "Your downloads", "private": True}})
+            "chat": {"id": USER, "title": "Your downloads", "private": True},
+            "can": {"link": True, "send": True, "mirror": False}})
         async with events(app) as stream:
             name, snapshot = await stream.next()
             assert name == "snapshot"
@@ -295,7 +299,8 @@ async def test_web_gives_a_login_link_that_works_once(app: App) -> None:
         session = (await first.json())["session"]
     assert await app.ask("GET", "api/me", auth=f"tma {session}") == (200, {
         "user": {"id": USER, "name": f"User{USER}"},
-        "chat": {"id": USER, "title": "Your downloads", "private": True}})
+        "chat": {"id": USER, "title": "Your downloads", "private": True},
+        "can": {"link": True, "send": True, "mirror": False}})
     # Whoever has the link after its use gets nothing; the link is no session either.
     async with app.http.post(app.base + "api/login", json={"login": login}) as again:
         assert (again.status, await again.json()) == (401, {
@@ -341,3 +346,57 @@ async def test_progress_and_completion_messages_open_the_mini_app_in_private_cha
     progress = await app.stack.answer(GROUP, mark)  # refused by Telegram if it had one
     assert all("web_app" not in b for row in progress.params["reply_markup"]["inline_keyboard"]
                for b in row)
+
+
+async def test_a_finished_download_is_linked_and_sent_to_the_chat_from_the_page(
+    app: App, swarm: Swarm,
+) -> None:
+    server, seeded = app.stack.server, swarm.add("done.bin", 1 * MIB, seed=98)
+    mark = server.mark()
+    server.push_document(USER, USER, seeded.torrent_bytes, "done.torrent")
+    number = int((await app.stack.answer(USER, mark)).params["text"].splitlines()[0]
+                 .rsplit("#", 1)[1])
+    await app.stack.answer(USER, mark, "is downloaded", timeout=60)
+    status, me = await app.ask("GET", "api/me")
+    assert me["can"] == {"link": True, "send": True, "mirror": False}
+
+    status, made = await app.ask("POST", f"api/downloads/{number}/link")
+    assert status == 200 and made["url"].startswith(f"{PUBLIC}/d/")
+    page = made["url"].replace(PUBLIC, f"http://127.0.0.1:{app.links.port}")
+    async with app.http.get(page) as opened:  # the download's page, with its file
+        assert opened.status == 200 and "done.bin" in await opened.text()
+
+    mark = server.mark()
+    assert await app.ask("POST", f"api/downloads/{number}/send") == (
+        200, {"message": f"Sending #{number} (1 file) to the chat."})
+    sent = await server.wait_for("sendDocument", lambda r: r.params.get("chat_id") == USER,
+                                 since=mark, timeout=30)
+    document = sent.params["document"]
+    assert (document.filename, document.size) == ("done.bin", MIB)
+    assert hashlib.sha1(seeded.content_path.read_bytes()).hexdigest() == document.sha1
+
+    assert await app.ask("POST", f"api/downloads/{number}/mirror") == (
+        409, {"error": "Mirroring is not set up on this ariabot (the owner sets "
+                       "ARIABOT_RCLONE_REMOTE)."})
+
+
+async def test_a_finished_download_is_mirrored_from_the_page(
+    engine_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+    swarm: Swarm, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    target = tmp_path / "nas-folder"
+    env = mirror_env(tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}")
+    async with running_app(engine_settings, **env) as app:
+        server, seeded = app.stack.server, swarm.add("to-cloud.bin", 1 * MIB, seed=99)
+        mark = server.mark()
+        server.push_document(USER, USER, seeded.torrent_bytes, "to-cloud.torrent")
+        await app.stack.answer(USER, mark, "is downloaded", timeout=60)
+        [number] = [d["id"] for d in (await app.ask("GET", "api/downloads"))[1]["downloads"]]
+        assert (await app.ask("GET", "api/me"))[1]["can"]["mirror"] is True
+        status, answer = await app.ask("POST", f"api/downloads/{number}/mirror")
+        assert (status, answer["message"]) == (
+            200, f"#{number} is being uploaded to the cloud.")
+        await app.stack.answer(USER, mark, "is uploaded", timeout=60)
+        [copy] = list(target.rglob("to-cloud.bin"))
+        assert copy.read_bytes() == seeded.content_path.read_bytes()

@@ -176,3 +176,28 @@ async def test_a_web_login_link_opens_the_page_once_in_a_browser(app: App) -> No
             second.wait_for, "document.querySelector('#fatal')?.hidden === false && "
                              "document.querySelector('#fatal').textContent", "the refusal")
         assert "This login link was already used" in text
+
+
+async def test_a_finished_download_is_sent_to_the_chat_from_its_card(
+    app: App, swarm: Swarm,
+) -> None:
+    server, seeded = app.stack.server, swarm.add("finished.bin", 1 * MIB, seed=100)
+    mark = server.mark()
+    server.push_document(USER, USER, seeded.torrent_bytes, "finished.torrent")
+    await app.stack.answer(USER, mark, "is downloaded", timeout=60)
+    [number] = [d["id"] for d in (await app.ask("GET", "api/downloads"))[1]["downloads"]]
+    with HeadlessChromium() as browser:
+        browser.phone()
+        await asyncio.to_thread(browser.open, page_url(app, init_data(USER)))
+        actions = await asyncio.to_thread(browser.wait_for, f"""{card(number)} &&
+            [...{card(number)}.querySelectorAll('[data-action]')].map(b => b.dataset.action)""",
+                                          "the finished card's buttons")
+        assert actions == ["files", "link", "send", "cancel"]  # no mirror: none configured
+        mark = server.mark()
+        await asyncio.to_thread(browser.evaluate, click(f"#card-{number} [data-action=send]"))
+        toast = await asyncio.to_thread(
+            browser.wait_for, "document.querySelector('#toast').textContent", "the answer")
+        assert toast == f"Sending #{number} (1 file) to the chat."
+    sent = await server.wait_for("sendDocument", lambda r: r.params.get("chat_id") == USER,
+                                 since=mark, timeout=30)
+    assert sent.params["document"].size == MIB

@@ -23,19 +23,22 @@ from aiohttp import web
 
 from manager import (
     Cancellation,
+    DownloadLink,
     DownloadNotFound,
     Event,
     FileEntry,
     InvalidSource,
     InvalidState,
+    LinksOff,
     ManagerError,
+    MirrorOff,
     Torrent,
     TorrentState,
     user_text,
 )
 from web.miniapp.identity import InitDataCheck, NotSigned, Signed
 from web.miniapp.limits import UserLimits
-from web.miniapp.rights import ChatRights
+from web.miniapp.rights import ChatRights, ChatSender
 from web.miniapp.stream import ChatStream
 from web.miniapp.views import download_json, files_json
 
@@ -74,6 +77,12 @@ class ChatDownloads(Protocol):
                      *, delete_files: bool = False) -> Cancellation: ...
     async def set_files(self, download_id: int, indexes: Iterable[int],
                         chat_id: int | None = None, user_id: int = 0) -> Torrent: ...
+    async def link(self, download_id: int, chat_id: int | None = None,
+                   user_id: int = 0) -> DownloadLink: ...
+    async def mirror(self, download_id: int, chat_id: int | None = None,
+                     user_id: int = 0) -> Torrent: ...
+    @property
+    def mirror_enabled(self) -> bool: ...
     def subscribe(self, subscriber: Callable[[Event], None]) -> Callable[[], None]: ...
 
 
@@ -111,7 +120,7 @@ def _cancel_text(result: Cancellation) -> str:
 def _manager_refusal(error: ManagerError) -> _Refused:
     if isinstance(error, DownloadNotFound):
         return _Refused(404, user_text(error))
-    if isinstance(error, InvalidState):
+    if isinstance(error, InvalidState | MirrorOff | LinksOff):
         return _Refused(409, user_text(error))
     if isinstance(error, InvalidSource):
         return _Refused(400, user_text(error))
@@ -126,23 +135,27 @@ class MiniApp:
         check: the initData check (holds the bot's token).
         rights: the chat's rules, from the bot.
         static: the page's three files (``index.html``, ``app.js``, ``app.css``) by name.
+        sender: sends a finished download into its chat, from the bot (None: no "Send").
         limits: the per-user bounds.
     """
 
     def __init__(self, manager: ChatDownloads, check: InitDataCheck, rights: ChatRights,
-                 static: dict[str, bytes], *, limits: UserLimits | None = None) -> None:
+                 static: dict[str, bytes], *, sender: ChatSender | None = None,
+                 limits: UserLimits | None = None) -> None:
         self._manager = manager
         self._check = check
         self._rights = rights
         self._static = static
+        self._sender = sender
         self._limits = limits or UserLimits()
 
     @classmethod
     async def create(cls, manager: ChatDownloads, check: InitDataCheck, rights: ChatRights, *,
+                     sender: ChatSender | None = None,
                      limits: UserLimits | None = None) -> MiniApp:
         """The Mini App with its page read from the package (in a thread: a file read)."""
         static = await asyncio.to_thread(_read_static)
-        return cls(manager, check, rights, static, limits=limits)
+        return cls(manager, check, rights, static, sender=sender, limits=limits)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """``/app/`` (the page and its two files) and ``/app/api/…``."""
@@ -153,7 +166,7 @@ class MiniApp:
         router.add_get("/app/api/me", self._api(self._me))
         router.add_get("/app/api/downloads", self._api(self._downloads))
         router.add_get(r"/app/api/downloads/{id:[0-9]{1,9}}/files", self._api(self._files))
-        for action in ("files", "pause", "resume", "cancel"):
+        for action in ("files", "pause", "resume", "cancel", "link", "send", "mirror"):
             router.add_post(rf"/app/api/downloads/{{id:[0-9]{{1,9}}}}/{action}",
                             self._api(getattr(self, f"_{action}_action")))
         events = self._api(self._events)
@@ -240,7 +253,9 @@ class MiniApp:
         signed = asker.signed
         return _json({"user": {"id": signed.user_id, "name": signed.first_name},
                       "chat": {"id": signed.chat_id, "title": asker.title,
-                               "private": signed.private}})
+                               "private": signed.private},
+                      "can": {"link": True, "send": self._sender is not None,
+                              "mirror": self._manager.mirror_enabled}})
 
     async def _downloads(self, _request: web.Request, asker: _Asker) -> web.StreamResponse:
         torrents = await self._manager.list(asker.signed.chat_id)
@@ -300,6 +315,32 @@ class MiniApp:
         changed = await self._manager.set_files(torrent.id, sorted(set(selected)),
                                                 asker.signed.chat_id, asker.signed.user_id)
         return _json({"download": await self._view(asker, changed)})
+
+    # --- a finished download's files ------------------------------------------------------------
+
+    async def _link_action(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
+        """Anyone in the chat may have a link, as anyone may with /link."""
+        made = await self._manager.link(int(request.match_info["id"]), asker.signed.chat_id,
+                                        asker.signed.user_id)
+        return _json({"url": made.url, "expires_at": made.expires_at.isoformat()})
+
+    async def _send_action(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
+        """Anyone in the chat may have the files sent there, as with the Send button."""
+        if self._sender is None:
+            raise _Refused(409, "Sending files is off here.")
+        try:
+            said = await self._sender.send_to_chat(asker.signed.chat_id,
+                                                   int(request.match_info["id"]))
+        except ValueError as refused:
+            raise _Refused(409, str(refused)) from None
+        return _json({"message": said})
+
+    async def _mirror_action(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
+        torrent = await self._acting_on(request, asker)
+        changed = await self._manager.mirror(torrent.id, asker.signed.chat_id,
+                                             asker.signed.user_id)
+        return _json({"download": await self._view(asker, changed),
+                      "message": f"#{torrent.id} is being uploaded to the cloud."})
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the Mini App needs to know of a chat's rules, given by whoever talks to Telegram.
+"""What the Mini App needs of the bot: a chat's rules, and sending into a chat.
 
 The rules are the bot's (:mod:`bot.auth` for who may use it where, :mod:`bot.rights` for who
 may act on a download in a group), so the page shows exactly what the bot would show that
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["ChatRights"]
+__all__ = ["ChatRights", "ChatSender"]
 
 
 class ChatRights(Protocol):
@@ -27,4 +27,17 @@ class ChatRights(Protocol):
     async def may_act(self, user_id: int, chat_id: int, adder_id: int) -> bool:
         """Whether ``user_id`` may pause, resume, cancel or choose the files of a download
         that ``adder_id`` added in the chat (its adder and a group's admins may)."""
+        ...
+
+
+class ChatSender(Protocol):
+    """Sends a finished download's files into its chat, as the bot's Send button does."""
+
+    async def send_to_chat(self, chat_id: int, download_id: int) -> str:
+        """Start sending; returns the sentence for the user.
+
+        Raises:
+            ValueError: nothing can be sent now; ``str()`` says why.
+            manager.DownloadNotFound: no such download in the chat.
+        """
         ...

@@ -37,7 +37,10 @@
   };
   const COLOR_RE = /^(#[0-9a-f]{3,8}|rgba?\([0-9.,%\s]+\))$/i;
 
+  const FINISHED = new Set(["complete", "seeding"]);
+
   const state = {
+    can: { link: false, send: false, mirror: false }, // from api/me
     views: new Map(), // download id -> last View
     signatures: new Map(), // download id -> JSON of the View last drawn
     busy: new Set(), // "id:action" while a request is in flight
@@ -518,6 +521,11 @@
     if (view.may_act && PAUSABLE.has(view.state)) add("pause", "Pause", "secondary");
     if (view.may_act && view.state === "paused") add("resume", "Resume", "secondary");
     if (view.has_files) add("files", "Files", "secondary");
+    if (FINISHED.has(view.state)) {
+      if (state.can.link) add("link", "Link", "secondary");
+      if (state.can.send) add("send", "Send to chat", "secondary");
+      if (view.may_act && state.can.mirror) add("mirror", "Mirror", "secondary");
+    }
     if (view.may_act) add("cancel", "Cancel", "danger");
     return box.childElementCount ? box : null;
   }
@@ -541,7 +549,13 @@
     const action = button.dataset.action;
     if (action === "files") openFiles(id);
     else if (action === "cancel") askCancel(id);
-    else if (action === "pause" || action === "resume") runAction(id, action);
+    else runAction(id, action); // pause, resume, link, send, mirror
+  }
+
+  // A finished download's page (its files, a player for media) opens outside the Mini App.
+  function openPage(url) {
+    if (tg && typeof tg.openLink === "function") tg.openLink(url);
+    else window.open(url, "_blank", "noopener,noreferrer");
   }
 
   async function runAction(id, action) {
@@ -551,6 +565,8 @@
     try {
       const data = await api("POST", downloadPath(id, action), {});
       if (data.download) upsertDownload(data.download);
+      if (typeof data.message === "string" && data.message) toast(data.message);
+      if (typeof data.url === "string" && /^https?:\/\//.test(data.url)) openPage(data.url);
     } catch (error) {
       reportError(error);
     } finally {
@@ -924,6 +940,7 @@
       return;
     }
     $("chat-title").textContent = (me.chat && me.chat.title) || "ariabot";
+    if (me.can) state.can = me.can;
     try {
       const data = await api("GET", "api/downloads");
       showDownloads(data.downloads);
