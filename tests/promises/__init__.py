@@ -3,8 +3,9 @@
 Hypothesis drives the real stack — ``ariabot run`` as a child process with its own aria2c,
 the local swarm, the fake Bot API server, rclone to a local folder, the link server — through
 random sequences of what users and the machine do (adds from Telegram and the control
-socket, pause, resume, file choices, cancel, purge, send, link, mirror, restarts and kills,
-a locked store, Telegram faults), and checks the promises after every step:
+socket, pause, resume, file choices, cancel, purge, send, link, mirror, by buttons, the
+control socket or the Mini App's API, restarts and kills, a locked store, Telegram faults),
+and checks the promises after every step:
 
 - I1 no byte outside a download's own files changes or disappears;
 - I2 each completed (failed) download is announced in its chat once;

@@ -4,9 +4,10 @@ Rules (each a thing a user, the machine or Telegram does): add a magnet or a ``.
 from a Telegram chat (pasted, ``/torrent``, a document, a link to the file), the control
 socket or the chat's feed (the item published, the feed read every second), in three chats
 and the local one, with names that collide within and across chats; pause, resume, choose
-files, cancel with and without its files, purge, send, link, mirror (the mode flips at each
-restart: copy, move); restart by SIGTERM, ``kill -9`` of ariabot or of aria2c; the store's
-write lock held by another connection; Telegram faults per chat (5xx for a while, 429, an
+files, cancel with and without its files (by a button, the control socket or the Mini App's
+API), purge, send, link, mirror (the mode flips at each restart: copy, move); restart by
+SIGTERM, ``kill -9`` of ariabot or of aria2c; the store's write lock held by another
+connection; Telegram faults per chat (5xx for a while, 429, an
 answer lost after the message was posted, 403 blocked, the group upgraded to a supergroup);
 a dead magnet; the seeder throttled.
 
@@ -404,36 +405,53 @@ class PromisesMachine(RuleBasedStateMachine):
     # --- rules: acting on a download ---------------------------------------------------------
 
     @precondition(lambda self: self.known)
-    @rule(action=st.tuples(pick(VERBS), st.integers(0, 15), pick(("button", "local")),
+    @rule(action=st.tuples(pick(VERBS), st.integers(0, 15), pick(("button", "local", "app")),
                            st.sets(st.integers(1, 3), min_size=1)))
     def work_on(self, action: tuple[str, int, str, set[int]]) -> None:
         """Act on a download the machine saw (``number`` picks one of them): pause, resume,
         cancel (keeping or deleting its files), Send, link, mirror, choose its files; by the
-        button under its progress message, or over the control socket. (Named to sort after
-        ``add``: Hypothesis's simplest sequence repeats the first rule it may run.)"""
+        button under its progress message, on the Mini App's page (its API, signed as
+        Telegram signs), or over the control socket. (Named to sort after ``add``:
+        Hypothesis's simplest sequence repeats the first rule it may run.)"""
         verb, number, via, choice = action
         download = self._pick(number)
         assert download is not None
         self._step(verb, download, via, *([sorted(choice)] if verb == "files" else []))
         if verb in ("pause", "resume"):
-            if not (via == "button" and self._press(download, verb)):
+            if not ((via == "button" and self._press(download, verb))
+                    or (via == "app" and self._by_app(download, verb))):
                 self.stack.control(verb, id=download)
         elif verb.startswith("cancel"):
-            self._cancel(download, verb == "cancel-delete", via == "button")
+            self._cancel(download, verb == "cancel-delete", via)
         elif verb == "files":
             known = self.known[download]
             count = len(known.item.torrent.files) if known.item else 1
-            self.stack.control("files", id=download,
-                               select=sorted(i for i in choice if i <= count) or [1])
+            chosen = sorted(i for i in choice if i <= count) or [1]
+            if not (via == "app" and self._by_app(download, "files", {"selected": chosen})):
+                self.stack.control("files", id=download, select=chosen)
         else:
             {"send": self._send, "link": self._link, "mirror": self._mirror}[verb](download)
 
-    def _cancel(self, download: int, delete: bool, button: bool) -> None:
+    def _cancel(self, download: int, delete: bool, via: str) -> None:
         if delete:
             self.released.add(download)  # its own files may go, nothing else
         data = f"cancel:{download}:{'delete' if delete else 'keep'}"
-        if not (button and self._press(download, data)):
+        if not ((via == "button" and self._press(download, data))
+                or (via == "app" and self._by_app(download, "cancel", {"delete_files": delete}))):
             self.stack.control("cancel", id=download, delete_files=delete)
+
+    def _by_app(self, download: int, action: str, body: dict[str, Any] | None = None) -> bool:
+        """Do it on the Mini App's page of the download's chat, as its user; False when the
+        page cannot: the local chat has none, and while the chat's Telegram fails, a group's
+        membership cannot be checked (the page refuses, fail closed)."""
+        known = self.known[download]
+        if known.chat == LOCAL or not self._usable(known.chat):
+            return False
+        status, answer = self.stack.app(self._chat(known.chat), self._user(known.chat),
+                                        f"downloads/{download}/{action}", body or {})
+        assert status in (200, 400, 403, 404, 409, 503), (action, download, status, answer)
+        assert set(answer) <= {"download", "message", "error"}, answer
+        return status not in (403, 503)
 
     def _send(self, download: int) -> None:
         """Press Send under a download: its files go to its chat (I6: each part once)."""

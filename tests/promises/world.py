@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -23,6 +24,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import requests
+from init_data_py import sign
 
 from supervisor.control import ControlClient, NotRunning
 from tests.fakes.feeds import FakeItem, FeedSite, nyaa
@@ -309,6 +313,19 @@ class Stack:
         else:
             fields["magnet"] = item.torrent.magnet
         return self.control("add", **fields)
+
+    # --- the Mini App, as its page asks ------------------------------------------------------
+
+    def app(self, chat: int, user: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST ``api/<path>`` of the Mini App with initData signed by the bot's token for
+        ``user`` in ``chat`` (a group as the signed ``startapp`` parameter)."""
+        fields = {"user": json.dumps({"id": user, "first_name": f"user{user}"})}
+        if chat != user:
+            fields["start_param"] = f"c{chat}"
+        answer = requests.post(f"http://127.0.0.1:{self.http_port}/app/api/{path}", json=body,
+                               headers={"Authorization": f"tma {sign(fields, DEFAULT_TOKEN)}"},
+                               timeout=30)
+        return answer.status_code, answer.json()
 
     # --- Telegram, as users ------------------------------------------------------------------
 
