@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
-    MenuButton,
     MenuButtonDefault,
     MenuButtonWebApp,
     Update,
@@ -239,14 +238,19 @@ class EmbeddedBot:
         return WebAppSender(self.manager, self.application.bot_data[DELIVERIES])
 
     async def _set_menu_button(self) -> None:
-        """The menu button of private chats opens the Mini App when there is one, and is
-        Telegram's default otherwise (so that a button left by an earlier run with links
-        on does not open a page that is gone)."""
-        url = self.config.miniapp_url
-        button: MenuButton = (MenuButtonWebApp(MENU_BUTTON_TEXT, WebAppInfo(url)) if url
-                              else MenuButtonDefault())
+        """The menu button of private chats opens the Mini App when there is one. When
+        there is none, a Mini App button an earlier run set (its address ends in ``/app/``)
+        goes back to Telegram's default, so that it does not open a page that is gone; a
+        button the owner set in @BotFather is left alone."""
+        url, bot = self.config.miniapp_url, self.application.bot
         try:
-            await self.application.bot.set_chat_menu_button(menu_button=button)
+            if url:
+                await bot.set_chat_menu_button(
+                    menu_button=MenuButtonWebApp(MENU_BUTTON_TEXT, WebAppInfo(url)))
+                return
+            current = await bot.get_chat_menu_button()
+            if isinstance(current, MenuButtonWebApp) and current.web_app.url.endswith("/app/"):
+                await bot.set_chat_menu_button(menu_button=MenuButtonDefault())
         except TelegramError as error:
             log.warning("could not set the bot's menu button: %s", error.message)
 

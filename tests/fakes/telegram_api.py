@@ -1563,6 +1563,10 @@ class FakeTelegramServer:
         return self.menu_button(None if params.get("chat_id") is None
                                 else int(params["chat_id"]))
 
+    def set_menu_button(self, button: JSON) -> None:
+        """The bot's default menu button, as if set earlier (by a run, or in @BotFather)."""
+        self._menu_buttons[None] = copy.deepcopy(button)
+
     def menu_button(self, chat_id: int | None = None) -> JSON:
         """The menu button a private chat shows (its own, else the bot's default)."""
         button = self._menu_buttons.get(chat_id) or self._menu_buttons.get(None)

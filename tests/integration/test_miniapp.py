@@ -359,6 +359,8 @@ async def test_a_finished_download_is_linked_and_sent_to_the_chat_from_the_page(
     await app.stack.answer(USER, mark, "is downloaded", timeout=60)
     status, me = await app.ask("GET", "api/me")
     assert me["can"] == {"link": True, "send": True, "mirror": False}
+    status, listed = await app.ask("GET", f"api/downloads/{number}/files")
+    assert (status, listed["editable"]) == (200, False)  # finished: its files are chosen
 
     status, made = await app.ask("POST", f"api/downloads/{number}/link")
     assert status == 200 and made["url"].startswith(f"{PUBLIC}/d/")

@@ -58,6 +58,8 @@ PAGE_HEADERS = {
 """Telegram's web clients show a Mini App in a frame; nothing else may frame it."""
 _STATIC = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
            "app.css": ("app.css", "text/css")}
+_CHOOSABLE = frozenset({TorrentState.QUEUED, TorrentState.DOWNLOADING, TorrentState.PAUSED})
+"""States whose files may still be chosen (the manager refuses a finished download's)."""
 _MAX_BODY = 64 * 1024  # a selection of 10,000 files is ~60 KB of JSON
 
 
@@ -266,7 +268,7 @@ class MiniApp:
         download_id, chat_id = int(request.match_info["id"]), asker.signed.chat_id
         torrent = await self._manager.get(download_id, chat_id)
         files = await self._manager.files(download_id, chat_id)
-        editable = (bool(files) and not torrent.state.is_final
+        editable = (bool(files) and torrent.state in _CHOOSABLE
                     and await self._may_act(asker, torrent))
         return _json(files_json(files, editable=editable))
 

@@ -71,7 +71,25 @@ async def test_start_subscribes_before_receiving_and_stop_undoes_everything(
         assert manager.subscribers == [] and manager.watchers == []
         assert not bot.application.running
         await bot.stop()  # twice is harmless
-        assert server.menu_button() == {"type": "default"}  # no Mini App: Telegram's own
+        assert server.menu_button() == {"type": "commands"}  # no Mini App: left alone
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ({"type": "web_app", "text": "Downloads", "web_app": {"url": "https://f.example/app/"}},
+     {"type": "default"}),  # an earlier run's Mini App, now off: not a dead page
+    ({"type": "web_app", "text": "Shop", "web_app": {"url": "https://shop.example/"}},
+     {"type": "web_app", "text": "Shop", "web_app": {"url": "https://shop.example/"}}),
+])
+async def test_without_a_mini_app_only_ariabots_own_menu_button_is_reset(
+    tmp_path: Path, before: dict[str, Any], after: dict[str, Any],
+) -> None:
+    manager = FakeManager()
+    async with FakeTelegramServer() as server:
+        server.set_menu_button(before)
+        bot = EmbeddedBot(build_application(config(server, tmp_path), manager), manager)  # type: ignore[arg-type]
+        await bot.start()
+        await bot.stop()
+        assert server.menu_button() == after
 
 
 @pytest.mark.parametrize("url", ["https://files.example.org/app/", "http://127.0.0.1:1/app/"])
