@@ -12,17 +12,16 @@ import asyncio
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from manager import TorrentState
-from supervisor.config import Settings
 from tests.browser import HeadlessChromium
+from tests.integration import test_miniapp
 from tests.integration.test_bot import MIB, OTHER, USER
-from tests.integration.test_miniapp import GROUP, PUBLIC, App, init_data, running_app
+from tests.integration.test_miniapp import GROUP, PUBLIC, App, init_data
 from tests.runner import until
 from tests.swarm import Swarm
 
@@ -35,14 +34,7 @@ DARK = {"bg_color": "#212121", "text_color": "#ffffff", "hint_color": "#aaaaaa",
         "secondary_bg_color": "#181818", "destructive_text_color": "#ff595a"}
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def app(engine_settings: Callable[..., Settings],
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-    async with running_app(engine_settings) as built:
-        yield built
+app = test_miniapp.app  # the fixture: the Mini App of a running stack
 
 
 def page_url(app: App, data: str, theme: dict[str, str] = LIGHT) -> str:
