@@ -238,11 +238,11 @@ class EmbeddedBot:
         return WebAppSender(self.manager, self.application.bot_data[DELIVERIES])
 
     async def _set_menu_button(self) -> None:
-        """The menu button of private chats opens the Mini App when there is one. When
-        there is none, a Mini App button an earlier run set (its address ends in ``/app/``)
-        goes back to Telegram's default, so that it does not open a page that is gone; a
-        button the owner set in @BotFather is left alone."""
-        url, bot = self.config.miniapp_url, self.application.bot
+        """The menu button of private chats opens the Mini App when there is one Telegram
+        opens (HTTPS). When there is none, a Mini App button an earlier run set (its address
+        ends in ``/app/``) goes back to Telegram's default, so that it does not open a page
+        that is gone or moved; a button the owner set in @BotFather is left alone."""
+        url, bot = self.config.app_button_url, self.application.bot
         try:
             if url:
                 await bot.set_chat_menu_button(

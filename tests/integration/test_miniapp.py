@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -260,6 +261,12 @@ async def test_forged_expired_foreign_and_hostile_requests_change_nothing(
                        (f"api/downloads/{number}/cancel", [1])):
         status, answer = await app.ask("POST", path, body=body)
         assert status == 400 and set(answer) == {"error"}, (path, body, answer)
+    deep = b"[" * 30000 + b"]" * 30000  # valid JSON, deeper than Python's recursion
+    async with app.http.post(app.base + f"api/downloads/{number}/cancel", data=deep, headers={
+            "Authorization": f"tma {init_data(USER)}",
+            "Content-Type": "application/json"}) as answer:
+        assert (answer.status, await answer.json()) == (
+            400, {"error": "This request is not valid JSON."})
     assert (await manager.get(number, USER)).state is not TorrentState.CANCELLED
     assert [f.selected for f in await manager.files(number, USER)] == [True]
     # A burst far past a page's needs is told to wait.
@@ -359,8 +366,12 @@ async def test_a_finished_download_is_linked_and_sent_to_the_chat_from_the_page(
     await app.stack.answer(USER, mark, "is downloaded", timeout=60)
     status, me = await app.ask("GET", "api/me")
     assert me["can"] == {"link": True, "send": True, "mirror": False}
-    status, listed = await app.ask("GET", f"api/downloads/{number}/files")
-    assert (status, listed["editable"]) == (200, False)  # finished: its files are chosen
+    # Finished, aria2 lets it go (the poll after the stored completion purges aria2's copy):
+    # its files are still listed, and not to choose.
+    await app.stack.manager.poll_once()
+    assert await app.ask("GET", f"api/downloads/{number}/files") == (200, {
+        "files": [{"index": 1, "path": "done.bin", "length": MIB, "completed": MIB,
+                   "selected": True}], "editable": False})
 
     status, made = await app.ask("POST", f"api/downloads/{number}/link")
     assert status == 200 and made["url"].startswith(f"{PUBLIC}/d/")
@@ -402,3 +413,24 @@ async def test_a_finished_download_is_mirrored_from_the_page(
         await app.stack.answer(USER, mark, "is uploaded", timeout=60)
         [copy] = list(target.rglob("to-cloud.bin"))
         assert copy.read_bytes() == seeded.content_path.read_bytes()
+
+
+async def test_an_open_page_is_ended_when_its_user_leaves_the_group_or_its_data_expires(
+    app: App, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checks of a request run again on an open stream; the page then reconnects and
+    is refused."""
+    monkeypatch.setattr("web.miniapp.stream.PING_SECONDS", 0.5)
+    monkeypatch.setattr("bot.webrights.MEMBERS_TTL", 0.0)
+    async with events(app, OTHER, start_param=f"c{GROUP}") as stream:
+        assert (await stream.next())[0] == "snapshot"
+        app.stack.server.set_member(GROUP, OTHER, "kicked")
+        await stream.ended()
+    assert (await app.ask("GET", "api/me", OTHER, start_param=f"c{GROUP}"))[0] == 403
+
+    max_age = app.stack.settings.miniapp_max_age
+    expiring = init_data(USER, auth_date=time.time() - max_age + 2)  # good for 2 s more
+    async with app.http.get(app.base + "api/events",
+                            headers={"Authorization": f"tma {expiring}"}) as answer:
+        assert answer.status == 200
+        await Events(answer).ended(timeout=10)

@@ -39,7 +39,7 @@ from manager import (
 from web.miniapp.identity import InitDataCheck, NotSigned, Signed
 from web.miniapp.limits import UserLimits
 from web.miniapp.rights import ChatRights, ChatSender
-from web.miniapp.stream import ChatStream
+from web.miniapp.stream import ChatStream, Frames
 from web.miniapp.views import download_json, files_json
 
 __all__ = ["PAGE_HEADERS", "ChatDownloads", "MiniApp"]
@@ -71,6 +71,8 @@ class ChatDownloads(Protocol):
     async def get(self, download_id: int, chat_id: int | None = None) -> Torrent: ...
     async def files(self, download_id: int,
                     chat_id: int | None = None) -> tuple[FileEntry, ...]: ...
+    async def own_files(self, download_id: int,
+                        chat_id: int | None = None) -> tuple[FileEntry, ...]: ...
     async def pause(self, download_id: int, chat_id: int | None = None,
                     user_id: int = 0) -> Torrent: ...
     async def resume(self, download_id: int, chat_id: int | None = None,
@@ -106,7 +108,12 @@ class _Asker:
 
 
 def _json(data: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+    return web.json_response(data, status=status, dumps=_compact, headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _cancel_text(result: Cancellation) -> str:
@@ -150,6 +157,7 @@ class MiniApp:
         self._static = static
         self._sender = sender
         self._limits = limits or UserLimits()
+        self._frames = Frames()
 
     @classmethod
     async def create(cls, manager: ChatDownloads, check: InitDataCheck, rights: ChatRights, *,
@@ -221,12 +229,14 @@ class MiniApp:
 
         return checked
 
-    async def _asker(self, request: web.Request) -> _Asker:
+    async def _asker(self, request: web.Request, *, count: bool = True) -> _Asker:
+        """Who asks about which chat, once every check passed (``count``: the request is
+        spent from the user's rate; an open stream's checks again are not)."""
         try:
             signed = self._check.check(request.headers.get("Authorization"))
         except NotSigned as error:
             raise _Refused(401, str(error)) from None
-        if wait := self._limits.take(signed.user_id):
+        if count and (wait := self._limits.take(signed.user_id)):
             raise _Refused(429, "Too many requests; wait a moment.", retry_after=wait)
         try:
             title = await self._rights.open_chat(signed.user_id, signed.chat_id)
@@ -267,14 +277,25 @@ class MiniApp:
     async def _files(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
         download_id, chat_id = int(request.match_info["id"]), asker.signed.chat_id
         torrent = await self._manager.get(download_id, chat_id)
-        files = await self._manager.files(download_id, chat_id)
+        if torrent.state in _CHOOSABLE or torrent.state is TorrentState.METADATA:
+            files = await self._manager.files(download_id, chat_id)  # aria2's, live
+        else:  # aria2 may have let a finished one go; its metainfo still lists them
+            files = await self._manager.own_files(download_id, chat_id)
         editable = (bool(files) and torrent.state in _CHOOSABLE
                     and await self._may_act(asker, torrent))
         return _json(files_json(files, editable=editable))
 
     async def _events(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
         user_id = asker.signed.user_id
-        stream = ChatStream(asker.signed.chat_id, lambda t: self._view(asker, t))
+        async def still_allowed() -> bool:
+            try:
+                await self._asker(request, count=False)
+            except _Refused:
+                return False
+            return True
+
+        stream = ChatStream(asker.signed.chat_id, lambda t: self._may_act(asker, t),
+                            self._frames, still_allowed)
         ticket = self._limits.open_stream(user_id, stream.stop)
         unsubscribe = self._manager.subscribe(stream)  # before the snapshot: nothing missed
         try:
@@ -356,7 +377,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _Refused(413, "This request is too large.")
     try:
         body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise _Refused(400, "This request is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _Refused(400, "This request is not valid JSON.")

@@ -12,7 +12,8 @@ by the bot with the same key, with a ``login`` nonce: it is good once, for
 :data:`LOGIN_MAX_AGE`, and only to be exchanged (:meth:`InitDataCheck.redeem`) for a
 session: initData for the same user and chat, newly signed, which the page then sends as
 Telegram's. Whoever opens the link after its user finds it used. The used nonces are
-remembered in memory, as long as their links would live.
+remembered in memory, as long as their links would live; a restart forgets them, so a link
+made before this process started is refused (its user sends ``/web`` again).
 
 Which chat the page shows is decided here too: the user's private chat, or the group named
 by the signed ``startapp`` parameter ``c<chat id>``. Being signed only proves that Telegram
@@ -77,6 +78,7 @@ class InitDataCheck:
         self._max_age = max_age
         self._clock = clock
         self._redeemed: dict[str, float] = {}  # a used login's nonce -> when it expires
+        self._started = int(clock())  # login links from an earlier process are refused
 
     def __repr__(self) -> str:
         return f"InitDataCheck(max_age={self._max_age:g})"  # never the token
@@ -87,7 +89,7 @@ class InitDataCheck:
         Raises:
             NotSigned: missing, malformed, forged, expired, or without a user.
         """
-        if not header:
+        if not header or header.strip().lower() == "tma":
             raise NotSigned("This page works only when opened from Telegram.")
         if len(header) > _MAX_HEADER:
             raise NotSigned("This request is not from Telegram.")
@@ -116,6 +118,9 @@ class InitDataCheck:
         if not nonce:
             raise NotSigned("This is not a login link.")
         self._signed(data)  # it names a user
+        if data.auth_date < self._started:
+            raise NotSigned("This login link is from before ariabot restarted: send /web to "
+                            "the bot for a new one.")
         now = self._clock()
         self._redeemed = {n: until for n, until in self._redeemed.items() if until > now}
         if nonce in self._redeemed:

@@ -5,22 +5,29 @@ cannot send the ``Authorization`` header). The stream starts with a snapshot of 
 downloads, then sends a download each time the manager says it changed: the manager's
 events are pushed, nothing is polled. Changes that come faster than the page reads are
 merged per download (the latest wins), so a slow phone costs memory for one view per
-download at most, never a growing queue. A comment every :data:`PING_SECONDS` keeps proxies
-from closing an idle stream and finds a page that went away.
+download at most, never a growing queue; what a wake-up found is sent in one write. A
+download's frame is encoded once for every open page (:class:`Frames`): twenty pages
+watching fifty downloads cost fifty encodings a poll, not a thousand. A comment every
+:data:`PING_SECONDS` keeps proxies from closing an idle stream and finds a page that went
+away; before it, the request's checks run again, so a stream outlives neither its
+initData nor its user's place in the group by more than that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from manager import Event, Torrent, TorrentCancelled, TorrentEvent, TorrentState
+from web.miniapp.views import download_json
 
-__all__ = ["PING_SECONDS", "ChatStream"]
+__all__ = ["PING_SECONDS", "ChatStream", "Frames"]
 
 PING_SECONDS = 15.0
 _HEADERS = {
@@ -29,7 +36,9 @@ _HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: pass each event on at once
 }
 
-ViewOf = Callable[[Torrent], Awaitable[dict[str, Any]]]
+MayAct = Callable[[Torrent], Awaitable[bool]]
+StillAllowed = Callable[[], Awaitable[bool]]
+_FRAMES_KEPT = 4096
 
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
@@ -37,17 +46,49 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+class Frames:
+    """The ``download`` frames of the latest snapshots, shared by every open page.
+
+    A snapshot is the manager's event's own object, the same for every subscriber, so it
+    is known by its identity (kept alive with its frame, so the identity is not reused);
+    the user's rights are the only other input. The oldest of :data:`_FRAMES_KEPT` go.
+    """
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[int, bool], tuple[Torrent, bytes]] = OrderedDict()
+
+    def download(self, torrent: Torrent, *, may_act: bool) -> bytes:
+        """The frame of ``torrent`` for a user who may (or may not) change it."""
+        key = (id(torrent), may_act)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] is torrent:
+            return kept[1]
+        chunk = frame("download", download_json(torrent, may_act=may_act))
+        self._kept[key] = (torrent, chunk)
+        self._kept.move_to_end(key)
+        if len(self._kept) > _FRAMES_KEPT:
+            self._kept.popitem(last=False)
+        return chunk
+
+
 class ChatStream:
     """The changes of one chat's downloads, waiting for one page to read them.
 
     Parameters:
         chat_id: the chat whose downloads the page shows.
-        view_of: a download as this page's user sees it (their rights included).
+        may_act: whether this page's user may change a download.
+        frames: the frames shared by all pages.
+        still_allowed: the request's checks again (its initData's age, the user's place
+            in the chat), at every ping: a page whose user left the group, or whose
+            initData expired, is ended (it reconnects, and is refused).
     """
 
-    def __init__(self, chat_id: int, view_of: ViewOf) -> None:
+    def __init__(self, chat_id: int, may_act: MayAct, frames: Frames,
+                 still_allowed: StillAllowed) -> None:
         self._chat_id = chat_id
-        self._view_of = view_of
+        self._may_act = may_act
+        self._frames = frames
+        self._still_allowed = still_allowed
         self._changed: dict[int, Torrent | None] = {}  # None: gone from the chat
         self._wake = asyncio.Event()
         self._stopped = False
@@ -65,30 +106,43 @@ class ChatStream:
         self._changed[event.torrent.id] = None if gone else event.torrent
         self._wake.set()
 
+    async def _changes(self) -> bytes:
+        """The frames of what changed since the last write, in one piece."""
+        changed, self._changed = self._changed, {}
+        chunks = []
+        for download_id, torrent in sorted(changed.items()):
+            if torrent is None or torrent.state is TorrentState.CANCELLED:
+                chunks.append(frame("removed", {"id": download_id}))
+            else:
+                chunks.append(self._frames.download(torrent,
+                                                    may_act=await self._may_act(torrent)))
+        return b"".join(chunks)
+
     async def serve(self, request: web.Request, snapshot: list[Torrent]) -> web.StreamResponse:
         """Send the snapshot, then the changes, until the page goes away, the stream is
         stopped, or the server stops."""
         response = web.StreamResponse(headers=_HEADERS)
         await response.prepare(request)
-        views = [await self._view_of(t) for t in snapshot if t.state is not TorrentState.CANCELLED]
+        views = [download_json(t, may_act=await self._may_act(t))
+                 for t in snapshot if t.state is not TorrentState.CANCELLED]
+        loop = asyncio.get_running_loop()
+        check_at = loop.time() + PING_SECONDS
         try:
             await response.write(frame("snapshot", {"downloads": views}))
             while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), PING_SECONDS)
-                except TimeoutError:
-                    await response.write(b": ping\n\n")
-                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, check_at - loop.time()))
+                if loop.time() >= check_at:  # however busy the stream is
+                    if not await self._still_allowed():
+                        break
+                    check_at = loop.time() + PING_SECONDS
+                    if not self._wake.is_set():
+                        await response.write(b": ping\n\n")
+                        continue
                 if self._stopped:
                     break
                 self._wake.clear()
-                changed, self._changed = self._changed, {}
-                for download_id, torrent in sorted(changed.items()):
-                    if torrent is None or torrent.state is TorrentState.CANCELLED:
-                        chunk = frame("removed", {"id": download_id})
-                    else:
-                        chunk = frame("download", await self._view_of(torrent))
-                    await response.write(chunk)
+                await response.write(await self._changes())
         except ConnectionResetError:
             pass  # the page was closed
         return response

@@ -450,8 +450,15 @@
     restoreFocus(card, focused);
   }
 
+  // The list is kept newest (highest id) first. A snapshot comes in that order, so its
+  // cards go at the end at once; a new download goes before the first older one.
   function placeCard(card, id) {
     const list = $("downloads");
+    const last = list.lastElementChild;
+    if (!last || Number(last.dataset.id) > id) {
+      list.append(card);
+      return;
+    }
     for (const other of list.children) {
       if (Number(other.dataset.id) < id) {
         list.insertBefore(card, other);
@@ -941,17 +948,7 @@
     }
     $("chat-title").textContent = (me.chat && me.chat.title) || "ariabot";
     if (me.can) state.can = me.can;
-    try {
-      const data = await api("GET", "api/downloads");
-      showDownloads(data.downloads);
-    } catch (error) {
-      if (error.status === 401 || error.status === 403) {
-        showFatal(error.message);
-        return;
-      }
-      toast(error.message);
-    }
-    followEvents();
+    followEvents(); // its first frame is the list: asked once, not also from api/downloads
   }
 
   start();
