@@ -34,6 +34,7 @@ from tests.bench import (
     latency,
     links,
     memory,
+    miniapp,
     monitor,
     recovery,
     scale,
@@ -47,7 +48,7 @@ __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
     monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
-    engines, feeds,
+    engines, feeds, miniapp,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
