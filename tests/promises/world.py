@@ -261,11 +261,19 @@ class Stack:
         self.runs.append(self.run)
         self.run.wait_ready(60)
         wait_until(self._answers, 30, "the control socket to answer")
+        # The link server (and the Mini App) starts after the bot, a moment later.
+        wait_until(self._serves, 30, "the link server to answer")
 
     def _answers(self) -> bool:
         try:
             return bool(self.control("list").get("ok"))
         except (NotRunning, OSError):
+            return False
+
+    def _serves(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.http_port}/", timeout=5).status_code == 404
+        except requests.ConnectionError:
             return False
 
     def stop(self) -> None:
