@@ -60,7 +60,7 @@ from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Sub
 from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
-from manager.nodes import Membership, NodeConfig, NodeStatus
+from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership
 from manager.notices import Notice
 from manager.store import Store
 from manager.tracking import MetadataCheck, StatusApplier, Sync
@@ -108,6 +108,7 @@ class TorrentManager:
         self.store = store
         self.config = config
         self.live = LiveDownloads(store, clock)
+        self._ownership = ownership = Ownership(store, node)
         self._publisher = Publisher()
         ops = Aria2Ops(rpc, clock)
         self._contents = Contents(rpc, store, config)
@@ -122,7 +123,8 @@ class TorrentManager:
         self._reading_feeds: asyncio.Task[None] | None = None
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
                               contents=self._contents, space=space, publisher=self._publisher,
-                              forget_mirror=self._forget_mirror, fetcher=self._fetcher)
+                              forget_mirror=self._forget_mirror, fetcher=self._fetcher,
+                              node=ownership.node)
         metadata = MetadataCheck(self.live, store=store, rpc=rpc, ops=ops,
                                  contents=self._contents, space=space)
         applier = StatusApplier(self.live, store=store, rpc=rpc, config=config,
@@ -132,15 +134,16 @@ class TorrentManager:
                                 space=space, publisher=self._publisher,
                                 refresh=self._sync.refresh_now,
                                 refresh_locked=self._sync.refresh_locked,
-                                stop_mirror=self._stop_mirror)
+                                stop_mirror=self._stop_mirror, ownership=ownership)
         self._retention = Retention(self.live, store, self._contents,
-                                    stop_mirror=self._stop_mirror)
+                                    stop_mirror=self._stop_mirror, node=ownership.node)
         self._mirrors = Mirrors(config.mirror, live=self.live, store=store,
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,
                                 stop_seeding=self._control.stop_seeding,
-                                delete_moved=self._control.delete_moved)
-        self._links = Links(config.links, live=self.live, store=store, contents=self._contents)
+                                delete_moved=self._control.delete_moved, ownership=ownership)
+        self._links = Links(config.links, live=self.live, store=store, contents=self._contents,
+                            ownership=ownership)
         self._publisher.enrich_with(self._mirrors.enrich)
         self._listing = Listing(self.live, store, self._mirrors.attach)
         self._outbox = Outbox(store, self._publisher)
@@ -190,15 +193,17 @@ class TorrentManager:
         return await self._membership.nodes() if self._membership else []
 
     async def load(self) -> None:
-        """Read the unfinished downloads from the store; aria2 is not needed for it, so the
-        supervisor runs it while aria2c restores its session (:meth:`start` does it when it
-        has not been done)."""
+        """Read this node's unfinished downloads from the store; aria2 is not needed for it,
+        so the supervisor runs it while aria2c restores its session (:meth:`start` does it
+        when it has not been done). Another node's are its own to track."""
         # By ranges of ids, on the primary key: 100,000 rows read at once would be their
         # peewee dicts and their records side by side, a peak the process keeps as RSS.
+        node = self._ownership.node
         newest = await self.store.downloads.page(limit=1)
         for high in range(newest[0].id + 1 if newest else 0, 0, -_LOAD_RANGE):
             for record in await self.store.downloads.page(states=_LIVE_VALUES, before_id=high,
-                                                          from_id=high - _LOAD_RANGE, limit=None):
+                                                          from_id=high - _LOAD_RANGE, limit=None,
+                                                          node=node):
                 self.live.remember(record)
         self._loaded = True
 
@@ -232,7 +237,7 @@ class TorrentManager:
         Raises:
             StoreError: the store cannot be read.
         """
-        return await remove_finished_control_files(self.store)
+        return await remove_finished_control_files(self.store, self._ownership.node)
 
     async def close(self) -> None:
         """Stop listening and polling; the store and aria2 are closed by their owner."""
@@ -330,9 +335,11 @@ class TorrentManager:
 
         Raises:
             DownloadNotFound: no such id (or another chat's).
+            OnAnotherNode: another node holds it (its aria2c, its disk).
             Aria2Unavailable: aria2 does not answer.
         """
         record = await self.live.record(download_id, chat_id)
+        await self._ownership.check(record)
         final = TorrentState(record.state).is_final
         return await self._contents.current_files(record, final=final)
 
@@ -344,8 +351,10 @@ class TorrentManager:
 
         Raises:
             DownloadNotFound: no such id (or another chat's).
+            OnAnotherNode: another node holds it (its files are on that node's disk).
         """
         record = await self.live.record(download_id, chat_id)
+        await self._ownership.check(record)
         return await own_files(record, self.store, self._contents)
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:

@@ -46,6 +46,7 @@ __all__ = [
     "MirrorOff",
     "NodeConflict",
     "NotEnoughSpace",
+    "OnAnotherNode",
     "StoreError",
     "TorrentUrlError",
     "user_text",
@@ -97,6 +98,11 @@ class NotEnoughSpace(ManagerError):
 
 class NodeConflict(ManagerError):
     """This node cannot join its database: its name, or the database, is another's."""
+
+
+class OnAnotherNode(ManagerError):
+    """The download is held by another node (its aria2c, its disk): only that node may
+    change it, and it cannot be reached from here."""
 
 
 class StoreError(ManagerError):

@@ -202,6 +202,8 @@ class Torrent:
     directory: str | None = None
     created_at: datetime | None = None
     completed_at: datetime | None = None
+    node: str | None = None
+    """The node whose aria2c and disk hold it (None: no node has joined yet)."""
     files: tuple[FileEntry, ...] = field(default=())
     mirror: Mirror | None = None
     """Its upload to the mirror destination, once one was asked for."""

@@ -117,6 +117,7 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
         "created_at": torrent.created_at.isoformat() + "Z" if torrent.created_at else None,
         "completed_at": torrent.completed_at.isoformat() + "Z" if torrent.completed_at else None,
         "mirror": _mirror_json(torrent),
+        "node": torrent.node,
     }
 
 

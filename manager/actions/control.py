@@ -23,6 +23,7 @@ from manager.events import (
     TorrentStateChanged,
 )
 from manager.models import Torrent, TorrentState
+from manager.nodes import Ownership
 from manager.store import DownloadRecord, Store
 
 __all__ = ["Cancellation", "Control", "Refresh", "StopMirror"]
@@ -69,12 +70,15 @@ class Control:
         refresh: takes the lock, reads and applies GIDs' status.
         refresh_locked: the same, for a caller that holds the lock.
         stop_mirror: stops a cancelled download's upload (see :data:`StopMirror`).
+        ownership: refuses another node's downloads before anything is done.
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
                  contents: Contents, space: SpaceCheck, publisher: Publisher,
-                 refresh: Refresh, refresh_locked: Refresh, stop_mirror: StopMirror) -> None:
+                 refresh: Refresh, refresh_locked: Refresh, stop_mirror: StopMirror,
+                 ownership: Ownership) -> None:
         self._live = live
+        self._ownership = ownership
         self._store = store
         self._ops = ops
         self._contents = contents
@@ -87,7 +91,7 @@ class Control:
     async def pause(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.pause` (see there)."""
         async with self._live.lock:
-            record = await self._live.record(download_id, chat_id)  # as it is now
+            record = await self._own(download_id, chat_id)  # as it is now
             if record.state not in _PAUSABLE:
                 raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                    "only a running or queued download can be paused")
@@ -99,7 +103,7 @@ class Control:
     async def resume(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.resume` (see there)."""
         async with self._live.lock:
-            record = await self._live.record(download_id, chat_id)  # as it is now
+            record = await self._own(download_id, chat_id)  # as it is now
             if record.state != TorrentState.PAUSED.value:
                 raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                    "only a paused download can be resumed")
@@ -125,7 +129,7 @@ class Control:
         """
         paths: list[Path] = []
         async with self._live.lock:
-            record = await self._live.record(download_id, chat_id)  # as it is now
+            record = await self._own(download_id, chat_id)  # as it is now
             if record.state == TorrentState.CANCELLED.value and not delete_files:
                 return Cancellation(self._live.snapshot(record))
             if delete_files:
@@ -208,7 +212,7 @@ class Control:
     async def set_files(self, download_id: int, indexes: Iterable[int], chat_id: int | None,
                         user_id: int) -> Torrent:
         """:meth:`TorrentManager.set_files` (see there)."""
-        record = await self._live.record(download_id, chat_id)
+        record = await self._own(download_id, chat_id)
         if TorrentState(record.state).is_final or record.gid is None:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                "files can be chosen only while it is in the list")
@@ -248,6 +252,17 @@ class Control:
             await self._store.downloads.update_many({download_id: {"message_id": message_id}})
             if (live := self._live.get(download_id)) is not None:
                 live.record = replace(live.record, message_id=message_id)
+
+    async def _own(self, download_id: int, chat_id: int | None) -> DownloadRecord:
+        """The download's row, when this node holds it.
+
+        Raises:
+            DownloadNotFound: no such id (or another chat's).
+            OnAnotherNode: another node holds it.
+        """
+        record = await self._live.record(download_id, chat_id)
+        await self._ownership.check(record)
+        return record
 
     async def _current(self, download_id: int) -> Torrent:
         """The download as it is after the change (what the caller shows)."""

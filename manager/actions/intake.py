@@ -70,8 +70,9 @@ class Intake:
                  config: ManagerConfig, contents: Contents, space: SpaceCheck,
                  publisher: Publisher,
                  forget_mirror: Callable[[int], Awaitable[None]],
-                 fetcher: TorrentFetcher) -> None:
+                 fetcher: TorrentFetcher, node: str | None) -> None:
         self._live = live
+        self._node = node
         self._store = store
         self._rpc = rpc
         self._config = config
@@ -172,6 +173,7 @@ class Intake:
                 "completed_bytes": 0, "upload_bytes": 0, "download_speed": 0,
                 "upload_speed": 0, "seeders": 0, "peers": 0, "error": None,
                 "selected_files": None, "completed_at": None, "directory": str(folder),
+                "node": self._node,
             }})
             record = await self._store.downloads.get(cancelled.id)
             assert record is not None
@@ -180,7 +182,7 @@ class Intake:
             return await self._store.downloads.create(
                 info_hash=parsed.info_hash, chat_id=chat_id, user_id=user_id, name=name,
                 source_kind=kind.value, source=source, directory=str(folder),
-                state=state.value, total_bytes=total, message_id=message_id,
+                state=state.value, total_bytes=total, message_id=message_id, node=self._node,
             )
         except peewee.IntegrityError:  # pragma: no cover - guarded by the lock and find()
             raise AlreadyDownloading("this torrent was just added") from None

@@ -27,11 +27,14 @@ class Retention:
         store: the opened store.
         contents: deletes a purged download's files.
         stop_mirror: stops a purged download's upload to the mirror (before its files go).
+        node: this node: only its downloads are purged (their files are on its disk); None:
+            all of them.
     """
 
     def __init__(self, live: LiveDownloads, store: Store, contents: Contents, *,
-                 stop_mirror: StopMirror) -> None:
+                 stop_mirror: StopMirror, node: str | None) -> None:
         self._live = live
+        self._node = node
         self._store = store
         self._contents = contents
         self._stop_mirror = stop_mirror
@@ -46,8 +49,8 @@ class Retention:
         while True:
             async with self._live.lock:
                 batch = await self._store.downloads.purge_finished(
-                    states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files
-                )
+                    states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files,
+                    node=self._node)
             purged += len(batch)
             for gone in batch:  # nothing of a download that left the list is uploaded
                 await self._stop_mirror(gone.record.id, 0)

@@ -44,6 +44,7 @@ from manager.config import LinkConfig
 from manager.downloads import Contents, LiveDownloads, is_pad
 from manager.errors import DownloadNotFound, InvalidState, LinkExpired, LinkRefused, LinksOff
 from manager.models import Torrent, TorrentState
+from manager.nodes import Ownership
 from manager.sources import TorrentMeta
 from manager.store import DownloadRecord, Store
 
@@ -159,12 +160,15 @@ class Links:
         live: the downloads (their tracked rows).
         store: the opened store (sources, the activity log).
         contents: finds a download's metainfo.
+        ownership: links are made to, and serve, this node's downloads only (their files).
         now: the wall clock (UTC, aware); injected by tests.
     """
 
     def __init__(self, config: LinkConfig | None, *, live: LiveDownloads, store: Store,
-                 contents: Contents, now: Callable[[], datetime] = _now) -> None:
+                 contents: Contents, ownership: Ownership,
+                 now: Callable[[], datetime] = _now) -> None:
         self._config = config
+        self._ownership = ownership
         self._live = live
         self._store = store
         self._contents = contents
@@ -186,6 +190,7 @@ class Links:
         """
         config = self._require()
         record = await self._live.record(download_id, chat_id)
+        await self._ownership.check(record)
         if record.state not in _FINISHED:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; only a "
                                "finished download has a link")
@@ -245,6 +250,8 @@ class Links:
         if not hmac.compare_digest(stamp_tag(link_stamp(record)), tag):
             self._metainfo.pop(download_id, None)
             raise LinkRefused("a link to an earlier download or completion")
+        if not self._ownership.owns(record):
+            raise LinkRefused(f"#{download_id} is on another node")
         if self._now().timestamp() >= expires:
             raise LinkExpired(f"the link to #{download_id} has expired")
         if record.state not in _FINISHED:

@@ -40,6 +40,7 @@ from manager.events import (
     TorrentEvent,
 )
 from manager.models import Mirror, MirrorState, Torrent, TorrentState
+from manager.nodes import Ownership
 from manager.store import DownloadRecord, MirrorRecord, Store
 from manager.usertext import shown_destination
 
@@ -92,16 +93,18 @@ class Mirrors:
         publisher: where the events go.
         stop_seeding: stops a seeding download before a move uploads its files.
         delete_moved: deletes a moved download's files (see :data:`DeleteMoved`).
+        ownership: mirrors upload this node's downloads only (their files are here).
         sleep: ``asyncio.sleep``-like (injected by tests).
         clock: monotonic clock (injected by tests).
     """
 
     def __init__(self, config: MirrorConfig | None, *, live: LiveDownloads, store: Store,
                  contents: Contents, uploader: Uploader | None, publisher: Publisher,
-                 stop_seeding: StopSeeding, delete_moved: DeleteMoved,
+                 stop_seeding: StopSeeding, delete_moved: DeleteMoved, ownership: Ownership,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config if uploader is not None else None
+        self._ownership = ownership
         self._live = live
         self._store = store
         self._contents = contents
@@ -126,8 +129,10 @@ class Mirrors:
         if self._config is None or self._uploader is None:
             return
         for stored in await self._store.mirrors.list(states=_ACTIVE):
-            log.info("resuming the mirror of #%s (%s)", stored.download_id, stored.state)
             download = await self._store.downloads.get(stored.download_id)
+            if download is not None and not self._ownership.owns(download):
+                continue  # its files are on another node's disk: that node resumes it
+            log.info("resuming the mirror of #%s (%s)", stored.download_id, stored.state)
             record = stored
             if stored.folder is None and download is not None:
                 # Stored before downloads had places: it goes on in its own, not the root.
@@ -229,6 +234,7 @@ class Mirrors:
     async def _request(self, config: MirrorConfig, download_id: int, chat_id: int | None,
                        user_id: int, auto: bool) -> Torrent:
         record = await self._live.record(download_id, chat_id)
+        await self._ownership.check(record)
         if record.state not in _FINISHED_DOWNLOAD:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; only a "
                                "finished download can be mirrored")

@@ -26,19 +26,21 @@ log = logging.getLogger(__name__)
 _FINISHED = (TorrentState.COMPLETE.value, TorrentState.SEEDING.value)
 
 
-async def remove_finished_control_files(store: Store) -> int:
-    """Delete the control file of every download whose data is complete (complete or
-    seeding); a name an unfinished download of the same folder uses is left alone.
+async def remove_finished_control_files(store: Store, node: str | None) -> int:
+    """Delete the control file of every download of ``node`` (None: of all) whose data is
+    complete (complete or seeding); a name an unfinished download of the same folder uses
+    is left alone. Another node's downloads are on its disk, not here.
 
     Returns:
         How many were deleted.
     """
-    finished = [record for record in await store.downloads.list(states=_FINISHED)
+    finished = [record for record in await store.downloads.list(states=_FINISHED, node=node)
                 if record.completed_at is not None]
     if not finished:
         return 0
     unfinished = await store.downloads.list(states=[state.value for state in LIVE_STATES
-                                                    if state is not TorrentState.SEEDING])
+                                                    if state is not TorrentState.SEEDING],
+                                            node=node)
     return await asyncio.to_thread(_remove, finished, unfinished)
 
 

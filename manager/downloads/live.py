@@ -77,7 +77,7 @@ def snapshot(record: DownloadRecord, live: LiveDownload | None = None) -> Torren
         error=record.error, stuck_reason=live.stuck_reason if live else None,
         message_id=record.message_id,
         path=_path(record.directory, record.name), directory=record.directory,
-        created_at=record.created_at, completed_at=record.completed_at,
+        created_at=record.created_at, completed_at=record.completed_at, node=record.node,
     )
 
 

@@ -138,7 +138,7 @@ class Membership:
     async def _figures(self) -> NodeFigures:
         """This node's room: aria2's busy slots (a seeding download holds one, as in aria2),
         the download dir's free space, and the downloads stored."""
-        counts = await self._store.downloads.state_counts()
+        counts = await self._store.downloads.state_counts(node=self.config.name)
         try:
             stat = await self._rpc.call("aria2.getGlobalStat")
             used = int(stat["numActive"])

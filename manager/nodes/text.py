@@ -5,7 +5,7 @@ from __future__ import annotations
 from manager.nodes.membership import NodeState, NodeStatus
 from manager.units import human_size
 
-__all__ = ["node_text"]
+__all__ = ["ago", "node_text"]
 
 _UNITS = ((86400, "d"), (3600, "h"), (60, "min"))
 
@@ -17,7 +17,7 @@ def node_text(node: NodeStatus) -> str:
     this = " (this node)" if node.this else ""
     when = {NodeState.ONLINE: "online, last heard from",
             NodeState.OFFLINE: "offline, last heard from", NodeState.STOPPED: "stopped"}[node.state]
-    parts = [f"{node.name}{this}: {when} {_ago(node.silent_for)}"]
+    parts = [f"{node.name}{this}: {when} {ago(node.silent_for)}"]
     if node.state is NodeState.ONLINE:
         parts += [f"slots {figures.slots_used}/{figures.slots_total} used",
                   f"{human_size(figures.free_disk)} free"]
@@ -26,7 +26,7 @@ def node_text(node: NodeStatus) -> str:
     return " · ".join(parts)
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     """``2 s ago``, ``5 min ago``, ``3 h ago``, ``2 d ago`` (whole units, rounded down)."""
     for size, unit in _UNITS:
         if seconds >= size:

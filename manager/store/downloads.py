@@ -50,6 +50,8 @@ class DownloadRecord:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    node: str | None = None
+    """The node that holds it (see :class:`~manager.store.tables.Download`)."""
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
@@ -73,7 +75,7 @@ class Dependent(Protocol):
         """Inside the removal's transaction: delete the rows of these downloads."""
 
 
-_SHARED_TEXT = ("directory", "state", "source_kind")
+_SHARED_TEXT = ("directory", "state", "source_kind", "node")
 """Columns that hold a few values over many rows: one string each, not one per row (the
 manager keeps a record per unfinished download)."""
 
@@ -81,7 +83,8 @@ manager keeps a record per unfinished download)."""
 def _record(row: Mapping[str, Any]) -> DownloadRecord:
     values = {name: row[name] for name in _RECORD_FIELDS}
     for name in _SHARED_TEXT:
-        values[name] = sys.intern(values[name])
+        if values[name] is not None:
+            values[name] = sys.intern(values[name])
     return DownloadRecord(**values)
 
 
@@ -125,8 +128,9 @@ class Downloads:
         state: str,
         total_bytes: int = 0,
         message_id: int | None = None,
+        node: str | None = None,
     ) -> DownloadRecord:
-        """Insert a download and return it (with its new public id).
+        """Insert a download held by ``node`` and return it (with its new public id).
 
         Raises:
             peewee.IntegrityError: the same info-hash is already stored for this chat.
@@ -138,8 +142,8 @@ class Downloads:
                 new_id = table.insert(
                     info_hash=info_hash, chat_id=chat_id, user_id=user_id, name=name,
                     source_kind=source_kind, source=source, directory=directory, state=state,
-                    total_bytes=total_bytes, message_id=message_id, created_at=now,
-                    updated_at=now,
+                    total_bytes=total_bytes, message_id=message_id, node=node,
+                    created_at=now, updated_at=now,
                 ).execute()
             return self._get(new_id)
 
@@ -186,9 +190,10 @@ class Downloads:
         chat_id: int | None = None,
         states: Iterable[str] | None = None,
         limit: int | None = None,
+        node: str | None = None,
     ) -> list[DownloadRecord]:
-        """Downloads, newest first, optionally of one chat and in some states."""
-        return await self.page(chat_id=chat_id, states=states, limit=limit)
+        """Downloads, newest first, optionally of one chat, in some states, of one node."""
+        return await self.page(chat_id=chat_id, states=states, limit=limit, node=node)
 
     async def page(
         self,
@@ -199,12 +204,14 @@ class Downloads:
         from_id: int | None = None,
         offset: int = 0,
         limit: int | None,
+        node: str | None = None,
     ) -> list[DownloadRecord]:
         """One page of downloads, newest first: at most ``limit`` rows with an id below
         ``before_id`` (a cursor: the last id of the previous page) and, given ``from_id``,
-        not below it, after skipping ``offset``. Whatever the size of the list, a page costs
-        the store ``offset + limit`` index entries (``downloads(chat_id, id)`` or the
-        primary key), or the id range, not the whole table.
+        not below it, after skipping ``offset``; given ``node``, only the ones it holds.
+        Whatever the size of the list, a page costs the store ``offset + limit`` index
+        entries (``downloads(chat_id, id)`` or the primary key), or the id range, not the
+        whole table.
         """
         wanted = list(states) if states is not None else None
 
@@ -219,19 +226,25 @@ class Downloads:
                 select = select.where(table.id < before_id)
             if from_id is not None:
                 select = select.where(table.id >= from_id)
+            if node is not None:
+                select = select.where(table.node == node)
             # No OFFSET clause for none: SQLite would add LIMIT -1 to an OFFSET 0.
             select = select.order_by(table.id.desc()).limit(limit).offset(offset or None)
             return [_record(row) for row in select.dicts()]
 
         return await self._database.run(query)
 
-    async def state_counts(self, *, chat_id: int | None = None) -> dict[str, int]:
-        """How many downloads are in each state (of one chat, or all), in one query."""
+    async def state_counts(self, *, chat_id: int | None = None,
+                           node: str | None = None) -> dict[str, int]:
+        """How many downloads are in each state (of one chat, or all; of one node, or all),
+        in one query."""
         def query() -> dict[str, int]:
             table = self._database.tables.download
             select = table.select(table.state, peewee.fn.COUNT(table.id).alias("n"))
             if chat_id is not None:
                 select = select.where(table.chat_id == chat_id)
+            if node is not None:
+                select = select.where(table.node == node)
             return {row["state"]: row["n"] for row in select.group_by(table.state).dicts()}
 
         return await self._database.run(query)
@@ -339,6 +352,7 @@ class Downloads:
         before: datetime,
         limit: int = 500,
         with_sources: bool = False,
+        node: str | None = None,
     ) -> list[PurgedDownload]:
         """Remove up to ``limit`` downloads in ``states`` whose row last changed before
         ``before`` (naive UTC, like every stored time), oldest first, in ONE transaction.
@@ -349,6 +363,7 @@ class Downloads:
             limit: at most this many rows per call (call again while it returns ``limit``).
             with_sources: also return each row's magnet or .torrent bytes (to find its
                 files); costs memory, so only when the files are to be deleted.
+            node: only the downloads this node holds (None: all).
 
         Returns:
             The removed rows, as they were.
@@ -361,11 +376,11 @@ class Downloads:
             if with_sources:
                 columns.append(table.source)
             with self._database.db.atomic():
-                rows = list(
-                    table.select(*columns)
-                    .where(table.state.in_(wanted) & (table.updated_at < before))
-                    .order_by(table.id).limit(limit).dicts()
-                )
+                where = table.state.in_(wanted) & (table.updated_at < before)
+                if node is not None:
+                    where &= table.node == node
+                rows = list(table.select(*columns).where(where)
+                            .order_by(table.id).limit(limit).dicts())
                 self.remove_rows([r["id"] for r in rows])
             return [PurgedDownload(_record(row), bytes(row["source"]) if with_sources else None)
                     for row in rows]

@@ -280,6 +280,19 @@ def _migration_0010_feeds(migrator: SchemaMigrator, database: peewee.Database) -
     database.create_tables(frozen)
 
 
+def _migration_0011_download_nodes(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 11: the node that holds each download (``downloads.node``), so that a node
+    tracks, purges and acts on its own downloads only. Rows stored before keep NULL until
+    the first node joins (:meth:`manager.store.nodes.Nodes.join` takes them)."""
+    if "node" not in {column.name for column in database.get_columns("downloads")}:
+        migrate(migrator.add_column("downloads", "node",
+                                    peewee.CharField(max_length=63, null=True)))
+    # Not migrator.add_index: it looks columns up as attributes of peewee's column factory,
+    # whose own ``node`` attribute is the table ("downloads", "state" was indexed).
+    database.execute_sql('CREATE INDEX IF NOT EXISTS "downloads_node_state" '
+                         'ON "downloads" ("node", "state")')
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -291,6 +304,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0008_download_ids_never_reused,
     _migration_0009_nodes,
     _migration_0010_feeds,
+    _migration_0011_download_nodes,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -60,9 +60,10 @@ class Nodes:
 
         The data dir that held the name last takes it back at once (its lock proves the
         process before is gone); another data dir takes it only from a node that left or
-        was silent for ``dead_after`` seconds. One node runs on a database: another one
-        that is heard from refuses the start (several nodes need placement, which this
-        version does not have).
+        was silent for ``dead_after`` seconds. The downloads stored before any node joined
+        become this node's (they are in its aria2c and on its disk). One node runs on a
+        database: another one that is heard from refuses the start (several nodes need
+        placement, which this version does not have).
 
         Raises:
             NodeConflict: the name is held by a live node of another data dir, or another
@@ -98,6 +99,8 @@ class Nodes:
                     node.insert(name=name, **values).execute()
                 else:
                     node.update(**values).where(node.name == name).execute()
+                download = self._database.tables.download
+                download.update(node=name).where(download.node.is_null()).execute()
                 return epoch
 
         return await self._database.run(write)
@@ -134,6 +137,14 @@ class Nodes:
              .where((node.name == name) & (node.epoch == epoch)).execute())
 
         await self._database.run(write)
+
+    async def get(self, name: str) -> NodeRecord | None:
+        """The node of that name, None when none ever joined.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        return next((record for record in await self.all() if record.name == name), None)
 
     async def all(self) -> list[NodeRecord]:
         """Every node ever joined, by name.

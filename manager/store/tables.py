@@ -61,6 +61,9 @@ class Download(_Base):
     created_at = peewee.DateTimeField()
     updated_at = peewee.DateTimeField()
     completed_at = peewee.DateTimeField(null=True)
+    node = peewee.CharField(max_length=63, null=True)
+    """The node whose aria2c and disk hold it (migration 11); None only before a node joined
+    (the first one to join takes them) and in tests of the manager without a node."""
 
     class Meta:
         table_name = "downloads"
@@ -69,6 +72,7 @@ class Download(_Base):
             (("chat_id", "state"), False),
             (("state",), False),
             (("chat_id", "id"), False),  # migration 2: a chat's list, newest first
+            (("node", "state"), False),  # migration 11: a node's own unfinished downloads
         )
 
 

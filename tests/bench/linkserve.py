@@ -26,6 +26,7 @@ from manager.clock import utcnow
 from manager.delivery.links import Links
 from manager.downloads.contents import Contents
 from manager.downloads.live import LiveDownloads
+from manager.nodes import Ownership
 from manager.store import Store
 from tests.bench.looplag import LoopLag
 from web import LinkServer
@@ -61,7 +62,8 @@ async def _serve(file: Path, workdir: Path) -> None:
         links = Links(LinkConfig("http://127.0.0.1", secrets.token_bytes(32),
                                  timedelta(days=1)),
                       live=LiveDownloads(store, lambda: 0.0), store=store,
-                      contents=Contents(None, store, config))  # type: ignore[arg-type]
+                      contents=Contents(None, store, config),  # type: ignore[arg-type]
+                      ownership=Ownership(store, None))
         made = await links.make(record.id, 1, 1)
         server = LinkServer(_Opener(links), "127.0.0.1", 0)
         await server.start()

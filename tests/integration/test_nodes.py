@@ -3,8 +3,9 @@ API server, the session's PostgreSQL server (and SQLite where the engine does no
 
 What a node promises so far: it shows itself (``ariabot nodes``, the admin chat's
 ``/nodes``), a restart of its own data dir gets its name back at once, another data dir is
-refused its name (or the database) while the holder lives and changes nothing, and a node
-frozen while its name went to another start stops as soon as it wakes.
+refused its name (or the database) while the holder lives and changes nothing, a node
+frozen while its name went to another start stops as soon as it wakes, and a node leaves
+the downloads of another node (and their files) alone.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 from manager.store import Store
 from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
-from tests.integration.test_cli import cli
+from tests.integration.test_cli import cli, downloads
 from tests.pgserver import PostgresServer
-from tests.runner import AriabotRun, ariabot_run, wait_until
+from tests.runner import AriabotRun, ariabot_run, rpc, wait_until
+from tests.swarm import Swarm, file_digests
 
 USER = 424242
 GROUP = -100777
+MiB = 1024 * 1024
 DEAD_AFTER = 3.0
 """The heartbeat limit of these tests (seconds): beats every 0.5 s."""
 
@@ -169,3 +172,70 @@ async def test_a_frozen_node_whose_name_was_taken_stops_when_it_wakes(
                 assert (node["name"], node["state"], node["this"]) == ("box-a", "online", True)
         finally:
             frozen.signal(signal.SIGCONT)
+
+
+def _aria2_holds(run: AriabotRun) -> list[str]:
+    """The GIDs the node's own aria2c holds, running, waiting or stopped."""
+    info = run.runtime()
+    assert info is not None
+    port, secret = info["rpc_port"], info["rpc_secret"]
+    keys = ["gid"]
+    return [entry["gid"]
+            for answer in (rpc(port, "aria2.tellActive", keys, secret=secret),
+                           rpc(port, "aria2.tellWaiting", 0, 1000, keys, secret=secret),
+                           rpc(port, "aria2.tellStopped", 0, 1000, keys, secret=secret))
+            for entry in answer["result"]]
+
+
+@pytest.mark.postgresql
+async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha finishes one download, has another waiting for peers, and stops; beta starts
+    on the same database with its own dirs. beta lists both as alpha's, never adds them to
+    its aria2c, refuses to cancel them, and its purge leaves them and their files; alpha
+    started again has both, the finished one byte for byte."""
+    finished = swarm.add("node-alpha.bin", 1 * MiB, seed=41)
+    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
+                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    folder = tmp_path / "downloads-a" / "torrents" / "0"
+    with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        added = await asyncio.to_thread(cli, alpha, "add", finished.magnet, "--wait")
+        assert added.returncode == 0, added.stderr
+        waiting = await asyncio.to_thread(cli, alpha, "add", swarm.dead_magnet("node-wait"))
+        assert waiting.returncode == 0, waiting.stderr
+        before = {d["id"]: d for d in await asyncio.to_thread(downloads, alpha)}
+        assert [d["node"] for d in before.values()] == ["alpha", "alpha"]
+        alpha.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(alpha.wait_exit) == 0
+
+    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
+                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    with ariabot_run(tmp_path / "b", beta_env) as beta:
+        await asyncio.to_thread(beta.wait_ready, 60)  # its reconcile at start is done
+        assert await asyncio.to_thread(_aria2_holds, beta) == []
+        listed = {d["id"]: d for d in await asyncio.to_thread(downloads, beta)}
+        assert {i: (d["node"], d["state"]) for i, d in listed.items()} == {
+            i: ("alpha", d["state"]) for i, d in before.items()}
+        for download_id in before:
+            refused = await asyncio.to_thread(cli, beta, "cancel", str(download_id),
+                                              "--delete-files")
+            assert refused.returncode == 1
+            assert refused.stderr.startswith(
+                f"ariabot: #{download_id} is on node alpha, stopped "), refused.stderr
+        purged = await asyncio.to_thread(cli, beta, "purge", "--older-than", "0",
+                                         "--delete-files")
+        assert purged.returncode == 0, purged.stderr
+        assert file_digests(folder / "node-alpha.bin") == finished.digests
+        after = {d["id"]: d for d in await asyncio.to_thread(downloads, beta)}
+        assert {i: d["state"] for i, d in after.items()} == {
+            i: d["state"] for i, d in before.items()}
+        assert "Traceback" not in beta.output
+
+    with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        again = {d["id"]: d for d in await asyncio.to_thread(downloads, alpha)}
+        assert {i: d["state"] for i, d in again.items()} == {
+            i: d["state"] for i, d in before.items()}
+        assert len(await asyncio.to_thread(_aria2_holds, alpha)) == 1  # the waiting one
+    assert file_digests(folder / "node-alpha.bin") == finished.digests

@@ -22,6 +22,7 @@ from manager.clock import utcnow
 from manager.delivery.links import Links, link_stamp, parse_token, sign_token, stamp_tag
 from manager.downloads.contents import Contents
 from manager.downloads.live import LiveDownloads
+from manager.nodes import Ownership
 from manager.store import DownloadRecord, Store
 
 KEY = bytes(range(32))
@@ -53,7 +54,8 @@ def links(store: Store, tmp_path: Path, clock: Clock, *, on: bool = True) -> Lin
     live = LiveDownloads(store, lambda: 0.0)
     contents = Contents(None, store, config)  # type: ignore[arg-type] - no aria2 needed
     link_config = LinkConfig("https://files.example.org", KEY, TTL) if on else None
-    return Links(link_config, live=live, store=store, contents=contents, now=clock)
+    return Links(link_config, live=live, store=store, contents=contents,
+                 ownership=Ownership(store, None), now=clock)
 
 
 def torrent_of(folder: Path, name: str, files: dict[str, bytes]) -> bytes:

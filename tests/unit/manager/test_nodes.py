@@ -1,4 +1,5 @@
-"""The nodes table on both engines: joining, heartbeats, fencing a replaced start, leaving.
+"""The nodes table on both engines: joining, heartbeats, fencing a replaced start, leaving;
+and which downloads are a node's own.
 
 A node is "silent past the limit" here by a ``dead_after`` of 0 (every heartbeat already
 written is older than that), never by sleeping.
@@ -10,7 +11,8 @@ import asyncio
 
 import pytest
 
-from manager import NodeConflict, NodeFigures
+from manager import NodeConfig, NodeConflict, NodeFigures, OnAnotherNode
+from manager.nodes import Ownership
 from manager.store import Store
 
 HOME_A = "a" * 32
@@ -92,3 +94,46 @@ async def test_two_nodes_joining_at_once_never_both_get_in(database_url: str) ->
     finally:
         for opened in stores:
             await opened.close()
+
+
+async def _download(store: Store, info_hash: str, node: str | None) -> int:
+    record = await store.downloads.create(
+        info_hash=info_hash, chat_id=1, user_id=1, name=info_hash[:6], source_kind="magnet",
+        source=b"magnet:?", directory="/downloads/torrents/1", state="queued", node=node)
+    return record.id
+
+
+async def test_the_first_node_takes_the_downloads_stored_before_nodes_and_no_other(
+        store: Store) -> None:
+    """Rows from before migration 11 (no node) are in the aria2c and on the disk of the
+    ariabot that was running: the first node to join. A later node takes none of them."""
+    older = await _download(store, "a" * 40, None)
+    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    await store.nodes.leave("box-a", epoch)
+    await store.nodes.join("box-b", HOME_B, "0.1.0", LIMIT)
+    record = await store.downloads.get(older)
+    assert record is not None and record.node == "box-a"
+    assert [r.id for r in await store.downloads.list(node="box-b")] == []
+    assert await store.downloads.state_counts(node="box-a") == {"queued": 1}
+
+
+async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) -> None:
+    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+    await store.nodes.leave("box-a", epoch)
+    await store.nodes.join("box-b", HOME_B, "0.1.0", LIMIT)
+    ours = await store.downloads.get(await _download(store, "b" * 40, "box-b"))
+    theirs = await store.downloads.get(await _download(store, "c" * 40, "box-a"))
+    unknown = await store.downloads.get(await _download(store, "d" * 40, "box-x"))
+    assert ours is not None and theirs is not None and unknown is not None
+    here = Ownership(store, NodeConfig("box-b", HOME_B, "0.1.0", slots=3, dead_after=LIMIT))
+    assert here.owns(ours) and not here.owns(theirs)
+    await here.check(ours)
+    with pytest.raises(OnAnotherNode, match=rf"^#{theirs.id} is on node box-a, stopped \d+ s "
+                                            "ago; only that node has it$"):
+        await here.check(theirs)
+    with pytest.raises(OnAnotherNode, match="box-x, which never joined this database"):
+        await here.check(unknown)
+    silent = Ownership(store, NodeConfig("box-a", HOME_A, "0.1.0", slots=3, dead_after=0.0))
+    with pytest.raises(OnAnotherNode, match="box-b, offline, last heard from"):
+        await silent.check(ours)
+    assert Ownership(store, None).owns(theirs)  # a manager without a node: every row

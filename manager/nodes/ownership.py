@@ -1,0 +1,60 @@
+"""Which downloads this node may act on: the ones its own aria2c and disk hold.
+
+Every download row names its node (``downloads.node``). A node tracks, purges and changes
+only its own; another node's download is listed but refused with where it is, before
+anything is done: its files are on another disk, its GID in another aria2c.
+"""
+
+from __future__ import annotations
+
+from manager.errors import OnAnotherNode
+from manager.nodes.membership import NodeConfig
+from manager.nodes.text import ago
+from manager.store import DownloadRecord, Store
+
+__all__ = ["Ownership"]
+
+
+class Ownership:
+    """This node's claim on the downloads.
+
+    Parameters:
+        store: the opened store (the other nodes' heartbeats).
+        config: this node; None in tests of the manager without a node, where every
+            download is this process's.
+    """
+
+    def __init__(self, store: Store, config: NodeConfig | None) -> None:
+        self._store = store
+        self._config = config
+
+    @property
+    def node(self) -> str | None:
+        """This node's name: the filter of its own rows (None: every row)."""
+        return self._config.name if self._config else None
+
+    def owns(self, record: DownloadRecord) -> bool:
+        """``record`` is held here (rows from before nodes are, until a node joins)."""
+        return self._config is None or record.node in (None, self._config.name)
+
+    async def check(self, record: DownloadRecord) -> None:
+        """Refuse, with where it is, a download another node holds.
+
+        Raises:
+            OnAnotherNode: another node holds it.
+            StoreError: the database cannot be read.
+        """
+        if self.owns(record):
+            return
+        assert self._config is not None and record.node is not None
+        held = await self._store.nodes.get(record.node)
+        if held is None:
+            where = "which never joined this database"
+        elif held.left_at is not None:
+            where = f"stopped {ago(held.silent_for)}"
+        elif held.silent_for > self._config.dead_after:
+            where = f"offline, last heard from {ago(held.silent_for)}"
+        else:
+            where = "which this node cannot reach"
+        raise OnAnotherNode(f"#{record.id} is on node {record.node}, {where}; only that node "
+                            "has it")
