@@ -19,7 +19,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot.callbackdata import callback_data
 from manager import (
-    Cancellation,
     DownloadLink,
     FileEntry,
     Mirror,
@@ -36,7 +35,6 @@ __all__ = [
     "STATUS_PAGE_SIZE",
     "USAGE",
     "cancel_confirm_keyboard",
-    "cancelled_text",
     "completion_keyboard",
     "completion_text",
     "engine_alert_text",
@@ -271,21 +269,6 @@ def progress_keyboard(torrent: Torrent, *, confirm: bool = False,
     if _mirroring(torrent):
         rows.append(stop_upload)
     return InlineKeyboardMarkup(rows + _app_row(torrent, app_url))
-
-
-def cancelled_text(cancelled: Cancellation) -> str:
-    """What a cancel did, after "cancelled" (the /cancel reply and the button's answer):
-    what really happened to the files (kept when another download owns their name, though
-    asked to go) and whether the upload to the mirror stopped."""
-    if cancelled.kept_for is not None:
-        text = f"; its files were kept: #{cancelled.kept_for} uses the same name."
-    elif cancelled.files_deleted:
-        text = "; its files are deleted."
-    else:
-        text = "; its files are kept."
-    if cancelled.upload_stopped:
-        text += " Its upload to the mirror is stopped."
-    return text
 
 
 def cancel_confirm_keyboard(download_id: int) -> InlineKeyboardMarkup:

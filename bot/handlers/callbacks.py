@@ -22,7 +22,7 @@ from bot.rights import ensure_may_act
 from bot.sendable import NothingToSend, files_to_send, finished_files, on_disk
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
-from bot.views import STATUS_PAGE_SIZE, cancelled_text, link_text, status_view
+from bot.views import STATUS_PAGE_SIZE, link_text, status_view
 from manager import Torrent
 
 __all__ = ["STALE_BUTTON", "on_button"]
@@ -117,7 +117,7 @@ async def _cancel(press: _Press, context: BotContext) -> None:
     delete = press.action.arg == "delete"
     cancelled = await context.manager.cancel(press.action.id, press.chat_id, press.user_id,
                                              delete_files=delete)
-    await press.answer(f"Cancelled{cancelled_text(cancelled)}")
+    await press.answer(f"Cancelled{cancelled.outcome}")
     context.board.show_now(cancelled.torrent, press.message_id, confirm=False)
 
 

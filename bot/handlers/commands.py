@@ -23,7 +23,6 @@ from bot.sendviews import files_send_view
 from bot.views import (
     STATUS_PAGE_SIZE,
     USAGE,
-    cancelled_text,
     files_text,
     help_text,
     link_text,
@@ -45,6 +44,7 @@ __all__ = [
     "status",
     "torrent",
     "unknown",
+    "web",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     torrent = cancelled.torrent
     if torrent.message_id is not None:
         context.board.show_now(torrent, torrent.message_id, confirm=False)
-    await _reply(update, f"✖ #{download_id} is cancelled{cancelled_text(cancelled)}")
+    await _reply(update, f"✖ #{download_id} is cancelled{cancelled.outcome}")
 
 
 @answers_manager_errors

@@ -52,6 +52,21 @@ class Cancellation:
     kept_for: int | None = None
     upload_stopped: bool = False
 
+    @property
+    def outcome(self) -> str:
+        """What became of its files and its upload, said after "cancelled" the same way in
+        the chat and the Mini App: what really happened to the files (kept when another
+        download owns their name, though asked to go) and whether the upload stopped."""
+        if self.kept_for is not None:
+            text = f"; its files were kept: #{self.kept_for} uses the same name."
+        elif self.files_deleted:
+            text = "; its files are deleted."
+        else:
+            text = "; its files are kept."
+        if self.upload_stopped:
+            text += " Its upload to the mirror is stopped."
+        return text
+
 _PAUSABLE = frozenset(s.value for s in (TorrentState.QUEUED, TorrentState.METADATA,
                                         TorrentState.DOWNLOADING, TorrentState.SEEDING))
 _FINISHED = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})

@@ -32,6 +32,7 @@ from manager import (
     LinksOff,
     ManagerError,
     MirrorOff,
+    OnAnotherNode,
     Torrent,
     TorrentState,
     user_text,
@@ -116,20 +117,10 @@ def _compact(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _cancel_text(result: Cancellation) -> str:
-    torrent = result.torrent
-    if result.files_deleted:
-        return f"#{torrent.id} is cancelled; its files are deleted."
-    if result.kept_for is not None:
-        return (f"#{torrent.id} is cancelled; its files are kept, because #{result.kept_for} "
-                "owns them.")
-    return f"#{torrent.id} is cancelled; its files are kept."
-
-
 def _manager_refusal(error: ManagerError) -> _Refused:
     if isinstance(error, DownloadNotFound):
         return _Refused(404, user_text(error))
-    if isinstance(error, InvalidState | MirrorOff | LinksOff):
+    if isinstance(error, InvalidState | MirrorOff | LinksOff | OnAnotherNode):
         return _Refused(409, user_text(error))
     if isinstance(error, InvalidSource):
         return _Refused(400, user_text(error))
@@ -326,7 +317,7 @@ class MiniApp:
         torrent = await self._acting_on(request, asker)
         result = await self._manager.cancel(torrent.id, asker.signed.chat_id,
                                             asker.signed.user_id, delete_files=delete_files)
-        return _json({"message": _cancel_text(result)})
+        return _json({"message": f"#{result.torrent.id} is cancelled{result.outcome}"})
 
     async def _files_action(self, request: web.Request, asker: _Asker) -> web.StreamResponse:
         body = await _body(request)

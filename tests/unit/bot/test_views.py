@@ -10,7 +10,6 @@ import pytest
 
 from bot.config import BotConfig
 from bot.views import (
-    cancelled_text,
     completion_keyboard,
     completion_text,
     engine_alert_text,
@@ -341,7 +340,7 @@ def test_status_shows_where_an_upload_is() -> None:
 ])
 def test_a_cancels_answer_says_what_really_happened(done: dict[str, object],
                                                      text: str) -> None:
-    assert cancelled_text(Cancellation(torrent(), **done)) == text  # type: ignore[arg-type]
+    assert Cancellation(torrent(), **done).outcome == text  # type: ignore[arg-type]
 
 
 def test_the_mini_app_button_is_offered_in_private_chats_only() -> None:
