@@ -29,7 +29,7 @@ from manager.config import MirrorConfig
 from manager.delivery.mirrorfiles import own_complete_files
 from manager.delivery.uploader import Uploader, UploadError, UploadJob, UploadStats
 from manager.downloads import Contents, Deletion, LiveDownloads
-from manager.errors import DownloadNotFound, InvalidState, MirrorOff
+from manager.errors import Aria2Unavailable, DownloadNotFound, InvalidState, MirrorOff
 from manager.events import (
     Event,
     MirrorChanged,
@@ -341,7 +341,7 @@ class Mirrors:
                                           "server")
                 return
             if job.record.move and record.state == TorrentState.SEEDING.value:
-                await self._stop_seeding(record.id)  # the files must stay as they are
+                await self._stop_seeding_when_able(job, record.id)
             job.retry_at = None
             await self._save(job, state=MirrorState.UPLOADING, attempt=attempt, error=None)
             self._emit(MirrorChanged, job)
@@ -367,6 +367,25 @@ class Mirrors:
                 continue
             await self._finish_done(job, record, upload)
             return
+
+    async def _stop_seeding_when_able(self, job: _Job, download_id: int) -> None:
+        """A move's files must stay as they are: the download stops seeding first. aria2c
+        restarting is waited out, not counted as a failed attempt: it comes back (or ariabot
+        stops, and the move resumes at the next start)."""
+        config = self._config
+        assert config is not None
+        delay = config.retry_delay
+        while True:
+            try:
+                await self._stop_seeding(download_id)
+                return
+            except Aria2Unavailable as error:
+                log.warning("the move of #%s waits for the downloader (%s)", download_id, error)
+                job.retry_at = self._clock() + delay
+                await self._save(job, state=MirrorState.RETRYING, error=str(error))
+                self._emit(MirrorChanged, job)
+                await self._sleep(delay)
+                delay = min(delay * 2, config.retry_delay_max)
 
     async def _job_of(self, record: DownloadRecord, job: _Job) -> UploadJob:
         """The upload of the download's own complete files (see

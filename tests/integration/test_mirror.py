@@ -568,3 +568,36 @@ async def test_a_cancel_stops_a_move_under_way_and_keeps_the_files(
         assert sha1_tree(local) == sha1_tree(torrent.content_path)
     finally:
         await stop_engine(engine)
+
+
+async def test_a_move_waits_out_an_aria2c_restart_before_it_stops_seeding(
+    engine_settings, swarm: Swarm, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A move stops the download's seeding first (its files must stay as they are). With
+    aria2c hung then, and restarted by the supervisor, the move waits for it and goes on:
+    a restart of the downloader is no failure of the mirror (it was: "ariabot could not
+    run it (Aria2Unavailable)", with a traceback)."""
+    target = tmp_path / "nas-folder"
+    engine = await start_engine(engine_settings(**mirror_env(
+        tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}", ARIABOT_MIRROR_MODE="move",
+        ARIABOT_SEED_TIME="60")), rpc_timeout=2)
+    try:
+        torrent = swarm.add("seeding-then-moved.bin", MIB, seed=97)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=21, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.SEEDING)
+        session = engine.aria2.session_id
+        assert engine.aria2.pid is not None
+        os.kill(engine.aria2.pid, signal.SIGSTOP)  # hung: the health check restarts it
+        await engine.manager.mirror(download_id, chat_id=21)
+        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
+        assert (mirror.state, mirror.local_deleted, mirror.error) == (
+            MirrorState.DONE, True, None), mirror
+        assert engine.aria2.session_id not in (None, session)  # it was restarted meanwhile
+        assert not (engine.folder(21) / "seeding-then-moved.bin").exists()  # moved
+        assert _uploaded(target / _place(download_id, 21, torrent.info_hash)) == {
+            "seeding-then-moved.bin": sha1_tree(torrent.content_path)[
+                "seeding-then-moved.bin"]}
+        assert "broke" not in caplog.text
+    finally:
+        await stop_engine(engine)
