@@ -7,6 +7,11 @@ sent ``purge``; one that turned complete in between (a loaded CI machine, 2 core
 its files, as it may, and I1 reported them lost: ``I1: downloads/torrents/0/movie.mkv (#3's
 file) disappeared`` (main 7c0d4f4, a clean-clone CI run). Here the purge is sent once the
 row is complete, the order that run met by chance.
+
+A move to the mirror releases the download's files too, and the release must hold when its
+group becomes a supergroup: the machine took the row under the new chat id for another
+download, dropped the release, took the file (still there) as the download's again, and I1
+said ``#1's file disappeared`` once the move deleted it, as asked (soak seed 1070685111).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pytest
 
 from tests.promises import Catalog, make_machine
 from tests.promises.machine import PromisesMachine
-from tests.promises.world import LOCAL, LoopThread
+from tests.promises.world import GROUP, GROUP_MIGRATED, LOCAL, USER, LoopThread
 from tests.runner import wait_until
 from tests.swarm import Swarm
 
@@ -63,6 +68,34 @@ def test_a_download_finished_while_the_purge_starts_may_go_with_its_files(
     machine.purge(True)
 
     assert _state(machine) is None and not movie.exists()  # purged, with its file
+    machine.promises()
+
+
+def test_a_move_to_the_mirror_keeps_its_release_when_the_group_becomes_a_supergroup(
+    machine: PromisesMachine,
+) -> None:
+    machine.restart("sigterm")  # the mirror's mode, copy -> move
+    assert machine.stack.mode == "move"
+    machine.add(("movie-a", GROUP, "command"))
+    movie = machine.stack.downloads / "torrents" / str(GROUP) / "movie.mkv"
+
+    def owned_and_complete() -> bool:
+        machine.promises()
+        owner = machine.owned.get(movie)
+        return owner is not None and owner.owner == 1 and _state(machine) == "complete"
+
+    wait_until(owned_and_complete, 60, "#1 complete, its file fingerprinted")
+    # Telegram upgrades the group; the bot learns it from its answer to /status there,
+    # and the rows follow: the machine has not looked at them since.
+    machine.telegram_fault(("migrated", GROUP, 3.0))
+    machine.stack.say(GROUP, USER, "/status")
+    wait_until(lambda: machine.stack.rows()[0]["chat_id"] == GROUP_MIGRATED, 30,
+               "the row to follow the supergroup")
+    machine.work_on(("mirror", 0, "local", {1}))  # in move mode: its files are released
+    machine.promises()  # the machine sees the row under the supergroup's id
+    wait_until(lambda: any(m["state"] == "done" for m in machine.stack.rows("mirrors")), 60,
+               "the move to finish")
+    assert not movie.exists()  # moved to the mirror, as asked
     machine.promises()
 
 

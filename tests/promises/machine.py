@@ -266,9 +266,11 @@ class PromisesMachine(RuleBasedStateMachine):
             assert known is None or known.info_hash == row["info_hash"], (
                 f"#{number} was {known.info_hash[:8]}, now {row['info_hash'][:8]}: "
                 "a purged download's id was given to a new one")
-            if known is not None and known.chat != int(row["chat_id"]):
-                self._forget(number)  # its group became a supergroup
-                known = None
+            # A group's rows follow it to its supergroup: the same downloads, with their
+            # files and releases (every look at a chat goes through _chat).
+            moved = (known.chat, int(row["chat_id"])) if known is not None else None
+            assert moved is None or moved[0] == moved[1] or moved == (GROUP, GROUP_MIGRATED), (
+                f"#{number} moved from chat {moved[0]} to chat {moved[1]}")
             if known is None:
                 age = datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(
                     str(row["created_at"]))
@@ -276,22 +278,6 @@ class PromisesMachine(RuleBasedStateMachine):
                                            int(row["chat_id"]), row["info_hash"],
                                            time.monotonic() - age.total_seconds() - 1.0)
         return rows
-
-    def _forget(self, number: int) -> None:
-        """A download's row moved to another chat: what it left on disk belongs to no
-        known download now (and must stay), the rest of its record goes."""
-        for path, owned in list(self.owned.items()):
-            if owned.owner == number:
-                if number in self.released:
-                    del self.owned[path]
-                else:
-                    self.owned[path] = Owned(None, owned.digest, owned.where)
-        for table in (self.completed, self.failed):
-            table.pop(number, None)
-        self.released.discard(number)
-        self.sent.discard(number)
-        self.mirrored_names = {name: -number if owner == number else owner
-                               for name, owner in self.mirrored_names.items()}
 
     def _pick(self, number: int) -> int | None:
         ids = sorted(self.known)
@@ -323,7 +309,8 @@ class PromisesMachine(RuleBasedStateMachine):
                 and (self.stack.downloads / "torrents" / str(chat) / name).exists():
             return True
         return self.knobs.same_chat_collisions is False and any(
-            k.item is not None and k.chat == chat and k.item.torrent.name == name
+            k.item is not None and self._chat(k.chat) == self._chat(chat)
+            and k.item.torrent.name == name
             and k.item.key != item.key and row["state"] in LIVE
             for number, row in rows.items() for k in [self.known[number]])
 
