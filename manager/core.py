@@ -136,7 +136,8 @@ class TorrentManager:
                                 refresh_locked=self._sync.refresh_locked,
                                 stop_mirror=self._stop_mirror, ownership=ownership)
         self._retention = Retention(self.live, store, self._contents,
-                                    stop_mirror=self._stop_mirror, node=ownership.node)
+                                    stop_mirror=self._stop_mirror, publisher=self._publisher,
+                                    node=ownership.node)
         self._mirrors = Mirrors(config.mirror, live=self.live, store=store,
                                 contents=self._contents, uploader=uploader,
                                 publisher=self._publisher,

@@ -15,6 +15,7 @@
     │   ├── MirrorChanged       its upload to the mirror moved (state, bytes, a retry)
     │   ├── MirrorDone          uploaded and verified; ``torrent.mirror`` says where
     │   └── MirrorFailed        the upload failed for good; ``torrent.mirror.error`` why
+    ├── DownloadsPurged     finished downloads left the list (``.purged``: id, chat pairs)
     └── EngineEvent (.detail: str)
         ├── Aria2Down           aria2c died or hung; the supervisor is restarting it
         ├── Aria2Restarted      aria2c answers again (new session); downloads reconciled
@@ -36,6 +37,7 @@ __all__ = [
     "Aria2Down",
     "Aria2Fatal",
     "Aria2Restarted",
+    "DownloadsPurged",
     "EngineEvent",
     "Event",
     "MetadataReceived",
@@ -128,6 +130,16 @@ class MirrorDone(TorrentEvent):
 @dataclass(frozen=True)
 class MirrorFailed(TorrentEvent):
     pass
+
+
+@dataclass(frozen=True)
+class DownloadsPurged(Event):
+    """Finished downloads left the list (a purge, the daily retention): nothing of them is
+    shown any more. Not a :class:`TorrentEvent`: there is no state to show, and their
+    progress messages stay as they were."""
+
+    purged: tuple[tuple[int, int], ...]
+    """(download id, chat id) of each."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from manager.actions.control import StopMirror
 from manager.clock import utcnow
 from manager.downloads import Contents, LiveDownloads
+from manager.events import DownloadsPurged, Publisher
 from manager.models import TorrentState
 from manager.store import Store
 
@@ -27,13 +28,15 @@ class Retention:
         store: the opened store.
         contents: deletes a purged download's files.
         stop_mirror: stops a purged download's upload to the mirror (before its files go).
+        publisher: where the event of each batch purged goes.
         node: this node: only its downloads are purged (their files are on its disk); None:
             all of them.
     """
 
     def __init__(self, live: LiveDownloads, store: Store, contents: Contents, *,
-                 stop_mirror: StopMirror, node: str | None) -> None:
+                 stop_mirror: StopMirror, publisher: Publisher, node: str | None) -> None:
         self._live = live
+        self._publisher = publisher
         self._node = node
         self._store = store
         self._contents = contents
@@ -52,6 +55,9 @@ class Retention:
                     states=finished, before=cutoff, limit=_BATCH, with_sources=delete_files,
                     node=self._node)
             purged += len(batch)
+            if batch:
+                self._publisher.emit(DownloadsPurged(tuple(
+                    (gone.record.id, gone.record.chat_id) for gone in batch)))
             for gone in batch:  # nothing of a download that left the list is uploaded
                 await self._stop_mirror(gone.record.id, 0)
             if delete_files:

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +32,7 @@ from supervisor.config import Settings
 from supervisor.root import _start_links
 from tests.fakes.telegram_api import DEFAULT_TOKEN
 from tests.integration.test_bot import MIB, OTHER, USER, Stack, running_stack
+from tests.integration.test_manager import wait_state
 from tests.integration.test_mirror import mirror_env
 from tests.swarm import Swarm
 from web import LinkServer
@@ -189,6 +191,21 @@ async def test_a_chat_is_followed_and_driven_from_its_page(app: App, swarm: Swar
             assert await stream.until(lambda n, d: n == "removed") == {"id": number}
     assert (await manager.get(number, USER)).state is TorrentState.CANCELLED
     assert not (app.stack.settings.download_dir / "torrents" / str(USER) / "season").exists()
+    assert await app.ask("GET", "api/downloads") == (200, {"downloads": []})
+
+
+async def test_a_purged_download_leaves_the_open_page(app: App, swarm: Swarm) -> None:
+    """A purge (``ariabot purge``, the daily retention) takes finished downloads off the list:
+    an open page drops their cards at once, not at its next reconnection."""
+    manager = app.stack.manager
+    seeded = swarm.add("purged.bin", MIB, seed=99)
+    number = (await manager.add(seeded.torrent_bytes, chat_id=USER, user_id=USER)).torrent.id
+    await wait_state(app.stack, number, TorrentState.COMPLETE)
+    async with events(app) as stream:
+        name, snapshot = await stream.next()
+        assert (name, [d["id"] for d in snapshot["downloads"]]) == ("snapshot", [number])
+        assert await manager.purge_finished(timedelta(0)) == 1
+        assert await stream.until(lambda n, d: n == "removed") == {"id": number}
     assert await app.ask("GET", "api/downloads") == (200, {"downloads": []})
 
 

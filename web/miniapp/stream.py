@@ -24,7 +24,14 @@ from typing import Any
 
 from aiohttp import web
 
-from manager import Event, Torrent, TorrentCancelled, TorrentEvent, TorrentState
+from manager import (
+    DownloadsPurged,
+    Event,
+    Torrent,
+    TorrentCancelled,
+    TorrentEvent,
+    TorrentState,
+)
 from web.miniapp.views import download_json
 
 __all__ = ["PING_SECONDS", "ChatStream", "Frames"]
@@ -100,6 +107,13 @@ class ChatStream:
 
     def __call__(self, event: Event) -> None:
         """A manager subscriber: remember the latest state of this chat's downloads."""
+        if isinstance(event, DownloadsPurged):
+            gone = [download_id for download_id, chat_id in event.purged
+                    if chat_id == self._chat_id]
+            self._changed.update(dict.fromkeys(gone))
+            if gone:
+                self._wake.set()
+            return
         if not isinstance(event, TorrentEvent) or event.torrent.chat_id != self._chat_id:
             return
         gone = isinstance(event, TorrentCancelled)
