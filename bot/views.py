@@ -432,6 +432,8 @@ def _status_line(torrent: Torrent) -> str:
     if torrent.mirror is not None:
         parts.append(f"☁️ {torrent.mirror.state.label}" + (
             f" {progress_percent(torrent)}%" if _mirroring(torrent) else ""))
+    if torrent.elsewhere:
+        parts.append(f"🖥 {html.escape(torrent.elsewhere)}")
     return " · ".join(parts)
 
 

@@ -146,7 +146,7 @@ class TorrentManager:
         self._links = Links(config.links, live=self.live, store=store, contents=self._contents,
                             ownership=ownership)
         self._publisher.enrich_with(self._mirrors.enrich)
-        self._listing = Listing(self.live, store, self._mirrors.attach)
+        self._listing = Listing(self.live, store, self._shown)
         self._outbox = Outbox(store, self._publisher)
         self._chats = ChatMoves(self.live, store)
         self._membership = (Membership(store, rpc, node, config.download_dir, disk_usage)
@@ -157,6 +157,10 @@ class TorrentManager:
         self._reconcile_on_connect = False
         self._started = False
         self._loaded = False
+
+    async def _shown(self, torrents: list[Torrent]) -> list[Torrent]:
+        """Snapshots as callers see them: with their mirrors, and where another node's are."""
+        return await self._ownership.place(await self._mirrors.attach(torrents))
 
     async def _forget_mirror(self, download_id: int) -> None:
         """For intake, built before the mirrors (which need control, which needs sync)."""
@@ -308,7 +312,7 @@ class TorrentManager:
     async def list(self, chat_id: int | None = None, *, limit: int | None = None) -> list[Torrent]:
         """Downloads (of one chat, or all), newest first."""
         records = await self.store.downloads.list(chat_id=chat_id, limit=limit)
-        return await self._mirrors.attach([self.live.snapshot(record) for record in records])
+        return await self._shown([self.live.snapshot(record) for record in records])
 
     async def page(self, chat_id: int | None = None, *, before_id: int | None = None,
                    limit: int = LIST_PAGE_MAX) -> list[Torrent]:
@@ -329,7 +333,7 @@ class TorrentManager:
             DownloadNotFound: no such id (or another chat's).
         """
         torrent = self.live.snapshot(await self.live.record(download_id, chat_id))
-        return (await self._mirrors.attach([torrent]))[0]
+        return (await self._shown([torrent]))[0]
 
     async def files(self, download_id: int, chat_id: int | None = None) -> tuple[FileEntry, ...]:
         """The files of a download as aria2 sees them now (empty before metadata).

@@ -204,6 +204,9 @@ class Torrent:
     completed_at: datetime | None = None
     node: str | None = None
     """The node whose aria2c and disk hold it (None: no node has joined yet)."""
+    elsewhere: str | None = None
+    """Where it is when another node holds it (``on node alpha, stopped 3 min ago``), for
+    the chat: its progress stands still here and only that node can change it. None here."""
     files: tuple[FileEntry, ...] = field(default=())
     mirror: Mirror | None = None
     """Its upload to the mirror destination, once one was asked for."""

@@ -218,6 +218,8 @@ def _line(torrent: dict[str, Any]) -> str:
             f"↓{human_size(torrent['download_speed'])}/s  {torrent['name']}")
     reason = torrent["error"] or torrent["stuck_reason"]
     text = f"{text}  ({reason})" if reason else text
+    if torrent.get("elsewhere"):
+        text += f"\n      {torrent['elsewhere']}"
     mirror = torrent.get("mirror")
     if mirror:
         text += f"\n      mirror: {mirror['state']} → {mirror['destination']}"

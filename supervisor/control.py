@@ -118,6 +118,7 @@ def torrent_json(torrent: Torrent) -> dict[str, Any]:
         "completed_at": torrent.completed_at.isoformat() + "Z" if torrent.completed_at else None,
         "mirror": _mirror_json(torrent),
         "node": torrent.node,
+        "elsewhere": torrent.elsewhere,
     }
 
 

@@ -7,10 +7,13 @@ anything is done: its files are on another disk, its GID in another aria2c.
 
 from __future__ import annotations
 
+import dataclasses
+
 from manager.errors import OnAnotherNode
+from manager.models import Torrent
 from manager.nodes.membership import NodeConfig
 from manager.nodes.text import ago
-from manager.store import DownloadRecord, Store
+from manager.store import DownloadRecord, NodeRecord, Store
 
 __all__ = ["Ownership"]
 
@@ -46,15 +49,32 @@ class Ownership:
         """
         if self.owns(record):
             return
-        assert self._config is not None and record.node is not None
-        held = await self._store.nodes.get(record.node)
+        assert record.node is not None
+        where = self._where(record.node, await self._store.nodes.get(record.node))
+        raise OnAnotherNode(f"#{record.id} is {where}; only that node has it")
+
+    async def place(self, torrents: list[Torrent]) -> list[Torrent]:
+        """The same snapshots, those another node holds with where they are
+        (:attr:`~manager.models.Torrent.elsewhere`); one query when there are any.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        if self._config is None or all(t.node in (None, self._config.name) for t in torrents):
+            return torrents
+        nodes = {record.name: record for record in await self._store.nodes.all()}
+        return [t if t.node in (None, self._config.name) else dataclasses.replace(
+            t, elsewhere=self._where(t.node, nodes.get(t.node))) for t in torrents]
+
+    def _where(self, name: str, held: NodeRecord | None) -> str:
+        """``on node alpha, stopped 3 min ago`` and the like."""
+        assert self._config is not None
         if held is None:
-            where = "which never joined this database"
+            state = "which never joined this database"
         elif held.left_at is not None:
-            where = f"stopped {ago(held.silent_for)}"
+            state = f"stopped {ago(held.silent_for)}"
         elif held.silent_for > self._config.dead_after:
-            where = f"offline, last heard from {ago(held.silent_for)}"
+            state = f"offline, last heard from {ago(held.silent_for)}"
         else:
-            where = "which this node cannot reach"
-        raise OnAnotherNode(f"#{record.id} is on node {record.node}, {where}; only that node "
-                            "has it")
+            state = "which this node cannot reach"
+        return f"on node {name}, {state}"

@@ -29,7 +29,7 @@ MiB = 1024 * 1024
 JSON_KEYS = {"id", "info_hash", "name", "state", "progress", "completed_bytes", "total_bytes",
              "download_speed", "upload_speed", "seeders", "peers", "queue_position", "error",
              "stuck_reason", "path", "chat_id", "created_at", "completed_at", "mirror",
-             "node"}
+             "node", "elsewhere"}
 
 
 def cli(run: AriabotRun, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

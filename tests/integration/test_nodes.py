@@ -205,7 +205,7 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
         waiting = await asyncio.to_thread(cli, alpha, "add", swarm.dead_magnet("node-wait"))
         assert waiting.returncode == 0, waiting.stderr
         before = {d["id"]: d for d in await asyncio.to_thread(downloads, alpha)}
-        assert [d["node"] for d in before.values()] == ["alpha", "alpha"]
+        assert [(d["node"], d["elsewhere"]) for d in before.values()] == [("alpha", None)] * 2
         alpha.signal(signal.SIGTERM)
         assert await asyncio.to_thread(alpha.wait_exit) == 0
 
@@ -217,6 +217,10 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
         listed = {d["id"]: d for d in await asyncio.to_thread(downloads, beta)}
         assert {i: (d["node"], d["state"]) for i, d in listed.items()} == {
             i: ("alpha", d["state"]) for i, d in before.items()}
+        assert all(d["elsewhere"].startswith("on node alpha, stopped ")
+                   for d in listed.values())
+        text = (await asyncio.to_thread(cli, beta, "list")).stdout
+        assert text.count("\n      on node alpha, stopped ") == 2, text
         for download_id in before:
             refused = await asyncio.to_thread(cli, beta, "cancel", str(download_id),
                                               "--delete-files")

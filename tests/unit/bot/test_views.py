@@ -291,6 +291,16 @@ def test_status_shows_each_state_in_words() -> None:
     assert "complete 100%" in text
 
 
+def test_status_says_where_another_nodes_download_is() -> None:
+    text, _ = status_view(overview([
+        torrent(id=4, name="there", state=TorrentState.COMPLETE, completed_bytes=700 * MIB,
+                node="alpha", elsewhere="on node alpha, stopped 3 min ago"),
+        torrent(id=5, name="here", state=TorrentState.COMPLETE, completed_bytes=700 * MIB,
+                node="beta")]))
+    assert "complete 100% · 🖥 on node alpha, stopped 3 min ago" in text
+    assert text.count("🖥") == 1
+
+
 def test_empty_status() -> None:
     text, markup = status_view(overview([]))
     assert "Nothing here yet" in text

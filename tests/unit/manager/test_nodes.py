@@ -8,10 +8,12 @@ written is older than that), never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
 from manager import NodeConfig, NodeConflict, NodeFigures, OnAnotherNode
+from manager.downloads.live import snapshot
 from manager.nodes import Ownership
 from manager.store import Store
 
@@ -137,3 +139,7 @@ async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) 
     with pytest.raises(OnAnotherNode, match="box-b, offline, last heard from"):
         await silent.check(ours)
     assert Ownership(store, None).owns(theirs)  # a manager without a node: every row
+    shown = await here.place([snapshot(ours), snapshot(theirs)])
+    assert shown[0].elsewhere is None
+    assert shown[1].elsewhere is not None
+    assert re.fullmatch(r"on node box-a, stopped \d+ s ago", shown[1].elsewhere)

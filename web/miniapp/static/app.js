@@ -514,6 +514,7 @@
     });
     if (view.error) line.append(el("span", "note error", String(view.error)));
     else if (view.stuck_reason) line.append(el("span", "note stuck", String(view.stuck_reason)));
+    if (view.elsewhere) line.append(el("span", "note", String(view.elsewhere)));
     return line;
   }
 
