@@ -21,6 +21,7 @@ from manager import TorrentState
 from tests.browser import HeadlessChromium
 from tests.integration import test_miniapp
 from tests.integration.test_bot import MIB, OTHER, USER
+from tests.integration.test_manager import wait_state
 from tests.integration.test_miniapp import GROUP, PUBLIC, App, init_data
 from tests.runner import until
 from tests.swarm import Swarm
@@ -178,6 +179,9 @@ async def test_a_finished_download_is_sent_to_the_chat_from_its_card(
     server.push_document(USER, USER, seeded.torrent_bytes, "finished.torrent")
     await app.stack.answer(USER, mark, "is downloaded", timeout=60)
     [number] = [d["id"] for d in (await app.ask("GET", "api/downloads"))[1]["downloads"]]
+    # Announced while it seeds for a moment (ARIABOT_SEED_TIME=0): a seeding card also
+    # offers Pause. The finished card is the complete one.
+    await wait_state(app.stack, number, TorrentState.COMPLETE)
     with HeadlessChromium() as browser:
         browser.phone()
         await asyncio.to_thread(browser.open, page_url(app, init_data(USER)))
