@@ -359,11 +359,7 @@ class Mirrors:
                 delay = min(config.retry_delay * 2 ** (attempt - 1), config.retry_delay_max)
                 log.warning("mirror of #%s failed (attempt %d of %d), retrying in %.0fs: %s",
                             record.id, attempt, config.attempts, delay, error)
-                job.retry_at = self._clock() + delay
-                job.stats = None
-                await self._save(job, state=MirrorState.RETRYING, error=str(error))
-                self._emit(MirrorChanged, job)
-                await self._sleep(delay)
+                await self._retry_after(job, delay, str(error))
                 continue
             await self._finish_done(job, record, upload)
             return
@@ -381,11 +377,16 @@ class Mirrors:
                 return
             except Aria2Unavailable as error:
                 log.warning("the move of #%s waits for the downloader (%s)", download_id, error)
-                job.retry_at = self._clock() + delay
-                await self._save(job, state=MirrorState.RETRYING, error=str(error))
-                self._emit(MirrorChanged, job)
-                await self._sleep(delay)
+                await self._retry_after(job, delay, str(error))
                 delay = min(delay * 2, config.retry_delay_max)
+
+    async def _retry_after(self, job: _Job, delay: float, error: str) -> None:
+        """Show the mirror as retrying in ``delay`` seconds (and why), then wait them."""
+        job.retry_at = self._clock() + delay
+        job.stats = None
+        await self._save(job, state=MirrorState.RETRYING, error=error)
+        self._emit(MirrorChanged, job)
+        await self._sleep(delay)
 
     async def _job_of(self, record: DownloadRecord, job: _Job) -> UploadJob:
         """The upload of the download's own complete files (see

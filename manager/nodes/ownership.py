@@ -38,7 +38,10 @@ class Ownership:
 
     def owns(self, record: DownloadRecord) -> bool:
         """``record`` is held here (rows from before nodes are, until a node joins)."""
-        return self._config is None or record.node in (None, self._config.name)
+        return self._here(record.node)
+
+    def _here(self, node: str | None) -> bool:
+        return self._config is None or node in (None, self._config.name)
 
     async def check(self, record: DownloadRecord) -> None:
         """Refuse, with where it is, a download another node holds.
@@ -60,10 +63,10 @@ class Ownership:
         Raises:
             StoreError: the database cannot be read.
         """
-        if self._config is None or all(t.node in (None, self._config.name) for t in torrents):
+        if all(self._here(t.node) for t in torrents):
             return torrents
         nodes = {record.name: record for record in await self._store.nodes.all()}
-        return [t if t.node in (None, self._config.name) else dataclasses.replace(
+        return [t if self._here(t.node) else dataclasses.replace(
             t, elsewhere=self._where(t.node, nodes.get(t.node))) for t in torrents]
 
     def _where(self, name: str, held: NodeRecord | None) -> str:
