@@ -133,10 +133,20 @@ class AriabotRun:
         return wait_until(running, timeout, "ariabot to report aria2c running")
 
     def wait_ready(self, timeout: float = 20) -> dict[str, Any]:
-        """Wait until local commands can reach it: aria2c running and the control socket up."""
+        """Wait until local commands can reach it: aria2c running and the control socket up
+        (answering: the file a killed run left does not count), which comes after the
+        manager's start and its reconcile."""
         info = self.wait_running(timeout)
-        wait_until((self.data_dir / "control.sock").exists, timeout, "the control socket")
+        wait_until(self._control_answers, timeout, "the control socket")
         return info
+
+    def _control_answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            try:
+                client.connect(str(self.data_dir / "control.sock"))
+            except OSError:
+                return False
+        return True
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
