@@ -45,6 +45,7 @@ __all__ = [
     "ManagerError",
     "MirrorOff",
     "NodeConflict",
+    "NodeReplaced",
     "NotEnoughSpace",
     "OnAnotherNode",
     "StoreError",
@@ -107,6 +108,16 @@ class OnAnotherNode(ManagerError):
 
 class StoreError(ManagerError):
     """The database cannot be opened, migrated or written."""
+
+
+class NodeReplaced(StoreError):
+    """This node's downloads are no longer its own: it was not heard from past the limit and
+    another node took them (failover), or another start took its name. It writes nothing more
+    and stops at its next heartbeat."""
+
+    def __init__(self, message: str = "this node was not heard from for too long and another "
+                 "node took its place; it stops") -> None:
+        super().__init__(message)
 
 
 class MirrorOff(ManagerError):

@@ -27,7 +27,7 @@ from manager.store.dbcopy import (
 from manager.store.downloads import DownloadRecord, PurgedDownload
 from manager.store.feeds import FeedEntryRecord, FeedRecord, entry_key
 from manager.store.mirrors import MirrorRecord
-from manager.store.nodes import NodeFigures, NodeRecord
+from manager.store.nodes import Move, NodeFigures, NodeRecord
 from manager.store.store import Store
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "FeedEntryRecord",
     "FeedRecord",
     "MirrorRecord",
+    "Move",
     "MovedChat",
     "NodeFigures",
     "NodeRecord",

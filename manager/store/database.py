@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import peewee
 
-from manager.errors import StoreError
+from manager.errors import NodeReplaced, StoreError
 from manager.store.dbthread import DatabaseThread
 from manager.store.engine import engine_for
 from manager.store.migrations import upgrade
@@ -48,6 +48,7 @@ class StoreDatabase:
         self._thread = DatabaseThread(self._engine)
         self._database: peewee.Database | None = None
         self._bound: Tables | None = None
+        self._held: tuple[str, int] | None = None
 
     @property
     def statements(self) -> int:
@@ -78,6 +79,27 @@ class StoreDatabase:
         if self._bound is None:
             raise RuntimeError("Store.open() has not been called")
         return self._bound
+
+    def hold(self, node: str, epoch: int) -> None:
+        """Fence this store's download writes on ``node``'s ``epoch`` from now on (the
+        node joined; see :meth:`check_held`)."""
+        self._held = (node, epoch)
+
+    def check_held(self) -> None:
+        """Inside a write transaction, after its writes (on the store's thread): refuse it
+        when this process's node no longer holds its epoch. Another node raised it: it took
+        this node's unfinished downloads while this one was not heard from (frozen, cut
+        off), or a newer start took its name. Nothing of the transaction is kept, so a node
+        that wakes up too late announces nothing and changes no row.
+
+        Raises:
+            NodeReplaced: the epoch is another's now.
+        """
+        if self._held is None:
+            return
+        node, epoch = self._held
+        if self._engine.node_epoch(self.db, node) != epoch:
+            raise NodeReplaced
 
     async def open(self) -> None:
         """Connect, and create or migrate the schema up to

@@ -145,6 +145,7 @@ class Downloads:
                     total_bytes=total_bytes, message_id=message_id, node=node,
                     created_at=now, updated_at=now,
                 ).execute()
+                self._database.check_held()
             return self._get(new_id)
 
         return await self._database.run(insert)
@@ -322,6 +323,7 @@ class Downloads:
                     )
                 for download_id, kind in notices:
                     self._notices.write(download_id, kind, now)
+                self._database.check_held()
 
         await self._database.run(write)
         if notices:
@@ -331,7 +333,9 @@ class Downloads:
         """Remove downloads from the list (their files are not touched); returns the count."""
         def write() -> int:
             with self._database.db.atomic():
-                return self.remove_rows(list(download_ids))
+                removed = self.remove_rows(list(download_ids))
+                self._database.check_held()
+                return removed
 
         return await self._database.run(write)
 

@@ -169,6 +169,19 @@ class Engine:
         """A transaction in which one node at a time reads and writes the nodes table."""
         raise NotImplementedError
 
+    def node_epoch(self, database: peewee.Database, name: str) -> int | None:
+        """Node ``name``'s epoch (None when no such node), read inside a write transaction
+        after its writes, so that no join changes it before the transaction ends: a join's
+        failover either waits for this transaction or is seen by it. SQLite's writer
+        already excludes every other; PostgreSQL's read takes a share lock on the row."""
+        row = database.execute_sql(
+            f'SELECT "epoch" FROM "nodes" WHERE "name" = {database.param}'  # noqa: S608
+            f"{self._held_row}", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    _held_row = ""
+    """What :meth:`node_epoch`'s read adds to lock the row it reads."""
+
     def reconnecting(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function`` (on the store's thread); a connection it finds lost is closed so
         that the next statement opens a new one (see the module's docstring). SQLite's never
@@ -279,6 +292,7 @@ class PostgresEngine(Engine):
     """PostgreSQL through psycopg 3 (``postgresql://user:password@host:port/database``)."""
 
     name = "postgresql"
+    _held_row = " FOR SHARE"
 
     def __init__(self) -> None:
         super().__init__()

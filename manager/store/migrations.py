@@ -293,6 +293,28 @@ def _migration_0011_download_nodes(migrator: SchemaMigrator, database: peewee.Da
                          'ON "downloads" ("node", "state")')
 
 
+def _migration_0012_download_moves(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 12: the unfinished downloads taken from dead nodes (failover), for the
+    dead node to clean up when it returns. Frozen copy."""
+
+    class FrozenDownloadMove(peewee.Model):
+        id = peewee.AutoField()
+        download_id = peewee.IntegerField()
+        info_hash = peewee.CharField(max_length=40)
+        from_node = peewee.CharField(max_length=63)
+        to_node = peewee.CharField(max_length=63)
+        gid = peewee.CharField(max_length=16, null=True)
+        directory = peewee.TextField()
+        moved_at = peewee.DoubleField()
+
+        class Meta:
+            table_name = "download_moves"
+            indexes = ((("from_node",), False),)
+
+    database.bind([FrozenDownloadMove])
+    database.create_tables([FrozenDownloadMove])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -305,6 +327,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0009_nodes,
     _migration_0010_feeds,
     _migration_0011_download_nodes,
+    _migration_0012_download_moves,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -12,13 +12,23 @@ took its name finds out at its next heartbeat, before it does anything else as t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from manager.errors import NodeConflict
-from manager.store.database import StoreDatabase
+from manager.errors import NodeConflict, NodeReplaced
+from manager.models import SourceKind, TorrentState
+from manager.store.database import StoreDatabase, utc_now
 from manager.store.engine import engine_of
 
-__all__ = ["NodeFigures", "NodeRecord", "Nodes"]
+__all__ = ["Move", "NodeFigures", "NodeRecord", "Nodes"]
+
+_UNFINISHED = tuple(state.value for state in (
+    TorrentState.QUEUED, TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.PAUSED))
+"""The states of a download a dead node's disk does not hold whole: another node may fetch
+it again from its source. A finished one (seeding, complete, paused after its end) stays the
+dead node's: its files are there only."""
+
+_MAGNET = SourceKind.MAGNET.value
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,21 @@ class NodeRecord:
     figures: NodeFigures
     silent_for: float
     """Seconds since its last heartbeat, by the database's clock when it was read."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """An unfinished download taken from a dead node, as it was there (failover)."""
+
+    id: int
+    download_id: int
+    info_hash: str
+    from_node: str
+    to_node: str
+    gid: str | None
+    """Its GID in the dead node's aria2c."""
+    directory: str
+    """Its folder on the dead node's disk."""
 
 
 class Nodes:
@@ -104,6 +129,96 @@ class Nodes:
                 return epoch
 
         return await self._database.run(write)
+
+    async def take_over(self, name: str, epoch: int, dead_after: float,
+                        directory_of: Callable[[int], str]) -> list[Move]:
+        """Take the unfinished downloads of every dead node (silent for ``dead_after``
+        seconds without leaving) for node ``name``, whose start holds ``epoch``.
+
+        Each dead node's epoch is raised first, in the same transaction: one only frozen
+        finds out at its next heartbeat and stops, and its download writes are refused from
+        now on (:meth:`~manager.store.database.StoreDatabase.check_held`), so a completion it
+        sees after waking is never announced. Each download taken keeps its source, file
+        choice, chat and message, and restarts from nothing in its chat's folder here
+        (``directory_of(chat_id)``) without a GID (a magnet without its size, so that its
+        names are checked here again): the reconcile at start adds it to this node's
+        aria2c. A :class:`Move` row says where it was, for the dead node to clean up
+        when it comes back (:meth:`moves_from`).
+
+        Returns:
+            The downloads taken.
+
+        Raises:
+            NodeReplaced: ``epoch`` is no longer this node's.
+            StoreError: the database cannot be written.
+        """
+        def write() -> list[Move]:
+            database = self._database.db
+            tables = self._database.tables
+            node, download, move = tables.node, tables.download, tables.download_move
+            engine = engine_of(database)
+            with engine.joining(database):
+                now = engine.clock(database)
+                if engine.node_epoch(database, name) != epoch:
+                    raise NodeReplaced
+                dead = [row.name for row in node.select(node.name).where(
+                    node.left_at.is_null() & (node.last_seen <= now - dead_after)
+                    & (node.name != name))]
+                if not dead:
+                    return []
+                # Fenced before its rows are read: a write of the dead node that got in
+                # first is seen here (its download finished: it stays there).
+                node.update(epoch=node.epoch + 1).where(node.name.in_(dead)).execute()
+                taken = list(download.select(
+                    download.id, download.info_hash, download.chat_id, download.node,
+                    download.gid, download.directory, download.source_kind,
+                ).where(download.node.in_(dead) & download.completed_at.is_null()
+                        & download.state.in_(_UNFINISHED)).order_by(download.id))
+                moves = []
+                for row in taken:
+                    move_id = move.insert(
+                        download_id=row.id, info_hash=row.info_hash, from_node=row.node,
+                        to_node=name, gid=row.gid, directory=row.directory, moved_at=now,
+                    ).execute()
+                    restart = dict(node=name, gid=None, directory=directory_of(row.chat_id),
+                                   completed_bytes=0, download_speed=0, upload_speed=0,
+                                   seeders=0, peers=0, updated_at=utc_now())
+                    if row.source_kind == _MAGNET:
+                        # The metadata aria2 saved is on the dead node's disk: here the
+                        # magnet's files are fetched and checked again, as a new one's.
+                        restart["total_bytes"] = 0
+                    download.update(**restart).where(download.id == row.id).execute()
+                    moves.append(Move(move_id, row.id, row.info_hash, row.node, name,
+                                      row.gid, row.directory))
+                return moves
+
+        return await self._database.run(write)
+
+    async def moves_from(self, name: str) -> list[Move]:
+        """The downloads other nodes took from node ``name`` while it was dead, oldest first.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        def query() -> list[Move]:
+            move = self._database.tables.download_move
+            return [Move(row.id, row.download_id, row.info_hash, row.from_node, row.to_node,
+                         row.gid, row.directory)
+                    for row in move.select().where(move.from_node == name).order_by(move.id)]
+
+        return await self._database.run(query)
+
+    async def forget_moves(self, move_ids: Sequence[int]) -> None:
+        """The dead node cleaned these up: forget them.
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        def write() -> None:
+            move = self._database.tables.download_move
+            move.delete().where(move.id.in_(list(move_ids))).execute()
+
+        await self._database.run(write)
 
     async def beat(self, name: str, epoch: int, figures: NodeFigures) -> bool:
         """Record a heartbeat; False when the name now belongs to a newer start (this

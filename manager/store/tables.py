@@ -17,6 +17,7 @@ __all__ = [
     "ChatMove",
     "ChatView",
     "Download",
+    "DownloadMove",
     "Feed",
     "FeedEntry",
     "MirrorJob",
@@ -218,6 +219,28 @@ class Node(_Base):
         table_name = "nodes"
 
 
+class DownloadMove(_Base):
+    """An unfinished download a node took from a dead one (failover), as it was on the dead
+    node: when that node comes back, it removes the download from its aria2c and deletes
+    the partial data it wrote there, then forgets the move (its own rows say nothing of it
+    any more: they name the node that took it)."""
+
+    id = peewee.AutoField()
+    download_id = peewee.IntegerField()
+    info_hash = peewee.CharField(max_length=40)
+    from_node = peewee.CharField(max_length=63)
+    to_node = peewee.CharField(max_length=63)
+    gid = peewee.CharField(max_length=16, null=True)
+    directory = peewee.TextField()
+    """Its folder on the dead node's disk."""
+    moved_at = peewee.DoubleField()
+    """The database's clock (as the nodes' times)."""
+
+    class Meta:
+        table_name = "download_moves"
+        indexes = ((("from_node",), False),)
+
+
 class Feed(_Base):
     """A feed a chat subscribed to (``/rss add``): what it adds, and when it is read next.
 
@@ -299,6 +322,7 @@ class Tables:
     sent_part: type[SentPart]
     chat_move: type[ChatMove]
     node: type[Node]
+    download_move: type[DownloadMove]
     feed: type[Feed]
     feed_entry: type[FeedEntry]
     schema_version: type[SchemaVersion]
@@ -325,6 +349,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         sent_part=_bound(SentPart, database),
         chat_move=_bound(ChatMove, database),
         node=_bound(Node, database),
+        download_move=_bound(DownloadMove, database),
         feed=_bound(Feed, database),
         feed_entry=_bound(FeedEntry, database),
         schema_version=_bound(SchemaVersion, database),

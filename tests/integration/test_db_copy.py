@@ -26,7 +26,7 @@ from tests.pgserver import PostgresServer
 from tests.runner import ariabot_run
 
 TABLES = ("downloads", "activity", "mirrors", "notices", "chat_views", "sent_parts",
-          "chat_moves", "feeds", "feed_entries")
+          "chat_moves", "download_moves", "feeds", "feed_entries")
 
 
 def ariabot(data_dir: Path, *args: str, database_url: str = "", stdin: str = "",
@@ -43,8 +43,9 @@ def ariabot(data_dir: Path, *args: str, database_url: str = "", stdin: str = "",
 async def fill(url: str) -> int:
     """Every table filled through the store, as ariabot writes them: downloads in every
     state, the activity log, mirrors, notices (sent, dropped, pending, alerts), a chat's
-    overview, sent parts and a chat move. The newest download is then removed, so the
-    highest id ever given is above every id still stored; returns that id."""
+    overview, sent parts, a chat move and downloads moved from a dead node. The newest
+    download is then removed, so the highest id ever given is above every id still stored;
+    returns that id."""
     store = Store(url)
     await store.open()
     try:
@@ -96,6 +97,13 @@ async def fill(url: str) -> int:
                                            "last_error": "the server answered 500"})
         await store.chats.move(-102, -1002)
         await store.activity.log("purge", chat_id=0, user_id=0, detail="older than 0 days")
+        # Node alpha takes the rows, dies at once (a limit of 0 s), and beta takes its
+        # unfinished ones: the moves alpha cleans up when it comes back.
+        await store.nodes.join("alpha", "a" * 32, "0.1.0", 0.0)
+        beta = await store.nodes.join("beta", "b" * 32, "0.1.0", 0.0)
+        assert await store.nodes.take_over("beta", beta, 0.0, lambda chat: f"/srv/b/{chat}")
+        await store.nodes.leave("beta", beta)
+        await store.nodes.leave("alpha", await store.nodes.join("alpha", "a" * 32, "0.1.0", 0))
         extra = await store.downloads.create(
             info_hash="f" * 40, chat_id=5, user_id=5, name="gone",
             source_kind="magnet", source=b"magnet:?", directory="/d",
@@ -180,7 +188,7 @@ def test_a_copy_to_sqlite_holds_every_row_and_new_ids_go_on_after_every_id_ever_
     result = ariabot(data, "db", "copy", "--to", target)
 
     assert_copied(result, source)
-    [downloads] = [line for line in result.stdout.splitlines() if line.startswith("  downl")]
+    [downloads] = [line for line in result.stdout.splitlines() if line.startswith("  downloads ")]
     assert downloads.split()[2] == str(purged + 1)  # the next id, shown
     assert all_rows(target) == source
     assert schema_version(target) == SCHEMA_VERSION

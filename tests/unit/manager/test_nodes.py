@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from manager import NodeConfig, NodeConflict, NodeFigures, OnAnotherNode
+from manager import NodeConfig, NodeConflict, NodeFigures, NodeReplaced, OnAnotherNode, utcnow
 from manager.downloads.live import snapshot
 from manager.nodes import Ownership
 from manager.store import Store
@@ -143,3 +143,91 @@ async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) 
     assert shown[0].elsewhere is None
     assert shown[1].elsewhere is not None
     assert re.fullmatch(r"on node box-a, stopped \d+ s ago", shown[1].elsewhere)
+
+
+async def _in_state(store: Store, info_hash: str, node: str, state: str, *,
+                    done: bool = False) -> int:
+    download_id = await _download(store, info_hash, node)
+    await store.downloads.update(download_id, state=state, gid=info_hash[:16],
+                                 completed_bytes=7, peers=3,
+                                 completed_at=utcnow() if done else None)
+    return download_id
+
+
+async def test_a_dead_nodes_unfinished_downloads_are_taken_and_its_finished_ones_stay(
+        store: Store) -> None:
+    """alpha dies (a limit of 0 s); beta joins and takes what alpha had not finished:
+    restarted from nothing in beta's chat folder, without a GID, the file choice and the
+    message kept; each move remembers where it was, for alpha's return."""
+    alpha = await store.nodes.join("alpha", HOME_A, "0.1.0", 0.0)
+    taken = {state: await _in_state(store, f"{n:x}" * 40, "alpha", state)
+             for n, state in enumerate(("queued", "metadata", "downloading", "paused"), 1)}
+    seeding = await _in_state(store, "5" * 40, "alpha", "seeding", done=True)
+    paused_done = await _in_state(store, "6" * 40, "alpha", "paused", done=True)
+    failed = await _in_state(store, "7" * 40, "alpha", "error")
+    await store.downloads.update(taken["paused"], selected_files="2,3", message_id=99)
+
+    beta = await store.nodes.join("beta", HOME_B, "0.1.0", 0.0)
+    moves = await store.nodes.take_over("beta", beta, 0.0, lambda chat: f"/b/torrents/{chat}")
+
+    assert sorted(m.download_id for m in moves) == sorted(taken.values())
+    assert {(m.from_node, m.to_node, m.directory) for m in moves} == {
+        ("alpha", "beta", "/downloads/torrents/1")}
+    assert {m.download_id: m.gid for m in moves} == {
+        i: f"{n:x}" * 16 for n, i in enumerate(taken.values(), 1)}
+    for state, download_id in taken.items():
+        record = await store.downloads.get(download_id)
+        assert record is not None
+        assert (record.node, record.gid, record.directory, record.state) == (
+            "beta", None, "/b/torrents/1", state)
+        assert (record.completed_bytes, record.peers) == (0, 0)
+    paused = await store.downloads.get(taken["paused"])
+    assert paused is not None and (paused.selected_files, paused.message_id) == ("2,3", 99)
+    for download_id in (seeding, paused_done, failed):
+        record = await store.downloads.get(download_id)
+        assert record is not None and record.node == "alpha"
+    assert [m.id for m in await store.nodes.moves_from("alpha")] == [m.id for m in moves]
+    assert await store.nodes.moves_from("beta") == []
+    # alpha's epoch is raised: its next heartbeat says it was replaced.
+    assert not await store.nodes.beat("alpha", alpha, NodeFigures())
+    await store.nodes.forget_moves([moves[0].id])
+    assert len(await store.nodes.moves_from("alpha")) == len(moves) - 1
+
+
+async def test_a_live_or_stopped_node_keeps_its_downloads(store: Store) -> None:
+    alpha = await store.nodes.join("alpha", HOME_A, "0.1.0", LIMIT)
+    queued = await _in_state(store, "1" * 40, "alpha", "queued")
+    await store.nodes.leave("alpha", alpha)  # stopped cleanly: its downloads wait for it
+    beta = await store.nodes.join("beta", HOME_B, "0.1.0", LIMIT)
+    assert await store.nodes.take_over("beta", beta, LIMIT, str) == []
+    record = await store.downloads.get(queued)
+    assert record is not None and (record.node, record.gid) == ("alpha", "1" * 16)
+
+
+async def test_a_node_whose_downloads_were_taken_writes_none_of_them_any_more(
+        store: Store) -> None:
+    """The fence: after beta took alpha's downloads, a write of the woken alpha (its
+    download's completion, with the notice that announces it) is refused whole."""
+    alpha = await store.nodes.join("alpha", HOME_A, "0.1.0", 0.0)
+    store.database.hold("alpha", alpha)
+    download_id = await _in_state(store, "1" * 40, "alpha", "downloading")
+    beta = await store.nodes.join("beta", HOME_B, "0.1.0", 0.0)
+    assert await store.nodes.take_over("beta", beta, 0.0, str)
+    pending = len(await store.notices.pending())
+
+    with pytest.raises(NodeReplaced):
+        await store.downloads.update(download_id, state="seeding", completed_at=utcnow())
+    with pytest.raises(NodeReplaced):
+        await store.downloads.create(
+            info_hash="2" * 40, chat_id=1, user_id=1, name="new", source_kind="magnet",
+            source=b"magnet:?", directory="/downloads/torrents/1", state="queued",
+            node="alpha")
+    with pytest.raises(NodeReplaced):
+        await store.downloads.delete([download_id])
+    record = await store.downloads.get(download_id)
+    assert record is not None and (record.node, record.state, record.completed_at) == (
+        "beta", "downloading", None)
+    assert len(await store.notices.pending()) == pending
+    assert [r.info_hash for r in await store.downloads.list()] == ["1" * 40]
+    with pytest.raises(NodeReplaced):
+        await store.nodes.take_over("alpha", alpha, 0.0, str)  # nor takes anything back
