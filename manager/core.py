@@ -59,11 +59,12 @@ from manager.errors import Aria2Unavailable
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
+from manager.files import chat_folder
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
 from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership
 from manager.notices import Notice
 from manager.store import Store
-from manager.tracking import MetadataCheck, StatusApplier, Sync
+from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
 
 __all__ = ["TorrentManager"]
 
@@ -149,7 +150,12 @@ class TorrentManager:
         self._listing = Listing(self.live, store, self._shown)
         self._outbox = Outbox(store, self._publisher)
         self._chats = ChatMoves(self.live, store)
-        self._membership = (Membership(store, rpc, node, config.download_dir, disk_usage)
+        self._membership = (Membership(
+            store, rpc, node, config.download_dir,
+            folder_of=lambda chat: chat_folder(config.download_dir, chat, config.folder_mode),
+            disk_usage=disk_usage) if node else None)
+        self._moved_away = (MovedAway(self.live, store=store, ops=ops, contents=self._contents,
+                                      node=node.name, download_dir=config.download_dir)
                             if node else None)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None
@@ -228,6 +234,8 @@ class TorrentManager:
             await asyncio.wait_for(self._listening.wait(), _FIRST_CONNECTION_WAIT)
         self._reconcile_on_connect = True
         with contextlib.suppress(Aria2Unavailable):
+            if self._moved_away is not None:  # what another node took runs here no more
+                await self._moved_away.let_go()
             await self.reconcile()
         self._sync.start_polling()
         await self._mirrors.start()

@@ -333,7 +333,7 @@ async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event,
     if aria2.state is ProcessState.FATAL:
         return _fatal(aria2.fatal_reason)
     if replaced.is_set():
-        log.critical("stopping: this node's name is another start's now; ariabot exits %d",
+        log.critical("stopping: another start holds this node's place now; ariabot exits %d",
                      EXIT_ERROR)
         return EXIT_ERROR
     log.info("stopping: saving aria2's session and shutting aria2c down")

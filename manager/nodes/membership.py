@@ -1,9 +1,12 @@
 """One node's membership of its database: join, heartbeat, leave, and the list of nodes.
 
 The heartbeat is what other nodes (and ``ariabot nodes``) know of this one: a node silent
-for ``dead_after`` seconds is offline. Each heartbeat also checks that this process still
-holds its name (its epoch): one frozen (SIGSTOP, a suspended VM) while a newer start took
-the name sets :attr:`Membership.replaced`, and the supervisor stops it before it acts again.
+for ``dead_after`` seconds is dead. A node that joins takes the unfinished downloads of the
+dead ones (failover, :meth:`~manager.store.nodes.Nodes.take_over`) and raises their epochs.
+Each heartbeat checks that this process still holds its name (its epoch): one frozen
+(SIGSTOP, a suspended VM, a partition) while a newer start took the name, or another node
+its downloads, sets :attr:`Membership.replaced`, and the supervisor stops it before it acts
+again. Until then, the store refuses its download writes (the epoch fences them).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 
 _BEATS_PER_LIMIT = 6
 """Heartbeats within ``dead_after``: five may be lost before a node reads as offline."""
+
+_RETRY_AFTER = 1.0
+"""Seconds before a heartbeat the database refused is tried again (at most a period): a
+busy database must not cost a live node more of its limit than it has to."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +90,19 @@ class Membership:
         rpc: this node's aria2c (its busy slots).
         config: this node.
         download_dir: where its downloads go (its free space).
+        folder_of: a chat's folder here, made when missing (where a download taken from a
+            dead node starts again).
         disk_usage: ``psutil.disk_usage``-like function (injected by tests); None for psutil.
     """
 
-    def __init__(self, store: Store, rpc: Aria2Rpc, config: NodeConfig, download_dir: Path,
+    def __init__(self, store: Store, rpc: Aria2Rpc, config: NodeConfig, download_dir: Path, *,
+                 folder_of: Callable[[int], Path],
                  disk_usage: Callable[[str], object] | None = None) -> None:
         self._store = store
         self._rpc = rpc
         self.config = config
         self._download_dir = download_dir
+        self._folder_of = folder_of
         self._disk_usage = disk_usage
         self._epoch: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -99,24 +110,37 @@ class Membership:
         """Set when a newer start holds this node's name: stop acting as the node."""
 
     async def join(self) -> None:
-        """Take this node's name on the database, and beat every
-        :attr:`NodeConfig.beat_interval` seconds from now on (a start-up that takes longer
-        than ``dead_after``, aria2c restoring 100,000 downloads, must not read as dead).
+        """Take this node's name on the database, and the unfinished downloads of the dead
+        nodes (their rows are this node's now, without a GID: the reconcile at start adds
+        them to aria2c); beat every :attr:`NodeConfig.beat_interval` seconds from now on (a
+        start-up that takes longer than ``dead_after``, aria2c restoring 100,000 downloads,
+        must not read as dead). From here on, the store writes downloads only while this
+        start holds the name.
 
         Raises:
             NodeConflict: the name, or the database, is held by another live node.
             StoreError: the database cannot be written.
         """
         config = self.config
-        self._epoch = await self._store.nodes.join(config.name, config.home, config.version,
-                                                   config.dead_after)
+        self._epoch = epoch = await self._store.nodes.join(
+            config.name, config.home, config.version, config.dead_after)
+        self._store.database.hold(config.name, epoch)
         log.info("node %r joined its database", config.name)
-        self._task = asyncio.create_task(self._beat(self._epoch), name="node heartbeat")
+        self._task = asyncio.create_task(self._beat(epoch), name="node heartbeat")
+        taken = await self._store.nodes.take_over(
+            config.name, epoch, config.dead_after, lambda chat: str(self._folder_of(chat)))
+        for node in sorted({move.from_node for move in taken}):
+            ids = [f"#{move.download_id}" for move in taken if move.from_node == node]
+            log.warning("node %r is dead (not heard from for %.0f s): this node takes its "
+                        "unfinished download(s) %s and starts them again from their source",
+                        node, config.dead_after, ", ".join(ids))
 
     async def _beat(self, epoch: int) -> None:
         failing = False
+        interval = self.config.beat_interval
         while True:
-            await asyncio.sleep(self.config.beat_interval)  # a period, not a wait for anything
+            # A period, not a wait for anything; sooner after a beat the database refused.
+            await asyncio.sleep(min(_RETRY_AFTER, interval) if failing else interval)
             try:
                 held = await self._store.nodes.beat(self.config.name, epoch,
                                                     await self._figures())
@@ -130,8 +154,9 @@ class Membership:
                 log.info("the heartbeat is written again")
                 failing = False
             if not held:
-                log.critical("node %r was started again elsewhere while this process was not "
-                             "heard of; this one stops", self.config.name)
+                log.critical("node %r was replaced while this process was not heard from "
+                             "(started again elsewhere, or its downloads taken by another "
+                             "node); this one stops", self.config.name)
                 self.replaced.set()
                 return
 

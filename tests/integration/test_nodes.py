@@ -4,21 +4,24 @@ API server, the session's PostgreSQL server (and SQLite where the engine does no
 What a node promises so far: it shows itself (``ariabot nodes``, the admin chat's
 ``/nodes``), a restart of its own data dir gets its name back at once, another data dir is
 refused its name (or the database) while the holder lives and changes nothing, a node
-frozen while its name went to another start stops as soon as it wakes, and a node leaves
-the downloads of another node (and their files) alone.
+frozen while its name went to another start stops as soon as it wakes, a node leaves
+the downloads of another node (and their files) alone, and a node that joins takes the
+unfinished downloads of a dead one (failover), which lets go of them when it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from pathlib import Path
 
 import psutil
 import pytest
 
-from manager.store import Store
+from manager import NoticeKind
+from manager.store import DownloadRecord, Store
 from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
 from tests.integration.test_cli import cli, downloads
@@ -29,6 +32,8 @@ from tests.swarm import Swarm, file_digests
 USER = 424242
 GROUP = -100777
 MiB = 1024 * 1024
+CHAT = 4242
+"""The chat of the failover tests' downloads (the local CLI's chat 0 is told nothing)."""
 DEAD_AFTER = 3.0
 """The heartbeat limit of these tests (seconds): beats every 0.5 s."""
 
@@ -166,7 +171,7 @@ async def test_a_frozen_node_whose_name_was_taken_stops_when_it_wakes(
                 await asyncio.to_thread(taken.wait_ready, 60)
                 frozen.signal(signal.SIGCONT)
                 assert await asyncio.to_thread(frozen.wait_exit, 30) == 1
-                assert "was started again elsewhere" in frozen.output
+                assert "was replaced while this process was not heard from" in frozen.output
                 assert not psutil.pid_exists(info["aria2c_pid"])
                 (node,) = await asyncio.to_thread(_nodes, taken)
                 assert (node["name"], node["state"], node["this"]) == ("box-a", "online", True)
@@ -243,3 +248,147 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
             i: d["state"] for i, d in before.items()}
         assert len(await asyncio.to_thread(_aria2_holds, alpha)) == 1  # the waiting one
     assert file_digests(folder / "node-alpha.bin") == finished.digests
+
+
+async def _stored_download(url: str, download_id: int) -> tuple[DownloadRecord | None, int]:
+    """The row as stored, and how many completion notices were ever written for it."""
+    store = Store(url)
+    await store.open()
+    try:
+        notice = store.database.tables.notice
+        completions = await store.database.run(lambda: notice.select().where(
+            (notice.download_id == download_id)
+            & (notice.kind == NoticeKind.COMPLETED.value)).count())
+        return await store.downloads.get(download_id), completions
+    finally:
+        await store.close()
+
+
+def _silent(url: str, name: str) -> bool:
+    return asyncio.run(_stored_nodes(url))[name].silent_for > DEAD_AFTER
+
+
+def _finished_on(run: AriabotRun, download_id: int) -> dict | None:
+    listed = {d["id"]: d for d in downloads(run)}
+    entry = listed.get(download_id)
+    return entry if entry and entry["completed_at"] else None
+
+
+@pytest.mark.postgresql
+async def test_a_killed_nodes_download_finishes_on_the_next_node_and_its_data_goes_on_return(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha is killed (-9) mid-download; beta, started once alpha is past the heartbeat
+    limit, takes the download and finishes it from the swarm in its own folder, byte for
+    byte, with one completion. alpha, back after beta stopped, lets go of it: its aria2c
+    holds nothing, and the partial data it had written is gone; beta's copy is untouched."""
+    torrent = swarm.add("failover.bin", 4 * MiB, seed=43)
+    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
+                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
+                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    partial = tmp_path / "downloads-a" / "torrents" / str(CHAT) / "failover.bin"
+    finished = tmp_path / "downloads-b" / "torrents" / str(CHAT) / "failover.bin"
+    with swarm.throttled(64 * 1024), ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet, "--chat", str(CHAT))
+        assert added.returncode == 0, added.stderr
+        (entry,) = await asyncio.to_thread(
+            wait_until, lambda: [d for d in downloads(alpha) if d["completed_bytes"]], 60,
+            "alpha's first bytes")
+        alpha.signal(signal.SIGKILL)
+        await asyncio.to_thread(alpha.wait_exit)
+    download_id = entry["id"]
+    assert partial.exists()
+    await asyncio.to_thread(wait_until, lambda: _silent(postgresql_url, "alpha"), 30,
+                            "alpha past the heartbeat limit")
+
+    with ariabot_run(tmp_path / "b", beta_env) as beta:
+        await asyncio.to_thread(beta.wait_ready, 60)
+        done = await asyncio.to_thread(wait_until, lambda: _finished_on(beta, download_id),
+                                       90, "the download finished on beta")
+        assert (done["node"], done["elsewhere"]) == ("beta", None)
+        assert file_digests(finished) == torrent.digests
+        assert f"takes its unfinished download(s) #{download_id}" in beta.output
+        beta.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(beta.wait_exit) == 0
+    record, completions = await _stored_download(postgresql_url, download_id)
+    assert record is not None and record.node == "beta"
+    assert completions == 1
+
+    with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        assert await asyncio.to_thread(_aria2_holds, alpha) == [], alpha.output
+        assert not partial.exists()
+        assert not partial.with_name("failover.bin.aria2").exists()
+        (listed,) = await asyncio.to_thread(downloads, alpha)
+        assert listed["node"] == "beta"
+        assert listed["elsewhere"].startswith("on node beta, stopped ")
+        assert f"#{download_id} went to node 'beta'" in alpha.output
+        assert "Traceback" not in alpha.output + beta.output
+    assert file_digests(finished) == torrent.digests
+    store = Store(postgresql_url)
+    await store.open()
+    try:
+        assert await store.nodes.moves_from("alpha") == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql
+async def test_a_frozen_node_whose_download_was_taken_announces_nothing_when_it_wakes(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha's ariabot is frozen (SIGSTOP) mid-download while its aria2c runs on and
+    finishes. beta takes the download and finishes it too. alpha, woken, finds the
+    finished download in its aria2c, but its writes are fenced: no second completion, the
+    row stays beta's; it stops at its next heartbeat (exit 1), its aria2c with it. Started
+    again later, alpha deletes the copy its aria2c had finished there."""
+    torrent = swarm.add("frozen.bin", 4 * MiB, seed=44)
+    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
+                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
+                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    alpha_copy = tmp_path / "downloads-a" / "torrents" / str(CHAT) / "frozen.bin"
+    with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        info = await asyncio.to_thread(alpha.wait_ready, 60)
+        try:
+            with swarm.throttled(64 * 1024):
+                added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet,
+                                                "--chat", str(CHAT))
+                assert added.returncode == 0, added.stderr
+                (entry,) = await asyncio.to_thread(
+                    wait_until, lambda: [d for d in downloads(alpha) if d["completed_bytes"]],
+                    60, "alpha's first bytes")
+                alpha.signal(signal.SIGSTOP)
+            download_id = entry["id"]
+            # Unthrottled, alpha's aria2c finishes the download while ariabot sleeps.
+            await asyncio.to_thread(
+                wait_until, lambda: file_digests(alpha_copy) == torrent.digests
+                and not alpha_copy.with_name("frozen.bin.aria2").exists(), 60,
+                "alpha's aria2c to finish on its own")
+            await asyncio.to_thread(wait_until, lambda: _silent(postgresql_url, "alpha"), 30,
+                                    "alpha past the heartbeat limit")
+            with ariabot_run(tmp_path / "b", beta_env) as beta:
+                await asyncio.to_thread(beta.wait_ready, 60)
+                await asyncio.to_thread(wait_until, lambda: _finished_on(beta, download_id),
+                                        90, "the download finished on beta",
+                                        lambda: beta.output)
+                alpha.signal(signal.SIGCONT)
+                assert await asyncio.to_thread(alpha.wait_exit, 30) == 1
+                assert "was replaced while this process was not heard from" in alpha.output
+                assert not psutil.pid_exists(info["aria2c_pid"])
+                record, completions = await _stored_download(postgresql_url, download_id)
+                assert record is not None
+                assert (record.node, completions) == ("beta", 1)
+                assert not re.search(r"-> (seeding|complete)", alpha.output), alpha.output
+                assert "Traceback" not in beta.output
+                beta.signal(signal.SIGTERM)
+                assert await asyncio.to_thread(beta.wait_exit) == 0
+        finally:
+            alpha.signal(signal.SIGCONT)
+
+    with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        assert await asyncio.to_thread(_aria2_holds, alpha) == []
+        assert not alpha_copy.exists()
+    assert file_digests(tmp_path / "downloads-b" / "torrents" / str(CHAT) / "frozen.bin") == (
+        torrent.digests)
