@@ -109,6 +109,9 @@ _CONNECT_TIMEOUT_S = 5
 _JOIN_LOCK = 0x61726961626F74
 """The advisory lock key of joining (``ariabot`` in ASCII): one number for every node."""
 
+_SCHEMA_LOCK = _JOIN_LOCK - 1
+"""The advisory lock key of creating or migrating the schema."""
+
 _HARMLESS_FIRST = frozenset({"BEGIN", "SELECT"})
 """First statements of a call that write nothing: the call may be made again when the
 connection was found lost at that statement."""
@@ -118,6 +121,8 @@ class Engine:
     """The engine-specific parts of one store's database (see the module's docstring)."""
 
     name = ""
+    shared = False
+    """Several nodes (machines) may run on one database of this engine at once."""
 
     def __init__(self) -> None:
         self.statements = 0
@@ -168,6 +173,11 @@ class Engine:
     def joining(self, database: peewee.Database) -> AbstractContextManager[Any]:
         """A transaction in which one node at a time reads and writes the nodes table."""
         raise NotImplementedError
+
+    def migrating(self, database: peewee.Database) -> None:
+        """First thing inside the schema's transaction (:func:`~manager.store.migrations.
+        upgrade`): nodes that open one database at once create or migrate it one at a
+        time; each later one finds it done. SQLite's first write already excludes others."""
 
     def node_epoch(self, database: peewee.Database, name: str) -> int | None:
         """Node ``name``'s epoch (None when no such node), read inside a write transaction
@@ -292,6 +302,7 @@ class PostgresEngine(Engine):
     """PostgreSQL through psycopg 3 (``postgresql://user:password@host:port/database``)."""
 
     name = "postgresql"
+    shared = True
     _held_row = " FOR SHARE"
 
     def __init__(self) -> None:
@@ -365,6 +376,9 @@ class PostgresEngine(Engine):
         with database.atomic():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_JOIN_LOCK,))
             yield
+
+    def migrating(self, database: peewee.Database) -> None:
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
     def keep_ids_unique(self, database: peewee.Database,
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:

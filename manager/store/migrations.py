@@ -346,6 +346,7 @@ def upgrade(database: peewee.Database, tables: Tables) -> None:
     """
     version = tables.schema_version
     with database.atomic():
+        engine_of(database).migrating(database)
         database.create_tables([version])
         row = version.select().first()
         current = row.version if row else 0

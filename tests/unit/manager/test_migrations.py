@@ -3,6 +3,7 @@ with rows in each of its tables, up to the latest; the rows stay, ids go on."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -156,3 +157,18 @@ async def test_every_earlier_version_migrates_to_the_latest_with_its_rows(
         assert await add(reopened, "c" * 40) == (2 if version == 0 else 6)  # across restarts
     finally:
         await reopened.close()
+
+
+async def test_stores_opening_a_new_database_at_once_all_get_the_schema(
+        database_url: str) -> None:
+    """Nodes started together on an empty database (several machines, one PostgreSQL): each
+    creates or finds the schema; none fails on another's half-made tables."""
+    stores = [Store(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        for store in stores:
+            assert await store.downloads.list() == []
+            assert await schema_version(store) == SCHEMA_VERSION
+    finally:
+        for store in stores:
+            await store.close()
