@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -55,7 +56,7 @@ from manager.downloads import (
     StatusPage,
     remove_finished_control_files,
 )
-from manager.errors import Aria2Unavailable
+from manager.errors import Aria2Unavailable, StoreError
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
@@ -67,6 +68,8 @@ from manager.store import Store
 from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
 
 __all__ = ["TorrentManager"]
+
+log = logging.getLogger(__name__)
 
 _FIRST_CONNECTION_WAIT = 5.0
 """How long :meth:`TorrentManager.start` waits for the notification listener's first
@@ -218,8 +221,9 @@ class TorrentManager:
                 self.live.remember(record)
         self._loaded = True
 
-    async def start(self) -> None:
-        """Load unfinished downloads, reconcile with aria2, start listening and polling."""
+    async def start(self, *, read_feeds: bool = True) -> None:
+        """Load unfinished downloads, reconcile with aria2, start listening and polling, and
+        reading the feeds unless told not to (:meth:`read_feeds`)."""
         if not self._loaded:
             await self.load()
         loop = asyncio.get_running_loop()
@@ -240,8 +244,39 @@ class TorrentManager:
         self._sync.start_polling()
         await self._mirrors.start()
         await self._outbox.forget_old()
-        self._reading_feeds = asyncio.create_task(self.feeds.run(), name="feeds")
+        if self._membership is not None:
+            self._membership.watch_for_dead(self._taken_over)
+        if read_feeds:
+            self.read_feeds()
         self._started = True
+
+    def read_feeds(self) -> None:
+        """Read the chats' feeds on their schedule from now on. Nodes sharing a database
+        leave them to the front (:mod:`manager.store.front`): each feed is read by one."""
+        if self._reading_feeds is None or self._reading_feeds.done():
+            self._reading_feeds = asyncio.create_task(self.feeds.run(), name="feeds")
+
+    async def stop_reading_feeds(self) -> None:
+        """Stop reading the feeds (a read cut short is settled at the next one)."""
+        reading, self._reading_feeds = self._reading_feeds, None
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    async def _taken_over(self, download_ids: list[int]) -> None:
+        """Track the downloads this node took from a dead one while it ran; the reconcile
+        adds them to aria2c from their stored source."""
+        try:
+            async with self.live.lock:
+                for download_id in download_ids:
+                    record = await self.store.downloads.get(download_id)
+                    if record is not None and self._ownership.owns(record):
+                        self.live.remember(record)
+        except StoreError as error:
+            log.warning("the downloads taken over cannot be read (%s): they start at this "
+                        "node's next start", error)
+        self._sync.schedule_reconcile()
 
     async def remove_leftover_control_files(self) -> int:
         """Delete aria2's control files left beside finished downloads; call it only while
@@ -256,10 +291,7 @@ class TorrentManager:
         """Stop listening and polling; the store and aria2 are closed by their owner."""
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
         await self._mirrors.close()  # unfinished mirrors resume at the next start
-        if self._reading_feeds is not None:  # a read cut short is settled at the next one
-            self._reading_feeds.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reading_feeds
+        await self.stop_reading_feeds()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()

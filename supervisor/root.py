@@ -17,14 +17,13 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from telegram.error import TelegramError
-
-from bot import BotApiUnusable, BotConfig, EmbeddedBot, WebhookUnavailable, build_application
+from bot import BotConfig, EmbeddedBot, build_application
 from bot.config import MIB
 from manager import (
     Aria2Endpoint,
     Aria2Rpc,
     FeedConfig,
+    FrontLock,
     LinkConfig,
     ManagerConfig,
     MirrorConfig,
@@ -39,7 +38,8 @@ from manager import (
 from supervisor import __version__
 from supervisor.config import Settings
 from supervisor.control import ControlServer
-from supervisor.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from supervisor.exits import EXIT_ERROR, EXIT_OK
+from supervisor.front import FrontDuty
 from supervisor.instance import InstanceLock, stop_stale_aria2c
 from supervisor.layout import StateLayout
 from supervisor.linkkey import load_link_key
@@ -53,7 +53,7 @@ from supervisor.statelog import DownloadStateLog
 from supervisor.states import ProcessState, StateChange
 from supervisor.watchfolder import WatchFolder
 from web import LinkServer
-from web.miniapp import InitDataCheck, MiniApp
+from web.miniapp import ChatRights, ChatSender, InitDataCheck, MiniApp
 
 __all__ = ["LinkServerUnusable", "bot_config", "link_config", "mirror_config", "node_config",
            "serve"]
@@ -121,7 +121,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         watching: asyncio.Task[None] | None = None
         control = ControlServer(manager, layout.control_socket)
         links: LinkServer | None = None
-        bot: EmbeddedBot | None = None
+        front: FrontDuty | None = None
+        duty: asyncio.Task[int] | None = None
         stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -144,7 +145,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                     return _fatal(str(error))
                 raise
             await loading
-            await manager.start()
+            await manager.start(read_feeds=False)  # the front's (see supervisor.front)
             # What start-up built (a record per stored unfinished download: 100,000 of them
             # at scale) lives as long as ariabot: out of the collector's full passes, which
             # would otherwise walk it all and hold the event loop for tens of milliseconds.
@@ -160,34 +161,32 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             if settings.local_mode:
                 log.info("local mode: no Telegram token, so the bot is off; set "
                          "ARIABOT_TELEGRAM_TOKEN to drive ariabot from Telegram")
-            else:
-                # --- the Telegram bot: after the manager, stopped first -------------------
-                bot = EmbeddedBot(build_application(bot_config(settings), manager), manager)
-                try:
-                    await bot.start()
-                except (BotApiUnusable, WebhookUnavailable) as error:
-                    bot = None
-                    log.critical("the Telegram bot cannot start: %s; ariabot exits %d "
-                                 "(restarting cannot help)", error, EXIT_USAGE)
-                    return EXIT_USAGE
-                except TelegramError as error:
-                    bot = None
-                    log.critical("the Telegram bot cannot start (%s: %s); check "
-                                 "ARIABOT_TELEGRAM_TOKEN and ARIABOT_TELEGRAM_API_URL",
-                                 type(error).__name__, error)
-                    return EXIT_ERROR
+            # --- the front: the Telegram bot and the feeds, on one node of the database --
+            front = FrontDuty(FrontLock(store.url), manager, None if settings.local_mode else
+                              lambda: EmbeddedBot(build_application(bot_config(settings),
+                                                                    manager), manager))
+            duty = asyncio.create_task(front.run(), name="front")
+            settled = asyncio.ensure_future(front.settled.wait())
+            await asyncio.wait([duty, settled], return_when=asyncio.FIRST_COMPLETED)
+            settled.cancel()
+            if duty.done():
+                return duty.result()  # the bot cannot start
             if settings.links:  # after the bot: the Mini App asks it for the chats' rules
-                links = await _start_links(settings, manager, bot)
+                links = await _start_links(settings, manager, front, front)
             log.info("ariabot is running (data dir %s, downloads in %s)",
                      settings.data_dir, settings.download_dir)
             if limitation := hybrid_limitation(aria2c_version):
                 log.warning("%s: hybrid (v1+v2) torrents are refused when added", limitation)
-            return await _run_until_stopped(aria2, stop_requested, manager.replaced)
+            return await _run_until_stopped(aria2, stop_requested, manager.replaced, duty)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            if bot is not None:
-                await bot.stop()
+            if duty is not None:
+                duty.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await duty
+            if front is not None:
+                await front.stop()
             for job in (retention, watching):
                 if job is not None:
                     job.cancel()
@@ -267,14 +266,14 @@ def link_config(settings: Settings, layout: StateLayout) -> LinkConfig | None:
                       ttl=timedelta(days=settings.link_days))
 
 
-async def _start_links(settings: Settings, manager: TorrentManager,
-                       bot: EmbeddedBot | None) -> LinkServer:
+async def _start_links(settings: Settings, manager: TorrentManager, rights: ChatRights,
+                       sender: ChatSender) -> LinkServer:
     host, port = split_listen(settings.http_listen)
     miniapp = None
-    if bot is not None and settings.miniapp_url:
+    if not settings.local_mode and settings.miniapp_url:
         miniapp = await MiniApp.create(
             manager, InitDataCheck(settings.token.reveal(), settings.miniapp_max_age),
-            bot.web_rights(), sender=bot.web_sender())
+            rights, sender=sender)
     server = LinkServer(manager, host, port, miniapp=miniapp)
     try:
         await server.start()
@@ -322,16 +321,18 @@ def _tell_manager(manager: TorrentManager, change: StateChange) -> None:
 
 
 async def _run_until_stopped(aria2: Aria2Process, stop_requested: asyncio.Event,
-                             replaced: asyncio.Event) -> int:
+                             replaced: asyncio.Event, duty: asyncio.Task[int]) -> int:
     waits = [asyncio.create_task(stop_requested.wait()), asyncio.create_task(aria2.wait()),
              asyncio.create_task(replaced.wait())]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([*waits, duty], return_when=asyncio.FIRST_COMPLETED)
     for task in waits:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     if aria2.state is ProcessState.FATAL:
         return _fatal(aria2.fatal_reason)
+    if duty.done():
+        return duty.result()  # the bot of a new turn as the front cannot start
     if replaced.is_set():
         log.critical("stopping: another start holds this node's place now; ariabot exits %d",
                      EXIT_ERROR)

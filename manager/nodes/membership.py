@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from manager.aria2 import Aria2Rpc
-from manager.errors import Aria2Error, StoreError
+from manager.errors import Aria2Error, NodeReplaced, StoreError
 from manager.files import free_bytes
-from manager.store import NodeFigures, NodeRecord, Store
+from manager.store import Move, NodeFigures, NodeRecord, Store
 
 __all__ = ["Membership", "NodeConfig", "NodeState", "NodeStatus"]
 
@@ -106,6 +106,8 @@ class Membership:
         self._disk_usage = disk_usage
         self._epoch: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._on_taken: Callable[[list[int]], Awaitable[None]] | None = None
+        self._handing: set[asyncio.Task[None]] = set()
         self.replaced = asyncio.Event()
         """Set when a newer start holds this node's name: stop acting as the node."""
 
@@ -127,6 +129,16 @@ class Membership:
         self._store.database.hold(config.name, epoch)
         log.info("node %r joined its database", config.name)
         self._task = asyncio.create_task(self._beat(epoch), name="node heartbeat")
+        await self._take_over(epoch)
+
+    def watch_for_dead(self, on_taken: Callable[[list[int]], Awaitable[None]]) -> None:
+        """From now on, after each heartbeat, take the unfinished downloads of the nodes
+        that died meanwhile, and hand their ids to ``on_taken`` (the manager tracks them).
+        Whichever live node looks first takes them; the others find none left."""
+        self._on_taken = on_taken
+
+    async def _take_over(self, epoch: int) -> list[Move]:
+        config = self.config
         taken = await self._store.nodes.take_over(
             config.name, epoch, config.dead_after, lambda chat: str(self._folder_of(chat)))
         for node in sorted({move.from_node for move in taken}):
@@ -134,6 +146,7 @@ class Membership:
             log.warning("node %r is dead (not heard from for %.0f s): this node takes its "
                         "unfinished download(s) %s and starts them again from their source",
                         node, config.dead_after, ", ".join(ids))
+        return taken
 
     async def _beat(self, epoch: int) -> None:
         failing = False
@@ -159,6 +172,26 @@ class Membership:
                              "node); this one stops", self.config.name)
                 self.replaced.set()
                 return
+            if self._on_taken is not None:
+                await self._look_for_dead(epoch, self._on_taken)
+
+    async def _look_for_dead(self, epoch: int,
+                             on_taken: Callable[[list[int]], Awaitable[None]]) -> None:
+        """Take what the nodes that died since hold unfinished; a failure waits for the
+        next beat (the downloads stay where they are meanwhile)."""
+        try:
+            taken = await self._take_over(epoch)
+        except NodeReplaced:
+            return  # the next heartbeat finds out, and says so
+        except StoreError as error:
+            log.warning("could not look for dead nodes' downloads (%s); trying again at the "
+                        "next heartbeat", error)
+            return
+        if taken:  # tracked beside the heartbeat, which must not wait for the manager
+            handing = asyncio.create_task(on_taken([move.download_id for move in taken]),
+                                          name="downloads taken over")
+            self._handing.add(handing)
+            handing.add_done_callback(self._handing.discard)
 
     async def _figures(self) -> NodeFigures:
         """This node's room: aria2's busy slots (a seeding download holds one, as in aria2),
@@ -179,10 +212,11 @@ class Membership:
 
     async def leave(self) -> None:
         """Stop beating and say the node stopped (unless it was replaced)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, *self._handing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._epoch is None or self.replaced.is_set():
             return
         try:

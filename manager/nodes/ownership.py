@@ -79,5 +79,5 @@ class Ownership:
         elif held.silent_for > self._config.dead_after:
             state = f"offline, last heard from {ago(held.silent_for)}"
         else:
-            state = "which this node cannot reach"
+            return f"on node {name}"  # online: its news and figures come from there
         return f"on node {name}, {state}"

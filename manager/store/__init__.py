@@ -26,6 +26,7 @@ from manager.store.dbcopy import (
 )
 from manager.store.downloads import DownloadRecord, PurgedDownload
 from manager.store.feeds import FeedEntryRecord, FeedRecord, entry_key
+from manager.store.front import FrontLock
 from manager.store.mirrors import MirrorRecord
 from manager.store.nodes import Move, NodeFigures, NodeRecord
 from manager.store.store import Store
@@ -38,6 +39,7 @@ __all__ = [
     "DownloadRecord",
     "FeedEntryRecord",
     "FeedRecord",
+    "FrontLock",
     "MirrorRecord",
     "Move",
     "MovedChat",

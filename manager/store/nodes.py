@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import peewee
+
 from manager.errors import NodeConflict, NodeReplaced
 from manager.models import SourceKind, TorrentState
 from manager.store.database import StoreDatabase, utc_now
@@ -86,13 +88,13 @@ class Nodes:
         The data dir that held the name last takes it back at once (its lock proves the
         process before is gone); another data dir takes it only from a node that left or
         was silent for ``dead_after`` seconds. The downloads stored before any node joined
-        become this node's (they are in its aria2c and on its disk). One node runs on a
-        database: another one that is heard from refuses the start (several nodes need
-        placement, which this version does not have).
+        become this node's (they are in its aria2c and on its disk). Several nodes share a
+        PostgreSQL database; a SQLite one serves one node: another one that is heard from
+        refuses the start.
 
         Raises:
             NodeConflict: the name is held by a live node of another data dir, or another
-                node runs on this database.
+                node runs on this SQLite database.
             StoreError: the database cannot be written.
         """
         def write() -> int:
@@ -110,12 +112,12 @@ class Nodes:
                         f"(last heard from {now - held.last_seen:.0f} s ago): give each "
                         "machine its own ARIABOT_NODE_NAME")
                 other = node.select().where(live & (node.name != name)).first()
-                if other is not None:
+                if other is not None and not engine.shared:
                     raise NodeConflict(
                         f"node {other.name!r} runs on this database (last heard from "
-                        f"{now - other.last_seen:.0f} s ago): this version of ariabot runs "
-                        "one node per database; stop it first, or give this one its own "
-                        "database")
+                        f"{now - other.last_seen:.0f} s ago): a SQLite database serves one "
+                        "node; several nodes share a PostgreSQL database "
+                        "(ARIABOT_DATABASE_URL)")
                 epoch = held.epoch + 1 if held is not None else 1
                 values = dict(home=home, epoch=epoch, version=version, started_at=now,
                               last_seen=now, left_at=None, slots_used=0, slots_total=0,
@@ -135,15 +137,17 @@ class Nodes:
         """Take the unfinished downloads of every dead node (silent for ``dead_after``
         seconds without leaving) for node ``name``, whose start holds ``epoch``.
 
-        Each dead node's epoch is raised first, in the same transaction: one only frozen
-        finds out at its next heartbeat and stops, and its download writes are refused from
-        now on (:meth:`~manager.store.database.StoreDatabase.check_held`), so a completion it
-        sees after waking is never announced. Each download taken keeps its source, file
-        choice, chat and message, and restarts from nothing in its chat's folder here
+        The epoch of each dead node that holds any is raised first, in the same
+        transaction: one only frozen finds out at its next heartbeat and stops, and its
+        download writes are refused from now on
+        (:meth:`~manager.store.database.StoreDatabase.check_held`), so a completion it sees
+        after waking is never announced. Each download taken keeps its source, file choice,
+        chat and message, and restarts from nothing in its chat's folder here
         (``directory_of(chat_id)``) without a GID (a magnet without its size, so that its
-        names are checked here again): the reconcile at start adds it to this node's
-        aria2c. A :class:`Move` row says where it was, for the dead node to clean up
-        when it comes back (:meth:`moves_from`).
+        names are checked here again): the reconcile adds it to this node's aria2c. A
+        :class:`Move` row says where it was, for the dead node to clean up when it comes
+        back (:meth:`moves_from`). A dead node with nothing to take keeps its epoch, and a
+        look that finds nothing takes no write lock.
 
         Returns:
             The downloads taken.
@@ -152,6 +156,22 @@ class Nodes:
             NodeReplaced: ``epoch`` is no longer this node's.
             StoreError: the database cannot be written.
         """
+        def dead_work(now: float) -> peewee.Expression:
+            """Unfinished rows of nodes dead at ``now`` (other than this one)."""
+            node, download = self._database.tables.node, self._database.tables.download
+            dead = node.select(node.name).where(
+                node.left_at.is_null() & (node.last_seen <= now - dead_after)
+                & (node.name != name))
+            return (download.node.in_(dead) & download.completed_at.is_null()
+                    & download.state.in_(_UNFINISHED))
+
+        def any_to_take() -> bool:
+            # A plain read first: most heartbeats find nothing, and take no write lock.
+            database = self._database.db
+            download = self._database.tables.download
+            now = engine_of(database).clock(database)
+            return download.select(download.id).where(dead_work(now)).exists()
+
         def write() -> list[Move]:
             database = self._database.db
             tables = self._database.tables
@@ -161,19 +181,18 @@ class Nodes:
                 now = engine.clock(database)
                 if engine.node_epoch(database, name) != epoch:
                     raise NodeReplaced
-                dead = [row.name for row in node.select(node.name).where(
-                    node.left_at.is_null() & (node.last_seen <= now - dead_after)
-                    & (node.name != name))]
-                if not dead:
+                owners = [row.node for row in download.select(download.node).distinct()
+                          .where(dead_work(now))]
+                if not owners:
                     return []
-                # Fenced before its rows are read: a write of the dead node that got in
-                # first is seen here (its download finished: it stays there).
-                node.update(epoch=node.epoch + 1).where(node.name.in_(dead)).execute()
+                # Fenced before their rows are read again: a write of theirs that got in
+                # first is seen by this read (a download finished: it stays there), and
+                # every later one is refused.
+                node.update(epoch=node.epoch + 1).where(node.name.in_(owners)).execute()
                 taken = list(download.select(
                     download.id, download.info_hash, download.chat_id, download.node,
                     download.gid, download.directory, download.source_kind,
-                ).where(download.node.in_(dead) & download.completed_at.is_null()
-                        & download.state.in_(_UNFINISHED)).order_by(download.id))
+                ).where(dead_work(now)).order_by(download.id))
                 moves = []
                 for row in taken:
                     move_id = move.insert(
@@ -192,6 +211,8 @@ class Nodes:
                                       row.gid, row.directory))
                 return moves
 
+        if not await self._database.run(any_to_take):
+            return []
         return await self._database.run(write)
 
     async def moves_from(self, name: str) -> list[Move]:

@@ -84,7 +84,8 @@ async def running_app(engine_settings: Callable[..., Settings], **env: str) -> A
         for user, status in ((1, "creator"), (ADMIN, "administrator"), (USER, "member"),
                              (OTHER, "member")):
             stack.server.set_member(GROUP, user, status)
-        links = await _start_links(stack.settings, stack.manager, stack.bot)
+        links = await _start_links(stack.settings, stack.manager, stack.bot.web_rights(),
+                                   stack.bot.web_sender())
         try:
             async with aiohttp.ClientSession() as http:
                 yield App(stack, links, http)

@@ -12,9 +12,11 @@ unfinished downloads of a dead one (failover), which lets go of them when it ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -125,24 +127,21 @@ def test_a_node_killed_takes_its_name_back_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgresql
-async def test_another_data_dir_is_refused_the_name_or_the_database_and_changes_nothing(
+async def test_another_data_dir_is_refused_the_name_and_changes_nothing(
         tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str) -> None:
     env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="box-a",
                ARIABOT_DATABASE_URL=postgresql_url)
     with ariabot_run(tmp_path / "a", env) as first:
         await asyncio.to_thread(first.wait_ready, 60)
         before = (await _stored_nodes(postgresql_url))["box-a"]
-        for name, said in (("box-a", "give each machine its own ARIABOT_NODE_NAME"),
-                           ("box-b", "runs one node per database")):
-            other = _env(tmp_path / f"downloads-{name}-2", ARIABOT_NODE_NAME=name,
-                         ARIABOT_DATABASE_URL=postgresql_url)
-            code, output = await asyncio.to_thread(_refused_start, tmp_path / f"{name}-2",
-                                                   other)
-            assert code == 2, output
-            assert said in output
-            assert "aria2c STOPPED -> STARTING" not in output  # nothing was done as a node
-            assert "Traceback" not in output
-            assert postgresql_server.password not in output
+        other = _env(tmp_path / "downloads-a-2", ARIABOT_NODE_NAME="box-a",
+                     ARIABOT_DATABASE_URL=postgresql_url)
+        code, output = await asyncio.to_thread(_refused_start, tmp_path / "box-a-2", other)
+        assert code == 2, output
+        assert "give each machine its own ARIABOT_NODE_NAME" in output
+        assert "aria2c STOPPED -> STARTING" not in output  # nothing was done as a node
+        assert "Traceback" not in output
+        assert postgresql_server.password not in output
         after = await _stored_nodes(postgresql_url)
         assert list(after) == ["box-a"]
         assert (after["box-a"].started_at, after["box-a"].version) == (
@@ -392,3 +391,74 @@ async def test_a_frozen_node_whose_download_was_taken_announces_nothing_when_it_
         assert not alpha_copy.exists()
     assert file_digests(tmp_path / "downloads-b" / "torrents" / str(CHAT) / "frozen.bin") == (
         torrent.digests)
+
+
+def _bot_env(server: FakeTelegramServer, download_dir: Path, name: str,
+             url: str) -> dict[str, str]:
+    return _env(download_dir, ARIABOT_NODE_NAME=name, ARIABOT_DATABASE_URL=url,
+                ARIABOT_SEED_TIME="0", ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
+                ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER))
+
+
+async def _answered_status(server: FakeTelegramServer, timeout: float) -> float:
+    """Send /status from the user's chat; seconds until the bot answered it."""
+    mark, started = server.mark(), time.monotonic()
+    server.push_text(USER, USER, "/status")
+    answer = await server.wait_for("sendMessage", lambda r: r.status == 200
+                                   and r.params.get("chat_id") == USER, timeout, since=mark)
+    return answer.time - started
+
+
+@pytest.mark.postgresql
+async def test_two_nodes_are_one_bot_and_the_other_takes_over_when_the_front_dies(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha and beta run at once on one database with one token. Only the front (alpha,
+    started first) receives updates: one answer per command, no 409 from Telegram. alpha
+    is killed (-9) while it downloads a magnet sent in the chat: beta becomes the front and
+    answers within 15 s, takes the download and finishes it, byte for byte; the chat is
+    told of its completion once."""
+    torrent = swarm.add("front.bin", 4 * MiB, seed=45)
+    async with FakeTelegramServer() as server:
+        alpha_env = _bot_env(server, tmp_path / "downloads-a", "alpha", postgresql_url)
+        beta_env = _bot_env(server, tmp_path / "downloads-b", "beta", postgresql_url)
+        with contextlib.ExitStack() as running:
+            alpha = running.enter_context(ariabot_run(tmp_path / "a", alpha_env))
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
+                                    30, "alpha's bot")
+            beta = running.enter_context(ariabot_run(tmp_path / "b", beta_env))
+            await asyncio.to_thread(beta.wait_ready, 60)
+            await asyncio.to_thread(wait_until, lambda: "another node is the front" in
+                                    beta.output, 30, "beta to find alpha the front")
+            await _answered_status(server, 10)
+            with swarm.throttled(64 * 1024):
+                mark = server.mark()
+                server.push_text(USER, USER, torrent.magnet)
+                await server.wait_for("sendMessage", lambda r: r.status == 200
+                                      and "front.bin" in str(r.params.get("text")), 30,
+                                      since=mark)
+                (entry,) = await asyncio.to_thread(
+                    wait_until, lambda: [d for d in downloads(alpha) if d["completed_bytes"]],
+                    60, "alpha's first bytes")
+                assert entry["node"] == "alpha"
+                alpha.signal(signal.SIGKILL)
+                await asyncio.to_thread(alpha.wait_exit)
+            assert "the Telegram bot @" not in beta.output
+
+            took = await _answered_status(server, 30)
+            assert took < 15, f"beta answered {took:.1f} s after the front died"
+            done = await asyncio.to_thread(
+                wait_until, lambda: _finished_on(beta, entry["id"]), 90,
+                "the download finished on beta", lambda: beta.output)
+            assert done["node"] == "beta"
+            assert file_digests(tmp_path / "downloads-b" / "torrents" / str(USER)
+                                / "front.bin") == torrent.digests
+            told = f"is downloaded (#{entry['id']})"
+            await server.wait_for("sendMessage", lambda r: r.status == 200
+                                  and told in str(r.params.get("text")), 30)
+            beta.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(beta.wait_exit) == 0
+    assert server.count("getUpdates", status=409) == 0
+    assert len([r for r in server.requests_for("sendMessage")
+                if told in str(r.params.get("text"))]) == 1
+    assert "Traceback" not in alpha.output + beta.output

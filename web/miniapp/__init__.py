@@ -9,6 +9,7 @@ updates, :mod:`~web.miniapp.views` the JSON, :mod:`~web.miniapp.limits` the per-
 from web.miniapp.app import MiniApp
 from web.miniapp.identity import InitDataCheck, NotSigned, Signed
 from web.miniapp.limits import UserLimits
-from web.miniapp.rights import ChatRights
+from web.miniapp.rights import ChatRights, ChatSender
 
-__all__ = ["ChatRights", "InitDataCheck", "MiniApp", "NotSigned", "Signed", "UserLimits"]
+__all__ = ["ChatRights", "ChatSender", "InitDataCheck", "MiniApp", "NotSigned", "Signed",
+           "UserLimits"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 
@@ -62,37 +63,54 @@ async def test_another_data_dir_takes_a_name_silent_past_the_limit(store: Store)
     assert not await store.nodes.beat("box-a", first, NodeFigures())
 
 
-async def test_one_node_per_database_until_the_other_leaves_or_dies(store: Store) -> None:
-    epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
-    with pytest.raises(NodeConflict, match="one node per database"):
-        await store.nodes.join("box-b", HOME_B, "0.1.0", LIMIT)
-    assert [node.name for node in await store.nodes.all()] == ["box-a"]  # nothing written
-    await store.nodes.join("box-b", HOME_B, "0.1.0", 0.0)  # box-a silent past the limit
-    await store.nodes.leave("box-b", 1)
-    await store.nodes.leave("box-a", epoch)
-    await store.nodes.join("box-c", HOME_A, "0.1.0", LIMIT)  # both left
-    assert [node.name for node in await store.nodes.all()] == ["box-a", "box-b", "box-c"]
+async def test_a_sqlite_database_serves_one_node_until_the_other_leaves_or_dies(
+        tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    await store.open()
+    try:
+        epoch = await store.nodes.join("box-a", HOME_A, "0.1.0", LIMIT)
+        with pytest.raises(NodeConflict, match="a SQLite database serves one node"):
+            await store.nodes.join("box-b", HOME_B, "0.1.0", LIMIT)
+        assert [node.name for node in await store.nodes.all()] == ["box-a"]  # nothing written
+        await store.nodes.join("box-b", HOME_B, "0.1.0", 0.0)  # box-a silent past the limit
+        await store.nodes.leave("box-b", 1)
+        await store.nodes.leave("box-a", epoch)
+        await store.nodes.join("box-c", HOME_A, "0.1.0", LIMIT)  # both left
+        assert [node.name for node in await store.nodes.all()] == ["box-a", "box-b", "box-c"]
+    finally:
+        await store.close()
 
 
-async def test_two_nodes_joining_at_once_never_both_get_in(database_url: str) -> None:
-    """Two connections (two machines) race to join: joins are serialised, so one of each
-    pair is refused, every round."""
+@pytest.mark.postgresql
+async def test_several_nodes_share_a_postgresql_database(postgresql_url: str) -> None:
+    store = Store(postgresql_url)
+    await store.open()
+    try:
+        for name, home in (("box-a", HOME_A), ("box-b", HOME_B), ("box-c", "c" * 32)):
+            await store.nodes.join(name, home, "0.1.0", LIMIT)
+        assert [node.name for node in await store.nodes.all()] == ["box-a", "box-b", "box-c"]
+    finally:
+        await store.close()
+
+
+async def test_two_data_dirs_joining_at_once_under_one_name_never_both_get_it(
+        database_url: str) -> None:
+    """Two connections (two machines) race to join under one name: joins are serialised,
+    so one of each pair is refused, every round."""
     stores = [Store(database_url), Store(database_url)]
     for opened in stores:
         await opened.open()
     try:
         for round_ in range(10):
-            names = [f"a{round_}", f"b{round_}"]
+            name = f"box{round_}"
             results = await asyncio.gather(
                 *(opened.nodes.join(name, home, "0.1.0", LIMIT)
-                  for opened, name, home in zip(stores, names, (HOME_A, HOME_B), strict=True)),
+                  for opened, home in zip(stores, (HOME_A, HOME_B), strict=True)),
                 return_exceptions=True)
             refused = [r for r in results if isinstance(r, NodeConflict)]
-            joined = [(name, r) for name, r in zip(names, results, strict=True)
-                      if isinstance(r, int)]
+            joined = [r for r in results if isinstance(r, int)]
             assert (len(refused), len(joined)) == (1, 1), results
-            for name, epoch in joined:
-                await stores[0].nodes.leave(name, epoch)
+            await stores[0].nodes.leave(name, joined[0])
     finally:
         for opened in stores:
             await opened.close()
@@ -138,6 +156,10 @@ async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) 
     silent = Ownership(store, NodeConfig("box-a", HOME_A, "0.1.0", slots=3, dead_after=0.0))
     with pytest.raises(OnAnotherNode, match="box-b, offline, last heard from"):
         await silent.check(ours)
+    live = Ownership(store, NodeConfig("box-a", HOME_A, "0.1.0", slots=3, dead_after=LIMIT))
+    with pytest.raises(OnAnotherNode, match=rf"^#{ours.id} is on node box-b; only that node "
+                                            "has it$"):
+        await live.check(ours)
     assert Ownership(store, None).owns(theirs)  # a manager without a node: every row
     shown = await here.place([snapshot(ours), snapshot(theirs)])
     assert shown[0].elsewhere is None

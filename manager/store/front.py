@@ -1,0 +1,109 @@
+"""The front: the one node of a database that talks to Telegram.
+
+Telegram gives a bot's updates to one receiver (a second ``getUpdates`` is answered 409), and
+the bot's messages must be sent once. On PostgreSQL the front is the node whose session holds
+the advisory lock :data:`_FRONT_LOCK`, on a connection of its own (never the store's, which
+is replaced when it breaks and runs every other query). The server frees the lock when that
+session ends: the node stopped, was killed, or its host vanished (TCP keepalives end the
+session about 10 s after the host went silent). The other nodes try for it every
+:data:`RETRY_S` seconds. The holder reads its connection every :data:`RETRY_S` seconds; a
+read that fails means the lock may be another's already, and it stops being the front at once.
+
+On SQLite, one node runs on a database, and it is the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+try:
+    import psycopg
+except ImportError:  # installed without the `postgresql` extra: SQLite only
+    psycopg = None
+
+__all__ = ["RETRY_S", "FrontLock"]
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+"""Seconds between two tries for the lock, and between two checks that it is still held."""
+
+_FRONT_LOCK = 0x61726961626F75
+"""The advisory lock key of the front (one above the join lock's), the same on every node."""
+
+_CONNECTION: dict[str, Any] = {"autocommit": True, "connect_timeout": 5, "keepalives": 1,
+                               "keepalives_idle": 4, "keepalives_interval": 2,
+                               "keepalives_count": 3}
+"""The lock's connection: no transaction held open, and a silent peer found out after about
+10 s (idle 4 s, then 3 probes 2 s apart), on this side as on the server's."""
+
+
+class FrontLock:
+    """Whether this node is the front, and waiting to become it.
+
+    Parameters:
+        url: the store's database URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._shared = url.split("://", 1)[0].lower() in ("postgres", "postgresql")
+        self._connection: Any = None
+
+    async def try_acquire(self) -> bool:
+        """Try once to become the front (at once on SQLite); a database that cannot be
+        reached is a no."""
+        if not self._shared:
+            return True
+        try:
+            return await self._try()
+        except psycopg.Error as error:
+            log.warning("the front's lock cannot be asked for (%s); trying again",
+                        error.__class__.__name__)
+            await self.release()
+            return False
+
+    async def acquire(self) -> None:
+        """Return once this node is the front: at once on SQLite, or when the lock is free
+        (tried every :data:`RETRY_S` seconds)."""
+        if await self.try_acquire():
+            return
+        log.info("another node is the front (it talks to Telegram); this one takes over "
+                 "when it stops")
+        while True:
+            await asyncio.sleep(RETRY_S)  # a period: nothing tells of a free lock
+            if await self.try_acquire():
+                return
+
+    async def _try(self) -> bool:
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(self._url, **_CONNECTION)
+        cursor = await self._connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                                (_FRONT_LOCK,))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    async def lost(self) -> None:
+        """Return when this node may no longer be the front (its lock's session failed);
+        never on SQLite."""
+        if not self._shared:
+            await asyncio.Event().wait()  # one node, the front until it stops
+        while True:
+            await asyncio.sleep(RETRY_S)  # a period: a dead session says nothing by itself
+            try:
+                await self._connection.execute("SELECT 1")
+            except psycopg.Error as error:
+                log.warning("the front's lock was lost with its database session (%s): this "
+                            "node stops talking to Telegram", error.__class__.__name__)
+                await self.release()
+                return
+
+    async def release(self) -> None:
+        """Let go of the lock (closing its session frees it)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()

@@ -1,0 +1,61 @@
+"""The front lock on a real PostgreSQL server: one holder at a time, taken over when the
+holder lets go or its session ends, and its loss noticed by the holder; SQLite's one node is
+always the front."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from manager import FrontLock
+from manager.store.front import RETRY_S
+
+
+async def test_on_sqlite_the_one_node_is_the_front(tmp_path: Path) -> None:
+    lock = FrontLock(f"sqlite:///{tmp_path / 'ariabot.db'}")
+    assert await lock.try_acquire()
+    await asyncio.wait_for(lock.acquire(), 1)
+    await lock.release()
+
+
+@pytest.mark.postgresql
+async def test_one_front_at_a_time_and_the_next_takes_over_when_it_lets_go(
+        postgresql_url: str) -> None:
+    first, second = FrontLock(postgresql_url), FrontLock(postgresql_url)
+    try:
+        assert await first.try_acquire()
+        assert not await second.try_acquire()
+        waiting = asyncio.create_task(second.acquire())
+        await first.release()
+        await asyncio.wait_for(waiting, RETRY_S * 3)
+        assert not await first.try_acquire()
+    finally:
+        await first.release()
+        await second.release()
+
+
+@pytest.mark.postgresql
+async def test_a_front_whose_session_ends_finds_out_and_another_takes_over(
+        postgresql_url: str) -> None:
+    """The server ends the holder's session (what a restart of PostgreSQL, or the end of a
+    vanished host's TCP connection, does): the holder's ``lost`` returns, and the waiting
+    node becomes the front."""
+    holder, waiting = FrontLock(postgresql_url), FrontLock(postgresql_url)
+    try:
+        assert await holder.try_acquire()
+        taking = asyncio.create_task(waiting.acquire())
+        losing = asyncio.create_task(holder.lost())
+        async with await psycopg.AsyncConnection.connect(postgresql_url,
+                                                         autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND pid <> pg_backend_pid() AND database = (SELECT oid FROM "
+                "pg_database WHERE datname = current_database())")
+        await asyncio.wait_for(losing, RETRY_S * 3)
+        await asyncio.wait_for(taking, RETRY_S * 3)
+    finally:
+        await holder.release()
+        await waiting.release()
