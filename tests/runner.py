@@ -141,11 +141,16 @@ class AriabotRun:
         return info
 
     def _control_answers(self) -> bool:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-            try:
-                client.connect(str(self.data_dir / "control.sock"))
-            except OSError:
-                return False
+        # Through the folder's descriptor: a deep data dir's socket path does not fit in an
+        # AF_UNIX address (supervisor.control does the same).
+        folder = os.open(self.data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(f"/proc/self/fd/{folder}/control.sock")
+        except OSError:
+            return False
+        finally:
+            os.close(folder)
         return True
 
     def signal(self, signum: int) -> None:
