@@ -482,6 +482,11 @@ class TorrentManager:
         whatever wrote it; returns a function that stops it."""
         return self._outbox.watch(watcher)
 
+    def notices_stored_elsewhere(self) -> None:
+        """Another node stored notices (the front hears it from the database): call the
+        watchers, as after this node's own writes."""
+        self.store.notices.stored()
+
     async def notice_done(self, notice_id: int, dropped: str | None = None) -> None:
         """Mark a notice sent (Telegram confirmed it) or, with ``dropped``, given up (why)."""
         await self._outbox.done(notice_id, dropped)

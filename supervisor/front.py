@@ -67,7 +67,7 @@ class FrontDuty:
                     return code
             self._manager.read_feeds()
             self.settled.set()
-            await self._lock.lost()
+            await self._lock.lost(self._manager.notices_stored_elsewhere)
             await self._step_down()
 
     async def _start_bot(self, bot: EmbeddedBot) -> int | None:

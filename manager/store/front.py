@@ -3,11 +3,13 @@
 Telegram gives a bot's updates to one receiver (a second ``getUpdates`` is answered 409), and
 the bot's messages must be sent once. On PostgreSQL the front is the node whose session holds
 the advisory lock :data:`_FRONT_LOCK`, on a connection of its own (never the store's, which
-is replaced when it breaks and runs every other query). The server frees the lock when that
-session ends: the node stopped, was killed, or its host vanished (TCP keepalives end the
-session about 10 s after the host went silent). The other nodes try for it every
-:data:`RETRY_S` seconds. The holder reads its connection every :data:`RETRY_S` seconds; a
-read that fails means the lock may be another's already, and it stops being the front at once.
+is replaced when it breaks and runs every other query). The same connection listens on
+:data:`~manager.store.outbox.NOTICES_CHANNEL`: a notice another node wrote (its download
+finished) wakes the front's bot at once. The server frees the lock when that session ends:
+the node stopped, was killed, or its host vanished (TCP keepalives end the session about
+10 s after the host went silent). The other nodes try for it every :data:`RETRY_S` seconds.
+The holder reads its connection every :data:`RETRY_S` seconds; a read that fails means the
+lock may be another's already, and it stops being the front at once.
 
 On SQLite, one node runs on a database, and it is the front.
 """
@@ -17,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from manager.store.outbox import NOTICES_CHANNEL
 
 try:
     import psycopg
@@ -84,16 +89,23 @@ class FrontLock:
         cursor = await self._connection.execute("SELECT pg_try_advisory_lock(%s)",
                                                 (_FRONT_LOCK,))
         row = await cursor.fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            return False
+        await self._connection.execute(f"LISTEN {NOTICES_CHANNEL}")
+        return True
 
-    async def lost(self) -> None:
+    async def lost(self, notices_stored: Callable[[], None]) -> None:
         """Return when this node may no longer be the front (its lock's session failed);
-        never on SQLite."""
+        never on SQLite. Meanwhile, call ``notices_stored()`` whenever another node stored
+        notices (this node's own writes say so in-process)."""
         if not self._shared:
             await asyncio.Event().wait()  # one node, the front until it stops
         while True:
-            await asyncio.sleep(RETRY_S)  # a period: a dead session says nothing by itself
             try:
+                # Notices heard for RETRY_S seconds at most, then a read: a dead session
+                # says nothing by itself.
+                async for _ in self._connection.notifies(timeout=RETRY_S, stop_after=1):
+                    notices_stored()
                 await self._connection.execute("SELECT 1")
             except psycopg.Error as error:
                 log.warning("the front's lock was lost with its database session (%s): this "

@@ -15,8 +15,13 @@ import peewee
 
 from manager.notices import COALESCED, Notice, NoticeKind
 from manager.store.database import StoreDatabase, utc_now
+from manager.store.engine import engine_of
 
-__all__ = ["Notices"]
+__all__ = ["NOTICES_CHANNEL", "Notices"]
+
+NOTICES_CHANNEL = "ariabot_notices"
+"""The PostgreSQL channel every write of a notice announces itself on: the front, which
+sends them, may run on another node (:mod:`manager.store.front` listens)."""
 
 
 class Notices:
@@ -52,6 +57,7 @@ class Notices:
                               peewee.Value(0)).where(where)
         notice.insert_from(source, [notice.kind, notice.download_id, notice.chat_id,
                                     notice.detail, notice.created_at, notice.tries]).execute()
+        self._announce()
 
     def write_chat(self, chat_id: int, kind: NoticeKind, detail: str, now: datetime) -> None:
         """Inside a write's transaction: a notice for a chat about no one download (a feed
@@ -60,6 +66,11 @@ class Notices:
             self._database.tables.notice.insert(
                 kind=kind.value, download_id=None, chat_id=chat_id, detail=detail,
                 created_at=now).execute()
+            self._announce()
+
+    def _announce(self) -> None:
+        database = self._database.db
+        engine_of(database).announce(database, NOTICES_CHANNEL)
 
     def stored(self) -> None:
         """On the event loop, after a write that stored notices: tell the watchers."""
@@ -80,9 +91,11 @@ class Notices:
     async def add(self, kind: NoticeKind, detail: str) -> None:
         """Store an aria2c alert for the admin chat (no download's change goes with it)."""
         def write() -> None:
-            self._database.tables.notice.insert(
-                kind=kind.value, download_id=None, chat_id=None, detail=detail,
-                created_at=utc_now()).execute()
+            with self._database.db.atomic():
+                self._database.tables.notice.insert(
+                    kind=kind.value, download_id=None, chat_id=None, detail=detail,
+                    created_at=utc_now()).execute()
+                self._announce()
 
         await self._database.run(write)
         self.stored()

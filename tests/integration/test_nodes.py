@@ -462,3 +462,60 @@ async def test_two_nodes_are_one_bot_and_the_other_takes_over_when_the_front_die
     assert len([r for r in server.requests_for("sendMessage")
                 if told in str(r.params.get("text"))]) == 1
     assert "Traceback" not in alpha.output + beta.output
+
+
+@pytest.mark.postgresql
+async def test_postgresql_restarted_under_two_nodes_leaves_one_front_and_loses_nothing(
+        tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str,
+        swarm: Swarm) -> None:
+    """alpha (the front) and beta each download a torrent of the chat when PostgreSQL
+    restarts. The front's lock goes with its session: one node is the front again, it
+    answers, both downloads finish on their nodes, and each completion is told once."""
+    torrents = {"alpha": swarm.add("pg-alpha.bin", 2 * MiB, seed=46),
+                "beta": swarm.add("pg-beta.bin", 2 * MiB, seed=47)}
+    async with FakeTelegramServer() as server:
+        envs = {name: _bot_env(server, tmp_path / f"downloads-{name}", name, postgresql_url)
+                for name in torrents}
+        with contextlib.ExitStack() as running:
+            runs = {}
+            for name in ("alpha", "beta"):  # alpha first: the front
+                runs[name] = running.enter_context(ariabot_run(tmp_path / name, envs[name]))
+                await asyncio.to_thread(runs[name].wait_ready, 60)
+            assert "the Telegram bot @" in runs["alpha"].output
+            with swarm.throttled(64 * 1024):
+                for name, run in runs.items():
+                    added = await asyncio.to_thread(cli, run, "add", torrents[name].magnet,
+                                                    "--chat", str(USER))
+                    assert added.returncode == 0, added.stderr
+                await asyncio.to_thread(postgresql_server.restart)
+                for name, run in runs.items():
+                    await asyncio.to_thread(wait_until, lambda r=run: "lost with its database "
+                                            "session" in r.output or "another node is the "
+                                            "front" in r.output, 30, f"{name} to see it")
+            await _answered_status(server, 30)
+            ids = {}
+            for name, run in runs.items():
+                (entry,) = [d for d in await asyncio.to_thread(downloads, run)
+                            if d["node"] == name]
+                ids[name] = entry["id"]
+                await asyncio.to_thread(wait_until, lambda r=run, i=entry["id"]:
+                                        _finished_on(r, i), 90, f"{name}'s download")
+                folder = tmp_path / f"downloads-{name}" / "torrents" / str(USER)
+                assert file_digests(folder / f"pg-{name}.bin") == torrents[name].digests
+            for download_id in ids.values():
+                await server.wait_for("sendMessage", lambda r, i=download_id: r.status == 200
+                                      and f"is downloaded (#{i})" in str(r.params.get("text")),
+                                      30)
+            fronts = [name for name, run in runs.items()
+                      if run.output.count("this node is the front") >
+                      run.output.count("stops talking to Telegram")]
+            assert len(fronts) == 1, {n: r.output for n, r in runs.items()}
+            for run in runs.values():
+                run.signal(signal.SIGTERM)
+                assert await asyncio.to_thread(run.wait_exit) == 0
+    for download_id in ids.values():
+        told = [r for r in server.requests_for("sendMessage")
+                if f"is downloaded (#{download_id})" in str(r.params.get("text"))]
+        assert len(told) == 1
+    assert server.count("getUpdates", status=409) == 0
+    assert "Traceback" not in "".join(run.output for run in runs.values())

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from manager import FrontLock
+from manager import FrontLock, NoticeKind, Store
 from manager.store.front import RETRY_S
 
 
@@ -47,7 +47,7 @@ async def test_a_front_whose_session_ends_finds_out_and_another_takes_over(
     try:
         assert await holder.try_acquire()
         taking = asyncio.create_task(waiting.acquire())
-        losing = asyncio.create_task(holder.lost())
+        losing = asyncio.create_task(holder.lost(lambda: None))
         async with await psycopg.AsyncConnection.connect(postgresql_url,
                                                          autocommit=True) as admin:
             await admin.execute(
@@ -59,3 +59,22 @@ async def test_a_front_whose_session_ends_finds_out_and_another_takes_over(
     finally:
         await holder.release()
         await waiting.release()
+
+
+@pytest.mark.postgresql
+async def test_the_front_hears_at_once_of_notices_another_node_stored(
+        postgresql_url: str) -> None:
+    """A download finished on another node: its notice wakes the front's bot, which would
+    otherwise hear only of its own node's writes."""
+    front, elsewhere = FrontLock(postgresql_url), Store(postgresql_url)
+    await elsewhere.open()
+    heard = asyncio.Event()
+    try:
+        assert await front.try_acquire()
+        listening = asyncio.create_task(front.lost(heard.set))
+        await elsewhere.notices.add(NoticeKind.ARIA2_RESTARTED, "aria2c restarted")
+        await asyncio.wait_for(heard.wait(), RETRY_S * 3)
+        listening.cancel()
+    finally:
+        await front.release()
+        await elsewhere.close()
