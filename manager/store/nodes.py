@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import peewee
 
@@ -24,6 +25,8 @@ from manager.store.engine import engine_of
 
 __all__ = ["Move", "NodeFigures", "NodeRecord", "Nodes"]
 
+T = TypeVar("T")
+
 _UNFINISHED = tuple(state.value for state in (
     TorrentState.QUEUED, TorrentState.METADATA, TorrentState.DOWNLOADING, TorrentState.PAUSED))
 """The states of a download a dead node's disk does not hold whole: another node may fetch
@@ -31,6 +34,13 @@ it again from its source. A finished one (seeding, complete, paused after its en
 dead node's: its files are there only."""
 
 _MAGNET = SourceKind.MAGNET.value
+
+_CHUNK = 500
+"""Rows per statement of a take-over (SQLite binds at most 32,766 values in one)."""
+
+
+def _chunks(rows: list[T]) -> list[list[T]]:
+    return [rows[start:start + _CHUNK] for start in range(0, len(rows), _CHUNK)]
 
 
 @dataclass(frozen=True)
@@ -193,23 +203,28 @@ class Nodes:
                     download.id, download.info_hash, download.chat_id, download.node,
                     download.gid, download.directory, download.source_kind,
                 ).where(dead_work(now)).order_by(download.id))
-                moves = []
-                for row in taken:
-                    move_id = move.insert(
+                # In bulk: a dead node may hold 10,000 queued downloads.
+                for chunk in _chunks(taken):
+                    move.insert_many([dict(
                         download_id=row.id, info_hash=row.info_hash, from_node=row.node,
                         to_node=name, gid=row.gid, directory=row.directory, moved_at=now,
-                    ).execute()
-                    restart = dict(node=name, gid=None, directory=directory_of(row.chat_id),
-                                   completed_bytes=0, download_speed=0, upload_speed=0,
-                                   seeders=0, peers=0, updated_at=utc_now())
-                    if row.source_kind == _MAGNET:
-                        # The metadata aria2 saved is on the dead node's disk: here the
-                        # magnet's files are fetched and checked again, as a new one's.
-                        restart["total_bytes"] = 0
-                    download.update(**restart).where(download.id == row.id).execute()
-                    moves.append(Move(move_id, row.id, row.info_hash, row.node, name,
-                                      row.gid, row.directory))
-                return moves
+                    ) for row in chunk]).execute()
+                restart = dict(node=name, gid=None, completed_bytes=0, download_speed=0,
+                               upload_speed=0, seeders=0, peers=0, updated_at=utc_now())
+                for chat in {row.chat_id for row in taken}:
+                    for chunk in _chunks([row for row in taken if row.chat_id == chat]):
+                        download.update(**restart, directory=directory_of(chat)).where(
+                            download.id.in_([row.id for row in chunk])).execute()
+                # The metadata aria2 saved is on the dead node's disk: here a magnet's files
+                # are fetched and checked again, as a new one's.
+                for chunk in _chunks([row for row in taken if row.source_kind == _MAGNET]):
+                    download.update(total_bytes=0).where(
+                        download.id.in_([row.id for row in chunk])).execute()
+                return [Move(row.id, row.download_id, row.info_hash, row.from_node,
+                             row.to_node, row.gid, row.directory)
+                        for row in move.select().where((move.to_node == name)
+                                                       & (move.moved_at == now))
+                        .order_by(move.id)]
 
         if not await self._database.run(any_to_take):
             return []
