@@ -36,6 +36,7 @@ from tests.bench import (
     memory,
     miniapp,
     monitor,
+    nodes,
     recovery,
     scale,
     startup,
@@ -48,7 +49,7 @@ __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: tuple[ModuleType, ...] = (
     monitor, throughput, latency, recovery, startup, traffic, memory, scale, delivery, links,
-    engines, feeds, miniapp,
+    engines, feeds, miniapp, nodes,
 )
 """Every benchmark module, in the order they run; each has NAME, TITLE and run(ctx)."""
 
