@@ -100,6 +100,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         aria2 = Aria2Process(aria2c, layout, endpoint, SupervisionPolicy.from_settings(settings))
         store = Store(settings.database_url or f"sqlite:///{layout.database}")
         rpc = Aria2Rpc(endpoint, timeout=10.0)
+        node = node_config(settings, layout)
         manager = TorrentManager(rpc, store, ManagerConfig(
             download_dir=settings.download_dir,
             progress_interval=settings.progress_interval,
@@ -114,7 +115,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             feeds=FeedConfig(interval=settings.feed_interval, max_adds=settings.feed_max_adds,
                              max_bytes=settings.feed_max_bytes,
                              failing_after=settings.feed_failing_after),
-        ), uploader=uploader, node=node_config(settings, layout))
+        ), uploader=uploader, node=node)
         aria2.subscribe(lambda change: _tell_manager(manager, change))
         manager.subscribe(DownloadStateLog())
         retention: asyncio.Task[None] | None = None
@@ -162,9 +163,10 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                 log.info("local mode: no Telegram token, so the bot is off; set "
                          "ARIABOT_TELEGRAM_TOKEN to drive ariabot from Telegram")
             # --- the front: the Telegram bot and the feeds, on one node of the database --
-            front = FrontDuty(FrontLock(store.url), manager, None if settings.local_mode else
-                              lambda: EmbeddedBot(build_application(bot_config(settings),
-                                                                    manager), manager))
+            front = FrontDuty(
+                FrontLock(store.url, node.name, node.dead_after), manager,
+                None if settings.local_mode else lambda: EmbeddedBot(
+                    build_application(bot_config(settings), manager), manager))
             duty = asyncio.create_task(front.run(), name="front")
             settled = asyncio.ensure_future(front.settled.wait())
             await asyncio.wait([duty, settled], return_when=asyncio.FIRST_COMPLETED)

@@ -39,11 +39,33 @@ RETRY_S = 2.0
 _FRONT_LOCK = 0x61726961626F75
 """The advisory lock key of the front (one above the join lock's), the same on every node."""
 
-_CONNECTION: dict[str, Any] = {"autocommit": True, "connect_timeout": 5, "keepalives": 1,
-                               "keepalives_idle": 4, "keepalives_interval": 2,
-                               "keepalives_count": 3}
+_CONNECTION: dict[str, Any] = {
+    "autocommit": True, "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 4,
+    "keepalives_interval": 2, "keepalives_count": 3,
+    "options": "-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
+               "-c tcp_keepalives_count=3"}
 """The lock's connection: no transaction held open, and a silent peer found out after about
-10 s (idle 4 s, then 3 probes 2 s apart), on this side as on the server's."""
+10 s (idle 4 s, then 3 probes 2 s apart), on this side (libpq's keepalives) as on the
+server's (its own, set for this session: its default is the system's, two hours)."""
+
+_APPLICATION = "ariabot front "
+"""The lock's session names its node (``application_name``): who holds the lock."""
+
+_END_DEAD_HOLDER = """
+SELECT pg_terminate_backend(activity.pid, 1000)
+FROM pg_locks AS held
+JOIN pg_stat_activity AS activity ON activity.pid = held.pid
+JOIN nodes ON activity.application_name = LEFT('ariabot front ' || nodes.name, 63)
+WHERE held.locktype = 'advisory' AND held.granted
+  AND held.classid = %(high)s::oid AND held.objid = %(low)s::oid
+  AND held.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND nodes.left_at IS NULL AND nodes.name <> %(me)s
+  AND nodes.last_seen < EXTRACT(EPOCH FROM clock_timestamp()) - %(dead_after)s
+"""
+"""Ends the session that holds the front's lock when its node is dead by its heartbeat (a
+frozen process, or a host cut off whose TCP connection the server still keeps): its lock
+goes with it, and it finds out when it wakes. Nodes share one role, which may end its own
+sessions."""
 
 
 class FrontLock:
@@ -51,10 +73,14 @@ class FrontLock:
 
     Parameters:
         url: the store's database URL.
+        node: this node's name.
+        dead_after: seconds of silence after which a node is dead (its heartbeats).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node: str, dead_after: float) -> None:
         self._url = url
+        self._node = node
+        self._dead_after = dead_after
         self._shared = url.split("://", 1)[0].lower() in ("postgres", "postgresql")
         self._connection: Any = None
 
@@ -85,7 +111,14 @@ class FrontLock:
 
     async def _try(self) -> bool:
         if self._connection is None or self._connection.closed:
-            self._connection = await psycopg.AsyncConnection.connect(self._url, **_CONNECTION)
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._url, application_name=f"{_APPLICATION}{self._node}"[:63], **_CONNECTION)
+        ended = await (await self._connection.execute(_END_DEAD_HOLDER, {
+            "high": _FRONT_LOCK >> 32, "low": _FRONT_LOCK & 0xFFFFFFFF, "me": self._node,
+            "dead_after": self._dead_after})).fetchall()
+        if ended:
+            log.warning("the front's node is dead by its heartbeat but held on to its lock: "
+                        "its session was ended, and this node takes over")
         cursor = await self._connection.execute("SELECT pg_try_advisory_lock(%s)",
                                                 (_FRONT_LOCK,))
         row = await cursor.fetchone()

@@ -519,3 +519,43 @@ async def test_postgresql_restarted_under_two_nodes_leaves_one_front_and_loses_n
         assert len(told) == 1
     assert server.count("getUpdates", status=409) == 0
     assert "Traceback" not in "".join(run.output for run in runs.values())
+
+
+@pytest.mark.postgresql
+async def test_a_frozen_front_is_replaced_and_steps_down_when_it_wakes(
+        tmp_path: Path, postgresql_url: str) -> None:
+    """alpha, the front, is frozen (SIGSTOP): its session, and so its lock, live on. Once its
+    heartbeat is past the limit, beta ends that session, becomes the front and answers.
+    alpha, woken, finds its lock gone, stops its bot and runs on as a node; a command is
+    then answered once."""
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running:
+            alpha = running.enter_context(ariabot_run(
+                tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha",
+                                         postgresql_url)))
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
+                                    30, "alpha's bot")
+            beta = running.enter_context(ariabot_run(
+                tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta",
+                                         postgresql_url)))
+            await asyncio.to_thread(beta.wait_ready, 60)
+            alpha.signal(signal.SIGSTOP)
+            try:
+                took = await _answered_status(server, 30)
+                assert took < DEAD_AFTER + 10, f"beta answered {took:.1f} s after the freeze"
+                assert "its session was ended, and this node takes over" in beta.output
+            finally:
+                alpha.signal(signal.SIGCONT)
+            await asyncio.to_thread(wait_until, lambda: "stops talking to Telegram" in
+                                    alpha.output, 30, "alpha to step down")
+            mark = server.mark()
+            await _answered_status(server, 10)
+            server.push_text(USER, USER, "/help")  # answered after /status by the front
+            await server.wait_for("sendMessage", lambda r: r.status == 200
+                                  and "/status" in str(r.params.get("text")), 10, since=mark)
+            statuses = [r for r in server.requests[mark:] if r.method == "sendMessage"
+                        and r.status == 200 and "Downloads" in str(r.params.get("text"))]
+            assert len(statuses) == 1, statuses
+            assert alpha.process is not None and alpha.process.poll() is None  # runs on
+            assert "Traceback" not in alpha.output + beta.output
