@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -56,15 +56,15 @@ from manager.downloads import (
     StatusPage,
     remove_finished_control_files,
 )
-from manager.errors import Aria2Unavailable, StoreError
+from manager.errors import Aria2Unavailable, InvalidState, OnAnotherNode, StoreError
 from manager.events import Aria2Down, Aria2Fatal, Aria2Restarted, Publisher, Subscriber
 from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
 from manager.files import chat_folder
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
-from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership
+from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership, Router
 from manager.notices import Notice
-from manager.store import Store
+from manager.store import CommandRecord, Store
 from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
 
 __all__ = ["TorrentManager"]
@@ -157,6 +157,7 @@ class TorrentManager:
             store, rpc, node, config.download_dir,
             folder_of=lambda chat: chat_folder(config.download_dir, chat, config.folder_mode),
             disk_usage=disk_usage) if node else None)
+        self._router = Router(store, node.name, self._run_asked) if node else None
         self._moved_away = (MovedAway(self.live, store=store, ops=ops, contents=self._contents,
                                       node=node.name, download_dir=config.download_dir)
                             if node else None)
@@ -246,6 +247,8 @@ class TorrentManager:
         await self._outbox.forget_old()
         if self._membership is not None:
             self._membership.watch_for_dead(self._taken_over)
+        if self._router is not None:
+            self._router.start()
         if read_feeds:
             self.read_feeds()
         self._started = True
@@ -292,6 +295,8 @@ class TorrentManager:
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
         await self._mirrors.close()  # unfinished mirrors resume at the next start
         await self.stop_reading_feeds()
+        if self._router is not None:
+            await self._router.close()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self._sync.close()
@@ -426,44 +431,102 @@ class TorrentManager:
 
     async def pause(self, download_id: int, chat_id: int | None = None,
                     user_id: int = 0) -> Torrent:
-        """Pause a download (queued ones too).
+        """Pause a download (queued ones too), on the node that holds it.
 
         Raises:
-            DownloadNotFound, InvalidState, Aria2Unavailable.
+            DownloadNotFound, InvalidState, Aria2Unavailable, OnAnotherNode (its node is
+            not heard from, or did not answer).
         """
-        return await self._control.pause(download_id, chat_id, user_id)
+        try:
+            return await self._control.pause(download_id, chat_id, user_id)
+        except OnAnotherNode as elsewhere:
+            await self._ask(elsewhere, download_id, "pause", {}, chat_id=chat_id,
+                            user_id=user_id)
+            return await self.get(download_id, chat_id)
 
     async def resume(self, download_id: int, chat_id: int | None = None,
                      user_id: int = 0) -> Torrent:
-        """Resume a paused download (it may wait in the queue).
+        """Resume a paused download (it may wait in the queue), on the node that holds it.
 
         Raises:
-            DownloadNotFound, InvalidState, NotEnoughSpace, Aria2Unavailable.
+            DownloadNotFound, InvalidState, NotEnoughSpace, Aria2Unavailable, OnAnotherNode.
         """
-        return await self._control.resume(download_id, chat_id, user_id)
+        try:
+            return await self._control.resume(download_id, chat_id, user_id)
+        except OnAnotherNode as elsewhere:
+            await self._ask(elsewhere, download_id, "resume", {}, chat_id=chat_id,
+                            user_id=user_id)
+            return await self.get(download_id, chat_id)
 
     async def cancel(self, download_id: int, chat_id: int | None = None, user_id: int = 0,
                      *, delete_files: bool = False) -> Cancellation:
         """Stop a download for good, and its upload to the mirror; with ``delete_files``,
         remove what it wrote (not what another download in the list owns: the result
-        says what really went).
+        says what really went). Done by the node that holds it.
 
         Raises:
-            DownloadNotFound, Aria2Unavailable.
+            DownloadNotFound, Aria2Unavailable, OnAnotherNode.
         """
-        return await self._control.cancel(download_id, chat_id, user_id,
-                                          delete_files=delete_files)
+        try:
+            return await self._control.cancel(download_id, chat_id, user_id,
+                                              delete_files=delete_files)
+        except OnAnotherNode as elsewhere:
+            did = await self._ask(elsewhere, download_id, "cancel",
+                                  {"delete_files": delete_files}, chat_id=chat_id,
+                                  user_id=user_id)
+            return Cancellation(await self.get(download_id, chat_id),
+                                files_deleted=bool(did.get("files_deleted")),
+                                kept_for=did.get("kept_for"),
+                                upload_stopped=bool(did.get("upload_stopped")))
 
     async def set_files(self, download_id: int, indexes: Iterable[int],
                         chat_id: int | None = None, user_id: int = 0) -> Torrent:
         """Download only the files with these numbers: 1-based places in :meth:`files`
-        (the list users see, without pad files), not aria2's own indexes.
+        (the list users see, without pad files), not aria2's own indexes. Done by the node
+        that holds it.
 
         Raises:
             DownloadNotFound, InvalidState (no metadata yet, or finished),
-            InvalidSource (an index out of range or none selected), Aria2Unavailable.
+            InvalidSource (an index out of range or none selected), Aria2Unavailable,
+            OnAnotherNode.
         """
-        return await self._control.set_files(download_id, indexes, chat_id, user_id)
+        chosen = list(indexes)
+        try:
+            return await self._control.set_files(download_id, chosen, chat_id, user_id)
+        except OnAnotherNode as elsewhere:
+            await self._ask(elsewhere, download_id, "files", {"indexes": chosen},
+                            chat_id=chat_id, user_id=user_id)
+            return await self.get(download_id, chat_id)
+
+    async def _ask(self, elsewhere: OnAnotherNode, download_id: int, action: str,
+                   arguments: dict[str, Any], *, chat_id: int | None,
+                   user_id: int) -> Mapping[str, Any]:
+        """Have the live node that holds the download do ``action`` (refused as it was when
+        that node is not heard from)."""
+        if self._router is None or not elsewhere.online:
+            raise elsewhere
+        return await self._router.ask(elsewhere, download_id, action, arguments,
+                                      chat_id=chat_id, user_id=user_id)
+
+    async def _run_asked(self, command: CommandRecord) -> Mapping[str, Any]:
+        """Run here what another node asked (the download is this node's)."""
+        download_id, chat_id, user_id = command.download_id, command.chat_id, command.user_id
+        arguments = command.arguments
+        if command.action == "pause":
+            await self._control.pause(download_id, chat_id, user_id)
+        elif command.action == "resume":
+            await self._control.resume(download_id, chat_id, user_id)
+        elif command.action == "files":
+            await self._control.set_files(download_id, [int(i) for i in arguments["indexes"]],
+                                          chat_id, user_id)
+        elif command.action == "cancel":
+            done = await self._control.cancel(download_id, chat_id, user_id,
+                                              delete_files=bool(arguments["delete_files"]))
+            return {"files_deleted": done.files_deleted, "kept_for": done.kept_for,
+                    "upload_stopped": done.upload_stopped}
+        else:
+            raise InvalidState(f"this node does not know the action {command.action!r}")
+        return {}
 
     async def set_message(self, download_id: int, message_id: int) -> None:
         """Remember which chat message shows this download's progress."""

@@ -103,7 +103,13 @@ class NodeConflict(ManagerError):
 
 class OnAnotherNode(ManagerError):
     """The download is held by another node (its aria2c, its disk): only that node may
-    change it, and it cannot be reached from here."""
+    change it. ``node`` names it; ``online`` says whether it is heard from (an action may
+    then be asked of it: :mod:`manager.nodes.routing`)."""
+
+    def __init__(self, message: str, *, node: str = "", online: bool = False) -> None:
+        super().__init__(message)
+        self.node = node
+        self.online = online
 
 
 class StoreError(ManagerError):

@@ -53,8 +53,9 @@ class Ownership:
         if self.owns(record):
             return
         assert record.node is not None
-        where = self._where(record.node, await self._store.nodes.get(record.node))
-        raise OnAnotherNode(f"#{record.id} is {where}; only that node has it")
+        held = await self._store.nodes.get(record.node)
+        raise OnAnotherNode(f"#{record.id} is {self._where(record.node, held)}; only that "
+                            "node has it", node=record.node, online=self._online(held))
 
     async def place(self, torrents: list[Torrent]) -> list[Torrent]:
         """The same snapshots, those another node holds with where they are
@@ -69,6 +70,11 @@ class Ownership:
         return [t if self._here(t.node) else dataclasses.replace(
             t, elsewhere=self._where(t.node, nodes.get(t.node))) for t in torrents]
 
+    def _online(self, held: NodeRecord | None) -> bool:
+        assert self._config is not None
+        return (held is not None and held.left_at is None
+                and held.silent_for <= self._config.dead_after)
+
     def _where(self, name: str, held: NodeRecord | None) -> str:
         """``on node alpha, stopped 3 min ago`` and the like."""
         assert self._config is not None
@@ -76,7 +82,7 @@ class Ownership:
             state = "which never joined this database"
         elif held.left_at is not None:
             state = f"stopped {ago(held.silent_for)}"
-        elif held.silent_for > self._config.dead_after:
+        elif not self._online(held):
             state = f"offline, last heard from {ago(held.silent_for)}"
         else:
             return f"on node {name}"  # online: its news and figures come from there

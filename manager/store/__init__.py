@@ -16,6 +16,7 @@ modules (models, errors, notices' rules), and every other layer reads and writes
 
 from manager.store.activity import ActivityEntry
 from manager.store.chats import MovedChat
+from manager.store.commands import ANSWERS_CHANNEL, COMMANDS_CHANNEL, CommandRecord
 from manager.store.dbcopy import (
     CopyFailed,
     CopyRefused,
@@ -27,12 +28,16 @@ from manager.store.dbcopy import (
 from manager.store.downloads import DownloadRecord, PurgedDownload
 from manager.store.feeds import FeedEntryRecord, FeedRecord, entry_key
 from manager.store.front import FrontLock
+from manager.store.listener import Listener
 from manager.store.mirrors import MirrorRecord
 from manager.store.nodes import Move, NodeFigures, NodeRecord
 from manager.store.store import Store
 
 __all__ = [
+    "ANSWERS_CHANNEL",
+    "COMMANDS_CHANNEL",
     "ActivityEntry",
+    "CommandRecord",
     "CopyFailed",
     "CopyRefused",
     "CopyReport",
@@ -40,6 +45,7 @@ __all__ = [
     "FeedEntryRecord",
     "FeedRecord",
     "FrontLock",
+    "Listener",
     "MirrorRecord",
     "Move",
     "MovedChat",

@@ -174,10 +174,10 @@ class Engine:
         """A transaction in which one node at a time reads and writes the nodes table."""
         raise NotImplementedError
 
-    def announce(self, database: peewee.Database, channel: str) -> None:
+    def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
         """Inside a write's transaction: tell the other nodes' listeners of ``channel`` when
-        it commits (PostgreSQL's ``NOTIFY``; one per transaction however often it is said).
-        SQLite has no other node to tell."""
+        it commits (PostgreSQL's ``NOTIFY``; one per transaction however often the same is
+        said). SQLite has no other node to tell."""
 
     def migrating(self, database: peewee.Database) -> None:
         """First thing inside the schema's transaction (:func:`~manager.store.migrations.
@@ -385,8 +385,8 @@ class PostgresEngine(Engine):
     def migrating(self, database: peewee.Database) -> None:
         database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
-    def announce(self, database: peewee.Database, channel: str) -> None:
-        database.execute_sql(f"NOTIFY {channel}")  # a constant of the store, never input
+    def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
+        database.execute_sql("SELECT pg_notify(%s, %s)", (channel, payload))
 
     def keep_ids_unique(self, database: peewee.Database,
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:

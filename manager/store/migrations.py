@@ -315,6 +315,31 @@ def _migration_0012_download_moves(migrator: SchemaMigrator, database: peewee.Da
     database.create_tables([FrozenDownloadMove])
 
 
+def _migration_0013_node_commands(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 13: actions on a download asked of the node that holds it. Frozen copy."""
+
+    class FrozenNodeCommand(peewee.Model):
+        id = peewee.AutoField()
+        node = peewee.CharField(max_length=63)
+        download_id = peewee.IntegerField()
+        action = peewee.CharField(max_length=16)
+        arguments = peewee.TextField(default="{}")
+        chat_id = peewee.BigIntegerField(null=True)
+        user_id = peewee.BigIntegerField()
+        asked_at = peewee.DoubleField()
+        taken_at = peewee.DoubleField(null=True)
+        answered_at = peewee.DoubleField(null=True)
+        error = peewee.CharField(max_length=32, null=True)
+        answer = peewee.TextField(default="{}")
+
+        class Meta:
+            table_name = "node_commands"
+            indexes = ((("node", "answered_at"), False),)
+
+    database.bind([FrozenNodeCommand])
+    database.create_tables([FrozenNodeCommand])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -328,6 +353,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0010_feeds,
     _migration_0011_download_nodes,
     _migration_0012_download_moves,
+    _migration_0013_node_commands,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from manager.store.activity import Activity
 from manager.store.chats import Chats
+from manager.store.commands import Commands
 from manager.store.database import StoreDatabase
 from manager.store.downloads import Downloads
 from manager.store.feeds import Feeds
@@ -44,6 +45,8 @@ class Store:
         chats: chat views and chat moves (:class:`~manager.store.chats.Chats`).
         nodes: the nodes sharing the database (:class:`~manager.store.nodes.Nodes`).
         feeds: the chats' feeds and their items (:class:`~manager.store.feeds.Feeds`).
+        commands: actions asked of the node that holds a download
+            (:class:`~manager.store.commands.Commands`).
     """
 
     def __init__(self, url: str) -> None:
@@ -56,6 +59,7 @@ class Store:
                                    dependents=(self.mirrors, self.notices, self.sent_parts))
         self.activity = Activity(self.database)
         self.feeds = Feeds(self.database, self.notices)
+        self.commands = Commands(self.database)
         self.chats = Chats(self.database, downloads=self.downloads, mirrors=self.mirrors,
                            notices=self.notices, feeds=self.feeds)
         self.nodes = Nodes(self.database)

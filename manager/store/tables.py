@@ -22,6 +22,7 @@ __all__ = [
     "FeedEntry",
     "MirrorJob",
     "Node",
+    "NodeCommand",
     "Notice",
     "SchemaVersion",
     "SentPart",
@@ -241,6 +242,34 @@ class DownloadMove(_Base):
         indexes = ((("from_node",), False),)
 
 
+class NodeCommand(_Base):
+    """An action on a download asked of the node that holds it (pause, resume, cancel, file
+    choice), by the node a user asked (the front). The owner takes it (``taken_at``) and
+    writes the answer; an asker that gives up first marks it taken by nobody, so that it is
+    never run late. Times are the database's clock."""
+
+    id = peewee.AutoField()
+    node = peewee.CharField(max_length=63)
+    download_id = peewee.IntegerField()
+    action = peewee.CharField(max_length=16)
+    arguments = peewee.TextField(default="{}")
+    """JSON: the action's own arguments (the files chosen, delete the files or not)."""
+    chat_id = peewee.BigIntegerField(null=True)
+    user_id = peewee.BigIntegerField()
+    asked_at = peewee.DoubleField()
+    taken_at = peewee.DoubleField(null=True)
+    """When the owner took it; a negative value: the asker gave up before it was taken."""
+    answered_at = peewee.DoubleField(null=True)
+    error = peewee.CharField(max_length=32, null=True)
+    """The name of the :mod:`manager.errors` class the owner raised, None when it was done."""
+    answer = peewee.TextField(default="{}")
+    """JSON: what it did (a cancel's files), or the error's sentence."""
+
+    class Meta:
+        table_name = "node_commands"
+        indexes = ((("node", "answered_at"), False),)
+
+
 class Feed(_Base):
     """A feed a chat subscribed to (``/rss add``): what it adds, and when it is read next.
 
@@ -323,6 +352,7 @@ class Tables:
     chat_move: type[ChatMove]
     node: type[Node]
     download_move: type[DownloadMove]
+    node_command: type[NodeCommand]
     feed: type[Feed]
     feed_entry: type[FeedEntry]
     schema_version: type[SchemaVersion]
@@ -350,6 +380,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         chat_move=_bound(ChatMove, database),
         node=_bound(Node, database),
         download_move=_bound(DownloadMove, database),
+        node_command=_bound(NodeCommand, database),
         feed=_bound(Feed, database),
         feed_entry=_bound(FeedEntry, database),
         schema_version=_bound(SchemaVersion, database),

@@ -559,3 +559,87 @@ async def test_a_frozen_front_is_replaced_and_steps_down_when_it_wakes(
             assert len(statuses) == 1, statuses
             assert alpha.process is not None and alpha.process.poll() is None  # runs on
             assert "Traceback" not in alpha.output + beta.output
+
+
+async def _said(server: FakeTelegramServer, text: str) -> str:
+    """Send ``text`` from the user's chat; the bot's answer."""
+    mark = server.mark()
+    server.push_text(USER, USER, text)
+    answer = await server.wait_for("sendMessage", lambda r: r.status == 200
+                                   and r.params.get("chat_id") == USER, 30, since=mark)
+    return str(answer.params["text"])
+
+
+def _aria2_status(run: AriabotRun, info_hash: str) -> str | None:
+    """The status of the torrent's real download in the node's own aria2c (None: absent)."""
+    info = run.runtime()
+    assert info is not None
+    keys = ["status", "infoHash", "numPieces"]
+    answers = [rpc(info["rpc_port"], method, *params, keys, secret=info["rpc_secret"])
+               for method, params in (("aria2.tellActive", ()),
+                                      ("aria2.tellWaiting", (0, 1000)),
+                                      ("aria2.tellStopped", (0, 1000)))]
+    return next((entry["status"] for answer in answers for entry in answer["result"]
+                 if entry.get("infoHash") == info_hash and int(entry.get("numPieces", 0))),
+                None)
+
+
+@pytest.mark.postgresql
+async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha is the front; the chat's download runs on beta (added there). /pause and
+    /resume in the chat, and then a cancel with its files from alpha's command line, are
+    done by beta's aria2c and on beta's disk; the answers are the usual ones. Once beta has
+    stopped, the same action is refused with where the download is, and nothing changes."""
+    torrent = swarm.add("routed.bin", 4 * MiB, seed=48)
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
+            alpha = running.enter_context(ariabot_run(
+                tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha",
+                                         postgresql_url)))
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
+                                    30, "alpha's bot")
+            beta = running.enter_context(ariabot_run(
+                tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta",
+                                         postgresql_url)))
+            await asyncio.to_thread(beta.wait_ready, 60)
+            added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
+                                            str(USER))
+            assert added.returncode == 0, added.stderr
+            (entry,) = await asyncio.to_thread(
+                wait_until, lambda: [d for d in downloads(beta) if d["completed_bytes"]], 60,
+                "beta's first bytes")
+            number = entry["id"]
+            on_beta = tmp_path / "downloads-b" / "torrents" / str(USER) / "routed.bin"
+
+            assert await _said(server, f"/pause {number}") == f"⏸ #{number} is paused."
+            assert await asyncio.to_thread(_aria2_status, beta, torrent.info_hash) == "paused"
+            assert await _said(server, f"/resume {number}") == f"▶ #{number} is resumed."
+            assert await asyncio.to_thread(_aria2_status, beta, torrent.info_hash) in (
+                "active", "waiting")
+            assert "asked of this node: done" in beta.output
+
+            cancelled = await asyncio.to_thread(cli, alpha, "cancel", str(number),
+                                                "--delete-files")
+            assert cancelled.returncode == 0, cancelled.stderr
+            assert await asyncio.to_thread(_aria2_status, beta, torrent.info_hash) is None
+            assert not on_beta.exists()
+            (row,) = [d for d in await asyncio.to_thread(downloads, alpha)
+                      if d["id"] == number]
+            assert (row["state"], row["node"]) == ("cancelled", "beta")
+
+            later = swarm.add("routed-2.bin", 1 * MiB, seed=49)
+            added = await asyncio.to_thread(cli, beta, "add", later.magnet, "--chat",
+                                            str(USER))
+            assert added.returncode == 0, added.stderr
+            (second,) = [d["id"] for d in await asyncio.to_thread(downloads, beta)
+                         if d["id"] != number]
+            beta.signal(signal.SIGTERM)
+            assert await asyncio.to_thread(beta.wait_exit) == 0
+            said = await _said(server, f"/pause {second}")
+            assert said.startswith(f"#{second} is on node beta, stopped "), said
+            (row,) = [d for d in await asyncio.to_thread(downloads, alpha)
+                      if d["id"] == second]
+            assert row["state"] != "paused"
+            assert "Traceback" not in alpha.output + beta.output
