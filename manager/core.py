@@ -159,7 +159,8 @@ class TorrentManager:
             disk_usage=disk_usage) if node else None)
         self._router = Router(store, node.name, self._run_asked) if node else None
         self._moved_away = (MovedAway(self.live, store=store, ops=ops, contents=self._contents,
-                                      node=node.name, download_dir=config.download_dir)
+                                      node=node.name, home=node.home,
+                                      download_dir=config.download_dir)
                             if node else None)
         self._publisher.subscribe(self._mirrors.on_event)
         self._listener: NotificationListener | None = None

@@ -302,6 +302,7 @@ def _migration_0012_download_moves(migrator: SchemaMigrator, database: peewee.Da
         download_id = peewee.IntegerField()
         info_hash = peewee.CharField(max_length=40)
         from_node = peewee.CharField(max_length=63)
+        from_home = peewee.CharField(max_length=32)
         to_node = peewee.CharField(max_length=63)
         gid = peewee.CharField(max_length=16, null=True)
         directory = peewee.TextField()

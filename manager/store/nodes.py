@@ -75,6 +75,8 @@ class Move:
     download_id: int
     info_hash: str
     from_node: str
+    from_home: str
+    """The data dir that held ``from_node``'s name when it died."""
     to_node: str
     gid: str | None
     """Its GID in the dead node's aria2c."""
@@ -199,6 +201,8 @@ class Nodes:
                 # first is seen by this read (a download finished: it stays there), and
                 # every later one is refused.
                 node.update(epoch=node.epoch + 1).where(node.name.in_(owners)).execute()
+                homes = {row.name: row.home for row in
+                         node.select(node.name, node.home).where(node.name.in_(owners))}
                 taken = list(download.select(
                     download.id, download.info_hash, download.chat_id, download.node,
                     download.gid, download.directory, download.source_kind,
@@ -207,7 +211,8 @@ class Nodes:
                 for chunk in _chunks(taken):
                     move.insert_many([dict(
                         download_id=row.id, info_hash=row.info_hash, from_node=row.node,
-                        to_node=name, gid=row.gid, directory=row.directory, moved_at=now,
+                        from_home=homes[row.node], to_node=name, gid=row.gid,
+                        directory=row.directory, moved_at=now,
                     ) for row in chunk]).execute()
                 restart = dict(node=name, gid=None, completed_bytes=0, download_speed=0,
                                upload_speed=0, seeders=0, peers=0, updated_at=utc_now())
@@ -221,7 +226,7 @@ class Nodes:
                     download.update(total_bytes=0).where(
                         download.id.in_([row.id for row in chunk])).execute()
                 return [Move(row.id, row.download_id, row.info_hash, row.from_node,
-                             row.to_node, row.gid, row.directory)
+                             row.from_home, row.to_node, row.gid, row.directory)
                         for row in move.select().where((move.to_node == name)
                                                        & (move.moved_at == now))
                         .order_by(move.id)]
@@ -230,17 +235,21 @@ class Nodes:
             return []
         return await self._database.run(write)
 
-    async def moves_from(self, name: str) -> list[Move]:
-        """The downloads other nodes took from node ``name`` while it was dead, oldest first.
+    async def moves_from(self, name: str, home: str) -> list[Move]:
+        """The downloads other nodes took from node ``name`` while it ran on the data dir
+        ``home`` and was dead, oldest first (another data dir under the name has none of
+        their data: they wait for that one).
 
         Raises:
             StoreError: the database cannot be read.
         """
         def query() -> list[Move]:
             move = self._database.tables.download_move
-            return [Move(row.id, row.download_id, row.info_hash, row.from_node, row.to_node,
-                         row.gid, row.directory)
-                    for row in move.select().where(move.from_node == name).order_by(move.id)]
+            return [Move(row.id, row.download_id, row.info_hash, row.from_node, row.from_home,
+                         row.to_node, row.gid, row.directory)
+                    for row in move.select().where((move.from_node == name)
+                                                   & (move.from_home == home))
+                    .order_by(move.id)]
 
         return await self._database.run(query)
 

@@ -230,6 +230,9 @@ class DownloadMove(_Base):
     download_id = peewee.IntegerField()
     info_hash = peewee.CharField(max_length=40)
     from_node = peewee.CharField(max_length=63)
+    from_home = peewee.CharField(max_length=32)
+    """The data dir that held the dead node's name: only it has the data to clean up
+    (another data dir may take the name later)."""
     to_node = peewee.CharField(max_length=63)
     gid = peewee.CharField(max_length=16, null=True)
     directory = peewee.TextField()

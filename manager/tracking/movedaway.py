@@ -36,16 +36,18 @@ class MovedAway:
         ops: this node's aria2c.
         contents: deletes a download's files, as a cancel does.
         node: this node's name.
+        home: the id of this node's data dir (what another data dir took is not its own).
         download_dir: this node's download dir: nothing outside it is deleted.
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
-                 contents: Contents, node: str, download_dir: Path) -> None:
+                 contents: Contents, node: str, home: str, download_dir: Path) -> None:
         self._live = live
         self._store = store
         self._ops = ops
         self._contents = contents
         self._node = node
+        self._home = home
         self._download_dir = download_dir
 
     async def let_go(self) -> int:
@@ -56,7 +58,7 @@ class MovedAway:
             Aria2Unavailable: aria2 does not answer (nothing more is done).
             StoreError: the store cannot be read.
         """
-        moves = await self._store.nodes.moves_from(self._node)
+        moves = await self._store.nodes.moves_from(self._node, self._home)
         if not moves:
             return 0
         done = []

@@ -193,8 +193,8 @@ async def test_a_dead_nodes_unfinished_downloads_are_taken_and_its_finished_ones
     moves = await store.nodes.take_over("beta", beta, 0.0, lambda chat: f"/b/torrents/{chat}")
 
     assert sorted(m.download_id for m in moves) == sorted(taken.values())
-    assert {(m.from_node, m.to_node, m.directory) for m in moves} == {
-        ("alpha", "beta", "/downloads/torrents/1")}
+    assert {(m.from_node, m.from_home, m.to_node, m.directory) for m in moves} == {
+        ("alpha", HOME_A, "beta", "/downloads/torrents/1")}
     assert {m.download_id: m.gid for m in moves} == {
         i: f"{n:x}" * 16 for n, i in enumerate(taken.values(), 1)}
     for state, download_id in taken.items():
@@ -208,12 +208,14 @@ async def test_a_dead_nodes_unfinished_downloads_are_taken_and_its_finished_ones
     for download_id in (seeding, paused_done, failed):
         record = await store.downloads.get(download_id)
         assert record is not None and record.node == "alpha"
-    assert [m.id for m in await store.nodes.moves_from("alpha")] == [m.id for m in moves]
-    assert await store.nodes.moves_from("beta") == []
+    assert [m.id for m in await store.nodes.moves_from("alpha", HOME_A)] == [
+        m.id for m in moves]
+    assert await store.nodes.moves_from("alpha", "c" * 32) == []  # the name's, not its data
+    assert await store.nodes.moves_from("beta", HOME_B) == []
     # alpha's epoch is raised: its next heartbeat says it was replaced.
     assert not await store.nodes.beat("alpha", alpha, NodeFigures())
     await store.nodes.forget_moves([moves[0].id])
-    assert len(await store.nodes.moves_from("alpha")) == len(moves) - 1
+    assert len(await store.nodes.moves_from("alpha", HOME_A)) == len(moves) - 1
 
 
 async def test_a_live_or_stopped_node_keeps_its_downloads(store: Store) -> None:
