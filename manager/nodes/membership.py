@@ -151,6 +151,8 @@ class Membership:
     async def _beat(self, epoch: int) -> None:
         failing = False
         interval = self.config.beat_interval
+        clock = asyncio.get_running_loop().time
+        heard_since = clock()  # since when this node's heartbeats land without a break
         while True:
             # A period, not a wait for anything; sooner after a beat the database refused.
             await asyncio.sleep(min(_RETRY_AFTER, interval) if failing else interval)
@@ -166,13 +168,17 @@ class Membership:
             if failing:
                 log.info("the heartbeat is written again")
                 failing = False
+                heard_since = clock()
             if not held:
                 log.critical("node %r was replaced while this process was not heard from "
                              "(started again elsewhere, or its downloads taken by another "
                              "node); this one stops", self.config.name)
                 self.replaced.set()
                 return
-            if self._on_taken is not None:
+            # Others are judged only once this node has been heard for a whole limit: after
+            # an outage of the database every node's last heartbeat is as old as the
+            # outage, and the first one back must not take the others' downloads.
+            if self._on_taken is not None and clock() - heard_since >= self.config.dead_after:
                 await self._look_for_dead(epoch, self._on_taken)
 
     async def _look_for_dead(self, epoch: int,

@@ -263,6 +263,11 @@ async def _stored_download(url: str, download_id: int) -> tuple[DownloadRecord |
         await store.close()
 
 
+def _home(data_dir: Path) -> str:
+    """The node id of a data dir."""
+    return (data_dir / "node.id").read_text().strip()
+
+
 def _silent(url: str, name: str) -> bool:
     return asyncio.run(_stored_nodes(url))[name].silent_for > DEAD_AFTER
 
@@ -328,7 +333,7 @@ async def test_a_killed_nodes_download_finishes_on_the_next_node_and_its_data_go
     store = Store(postgresql_url)
     await store.open()
     try:
-        assert await store.nodes.moves_from("alpha") == []
+        assert await store.nodes.moves_from("alpha", _home(tmp_path / "a")) == []
     finally:
         await store.close()
 
@@ -400,6 +405,20 @@ def _bot_env(server: FakeTelegramServer, download_dir: Path, name: str,
                 ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER))
 
 
+async def _front_and_other(running: contextlib.ExitStack, server: FakeTelegramServer,
+                           tmp_path: Path, url: str) -> tuple[AriabotRun, AriabotRun]:
+    """alpha started first, its bot up (the front), then beta: both ready."""
+    alpha = running.enter_context(ariabot_run(
+        tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha", url)))
+    await asyncio.to_thread(alpha.wait_ready, 60)
+    await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output, 30,
+                            "alpha's bot")
+    beta = running.enter_context(ariabot_run(
+        tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta", url)))
+    await asyncio.to_thread(beta.wait_ready, 60)
+    return alpha, beta
+
+
 async def _answered_status(server: FakeTelegramServer, timeout: float) -> float:
     """Send /status from the user's chat; seconds until the bot answered it."""
     mark, started = server.mark(), time.monotonic()
@@ -419,15 +438,8 @@ async def test_two_nodes_are_one_bot_and_the_other_takes_over_when_the_front_die
     told of its completion once."""
     torrent = swarm.add("front.bin", 4 * MiB, seed=45)
     async with FakeTelegramServer() as server:
-        alpha_env = _bot_env(server, tmp_path / "downloads-a", "alpha", postgresql_url)
-        beta_env = _bot_env(server, tmp_path / "downloads-b", "beta", postgresql_url)
         with contextlib.ExitStack() as running:
-            alpha = running.enter_context(ariabot_run(tmp_path / "a", alpha_env))
-            await asyncio.to_thread(alpha.wait_ready, 60)
-            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
-                                    30, "alpha's bot")
-            beta = running.enter_context(ariabot_run(tmp_path / "b", beta_env))
-            await asyncio.to_thread(beta.wait_ready, 60)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
             await asyncio.to_thread(wait_until, lambda: "another node is the front" in
                                     beta.output, 30, "beta to find alpha the front")
             await _answered_status(server, 10)
@@ -530,16 +542,7 @@ async def test_a_frozen_front_is_replaced_and_steps_down_when_it_wakes(
     then answered once."""
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running:
-            alpha = running.enter_context(ariabot_run(
-                tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha",
-                                         postgresql_url)))
-            await asyncio.to_thread(alpha.wait_ready, 60)
-            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
-                                    30, "alpha's bot")
-            beta = running.enter_context(ariabot_run(
-                tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta",
-                                         postgresql_url)))
-            await asyncio.to_thread(beta.wait_ready, 60)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
             alpha.signal(signal.SIGSTOP)
             try:
                 took = await _answered_status(server, 30)
@@ -594,16 +597,7 @@ async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
     torrent = swarm.add("routed.bin", 4 * MiB, seed=48)
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
-            alpha = running.enter_context(ariabot_run(
-                tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha",
-                                         postgresql_url)))
-            await asyncio.to_thread(alpha.wait_ready, 60)
-            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
-                                    30, "alpha's bot")
-            beta = running.enter_context(ariabot_run(
-                tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta",
-                                         postgresql_url)))
-            await asyncio.to_thread(beta.wait_ready, 60)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
             added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
                                             str(USER))
             assert added.returncode == 0, added.stderr
@@ -643,3 +637,42 @@ async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
                       if d["id"] == second]
             assert row["state"] != "paused"
             assert "Traceback" not in alpha.output + beta.output
+
+
+@pytest.mark.postgresql
+async def test_an_outage_of_postgresql_longer_than_the_limit_kills_no_node(
+        tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str,
+        swarm: Swarm) -> None:
+    """Three nodes, two of them downloading, and PostgreSQL away for three times the
+    heartbeat limit: when it is back, every node's last heartbeat is as old as the outage,
+    yet none is taken for dead. No download moves, no node stops."""
+    torrents = {name: swarm.add(f"outage-{name}.bin", 4 * MiB, seed=50 + n)
+                for n, name in enumerate(("alpha", "beta"))}
+    with contextlib.ExitStack() as running, swarm.throttled(32 * 1024):
+        runs = {}
+        for name in ("alpha", "beta", "gamma"):
+            runs[name] = running.enter_context(ariabot_run(tmp_path / name, _env(
+                tmp_path / f"downloads-{name}", ARIABOT_NODE_NAME=name,
+                ARIABOT_DATABASE_URL=postgresql_url)))
+        for run in runs.values():
+            await asyncio.to_thread(run.wait_ready, 60)
+        for name, torrent in torrents.items():
+            added = await asyncio.to_thread(cli, runs[name], "add", torrent.magnet)
+            assert added.returncode == 0, added.stderr
+        with postgresql_server.outage():
+            await asyncio.to_thread(wait_until, lambda: all(
+                "the heartbeat cannot be written" in run.output for run in runs.values()),
+                30, "every node to miss its heartbeat")
+            await asyncio.sleep(3 * DEAD_AFTER)  # the outage's length (not a wait for anything)
+        await asyncio.to_thread(wait_until, lambda: all(
+            "the heartbeat is written again" in run.output for run in runs.values()), 60,
+            "every node to be heard again")
+        # The window in which a node back first would take the others' downloads: a whole
+        # limit, and the looks that follow it (nothing to wait for: what must not happen).
+        await asyncio.sleep(2 * DEAD_AFTER)
+        for run in runs.values():
+            assert run.process is not None and run.process.poll() is None, run.output
+            assert "is dead (not heard from" not in run.output, run.output
+        listed = {d["name"]: d["node"] for d in await asyncio.to_thread(downloads,
+                                                                      runs["gamma"])}
+        assert listed == {"outage-alpha.bin": "alpha", "outage-beta.bin": "beta"}
