@@ -25,7 +25,7 @@ from telegram import (
     Update,
     WebAppInfo,
 )
-from telegram.error import TelegramError
+from telegram.error import Conflict, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -162,6 +162,19 @@ def _host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _polling_failed(error: TelegramError) -> None:
+    """One line for a failed long poll (python-telegram-bot polls again by itself; its own
+    report is a traceback per failure). A 409 is another receiver of the same token: with
+    several nodes, a front that was frozen and polled once more as it woke, before it found
+    out another node had become the front."""
+    if isinstance(error, Conflict):
+        log.warning("Telegram ended a long poll: another receiver polls with this token (%s)",
+                    error.message)
+    else:
+        log.warning("a long poll for updates failed (%s: %s); polling again",
+                    type(error).__name__, error)
+
+
 class EmbeddedBot:
     """Runs a built Application inside the supervisor's event loop.
 
@@ -221,6 +234,7 @@ class EmbeddedBot:
                 await app.updater.start_polling(  # type: ignore[union-attr]
                     timeout=timedelta(seconds=self.config.poll_timeout),
                     allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False,
+                    error_callback=_polling_failed,
                 )
         except BaseException:
             await self.stop()
