@@ -67,8 +67,18 @@ class Ownership:
         if all(self._here(t.node) for t in torrents):
             return torrents
         nodes = {record.name: record for record in await self._store.nodes.all()}
-        return [t if self._here(t.node) else dataclasses.replace(
-            t, elsewhere=self._where(t.node, nodes.get(t.node))) for t in torrents]
+        return [t if self._here(t.node) else self._placed(t, nodes.get(t.node))
+                for t in torrents]
+
+    def _placed(self, torrent: Torrent, held: NodeRecord | None) -> Torrent:
+        """Another node's download with where it is; one whose node is not heard from
+        moves no more, whatever its node last stored (its speeds, its peers)."""
+        assert torrent.node is not None
+        placed = dataclasses.replace(torrent, elsewhere=self._where(torrent.node, held))
+        if self._online(held):
+            return placed
+        return dataclasses.replace(placed, download_speed=0, upload_speed=0, seeders=0,
+                                   peers=0)
 
     def _online(self, held: NodeRecord | None) -> bool:
         assert self._config is not None

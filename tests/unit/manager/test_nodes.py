@@ -161,10 +161,18 @@ async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) 
                                             "has it$"):
         await live.check(ours)
     assert Ownership(store, None).owns(theirs)  # a manager without a node: every row
+    moving = {"download_speed": 5000, "upload_speed": 700, "peers": 3, "seeders": 1}
+    theirs = await store.downloads.update(theirs.id, **moving)
+    ours = await store.downloads.update(ours.id, **moving)
+    assert theirs is not None and ours is not None
     shown = await here.place([snapshot(ours), snapshot(theirs)])
     assert shown[0].elsewhere is None
     assert shown[1].elsewhere is not None
     assert re.fullmatch(r"on node box-a, stopped \d+ s ago", shown[1].elsewhere)
+    # A stopped node's download moves no more, whatever it stored last; a live one's does.
+    assert (shown[1].download_speed, shown[1].upload_speed, shown[1].peers) == (0, 0, 0)
+    (seen_live,) = await live.place([snapshot(ours)])
+    assert (seen_live.elsewhere, seen_live.download_speed) == ("on node box-b", 5000)
 
 
 async def _in_state(store: Store, info_hash: str, node: str, state: str, *,
