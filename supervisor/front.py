@@ -26,6 +26,10 @@ __all__ = ["FrontDuty"]
 
 log = logging.getLogger(__name__)
 
+_TRY_AGAIN_S = 5.0
+"""Seconds before a node that took over as the front, but could not start its bot, tries
+to be the front again (another node may take it meanwhile)."""
+
 _ELSEWHERE = "the bot runs on another node just now: open the app again from the bot"
 
 
@@ -54,17 +58,27 @@ class FrontDuty:
         """Be the front whenever the lock allows, until cancelled.
 
         Returns:
-            An exit code, only when the bot cannot start (see :mod:`supervisor.exits`).
+            An exit code, only when the bot cannot start: at all (the token refused), or at
+            the first try (see :mod:`supervisor.exits`). A node that takes over as the front
+            and cannot reach Telegram lets the lock go and tries again: its downloads go on.
         """
+        at_start = True
         while True:
             if not await self._lock.try_acquire():
                 self.settled.set()
+                at_start = False
                 await self._lock.acquire()
             log.info("this node is the front: it talks to Telegram and reads the feeds")
             if self._make_bot is not None:
                 code = await self._start_bot(self._make_bot())
-                if code is not None:
+                if code == EXIT_USAGE or (code is not None and at_start):
                     return code
+                if code is not None:
+                    at_start = False
+                    await self._lock.release()
+                    await asyncio.sleep(_TRY_AGAIN_S)  # Telegram says nothing of its return
+                    continue
+            at_start = False
             self._manager.read_feeds()
             self.settled.set()
             await self._lock.lost(self._manager.notices_stored_elsewhere)
@@ -89,6 +103,7 @@ class FrontDuty:
         bot, self._bot, self._rights, self._sender = self._bot, None, None, None
         if bot is not None:
             await bot.stop()
+            log.info("this node no longer talks to Telegram")
         await self._manager.stop_reading_feeds()
 
     async def stop(self) -> None:

@@ -550,7 +550,7 @@ async def test_a_frozen_front_is_replaced_and_steps_down_when_it_wakes(
                 assert "its session was ended, and this node takes over" in beta.output
             finally:
                 alpha.signal(signal.SIGCONT)
-            await asyncio.to_thread(wait_until, lambda: "stops talking to Telegram" in
+            await asyncio.to_thread(wait_until, lambda: "no longer talks to Telegram" in
                                     alpha.output, 30, "alpha to step down")
             mark = server.mark()
             await _answered_status(server, 10)
