@@ -179,10 +179,11 @@ class Engine:
         it commits (PostgreSQL's ``NOTIFY``; one per transaction however often the same is
         said). SQLite has no other node to tell."""
 
-    def migrating(self, database: peewee.Database) -> None:
-        """First thing inside the schema's transaction (:func:`~manager.store.migrations.
-        upgrade`): nodes that open one database at once create or migrate it one at a
-        time; each later one finds it done. SQLite's first write already excludes others."""
+    def migrating(self, database: peewee.Database) -> AbstractContextManager[Any]:
+        """The schema's transaction (:func:`~manager.store.migrations.upgrade`): processes
+        that open one database at once create or migrate it one at a time; each later one
+        finds it done."""
+        raise NotImplementedError
 
     def node_epoch(self, database: peewee.Database, name: str) -> int | None:
         """Node ``name``'s epoch (None when no such node), read inside a write transaction
@@ -226,6 +227,11 @@ class SqliteEngine(Engine):
         return now
 
     def joining(self, database: peewee.Database) -> AbstractContextManager[Any]:
+        return database.atomic(lock_type="IMMEDIATE")
+
+    def migrating(self, database: peewee.Database) -> AbstractContextManager[Any]:
+        # The write lock from the start: a transaction that read first and wrote after
+        # another's write would fail at once (its snapshot is stale), not wait.
         return database.atomic(lock_type="IMMEDIATE")
 
     def keep_ids_unique(self, database: peewee.Database,
@@ -382,8 +388,11 @@ class PostgresEngine(Engine):
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_JOIN_LOCK,))
             yield
 
-    def migrating(self, database: peewee.Database) -> None:
-        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+    @contextlib.contextmanager
+    def migrating(self, database: peewee.Database) -> Iterator[None]:
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            yield
 
     def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
         database.execute_sql("SELECT pg_notify(%s, %s)", (channel, payload))

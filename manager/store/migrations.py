@@ -364,6 +364,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def upgrade(database: peewee.Database, tables: Tables) -> None:
     """Create or migrate the schema up to :data:`SCHEMA_VERSION`, in one transaction.
 
+    A database already at that version is only read: no lock is taken, so a store opened
+    while another process writes (a long purge) waits for nothing. Otherwise the transaction
+    excludes every other process's (:meth:`~manager.store.engine.Engine.migrating`), and
+    reads the version again inside it: of nodes opening a new database at once, the first
+    creates the schema and the others find it made.
+
     Parameters:
         database: the connected database.
         tables: its bound tables.
@@ -372,8 +378,10 @@ def upgrade(database: peewee.Database, tables: Tables) -> None:
         peewee.DatabaseError: the file is at a newer version than this ariabot knows.
     """
     version = tables.schema_version
-    with database.atomic():
-        engine_of(database).migrating(database)
+    if database.table_exists(version._meta.table_name) and (
+            (row := version.select().first()) is not None and row.version == SCHEMA_VERSION):
+        return
+    with engine_of(database).migrating(database):
         database.create_tables([version])
         row = version.select().first()
         current = row.version if row else 0
