@@ -361,7 +361,12 @@ class PromisesMachine(RuleBasedStateMachine):
         rows = self._rows()
         if item in published or self._in_use(item, where) or any(
                 row["info_hash"] == item.torrent.info_hash and row["state"] in LIVE
-                and int(row["chat_id"]) != where for row in rows.values()):
+                and int(row["chat_id"]) != where for row in rows.values()) or any(
+                # A finished download of the chat owns its name too (the feed's add is
+                # refused, and said as the feed's last problem, not in a listing).
+                row["name"] == item.torrent.name and row["info_hash"] != item.torrent.info_hash
+                and int(row["chat_id"]) == where and row["state"] != "cancelled"
+                for row in rows.values()):
             return  # refused for a reason of its own (a name, another chat's download)
         feed = f"chat{chat}"
         if not published:
