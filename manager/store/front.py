@@ -22,6 +22,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from manager.store.engine import engine_for
+from manager.store.listener import CONNECTION
 from manager.store.outbox import NOTICES_CHANNEL
 
 try:
@@ -40,13 +42,11 @@ _FRONT_LOCK = 0x61726961626F75
 """The advisory lock key of the front (one above the join lock's), the same on every node."""
 
 _CONNECTION: dict[str, Any] = {
-    "autocommit": True, "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 4,
-    "keepalives_interval": 2, "keepalives_count": 3,
-    "options": "-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
-               "-c tcp_keepalives_count=3"}
-"""The lock's connection: no transaction held open, and a silent peer found out after about
-10 s (idle 4 s, then 3 probes 2 s apart), on this side (libpq's keepalives) as on the
-server's (its own, set for this session: its default is the system's, two hours)."""
+    **CONNECTION, "options": "-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
+                             "-c tcp_keepalives_count=3"}
+"""The lock's connection: a silent peer is found out as by any of the node's own
+connections (libpq's keepalives are this side's), and by the server too (its own, set for
+this session: its default is the system's, two hours)."""
 
 _APPLICATION = "ariabot front "
 """The lock's session names its node (``application_name``): who holds the lock."""
@@ -81,7 +81,7 @@ class FrontLock:
         self._url = url
         self._node = node
         self._dead_after = dead_after
-        self._shared = url.split("://", 1)[0].lower() in ("postgres", "postgresql")
+        self._shared = engine_for(url).shared
         self._connection: Any = None
 
     async def try_acquire(self) -> bool:
