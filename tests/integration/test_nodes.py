@@ -45,6 +45,12 @@ def _env(download_dir: Path, **extra: str) -> dict[str, str]:
             "ARIABOT_NODE_DEAD_AFTER": str(DEAD_AFTER), **extra}
 
 
+def _node_env(download_dir: Path, name: str, url: str, **extra: str) -> dict[str, str]:
+    """A node of the PostgreSQL database ``url`` whose downloads stop seeding at once."""
+    return _env(download_dir, ARIABOT_NODE_NAME=name, ARIABOT_DATABASE_URL=url,
+                ARIABOT_SEED_TIME="0", **extra)
+
+
 def _nodes(run: AriabotRun) -> list[dict]:
     listed = cli(run, "nodes", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -199,8 +205,7 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
     its aria2c, refuses to cancel them, and its purge leaves them and their files; alpha
     started again has both, the finished one byte for byte."""
     finished = swarm.add("node-alpha.bin", 1 * MiB, seed=41)
-    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
-                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    alpha_env = _node_env(tmp_path / "downloads-a", "alpha", postgresql_url)
     folder = tmp_path / "downloads-a" / "torrents" / "0"
     with ariabot_run(tmp_path / "a", alpha_env) as alpha:
         await asyncio.to_thread(alpha.wait_ready, 60)
@@ -213,8 +218,7 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
         alpha.signal(signal.SIGTERM)
         assert await asyncio.to_thread(alpha.wait_exit) == 0
 
-    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
-                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    beta_env = _node_env(tmp_path / "downloads-b", "beta", postgresql_url)
     with ariabot_run(tmp_path / "b", beta_env) as beta:
         await asyncio.to_thread(beta.wait_ready, 60)  # its reconcile at start is done
         assert await asyncio.to_thread(_aria2_holds, beta) == []
@@ -286,10 +290,8 @@ async def test_a_killed_nodes_download_finishes_on_the_next_node_and_its_data_go
     byte, with one completion. alpha, back after beta stopped, lets go of it: its aria2c
     holds nothing, and the partial data it had written is gone; beta's copy is untouched."""
     torrent = swarm.add("failover.bin", 4 * MiB, seed=43)
-    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
-                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
-    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
-                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    alpha_env = _node_env(tmp_path / "downloads-a", "alpha", postgresql_url)
+    beta_env = _node_env(tmp_path / "downloads-b", "beta", postgresql_url)
     partial = tmp_path / "downloads-a" / "torrents" / str(CHAT) / "failover.bin"
     finished = tmp_path / "downloads-b" / "torrents" / str(CHAT) / "failover.bin"
     with swarm.throttled(64 * 1024), ariabot_run(tmp_path / "a", alpha_env) as alpha:
@@ -347,10 +349,8 @@ async def test_a_frozen_node_whose_download_was_taken_announces_nothing_when_it_
     row stays beta's; it stops at its next heartbeat (exit 1), its aria2c with it. Started
     again later, alpha deletes the copy its aria2c had finished there."""
     torrent = swarm.add("frozen.bin", 4 * MiB, seed=44)
-    alpha_env = _env(tmp_path / "downloads-a", ARIABOT_NODE_NAME="alpha",
-                     ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
-    beta_env = _env(tmp_path / "downloads-b", ARIABOT_NODE_NAME="beta",
-                    ARIABOT_DATABASE_URL=postgresql_url, ARIABOT_SEED_TIME="0")
+    alpha_env = _node_env(tmp_path / "downloads-a", "alpha", postgresql_url)
+    beta_env = _node_env(tmp_path / "downloads-b", "beta", postgresql_url)
     alpha_copy = tmp_path / "downloads-a" / "torrents" / str(CHAT) / "frozen.bin"
     with ariabot_run(tmp_path / "a", alpha_env) as alpha:
         info = await asyncio.to_thread(alpha.wait_ready, 60)
@@ -400,9 +400,8 @@ async def test_a_frozen_node_whose_download_was_taken_announces_nothing_when_it_
 
 def _bot_env(server: FakeTelegramServer, download_dir: Path, name: str,
              url: str) -> dict[str, str]:
-    return _env(download_dir, ARIABOT_NODE_NAME=name, ARIABOT_DATABASE_URL=url,
-                ARIABOT_SEED_TIME="0", ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
-                ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER))
+    return _node_env(download_dir, name, url, ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
+                     ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER))
 
 
 async def _front_and_other(running: contextlib.ExitStack, server: FakeTelegramServer,
