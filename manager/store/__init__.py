@@ -31,11 +31,14 @@ from manager.store.front import FrontLock
 from manager.store.listener import Listener
 from manager.store.mirrors import MirrorRecord
 from manager.store.nodes import Move, NodeFigures, NodeRecord
+from manager.store.placements import CLAIMABLE, QUEUE_CHANNEL
 from manager.store.store import Store
 
 __all__ = [
     "ANSWERS_CHANNEL",
+    "CLAIMABLE",
     "COMMANDS_CHANNEL",
+    "QUEUE_CHANNEL",
     "ActivityEntry",
     "CommandRecord",
     "CopyFailed",

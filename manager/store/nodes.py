@@ -99,10 +99,11 @@ class Nodes:
 
         The data dir that held the name last takes it back at once (its lock proves the
         process before is gone); another data dir takes it only from a node that left or
-        was silent for ``dead_after`` seconds. The downloads stored before any node joined
-        become this node's (they are in its aria2c and on its disk). Several nodes share a
-        PostgreSQL database; a SQLite one serves one node: another one that is heard from
-        refuses the start.
+        was silent for ``dead_after`` seconds. The first node to join takes the downloads
+        stored before nodes existed (they are in its aria2c and on its disk); after it, a
+        download without a node is one no node claimed yet (:mod:`~manager.store.placements`).
+        Several nodes share a PostgreSQL database; a SQLite one serves one node: another one
+        that is heard from refuses the start.
 
         Raises:
             NodeConflict: the name is held by a live node of another data dir, or another
@@ -130,6 +131,7 @@ class Nodes:
                         f"{now - other.last_seen:.0f} s ago): a SQLite database serves one "
                         "node; several nodes share a PostgreSQL database "
                         "(ARIABOT_DATABASE_URL)")
+                first = not node.select().exists()  # before this node's own row
                 epoch = held.epoch + 1 if held is not None else 1
                 values = dict(home=home, epoch=epoch, version=version, started_at=now,
                               last_seen=now, left_at=None, slots_used=0, slots_total=0,
@@ -138,8 +140,9 @@ class Nodes:
                     node.insert(name=name, **values).execute()
                 else:
                     node.update(**values).where(node.name == name).execute()
-                download = self._database.tables.download
-                download.update(node=name).where(download.node.is_null()).execute()
+                if first:  # later, a download without a node waits to be claimed
+                    download = self._database.tables.download
+                    download.update(node=name).where(download.node.is_null()).execute()
                 return epoch
 
         return await self._database.run(write)

@@ -15,10 +15,12 @@ from manager.store.chats import Chats
 from manager.store.commands import Commands
 from manager.store.database import StoreDatabase
 from manager.store.downloads import Downloads
+from manager.store.engine import engine_for
 from manager.store.feeds import Feeds
 from manager.store.mirrors import Mirrors
 from manager.store.nodes import Nodes
 from manager.store.outbox import Notices
+from manager.store.placements import Placements
 from manager.store.sentparts import SentParts
 
 __all__ = ["Store"]
@@ -47,6 +49,8 @@ class Store:
         feeds: the chats' feeds and their items (:class:`~manager.store.feeds.Feeds`).
         commands: actions asked of the node that holds a download
             (:class:`~manager.store.commands.Commands`).
+        placements: the downloads no node claimed yet
+            (:class:`~manager.store.placements.Placements`).
     """
 
     def __init__(self, url: str) -> None:
@@ -63,6 +67,12 @@ class Store:
         self.chats = Chats(self.database, downloads=self.downloads, mirrors=self.mirrors,
                            notices=self.notices, feeds=self.feeds)
         self.nodes = Nodes(self.database)
+        self.placements = Placements(self.database, self.downloads)
+
+    @property
+    def shared(self) -> bool:
+        """Several nodes may run on this database at once (PostgreSQL)."""
+        return engine_for(self.url).shared
 
     @property
     def statements(self) -> int:
