@@ -18,6 +18,7 @@ and the unfinished downloads):
 * :mod:`manager.delivery.mirrors` uploads finished downloads to the rclone destination;
 * :mod:`manager.delivery.links` signs links to finished downloads and says what one may serve;
 * :mod:`manager.nodes.membership` joins the database as a node and keeps its heartbeat;
+* :mod:`manager.nodes.placement` claims downloads from the queue nodes share, as slots free;
 * :mod:`manager.feeds` reads the chats' feeds and adds their new matches (reached as
   ``manager.feeds``).
 """
@@ -32,7 +33,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from manager.actions import AddResult, Cancellation, ChatMoves, Control, Intake, Retention
+from manager.actions import (
+    AddResult,
+    Cancellation,
+    ChatMoves,
+    Control,
+    Intake,
+    Retention,
+    Unplaced,
+)
 from manager.aria2 import Aria2Ops, Aria2Rpc, ListenerHealth, NotificationListener
 from manager.clock import utcnow
 from manager.config import ManagerConfig
@@ -62,7 +71,7 @@ from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
 from manager.files import chat_folder
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
-from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership, Router
+from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership, Placement, Router
 from manager.notices import Notice
 from manager.store import CommandRecord, Store
 from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
@@ -125,10 +134,11 @@ class TorrentManager:
             torrent_max_bytes=config.torrent_max_bytes, clock=utcnow), config.feeds, utcnow)
         """The chats' feeds: ``/rss`` and ``ariabot rss``."""
         self._reading_feeds: asyncio.Task[None] | None = None
+        placing = node is not None and store.shared
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
                               contents=self._contents, space=space, publisher=self._publisher,
                               forget_mirror=self._forget_mirror, fetcher=self._fetcher,
-                              node=ownership.node)
+                              node=ownership.node, placing=placing)
         metadata = MetadataCheck(self.live, store=store, rpc=rpc, ops=ops,
                                  contents=self._contents, space=space)
         applier = StatusApplier(self.live, store=store, rpc=rpc, config=config,
@@ -138,7 +148,8 @@ class TorrentManager:
                                 space=space, publisher=self._publisher,
                                 refresh=self._sync.refresh_now,
                                 refresh_locked=self._sync.refresh_locked,
-                                stop_mirror=self._stop_mirror, ownership=ownership)
+                                stop_mirror=self._stop_mirror, ownership=ownership,
+                                unplaced=Unplaced(self.live, store, self._publisher))
         self._retention = Retention(self.live, store, self._contents,
                                     stop_mirror=self._stop_mirror, publisher=self._publisher,
                                     node=ownership.node)
@@ -158,11 +169,19 @@ class TorrentManager:
             folder_of=lambda chat: chat_folder(config.download_dir, chat, config.folder_mode),
             disk_usage=disk_usage) if node else None)
         self._router = Router(store, node.name, self._run_asked) if node else None
+        self._placement = (Placement(
+            store, node.name, node.slots, node.dead_after,
+            room=lambda: asyncio.to_thread(space.room, config.download_dir),
+            directory_of=lambda chat: str(chat_folder(config.download_dir, chat,
+                                                      config.folder_mode)),
+            start=self._intake.start_claimed) if node and placing else None)
         self._moved_away = (MovedAway(self.live, store=store, ops=ops, contents=self._contents,
                                       node=node.name, home=node.home,
                                       download_dir=config.download_dir)
                             if node else None)
         self._publisher.subscribe(self._mirrors.on_event)
+        if self._placement is not None:
+            self._publisher.subscribe(self._placement.on_event)
         self._listener: NotificationListener | None = None
         self._listening = asyncio.Event()
         self._reconcile_on_connect = False
@@ -250,6 +269,8 @@ class TorrentManager:
             self._membership.watch_for_dead(self._taken_over)
         if self._router is not None:
             self._router.start()
+        if self._placement is not None:
+            self._placement.start()
         if read_feeds:
             self.read_feeds()
         self._started = True
@@ -296,6 +317,8 @@ class TorrentManager:
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
         await self._mirrors.close()  # unfinished mirrors resume at the next start
         await self.stop_reading_feeds()
+        if self._placement is not None:
+            await self._placement.close()
         if self._router is not None:
             await self._router.close()
         if self._listener is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from manager.actions.unplaced import Unplaced
 from manager.aria2 import Aria2Ops
 from manager.downloads import Contents, Deletion, LiveDownloads, SpaceCheck
 from manager.errors import DownloadNotFound, InvalidSource, InvalidState
@@ -86,14 +87,16 @@ class Control:
         refresh_locked: the same, for a caller that holds the lock.
         stop_mirror: stops a cancelled download's upload (see :data:`StopMirror`).
         ownership: refuses another node's downloads before anything is done.
+        unplaced: changes the downloads no node claimed yet (their row only).
     """
 
     def __init__(self, live: LiveDownloads, *, store: Store, ops: Aria2Ops,
                  contents: Contents, space: SpaceCheck, publisher: Publisher,
                  refresh: Refresh, refresh_locked: Refresh, stop_mirror: StopMirror,
-                 ownership: Ownership) -> None:
+                 ownership: Ownership, unplaced: Unplaced) -> None:
         self._live = live
         self._ownership = ownership
+        self._unplaced = unplaced
         self._store = store
         self._ops = ops
         self._contents = contents
@@ -110,10 +113,16 @@ class Control:
             if record.state not in _PAUSABLE:
                 raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                    "only a running or queued download can be paused")
-            if record.gid is not None:
-                await self._ops.call_on(record, "aria2.forcePause")
-            await self._set_state(record, TorrentState.PAUSED, user_id=user_id, action="pause")
-        return await self._current(download_id)
+            if self._ownership.unplaced(record):
+                torrent = await self._unplaced.pause(record, user_id)
+            else:
+                if record.gid is not None:
+                    await self._ops.call_on(record, "aria2.forcePause")
+                await self._set_state(record, TorrentState.PAUSED, user_id=user_id,
+                                      action="pause")
+                torrent = await self._current(download_id)
+        # None: a node claimed it meanwhile, and pauses it (the next read routes there).
+        return torrent or await self.pause(download_id, chat_id, user_id)
 
     async def resume(self, download_id: int, chat_id: int | None, user_id: int) -> Torrent:
         """:meth:`TorrentManager.resume` (see there)."""
@@ -122,14 +131,20 @@ class Control:
             if record.state != TorrentState.PAUSED.value:
                 raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                    "only a paused download can be resumed")
-            self._space.check(Path(record.directory),
-                              record.total_bytes - record.completed_bytes,
-                              download_id=record.id)
-            if record.gid is not None:
-                await self._ops.verify_existing_data(record, record.gid, record.name)
-                await self._ops.call_on(record, "aria2.unpause")
-            await self._set_state(record, TorrentState.QUEUED, user_id=user_id,
-                                  action="resume")
+            unplaced = self._ownership.unplaced(record)
+            if unplaced:  # the node that claims it checks its room
+                torrent = await self._unplaced.resume(record, user_id)
+            else:
+                self._space.check(Path(record.directory),
+                                  record.total_bytes - record.completed_bytes,
+                                  download_id=record.id)
+                if record.gid is not None:
+                    await self._ops.verify_existing_data(record, record.gid, record.name)
+                    await self._ops.call_on(record, "aria2.unpause")
+                await self._set_state(record, TorrentState.QUEUED, user_id=user_id,
+                                      action="resume")
+        if unplaced:  # None: a node claimed it meanwhile, and resumes it
+            return torrent or await self.resume(download_id, chat_id, user_id)
         await self._refresh([record.gid] if record.gid else [])
         return await self._current(download_id)
 
@@ -143,6 +158,17 @@ class Control:
         it cancelled) and before its files go (rclone never reads half-deleted files).
         """
         paths: list[Path] = []
+        async with self._live.lock:
+            record = await self._own(download_id, chat_id)  # as it is now
+            unplaced = self._ownership.unplaced(record) and not TorrentState(
+                record.state).is_final
+            if unplaced:  # nothing of it is anywhere yet: its row is all there is
+                torrent = await self._unplaced.cancel(record, user_id)
+        if unplaced:  # None: a node claimed it meanwhile, and cancels it
+            if torrent is None:
+                return await self.cancel(download_id, chat_id, user_id,
+                                         delete_files=delete_files)
+            return Cancellation(torrent, files_deleted=delete_files)
         async with self._live.lock:
             record = await self._own(download_id, chat_id)  # as it is now
             if record.state == TorrentState.CANCELLED.value and not delete_files:
@@ -228,6 +254,9 @@ class Control:
                         user_id: int) -> Torrent:
         """:meth:`TorrentManager.set_files` (see there)."""
         record = await self._own(download_id, chat_id)
+        if self._ownership.unplaced(record) and not TorrentState(record.state).is_final:
+            raise InvalidState(f"#{download_id} waits for a node with a free slot; its "
+                               "files can be chosen once it starts")
         if TorrentState(record.state).is_final or record.gid is None:
             raise InvalidState(f"#{download_id} is {TorrentState(record.state).label}; "
                                "files can be chosen only while it is in the list")

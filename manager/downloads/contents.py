@@ -208,6 +208,8 @@ class Contents:
                 return parse_torrent(source, max_bytes=self._config.torrent_max_bytes)
             except InvalidSource:
                 return None
+        if not record.directory:
+            return None  # no node claimed it yet: nothing was saved anywhere
         return self._saved_metadata(Path(record.directory), record.info_hash)
 
     def _saved_metadata(self, folder: Path, info_hash: str) -> TorrentMeta | None:
@@ -233,7 +235,10 @@ class Contents:
 
     async def paths(self, record: DownloadRecord) -> list[Path]:
         """Every file of a download: from aria2 while it knows it, else from the metainfo
-        (the stored .torrent, or the one aria2 saved for a magnet)."""
+        (the stored .torrent, or the one aria2 saved for a magnet); none for one that no
+        node claimed yet."""
+        if not record.directory:
+            return []
         folder = Path(record.directory)
         if record.gid is not None:
             with contextlib.suppress(Aria2Error):
@@ -277,6 +282,8 @@ class Contents:
 
     async def _delete_owned(self, record: DownloadRecord, paths: list[Path],
                             source: bytes | None) -> Deletion:
+        if not record.directory:
+            return Deletion(0)  # no node ever claimed it: it wrote nothing anywhere
         folder = Path(record.directory)
         # The top entry comes from the files, never from the row's name: before the
         # metadata arrives that is the magnet's dn=, which any file may be called.

@@ -36,8 +36,7 @@ class SpaceCheck:
         """
         if needed <= 0:
             return
-        free = (free_bytes(folder, self._disk_usage) if self._disk_usage
-                else free_bytes(folder))
+        free = self._free(folder)
         owed = self._live.reserved(except_id=download_id)
         reserved = sum(owed)
         if needed > free - reserved:
@@ -47,3 +46,12 @@ class SpaceCheck:
                 detail += (f", of which {human_size(reserved)} is reserved for {count} "
                            f"download{'s' if count != 1 else ''} already running or queued")
             raise NotEnoughSpace(f"not enough disk space: it needs {human_size(needed)}, {detail}")
+
+    def room(self, folder: Path) -> int:
+        """Bytes a new download may take in ``folder`` (free space minus what the downloads
+        running or queued will still write): what a node claims from the shared queue fits
+        (:mod:`~manager.store.placements`). Runs in a worker thread (a disk call)."""
+        return max(0, self._free(folder) - sum(self._live.reserved()))
+
+    def _free(self, folder: Path) -> int:
+        return free_bytes(folder, self._disk_usage) if self._disk_usage else free_bytes(folder)

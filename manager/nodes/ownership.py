@@ -1,8 +1,10 @@
 """Which downloads this node may act on: the ones its own aria2c and disk hold.
 
-Every download row names its node (``downloads.node``). A node tracks, purges and changes
-only its own; another node's download is listed but refused with where it is, before
-anything is done: its files are on another disk, its GID in another aria2c.
+Every download row names its node (``downloads.node``), once a node claimed it: before, on
+a database that nodes share, it waits in the queue (:mod:`manager.store.placements`) and is
+nobody's. A node tracks, purges and changes only its own; another node's download is listed
+but refused with where it is, before anything is done: its files are on another disk, its
+GID in another aria2c.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from manager.nodes.text import ago
 from manager.store import DownloadRecord, NodeRecord, Store
 
 __all__ = ["Ownership"]
+
+_WAITING = "waiting for a node with a free slot and room for it"
+"""Where a download is that no node claimed yet."""
 
 
 class Ownership:
@@ -37,22 +42,27 @@ class Ownership:
         return self._config.name if self._config else None
 
     def owns(self, record: DownloadRecord) -> bool:
-        """``record`` is held here (rows from before nodes are, until a node joins)."""
+        """``record`` is held here."""
         return self._here(record.node)
 
+    def unplaced(self, record: DownloadRecord) -> bool:
+        """``record`` waits for a node to claim it (:mod:`~manager.store.placements`): no
+        aria2c and no disk has any of it yet."""
+        return self._config is not None and record.node is None
+
     def _here(self, node: str | None) -> bool:
-        return self._config is None or node in (None, self._config.name)
+        return self._config is None or node == self._config.name
 
     async def check(self, record: DownloadRecord) -> None:
-        """Refuse, with where it is, a download another node holds.
+        """Refuse, with where it is, a download another node holds (one that no node
+        claimed yet has nothing anywhere: what reads it finds nothing).
 
         Raises:
             OnAnotherNode: another node holds it.
             StoreError: the database cannot be read.
         """
-        if self.owns(record):
+        if self.owns(record) or record.node is None:
             return
-        assert record.node is not None
         held = await self._store.nodes.get(record.node)
         raise OnAnotherNode(f"#{record.id} is {self._where(record.node, held)}; only that "
                             "node has it", node=record.node, online=self._online(held))
@@ -66,14 +76,18 @@ class Ownership:
         """
         if all(self._here(t.node) for t in torrents):
             return torrents
-        nodes = {record.name: record for record in await self._store.nodes.all()}
-        return [t if self._here(t.node) else self._placed(t, nodes.get(t.node))
+        if all(self._here(t.node) or t.node is None for t in torrents):
+            nodes = {}  # none of another node: nothing to read
+        else:
+            nodes = {record.name: record for record in await self._store.nodes.all()}
+        return [t if self._here(t.node) else self._placed(t, nodes.get(t.node or ""))
                 for t in torrents]
 
     def _placed(self, torrent: Torrent, held: NodeRecord | None) -> Torrent:
         """Another node's download with where it is; one whose node is not heard from
         moves no more, whatever its node last stored (its speeds, its peers)."""
-        assert torrent.node is not None
+        if torrent.node is None:
+            return dataclasses.replace(torrent, elsewhere=_WAITING)
         placed = dataclasses.replace(torrent, elsewhere=self._where(torrent.node, held))
         if self._online(held):
             return placed

@@ -367,7 +367,8 @@ class Downloads:
             limit: at most this many rows per call (call again while it returns ``limit``).
             with_sources: also return each row's magnet or .torrent bytes (to find its
                 files); costs memory, so only when the files are to be deleted.
-            node: only the downloads this node holds (None: all).
+            node: only the downloads this node holds, and those no node ever claimed
+                (cancelled while queued; every node may purge them), None: all.
 
         Returns:
             The removed rows, as they were.
@@ -382,7 +383,7 @@ class Downloads:
             with self._database.db.atomic():
                 where = table.state.in_(wanted) & (table.updated_at < before)
                 if node is not None:
-                    where &= table.node == node
+                    where &= (table.node == node) | table.node.is_null()
                 rows = list(table.select(*columns).where(where)
                             .order_by(table.id).limit(limit).dicts())
                 self.remove_rows([r["id"] for r in rows])
