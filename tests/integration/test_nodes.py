@@ -184,6 +184,12 @@ async def test_a_frozen_node_whose_name_was_taken_stops_when_it_wakes(
             frozen.signal(signal.SIGCONT)
 
 
+def _placed(run: AriabotRun, count: int) -> dict[str, str] | None:
+    """Each download's node by its name, once ``count`` downloads are claimed (else None)."""
+    placed = {d["name"]: d["node"] for d in downloads(run) if d["node"]}
+    return placed if len(placed) == count else None
+
+
 def _aria2_holds(run: AriabotRun) -> list[str]:
     """The GIDs the node's own aria2c holds, running, waiting or stopped."""
     info = run.runtime()
@@ -213,6 +219,7 @@ async def test_a_node_leaves_another_nodes_downloads_and_files_alone(
         assert added.returncode == 0, added.stderr
         waiting = await asyncio.to_thread(cli, alpha, "add", swarm.dead_magnet("node-wait"))
         assert waiting.returncode == 0, waiting.stderr
+        await asyncio.to_thread(wait_until, lambda: _placed(alpha, 2), 30, "alpha's claim")
         before = {d["id"]: d for d in await asyncio.to_thread(downloads, alpha)}
         assert [(d["node"], d["elsewhere"]) for d in before.values()] == [("alpha", None)] * 2
         alpha.signal(signal.SIGTERM)
@@ -399,21 +406,29 @@ async def test_a_frozen_node_whose_download_was_taken_announces_nothing_when_it_
 
 
 def _bot_env(server: FakeTelegramServer, download_dir: Path, name: str,
-             url: str) -> dict[str, str]:
+             url: str, **extra: str) -> dict[str, str]:
     return _node_env(download_dir, name, url, ARIABOT_TELEGRAM_TOKEN=DEFAULT_TOKEN,
-                     ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER))
+                     ARIABOT_TELEGRAM_API_URL=server.url, ARIABOT_ALLOWED_USERS=str(USER),
+                     **extra)
+
+
+def _slots(count: int) -> dict[str, str]:
+    """A node with ``count`` slots: the one with the most free slots claims new work."""
+    return {"ARIABOT_MAX_CONCURRENT": str(count)}
 
 
 async def _front_and_other(running: contextlib.ExitStack, server: FakeTelegramServer,
-                           tmp_path: Path, url: str) -> tuple[AriabotRun, AriabotRun]:
-    """alpha started first, its bot up (the front), then beta: both ready."""
-    alpha = running.enter_context(ariabot_run(
-        tmp_path / "a", _bot_env(server, tmp_path / "downloads-a", "alpha", url)))
+                           tmp_path: Path, url: str, *, claims: str
+                           ) -> tuple[AriabotRun, AriabotRun]:
+    """alpha started first, its bot up (the front), then beta: both ready. The node named
+    by ``claims`` has one slot more than the other: new downloads go there."""
+    alpha = running.enter_context(ariabot_run(tmp_path / "a", _bot_env(
+        server, tmp_path / "downloads-a", "alpha", url, **_slots(4 if claims == "alpha" else 3))))
     await asyncio.to_thread(alpha.wait_ready, 60)
     await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output, 30,
                             "alpha's bot")
-    beta = running.enter_context(ariabot_run(
-        tmp_path / "b", _bot_env(server, tmp_path / "downloads-b", "beta", url)))
+    beta = running.enter_context(ariabot_run(tmp_path / "b", _bot_env(
+        server, tmp_path / "downloads-b", "beta", url, **_slots(4 if claims == "beta" else 3))))
     await asyncio.to_thread(beta.wait_ready, 60)
     return alpha, beta
 
@@ -438,7 +453,8 @@ async def test_two_nodes_are_one_bot_and_the_other_takes_over_when_the_front_die
     torrent = swarm.add("front.bin", 4 * MiB, seed=45)
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running:
-            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
+                                                 claims="alpha")
             await asyncio.to_thread(wait_until, lambda: "another node is the front" in
                                     beta.output, 30, "beta to find alpha the front")
             await _answered_status(server, 10)
@@ -479,14 +495,14 @@ async def test_two_nodes_are_one_bot_and_the_other_takes_over_when_the_front_die
 async def test_postgresql_restarted_under_two_nodes_leaves_one_front_and_loses_nothing(
         tmp_path: Path, postgresql_server: PostgresServer, postgresql_url: str,
         swarm: Swarm) -> None:
-    """alpha (the front) and beta each download a torrent of the chat when PostgreSQL
-    restarts. The front's lock goes with its session: one node is the front again, it
-    answers, both downloads finish on their nodes, and each completion is told once."""
-    torrents = {"alpha": swarm.add("pg-alpha.bin", 2 * MiB, seed=46),
-                "beta": swarm.add("pg-beta.bin", 2 * MiB, seed=47)}
+    """alpha (the front) and beta each download a torrent of the chat (two added, spread
+    by free slots: one each) when PostgreSQL restarts. The front's lock goes with its
+    session: one node is the front again, it answers, both downloads finish on their
+    nodes, and each completion is told once."""
+    torrents = [swarm.add("pg-1.bin", 2 * MiB, seed=46), swarm.add("pg-2.bin", 2 * MiB, seed=47)]
     async with FakeTelegramServer() as server:
         envs = {name: _bot_env(server, tmp_path / f"downloads-{name}", name, postgresql_url)
-                for name in torrents}
+                for name in ("alpha", "beta")}
         with contextlib.ExitStack() as running:
             runs = {}
             for name in ("alpha", "beta"):  # alpha first: the front
@@ -494,10 +510,13 @@ async def test_postgresql_restarted_under_two_nodes_leaves_one_front_and_loses_n
                 await asyncio.to_thread(runs[name].wait_ready, 60)
             assert "the Telegram bot @" in runs["alpha"].output
             with swarm.throttled(64 * 1024):
-                for name, run in runs.items():
-                    added = await asyncio.to_thread(cli, run, "add", torrents[name].magnet,
+                for torrent in torrents:
+                    added = await asyncio.to_thread(cli, runs["alpha"], "add", torrent.magnet,
                                                     "--chat", str(USER))
                     assert added.returncode == 0, added.stderr
+                placed = await asyncio.to_thread(wait_until, lambda: _placed(runs["alpha"], 2),
+                                                 30, "both downloads claimed")
+                assert sorted(placed.values()) == ["alpha", "beta"], placed
                 await asyncio.to_thread(postgresql_server.restart)
                 for name, run in runs.items():
                     await asyncio.to_thread(wait_until, lambda r=run: "lost with its database "
@@ -505,14 +524,17 @@ async def test_postgresql_restarted_under_two_nodes_leaves_one_front_and_loses_n
                                             "front" in r.output, 30, f"{name} to see it")
             await _answered_status(server, 30)
             ids = {}
-            for name, run in runs.items():
+            for torrent in torrents:
+                name = placed[torrent.name]
+                run = runs[name]
                 (entry,) = [d for d in await asyncio.to_thread(downloads, run)
-                            if d["node"] == name]
+                            if d["name"] == torrent.name]
+                assert entry["node"] == name  # it did not move
                 ids[name] = entry["id"]
                 await asyncio.to_thread(wait_until, lambda r=run, i=entry["id"]:
                                         _finished_on(r, i), 90, f"{name}'s download")
                 folder = tmp_path / f"downloads-{name}" / "torrents" / str(USER)
-                assert file_digests(folder / f"pg-{name}.bin") == torrents[name].digests
+                assert file_digests(folder / torrent.name) == torrent.digests
             for download_id in ids.values():
                 await server.wait_for("sendMessage", lambda r, i=download_id: r.status == 200
                                       and f"is downloaded (#{i})" in str(r.params.get("text")),
@@ -541,7 +563,8 @@ async def test_a_frozen_front_is_replaced_and_steps_down_when_it_wakes(
     then answered once."""
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running:
-            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
+                                                 claims="alpha")
             alpha.signal(signal.SIGSTOP)
             try:
                 took = await _answered_status(server, 30)
@@ -589,14 +612,16 @@ def _aria2_status(run: AriabotRun, info_hash: str) -> str | None:
 @pytest.mark.postgresql
 async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
         tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
-    """alpha is the front; the chat's download runs on beta (added there). /pause and
+    """alpha is the front; the chat's download runs on beta (which has more free slots:
+    it claims it). /pause and
     /resume in the chat, and then a cancel with its files from alpha's command line, are
     done by beta's aria2c and on beta's disk; the answers are the usual ones. Once beta has
     stopped, the same action is refused with where the download is, and nothing changes."""
     torrent = swarm.add("routed.bin", 4 * MiB, seed=48)
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
-            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url)
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
+                                                 claims="beta")
             added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
                                             str(USER))
             assert added.returncode == 0, added.stderr
@@ -626,8 +651,10 @@ async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
             added = await asyncio.to_thread(cli, beta, "add", later.magnet, "--chat",
                                             str(USER))
             assert added.returncode == 0, added.stderr
-            (second,) = [d["id"] for d in await asyncio.to_thread(downloads, beta)
-                         if d["id"] != number]
+            (second,) = await asyncio.to_thread(
+                wait_until, lambda: [d["id"] for d in downloads(beta)
+                                     if d["id"] != number and d["node"] == "beta"], 30,
+                "beta to claim the second download")
             beta.signal(signal.SIGTERM)
             assert await asyncio.to_thread(beta.wait_exit) == 0
             said = await _said(server, f"/pause {second}")
@@ -645,8 +672,7 @@ async def test_an_outage_of_postgresql_longer_than_the_limit_kills_no_node(
     """Three nodes, two of them downloading, and PostgreSQL away for three times the
     heartbeat limit: when it is back, every node's last heartbeat is as old as the outage,
     yet none is taken for dead. No download moves, no node stops."""
-    torrents = {name: swarm.add(f"outage-{name}.bin", 4 * MiB, seed=50 + n)
-                for n, name in enumerate(("alpha", "beta"))}
+    torrents = [swarm.add(f"outage-{n}.bin", 4 * MiB, seed=50 + n) for n in range(2)]
     with contextlib.ExitStack() as running, swarm.throttled(32 * 1024):
         runs = {}
         for name in ("alpha", "beta", "gamma"):
@@ -655,9 +681,12 @@ async def test_an_outage_of_postgresql_longer_than_the_limit_kills_no_node(
                 ARIABOT_DATABASE_URL=postgresql_url)))
         for run in runs.values():
             await asyncio.to_thread(run.wait_ready, 60)
-        for name, torrent in torrents.items():
-            added = await asyncio.to_thread(cli, runs[name], "add", torrent.magnet)
+        for torrent in torrents:
+            added = await asyncio.to_thread(cli, runs["alpha"], "add", torrent.magnet)
             assert added.returncode == 0, added.stderr
+        placed = await asyncio.to_thread(wait_until, lambda: _placed(runs["gamma"], 2), 30,
+                                         "both downloads claimed")
+        assert len(set(placed.values())) == 2, placed  # spread by free slots
         with postgresql_server.outage():
             await asyncio.to_thread(wait_until, lambda: all(
                 "the heartbeat cannot be written" in run.output for run in runs.values()),
@@ -672,6 +701,76 @@ async def test_an_outage_of_postgresql_longer_than_the_limit_kills_no_node(
         for run in runs.values():
             assert run.process is not None and run.process.poll() is None, run.output
             assert "is dead (not heard from" not in run.output, run.output
-        listed = {d["name"]: d["node"] for d in await asyncio.to_thread(downloads,
-                                                                      runs["gamma"])}
-        assert listed == {"outage-alpha.bin": "alpha", "outage-beta.bin": "beta"}
+        assert await asyncio.to_thread(_placed, runs["gamma"], 2) == placed
+
+
+def _by_name(run: AriabotRun) -> dict[str, dict]:
+    return {d["name"]: d for d in downloads(run)}
+
+
+@pytest.mark.postgresql
+async def test_three_nodes_spread_the_downloads_by_free_slots_in_the_queues_order(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """Three nodes of one slot each; five downloads added on alpha. The first three go one
+    to each node; the other two wait without a node, and the list says so. The fifth is
+    paused while it waits. A cancel (with its files) from gamma's command line frees the
+    slot of the first download's node, which claims the fourth (the oldest waiting one
+    that is not paused). Resumed, the fifth goes to the first node that finishes. All four
+    finish where they were claimed, byte for byte; nothing was written for the cancelled
+    one anywhere."""
+    torrents = [swarm.add(f"spread-{n}.bin", 2 * MiB, seed=60 + n) for n in range(5)]
+    names = [t.name for t in torrents]
+    runs: dict[str, AriabotRun] = {}
+    with contextlib.ExitStack() as running:
+        for name in ("alpha", "beta", "gamma"):
+            runs[name] = running.enter_context(ariabot_run(tmp_path / name, _node_env(
+                tmp_path / f"downloads-{name}", name, postgresql_url, **_slots(1))))
+        for run in runs.values():
+            await asyncio.to_thread(run.wait_ready, 60)
+        alpha = runs["alpha"]
+        ids = {}
+        with swarm.throttled(48 * 1024):
+            for torrent in torrents:
+                added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet, "--json")
+                assert added.returncode == 0, added.stderr
+                ids[torrent.name] = json.loads(added.stdout)["id"]
+                if len(ids) == 3:  # three running, one on each node
+                    placed = await asyncio.to_thread(wait_until, lambda: _placed(alpha, 3),
+                                                     30, "the first three claimed")
+                    assert sorted(placed.values()) == ["alpha", "beta", "gamma"], placed
+            listed = await asyncio.to_thread(_by_name, alpha)
+            for name in names[3:]:
+                assert (listed[name]["node"], listed[name]["state"]) == (None, "queued")
+                assert listed[name]["elsewhere"] == (
+                    "waiting for a node with a free slot and room for it")
+            paused = await asyncio.to_thread(cli, alpha, "pause", str(ids[names[4]]))
+            assert paused.returncode == 0, paused.stderr
+
+            first_node = placed[names[0]]
+            cancelled = await asyncio.to_thread(cli, runs["gamma"], "cancel",
+                                                str(ids[names[0]]), "--delete-files")
+            assert cancelled.returncode == 0, cancelled.stderr
+            fourth = await asyncio.to_thread(
+                wait_until, lambda: _by_name(alpha)[names[3]]["node"], 30,
+                "the fourth claimed")
+            assert fourth == first_node
+            listed = await asyncio.to_thread(_by_name, alpha)
+            assert (listed[names[4]]["node"], listed[names[4]]["state"]) == (None, "paused")
+            resumed = await asyncio.to_thread(cli, runs["beta"], "resume", str(ids[names[4]]))
+            assert resumed.returncode == 0, resumed.stderr
+            assert (await asyncio.to_thread(_by_name, alpha))[names[4]]["state"] == "queued"
+        # Unthrottled: the three running finish, and the fifth is claimed by the first free.
+        finished = await asyncio.to_thread(wait_until, lambda: _all_finished(alpha, names[1:]),
+                                           120, "all four finished")
+        for torrent in torrents[1:]:
+            folder = tmp_path / f"downloads-{finished[torrent.name]['node']}" / "torrents" / "0"
+            assert file_digests(folder / torrent.name) == torrent.digests
+        assert finished[names[0]]["state"] == "cancelled"
+        for name in ("alpha", "beta", "gamma"):
+            assert not (tmp_path / f"downloads-{name}" / "torrents" / "0" / names[0]).exists()
+        assert "Traceback" not in "".join(run.output for run in runs.values())
+
+
+def _all_finished(run: AriabotRun, names: list[str]) -> dict[str, dict] | None:
+    listed = _by_name(run)
+    return listed if all(listed[name]["completed_at"] for name in names) else None
