@@ -20,19 +20,30 @@ finished downloads of a dead node and 10,000 queued of live ones (none to take),
 is one read; then the take-over of 10,000 unfinished downloads of a dead node, in one
 transaction. Both timed on the store (median of 5 looks).
 
-Not measured: placement (claim latency with 3 nodes vs 1) and news through the front under
-a burst; placement is not built (a download stays on the node it was added on).
+*claim latency*: 1 node, then 3 nodes, on a fresh database each (3 slots each). A magnet
+is added on the first node (``ariabot add``); timed from the add's answer (the row stored,
+without a node) to the first byte on whichever node claimed it. Median of 3 adds each. The
+reference is one node on SQLite, which adds to its aria2c at once (no queue): the same
+path but for the claim.
+
+*the claim at 10,000*: 10,000 downloads wait without a node and three nodes are live; one
+claim (the free slots counted, the others' free slots read, three rows taken with ``FOR
+UPDATE SKIP LOCKED``) timed on the store, median of 6 (the nodes in turn).
+
+Not measured: news through the front under a burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from manager.store import Store
+from manager.store import NodeFigures, Store
 from manager.store.database import utc_now
 from tests.bench.common import BenchContext, BenchResult, Row, median
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
@@ -43,7 +54,7 @@ from tests.swarm import SwarmTorrent
 __all__ = ["NAME", "TITLE", "run"]
 
 NAME = "nodes"
-TITLE = "14. several nodes: front takeover, failover"
+TITLE = "14. several nodes: front takeover, failover, placement"
 USER = 4242
 MIB = 1024 * 1024
 LOOK_ROWS = 10_000
@@ -83,15 +94,15 @@ async def _round(ctx: BenchContext, server: FakeTelegramServer, url: str, number
     try:
         await asyncio.to_thread(alpha.wait_ready, 60)
         await _until(lambda: "the Telegram bot @" in alpha.output, 30, "alpha's bot")
-        beta = AriabotRun(folder / "beta", _env(server, folder / "beta", "beta", url,
-                                                dead_after)).start()
-        await asyncio.to_thread(beta.wait_ready, 60)
         on_alpha = folder / "alpha" / "downloads" / "torrents" / str(USER) / torrent.name
         on_beta = folder / "beta" / "downloads" / "torrents" / str(USER) / torrent.name
         ctx.swarm.seeder.set_upload_limit(256 * 1024)
         try:
-            server.push_text(USER, USER, torrent.magnet)
+            server.push_text(USER, USER, torrent.magnet)  # alpha alone: alpha claims it
             await _until(lambda: _first_byte(on_alpha), 60, "alpha's first byte")
+            beta = AriabotRun(folder / "beta", _env(server, folder / "beta", "beta", url,
+                                                    dead_after)).start()
+            await asyncio.to_thread(beta.wait_ready, 60)
             mark = server.mark()
             alpha.signal(signal.SIGKILL)
             killed = time.monotonic()
@@ -147,6 +158,76 @@ async def _looks(url: str) -> dict[str, float]:
         await store.close()
 
 
+async def _claim_latency(ctx: BenchContext, url: str | None, nodes: int) -> float:
+    """Median seconds from an add's answer to the first byte on the node that claimed it
+    (``url`` None: one node on SQLite, which adds to its aria2c at once)."""
+    kind = f"claim-{nodes}-{'pg' if url else 'sqlite'}"
+    folder = ctx.path("nodes", kind)
+    database = {"ARIABOT_DATABASE_URL": url} if url else {}
+    runs = [AriabotRun(folder / name, {
+        "ARIABOT_NODE_NAME": name, **database,
+        "ARIABOT_DOWNLOAD_DIR": str(folder / name / "downloads"), "ARIABOT_SEED_TIME": "0",
+        "ARIABOT_MAX_CONCURRENT": "3"}).start() for name in ("alpha", "beta", "gamma")[:nodes]]
+    took = []
+    try:
+        for run in runs:
+            await asyncio.to_thread(run.wait_ready, 60)
+        ctx.swarm.seeder.set_upload_limit(256 * 1024)  # running, not finished, when measured
+        try:
+            for add in range(3):
+                torrent = ctx.swarm.add(f"{kind}-{add}.bin", 4 * MIB,
+                                        seed=700 + 10 * nodes + 5 * bool(url) + add)
+                added = await asyncio.to_thread(subprocess.run, [
+                    sys.executable, "-m", "supervisor", "add", torrent.magnet],
+                    env=runs[0].env, capture_output=True, check=True)
+                answered = time.monotonic()
+                assert added.returncode == 0
+                paths = [folder / run_name / "downloads" / "torrents" / "0" / torrent.name
+                         for run_name in ("alpha", "beta", "gamma")[:nodes]]
+                await _until(lambda p=paths: any(_first_byte(path) for path in p), 60,
+                             "the first byte on a node")
+                took.append(time.monotonic() - answered)
+        finally:
+            ctx.swarm.seeder.set_upload_limit(0)
+    finally:
+        for run in runs:
+            await asyncio.to_thread(run.stop)
+    return median(took)
+
+
+async def _claim_cost(url: str) -> float:
+    """One claim with :data:`LOOK_ROWS` downloads waiting and three live nodes."""
+    store = Store(url)
+    await store.open()
+    try:
+        table = store.database.tables.download
+        now = utc_now()
+        rows = [dict(info_hash=f"{n:040x}", chat_id=1, user_id=1, name=f"n{n}",
+                     source_kind="magnet", source=b"magnet:?", directory="", state="queued",
+                     node=None, created_at=now, updated_at=now) for n in range(LOOK_ROWS)]
+
+        def fill() -> None:
+            with store.database.db.atomic():
+                for start in range(0, len(rows), 1000):
+                    table.insert_many(rows[start:start + 1000]).execute()
+
+        for name in ("alpha", "beta", "gamma"):  # first: the first node takes older rows
+            epoch = await store.nodes.join(name, name[0] * 32, "bench", 3600.0)
+            await store.nodes.beat(name, epoch, NodeFigures(slots_total=10_000))
+        await store.database.run(fill)
+        costs = []
+        for turn in range(6):  # each in turn: the one with the most free slots claims
+            started = time.perf_counter()
+            claimed = await store.placements.claim(("alpha", "beta", "gamma")[turn % 3],
+                                                   10_000, 2**50, lambda chat: "/d",
+                                                   dead_after=3600.0)
+            costs.append(time.perf_counter() - started)
+            assert claimed
+        return median(costs)
+    finally:
+        await store.close()
+
+
 async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
     dead_after = ctx.pick(10.0, 3.0)
     rounds = []
@@ -155,7 +236,13 @@ async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
             rounds.append(await _round(ctx, telegram, server.url(server.new_database()),
                                        number, dead_after))
     looks = await _looks(server.url(server.new_database()))
-    return {"dead_after": dead_after, "rounds": rounds, **looks}
+    claims = {"claim_sqlite": await _claim_latency(ctx, None, 1)}
+    for nodes in (1, 3):
+        claims[f"claim_{nodes}"] = await _claim_latency(ctx, server.url(server.new_database()),
+                                                        nodes)
+    claim_cost = await _claim_cost(server.url(server.new_database()))
+    return {"dead_after": dead_after, "rounds": rounds, **looks, **claims,
+            "claim_cost": claim_cost}
 
 
 def run(ctx: BenchContext) -> BenchResult:
@@ -179,9 +266,16 @@ def run(ctx: BenchContext) -> BenchResult:
         Row(NAME, f"take-over of {LOOK_ROWS:,} unfinished downloads", found["take_over"],
             unit="s", note="one transaction"),
     ]
-    result.not_measured += [
-        "claim latency with 3 nodes vs 1: placement is not built (a download stays on the "
-        "node it was added on)",
-        "news latency through the front under a burst",
+    direct, one, three = found["claim_sqlite"], found["claim_1"], found["claim_3"]
+    result.rows += [
+        Row(NAME, "add → first byte, 1 node on SQLite (no queue)", direct, unit="s"),
+        Row(NAME, "claim latency: add → first byte, 1 node", one, unit="s", reference=direct,
+            ratio=direct / one if one else None, note="reference: SQLite, no queue"),
+        Row(NAME, "claim latency: add → first byte, 3 nodes", three, unit="s",
+            reference=one, ratio=one / three if three else None,
+            note="reference: 1 node"),
+        Row(NAME, f"one claim with {LOOK_ROWS:,} waiting, 3 live nodes",
+            found["claim_cost"] * 1000, unit="ms", note="FOR UPDATE SKIP LOCKED"),
     ]
+    result.not_measured += ["news latency through the front under a burst"]
     return result
