@@ -182,6 +182,8 @@ def progress_text(torrent: Torrent, *, note: str | None = None, confirm: bool = 
         lines.append(f"⚠️ {html.escape(torrent.stuck_reason)}")
     if torrent.error:
         lines.append(f"❌ {html.escape(torrent.error)}")
+    if torrent.elsewhere and not state.is_final:
+        lines.append(f"🖥 {html.escape(torrent.elsewhere)}")
     if torrent.mirror is not None:
         lines.extend(mirror_lines(torrent.mirror))
     if note:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -71,7 +72,15 @@ from manager.feeds import FeedReader, FeedService
 from manager.fetch import FeedFetcher, FetchPolicy, TorrentFetcher
 from manager.files import chat_folder
 from manager.models import FileEntry, FilePlan, Torrent, TorrentState
-from manager.nodes import Membership, NodeConfig, NodeStatus, Ownership, Placement, Router
+from manager.nodes import (
+    Elsewhere,
+    Membership,
+    NodeConfig,
+    NodeStatus,
+    Ownership,
+    Placement,
+    Router,
+)
 from manager.notices import Notice
 from manager.store import CommandRecord, Store
 from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
@@ -134,6 +143,7 @@ class TorrentManager:
             torrent_max_bytes=config.torrent_max_bytes, clock=utcnow), config.feeds, utcnow)
         """The chats' feeds: ``/rss`` and ``ariabot rss``."""
         self._reading_feeds: asyncio.Task[None] | None = None
+        self._following: asyncio.Task[None] | None = None
         placing = node is not None and store.shared
         self._intake = Intake(self.live, store=store, rpc=rpc, config=config,
                               contents=self._contents, space=space, publisher=self._publisher,
@@ -175,6 +185,9 @@ class TorrentManager:
             directory_of=lambda chat: str(chat_folder(config.download_dir, chat,
                                                       config.folder_mode)),
             start=self._intake.start_claimed) if node and placing else None)
+        self._elsewhere = (Elsewhere(
+            store, node.name, lambda records: self._shown([self.live.snapshot(r) for r in records]),
+            self._publisher.emit) if node and placing else None)
         self._moved_away = (MovedAway(self.live, store=store, ops=ops, contents=self._contents,
                                       node=node.name, home=node.home,
                                       download_dir=config.download_dir)
@@ -281,6 +294,21 @@ class TorrentManager:
         if self._reading_feeds is None or self._reading_feeds.done():
             self._reading_feeds = asyncio.create_task(self.feeds.run(), name="feeds")
 
+    def follow_other_nodes(self) -> None:
+        """Publish the changes of the downloads other nodes hold from now on, as events
+        (the front's progress messages follow them; :mod:`manager.nodes.elsewhere`).
+        Nothing to follow without nodes sharing the database."""
+        if self._elsewhere is not None and (self._following is None or self._following.done()):
+            self._following = asyncio.create_task(self._elsewhere.run(), name="other nodes")
+
+    async def stop_following_other_nodes(self) -> None:
+        """Stop :meth:`follow_other_nodes`."""
+        following, self._following = self._following, None
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+
     async def stop_reading_feeds(self) -> None:
         """Stop reading the feeds (a read cut short is settled at the next one)."""
         reading, self._reading_feeds = self._reading_feeds, None
@@ -317,6 +345,7 @@ class TorrentManager:
         self._sync.stop_scheduling()  # no new refresh or reconcile from here on
         await self._mirrors.close()  # unfinished mirrors resume at the next start
         await self.stop_reading_feeds()
+        await self.stop_following_other_nodes()
         if self._placement is not None:
             await self._placement.close()
         if self._router is not None:
@@ -451,7 +480,9 @@ class TorrentManager:
             AlreadyDownloading: another chat's copy of the torrent is still active.
             NotEnoughSpace: the torrent is larger than the free space.
         """
-        return await self._intake.add(source, chat_id, user_id, message_id)
+        result = await self._intake.add(source, chat_id, user_id, message_id)
+        (shown,) = await self._ownership.place([result.torrent])  # waiting for a node?
+        return dataclasses.replace(result, torrent=shown)
 
     async def pause(self, download_id: int, chat_id: int | None = None,
                     user_id: int = 0) -> Torrent:

@@ -1,6 +1,7 @@
-"""The front's duties: while this node holds the front lock, it runs the Telegram bot and
-reads the feeds; when it loses the lock, it stops both at once and waits to be the front
-again (:class:`~manager.store.front.FrontLock`). Each round of being the front gets a new
+"""The front's duties: while this node holds the front lock, it runs the Telegram bot, reads
+the feeds and follows the other nodes' downloads (their progress messages); when it loses
+the lock, it stops them at once and waits to be the front again
+(:class:`~manager.store.front.FrontLock`). Each round of being the front gets a new
 bot: python-telegram-bot's Application does not start again after it stopped.
 
 Nodes sharing one PostgreSQL database are one bot: only the front receives the updates and
@@ -80,6 +81,7 @@ class FrontDuty:
                     continue
             at_start = False
             self._manager.read_feeds()
+            self._manager.follow_other_nodes()
             self.settled.set()
             await self._lock.lost(self._manager.notices_stored_elsewhere)
             await self._step_down()
@@ -105,6 +107,7 @@ class FrontDuty:
             await bot.stop()
             log.info("this node no longer talks to Telegram")
         await self._manager.stop_reading_feeds()
+        await self._manager.stop_following_other_nodes()
 
     async def stop(self) -> None:
         """Stop the bot and the feeds, and let go of the lock (another node takes over)."""

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import peewee
 
+from manager.models import TorrentState
 from manager.notices import download_notices
 from manager.store.database import StoreDatabase, utc_now
 from manager.store.outbox import Notices
@@ -53,6 +54,8 @@ class DownloadRecord:
     node: str | None = None
     """The node that holds it (see :class:`~manager.store.tables.Download`)."""
 
+
+_UNFINISHED = tuple(state.value for state in TorrentState if not state.is_final)
 
 _RECORD_FIELDS = tuple(f.name for f in fields(DownloadRecord))
 # ``source`` is not on the record (it can be a large .torrent) but a re-add rewrites it.
@@ -272,6 +275,17 @@ class Downloads:
             return (row.source_kind, bytes(row.source)) if row else None
 
         return await self._database.run(query)
+
+    async def elsewhere(self, node: str, known: Sequence[int]) -> list[DownloadRecord]:
+        """The chats' unfinished downloads that another node holds, or none yet, and the
+        ``known`` ones whatever their state now (those that just finished), by id: what
+        the front shows of the other nodes' work (:mod:`manager.nodes.elsewhere`)."""
+        table = self._database.tables.download
+        where = (((table.node != node) | table.node.is_null()) & (table.chat_id != 0)
+                 & table.state.in_(_UNFINISHED))
+        if known:
+            where |= table.id.in_(list(known))
+        return await self._database.run(self.records, where)
 
     async def update(self, download_id: int, **values: Any) -> DownloadRecord | None:
         """Change some columns of one download and return the row as stored."""

@@ -774,3 +774,40 @@ async def test_three_nodes_spread_the_downloads_by_free_slots_in_the_queues_orde
 def _all_finished(run: AriabotRun, names: list[str]) -> dict[str, dict] | None:
     listed = _by_name(run)
     return listed if all(listed[name]["completed_at"] for name in names) else None
+
+
+@pytest.mark.postgresql
+async def test_the_progress_message_of_a_download_on_another_node_moves(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """A magnet sent in the chat goes to beta (more free slots) while alpha is the front:
+    alpha's bot edits the download's progress message as beta downloads it, long before
+    the end, and the completion is told once. Red before: the message stayed as it was
+    first sent until the completion."""
+    torrent = swarm.add("moving.bin", 4 * MiB, seed=70)
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running:
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
+                                                 claims="beta")
+            with swarm.throttled(32 * 1024):
+                mark = server.mark()
+                server.push_text(USER, USER, torrent.magnet)
+                reply = await server.wait_for("sendMessage", lambda r: r.status == 200
+                                              and "moving.bin" in str(r.params.get("text")),
+                                              30, since=mark)
+                message_id = reply.response["result"]["message_id"]
+                edited = await server.wait_for(
+                    "editMessageText", lambda r: r.status == 200
+                    and r.params.get("message_id") == message_id
+                    and "Downloading" in str(r.params.get("text")), 40, since=mark)
+                (entry,) = await asyncio.to_thread(downloads, alpha)
+                assert entry["node"] == "beta" and not entry["completed_at"]
+                assert re.search(r"\d+%", str(edited.params["text"])), edited.params["text"]
+            done = await asyncio.to_thread(wait_until, lambda: _finished_on(beta, entry["id"]),
+                                           90, "the download finished on beta")
+            assert done["node"] == "beta"
+            told = f"is downloaded (#{entry['id']})"
+            await server.wait_for("sendMessage", lambda r: r.status == 200
+                                  and told in str(r.params.get("text")), 30)
+            assert "Traceback" not in alpha.output + beta.output
+    assert len([r for r in server.requests_for("sendMessage")
+                if told in str(r.params.get("text"))]) == 1
