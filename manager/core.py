@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from manager.actions import (
@@ -553,6 +553,17 @@ class TorrentManager:
                             chat_id=chat_id, user_id=user_id)
             return await self.get(download_id, chat_id)
 
+    async def _routed(self, download_id: int, chat_id: int | None, user_id: int,
+                      action: str) -> Mapping[str, Any] | None:
+        """Have the node that holds the download do ``action`` (what it did), when it is
+        another node; None: it is this node's to do (or nobody's yet)."""
+        try:
+            await self._ownership.check(await self.live.record(download_id, chat_id))
+        except OnAnotherNode as elsewhere:
+            return await self._ask(elsewhere, download_id, action, {}, chat_id=chat_id,
+                                   user_id=user_id)
+        return None
+
     async def _ask(self, elsewhere: OnAnotherNode, download_id: int, action: str,
                    arguments: dict[str, Any], *, chat_id: int | None,
                    user_id: int) -> Mapping[str, Any]:
@@ -579,6 +590,13 @@ class TorrentManager:
                                               delete_files=bool(arguments["delete_files"]))
             return {"files_deleted": done.files_deleted, "kept_for": done.kept_for,
                     "upload_stopped": done.upload_stopped}
+        elif command.action == "mirror":
+            await self._mirrors.request(download_id, chat_id, user_id)
+        elif command.action == "stop-mirror":
+            await self._mirrors.stop(download_id, chat_id, user_id)
+        elif command.action == "link":
+            link = await self._links.make(download_id, chat_id, user_id)
+            return {"url": link.url, "expires_at": link.expires_at.isoformat()}
         else:
             raise InvalidState(f"this node does not know the action {command.action!r}")
         return {}
@@ -660,13 +678,17 @@ class TorrentManager:
     async def mirror(self, download_id: int, chat_id: int | None = None,
                      user_id: int = 0) -> Torrent:
         """Upload a finished download's own files to the rclone destination (stored first,
-        so a restart resumes it); progress and the outcome come as Mirror* events.
+        so a restart resumes it); progress and the outcome come as Mirror* events. Done by
+        the node that holds it, with its own rclone and destination.
 
         Raises:
-            MirrorOff: no destination is configured.
+            MirrorOff: no destination is configured (on the node that holds it).
             DownloadNotFound: no such id (or another chat's).
             InvalidState: not finished, already being mirrored, or moved there already.
+            OnAnotherNode: its node is not heard from, or did not answer.
         """
+        if await self._routed(download_id, chat_id, user_id, "mirror") is not None:
+            return await self.get(download_id, chat_id)
         return await self._mirrors.request(download_id, chat_id, user_id)
 
     async def stop_mirror(self, download_id: int, chat_id: int | None = None,
@@ -674,8 +696,10 @@ class TorrentManager:
         """Stop a download's mirror that is waiting or uploading; its local files stay.
 
         Raises:
-            MirrorOff, DownloadNotFound, InvalidState (no mirror under way).
+            MirrorOff, DownloadNotFound, InvalidState (no mirror under way), OnAnotherNode.
         """
+        if await self._routed(download_id, chat_id, user_id, "stop-mirror") is not None:
+            return await self.get(download_id, chat_id)
         return await self._mirrors.stop(download_id, chat_id, user_id)
 
     # --- links to finished downloads ---------------------------------------------------------
@@ -689,12 +713,20 @@ class TorrentManager:
                    user_id: int = 0) -> DownloadLink:
         """A signed link to a finished download's page; it expires, and dies when the
         download is cancelled, purged or its files are deleted (:mod:`manager.delivery.links`).
+        Made by the node that holds it: signed with its key, at its public URL, where its
+        link server serves the files from its disk.
 
         Raises:
-            LinksOff: no public URL is configured.
+            LinksOff: no public URL is configured (on the node that holds it).
             DownloadNotFound: no such id (or another chat's).
             InvalidState: not finished, or its files are gone.
+            OnAnotherNode: its node is not heard from, or did not answer.
         """
+        made = await self._routed(download_id, chat_id, user_id, "link")
+        if made is not None:  # signed by the node that holds it, with its key, at its URL
+            return DownloadLink(url=str(made["url"]),
+                                expires_at=datetime.fromisoformat(str(made["expires_at"])),
+                                torrent=await self.get(download_id, chat_id))
         return await self._links.make(download_id, chat_id, user_id)
 
     async def open_link(self, token: str) -> SharedDownload:

@@ -17,6 +17,8 @@ import json
 import re
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -28,7 +30,8 @@ from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
 from tests.integration.test_cli import cli, downloads
 from tests.pgserver import PostgresServer
-from tests.runner import AriabotRun, ariabot_run, rpc, wait_until
+from tests.rclonedest import require_rclone, write_rclone_config
+from tests.runner import AriabotRun, ariabot_run, free_port, rpc, wait_until
 from tests.swarm import Swarm, file_digests
 
 USER = 424242
@@ -811,3 +814,63 @@ async def test_the_progress_message_of_a_download_on_another_node_moves(
             assert "Traceback" not in alpha.output + beta.output
     assert len([r for r in server.requests_for("sendMessage")
                 if told in str(r.params.get("text"))]) == 1
+
+
+@pytest.mark.postgresql
+async def test_a_link_and_a_mirror_of_a_download_on_another_node_are_made_there(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """Each node has its own public URL, link key and rclone destination. A download that
+    beta holds gets, from alpha's command line, a link signed by beta at beta's URL, which
+    beta's link server serves (alpha's refuses it), and a mirror uploaded by beta's rclone
+    to beta's destination, byte for byte. Red before: both refused with where it is."""
+    require_rclone()
+    torrent = swarm.add("shared.bin", 1 * MiB, seed=71)
+    ports = {name: free_port() for name in ("alpha", "beta")}
+    runs: dict[str, AriabotRun] = {}
+    with contextlib.ExitStack() as running:
+        for name in ("alpha", "beta"):
+            config = write_rclone_config(tmp_path / f"rclone-{name}.conf")
+            runs[name] = running.enter_context(ariabot_run(tmp_path / name, _node_env(
+                tmp_path / f"downloads-{name}", name, postgresql_url,
+                **_slots(4 if name == "beta" else 3),
+                ARIABOT_PUBLIC_URL=f"https://{name}.example.org/files",
+                ARIABOT_HTTP_LISTEN=f"127.0.0.1:{ports[name]}",
+                ARIABOT_RCLONE_CONFIG=str(config),
+                ARIABOT_RCLONE_REMOTE=f"nas:{tmp_path / f'cloud-{name}'}")))
+        for run in runs.values():
+            await asyncio.to_thread(run.wait_ready, 60)
+        alpha = runs["alpha"]
+        added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet, "--json")
+        assert added.returncode == 0, added.stderr
+        number = json.loads(added.stdout)["id"]
+        done = await asyncio.to_thread(wait_until, lambda: _finished_on(alpha, number), 60,
+                                       "the download finished")
+        assert done["node"] == "beta"
+
+        made = await asyncio.to_thread(cli, alpha, "link", str(number), "--json")
+        assert made.returncode == 0, made.stderr
+        url = json.loads(made.stdout)["url"]
+        assert url.startswith("https://beta.example.org/files/d/"), url
+        path = url.removeprefix("https://beta.example.org/files")
+        page = await asyncio.to_thread(_get, f"http://127.0.0.1:{ports['beta']}{path}")
+        assert page[0] == 200 and b"shared.bin" in page[1]
+        assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{ports['alpha']}{path}"))[0] in (
+            403, 404, 410)
+
+        mirrored = await asyncio.to_thread(cli, alpha, "mirror", str(number))
+        assert mirrored.returncode == 0, mirrored.stderr
+        place = f"0/{number}-{torrent.info_hash[:8]}"  # the chat, then the download's own
+        uploaded = tmp_path / "cloud-beta" / place / "shared.bin"
+        await asyncio.to_thread(wait_until, lambda: uploaded.exists()
+                                and file_digests(uploaded) == torrent.digests, 60,
+                                "beta's rclone to upload it")
+        assert not (tmp_path / "cloud-alpha").exists()
+        assert "Traceback" not in "".join(run.output for run in runs.values())
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
