@@ -319,7 +319,11 @@ class TorrentManager:
 
     async def _taken_over(self, download_ids: list[int]) -> None:
         """Track the downloads this node took from a dead one while it ran; the reconcile
-        adds them to aria2c from their stored source."""
+        adds them to aria2c from their stored source. On a database nodes share they went
+        back to the queue instead: this node looks at it."""
+        if self._placement is not None:
+            self._placement.look()
+            return
         try:
             async with self.live.lock:
                 for download_id in download_ids:

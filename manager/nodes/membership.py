@@ -141,11 +141,13 @@ class Membership:
         config = self.config
         taken = await self._store.nodes.take_over(
             config.name, epoch, config.dead_after, lambda chat: str(self._folder_of(chat)))
+        where = ("back in the queue, for the node with a free slot" if self._store.shared
+                 else "to this node")
         for node in sorted({move.from_node for move in taken}):
             ids = [f"#{move.download_id}" for move in taken if move.from_node == node]
-            log.warning("node %r is dead (not heard from for %.0f s): this node takes its "
-                        "unfinished download(s) %s and starts them again from their source",
-                        node, config.dead_after, ", ".join(ids))
+            log.warning("node %r is dead (not heard from for %.0f s): its unfinished "
+                        "download(s) %s go %s and start again from their source",
+                        node, config.dead_after, ", ".join(ids), where)
         return taken
 
     async def _beat(self, epoch: int) -> None:

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import peewee
+from peewee import Case
 
 from manager.errors import NodeConflict, NodeReplaced
 from manager.models import SourceKind, TorrentState
 from manager.store.database import StoreDatabase, utc_now
 from manager.store.engine import engine_of
+from manager.store.placements import QUEUE_CHANNEL
 
 __all__ = ["Move", "NodeFigures", "NodeRecord", "Nodes"]
 
@@ -34,6 +36,8 @@ it again from its source. A finished one (seeding, complete, paused after its en
 dead node's: its files are there only."""
 
 _MAGNET = SourceKind.MAGNET.value
+_PAUSED = TorrentState.PAUSED.value
+_QUEUED = TorrentState.QUEUED.value
 
 _CHUNK = 500
 """Rows per statement of a take-over (SQLite binds at most 32,766 values in one)."""
@@ -157,9 +161,12 @@ class Nodes:
         download writes are refused from now on
         (:meth:`~manager.store.database.StoreDatabase.check_held`), so a completion it sees
         after waking is never announced. Each download taken keeps its source, file choice,
-        chat and message, and restarts from nothing in its chat's folder here
-        (``directory_of(chat_id)``) without a GID (a magnet without its size, so that its
-        names are checked here again): the reconcile adds it to this node's aria2c. A
+        chat and message, and restarts from nothing without a GID (a magnet without its
+        size, so that its names are checked again where it starts). On a database nodes
+        share it goes back to the queue (paused if it was, else queued, announced), for
+        the node with a free slot (:mod:`~manager.store.placements`); on SQLite it is this
+        node's, in its chat's folder here (``directory_of(chat_id)``), and the reconcile
+        adds it to this node's aria2c. A
         :class:`Move` row says where it was, for the dead node to clean up when it comes
         back (:meth:`moves_from`). A dead node with nothing to take keeps its epoch, and a
         look that finds nothing takes no write lock.
@@ -217,12 +224,20 @@ class Nodes:
                         from_home=homes[row.node], to_node=name, gid=row.gid,
                         directory=row.directory, moved_at=now,
                     ) for row in chunk]).execute()
-                restart = dict(node=name, gid=None, completed_bytes=0, download_speed=0,
+                restart = dict(gid=None, completed_bytes=0, download_speed=0,
                                upload_speed=0, seeders=0, peers=0, updated_at=utc_now())
-                for chat in {row.chat_id for row in taken}:
-                    for chunk in _chunks([row for row in taken if row.chat_id == chat]):
-                        download.update(**restart, directory=directory_of(chat)).where(
+                if engine.shared:  # back in the queue: the node with a free slot claims it
+                    queued = Case(None, [(download.state == _PAUSED, _PAUSED)], _QUEUED)
+                    for chunk in _chunks(taken):
+                        download.update(**restart, node=None, directory="", state=queued).where(
                             download.id.in_([row.id for row in chunk])).execute()
+                    engine.announce(database, QUEUE_CHANNEL)
+                else:
+                    for chat in {row.chat_id for row in taken}:
+                        for chunk in _chunks([row for row in taken if row.chat_id == chat]):
+                            download.update(**restart, node=name,
+                                            directory=directory_of(chat)).where(
+                                download.id.in_([row.id for row in chunk])).execute()
                 # The metadata aria2 saved is on the dead node's disk: here a magnet's files
                 # are fetched and checked again, as a new one's.
                 for chunk in _chunks([row for row in taken if row.source_kind == _MAGNET]):

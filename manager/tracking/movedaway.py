@@ -1,12 +1,13 @@
 """What a node that comes back after it was declared dead finds moved: it lets go of it.
 
 While this node was not heard from, another one took its unfinished downloads
-(:meth:`~manager.store.nodes.Nodes.take_over`) and fetches them again. Their rows name the
-other node now; this node's aria2c still holds them (its session was restored at start, or
-it ran on while this process was frozen) and its disk holds what they wrote here. Before the
-reconcile at start, each is removed from this node's aria2c and its data here is deleted
-(only the files the download owns, as a cancel deletes them), then the move is forgotten.
-Nothing of it is announced: the download goes on, elsewhere.
+(:meth:`~manager.store.nodes.Nodes.take_over`), and they are fetched again (on a shared
+database by the node that claims them from the queue). Their rows are not this node's now;
+this node's aria2c still holds them (its session was restored at start, or it ran on while
+this process was frozen) and its disk holds what they wrote here. Before the reconcile at
+start, each is removed from this node's aria2c and its data here is deleted (only the files
+the download owns, as a cancel deletes them), then the move is forgotten. Nothing of it is
+announced: the download goes on, elsewhere.
 """
 
 from __future__ import annotations
@@ -92,6 +93,6 @@ class MovedAway:
         if here is not None and await asyncio.to_thread(
                 is_inside, Path(move.directory), self._download_dir):
             deleted = (await self._contents.delete(here, paths)).files
-        log.warning("#%d went to node %r while this node was not heard from: removed from "
-                    "this node's aria2c (%d GID(s)), %d file(s) of its data here deleted",
-                    move.download_id, move.to_node, len(gids), deleted)
+        log.warning("#%d was taken over by node %r while this node was not heard from: "
+                    "removed from this node's aria2c (%d GID(s)), %d file(s) of its data here "
+                    "deleted", move.download_id, move.to_node, len(gids), deleted)

@@ -324,7 +324,7 @@ async def test_a_killed_nodes_download_finishes_on_the_next_node_and_its_data_go
                                        90, "the download finished on beta")
         assert (done["node"], done["elsewhere"]) == ("beta", None)
         assert file_digests(finished) == torrent.digests
-        assert f"takes its unfinished download(s) #{download_id}" in beta.output
+        assert f"its unfinished download(s) #{download_id} go back in the queue" in beta.output
         beta.signal(signal.SIGTERM)
         assert await asyncio.to_thread(beta.wait_exit) == 0
     record, completions = await _stored_download(postgresql_url, download_id)
@@ -339,7 +339,7 @@ async def test_a_killed_nodes_download_finishes_on_the_next_node_and_its_data_go
         (listed,) = await asyncio.to_thread(downloads, alpha)
         assert listed["node"] == "beta"
         assert listed["elsewhere"].startswith("on node beta, stopped ")
-        assert f"#{download_id} went to node 'beta'" in alpha.output
+        assert f"#{download_id} was taken over by node 'beta'" in alpha.output
         assert "Traceback" not in alpha.output + beta.output
     assert file_digests(finished) == torrent.digests
     store = Store(postgresql_url)
