@@ -86,8 +86,9 @@ class Ownership:
     def _placed(self, torrent: Torrent, held: NodeRecord | None) -> Torrent:
         """Another node's download with where it is; one whose node is not heard from
         moves no more, whatever its node last stored (its speeds, its peers)."""
-        if torrent.node is None:
-            return dataclasses.replace(torrent, elsewhere=_WAITING)
+        if torrent.node is None:  # waiting, unless it was cancelled while it waited
+            return torrent if torrent.state.is_final else dataclasses.replace(
+                torrent, elsewhere=_WAITING)
         placed = dataclasses.replace(torrent, elsewhere=self._where(torrent.node, held))
         if self._online(held):
             return placed

@@ -81,8 +81,9 @@ class Placement:
                 await task
 
     def on_event(self, event: Event) -> None:
-        """A publisher subscriber: one of this node's downloads may have freed its slot."""
-        if isinstance(event, _FREES_A_SLOT):
+        """A publisher subscriber: one of this node's downloads may have freed its slot
+        (another node's, published by :mod:`~manager.nodes.elsewhere`, frees none here)."""
+        if isinstance(event, _FREES_A_SLOT) and event.torrent.node in (self._node, None):
             self.look()
 
     def look(self) -> None:

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from manager import NodeFigures, NodeReplaced, Store
+from manager import NodeConfig, NodeFigures, NodeReplaced, Store
+from manager.downloads.live import snapshot
+from manager.nodes import Ownership
 from manager.store import DownloadRecord
 
 pytestmark = pytest.mark.postgresql
@@ -152,3 +154,18 @@ async def test_work_goes_to_the_live_node_with_the_most_free_slots(pg_store: Sto
     assert [r.id for r in await _claim(pg_store, "beta", 4)] == ids[2:3]
     assert [r.id for r in await _claim(pg_store, "alpha", 3)] == ids[3:4]
     assert [r.id for r in await _claim(pg_store, "beta", 4)] == ids[4:]
+
+
+async def test_a_waiting_download_is_shown_waiting_until_it_is_cancelled(
+        pg_store: Store) -> None:
+    """Where a download is, for the lists: waiting while no node claimed it; a cancelled
+    one waits for nothing; actions on it are this node's to do (no refusal)."""
+    here = Ownership(pg_store, NodeConfig("alpha", "a" * 32, "0.1", slots=3, dead_after=LIMIT))
+    waiting = await pg_store.downloads.get(await _queued(pg_store, 1))
+    cancelled = await pg_store.downloads.get(await _queued(pg_store, 2, state="cancelled"))
+    assert waiting is not None and cancelled is not None
+    shown = await here.place([snapshot(waiting), snapshot(cancelled)])
+    assert [t.elsewhere for t in shown] == [
+        "waiting for a node with a free slot and room for it", None]
+    assert here.unplaced(waiting) and not here.owns(waiting)
+    await here.check(waiting)  # nothing of it anywhere: reading it finds nothing
