@@ -107,7 +107,9 @@ class Intake:
                     "this torrent is already being downloaded for another chat on this "
                     "ariabot; add it again once that download has finished"
                 )
-            if self._placing:
+            # A cancelled download added again whose files this node kept resumes here.
+            if self._placing and not (existing is not None and existing.node == self._node
+                                      and claims_its_files(existing, parsed.info_hash)):
                 record, note = await self._queue(parsed, existing, chat_id, user_id,
                                                  message_id)
             else:
@@ -190,7 +192,7 @@ class Intake:
         live = self._live.remember(record)
         if record.source_kind == SourceKind.TORRENT.value:
             clash = await self._contents.name_clash(Path(record.directory), record.name,
-                                                    record.info_hash)
+                                                    record.info_hash, arriving=record.id)
             if clash is not None:
                 await self._live.fail(live, clash)
                 return

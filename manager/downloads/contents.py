@@ -177,16 +177,19 @@ class Contents:
         return None
 
     async def name_clash(self, folder: Path, name: str, info_hash: str, *,
-                         claimed: bool = False) -> str | None:
+                         claimed: bool = False, arriving: int | None = None) -> str | None:
         """Why this torrent may not write ``folder/name``: another download owns the name
         (it may not have written a byte yet), or files are there that it does not claim (a
         cancelled download's, kept; a purge's, kept; the user's own): a hash check would
         overwrite them. A stored row of this same torrent in that folder claims its files
         (a finished download aria2 forgot, a cancelled one added again), and so does
-        ``claimed`` (the caller knows they are this torrent's). None when free."""
+        ``claimed`` (the caller knows they are this torrent's). The row of download
+        ``arriving`` claims nothing: it has just come to this folder (claimed from the shared
+        queue) and wrote nothing here yet. None when free."""
         other = await self.owner(folder, name, info_hash)
         if other is None and await asyncio.to_thread(os.path.lexists, folder / name):
-            named = await self._store.downloads.named(str(folder), name)
+            named = [o for o in await self._store.downloads.named(str(folder), name)
+                     if o.id != arriving]
             other = next((o for o in named if o.info_hash != info_hash), None)
             if other is None and not claimed and not any(
                     claims_its_files(o, info_hash) for o in named):

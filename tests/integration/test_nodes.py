@@ -874,3 +874,29 @@ def _get(url: str) -> tuple[int, bytes]:
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+@pytest.mark.postgresql
+async def test_a_claimed_torrent_never_writes_over_a_users_file_of_its_name(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """A user's own file has the name of a .torrent added on a PostgreSQL node. The node
+    that claims it finds the name taken in its folder: the download fails with why, and
+    the user's file is untouched. Red before: the claimed row counted as owning the name,
+    and aria2 checked and overwrote the file."""
+    torrent = swarm.add("report.pdf", 1 * MiB, seed=72)
+    env = _node_env(tmp_path / "downloads", "alpha", postgresql_url)
+    mine = tmp_path / "downloads" / "torrents" / "0" / "report.pdf"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"the user's own report\n")
+    with ariabot_run(tmp_path / "a", env) as alpha:
+        await asyncio.to_thread(alpha.wait_ready, 60)
+        added = await asyncio.to_thread(cli, alpha, "add",
+                                        str(torrent.write_torrent(tmp_path)), "--json")
+        assert added.returncode == 0, added.stderr
+        number = json.loads(added.stdout)["id"]
+        failed = await asyncio.to_thread(wait_until, lambda: next(
+            (d for d in downloads(alpha) if d["id"] == number and d["state"] == "error"),
+            None), 30, "the claimed download to fail")
+        assert "already in this chat's folder" in failed["error"], failed
+        assert mine.read_bytes() == b"the user's own report\n"
+        assert "Traceback" not in alpha.output
