@@ -212,10 +212,14 @@ class LiveDownloads:
 
     async def fail(self, download: LiveDownload, reason: str) -> Torrent:
         """Store that a tracked download ended in error (``reason`` is what the user reads),
-        stop tracking it; returns its snapshot."""
-        updated = await self._store.downloads.update(
-            download.record.id, state=TorrentState.ERROR.value,
-            error=reason, download_speed=0, upload_speed=0)
+        stop tracking it; returns its snapshot. It is forgotten before anything else may
+        run: the failure's notice wakes readers, who must find the row, not the tracked
+        copy from before."""
+        download_id = download.record.id
+        await self._store.downloads.update_many({download_id: {
+            "state": TorrentState.ERROR.value, "error": reason, "download_speed": 0,
+            "upload_speed": 0}})
+        self.forget(download_id)
+        updated = await self._store.downloads.get(download_id)
         assert updated is not None
-        self.forget(download.record.id)
         return snapshot(updated)
