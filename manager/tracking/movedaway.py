@@ -20,7 +20,8 @@ from pathlib import Path
 from manager.aria2 import Aria2Ops
 from manager.downloads import Contents, LiveDownloads
 from manager.errors import Aria2Unavailable, StoreError
-from manager.files import is_inside
+from manager.files import control_file, is_inside, top_entry
+from manager.models import TorrentState
 from manager.store import Move, Store
 
 __all__ = ["MovedAway"]
@@ -77,6 +78,13 @@ class MovedAway:
         await self._store.nodes.forget_moves(done)
         return len(done)
 
+    async def _written(self, gids: set[str]) -> bool:
+        """This node's aria2c says it downloaded some of the torrent (not only its
+        metadata); one restored from its session says so only once started again."""
+        statuses = await self._ops.statuses(sorted(gids)) if gids else []
+        return any(not status.get("followedBy") and int(status.get("completedLength") or 0)
+                   for status in statuses)
+
     async def _let_go(self, move: Move) -> None:
         gids = {gid for gid in await self._ops.gids_by_info_hash({move.info_hash})
                 if not self._live.knows_gid(gid)}
@@ -86,6 +94,11 @@ class MovedAway:
         here = record and dataclasses.replace(record, directory=move.directory, node=None,
                                               gid=move.gid)
         paths = await self._contents.paths(here) if here is not None else []
+        if here is not None and paths and (await self._written(gids) or await asyncio.to_thread(
+                _control_file_left, Path(move.directory), paths)):
+            # The row says how far it got where it runs now (perhaps nowhere yet: a magnet
+            # without its size, which owns no name); this node's aria2c wrote these here.
+            here = dataclasses.replace(here, state=TorrentState.DOWNLOADING.value)
         for gid in sorted(gids):
             await self._ops.remove(gid)
         deleted = 0
@@ -96,3 +109,10 @@ class MovedAway:
         log.warning("#%d was taken over by node %r while this node was not heard from: "
                     "removed from this node's aria2c (%d GID(s)), %d file(s) of its data here "
                     "deleted", move.download_id, move.to_node, len(gids), deleted)
+
+
+def _control_file_left(folder: Path, paths: list[Path]) -> bool:
+    """aria2's control file is beside the download's top entry: this node's aria2c was
+    writing it here (runs in a worker thread)."""
+    top = top_entry(folder, paths)
+    return top is not None and control_file(top).exists()

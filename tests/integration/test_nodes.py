@@ -900,3 +900,45 @@ async def test_a_claimed_torrent_never_writes_over_a_users_file_of_its_name(
         assert "already in this chat's folder" in failed["error"], failed
         assert mine.read_bytes() == b"the user's own report\n"
         assert "Traceback" not in alpha.output
+
+
+@pytest.mark.postgresql
+async def test_a_node_back_before_its_taken_download_restarted_elsewhere_deletes_its_data(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """alpha is killed mid-download; beta, its one slot busy, puts the download back in the
+    queue, where it waits (paused, so that alpha does not claim it again). alpha, back,
+    still deletes the data it had written, though the row says nothing of it any more (a
+    magnet without its size). Red before: 'it never wrote them', and they stayed."""
+    torrent = swarm.add("back-early.bin", 4 * MiB, seed=73)
+    partial = tmp_path / "downloads-a" / "torrents" / "0" / "back-early.bin"
+    alpha_env = _node_env(tmp_path / "downloads-a", "alpha", postgresql_url, **_slots(1))
+    with ariabot_run(tmp_path / "b", _node_env(tmp_path / "downloads-b", "beta",
+                                               postgresql_url, **_slots(1))) as beta:
+        await asyncio.to_thread(beta.wait_ready, 60)
+        busy = await asyncio.to_thread(cli, beta, "add", swarm.dead_magnet("busy"))
+        assert busy.returncode == 0, busy.stderr
+        await asyncio.to_thread(wait_until, lambda: _placed(beta, 1), 30, "beta's slot taken")
+        with swarm.throttled(64 * 1024), ariabot_run(tmp_path / "a", alpha_env) as alpha:
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet, "--json")
+            assert added.returncode == 0, added.stderr
+            number = json.loads(added.stdout)["id"]
+            await asyncio.to_thread(wait_until, lambda: [
+                d for d in downloads(alpha) if d["id"] == number and d["completed_bytes"]],
+                60, "alpha's first bytes")
+            alpha.signal(signal.SIGKILL)
+            await asyncio.to_thread(alpha.wait_exit)
+        assert partial.exists()
+        await asyncio.to_thread(wait_until, lambda: [
+            d for d in downloads(beta) if d["id"] == number and d["node"] is None], 30,
+            "the download back in the queue")
+        paused = await asyncio.to_thread(cli, beta, "pause", str(number))
+        assert paused.returncode == 0, paused.stderr
+        with ariabot_run(tmp_path / "a", alpha_env) as alpha:
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            assert await asyncio.to_thread(_aria2_holds, alpha) == []
+            assert not partial.exists(), alpha.output
+            assert not partial.with_name("back-early.bin.aria2").exists()
+            (row,) = [d for d in await asyncio.to_thread(downloads, alpha) if d["id"] == number]
+            assert (row["node"], row["state"]) == (None, "paused")
+            assert "Traceback" not in alpha.output + beta.output
