@@ -125,7 +125,7 @@ class Membership:
         """
         config = self.config
         self._epoch = epoch = await self._store.nodes.join(
-            config.name, config.home, config.version, config.dead_after)
+            config.name, config.home, config.version, config.dead_after, slots=config.slots)
         self._store.database.hold(config.name, epoch)
         log.info("node %r joined its database", config.name)
         self._task = asyncio.create_task(self._beat(epoch), name="node heartbeat")

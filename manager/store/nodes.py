@@ -98,7 +98,8 @@ class Nodes:
     def __init__(self, database: StoreDatabase) -> None:
         self._database = database
 
-    async def join(self, name: str, home: str, version: str, dead_after: float) -> int:
+    async def join(self, name: str, home: str, version: str, dead_after: float, *,
+                   slots: int = 0) -> int:
         """Take ``name`` for the data dir ``home``; returns the epoch its heartbeats name.
 
         The data dir that held the name last takes it back at once (its lock proves the
@@ -107,7 +108,8 @@ class Nodes:
         stored before nodes existed (they are in its aria2c and on its disk); after it, a
         download without a node is one no node claimed yet (:mod:`~manager.store.placements`).
         Several nodes share a PostgreSQL database; a SQLite one serves one node: another one
-        that is heard from refuses the start.
+        that is heard from refuses the start. ``slots`` is how many downloads it runs at
+        once (its heartbeats say it again).
 
         Raises:
             NodeConflict: the name is held by a live node of another data dir, or another
@@ -137,8 +139,10 @@ class Nodes:
                         "(ARIABOT_DATABASE_URL)")
                 first = not node.select().exists()  # before this node's own row
                 epoch = held.epoch + 1 if held is not None else 1
+                # Its slots count from now on: a node that just joined is the freest, and
+                # must not read as full until its first heartbeat.
                 values = dict(home=home, epoch=epoch, version=version, started_at=now,
-                              last_seen=now, left_at=None, slots_used=0, slots_total=0,
+                              last_seen=now, left_at=None, slots_used=0, slots_total=slots,
                               free_disk=0, downloads=0)
                 if held is None:
                     node.insert(name=name, **values).execute()

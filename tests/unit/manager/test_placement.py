@@ -169,3 +169,14 @@ async def test_a_waiting_download_is_shown_waiting_until_it_is_cancelled(
         "waiting for a node with a free slot and room for it", None]
     assert here.unplaced(waiting) and not here.owns(waiting)
     await here.check(waiting)  # nothing of it anywhere: reading it finds nothing
+
+
+async def test_a_node_that_just_joined_counts_its_slots_before_its_first_heartbeat(
+        pg_store: Store) -> None:
+    """beta joined a moment ago with 4 slots, and has not beaten yet: alpha (3) leaves the
+    new download to it. Red before: a join wrote 0 slots, and alpha took it."""
+    await pg_store.nodes.join("alpha", "a" * 32, "0.1", LIMIT, slots=3)
+    await pg_store.nodes.join("beta", "b" * 32, "0.1", LIMIT, slots=4)
+    waiting = await _queued(pg_store, 1)
+    assert await _claim(pg_store, "alpha", 3) == []
+    assert [r.id for r in await _claim(pg_store, "beta", 4)] == [waiting]
