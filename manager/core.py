@@ -485,7 +485,13 @@ class TorrentManager:
             NotEnoughSpace: the torrent is larger than the free space.
         """
         result = await self._intake.add(source, chat_id, user_id, message_id)
-        (shown,) = await self._ownership.place([result.torrent])  # waiting for a node?
+        torrent = result.torrent
+        if self._placement is not None and torrent.node is None and not result.existing:
+            # Claimed here at once when this node has the most free slots: the answer then
+            # says where it is, not that it waits (a claim running meanwhile may take it).
+            await self._placement.claim()
+            torrent = self.live.snapshot(await self.live.record(torrent.id))
+        (shown,) = await self._ownership.place([torrent])  # waiting for a node?
         return dataclasses.replace(result, torrent=shown)
 
     async def pause(self, download_id: int, chat_id: int | None = None,

@@ -46,19 +46,24 @@ class Cancellation:
         kept_for: asked to go, its files were kept: this download in the list (its id)
             owns their name (the ownership rule of :mod:`manager.downloads.contents`).
         upload_stopped: its upload to the mirror was under way, and is stopped.
+        never_started: it was waiting for a node: it had no files anywhere.
     """
 
     torrent: Torrent
     files_deleted: bool = False
     kept_for: int | None = None
     upload_stopped: bool = False
+    never_started: bool = False
+    """It waited in the queue nodes share: no node ever wrote a file of it."""
 
     @property
     def outcome(self) -> str:
         """What became of its files and its upload, said after "cancelled" the same way in
         the chat and the Mini App: what really happened to the files (kept when another
         download owns their name, though asked to go) and whether the upload stopped."""
-        if self.kept_for is not None:
+        if self.never_started:
+            text = "; it had not started, so it had no files."
+        elif self.kept_for is not None:
             text = f"; its files were kept: #{self.kept_for} uses the same name."
         elif self.files_deleted:
             text = "; its files are deleted."
@@ -168,7 +173,7 @@ class Control:
             if torrent is None:
                 return await self.cancel(download_id, chat_id, user_id,
                                          delete_files=delete_files)
-            return Cancellation(torrent, files_deleted=delete_files)
+            return Cancellation(torrent, never_started=True)
         async with self._live.lock:
             record = await self._own(download_id, chat_id)  # as it is now
             if record.state == TorrentState.CANCELLED.value and not delete_files:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from manager.errors import OnAnotherNode
-from manager.models import Torrent
+from manager.models import Torrent, TorrentState
 from manager.nodes.membership import NodeConfig
 from manager.nodes.text import ago
 from manager.store import DownloadRecord, NodeRecord, Store
@@ -86,9 +86,9 @@ class Ownership:
     def _placed(self, torrent: Torrent, held: NodeRecord | None) -> Torrent:
         """Another node's download with where it is; one whose node is not heard from
         moves no more, whatever its node last stored (its speeds, its peers)."""
-        if torrent.node is None:  # waiting, unless it was cancelled while it waited
-            return torrent if torrent.state.is_final else dataclasses.replace(
-                torrent, elsewhere=_WAITING)
+        if torrent.node is None:  # waiting, unless it is paused or was cancelled meanwhile
+            waits = torrent.state in (TorrentState.QUEUED, TorrentState.METADATA)
+            return dataclasses.replace(torrent, elsewhere=_WAITING) if waits else torrent
         placed = dataclasses.replace(torrent, elsewhere=self._where(torrent.node, held))
         if self._online(held):
             return placed
