@@ -16,3 +16,13 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await opened.open()
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def pg_store(postgresql_url: str) -> AsyncIterator[Store]:
+    """An opened store on an empty database of the session's PostgreSQL server (what
+    only several nodes do)."""
+    opened = Store(postgresql_url)
+    await opened.open()
+    yield opened
+    await opened.close()

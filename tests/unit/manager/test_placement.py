@@ -5,7 +5,6 @@ claim (or win over it) without both happening."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.postgresql
 
 LIMIT = 30.0
 GIB = 2**30
-
-
-@pytest.fixture
-async def pg_store(postgresql_url: str) -> AsyncIterator[Store]:
-    store = Store(postgresql_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def _queued(store: Store, number: int, *, node: str | None = None, state: str = "queued",

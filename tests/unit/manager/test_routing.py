@@ -3,7 +3,7 @@ refused with the owner's own error, and given up (never run late) when nobody an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -13,14 +13,6 @@ from manager.nodes import Router, routing
 from manager.store import CommandRecord
 
 pytestmark = pytest.mark.postgresql
-
-
-@pytest.fixture
-async def pg_store(postgresql_url: str) -> AsyncIterator[Store]:
-    store = Store(postgresql_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def _beta() -> OnAnotherNode:
