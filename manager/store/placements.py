@@ -55,10 +55,11 @@ class Placements:
         transaction), each no larger than ``room`` bytes (a magnet's size is not known yet:
         it fits), in its chat's folder there (``directory_of(chat_id)``). Work is spread:
         a node claims nothing while another live one (heard from within ``dead_after``
-        seconds) has more free slots, counted the same way from the slots its heartbeat
-        gives, and only as many as leave it no fewer free slots than that one (at least
-        one); nodes with as many race for it, and each download goes to one. A claim is
-        announced, so that the others look again.
+        seconds) with room for the oldest of them (its heartbeat's free disk) has more
+        free slots, counted the same way from the slots its join and heartbeats give, and
+        only as many as leave it no fewer free slots than that one (at least one); nodes
+        with as many race for it, and each download goes to one. A claim is announced, so
+        that the others look again.
 
         Returns:
             The downloads claimed, oldest first, without a GID: the node adds them to its
@@ -73,16 +74,19 @@ class Placements:
             table = self._database.tables.download
             with database.atomic():
                 free = slots - self._used(node)
-                other = self._freest_other(node, dead_after)
-                if free <= 0 or other > free:
+                if free <= 0:
                     return []
-                query = (table.select(table.id, table.chat_id)
+                query = (table.select(table.id, table.chat_id, table.total_bytes)
                          .where(table.node.is_null() & table.state.in_(CLAIMABLE)
                                 & (table.total_bytes <= room))
-                         .order_by(table.id).limit(max(1, free - other)))
+                         .order_by(table.id).limit(free))
                 if engine_of(database).shared:  # SQLite's one writer already excludes others
                     query = query.for_update(skip_locked=True)
                 rows = list(query)
+                other = self._freest_other(node, dead_after, rows[0].total_bytes) if rows else 0
+                if other > free:
+                    return []
+                rows = rows[:max(1, free - other)]
                 # A magnet whose files are not known yet fetches its metadata first.
                 state = Case(None, [((table.source_kind == _MAGNET) & (table.total_bytes == 0),
                                      TorrentState.METADATA.value)], table.state)
@@ -108,15 +112,17 @@ class Placements:
         return table.select().where((table.node == node)
                                     & table.state.in_(_SLOT_STATES)).count()
 
-    def _freest_other(self, node: str, dead_after: float) -> int:
-        """The most free slots of another live node (0 when there is none)."""
+    def _freest_other(self, node: str, dead_after: float, size: int) -> int:
+        """The most free slots of another live node with room for ``size`` bytes by its
+        heartbeat's free disk (0 when there is none): a freer node whose disk is full
+        does not hold back the others."""
         database = self._database.db
         nodes, table = self._database.tables.node, self._database.tables.download
         now = engine_of(database).clock(database)
         others = {row.name: row.slots_total for row in nodes.select(
             nodes.name, nodes.slots_total).where(
             nodes.left_at.is_null() & (nodes.last_seen > now - dead_after)
-            & (nodes.name != node))}
+            & (nodes.name != node) & (nodes.free_disk >= size))}
         if not others:
             return 0
         used = dict(table.select(table.node, fn.COUNT(table.id))

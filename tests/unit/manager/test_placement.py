@@ -171,3 +171,17 @@ async def test_a_node_that_just_joined_counts_its_slots_before_its_first_heartbe
     waiting = await _queued(pg_store, 1)
     assert await _claim(pg_store, "alpha", 3) == []
     assert [r.id for r in await _claim(pg_store, "beta", 4)] == [waiting]
+
+
+async def test_a_freer_node_without_room_does_not_hold_back_the_others(
+        pg_store: Store) -> None:
+    """beta has more free slots but, by its heartbeat, 1 GiB free: a 10 GiB .torrent goes
+    to alpha, which has the room; a magnet (size unknown) still goes to beta."""
+    await pg_store.nodes.join("alpha", "a" * 32, "0.1", LIMIT, slots=3)
+    epoch = await pg_store.nodes.join("beta", "b" * 32, "0.1", LIMIT, slots=4)
+    await pg_store.nodes.beat("beta", epoch, NodeFigures(slots_total=4, free_disk=GIB))
+    big = await _queued(pg_store, 1, size=10 * GIB)
+    assert [r.id for r in await _claim(pg_store, "alpha", 3)] == [big]
+    magnet = await _queued(pg_store, 2)
+    assert await _claim(pg_store, "alpha", 3) == []
+    assert [r.id for r in await _claim(pg_store, "beta", 4)] == [magnet]
