@@ -81,7 +81,8 @@ class FrontDuty:
                     continue
             at_start = False
             self._manager.read_feeds()
-            self._manager.follow_other_nodes()
+            if self._make_bot is not None:  # their progress messages; none without a bot
+                self._manager.follow_other_nodes()
             self.settled.set()
             await self._lock.lost(self._manager.notices_stored_elsewhere)
             await self._step_down()

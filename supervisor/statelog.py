@@ -49,6 +49,8 @@ class DownloadStateLog:
                 event, MirrorChanged | MirrorDone | MirrorFailed):
             return
         torrent = event.torrent
+        if torrent.elsewhere is not None:
+            return  # another node's (the front follows it): that node logs its own
         old = self._states.get(torrent.id)
         new = torrent.state
         self._states[torrent.id] = new

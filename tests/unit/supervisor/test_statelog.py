@@ -83,3 +83,15 @@ def test_a_mirror_after_a_restart_is_no_state_change(caplog: pytest.LogCaptureFi
     subscriber(MirrorDone(at(TorrentState.COMPLETE, mirror=replace(
         uploading, state=MirrorState.DONE))))
     assert messages(caplog) == []
+
+
+def test_another_nodes_download_is_not_logged_here(caplog: pytest.LogCaptureFixture) -> None:
+    """The front follows other nodes' downloads (their progress messages); their state
+    lines are their nodes' to log: a woken front said 'downloading -> seeding' of a
+    download another node had finished."""
+    caplog.set_level(logging.INFO, "ariabot.downloads")
+    log = DownloadStateLog()
+    log(TorrentStateChanged(at(TorrentState.DOWNLOADING, node="beta",
+                               elsewhere="on node beta")))
+    log(TorrentStateChanged(at(TorrentState.SEEDING, node="beta", elsewhere="on node beta")))
+    assert messages(caplog) == []
