@@ -8,11 +8,15 @@ are the rooms behind that door:
 * ``app`` (wiring), ``auth`` (the allow-list gate), ``rights`` (who may act in a group),
   ``handlers/`` (commands, buttons, messages), ``errors`` (what a user reads of an error);
 * ``views``, ``activity`` (pure screens), ``arguments``, ``callbackdata`` (strict parsing);
-* ``progress`` (live edits), ``news`` (new messages), ``sender``, ``tasks`` (their plumbing).
+* ``progress`` (live edits), ``news`` (new messages), ``sender``, ``tasks`` (their plumbing);
+* ``delivery`` (files sent into a chat), ``senddesk`` (a node's own sends, asked by the
+  front when several nodes share one database).
 """
 
 from bot.app import EmbeddedBot, WebhookUnavailable, build_application
 from bot.config import BotConfig
+from bot.senddesk import NodeSendDesk
 from bot.startup import BotApiUnusable
 
-__all__ = ["BotApiUnusable", "BotConfig", "EmbeddedBot", "WebhookUnavailable", "build_application"]
+__all__ = ["BotApiUnusable", "BotConfig", "EmbeddedBot", "NodeSendDesk", "WebhookUnavailable",
+           "build_application"]

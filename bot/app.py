@@ -107,7 +107,9 @@ def build_application(
         .local_mode(config.local_mode)
         .get_updates_request(PollFloorRequest())  # never a hot loop: bot/polling.py
         .request(bot_request())  # file uploads are read off the event loop: bot/uploads.py
-        .rate_limiter(ChatPacer())  # one paced queue per chat, by priority: bot/pacer.py
+        # One paced queue per chat, by priority, and turns shared with the other nodes:
+        # bot/pacer.py.
+        .rate_limiter(ChatPacer(take_turn=manager.take_turn))
         .concurrent_updates(ChatOrderedUpdates())  # chats side by side: bot/updates.py
         .context_types(ContextTypes(context=BotContext))
         .build()

@@ -12,6 +12,11 @@ Only requests that put a message into a chat are paced (:data:`PACED`); the rest
 answerCallbackQuery, getChatMember, deleteMessage, …) go at once. A 429 pauses its chat (or
 everything, see :mod:`bot.pacing`); news and replies are then sent again when the pause ends,
 progress edits are not (the board re-renders the newest text itself).
+
+Several nodes on one database send as one bot: a request released here then takes its turn
+of the paces every node shares (:func:`~bot.pacing.shared_paces`, kept in the database) and
+waits for it, so that all nodes together stay under Telegram's limits. A database that
+cannot be reached leaves each node pacing itself (logged once per outage).
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.pacing import ChatKey, PaceLimits, PacingRules, Priority, Ticket
+from bot.pacing import ChatKey, PaceLimits, PacingRules, Priority, Ticket, shared_paces
 from bot.sender import retry_seconds
+from manager import ManagerError, Pace
 
-__all__ = ["PACED", "ChatPacer"]
+__all__ = ["PACED", "ChatPacer", "TakeTurn"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,10 @@ PACED = frozenset({
     "editMessageText", "editMessageReplyMarkup", "editMessageCaption",
 })
 """Bot API methods that put a message into a chat: what Telegram's flood limits count."""
+
+TakeTurn = Callable[[Sequence[Pace]], Awaitable[float]]
+"""Takes one turn of paces every node shares; the seconds to wait
+(:meth:`manager.TorrentManager.take_turn`)."""
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -47,11 +57,16 @@ class ChatPacer(BaseRateLimiter[Priority]):
     Parameters:
         limits: the pace to keep (a little under Telegram's published limits).
         retries: how often a 429'd news or reply is sent again before the 429 is raised.
+        take_turn: takes a turn of the paces every node shares (several nodes); None: this
+            process is the only one sending as the bot.
     """
 
-    def __init__(self, limits: PaceLimits | None = None, *, retries: int = 3) -> None:
+    def __init__(self, limits: PaceLimits | None = None, *, retries: int = 3,
+                 take_turn: TakeTurn | None = None) -> None:
         self.rules = PacingRules(limits or PaceLimits())
         self._retries = retries
+        self._take_turn = take_turn
+        self._shared_failing = False
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -96,6 +111,7 @@ class ChatPacer(BaseRateLimiter[Priority]):
         attempt, place = 0, None
         while True:
             place = await self._turn(chat, priority, place)
+            await self._shared_turn(chat)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -125,6 +141,22 @@ class ChatPacer(BaseRateLimiter[Priority]):
                 self.rules.cancel(ticket)
             raise
         return ticket.seq
+
+    async def _shared_turn(self, chat: ChatKey) -> None:
+        """Wait for this message's turn among every node's (none without nodes)."""
+        if self._take_turn is None:
+            return
+        try:
+            wait = await self._take_turn(shared_paces(chat, self.rules.limits))
+        except ManagerError as error:
+            if not self._shared_failing:
+                log.warning("the turns the nodes share cannot be taken (%s): this node "
+                            "paces its messages alone until the database answers", error)
+            self._shared_failing = True
+            return
+        self._shared_failing = False
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     def _ensure_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():

@@ -25,7 +25,10 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["ChatKey", "PaceLimits", "PacingRules", "Priority", "Ticket", "is_group"]
+from manager import Pace
+
+__all__ = ["ChatKey", "PaceLimits", "PacingRules", "Priority", "Ticket", "is_group",
+           "shared_paces"]
 
 ChatKey = int | str
 """A chat id as the Bot API takes it: an int, or ``@username`` for channels and supergroups."""
@@ -63,6 +66,21 @@ class PaceLimits:
     group_per_window: int = 19
     group_window: float = 61.0
     global_per_second: int = 25
+
+
+def shared_paces(chat: ChatKey, limits: PaceLimits) -> list[Pace]:
+    """The paces one message to ``chat`` takes a turn of, with every node of the database
+    (:meth:`manager.TorrentManager.take_turn`): the limits are the bot's, and several nodes
+    send as one bot. The same limits as :class:`PacingRules`, as cell rates: the chat's
+    sustained rate with its burst; a group's window as a rate whose burst and sustained turns
+    stay within it (``chat_burst`` + window / spacing = ``group_per_window``); the whole
+    bot's rate, without a burst."""
+    paces = [Pace(f"chat:{chat}", 1.0 / limits.chat_rate, limits.chat_burst),
+             Pace("all", 1.0 / limits.global_per_second)]
+    if is_group(chat):
+        sustained = max(1, limits.group_per_window - limits.chat_burst)
+        paces.append(Pace(f"group:{chat}", limits.group_window / sustained, limits.chat_burst))
+    return paces
 
 
 @dataclass(order=True)

@@ -1,12 +1,13 @@
 """The Mini App's "Send to chat": the bot sends a finished download's files to its chat,
 as the Send button of its completion message does (:mod:`bot.sendable`), with the same
-status message, part by part, and the same Stop button."""
+status message, part by part, and the same Stop button. A download another node holds is
+sent by that node (:meth:`manager.TorrentManager.send_on_owner`)."""
 
 from __future__ import annotations
 
 from bot.delivery import Deliveries
-from bot.sendable import NothingToSend, files_to_send
-from manager import TorrentManager
+from bot.sendable import NothingToSend, files_for_send, start_send
+from manager import InvalidState, OnAnotherNode, TorrentManager
 
 __all__ = ["WebAppSender"]
 
@@ -28,16 +29,16 @@ class WebAppSender:
 
         Raises:
             ValueError: nothing can be sent now (not finished, files gone, already
-                being sent); ``str()`` says why.
+                being sent, the node that has them offline); ``str()`` says why.
             DownloadNotFound: no such download in the chat.
         """
         try:
-            torrent, outs = await files_to_send(self._manager, download_id, chat_id)
+            torrent, outs = await files_for_send(self._manager, download_id, chat_id)
+            return start_send(self._deliveries, chat_id, torrent, outs, torrent.message_id)
         except NothingToSend as refused:
             raise ValueError(str(refused)) from None
-        title = torrent.name or torrent.info_hash[:16]
-        if not self._deliveries.start(chat_id, torrent.id, title, outs, torrent.message_id):
-            raise ValueError(f"#{torrent.id} is already being sent here; its status message "
-                             "shows how far.")
-        count = f"{len(outs)} file" + ("s" if len(outs) != 1 else "")
-        return f"Sending #{torrent.id} ({count}) to the chat."
+        except OnAnotherNode:
+            try:
+                return await self._manager.send_on_owner(download_id, chat_id, 0)
+            except (InvalidState, OnAnotherNode) as refused:  # the other node's words
+                raise ValueError(str(refused)) from None

@@ -99,7 +99,7 @@ from manager.models import (
     Torrent,
     TorrentState,
 )
-from manager.nodes import NodeConfig, NodeState, NodeStatus, node_text
+from manager.nodes import NodeConfig, NodeState, NodeStatus, SendDesk, node_text
 from manager.notices import Notice, NoticeKind
 from manager.sources import find_magnets, find_torrent_urls, is_http_url
 from manager.store import (
@@ -108,6 +108,7 @@ from manager.store import (
     CopyReport,
     FrontLock,
     NodeFigures,
+    Pace,
     Store,
     TableCopy,
     copy_store,
@@ -172,6 +173,8 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "OnAnotherNode",
+    "Pace",
+    "SendDesk",
     "SharedDownload",
     "SharedFile",
     "SourceKind",

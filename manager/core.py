@@ -80,9 +80,10 @@ from manager.nodes import (
     Ownership,
     Placement,
     Router,
+    SendDesk,
 )
 from manager.notices import Notice
-from manager.store import CommandRecord, Store
+from manager.store import CommandRecord, Pace, Store
 from manager.tracking import MetadataCheck, MovedAway, StatusApplier, Sync
 
 __all__ = ["TorrentManager"]
@@ -179,6 +180,7 @@ class TorrentManager:
             folder_of=lambda chat: chat_folder(config.download_dir, chat, config.folder_mode),
             disk_usage=disk_usage) if node else None)
         self._router = Router(store, node.name, self._run_asked) if node else None
+        self._sends: SendDesk | None = None
         self._placement = (Placement(
             store, node.name, node.slots, node.dead_after,
             room=lambda: asyncio.to_thread(space.room, config.download_dir),
@@ -564,14 +566,15 @@ class TorrentManager:
             return await self.get(download_id, chat_id)
 
     async def _routed(self, download_id: int, chat_id: int | None, user_id: int,
-                      action: str) -> Mapping[str, Any] | None:
+                      action: str,
+                      arguments: dict[str, Any] | None = None) -> Mapping[str, Any] | None:
         """Have the node that holds the download do ``action`` (what it did), when it is
         another node; None: it is this node's to do (or nobody's yet)."""
         try:
             await self._ownership.check(await self.live.record(download_id, chat_id))
         except OnAnotherNode as elsewhere:
-            return await self._ask(elsewhere, download_id, action, {}, chat_id=chat_id,
-                                   user_id=user_id)
+            return await self._ask(elsewhere, download_id, action, arguments or {},
+                                   chat_id=chat_id, user_id=user_id)
         return None
 
     async def _ask(self, elsewhere: OnAnotherNode, download_id: int, action: str,
@@ -607,9 +610,73 @@ class TorrentManager:
         elif command.action == "link":
             link = await self._links.make(download_id, chat_id, user_id)
             return {"url": link.url, "expires_at": link.expires_at.isoformat()}
+        elif command.action == "send":
+            number = arguments.get("number")
+            said = await self._desk().send(download_id, chat_id or 0,
+                                           None if number is None else int(number),
+                                           arguments.get("reply_to"))
+            return {"said": said}
+        elif command.action == "stop-send":
+            return {"stopped": self._desk().stop(chat_id or 0, download_id)}
         else:
             raise InvalidState(f"this node does not know the action {command.action!r}")
         return {}
+
+    def _desk(self) -> SendDesk:
+        """This node's sends, asked of it by the front."""
+        if self._sends is None:
+            raise InvalidState(f"node {self._ownership.node} has no bot to send files with "
+                               "(no Telegram token); ask for a link instead")
+        return self._sends
+
+    # --- files sent into a chat by the node that has them --------------------------------------
+
+    def serve_sends(self, desk: SendDesk) -> None:
+        """Send this node's downloads into chats with ``desk`` when another node (the front)
+        asks (:mod:`manager.nodes.sending`)."""
+        self._sends = desk
+
+    async def send_on_owner(self, download_id: int, chat_id: int, user_id: int, *,
+                            number: int | None = None, reply_to: int | None = None) -> str:
+        """Have the node that holds a finished download send its files into the chat
+        (every chosen file, or only file ``number``): a download of this node is sent by
+        its own bot, so this is for one whose files another node holds. Returns that
+        node's sentence for the user.
+
+        Raises:
+            OnAnotherNode: that node is offline, or did not answer.
+            InvalidState: it cannot send them now (its words), or the download is this
+                node's (send it here).
+            DownloadNotFound: no such download in the chat.
+        """
+        arguments = {"number": number, "reply_to": reply_to}
+        answer = await self._routed(download_id, chat_id, user_id, "send", arguments)
+        if answer is None:
+            raise InvalidState(f"#{download_id} is on this node: its bot sends it")
+        return str(answer.get("said", ""))
+
+    async def stop_send_on_owner(self, download_id: int, chat_id: int, user_id: int) -> bool:
+        """Stop the send of a download whose files another node holds (that node sends
+        them); False when none is under way there, or the download is this node's.
+
+        Raises:
+            OnAnotherNode: that node is offline, or did not answer.
+            DownloadNotFound: no such download in the chat.
+        """
+        answer = await self._routed(download_id, chat_id, user_id, "stop-send")
+        return bool(answer and answer.get("stopped"))
+
+    async def take_turn(self, paces: Iterable[Pace]) -> float:
+        """Take one turn of each pace every node of the database shares (Telegram's limits
+        are the bot's: :mod:`manager.store.paces`); the seconds to wait before using them.
+        Always 0 on SQLite (one node).
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        if not self.store.shared:
+            return 0.0  # not even a trip to the store's thread: one node paces itself
+        return await self.store.paces.take(list(paces))
 
     async def set_message(self, download_id: int, message_id: int) -> None:
         """Remember which chat message shows this download's progress."""

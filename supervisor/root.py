@@ -17,7 +17,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from bot import BotConfig, EmbeddedBot, build_application
+from bot import BotConfig, EmbeddedBot, NodeSendDesk, build_application
 from bot.config import MIB
 from manager import (
     Aria2Endpoint,
@@ -123,6 +123,7 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
         control = ControlServer(manager, layout.control_socket)
         links: LinkServer | None = None
         front: FrontDuty | None = None
+        desk: NodeSendDesk | None = None
         duty: asyncio.Task[int] | None = None
         stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -162,6 +163,9 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
             if settings.local_mode:
                 log.info("local mode: no Telegram token, so the bot is off; set "
                          "ARIABOT_TELEGRAM_TOKEN to drive ariabot from Telegram")
+            if store.shared and not settings.local_mode:  # the front asks for its files
+                desk = NodeSendDesk(bot_config(settings), manager)
+                manager.serve_sends(desk)
             # --- the front: the Telegram bot and the feeds, on one node of the database --
             front = FrontDuty(
                 FrontLock(store.url, node.name, node.dead_after), manager,
@@ -196,6 +200,8 @@ async def serve(  # noqa: PLR0915 - the composition root: all wiring in one plac
                         await job
             if links is not None:
                 await links.stop()
+            if desk is not None:
+                await desk.close()
             await control.stop()
             await manager.close()
             await aria2.stop()

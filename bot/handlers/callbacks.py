@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,15 +14,14 @@ from telegram.error import BadRequest
 
 from bot.callbackdata import Action, InvalidCallback, parse_callback
 from bot.context import BotContext
-from bot.delivery import OutFile
 from bot.errors import answer, answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW
 from bot.rights import ensure_may_act
-from bot.sendable import NothingToSend, files_to_send, finished_files, on_disk
+from bot.sendable import NothingToSend, files_for_send, start_send
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
 from bot.views import STATUS_PAGE_SIZE, link_text, status_view
-from manager import Torrent
+from manager import OnAnotherNode
 
 __all__ = ["STALE_BUTTON", "on_button"]
 
@@ -162,51 +160,38 @@ async def _status(press: _Press, context: BotContext) -> None:
 
 async def _send(press: _Press, context: BotContext) -> None:
     """Send file / Send all: every file of a finished download that is on disk."""
-    try:
-        torrent, outs = await files_to_send(context.manager, press.action.id, press.chat_id)
-    except NothingToSend as refused:
-        await press.answer(str(refused), alert=True)
-        return
-    await _start_send(press, context, torrent, outs)
+    await _send_files(press, context, None)
 
 
 async def _sendfile(press: _Press, context: BotContext) -> None:
     """The Send button of one file in a finished download's /files list."""
+    await _send_files(press, context, press.action.number)
+
+
+async def _send_files(press: _Press, context: BotContext, number: int | None) -> None:
+    """Send a finished download's files (all, or file ``number``) from this node, or have
+    the node whose disk has them send them (several nodes)."""
     try:
-        torrent, entries = await finished_files(context.manager, press.action.id,
-                                                press.chat_id)
+        torrent, outs = await files_for_send(context.manager, press.action.id, press.chat_id,
+                                             number)
+        start_send(context.deliveries, press.chat_id, torrent, outs, press.message_id)
     except NothingToSend as refused:
         await press.answer(str(refused), alert=True)
         return
-    number = press.action.number
-    if not 1 <= number <= len(entries):
-        await press.answer(f"#{torrent.id} has no file {number}: its files go from 1 "
-                                 f"to {len(entries)}.", alert=True)
-        return
-    entry = entries[number - 1]
-    out = (await asyncio.to_thread(on_disk, torrent, [entry]))[0] if entry.selected else None
-    if out is None:
-        await press.answer(f"File {number} of #{torrent.id} is not on disk (not chosen, "
-                                 "deleted or changed).", alert=True)
-        return
-    await _start_send(press, context, torrent, [out])
-
-
-async def _start_send(press: _Press, context: BotContext, torrent: Torrent,
-                      outs: list[OutFile]) -> None:
-    title = torrent.name or torrent.info_hash[:16]
-    if context.deliveries.start(press.chat_id, torrent.id, title, outs, press.message_id):
-        await press.answer("Sending…")
-    else:
-        await press.answer(f"#{torrent.id} is already being sent here; its status "
-                                 "message shows how far.", alert=True)
+    except OnAnotherNode:
+        await context.manager.send_on_owner(press.action.id, press.chat_id, press.user_id,
+                                            number=number, reply_to=press.message_id)
+    await press.answer("Sending…")
 
 
 async def _unsend(press: _Press, context: BotContext) -> None:
     """Stop sending: the Stop button of a send's status message (in a group, for whoever
-    may act on the download, like the other buttons that change something)."""
+    may act on the download, like the other buttons that change something). The send may
+    be another node's, whose disk has the files."""
     await press.check_may_act(context)
-    if context.deliveries.cancel(press.chat_id, press.action.id):
+    if (context.deliveries.cancel(press.chat_id, press.action.id)
+            or await context.manager.stop_send_on_owner(press.action.id, press.chat_id,
+                                                        press.user_id)):
         await press.answer("Stopping…")
     else:
         await press.answer(f"Nothing of #{press.action.id} is being sent.")

@@ -4,7 +4,8 @@
 room (slots, disk, downloads) and finds out when a newer start took the name;
 ``ownership`` says which downloads are this node's to act on; ``placement`` claims queued
 downloads while the node has free slots; ``routing`` asks the node that holds a download to
-act on it, and answers what other nodes ask; ``elsewhere`` publishes the changes of other
+act on it, and answers what other nodes ask (``sending``: a send of files, which the bot
+does); ``elsewhere`` publishes the changes of other
 nodes' downloads on the front (their progress messages); ``text`` says a node in one line.
 Imports the store, ``manager.aria2`` and the shared top-level modules.
 """
@@ -14,7 +15,8 @@ from manager.nodes.membership import Membership, NodeConfig, NodeState, NodeStat
 from manager.nodes.ownership import Ownership
 from manager.nodes.placement import Placement
 from manager.nodes.routing import Router
+from manager.nodes.sending import SendDesk
 from manager.nodes.text import node_text
 
 __all__ = ["Elsewhere", "Membership", "NodeConfig", "NodeState", "NodeStatus", "Ownership",
-           "Placement", "Router", "node_text"]
+           "Placement", "Router", "SendDesk", "node_text"]

@@ -31,6 +31,7 @@ from manager.store.front import FrontLock
 from manager.store.listener import Listener
 from manager.store.mirrors import MirrorRecord
 from manager.store.nodes import Move, NodeFigures, NodeRecord
+from manager.store.paces import Pace
 from manager.store.placements import CLAIMABLE, QUEUE_CHANNEL
 from manager.store.store import Store
 
@@ -54,6 +55,7 @@ __all__ = [
     "MovedChat",
     "NodeFigures",
     "NodeRecord",
+    "Pace",
     "PurgedDownload",
     "Store",
     "TableCopy",

@@ -122,10 +122,10 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(name) if name and name != ":memory:" else None
 
 
-_NOT_DATA = frozenset({"schema_version", "node", "node_command"})
+_NOT_DATA = frozenset({"schema_version", "node", "node_command", "pace"})
 """Tables that are not copied: the target's own schema writes its version, the nodes are
 the processes running on a database (each joins the target at its next start), and their
-commands live seconds (an asker waits for the answer), not data."""
+commands and paces live seconds (an asker waits for the answer), not data."""
 
 
 def _data_tables(tables: Tables) -> list[type[peewee.Model]]:

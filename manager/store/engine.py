@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -115,6 +115,22 @@ _SCHEMA_LOCK = _JOIN_LOCK - 1
 _HARMLESS_FIRST = frozenset({"BEGIN", "SELECT"})
 """First statements of a call that write nothing: the call may be made again when the
 connection was found lost at that statement."""
+
+
+_TAKE_TURNS = """
+INSERT INTO paces AS p (key, due, spacing, tolerance, taken_at)
+SELECT v.key, c.now + v.spacing, v.spacing, v.tolerance, c.now
+FROM (SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now) AS c,
+     unnest(%s::text[], %s::float8[], %s::float8[]) AS v(key, spacing, tolerance)
+ORDER BY v.key
+ON CONFLICT (key) DO UPDATE
+SET due = GREATEST(p.due, EXCLUDED.taken_at) + EXCLUDED.spacing,
+    spacing = EXCLUDED.spacing, tolerance = EXCLUDED.tolerance, taken_at = EXCLUDED.taken_at
+RETURNING GREATEST(0, due - spacing - tolerance - taken_at)
+"""
+"""One turn of each pace (:mod:`manager.store.paces`): the new ``due`` is the later of the
+old one and now, plus the spacing; the turn comes at that less the spacing and the
+tolerance, and now at the earliest. Rows are locked in the order of their keys."""
 
 
 class Engine:
@@ -173,6 +189,13 @@ class Engine:
     def joining(self, database: peewee.Database) -> AbstractContextManager[Any]:
         """A transaction in which one node at a time reads and writes the nodes table."""
         raise NotImplementedError
+
+    def take_turns(self, database: peewee.Database,
+                   paces: Sequence[tuple[str, float, float]]) -> float:
+        """Take one turn of each shared pace (key, spacing, tolerance: see
+        :mod:`manager.store.paces`); the seconds to wait before using them. SQLite has no
+        other node to share a pace with: always now, and nothing is read or written."""
+        return 0.0
 
     def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
         """Inside a write's transaction: tell the other nodes' listeners of ``channel`` when
@@ -396,6 +419,15 @@ class PostgresEngine(Engine):
 
     def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
         database.execute_sql("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def take_turns(self, database: peewee.Database,
+                   paces: Sequence[tuple[str, float, float]]) -> float:
+        if not paces:
+            return 0.0
+        keys, spacings, tolerances = (list(column) for column in zip(*paces, strict=True))
+        with database.atomic():
+            waits = database.execute_sql(_TAKE_TURNS, (keys, spacings, tolerances)).fetchall()
+        return max(float(wait) for (wait,) in waits)
 
     def keep_ids_unique(self, database: peewee.Database,
                         columns: Callable[[], dict[str, peewee.Field]]) -> None:

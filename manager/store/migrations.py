@@ -341,6 +341,23 @@ def _migration_0013_node_commands(migrator: SchemaMigrator, database: peewee.Dat
     database.create_tables([FrozenNodeCommand])
 
 
+def _migration_0014_paces(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    """Version 14: the paces every node shares (Telegram's limits). Frozen copy."""
+
+    class FrozenPace(peewee.Model):
+        key = peewee.CharField(max_length=80, primary_key=True)
+        due = peewee.DoubleField()
+        spacing = peewee.DoubleField()
+        tolerance = peewee.DoubleField()
+        taken_at = peewee.DoubleField()
+
+        class Meta:
+            table_name = "paces"
+
+    database.bind([FrozenPace])
+    database.create_tables([FrozenPace])
+
+
 MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0001_initial,
     _migration_0002_chat_list_index,
@@ -355,6 +372,7 @@ MIGRATIONS: tuple[Callable[[SchemaMigrator, peewee.Database], None], ...] = (
     _migration_0011_download_nodes,
     _migration_0012_download_moves,
     _migration_0013_node_commands,
+    _migration_0014_paces,
 )
 """Migration N+1 takes the schema from version N to N+1. Append; never edit a shipped one."""
 

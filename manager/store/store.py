@@ -20,6 +20,7 @@ from manager.store.feeds import Feeds
 from manager.store.mirrors import Mirrors
 from manager.store.nodes import Nodes
 from manager.store.outbox import Notices
+from manager.store.paces import Paces
 from manager.store.placements import Placements
 from manager.store.sentparts import SentParts
 
@@ -51,6 +52,7 @@ class Store:
             (:class:`~manager.store.commands.Commands`).
         placements: the downloads no node claimed yet
             (:class:`~manager.store.placements.Placements`).
+        paces: turns every node shares (:class:`~manager.store.paces.Paces`).
     """
 
     def __init__(self, url: str) -> None:
@@ -68,6 +70,7 @@ class Store:
                            notices=self.notices, feeds=self.feeds)
         self.nodes = Nodes(self.database)
         self.placements = Placements(self.database, self.downloads)
+        self.paces = Paces(self.database)
 
     @property
     def shared(self) -> bool:

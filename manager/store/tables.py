@@ -273,6 +273,25 @@ class NodeCommand(_Base):
         indexes = ((("node", "answered_at"), False),)
 
 
+class Pace(_Base):
+    """A pace every node shares (Telegram's limits are the bot's, not a node's): a
+    generic cell rate algorithm, whose state is one time. ``due`` is when the next turn
+    would come at the sustained pace; a turn may be taken ``tolerance`` seconds before it
+    (the burst). Times are the database's clock."""
+
+    key = peewee.CharField(max_length=80, primary_key=True)
+    due = peewee.DoubleField()
+    spacing = peewee.DoubleField()
+    """Seconds between two turns, sustained."""
+    tolerance = peewee.DoubleField()
+    """How far ahead of ``due`` a turn may be taken: (burst - 1) times the spacing."""
+    taken_at = peewee.DoubleField()
+    """When the last turn was taken (the database's clock)."""
+
+    class Meta:
+        table_name = "paces"
+
+
 class Feed(_Base):
     """A feed a chat subscribed to (``/rss add``): what it adds, and when it is read next.
 
@@ -356,6 +375,7 @@ class Tables:
     node: type[Node]
     download_move: type[DownloadMove]
     node_command: type[NodeCommand]
+    pace: type[Pace]
     feed: type[Feed]
     feed_entry: type[FeedEntry]
     schema_version: type[SchemaVersion]
@@ -384,6 +404,7 @@ def bind_tables(database: peewee.Database) -> Tables:
         node=_bound(Node, database),
         download_move=_bound(DownloadMove, database),
         node_command=_bound(NodeCommand, database),
+        pace=_bound(Pace, database),
         feed=_bound(Feed, database),
         feed_entry=_bound(FeedEntry, database),
         schema_version=_bound(SchemaVersion, database),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bot.callbackdata import callback_data
 from manager import NoticeKind
 from manager.store import DownloadRecord, Store
 from supervisor import __version__
@@ -942,3 +944,93 @@ async def test_a_node_back_before_its_taken_download_restarted_elsewhere_deletes
             (row,) = [d for d in await asyncio.to_thread(downloads, alpha) if d["id"] == number]
             assert (row["node"], row["state"]) == (None, "paused")
             assert "Traceback" not in alpha.output + beta.output
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()  # as the swarm's digests
+
+
+@pytest.mark.postgresql
+async def test_send_from_the_chat_is_done_by_the_node_with_the_files_and_all_stay_paced(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """Three nodes with one slot each, alpha the front: three downloads finish one on each
+    node. "Send" pressed under the three completion messages at once: each file reaches the
+    chat byte for byte, uploaded by the node whose disk has it (beta's and gamma's logs say
+    so), and the three nodes together get no 429 from Telegram: their turns in the chat are
+    taken in the database. Stop of a send another node made is asked of that node. Once
+    gamma has stopped, Send of its download says where it is and sends nothing. Red before:
+    the other nodes' sends were refused with where the download is; without the shared
+    turns, 429s."""
+    torrents = [swarm.add(f"sent-{n}.bin", 256 * 1024, seed=80 + n) for n in range(3)]
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running:
+            runs: dict[str, AriabotRun] = {}
+            for name in ("alpha", "beta", "gamma"):
+                runs[name] = running.enter_context(ariabot_run(tmp_path / name, _bot_env(
+                    server, tmp_path / f"downloads-{name}", name, postgresql_url,
+                    **_slots(1))))
+                await asyncio.to_thread(runs[name].wait_ready, 60)
+            alpha = runs["alpha"]
+            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
+                                    30, "alpha's bot")
+            with swarm.throttled(64 * 1024):  # each claimed before the first one ends
+                for torrent in torrents:
+                    added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet,
+                                                    "--chat", str(USER))
+                    assert added.returncode == 0, added.stderr
+                placed = await asyncio.to_thread(wait_until, lambda: _placed(alpha, 3), 30,
+                                                 "the three claimed")
+            assert sorted(placed.values()) == ["alpha", "beta", "gamma"], placed
+            finished = await asyncio.to_thread(
+                wait_until, lambda: _all_finished(alpha, [t.name for t in torrents]), 90,
+                "all three finished")
+            told = {}
+            for torrent in torrents:
+                number = finished[torrent.name]["id"]
+                notice = await server.wait_for(
+                    "sendMessage", lambda r, n=number: r.status == 200
+                    and f"is downloaded (#{n})" in str(r.params.get("text")), 30)
+                told[torrent.name] = (number, notice.response["result"]["message_id"])
+
+            mark = server.mark()
+            for number, message_id in told.values():
+                server.push_callback(USER, USER, message_id, callback_data("send", number))
+            await server.wait_until(
+                lambda: len([r for r in server.requests[mark:] if r.method == "sendDocument"
+                             and r.status == 200]) >= 3, timeout=60, what="three uploads")
+            uploads = {r.params["document"].filename: r.params["document"].data
+                       for r in server.requests[mark:]
+                       if r.method == "sendDocument" and r.status == 200}
+            assert {name: _digest(data) for name, data in uploads.items()} == {
+                t.name: t.digests[t.name] for t in torrents}
+            for name in ("beta", "gamma"):
+                number = finished[next(t for t, p in placed.items() if p == name)]["id"]
+                await asyncio.to_thread(
+                    wait_until, lambda n=number, r=runs[name]: f"sending #{n} to chat {USER}: "
+                    "done" in r.output, 30, f"{name} to say it sent its file")
+            assert server.too_many == 0
+
+            on_gamma = finished[next(t for t, p in placed.items() if p == "gamma")]["id"]
+            mark = server.mark()
+            stop = server.push_callback(USER, USER, told[next(
+                t for t, p in placed.items() if p == "gamma")][1],
+                callback_data("unsend", on_gamma))
+            answered = await server.wait_for(
+                "answerCallbackQuery", lambda r: r.params.get("callback_query_id")
+                == stop["callback_query"]["id"], 30, since=mark)
+            assert answered.params.get("text") == f"Nothing of #{on_gamma} is being sent."
+            await asyncio.to_thread(wait_until, lambda: "stop-send asked of this node: done"
+                                    in runs["gamma"].output, 30, "gamma to be asked")
+
+            runs["gamma"].signal(signal.SIGTERM)
+            assert await asyncio.to_thread(runs["gamma"].wait_exit) == 0
+            mark = server.mark()
+            press = server.push_callback(USER, USER, told[next(
+                t for t, p in placed.items() if p == "gamma")][1], callback_data("send", on_gamma))
+            answered = await server.wait_for(
+                "answerCallbackQuery", lambda r: r.params.get("callback_query_id")
+                == press["callback_query"]["id"], 30, since=mark)
+            assert str(answered.params.get("text")).startswith(
+                f"#{on_gamma} is on node gamma, stopped "), answered.params
+            assert server.count("sendDocument") == 3
+            assert "Traceback" not in "".join(run.output for run in runs.values())

@@ -34,6 +34,9 @@ class FakeManager:
     async def chat_moves(self) -> dict[int, int]:
         return {}
 
+    async def take_turn(self, paces: Any) -> float:
+        return 0.0  # one node: no turns shared
+
     def subscribe(self, subscriber: Any) -> Any:
         self.subscribers.append(subscriber)
         return lambda: self.subscribers.remove(subscriber)

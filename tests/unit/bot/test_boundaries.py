@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from telegram.ext import CallbackQueryHandler, TypeHandler
@@ -62,7 +63,8 @@ def test_gate_runs_first_and_buttons_are_handled(tmp_path: Path,
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
     config = BotConfig(token="123:" + "A" * 35, download_dir=tmp_path,
                        api_url="http://127.0.0.1:9")
-    app = build_application(config, manager=object())  # type: ignore[arg-type]
+    manager = SimpleNamespace(take_turn=None)  # what building reads of it
+    app = build_application(config, manager=manager)  # type: ignore[arg-type]
     gate_group = app.handlers[-1]
     assert len(gate_group) == 1 and isinstance(gate_group[0], TypeHandler)
     assert any(isinstance(h, CallbackQueryHandler) for h in app.handlers[0])
