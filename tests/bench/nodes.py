@@ -25,20 +25,28 @@ is added on the first node (``ariabot add``); timed from the add's answer (the r
 without a node) to the first byte on whichever node claimed it. Median of 3 adds each
 (smoke: 1). The reference is one node on SQLite, which adds to its aria2c at once (no
 queue): the same path but for the claim. The figure is mostly the swarm's (the magnet's
-metadata, the tracker's first answer): the nodes' logs show each claim within milliseconds
-of the add.
+metadata, the tracker's first answer). So the claim itself is timed too: the bench stores
+a waiting row as an add does and announces it, and polls the row (every 2 ms) until a node
+has claimed it; median of 5 (smoke: 2), on the same nodes.
 
 *the claim at 10,000*: 10,000 downloads wait without a node and three nodes of 50 slots
 (the most a node may have) are live; one claim (the free slots counted, up to 50 waiting
 rows locked with ``FOR UPDATE SKIP LOCKED``, the others' free slots read, one taken) timed
 on the store, median of 6 (the nodes in turn).
 
-Not measured: news through the front under a burst.
+*news under a burst*: two nodes, alpha the front (its bot) and beta; another node's burst
+of completions (:data:`BURST` downloads in :data:`BURST_CHATS` chats, finished and told in
+one transaction, as a node whose downloads all end at once writes them) reaches the front
+through ``NOTIFY`` and is sent by its bot, paced by the turns every node shares. Timed from
+the commit to each completion message at the fake Bot API (which enforces Telegram's flood
+limits): the median and the last; the floor is the whole bot's pace (``BURST`` / 25 per
+second). Every 429 is counted (target: none).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -46,6 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from manager import NoticeKind
 from manager.store import NodeFigures, Store
 from manager.store.database import utc_now
 from tests.bench.common import BenchContext, BenchResult, Row, median
@@ -61,6 +70,8 @@ TITLE = "14. several nodes: front takeover, failover, placement"
 USER = 4242
 MIB = 1024 * 1024
 LOOK_ROWS = 10_000
+BURST = 60
+BURST_CHATS = 30
 _MOST_SLOTS = 50
 """The most slots a node may have (``ARIABOT_MAX_CONCURRENT``): a claim locks at most as
 many waiting rows as the node has free slots."""
@@ -164,9 +175,36 @@ async def _looks(url: str) -> dict[str, float]:
         await store.close()
 
 
-async def _claim_latency(ctx: BenchContext, url: str | None, nodes: int) -> float:
+async def _stored_to_claimed(url: str, count: int, seed: int) -> float:
+    """Median seconds from a waiting download's row (stored without a node, as any node's
+    add stores it) to its claim by a node: the announcement, the claim's transaction."""
+    store = Store(url)
+    await store.open()
+    took = []
+    try:
+        for n in range(count):
+            info_hash = f"{seed + n:040x}"  # nobody seeds it: it holds its slot, waiting
+            record = await store.downloads.create(
+                info_hash=info_hash, chat_id=0, user_id=0, name=info_hash,
+                source_kind="magnet", source=f"magnet:?xt=urn:btih:{info_hash}".encode(),
+                directory="", state="queued")
+            stored = time.monotonic()
+            await store.placements.announce()
+            while (row := await store.downloads.get(record.id)) is None or row.node is None:
+                if time.monotonic() - stored > 30:
+                    raise TimeoutError("no node claimed a waiting download in 30 s")
+                await asyncio.sleep(0.002)
+            took.append(time.monotonic() - stored)
+    finally:
+        await store.close()
+    return median(took)
+
+
+async def _claim_latency(ctx: BenchContext, url: str | None,
+                         nodes: int) -> tuple[float, float | None]:
     """Median seconds from an add's answer to the first byte on the node that claimed it
-    (``url`` None: one node on SQLite, which adds to its aria2c at once)."""
+    (``url`` None: one node on SQLite, which adds to its aria2c at once), and from a
+    waiting row to its claim (None on SQLite: no queue)."""
     kind = f"claim-{nodes}-{'pg' if url else 'sqlite'}"
     folder = ctx.path("nodes", kind)
     database = {"ARIABOT_DATABASE_URL": url} if url else {}
@@ -195,10 +233,12 @@ async def _claim_latency(ctx: BenchContext, url: str | None, nodes: int) -> floa
                 took.append(time.monotonic() - answered)
         finally:
             ctx.swarm.seeder.set_upload_limit(0)
+        claimed = (await _stored_to_claimed(url, ctx.pick(5, 2), 0xC1A1 * 1000 + nodes * 10)
+                   if url else None)
     finally:
         for run in runs:
             await asyncio.to_thread(run.stop)
-    return median(took)
+    return median(took), claimed
 
 
 async def _claim_cost(url: str) -> float:
@@ -234,6 +274,66 @@ async def _claim_cost(url: str) -> float:
         await store.close()
 
 
+async def _store_burst(url: str, count: int, chats: int) -> float:
+    """``count`` finished downloads of node "delta" in ``chats`` chats, each with its
+    completion notice, in one transaction; returns the commit's monotonic time."""
+    store = Store(url)
+    await store.open()
+    try:
+        table = store.database.tables.download
+
+        def write() -> None:
+            now = utc_now()
+            with store.database.db.atomic():
+                for n in range(count):
+                    download_id = table.insert(
+                        info_hash=f"{n + 1:040x}", chat_id=USER + n % chats, user_id=USER,
+                        name=f"burst-{n}.bin", source_kind="magnet", source=b"magnet:?",
+                        directory="/delta", state="complete", total_bytes=MIB,
+                        completed_bytes=MIB, created_at=now, updated_at=now,
+                        completed_at=now, node="delta").execute()
+                    store.notices.write(download_id, NoticeKind.COMPLETED, now)
+
+        await store.database.run(write)
+        return time.monotonic()
+    finally:
+        await store.close()
+
+
+async def _news_burst(ctx: BenchContext, server: FakeTelegramServer,
+                      url: str) -> dict[str, float]:
+    """Seconds from another node's burst of completions to each message (see the module's
+    docstring), and the 429s."""
+    count, chats = ctx.pick(BURST, 10), ctx.pick(BURST_CHATS, 5)
+    folder = ctx.path("nodes", "burst")
+    runs: list[AriabotRun] = []
+    try:
+        for name in ("alpha", "beta"):  # alpha first: the front
+            runs.append(AriabotRun(folder / name, _env(server, folder / name, name, url,
+                                                       30.0)).start())
+            await asyncio.to_thread(runs[-1].wait_ready, 60)
+            await _until(lambda: "the Telegram bot @" in runs[0].output, 30, "alpha's bot")
+        mark, too_many = server.mark(), server.too_many
+        stored = await _store_burst(url, count, chats)
+        told: dict[str, float] = {}
+
+        def all_told() -> bool:
+            for request in server.requests[mark:]:
+                text = str(request.params.get("text", ""))
+                if request.method == "sendMessage" and request.status == 200 and (
+                        found := re.search(r"is downloaded \(#(\d+)\)", text)):
+                    told.setdefault(found.group(1), request.time)
+            return len(told) >= count
+
+        await server.wait_until(all_told, timeout=120, what="the burst's news")
+        latencies = sorted(at - stored for at in told.values())
+        return {"burst_median": median(latencies), "burst_last": latencies[-1],
+                "burst_429": server.too_many - too_many, "burst_count": count}
+    finally:
+        for run in runs:
+            await asyncio.to_thread(run.stop)
+
+
 async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
     dead_after = ctx.pick(10.0, 3.0)
     rounds = []
@@ -241,14 +341,15 @@ async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
         for number in range(ctx.pick(3, 1)):
             rounds.append(await _round(ctx, telegram, server.url(server.new_database()),
                                        number, dead_after))
+        burst = await _news_burst(ctx, telegram, server.url(server.new_database()))
     looks = await _looks(server.url(server.new_database()))
-    claims = {"claim_sqlite": await _claim_latency(ctx, None, 1)}
+    claims: dict[str, float | None] = {"claim_sqlite": (await _claim_latency(ctx, None, 1))[0]}
     for nodes in (1, 3):
-        claims[f"claim_{nodes}"] = await _claim_latency(ctx, server.url(server.new_database()),
-                                                        nodes)
+        claims[f"claim_{nodes}"], claims[f"claimed_{nodes}"] = await _claim_latency(
+            ctx, server.url(server.new_database()), nodes)
     claim_cost = await _claim_cost(server.url(server.new_database()))
     return {"dead_after": dead_after, "rounds": rounds, **looks, **claims,
-            "claim_cost": claim_cost}
+            "claim_cost": claim_cost, **burst}
 
 
 def run(ctx: BenchContext) -> BenchResult:
@@ -280,8 +381,23 @@ def run(ctx: BenchContext) -> BenchResult:
         Row(NAME, "claim latency: add → first byte, 3 nodes", three, unit="s",
             reference=one, ratio=one / three if three else None,
             note="reference: 1 node"),
+        Row(NAME, "claim latency: a waiting row → claimed, 1 node", found["claimed_1"] * 1000,
+            unit="ms", note="the announcement, then the claim's transaction"),
+        Row(NAME, "claim latency: a waiting row → claimed, 3 nodes", found["claimed_3"] * 1000,
+            unit="ms", reference=found["claimed_1"] * 1000,
+            ratio=found["claimed_1"] / found["claimed_3"] if found["claimed_3"] else None,
+            note="reference: 1 node"),
         Row(NAME, f"one claim with {LOOK_ROWS:,} waiting, 3 live nodes",
             found["claim_cost"] * 1000, unit="ms", note="FOR UPDATE SKIP LOCKED"),
     ]
-    result.not_measured += ["news latency through the front under a burst"]
+    count = found["burst_count"]
+    result.rows += [
+        Row(NAME, f"news under a burst: {count} completions of another node → median message",
+            found["burst_median"], unit="s", note=f"floor for the last: {count / 25:.1f} s "
+            "(the whole bot's 25 a second)"),
+        Row(NAME, f"news under a burst: {count} completions → the last message",
+            found["burst_last"], unit="s"),
+        Row(NAME, "news under a burst: 429s from Telegram", found["burst_429"],
+            target="0", met=found["burst_429"] == 0),
+    ]
     return result
