@@ -991,6 +991,21 @@ class Swarm:
         self.tracker.wait_for_peer(torrent.info_hash, self.seeder.listen_port)
         return torrent
 
+    def add_many(self, specs: Sequence[tuple[str, list[int] | int, int]]) -> list[SwarmTorrent]:
+        """:meth:`add` for several torrents at once, each ``(name, sizes, seed)``.
+
+        The seeder announces a torrent at its next engine tick (about 1 s after it is
+        seeded), so adds one after the other wait about a second each; these are all seeded
+        first and their announces awaited together. Returns, like :meth:`add`, once the
+        tracker has the seeder for every one of them.
+        """
+        torrents = [self.make(name, sizes, seed=seed) for name, sizes, seed in specs]
+        for torrent in torrents:
+            self.seeder.seed(torrent.torrent_bytes, torrent.content_path.parent)
+        for torrent in torrents:
+            self.tracker.wait_for_peer(torrent.info_hash, self.seeder.listen_port)
+        return torrents
+
     def dead_magnet(self, name: str = "dead") -> str:
         """A magnet for a random info-hash nobody seeds: the tracker never has peers for it."""
         return magnet_uri(secrets.token_hex(20), name, self.tracker.url)

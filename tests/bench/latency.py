@@ -35,7 +35,7 @@ _DONE = re.compile(r"is downloaded \(#(\d+)\)")
 async def _measure(ctx: BenchContext, result: BenchResult) -> None:
     count = ctx.pick(20, 3)
     size = ctx.pick(4 * MIB, 1 * MIB)
-    torrents = [ctx.swarm.add(f"latency-{i:02d}.bin", size, seed=300 + i) for i in range(count)]
+    torrents = ctx.swarm.add_many([(f"latency-{i:02d}.bin", size, 300 + i) for i in range(count)])
     async with bot_stack(ctx.path("latency"), ARIABOT_ALLOWED_USERS=str(USER),
                          ARIABOT_SEED_TIME="0", ARIABOT_MAX_CONCURRENT="5") as stack:
         listener = Aria2Notifications(stack.engine.rpc.endpoint.ws_url).start()

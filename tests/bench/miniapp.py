@@ -578,8 +578,8 @@ async def _open_pages(ctx: BenchContext, result: BenchResult) -> None:
     size, rate = ctx.pick(4 * MIB, MIB), ctx.pick(16 * 1024, 32 * 1024)
     rounds, window = ctx.pick(ROUNDS, 1), ctx.pick(WINDOW, 1.0)
     made = time.monotonic()
-    torrents = [ctx.swarm.add(f"miniapp-{n:02d}.bin", size, seed=1300 + n)
-                for n in range(downloads)]
+    torrents = ctx.swarm.add_many([(f"miniapp-{n:02d}.bin", size, 1300 + n)
+                                   for n in range(downloads)])
     seeded = time.monotonic() - made
     windows: dict[int, list[dict[str, Any]]] = {0: [], open_pages: []}
     with _paced(ctx, torrents, rate):

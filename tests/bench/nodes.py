@@ -15,24 +15,24 @@ is 30 s by default; these rounds use 3 s (smoke) or 10 s, so the figure to read 
 *past the limit*: the heartbeat's period (limit / 6), the take-over, the reconcile and the
 magnet's metadata.
 
-*the look at 10,000*: a node looks for dead nodes' work after every heartbeat. With 10,000
-finished downloads of a dead node and 10,000 queued of live ones (none to take), the look
-is one read; then the take-over of 10,000 unfinished downloads of a dead node, in one
-transaction. Both timed on the store (median of 5 looks).
+*the look at 10,000* (smoke: 1,000): a node looks for dead nodes' work after every
+heartbeat. With 10,000 finished downloads of a dead node and 10,000 queued of live ones
+(none to take), the look is one read; then the take-over of 10,000 unfinished downloads of
+a dead node, in one transaction. Both timed on the store (median of 5 looks).
 
 *claim latency*: 1 node, then 3 nodes, on a fresh database each (3 slots each). A magnet
 is added on the first node (``ariabot add``); timed from the add's answer (the row stored,
 without a node) to the first byte on whichever node claimed it. Median of 3 adds each
-(smoke: 1). The reference is one node on SQLite, which adds to its aria2c at once (no
-queue): the same path but for the claim. The figure is mostly the swarm's (the magnet's
-metadata, the tracker's first answer). So the claim itself is timed too: the bench stores
-a waiting row as an add does and announces it, and polls the row (every 2 ms) until a node
-has claimed it; median of 5 (smoke: 2), on the same nodes.
+(smoke: 1, and the cases side by side). The reference is one node on SQLite, which adds
+to its aria2c at once (no queue): the same path but for the claim. The figure is mostly the
+swarm's (the magnet's metadata, the tracker's first answer). So the claim itself is timed
+too: the bench stores a waiting row as an add does and announces it, and polls the row
+(every 2 ms) until a node has claimed it; median of 5 (smoke: 2), on the same nodes.
 
-*the claim at 10,000*: 10,000 downloads wait without a node and three nodes of 50 slots
-(the most a node may have) are live; one claim (the free slots counted, up to 50 waiting
-rows locked with ``FOR UPDATE SKIP LOCKED``, the others' free slots read, one taken) timed
-on the store, median of 6 (the nodes in turn).
+*the claim at 10,000* (smoke: 1,000): 10,000 downloads wait without a node and three
+nodes of 50 slots (the most a node may have) are live; one claim (the free slots counted,
+up to 50 waiting rows locked with ``FOR UPDATE SKIP LOCKED``, the others' free slots read,
+one taken) timed on the store, median of 6 (the nodes in turn).
 
 *news under a burst*: two nodes, alpha the front (its bot) and beta; another node's burst
 of completions (:data:`BURST` downloads in :data:`BURST_CHATS` chats, finished and told in
@@ -72,6 +72,9 @@ MIB = 1024 * 1024
 LOOK_ROWS = 10_000
 BURST = 60
 BURST_CHATS = 30
+SMOKE_LOOK_ROWS = 1_000
+"""The rows of each kind for the look and the claim in smoke mode: filling 10,000 three times
+and 10,000 once more took 6 of the smoke run's seconds, and smoke figures are not read."""
 _MOST_SLOTS = 50
 """The most slots a node may have (``ARIABOT_MAX_CONCURRENT``): a claim locks at most as
 many waiting rows as the node has free slots."""
@@ -91,6 +94,12 @@ def _first_byte(path: Path) -> bool:
         return path.stat().st_blocks > 0
     except FileNotFoundError:
         return False
+
+
+async def _stop(*runs: AriabotRun | None) -> None:
+    """Stop the nodes side by side: each stop waits about a second for its aria2c to save
+    and exit, and nothing is measured then."""
+    await asyncio.gather(*(asyncio.to_thread(run.stop) for run in runs if run is not None))
 
 
 async def _until(check: Any, timeout: float, what: str) -> None:
@@ -132,13 +141,11 @@ async def _round(ctx: BenchContext, server: FakeTelegramServer, url: str, number
             ctx.swarm.seeder.set_upload_limit(0)
         return {"takeover": answer.time - killed, "failover": moving - killed}
     finally:
-        for run in (alpha, beta):
-            if run is not None:
-                await asyncio.to_thread(run.stop)
+        await _stop(alpha, beta)
 
 
-async def _looks(url: str) -> dict[str, float]:
-    """The per-heartbeat look, and a take-over, at :data:`LOOK_ROWS`."""
+async def _looks(url: str, count: int) -> dict[str, float]:
+    """The per-heartbeat look, and a take-over, at ``count`` rows of each kind."""
     store = Store(url)
     await store.open()
     try:
@@ -149,7 +156,7 @@ async def _looks(url: str) -> dict[str, float]:
                          source_kind="magnet", source=b"magnet:?", directory="/d",
                          state=state, node=node, created_at=now, updated_at=now,
                          completed_at=now if state == "complete" else None)
-                    for n in range(LOOK_ROWS)]
+                    for n in range(count)]
             with store.database.db.atomic():
                 for start in range(0, len(rows), 1000):
                     table.insert_many(rows[start:start + 1000]).execute()
@@ -157,7 +164,7 @@ async def _looks(url: str) -> dict[str, float]:
         now = utc_now()
         await store.nodes.join("dead", "d" * 32, "bench", 0.0)
         await store.database.run(fill, "dead", "complete", 0)
-        await store.database.run(fill, "live", "queued", LOOK_ROWS)
+        await store.database.run(fill, "live", "queued", count)
         epoch = await store.nodes.join("live", "l" * 32, "bench", 3600.0)
         looks = []
         for _ in range(5):
@@ -165,11 +172,11 @@ async def _looks(url: str) -> dict[str, float]:
             taken = await store.nodes.take_over("live", epoch, 0.0, str)
             looks.append(time.perf_counter() - started)
             assert taken == []
-        await store.database.run(fill, "dead", "queued", 2 * LOOK_ROWS)
+        await store.database.run(fill, "dead", "queued", 2 * count)
         started = time.perf_counter()
         taken = await store.nodes.take_over("live", epoch, 0.0, str)
         took = time.perf_counter() - started
-        assert len(taken) == LOOK_ROWS
+        assert len(taken) == count
         return {"look": median(looks), "take_over": took}
     finally:
         await store.close()
@@ -236,13 +243,12 @@ async def _claim_latency(ctx: BenchContext, url: str | None,
         claimed = (await _stored_to_claimed(url, ctx.pick(5, 2), 0xC1A1 * 1000 + nodes * 10)
                    if url else None)
     finally:
-        for run in runs:
-            await asyncio.to_thread(run.stop)
+        await _stop(*runs)
     return median(took), claimed
 
 
-async def _claim_cost(url: str) -> float:
-    """One claim with :data:`LOOK_ROWS` downloads waiting and three live nodes."""
+async def _claim_cost(url: str, count: int) -> float:
+    """One claim with ``count`` downloads waiting and three live nodes."""
     store = Store(url)
     await store.open()
     try:
@@ -250,7 +256,7 @@ async def _claim_cost(url: str) -> float:
         now = utc_now()
         rows = [dict(info_hash=f"{n:040x}", chat_id=1, user_id=1, name=f"n{n}",
                      source_kind="magnet", source=b"magnet:?", directory="", state="queued",
-                     node=None, created_at=now, updated_at=now) for n in range(LOOK_ROWS)]
+                     node=None, created_at=now, updated_at=now) for n in range(count)]
 
         def fill() -> None:
             with store.database.db.atomic():
@@ -330,8 +336,7 @@ async def _news_burst(ctx: BenchContext, server: FakeTelegramServer,
         return {"burst_median": median(latencies), "burst_last": latencies[-1],
                 "burst_429": server.too_many - too_many, "burst_count": count}
     finally:
-        for run in runs:
-            await asyncio.to_thread(run.stop)
+        await _stop(*runs)
 
 
 async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
@@ -342,14 +347,25 @@ async def _measure(ctx: BenchContext, server: PostgresServer) -> dict[str, Any]:
             rounds.append(await _round(ctx, telegram, server.url(server.new_database()),
                                        number, dead_after))
         burst = await _news_burst(ctx, telegram, server.url(server.new_database()))
-    looks = await _looks(server.url(server.new_database()))
-    claims: dict[str, float | None] = {"claim_sqlite": (await _claim_latency(ctx, None, 1))[0]}
-    for nodes in (1, 3):
-        claims[f"claim_{nodes}"], claims[f"claimed_{nodes}"] = await _claim_latency(
-            ctx, server.url(server.new_database()), nodes)
-    claim_cost = await _claim_cost(server.url(server.new_database()))
-    return {"dead_after": dead_after, "rounds": rounds, **looks, **claims,
-            "claim_cost": claim_cost, **burst}
+    look_rows = ctx.pick(LOOK_ROWS, SMOKE_LOOK_ROWS)
+    looks = await _looks(server.url(server.new_database()), look_rows)
+    claims: dict[str, float | None] = {}
+    cases = {1: (server.url(server.new_database()), 1),
+             3: (server.url(server.new_database()), 3), 0: (None, 1)}
+    if ctx.smoke:  # the three side by side (20 s one after the other): figures not read
+        took = await asyncio.gather(*(_claim_latency(ctx, url, nodes)
+                                      for url, nodes in cases.values()))
+        found = dict(zip(cases, took, strict=True))
+    else:
+        found = {key: await _claim_latency(ctx, url, nodes)
+                 for key, (url, nodes) in cases.items()}
+    for key, (first_byte, claimed) in found.items():
+        claims[f"claim_{key}" if key else "claim_sqlite"] = first_byte
+        if key:
+            claims[f"claimed_{key}"] = claimed
+    claim_cost = await _claim_cost(server.url(server.new_database()), look_rows)
+    return {"dead_after": dead_after, "rounds": rounds, "look_rows": look_rows, **looks,
+            **claims, "claim_cost": claim_cost, **burst}
 
 
 def run(ctx: BenchContext) -> BenchResult:
@@ -360,7 +376,7 @@ def run(ctx: BenchContext) -> BenchResult:
     result.figures.update(found)
     takeover = median([r["takeover"] for r in found["rounds"]])
     failover = median([r["failover"] for r in found["rounds"]])
-    limit = found["dead_after"]
+    limit, rows = found["dead_after"], found["look_rows"]
     result.rows = [
         Row(NAME, "front takeover: kill -9 → /status answered by the other node", takeover,
             unit="s", target="< 15 s", met=takeover < 15),
@@ -368,9 +384,9 @@ def run(ctx: BenchContext) -> BenchResult:
             failover, unit="s"),
         Row(NAME, "failover past the heartbeat limit", failover - limit, unit="s",
             note="the heartbeat period, the take-over, the reconcile, the metadata"),
-        Row(NAME, f"the look for dead nodes' work, {LOOK_ROWS:,} rows each kind",
+        Row(NAME, f"the look for dead nodes' work, {rows:,} rows each kind",
             found["look"] * 1000, unit="ms", note="after every heartbeat, none to take"),
-        Row(NAME, f"take-over of {LOOK_ROWS:,} unfinished downloads", found["take_over"],
+        Row(NAME, f"take-over of {rows:,} unfinished downloads", found["take_over"],
             unit="s", note="one transaction"),
     ]
     direct, one, three = found["claim_sqlite"], found["claim_1"], found["claim_3"]
@@ -387,7 +403,7 @@ def run(ctx: BenchContext) -> BenchResult:
             unit="ms", reference=found["claimed_1"] * 1000,
             ratio=found["claimed_1"] / found["claimed_3"] if found["claimed_3"] else None,
             note="reference: 1 node"),
-        Row(NAME, f"one claim with {LOOK_ROWS:,} waiting, 3 live nodes",
+        Row(NAME, f"one claim with {rows:,} waiting, 3 live nodes",
             found["claim_cost"] * 1000, unit="ms", note="FOR UPDATE SKIP LOCKED"),
     ]
     count = found["burst_count"]

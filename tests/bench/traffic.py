@@ -101,10 +101,11 @@ def _latencies(stack: BotStack, chats: set[int], since: int) -> list[float]:
 async def _burst(ctx: BenchContext, stack: BotStack, burst: _Burst, seed: int) -> dict[str, Any]:
     server = stack.server
     count = len(burst.chats) * burst.per_chat
-    torrents = [ctx.swarm.add(f"traffic-{burst.label}-{i:02d}.bin", burst.size, seed=seed + i)
-                for i in range(count)]
-    quiet = [ctx.swarm.add(f"traffic-{burst.label}-quiet-{i}.bin", burst.quiet_size,
-                           seed=seed + 100 + i) for i in range(burst.quiet)]
+    made = ctx.swarm.add_many(
+        [(f"traffic-{burst.label}-{i:02d}.bin", burst.size, seed + i) for i in range(count)]
+        + [(f"traffic-{burst.label}-quiet-{i}.bin", burst.quiet_size, seed + 100 + i)
+           for i in range(burst.quiet)])
+    torrents, quiet = made[:count], made[count:]
     rate = 3 * MIB
     too_many_before = server.too_many
     with ctx.swarm.throttled(rate):
