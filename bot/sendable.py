@@ -14,11 +14,16 @@ from bot.delivery import Deliveries, OutFile
 from bot.files import out_file
 from manager import FileEntry, Torrent, TorrentManager, TorrentState
 
-__all__ = ["NothingToSend", "files_for_send", "start_send"]
+__all__ = ["NothingToSend", "SentByItsNode", "files_for_send", "start_send"]
 
 
 class NothingToSend(Exception):
     """A download whose files cannot be sent now; ``str()`` says why, for the user."""
+
+
+class SentByItsNode(Exception):
+    """Another node holds the finished download: its files are on that node's disk, and
+    that node sends them (:meth:`manager.TorrentManager.send_on_owner`)."""
 
 
 async def _finished_files(manager: TorrentManager, download_id: int,
@@ -27,12 +32,14 @@ async def _finished_files(manager: TorrentManager, download_id: int,
 
     Raises:
         NothingToSend: not finished, or its file list is not known here.
+        SentByItsNode: another node holds it.
         DownloadNotFound: no such download in the chat.
-        OnAnotherNode: another node holds it (its files are on that node's disk).
     """
     torrent = await manager.get(download_id, chat_id)
     if torrent.state not in (TorrentState.COMPLETE, TorrentState.SEEDING):
         raise NothingToSend(f"#{torrent.id} is not finished.")
+    if torrent.elsewhere is not None:
+        raise SentByItsNode(torrent.elsewhere)
     entries = await manager.own_files(torrent.id, chat_id)
     if not entries:
         raise NothingToSend(f"The file list of #{torrent.id} is not known here, so nothing "
@@ -57,8 +64,8 @@ async def files_for_send(manager: TorrentManager, download_id: int, chat_id: int
 
     Raises:
         NothingToSend: not finished, its list unknown, no such file, or not on disk.
+        SentByItsNode: another node holds it.
         DownloadNotFound: no such download in the chat.
-        OnAnotherNode: another node holds it.
     """
     torrent, entries = await _finished_files(manager, download_id, chat_id)
     if number is None:

@@ -6,7 +6,7 @@ sent by that node (:meth:`manager.TorrentManager.send_on_owner`)."""
 from __future__ import annotations
 
 from bot.delivery import Deliveries
-from bot.sendable import NothingToSend, files_for_send, start_send
+from bot.sendable import NothingToSend, SentByItsNode, files_for_send, start_send
 from manager import InvalidState, OnAnotherNode, TorrentManager
 
 __all__ = ["WebAppSender"]
@@ -37,7 +37,7 @@ class WebAppSender:
             return start_send(self._deliveries, chat_id, torrent, outs, torrent.message_id)
         except NothingToSend as refused:
             raise ValueError(str(refused)) from None
-        except OnAnotherNode:
+        except SentByItsNode:
             try:
                 return await self._manager.send_on_owner(download_id, chat_id, 0)
             except (InvalidState, OnAnotherNode) as refused:  # the other node's words

@@ -100,6 +100,11 @@ _LOAD_RANGE = 5000
 """Ids whose unfinished rows are read per query at start (see :meth:`TorrentManager.start`)."""
 
 
+def _file_entries(answer: Mapping[str, Any]) -> tuple[FileEntry, ...]:
+    """The file list another node answered (``list-files``, ``own-files``)."""
+    return tuple(FileEntry(**entry) for entry in answer.get("files", ()))
+
+
 class TorrentManager:
     """Adds, tracks, stores and controls downloads.
 
@@ -444,11 +449,16 @@ class TorrentManager:
 
         Raises:
             DownloadNotFound: no such id (or another chat's).
-            OnAnotherNode: another node holds it (its aria2c, its disk).
+            OnAnotherNode: another node holds it and is offline, or did not answer (an
+                online one is asked for the list).
             Aria2Unavailable: aria2 does not answer.
         """
         record = await self.live.record(download_id, chat_id)
-        await self._ownership.check(record)
+        try:
+            await self._ownership.check(record)
+        except OnAnotherNode as elsewhere:
+            return _file_entries(await self._ask(elsewhere, download_id, "list-files", {},
+                                                 chat_id=chat_id, user_id=0))
         final = TorrentState(record.state).is_final
         return await self._contents.current_files(record, final=final)
 
@@ -460,10 +470,15 @@ class TorrentManager:
 
         Raises:
             DownloadNotFound: no such id (or another chat's).
-            OnAnotherNode: another node holds it (its files are on that node's disk).
+            OnAnotherNode: another node holds it and is offline, or did not answer (an
+                online one is asked: ``completed`` is whole on that node's disk).
         """
         record = await self.live.record(download_id, chat_id)
-        await self._ownership.check(record)
+        try:
+            await self._ownership.check(record)
+        except OnAnotherNode as elsewhere:
+            return _file_entries(await self._ask(elsewhere, download_id, "own-files", {},
+                                                 chat_id=chat_id, user_id=0))
         return await own_files(record, self.store, self._contents)
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
@@ -610,6 +625,9 @@ class TorrentManager:
         elif command.action == "link":
             link = await self._links.make(download_id, chat_id, user_id)
             return {"url": link.url, "expires_at": link.expires_at.isoformat()}
+        elif command.action in ("list-files", "own-files"):
+            listed = (self.files if command.action == "list-files" else self.own_files)
+            return {"files": [dataclasses.asdict(e) for e in await listed(download_id, chat_id)]}
         elif command.action == "send":
             number = arguments.get("number")
             said = await self._desk().send(download_id, chat_id or 0,

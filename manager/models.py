@@ -205,8 +205,12 @@ class Torrent:
     node: str | None = None
     """The node whose aria2c and disk hold it (None: no node has joined yet)."""
     elsewhere: str | None = None
-    """Where it is when another node holds it (``on node alpha, stopped 3 min ago``), for
-    the chat: its progress stands still here and only that node can change it. None here."""
+    """Where it is when another node holds it (``on node alpha, stopped 3 min ago``), or
+    that it waits for a node, for the chat; None here. Actions on it are asked of that node
+    (:mod:`manager.nodes.routing`)."""
+    unreachable: bool = False
+    """Its node is not heard from (stopped, offline): nothing can be done to it until that
+    node returns, and its figures stand still."""
     files: tuple[FileEntry, ...] = field(default=())
     mirror: Mirror | None = None
     """Its upload to the mirror destination, once one was asked for."""

@@ -17,11 +17,10 @@ from bot.context import BotContext
 from bot.errors import answer, answers_manager_errors
 from bot.handlers.adding import NO_PREVIEW
 from bot.rights import ensure_may_act
-from bot.sendable import NothingToSend, files_for_send, start_send
+from bot.sendable import NothingToSend, SentByItsNode, files_for_send, start_send
 from bot.sender import is_not_modified
 from bot.sendviews import files_send_view
 from bot.views import STATUS_PAGE_SIZE, link_text, status_view
-from manager import OnAnotherNode
 
 __all__ = ["STALE_BUTTON", "on_button"]
 
@@ -178,7 +177,7 @@ async def _send_files(press: _Press, context: BotContext, number: int | None) ->
     except NothingToSend as refused:
         await press.answer(str(refused), alert=True)
         return
-    except OnAnotherNode:
+    except SentByItsNode:
         await context.manager.send_on_owner(press.action.id, press.chat_id, press.user_id,
                                             number=number, reply_to=press.message_id)
     await press.answer("Sending…")

@@ -93,7 +93,7 @@ class Ownership:
         if self._online(held):
             return placed
         return dataclasses.replace(placed, download_speed=0, upload_speed=0, seeders=0,
-                                   peers=0)
+                                   peers=0, unreachable=True)
 
     def _online(self, held: NodeRecord | None) -> bool:
         assert self._config is not None

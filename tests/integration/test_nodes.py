@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -31,6 +32,7 @@ from manager.store import DownloadRecord, Store
 from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
 from tests.integration.test_cli import cli, downloads
+from tests.integration.test_miniapp import init_data
 from tests.pgserver import PostgresServer
 from tests.rclonedest import require_rclone, write_rclone_config
 from tests.runner import AriabotRun, ariabot_run, free_port, rpc, wait_until
@@ -946,6 +948,14 @@ async def test_a_node_back_before_its_taken_download_restarted_elsewhere_deletes
             assert "Traceback" not in alpha.output + beta.output
 
 
+async def _said_with_markup(server: FakeTelegramServer, text: str) -> Any:
+    """Send ``text`` from the user's chat; the bot's answer (its request, buttons and all)."""
+    mark = server.mark()
+    server.push_text(USER, USER, text)
+    return await server.wait_for("sendMessage", lambda r: r.status == 200
+                                 and r.params.get("chat_id") == USER, 30, since=mark)
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()  # as the swarm's digests
 
@@ -954,13 +964,13 @@ def _digest(data: bytes) -> str:
 async def test_send_from_the_chat_is_done_by_the_node_with_the_files_and_all_stay_paced(
         tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
     """Three nodes with one slot each, alpha the front: three downloads finish one on each
-    node. "Send" pressed under the three completion messages at once: each file reaches the
-    chat byte for byte, uploaded by the node whose disk has it (beta's and gamma's logs say
-    so), and the three nodes together get no 429 from Telegram: their turns in the chat are
-    taken in the database. Stop of a send another node made is asked of that node. Once
-    gamma has stopped, Send of its download says where it is and sends nothing. Red before:
-    the other nodes' sends were refused with where the download is; without the shared
-    turns, 429s."""
+    node. beta's /files list is asked of beta. "Send" pressed under two completion messages
+    and under beta's file in its list, at once: each file reaches the chat byte for byte,
+    uploaded by the node whose disk has it (beta's and gamma's logs say so), and the three
+    nodes together get no 429 from Telegram: their turns in the chat are taken in the
+    database. Stop of a send another node made is asked of that node. Once gamma has
+    stopped, Send of its download says where it is and sends nothing. Red before: the other
+    nodes' sends were refused with where the download is; without the shared turns, 429s."""
     torrents = [swarm.add(f"sent-{n}.bin", 256 * 1024, seed=80 + n) for n in range(3)]
     async with FakeTelegramServer() as server:
         with contextlib.ExitStack() as running:
@@ -992,9 +1002,18 @@ async def test_send_from_the_chat_is_done_by_the_node_with_the_files_and_all_sta
                     and f"is downloaded (#{n})" in str(r.params.get("text")), 30)
                 told[torrent.name] = (number, notice.response["result"]["message_id"])
 
+            # beta's one file from its /files list (asked of beta), the others' "Send all".
+            on_beta = told[next(t for t, p in placed.items() if p == "beta")]
+            listed = await _said_with_markup(server, f"/files {on_beta[0]}")
+            assert "sent-" in listed.params["text"], listed.params
+            (button,) = [b["callback_data"] for row in listed.params["reply_markup"][
+                "inline_keyboard"] for b in row if b["callback_data"].startswith("sendfile:")]
+            presses = {number: (message_id, callback_data("send", number))
+                       for number, message_id in told.values()}
+            presses[on_beta[0]] = (listed.response["result"]["message_id"], button)
             mark = server.mark()
-            for number, message_id in told.values():
-                server.push_callback(USER, USER, message_id, callback_data("send", number))
+            for message_id, data in presses.values():
+                server.push_callback(USER, USER, message_id, data)
             await server.wait_until(
                 lambda: len([r for r in server.requests[mark:] if r.method == "sendDocument"
                              and r.status == 200]) >= 3, timeout=60, what="three uploads")
@@ -1034,3 +1053,63 @@ async def test_send_from_the_chat_is_done_by_the_node_with_the_files_and_all_sta
                 f"#{on_gamma} is on node gamma, stopped "), answered.params
             assert server.count("sendDocument") == 3
             assert "Traceback" not in "".join(run.output for run in runs.values())
+
+
+def _app(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """The Mini App's API of the node listening on ``port``, asked as the user's page asks."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/app/{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"tma {init_data(USER)}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+@pytest.mark.postgresql
+async def test_the_mini_app_on_the_front_acts_on_a_download_another_node_holds(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """The page (alpha's Mini App, alpha the front) lists a download beta holds with where
+    it is and its buttons; its files are asked of beta; Pause and Resume are done by beta's
+    aria2c. Red before: no button for another node's download, and its files refused."""
+    torrent = swarm.add("app-routed.bin", 4 * MiB, seed=90)
+    port = free_port()
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running, swarm.throttled(48 * 1024):
+            alpha = running.enter_context(ariabot_run(tmp_path / "a", _bot_env(
+                server, tmp_path / "downloads-a", "alpha", postgresql_url, **_slots(3),
+                ARIABOT_PUBLIC_URL="https://127.0.0.1:9",
+                ARIABOT_HTTP_LISTEN=f"127.0.0.1:{port}")))
+            await asyncio.to_thread(alpha.wait_ready, 60)
+            await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output,
+                                    30, "alpha's bot")
+            beta = running.enter_context(ariabot_run(tmp_path / "b", _bot_env(
+                server, tmp_path / "downloads-b", "beta", postgresql_url, **_slots(4))))
+            await asyncio.to_thread(beta.wait_ready, 60)
+            added = await asyncio.to_thread(cli, alpha, "add", torrent.magnet, "--chat",
+                                            str(USER), "--json")
+            assert added.returncode == 0, added.stderr
+            number = json.loads(added.stdout)["id"]
+            await asyncio.to_thread(wait_until, lambda: _by_name(alpha)[torrent.name][
+                "state"] == "downloading", 60, "beta downloading it (its metadata known)")
+
+            status, listed = await asyncio.to_thread(_app, port, "GET", "api/downloads")
+            assert status == 200, listed
+            (shown,) = [d for d in listed["downloads"] if d["id"] == number]
+            assert (shown["elsewhere"], shown["may_act"]) == ("on node beta", True), shown
+            status, files = await asyncio.to_thread(
+                _app, port, "GET", f"api/downloads/{number}/files")
+            assert status == 200 and [f["path"] for f in files["files"]] == [torrent.name]
+
+            status, paused = await asyncio.to_thread(
+                _app, port, "POST", f"api/downloads/{number}/pause")
+            assert status == 200, paused
+            assert await asyncio.to_thread(_aria2_status, beta, torrent.info_hash) == "paused"
+            status, resumed = await asyncio.to_thread(
+                _app, port, "POST", f"api/downloads/{number}/resume")
+            assert status == 200, resumed
+            assert await asyncio.to_thread(_aria2_status, beta, torrent.info_hash) in (
+                "active", "waiting")
+            assert "Traceback" not in alpha.output + beta.output

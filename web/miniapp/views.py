@@ -41,7 +41,7 @@ def download_json(torrent: Torrent, *, may_act: bool) -> dict[str, Any]:
         "queue_position": torrent.queue_position,
         "stuck_reason": torrent.stuck_reason,
         "error": torrent.error,
-        "may_act": may_act and torrent.elsewhere is None,
+        "may_act": may_act and not torrent.unreachable,  # another live node's: asked of it
         "elsewhere": torrent.elsewhere,
         "has_files": torrent.state is not TorrentState.METADATA and total > 0,
         "finished": torrent.state.is_final or torrent.state is TorrentState.SEEDING,

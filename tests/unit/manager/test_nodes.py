@@ -171,8 +171,10 @@ async def test_another_nodes_download_is_refused_with_where_it_is(store: Store) 
     assert re.fullmatch(r"on node box-a, stopped \d+ s ago", shown[1].elsewhere)
     # A stopped node's download moves no more, whatever it stored last; a live one's does.
     assert (shown[1].download_speed, shown[1].upload_speed, shown[1].peers) == (0, 0, 0)
+    assert (shown[0].unreachable, shown[1].unreachable) == (False, True)
     (seen_live,) = await live.place([snapshot(ours)])
     assert (seen_live.elsewhere, seen_live.download_speed) == ("on node box-b", 5000)
+    assert not seen_live.unreachable  # actions on it are asked of box-b
 
 
 async def _in_state(store: Store, info_hash: str, node: str, state: str, *,
