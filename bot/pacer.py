@@ -176,4 +176,5 @@ class ChatPacer(BaseRateLimiter[Priority]):
             self._wake.clear()
             timeout = None if due is None else max(0.0, due - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()

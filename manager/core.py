@@ -276,7 +276,8 @@ class TorrentManager:
         # One reconcile at start, after the listener's first connection: one made before
         # it would miss what aria2 said in between, so it would need a second one.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), _FIRST_CONNECTION_WAIT)
+            async with asyncio.timeout(_FIRST_CONNECTION_WAIT):
+                await self._listening.wait()
         self._reconcile_on_connect = True
         with contextlib.suppress(Aria2Unavailable):
             if self._moved_away is not None:  # what another node took runs here no more

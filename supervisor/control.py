@@ -301,7 +301,8 @@ class ControlServer:
 
     async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
         try:
-            line = await asyncio.wait_for(reader.readline(), 30)
+            async with asyncio.timeout(30):
+                line = await reader.readline()
         except (ValueError, asyncio.LimitOverrunError):
             return {"ok": False, "error": "request too large"}
         except TimeoutError:

@@ -389,7 +389,10 @@ class Aria2Process:
         if status == psutil.STATUS_ZOMBIE:
             return "process is a zombie"
         try:
-            await asyncio.wait_for(self._rpc.call("aria2.getVersion"), self.policy.health_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns an answer that
+            # came in the same turn as a cancel, and drops the cancel (the stop's).
+            async with asyncio.timeout(self.policy.health_timeout):
+                await self._rpc.call("aria2.getVersion")
         except (Aria2Error, TimeoutError) as error:
             return f"RPC did not answer: {error}" + (
                 " (process is stopped)" if status == psutil.STATUS_STOPPED else ""

@@ -222,7 +222,8 @@ class RcloneUploader:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, env=_with(self._environment))
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+            async with asyncio.timeout(60):
+                output, _ = await process.communicate()
         except TimeoutError:
             await self._stop(process)
             return None
@@ -300,7 +301,8 @@ class RcloneUploader:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), self.stop_timeout)
+            async with asyncio.timeout(self.stop_timeout):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

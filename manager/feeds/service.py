@@ -240,7 +240,8 @@ class FeedService:
             if troubled:
                 nap = _STORE_RETRY
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.05, min(_IDLE, nap)))
+                async with asyncio.timeout(max(0.05, min(_IDLE, nap))):
+                    await self._wake.wait()
 
     async def _named(self, chat_id: int, name: str) -> FeedRecord:
         record = await self._store.feeds.named(chat_id, name)

@@ -165,7 +165,8 @@ class Router:
                 return None
             event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(left, _LOOK_AGAIN))
+                async with asyncio.timeout(min(left, _LOOK_AGAIN)):
+                    await event.wait()
 
 
 def _error(name: str, message: str) -> ManagerError:

@@ -145,7 +145,8 @@ class ChatStream:
             await response.write(frame("snapshot", {"downloads": views}))
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, check_at - loop.time()))
+                    async with asyncio.timeout(max(0.0, check_at - loop.time())):
+                        await self._wake.wait()
                 if loop.time() >= check_at:  # however busy the stream is
                     if not await self._still_allowed():
                         break

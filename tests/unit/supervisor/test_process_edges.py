@@ -312,3 +312,34 @@ async def test_start_raises_instead_of_hanging_when_supervision_breaks(tmp_path:
     target = rig(tmp_path, Life(spawn_error=RuntimeError("a bug in a runner")))
     with pytest.raises(RuntimeError, match="a bug in a runner"):
         await target.process.start()
+
+
+async def test_running_to_stopping_when_stop_comes_as_a_health_probe_is_answered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop whose cancel reaches supervision in the very turn of the loop in which a
+    health probe's answer came must stop it, not be swallowed by the probe's time limit
+    (``asyncio.wait_for`` on Python 3.11 returns the answer and drops the cancel): the
+    supervision then ran on, and the stop waited its whole ``stop_timeout`` for it (a
+    15 s stall of every stop, now and then, in CI's runs)."""
+    target = rig(tmp_path, stop_timeout=3.0)
+    await target.process.start()
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    asked = asyncio.Event()
+    answer = target.rpc.call
+
+    async def held_probe(method: str, *params: object) -> object:
+        if method == "aria2.getVersion" and not gate.done():
+            asked.set()
+            await gate
+        return await answer(method, *params)
+
+    target.rpc.call = held_probe  # type: ignore[method-assign]
+    async with asyncio.timeout(10):
+        await asked.wait()
+    gate.set_result(None)  # the probe's answer, and in the same turn the stop's cancel
+    stopping = asyncio.ensure_future(target.process.stop())
+    async with asyncio.timeout(10):
+        await stopping
+    assert "did not stop within" not in caplog.text
+    assert target.edges()[-2:] == [(RUNNING, STOPPING), (STOPPING, STOPPED)]
