@@ -100,6 +100,14 @@ _LOAD_RANGE = 5000
 """Ids whose unfinished rows are read per query at start (see :meth:`TorrentManager.start`)."""
 
 
+async def _ended(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background job of the front's and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _file_entries(answer: Mapping[str, Any]) -> tuple[FileEntry, ...]:
     """The file list another node answered (``list-files``, ``own-files``)."""
     return tuple(FileEntry(**entry) for entry in answer.get("files", ()))
@@ -312,18 +320,12 @@ class TorrentManager:
     async def stop_following_other_nodes(self) -> None:
         """Stop :meth:`follow_other_nodes`."""
         following, self._following = self._following, None
-        if following is not None:
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+        await _ended(following)
 
     async def stop_reading_feeds(self) -> None:
         """Stop reading the feeds (a read cut short is settled at the next one)."""
         reading, self._reading_feeds = self._reading_feeds, None
-        if reading is not None:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
+        await _ended(reading)
 
     async def _taken_over(self, download_ids: list[int]) -> None:
         """Track the downloads this node took from a dead one while it ran; the reconcile

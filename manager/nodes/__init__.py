@@ -6,7 +6,8 @@ room (slots, disk, downloads) and finds out when a newer start took the name;
 downloads while the node has free slots; ``routing`` asks the node that holds a download to
 act on it, and answers what other nodes ask (``sending``: a send of files, which the bot
 does); ``elsewhere`` publishes the changes of other
-nodes' downloads on the front (their progress messages); ``text`` says a node in one line.
+nodes' downloads on the front (their progress messages); ``text`` says a node in one line;
+``passes`` runs a look one pass at a time without losing a wake-up (claims, commands).
 Imports the store, ``manager.aria2`` and the shared top-level modules.
 """
 

@@ -26,6 +26,7 @@ from manager.events import (
     TorrentPaused,
     TorrentStateChanged,
 )
+from manager.nodes.passes import Passes
 from manager.store import QUEUE_CHANNEL, DownloadRecord, Listener, Store
 
 __all__ = ["LOOK_EVERY", "Placement"]
@@ -63,8 +64,7 @@ class Placement:
         self._room = room
         self._directory_of = directory_of
         self._start = start
-        self._claiming = asyncio.Lock()
-        self._again = False
+        self._claiming = Passes(self._claim_once)
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener = Listener(store.url, (QUEUE_CHANNEL,), self._heard, self.look)
 
@@ -101,29 +101,25 @@ class Placement:
     async def claim(self) -> None:
         """Claim the oldest queued downloads this node has free slots and room for, and
         start them; a look asked for meanwhile runs once more after."""
-        if self._claiming.locked():
-            self._again = True
-            return
-        async with self._claiming:
-            self._again = True
-            while self._again:
-                self._again = False
-                try:
-                    room = await self._room()
-                    claimed = await self._store.placements.claim(
-                        self._node, self._slots, room, self._directory_of,
-                        dead_after=self._dead_after)
-                except NodeReplaced:
-                    return  # the heartbeat finds out, and stops this node
-                except (StoreError, OSError) as error:
-                    log.warning("cannot look at the queue (%s); looking again in %.0f s",
-                                error, LOOK_EVERY)
-                    return
-                if claimed:
-                    log.info("claimed %s from the queue",
-                             ", ".join(f"#{record.id}" for record in claimed))
-                    await self._start(claimed)
-                    self._again = True  # perhaps more fit now
+        await self._claiming.run()
+
+    async def _claim_once(self) -> bool:
+        """One claim; True when it claimed some (perhaps more fit now)."""
+        try:
+            room = await self._room()
+            claimed = await self._store.placements.claim(
+                self._node, self._slots, room, self._directory_of, dead_after=self._dead_after)
+        except NodeReplaced:
+            return False  # the heartbeat finds out, and stops this node
+        except (StoreError, OSError) as error:
+            log.warning("cannot look at the queue (%s); looking again in %.0f s",
+                        error, LOOK_EVERY)
+            return False
+        if not claimed:
+            return False
+        log.info("claimed %s from the queue", ", ".join(f"#{record.id}" for record in claimed))
+        await self._start(claimed)
+        return True
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(work)

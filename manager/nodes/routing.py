@@ -20,6 +20,7 @@ from typing import Any
 
 import manager.errors as known_errors
 from manager.errors import ManagerError, OnAnotherNode, StoreError
+from manager.nodes.passes import Passes
 from manager.store import ANSWERS_CHANNEL, COMMANDS_CHANNEL, CommandRecord, Listener, Store
 
 __all__ = ["ANSWER_WAIT", "Router"]
@@ -54,8 +55,7 @@ class Router:
         self._node = node
         self._run = run
         self._waiting: dict[int, asyncio.Event] = {}
-        self._serving = asyncio.Lock()
-        self._serve_again = False
+        self._serving = Passes(self._serve_once)
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener = Listener(store.url, (COMMANDS_CHANNEL, ANSWERS_CHANNEL),
                                   self._heard, self._connected)
@@ -94,20 +94,17 @@ class Router:
 
     async def serve(self) -> None:
         """Run every command asked of this node that nobody took yet, one at a time."""
-        if self._serving.locked():
-            self._serve_again = True  # the running pass reads again when it ends
-            return
-        async with self._serving:
-            self._serve_again = True
-            while self._serve_again:
-                self._serve_again = False
-                try:
-                    commands = await self._store.commands.take(self._node, ANSWER_WAIT)
-                except StoreError as error:
-                    log.warning("cannot read the commands asked of this node (%s)", error)
-                    return
-                for command in commands:
-                    await self._answer(command)
+        await self._serving.run()
+
+    async def _serve_once(self) -> bool:
+        try:
+            commands = await self._store.commands.take(self._node, ANSWER_WAIT)
+        except StoreError as error:
+            log.warning("cannot read the commands asked of this node (%s)", error)
+            return False
+        for command in commands:
+            await self._answer(command)
+        return False
 
     async def _answer(self, command: CommandRecord) -> None:
         try:
