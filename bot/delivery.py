@@ -75,6 +75,8 @@ _PART_READ_TIMEOUT = 120.0
 _PATH_READ_TIMEOUT = 3600.0
 """By path the local server answers only once it has uploaded the file itself."""
 _WRITE_TIMEOUT = 600.0
+_CLOSE_GRACE = 5.0
+"""Seconds the jobs get to say they stopped when ariabot stops."""
 _MAX_RETRY_DELAY = 60.0
 
 
@@ -174,6 +176,8 @@ class _Job:
     waiting: bool = False
     """``in_flight`` is a wait before a retry (not an upload)."""
     stop_requested: bool = False
+    stop_reason: str | None = None
+    """Why it was stopped, when not by its Stop button (ariabot stopping)."""
     last_edit: float = field(default=-1e9)
     last_text: str = ""
 
@@ -271,8 +275,15 @@ class Deliveries:
             job.in_flight.cancel()
         return True
 
-    async def close(self) -> None:
-        """Cancel every job (shutting down); their status messages are left as they are."""
+    async def close(self, reason: str = "ariabot stopped") -> None:
+        """Stop every job as its Stop button does, so that its status message says it
+        stopped and why (a user pressing Send again later sends only what did not arrive),
+        then cancel what is left after :data:`_CLOSE_GRACE` seconds (a part whose upload
+        is done waits for Telegram's answer)."""
+        for job in list(self._jobs.values()):
+            job.stop_reason = reason
+            self.cancel(job.chat_id, job.download_id)
+        await self._tasks.wait(_CLOSE_GRACE)
         await self._tasks.cancel()
 
     # --- the job ---------------------------------------------------------------------------
@@ -323,7 +334,7 @@ class Deliveries:
                 job.file_confirmed += part.length
                 continue
             if job.stop_requested:
-                raise _Stop(SendState.STOPPED)
+                raise _Stop(SendState.STOPPED, job.stop_reason)
             await self._send_part(job, out, part)
             job.file_confirmed += part.length
             job.uploads += 1
@@ -380,7 +391,7 @@ class Deliveries:
         if job.stop_requested:
             if asyncio.iscoroutine(work):
                 work.close()
-            raise _Stop(SendState.STOPPED)
+            raise _Stop(SendState.STOPPED, job.stop_reason)
         task = asyncio.ensure_future(work)
         job.in_flight = task
         try:
@@ -395,7 +406,7 @@ class Deliveries:
         finally:
             job.in_flight = None
         if task.cancelled():
-            raise _Stop(SendState.STOPPED)
+            raise _Stop(SendState.STOPPED, job.stop_reason)
         return task.result()
 
     async def _upload(self, job: _Job, out: OutFile, part: Part) -> None:

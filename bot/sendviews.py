@@ -160,7 +160,8 @@ def send_status_text(status: SendStatus) -> str:
                 + (f" in {status.uploads} uploads." if status.uploads > status.file_count
                    else "."))
     if status.state is SendState.STOPPED:
-        return (f"⏹ Stopped sending {title} at {_where(status)}.\n"
+        why = f" ({html.escape(status.reason)})" if status.reason else ""
+        return (f"⏹ Stopped sending {title} at {_where(status)}{why}.\n"
                 "Press Send again to send the rest: what already arrived is not sent again.")
     if status.state is SendState.FAILED:
         return (f"❌ Could not send {title}, {_where(status)}: "

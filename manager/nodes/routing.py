@@ -112,7 +112,7 @@ class Router:
         except ManagerError as refused:
             answer, error = {"message": str(refused)}, type(refused).__name__
         log.info("#%d: %s asked of this node: %s", command.download_id, command.action,
-                 error or "done")
+                 f"refused ({answer['message']})" if error else "done")
         try:
             await self._store.commands.answer(command.id, answer, error=error)
         except StoreError as failed:

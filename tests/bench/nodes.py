@@ -20,7 +20,8 @@ heartbeat. With 10,000 finished downloads of a dead node and 10,000 queued of li
 (none to take), the look is one read; then the take-over of 10,000 unfinished downloads of
 a dead node, in one transaction. Both timed on the store (median of 5 looks).
 
-*claim latency*: 1 node, then 3 nodes, on a fresh database each (3 slots each). A magnet
+*claim latency*: 1 node, then 3 nodes, on a fresh database each (10 slots each:
+room for the adds and the waiting rows, which hold theirs). A magnet
 is added on the first node (``ariabot add``); timed from the add's answer (the row stored,
 without a node) to the first byte on whichever node claimed it. Median of 3 adds each
 (smoke: 1, and the cases side by side). The reference is one node on SQLite, which adds
@@ -218,7 +219,7 @@ async def _claim_latency(ctx: BenchContext, url: str | None,
     runs = [AriabotRun(folder / name, {
         "ARIABOT_NODE_NAME": name, **database,
         "ARIABOT_DOWNLOAD_DIR": str(folder / name / "downloads"), "ARIABOT_SEED_TIME": "0",
-        "ARIABOT_MAX_CONCURRENT": "3"}).start() for name in ("alpha", "beta", "gamma")[:nodes]]
+        "ARIABOT_MAX_CONCURRENT": "10"}).start() for name in ("alpha", "beta", "gamma")[:nodes]]
     took = []
     try:
         for run in runs:

@@ -254,6 +254,30 @@ async def test_what_telegram_confirmed_is_never_sent_again_across_a_restart(
         assert _uploads(stack, mark) == []
 
 
+async def test_a_send_cut_short_by_a_stop_of_the_bot_says_so_in_its_status(
+        engine_settings: Callable[..., Settings], swarm: Swarm,
+        monkeypatch: Any) -> None:
+    """ariabot (its bot, or a node's send desk) stops while a file goes out in parts: the
+    send's status message says it stopped, and why, instead of "Sending" for ever with a
+    Stop button that does nothing. Red before: the last status said "Sending"."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    cut = swarm.add("deliver-cut.bin", 2 * MIB + 5, seed=86)  # three parts of 1 MiB
+    async with delivery_stack(engine_settings) as stack:
+        number, news = await _download(stack, cut.magnet)
+        stack.server.fail_next("sendDocument", status=500, times=50, when=lambda p: getattr(
+            p.get("document"), "filename", "") == "deliver-cut.bin.002")
+        mark = stack.server.mark()
+        await stack.press(USER, _result_id(news), f"send:{number}")
+        await stack.server.wait_for("sendDocument", lambda r: r.status == 500, since=mark,
+                                    timeout=LONG)
+        await stack.bot.stop()
+        text = await _job_ended(stack, mark, "⏹ Stopped")
+        assert "ariabot stopped" in text and "part 2/3" in text, text
+        assert [r.params["document"].filename for r in _uploads(stack, mark)] == [
+            "deliver-cut.bin.001"]
+        stack.bot = _bot(stack.settings, stack.manager)  # the stack stops a bot of its own
+
+
 async def test_a_completion_whose_answer_was_lost_is_announced_again(
         stack: Stack, swarm: Swarm, caplog: Any) -> None:
     """At least once, as for a file's part: Telegram posted the completion message and its
