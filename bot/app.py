@@ -304,7 +304,7 @@ class EmbeddedBot:
         if app.running:
             await app.stop()  # waits for the handlers still running
         deliveries: Deliveries = app.bot_data[DELIVERIES]
-        await deliveries.close()
+        await deliveries.close("the bot stopped")  # ariabot, or its turn as the front
         if self._unsubscribe is not None:
             with contextlib.suppress(ValueError):
                 self._unsubscribe()

@@ -25,7 +25,7 @@ from bot.config import BotConfig
 from bot.delivery import Deliveries
 from bot.pacer import ChatPacer
 from bot.pacing import Priority
-from bot.sendable import NothingToSend, files_for_send, start_send
+from bot.sendable import NothingToSend, SentByItsNode, files_for_send, start_send
 from bot.uploads import bot_request
 from manager import InvalidState, TorrentManager
 
@@ -72,14 +72,16 @@ class NodeSendDesk:
                               reply_to if reply_to is not None else torrent.message_id)
         except NothingToSend as refused:
             raise InvalidState(str(refused)) from None
+        except SentByItsNode as moved:  # taken over by another node meanwhile
+            raise InvalidState(f"#{download_id} is {moved} now; press Send again") from None
 
     def stop(self, chat_id: int, download_id: int) -> bool:
         """Stop this download's send to the chat; False when none is under way here."""
         return self._deliveries.cancel(chat_id, download_id)
 
     async def close(self) -> None:
-        """Cancel the sends under way (their status messages stay as they are) and close
-        the bot's connections."""
+        """Stop the sends under way (their status messages say so) and close the bot's
+        connections."""
         await self._deliveries.close()
         if self._started:
             self._started = False

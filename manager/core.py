@@ -456,12 +456,17 @@ class TorrentManager:
                 online one is asked for the list).
             Aria2Unavailable: aria2 does not answer.
         """
-        record = await self.live.record(download_id, chat_id)
         try:
-            await self._ownership.check(record)
+            return await self._files_here(download_id, chat_id)
         except OnAnotherNode as elsewhere:
             return _file_entries(await self._ask(elsewhere, download_id, "list-files", {},
                                                  chat_id=chat_id, user_id=0))
+
+    async def _files_here(self, download_id: int,
+                          chat_id: int | None) -> tuple[FileEntry, ...]:
+        """:meth:`files` of a download this node holds (OnAnotherNode otherwise)."""
+        record = await self.live.record(download_id, chat_id)
+        await self._ownership.check(record)
         final = TorrentState(record.state).is_final
         return await self._contents.current_files(record, final=final)
 
@@ -476,12 +481,17 @@ class TorrentManager:
             OnAnotherNode: another node holds it and is offline, or did not answer (an
                 online one is asked: ``completed`` is whole on that node's disk).
         """
-        record = await self.live.record(download_id, chat_id)
         try:
-            await self._ownership.check(record)
+            return await self._own_files_here(download_id, chat_id)
         except OnAnotherNode as elsewhere:
             return _file_entries(await self._ask(elsewhere, download_id, "own-files", {},
                                                  chat_id=chat_id, user_id=0))
+
+    async def _own_files_here(self, download_id: int,
+                              chat_id: int | None) -> tuple[FileEntry, ...]:
+        """:meth:`own_files` of a download this node holds (OnAnotherNode otherwise)."""
+        record = await self.live.record(download_id, chat_id)
+        await self._ownership.check(record)
         return await own_files(record, self.store, self._contents)
 
     async def activity(self, chat_id: int | None = None, limit: int = 50) -> list[Any]:
@@ -629,7 +639,9 @@ class TorrentManager:
             link = await self._links.make(download_id, chat_id, user_id)
             return {"url": link.url, "expires_at": link.expires_at.isoformat()}
         elif command.action in ("list-files", "own-files"):
-            listed = (self.files if command.action == "list-files" else self.own_files)
+            # Never asked on to a third node: the row moved meanwhile, which the asker is told.
+            listed = (self._files_here if command.action == "list-files"
+                      else self._own_files_here)
             return {"files": [dataclasses.asdict(e) for e in await listed(download_id, chat_id)]}
         elif command.action == "send":
             number = arguments.get("number")

@@ -272,7 +272,7 @@ async def test_a_send_cut_short_by_a_stop_of_the_bot_says_so_in_its_status(
                                     timeout=LONG)
         await stack.bot.stop()
         text = await _job_ended(stack, mark, "⏹ Stopped")
-        assert "ariabot stopped" in text and "part 2/3" in text, text
+        assert "(the bot stopped)" in text and "part 2/3" in text, text
         assert [r.params["document"].filename for r in _uploads(stack, mark)] == [
             "deliver-cut.bin.001"]
         stack.bot = _bot(stack.settings, stack.manager)  # the stack stops a bot of its own
