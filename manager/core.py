@@ -108,11 +108,6 @@ async def _ended(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-def _file_entries(answer: Mapping[str, Any]) -> tuple[FileEntry, ...]:
-    """The file list another node answered (``list-files``, ``own-files``)."""
-    return tuple(FileEntry(**entry) for entry in answer.get("files", ()))
-
-
 class TorrentManager:
     """Adds, tracks, stores and controls downloads.
 
@@ -456,11 +451,7 @@ class TorrentManager:
                 online one is asked for the list).
             Aria2Unavailable: aria2 does not answer.
         """
-        try:
-            return await self._files_here(download_id, chat_id)
-        except OnAnotherNode as elsewhere:
-            return _file_entries(await self._ask(elsewhere, download_id, "list-files", {},
-                                                 chat_id=chat_id, user_id=0))
+        return await self._file_list("list-files", download_id, chat_id)
 
     async def _files_here(self, download_id: int,
                           chat_id: int | None) -> tuple[FileEntry, ...]:
@@ -481,11 +472,24 @@ class TorrentManager:
             OnAnotherNode: another node holds it and is offline, or did not answer (an
                 online one is asked: ``completed`` is whole on that node's disk).
         """
+        return await self._file_list("own-files", download_id, chat_id)
+
+    async def _file_list(self, action: str, download_id: int,
+                         chat_id: int | None) -> tuple[FileEntry, ...]:
+        """A file list (``list-files``, ``own-files``) of a download this node holds, or
+        asked of the live node that holds it."""
         try:
-            return await self._own_files_here(download_id, chat_id)
+            return await self._file_list_here(action, download_id, chat_id)
         except OnAnotherNode as elsewhere:
-            return _file_entries(await self._ask(elsewhere, download_id, "own-files", {},
-                                                 chat_id=chat_id, user_id=0))
+            answer = await self._ask(elsewhere, download_id, action, {}, chat_id=chat_id,
+                                     user_id=0)
+            return tuple(FileEntry(**entry) for entry in answer.get("files", ()))
+
+    async def _file_list_here(self, action: str, download_id: int,
+                              chat_id: int | None) -> tuple[FileEntry, ...]:
+        """A file list of a download this node holds (OnAnotherNode otherwise)."""
+        here = self._files_here if action == "list-files" else self._own_files_here
+        return await here(download_id, chat_id)
 
     async def _own_files_here(self, download_id: int,
                               chat_id: int | None) -> tuple[FileEntry, ...]:
@@ -640,9 +644,8 @@ class TorrentManager:
             return {"url": link.url, "expires_at": link.expires_at.isoformat()}
         elif command.action in ("list-files", "own-files"):
             # Never asked on to a third node: the row moved meanwhile, which the asker is told.
-            listed = (self._files_here if command.action == "list-files"
-                      else self._own_files_here)
-            return {"files": [dataclasses.asdict(e) for e in await listed(download_id, chat_id)]}
+            listed = await self._file_list_here(command.action, download_id, chat_id)
+            return {"files": [dataclasses.asdict(entry) for entry in listed]}
         elif command.action == "send":
             number = arguments.get("number")
             said = await self._desk().send(download_id, chat_id or 0,
@@ -707,8 +710,6 @@ class TorrentManager:
         Raises:
             StoreError: the database cannot be written.
         """
-        if not self.store.shared:
-            return 0.0  # not even a trip to the store's thread: one node paces itself
         return await self.store.paces.take(list(paces))
 
     async def set_message(self, download_id: int, message_id: int) -> None:

@@ -193,9 +193,9 @@ class Engine:
     def take_turns(self, database: peewee.Database,
                    paces: Sequence[tuple[str, float, float]]) -> float:
         """Take one turn of each shared pace (key, spacing, tolerance: see
-        :mod:`manager.store.paces`); the seconds to wait before using them. SQLite has no
-        other node to share a pace with: always now, and nothing is read or written."""
-        return 0.0
+        :mod:`manager.store.paces`); the seconds to wait before using them. Only on an
+        engine nodes share: SQLite has no other node to share a pace with."""
+        raise NotImplementedError
 
     def announce(self, database: peewee.Database, channel: str, payload: str = "") -> None:
         """Inside a write's transaction: tell the other nodes' listeners of ``channel`` when
