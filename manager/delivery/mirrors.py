@@ -24,12 +24,20 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from manager.config import MirrorConfig
 from manager.delivery.mirrorfiles import own_complete_files
 from manager.delivery.uploader import Uploader, UploadError, UploadJob, UploadStats
 from manager.downloads import Contents, Deletion, LiveDownloads
-from manager.errors import Aria2Unavailable, DownloadNotFound, InvalidState, MirrorOff
+from manager.errors import (
+    Aria2Unavailable,
+    DownloadNotFound,
+    InvalidState,
+    MirrorOff,
+    NodeReplaced,
+    StoreError,
+)
 from manager.events import (
     Event,
     MirrorChanged,
@@ -47,6 +55,12 @@ from manager.usertext import shown_destination
 __all__ = ["Mirrors", "place_of"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_STORE_RETRY_FIRST = 0.5
+_STORE_RETRY_MAX = 10.0
+"""Seconds a mirror waits before it asks the store again (doubling up to the max)."""
 
 _ACTIVE = frozenset(s.value for s in MirrorState if not s.is_final)
 _FINISHED_DOWNLOAD = frozenset({TorrentState.COMPLETE.value, TorrentState.SEEDING.value})
@@ -306,7 +320,8 @@ class Mirrors:
     async def _run(self, job: _Job) -> None:
         """Wait for the turn, then upload with retries; a user's stop ends it as stopped."""
         try:
-            download = await self._store.downloads.get(job.record.download_id)
+            download = await self._stored(job, "read its download",
+                                          lambda: self._store.downloads.get(job.record.download_id))
             if job.record.pid is not None and self._uploader is not None and download:
                 # A killed ariabot's rclone may still be uploading the same files.
                 await asyncio.to_thread(self._uploader.stop_leftover, job.record.pid,
@@ -327,7 +342,8 @@ class Mirrors:
     async def _attempts(self, job: _Job) -> None:
         config = self._config
         assert config is not None and self._uploader is not None
-        record = await self._store.downloads.get(job.record.download_id)
+        record = await self._stored(job, "read its download",
+                                    lambda: self._store.downloads.get(job.record.download_id))
         if record is None:  # the download left the list meanwhile
             await self._save(job, state=MirrorState.STOPPED)
             return
@@ -335,7 +351,7 @@ class Mirrors:
         # (ARIABOT_MIRROR_ATTEMPTS may have been lowered since), and never none.
         first = min(max(1, job.record.attempt), config.attempts)
         for attempt in range(first, config.attempts + 1):
-            upload = await self._job_of(record, job)
+            upload = await self._stored(job, "list its files", lambda: self._job_of(record, job))
             if not upload.files:
                 await self._finish_failed(job, "its files are no longer complete on this "
                                           "server")
@@ -411,27 +427,26 @@ class Mirrors:
             detail = f"{deletion.files} files, moved to the mirror"
             if deletion.kept is not None:
                 detail = f"kept (not moved): {deletion.kept}"
-            await self._store.activity.log("delete-files", chat_id=record.chat_id,
-                                           user_id=job.record.user_id, download_id=record.id,
-                                           detail=detail)
+            await self._stored(job, "log the deletion", lambda: self._store.activity.log(
+                "delete-files", chat_id=record.chat_id, user_id=job.record.user_id,
+                download_id=record.id, detail=detail))
         if job.stats is not None:
             job.stats = dataclasses.replace(job.stats, bytes=job.stats.total_bytes, speed=0,
                                             eta_seconds=None)
         await self._save(job, state=MirrorState.DONE, link=link, local_deleted=deleted,
                          error=None)
-        await self._store.activity.log(
+        await self._stored(job, "log its end", lambda: self._store.activity.log(
             "mirror-done", chat_id=record.chat_id, user_id=job.record.user_id,
-            download_id=record.id)
+            download_id=record.id))
         log.info("#%s is mirrored to %s", record.id, _shown(job.record, job.top))
         self._emit(MirrorDone, job)
 
     async def _finish_failed(self, job: _Job, reason: str) -> None:
         job.retry_at = None
         await self._save(job, state=MirrorState.FAILED, error=reason, pid=None)
-        await self._store.activity.log(
-            "mirror-failed", chat_id=job.record.chat_id,
-            user_id=job.record.user_id, download_id=job.record.download_id,
-            detail=reason)
+        await self._stored(job, "log its end", lambda: self._store.activity.log(
+            "mirror-failed", chat_id=job.record.chat_id, user_id=job.record.user_id,
+            download_id=job.record.download_id, detail=reason))
         log.warning("mirror of #%s failed: %s", job.record.download_id, reason)
         self._emit(MirrorFailed, job)
 
@@ -451,9 +466,27 @@ class Mirrors:
         if job.stats is not None:
             values.setdefault("bytes", job.stats.bytes)
             values.setdefault("total_bytes", job.stats.total_bytes)
-        updated = await self._store.mirrors.update(job.record.download_id, **values)
+        updated = await self._stored(job, "save its state", lambda: self._store.mirrors.update(
+            job.record.download_id, **values))
         if updated is not None:
             job.record = updated
+
+    async def _stored(self, job: _Job, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` (the store, for ``job``), asked again until the store answers: a mirror
+        outlives a database restart or a lock held past its wait, and is never left
+        "uploading" by a write that failed (the nodes' promises machine found that after a
+        PostgreSQL restart). A node replaced meanwhile writes nothing more: that is raised."""
+        delay = _STORE_RETRY_FIRST
+        while True:
+            try:
+                return await call()
+            except NodeReplaced:
+                raise
+            except StoreError as error:
+                log.warning("the mirror of #%s waits for the database to %s (%s); asking "
+                            "again in %.1f s", job.record.download_id, what, error, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, _STORE_RETRY_MAX)
 
     def _emit(self, kind: type[TorrentEvent], job: _Job) -> None:
         record = self._live.get(job.record.download_id)
@@ -467,7 +500,8 @@ class Mirrors:
 
     async def _emit_finished(self, kind: type[TorrentEvent], job: _Job) -> None:
         """Emit for a download that is no longer live (complete): read its row first."""
-        row = await self._store.downloads.get(job.record.download_id)
+        row = await self._stored(job, "read its download",
+                                 lambda: self._store.downloads.get(job.record.download_id))
         if row is not None:
             self._publisher.emit(kind(self._with_mirror(self._live.snapshot(row), job)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from manager import (
 from supervisor.config import load_settings
 from supervisor.doctor import check_rclone
 from supervisor.rclone import RcloneUploader
+from tests.dbfaults import hold_writes, wait_for_locks
 from tests.integration.conftest import Engine, start_engine, stop_engine
 from tests.integration.test_bot import LONG, MIB, USER, _download_id, _result_id, running_stack
 from tests.integration.test_manager import wait_state
@@ -533,6 +535,43 @@ async def test_a_mirror_stored_past_a_lowered_attempt_limit_still_ends(
     try:
         mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
         assert mirror.state is MirrorState.DONE and mirror.attempt <= mirror.attempts == 2
+    finally:
+        await stop_engine(engine)
+
+
+@pytest.mark.usefixtures("database_url")  # a write lock on SQLite, on PostgreSQL
+async def test_a_mirror_whose_store_writes_fail_for_a_while_waits_and_ends_done(
+    engine_settings, swarm: Swarm, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the nodes' promises machine (PostgreSQL restarted as an upload ended): the
+    save after the upload failed, the job broke with a traceback and its row stayed
+    "uploading" for good. It waits for the store now, and ends done, its file in place."""
+    target = tmp_path / "nas-folder"
+    env = mirror_env(tmp_path, None, ARIABOT_RCLONE_REMOTE=f"nas:{target}",
+                     ARIABOT_MIRROR_BWLIMIT="512k")
+    engine = await start_engine(engine_settings(**env))
+    try:
+        torrent = swarm.add("outage.bin", 2 * MIB, seed=96)
+        added = await engine.manager.add(torrent.torrent_bytes, chat_id=15, user_id=1)
+        download_id = added.torrent.id
+        await wait_state(engine, download_id, TorrentState.COMPLETE)
+        events: list[Event] = []
+        engine.manager.subscribe(events.append)
+        await engine.manager.mirror(download_id, chat_id=15)
+        await until(lambda: any(e.torrent.mirror.state is MirrorState.UPLOADING
+                                for e in mirror_events(events, download_id)),
+                    timeout=30, what="the upload under way")
+        await wait_for_locks(engine.store, 100)
+        told = f"mirror of #{download_id}"
+        with hold_writes(engine.store.url):  # until a write of the mirror failed
+            await until(lambda: any(told in r.getMessage() for r in caplog.records
+                                    if r.levelno >= logging.WARNING),
+                        timeout=60, what="a write of the mirror to fail")
+        mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
+        assert mirror.state is MirrorState.DONE, mirror
+        place = target / _place(download_id, 15, torrent.info_hash)
+        assert _uploaded(place) == sha1_tree(torrent.content_path)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await stop_engine(engine)
 
