@@ -25,8 +25,10 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
+from tests.pgserver import PostgresServer
 from tests.promises import KNOWN_DEFECTS, Catalog, Knobs, make_machine
 from tests.promises.machine import Tally
+from tests.promises.nodes import make_nodes_machine
 from tests.promises.world import LoopThread
 from tests.swarm import Swarm
 
@@ -45,6 +47,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--enable", default="", metavar="KNOB,...",
                         help=f"turn on knobs of known defects: {', '.join(Knobs.names())} "
                              "or all")
+    parser.add_argument("--nodes", action="store_true",
+                        help="three nodes on one PostgreSQL database (started here), with "
+                             "node faults (tests/promises/nodes.py)")
     parser.add_argument("--no-shrink", action="store_true",
                         help="report a failure as found (faster, longer sequence)")
     parser.add_argument("--verbose", action="store_true", help="print every step as it runs")
@@ -76,22 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     end = started + options.minutes * 60
     print(f"soak: {options.minutes:g} min, knobs on: {', '.join(names) or 'none'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ariabot-soak-") as scratch, \
-            Swarm(Path(scratch) / "swarm") as swarm:
+            Swarm(Path(scratch) / "swarm") as swarm, contextlib.ExitStack() as servers:
         catalog, loop = Catalog(swarm), LoopThread()
+        database = servers.enter_context(PostgresServer()) if options.nodes else None
         try:
             while time.monotonic() < end or (options.seed is not None and seeds == 0):
                 number = options.seed if options.seed is not None else random.getrandbits(32)
                 seeds += 1
                 root = Path(scratch) / f"seed-{number}"
                 root.mkdir()
-                machine = seed(number)(make_machine(catalog, root, loop, knobs, tally))
+                machine = seed(number)(
+                    make_nodes_machine(catalog, root, loop, database, knobs, tally)
+                    if database is not None else make_machine(catalog, root, loop, knobs, tally))
                 tally.first_failure = None
                 try:
                     run_state_machine_as_test(machine, settings=run)
                 except Exception as error:
                     failures += 1
                     print(f"\n=== failure {failures} (seed {number}; replay: python -m "
-                          f"tests.soak --seed {number}"
+                          f"tests.soak --seed {number}" + (" --nodes" if options.nodes else "")
                           + (f" --enable {options.enable}" if options.enable else "")
                           + ") ===", flush=True)
                     print(_explain(error), flush=True)

@@ -189,8 +189,7 @@ class PromisesMachine(RuleBasedStateMachine):
         super().__init__()
         self.tally.examples += 1
         self.sequence: list[str] = []
-        self.stack = Stack(self.root / f"example-{next(self.numbers):04d}", self.telegram_loop,
-                           self.catalog)
+        self.stack = self._world(self.root / f"example-{next(self.numbers):04d}")
         self.known: dict[int, Known] = {}
         self.owned: dict[Path, Owned] = {}
         self.released: set[int] = set()
@@ -211,15 +210,20 @@ class PromisesMachine(RuleBasedStateMachine):
 
     # --- the world's set-up ------------------------------------------------------------------
 
+    def _world(self, root: Path) -> Stack:
+        """The stack this machine drives (one ariabot on SQLite)."""
+        return Stack(root, self.telegram_loop, self.catalog)
+
     def _plant(self) -> None:
         """Files ariabot was never given, where its downloads and mirrors go (I1)."""
-        planted = [self.stack.downloads / "outside.txt",
-                   self.stack.downloads / "torrents" / str(USER) / "keep.txt",
-                   self.stack.downloads / "torrents" / str(GROUP) / "keep.txt",
-                   self.stack.destination / "keep.txt"]
-        if self.knobs.unclaimed_names:
-            # a foreign file with a catalog name: adding "notes" there must leave it alone
-            planted.append(self.stack.downloads / "torrents" / str(USER2) / "notes.txt")
+        planted = [self.stack.destination / "keep.txt"]
+        for downloads in self.stack.download_dirs():
+            planted += [downloads / "outside.txt",
+                        downloads / "torrents" / str(USER) / "keep.txt",
+                        downloads / "torrents" / str(GROUP) / "keep.txt"]
+            if self.knobs.unclaimed_names:
+                # a foreign file with a catalog name: adding "notes" there must leave it alone
+                planted.append(downloads / "torrents" / str(USER2) / "notes.txt")
         if self.knobs.mirror_collisions:
             planted.append(self.stack.destination / "movie.mkv")
         for number, path in enumerate(planted):
@@ -306,7 +310,8 @@ class PromisesMachine(RuleBasedStateMachine):
         name = item.torrent.name
         if not self.knobs.unclaimed_names and not any(
                 row["name"] == name and row["chat_id"] == chat for row in rows.values()) \
-                and (self.stack.downloads / "torrents" / str(chat) / name).exists():
+                and any((downloads / "torrents" / str(chat) / name).exists()
+                        for downloads in self.stack.download_dirs()):
             return True
         return self.knobs.same_chat_collisions is False and any(
             k.item is not None and self._chat(k.chat) == self._chat(chat)
@@ -579,11 +584,7 @@ class PromisesMachine(RuleBasedStateMachine):
 
         def quiet() -> bool:
             due = self._check()
-            if not unthrottle:
-                return not due
-            busy = [r for r in self.stack.rows() if r["state"] in RUNNING]
-            uploading = [m for m in self.stack.rows("mirrors") if m["state"] in UPLOADING]
-            return not (due or busy or uploading)
+            return not due and not (unthrottle and self._busy())
         wait_until(quiet, NEWS_BOUND + FAULT_SLACK + 30, "every bounded promise to be kept",
                    describe=self._describe_busy if unthrottle else self._describe)
         self._no_traceback()
@@ -641,13 +642,17 @@ class PromisesMachine(RuleBasedStateMachine):
         return "\n".join(f"- {d.what} (for {time.monotonic() - d.since:.0f}s)"
                          for d in self.disagree.values())
 
-    def _describe_busy(self) -> str:
-        """What settle still waits for: promises due, downloads and uploads under way."""
+    def _busy(self) -> list[str]:
+        """The downloads and uploads under way, which a settle unthrottled waits for."""
         busy = [f"- #{r['id']} {r['state']} {r['completed_bytes']}/{r['total_bytes']} bytes, "
                 f"gid {r['gid']}" for r in self.stack.rows() if r["state"] in RUNNING]
         uploads = [f"- mirror of #{m['download_id']} {m['state']}"
                    for m in self.stack.rows("mirrors") if m["state"] in UPLOADING]
-        return "\n".join([self._describe(), *busy, *uploads]).strip()
+        return busy + uploads
+
+    def _describe_busy(self) -> str:
+        """What settle still waits for: promises due, downloads and uploads under way."""
+        return "\n".join([self._describe(), *self._busy()]).strip()
 
     def _selected(self, row: dict[str, Any], item: Item) -> list[str]:
         chosen = row["selected_files"]
@@ -827,19 +832,10 @@ class PromisesMachine(RuleBasedStateMachine):
                 places.add(place)
             theirs = [e for e in found.get(place, []) if not e.get("followedBy")]
             theirs = [e for e in theirs if e["gid"] == row["gid"]] or theirs
-            live = [e for e in theirs if e["status"] in ("active", "waiting", "paused")]
-            done = [e for e in theirs if e["status"] == "complete"
-                    or (e["status"] == "active" and e.get("seeder") == "true")]
             state, tag = row["state"], f"#{number} ({row['name']}, chat {row['chat_id']})"
-            if state in ("queued", "metadata", "downloading") and (done or not live):
-                wrong[f"row{number}"] = (f"{tag} is stored {state}, aria2 says "
-                                         f"{[e['status'] for e in theirs] or 'nothing'}")
-            elif state == "paused" and not any(e["status"] == "paused" for e in live):
-                wrong[f"row{number}"] = f"{tag} is stored paused, aria2 does not hold it paused"
-            elif state in ("complete", "cancelled", "error") and any(
-                    e["status"] in ("active", "waiting") and e.get("seeder") != "true"
-                    for e in live):
-                wrong[f"row{number}"] = f"{tag} is stored {state}, aria2 still runs it"
+            disagreement = self._i3_row(row, theirs, tag)
+            if disagreement:
+                wrong[f"row{number}"] = disagreement
             item = self.known[number].item
             gone = mirrors.get(number, {}).get("local_deleted")
             if state in ("complete", "seeding") and item is not None and not gone \
@@ -853,6 +849,24 @@ class PromisesMachine(RuleBasedStateMachine):
                                            and e.get("seeder") != "true" for e in theirs):
                 wrong[f"aria2{place}"] = f"aria2 runs {place[0][:8]} in {place[1]}, no row"
         return self._disagree(wrong, now)
+
+    @staticmethod
+    def _i3_row(row: dict[str, Any], theirs: list[dict[str, Any]], tag: str) -> str | None:
+        """How a row disagrees with what aria2 holds at its place (``theirs``), if it does."""
+        live = [e for e in theirs if e["status"] in ("active", "waiting", "paused")]
+        done = [e for e in theirs if e["status"] == "complete"
+                or (e["status"] == "active" and e.get("seeder") == "true")]
+        state = row["state"]
+        if state in RUNNING and (done or not live):
+            said = [e["status"] for e in theirs] or "nothing"
+            return f"{tag} is stored {state}, aria2 says {said}"
+        if state == "paused" and not any(e["status"] == "paused" for e in live):
+            return f"{tag} is stored paused, aria2 does not hold it paused"
+        if state in ("complete", "cancelled", "error") and any(
+                e["status"] in ("active", "waiting") and e.get("seeder") != "true"
+                for e in live):
+            return f"{tag} is stored {state}, aria2 still runs it"
+        return None
 
     def _disagree(self, wrong: dict[str, str], now: float) -> int:
         """Remember since when each disagreement lasts; fail the one past its bound."""

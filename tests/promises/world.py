@@ -255,6 +255,10 @@ class Stack:
             "ARIABOT_FEED_INTERVAL": "1",
         }
 
+    def download_dirs(self) -> list[Path]:
+        """Where downloads go (one folder per ariabot)."""
+        return [self.downloads]
+
     def start(self) -> None:
         """Start ``ariabot run`` and wait until the control socket answers."""
         self.run = AriabotRun(self.data, self.env()).start()
@@ -262,7 +266,7 @@ class Stack:
         self.run.wait_ready(60)
         wait_until(self._answers, 30, "the control socket to answer")
         # The link server (and the Mini App) starts after the bot, a moment later.
-        wait_until(self._serves, 30, "the link server to answer")
+        wait_until(lambda: self._serves_on(self.http_port), 30, "the link server to answer")
 
     def _answers(self) -> bool:
         try:
@@ -270,9 +274,10 @@ class Stack:
         except (NotRunning, OSError):
             return False
 
-    def _serves(self) -> bool:
+    @staticmethod
+    def _serves_on(port: int) -> bool:
         try:
-            return requests.get(f"http://127.0.0.1:{self.http_port}/", timeout=5).status_code == 404
+            return requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 404
         except requests.ConnectionError:
             return False
 
@@ -324,13 +329,17 @@ class Stack:
 
     # --- the Mini App, as its page asks ------------------------------------------------------
 
+    def web_port(self) -> int:
+        """The port of the link server (and the Mini App) a user's request goes to."""
+        return self.http_port
+
     def app(self, chat: int, user: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """POST ``api/<path>`` of the Mini App with initData signed by the bot's token for
         ``user`` in ``chat`` (a group as the signed ``startapp`` parameter)."""
         fields = {"user": json.dumps({"id": user, "first_name": f"user{user}"})}
         if chat != user:
             fields["start_param"] = f"c{chat}"
-        answer = requests.post(f"http://127.0.0.1:{self.http_port}/app/api/{path}", json=body,
+        answer = requests.post(f"http://127.0.0.1:{self.web_port()}/app/api/{path}", json=body,
                                headers={"Authorization": f"tma {sign(fields, DEFAULT_TOKEN)}"},
                                timeout=30)
         return answer.status_code, answer.json()
@@ -415,7 +424,12 @@ class Stack:
 
     def aria2(self) -> list[dict[str, Any]] | None:
         """aria2's active, waiting and stopped downloads, or None when it does not answer."""
-        conf = self.data / "aria2.conf"
+        return self._aria2_of(self.data)
+
+    @staticmethod
+    def _aria2_of(data: Path) -> list[dict[str, Any]] | None:
+        """What the aria2c of the ariabot on ``data`` holds (None: it does not answer)."""
+        conf = data / "aria2.conf"
         try:
             options = dict(line.split("=", 1) for line in conf.read_text().splitlines()
                            if "=" in line and not line.startswith("#"))
