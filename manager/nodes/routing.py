@@ -6,8 +6,10 @@ that node (:meth:`Router.ask`, a row of :mod:`manager.store.commands` announced 
 ``NOTIFY``) and waits for its answer. The owner runs each command it is asked through its
 own manager (:meth:`Router.serve`, called on each announcement and after each reconnection
 of its listener) and writes the answer; a refusal comes back as the same error, with the same
-sentence. An asker that waits :data:`ANSWER_WAIT` seconds in vain gives the command up: if
-the owner had not taken it yet, it never runs, and the user is told nothing was done.
+sentence. An asker that waits :data:`ANSWER_WAIT` seconds in vain, or finds that the owner's
+listening session left the database (a node killed loses it at once, long before its
+heartbeat is too old), gives the command up: if the owner had not taken it yet, it never
+runs, and the user is told nothing was done.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from typing import Any
 import manager.errors as known_errors
 from manager.errors import ManagerError, OnAnotherNode, StoreError
 from manager.nodes.passes import Passes
-from manager.store import ANSWERS_CHANNEL, COMMANDS_CHANNEL, CommandRecord, Listener, Store
+from manager.store import (
+    ANSWERS_CHANNEL,
+    COMMANDS_CHANNEL,
+    CommandRecord,
+    Listener,
+    Store,
+    listener_name,
+)
 
 __all__ = ["ANSWER_WAIT", "Router"]
 
@@ -58,7 +67,7 @@ class Router:
         self._serving = Passes(self._serve_once)
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener = Listener(store.url, (COMMANDS_CHANNEL, ANSWERS_CHANNEL),
-                                  self._heard, self._connected)
+                                  self._heard, self._connected, listener_name(node))
 
     def start(self) -> None:
         """Listen for commands and answers from now on."""
@@ -134,12 +143,13 @@ class Router:
                                                     user_id=user_id)
         event = self._waiting[command_id] = asyncio.Event()
         try:
-            command = await self._answered(command_id, event)
+            command = await self._answered(command_id, event, elsewhere.node)
             if command is None:
                 if await self._store.commands.give_up(command_id):
                     raise OnAnotherNode(f"#{download_id} is on node {elsewhere.node}, which "
                                         "did not answer; nothing was done", node=elsewhere.node)
-                command = await self._answered(command_id, event)  # taken: it is running
+                # Taken: it is running (unless its node is gone meanwhile).
+                command = await self._answered(command_id, event, elsewhere.node)
             if command is None:
                 raise OnAnotherNode(f"#{download_id} is on node {elsewhere.node}, which took "
                                     f"the {action} but did not say how it went; look again "
@@ -150,16 +160,20 @@ class Router:
             raise _error(command.error, str(command.answer.get("message", "")))
         return command.answer
 
-    async def _answered(self, command_id: int, event: asyncio.Event) -> CommandRecord | None:
-        """The command once answered, None after :data:`ANSWER_WAIT` seconds."""
+    async def _answered(self, command_id: int, event: asyncio.Event,
+                        owner: str) -> CommandRecord | None:
+        """The command once answered; None after :data:`ANSWER_WAIT` seconds, or as soon as
+        a look after the first finds ``owner`` no longer listening."""
         deadline = asyncio.get_running_loop().time() + ANSWER_WAIT
+        looked = False
         while True:
             command = await self._store.commands.get(command_id)
             if command is not None and command.answered:
                 return command
             left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
+            if left <= 0 or (looked and not await self._store.commands.listening(owner)):
                 return None
+            looked = True
             event.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, _LOOK_AGAIN)):

@@ -16,7 +16,12 @@ modules (models, errors, notices' rules), and every other layer reads and writes
 
 from manager.store.activity import ActivityEntry
 from manager.store.chats import MovedChat
-from manager.store.commands import ANSWERS_CHANNEL, COMMANDS_CHANNEL, CommandRecord
+from manager.store.commands import (
+    ANSWERS_CHANNEL,
+    COMMANDS_CHANNEL,
+    CommandRecord,
+    listener_name,
+)
 from manager.store.dbcopy import (
     CopyFailed,
     CopyRefused,
@@ -61,5 +66,6 @@ __all__ = [
     "TableCopy",
     "copy_store",
     "entry_key",
+    "listener_name",
     "masked_url",
 ]

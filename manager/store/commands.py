@@ -18,10 +18,16 @@ from typing import Any
 from manager.store.database import StoreDatabase
 from manager.store.engine import engine_of
 
-__all__ = ["ANSWERS_CHANNEL", "COMMANDS_CHANNEL", "CommandRecord", "Commands"]
+__all__ = ["ANSWERS_CHANNEL", "COMMANDS_CHANNEL", "CommandRecord", "Commands", "listener_name"]
 
 COMMANDS_CHANNEL = "ariabot_commands"
 ANSWERS_CHANNEL = "ariabot_answers"
+
+
+def listener_name(node: str) -> str:
+    """The ``application_name`` of the session in which ``node`` listens for its commands
+    (PostgreSQL keeps 63 bytes of it): an asker sees there whether anyone can take them."""
+    return f"ariabot commands {node}"[:63]
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,27 @@ class Commands:
                 engine.announce(database, ANSWERS_CHANNEL, str(command_id))
 
         await self._database.run(write)
+
+    async def listening(self, node: str) -> bool:
+        """Whether ``node``'s session that listens for its commands is connected to the
+        database now. A node killed or whose machine is gone loses its sessions at once
+        (or once the server's keepalives find it silent), long before its heartbeat reads
+        as too old. Always on SQLite: it has no other node.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        def query() -> bool:
+            database = self._database.db
+            if not engine_of(database).shared:
+                return True
+            (found,) = database.execute_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = %s)", (listener_name(node),)
+            ).fetchone()
+            return bool(found)
+
+        return await self._database.run(query)
 
     async def give_up(self, command_id: int) -> bool:
         """The asker stops waiting: True when nobody had taken the command (it never runs),

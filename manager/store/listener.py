@@ -43,11 +43,13 @@ class Listener:
         channels: the channels to listen on (constants of the store, never input).
         heard: called on the event loop for each notification.
         connected: called after each (re)connection: read what may have been missed.
+        name: the session's ``application_name``, for the other nodes to see it.
     """
 
     def __init__(self, url: str, channels: Sequence[str], heard: Callable[[str, str], None],
-                 connected: Callable[[], None]) -> None:
+                 connected: Callable[[], None], name: str = "") -> None:
         self._url = url
+        self._name = name
         self._channels = tuple(channels)
         self._heard = heard
         self._connected = connected
@@ -60,8 +62,8 @@ class Listener:
         failing = False
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url,
-                                                                 **CONNECTION) as connection:
+                async with await psycopg.AsyncConnection.connect(
+                        self._url, application_name=self._name, **CONNECTION) as connection:
                     for channel in self._channels:
                         await connection.execute(f"LISTEN {channel}")
                     if failing:

@@ -28,6 +28,7 @@ import pytest
 
 from bot.callbackdata import callback_data
 from manager import NoticeKind
+from manager.nodes.routing import ANSWER_WAIT
 from manager.store import DownloadRecord, Store
 from supervisor import __version__
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
@@ -425,17 +426,19 @@ def _slots(count: int) -> dict[str, str]:
 
 
 async def _front_and_other(running: contextlib.ExitStack, server: FakeTelegramServer,
-                           tmp_path: Path, url: str, *, claims: str
+                           tmp_path: Path, url: str, *, claims: str, **extra: str
                            ) -> tuple[AriabotRun, AriabotRun]:
     """alpha started first, its bot up (the front), then beta: both ready. The node named
     by ``claims`` has one slot more than the other: new downloads go there."""
     alpha = running.enter_context(ariabot_run(tmp_path / "a", _bot_env(
-        server, tmp_path / "downloads-a", "alpha", url, **_slots(4 if claims == "alpha" else 3))))
+        server, tmp_path / "downloads-a", "alpha", url,
+        **_slots(4 if claims == "alpha" else 3), **extra)))
     await asyncio.to_thread(alpha.wait_ready, 60)
     await asyncio.to_thread(wait_until, lambda: "the Telegram bot @" in alpha.output, 30,
                             "alpha's bot")
     beta = running.enter_context(ariabot_run(tmp_path / "b", _bot_env(
-        server, tmp_path / "downloads-b", "beta", url, **_slots(4 if claims == "beta" else 3))))
+        server, tmp_path / "downloads-b", "beta", url,
+        **_slots(4 if claims == "beta" else 3), **extra)))
     await asyncio.to_thread(beta.wait_ready, 60)
     return alpha, beta
 
@@ -670,6 +673,39 @@ async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
                       if d["id"] == second]
             assert row["state"] != "paused"
             assert "Traceback" not in alpha.output + beta.output
+
+
+@pytest.mark.postgresql
+async def test_an_action_on_a_download_of_a_node_just_killed_is_refused_without_the_wait(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """beta holds the chat's download and is killed (-9); its heartbeat is not past the
+    limit yet (60 s here), so it still reads as online. /pause of the download is refused,
+    nothing done, as soon as alpha finds beta's listening session gone from the database:
+    not after the whole wait an owner is given to answer (found by a helper's trial: Stop
+    or Send just after a kill waited 15 s)."""
+    torrent = swarm.add("killed-owner.bin", 4 * MiB, seed=50)
+    async with FakeTelegramServer() as server:
+        with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
+            alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
+                                                 claims="beta", ARIABOT_NODE_DEAD_AFTER="60")
+            added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
+                                            str(USER))
+            assert added.returncode == 0, added.stderr
+            (entry,) = await asyncio.to_thread(
+                wait_until, lambda: [d for d in downloads(beta) if d["completed_bytes"]], 60,
+                "beta's first bytes")
+            beta.signal(signal.SIGKILL)
+            await asyncio.to_thread(beta.wait_exit)
+            started = time.monotonic()
+            said = await _said(server, f"/pause {entry['id']}")
+            took = time.monotonic() - started
+            assert said == (f"#{entry['id']} is on node beta, which did not answer; nothing "
+                            "was done."), said
+            assert took < ANSWER_WAIT, f"refused after {took:.1f} s, the whole wait"
+            (row,) = [d for d in await asyncio.to_thread(downloads, alpha)
+                      if d["id"] == entry["id"]]
+            assert (row["state"], row["node"]) == ("downloading", "beta")
+            assert "Traceback" not in alpha.output
 
 
 @pytest.mark.postgresql
