@@ -25,7 +25,7 @@ from manager.errors import FeedError, FeedNotFound, StoreError
 from manager.feeds.filters import FeedFilter, parse_feed_options
 from manager.feeds.items import FeedItem
 from manager.feeds.reader import FeedReader, jittered
-from manager.store import FeedRecord, Store, entry_key
+from manager.store import FEEDS_CHANNEL, FeedRecord, Listener, Store, entry_key
 
 __all__ = ["MAX_FEEDS", "FeedService", "FeedView", "Subscribed"]
 
@@ -181,7 +181,7 @@ class FeedService:
         record = await self._named(chat_id, name)
         await self._store.feeds.update(record.id, {
             "paused": False, "next_poll_at": self._clock(), "failures": 0,
-            "failing_since": None, "failure_told": False})
+            "failing_since": None, "failure_told": False}, rescheduled=True)
         self.wake()
         return await self._view(record)
 
@@ -206,7 +206,20 @@ class FeedService:
         self._wake.set()
 
     async def run(self) -> None:
-        """Read each feed when it is due, :data:`_PARALLEL` at a time, until cancelled."""
+        """Read each feed when it is due, :data:`_PARALLEL` at a time, until cancelled. A
+        feed stored or resumed by another node (nodes sharing a database) wakes the
+        schedule through the store's announcement."""
+        listener = Listener(self._store.url, (FEEDS_CHANNEL,),
+                            lambda _channel, _payload: self.wake(), self.wake)
+        hearing = asyncio.create_task(listener.run(), name="feeds stored elsewhere")
+        try:
+            await self._read_when_due()
+        finally:
+            hearing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hearing
+
+    async def _read_when_due(self) -> None:
         gate = asyncio.Semaphore(_PARALLEL)
         troubled = False
 

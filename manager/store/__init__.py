@@ -31,7 +31,7 @@ from manager.store.dbcopy import (
     masked_url,
 )
 from manager.store.downloads import DownloadRecord, PurgedDownload
-from manager.store.feeds import FeedEntryRecord, FeedRecord, entry_key
+from manager.store.feeds import FEEDS_CHANNEL, FeedEntryRecord, FeedRecord, entry_key
 from manager.store.front import FrontLock
 from manager.store.listener import Listener
 from manager.store.mirrors import MirrorRecord
@@ -44,6 +44,7 @@ __all__ = [
     "ANSWERS_CHANNEL",
     "CLAIMABLE",
     "COMMANDS_CHANNEL",
+    "FEEDS_CHANNEL",
     "QUEUE_CHANNEL",
     "ActivityEntry",
     "CommandRecord",

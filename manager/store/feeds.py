@@ -20,9 +20,14 @@ import peewee
 from manager.errors import FeedError
 from manager.notices import NoticeKind
 from manager.store.database import StoreDatabase, utc_now
+from manager.store.engine import engine_of
 from manager.store.outbox import Notices
 
-__all__ = ["FeedEntryRecord", "FeedRecord", "Feeds", "entry_key"]
+__all__ = ["FEEDS_CHANNEL", "FeedEntryRecord", "FeedRecord", "Feeds", "entry_key"]
+
+FEEDS_CHANNEL = "ariabot_feeds"
+"""Announced when a feed is stored or resumed: the node that reads the feeds (the front)
+looks at its schedule again, whichever node's ``ariabot rss`` wrote it."""
 
 
 def entry_key(guid: str) -> str:
@@ -109,6 +114,7 @@ class Feeds:
                 for start in range(0, len(rows), 200):
                     (entry.insert_many(rows[start:start + 200])
                      .on_conflict_ignore().execute())
+                engine_of(self._database.db).announce(self._database.db, FEEDS_CHANNEL)
                 return _feed(feed.get_by_id(feed_id))
 
         return await self._database.run(write)
@@ -154,11 +160,16 @@ class Feeds:
 
         return await self._database.run(query)
 
-    async def update(self, feed_id: int, values: Mapping[str, Any]) -> None:
-        """Write ``values`` of the feed."""
+    async def update(self, feed_id: int, values: Mapping[str, Any], *,
+                     rescheduled: bool = False) -> None:
+        """Write ``values`` of the feed; ``rescheduled``: its next read is sooner than the
+        schedule knew (announced on :data:`FEEDS_CHANNEL`)."""
         def write() -> None:
-            feed = self._database.tables.feed
-            feed.update(**values).where(feed.id == feed_id).execute()
+            database, feed = self._database.db, self._database.tables.feed
+            with database.atomic():
+                feed.update(**values).where(feed.id == feed_id).execute()
+                if rescheduled:
+                    engine_of(database).announce(database, FEEDS_CHANNEL)
 
         await self._database.run(write)
 

@@ -31,7 +31,9 @@ from manager import NoticeKind
 from manager.nodes.routing import ANSWER_WAIT
 from manager.store import DownloadRecord, Store
 from supervisor import __version__
+from tests.fakes.feeds import FakeItem, FeedSite, nyaa
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramServer
+from tests.fakes.torrentsite import TorrentSite
 from tests.integration.test_cli import cli, downloads
 from tests.integration.test_miniapp import init_data
 from tests.pgserver import PostgresServer
@@ -706,6 +708,36 @@ async def test_an_action_on_a_download_of_a_node_just_killed_is_refused_without_
                       if d["id"] == entry["id"]]
             assert (row["state"], row["node"]) == ("downloading", "beta")
             assert "Traceback" not in alpha.output
+
+
+@pytest.mark.postgresql
+async def test_a_feed_subscribed_on_another_node_is_read_by_the_front_on_its_schedule(
+        tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
+    """``ariabot rss add`` on beta stores the feed; alpha, the front, reads the feeds. The
+    item published right after is added within the feed's interval (1 s here) and its
+    read: the store's announcement wakes alpha's schedule. Found by the nodes' promises
+    machine: alpha, with no feed yet, slept its longest nap, 60 s."""
+    torrent = swarm.add("fed.bin", MiB, seed=51)
+    async with FakeTelegramServer() as server, FeedSite() as feeds, TorrentSite(
+            {"fed": torrent.torrent_bytes}, magnet=torrent.magnet, too_large=1) as site:
+        feeds.feeds["catalog"] = nyaa([])
+        with contextlib.ExitStack() as running:
+            alpha, beta = await _front_and_other(
+                running, server, tmp_path, postgresql_url, claims="beta",
+                ARIABOT_FEED_INTERVAL="1", ARIABOT_FETCH_ALLOW_NETWORKS="127.0.0.1/32")
+            added = await asyncio.to_thread(cli, beta, "rss", "--chat", str(USER), "add",
+                                            feeds.url("/feeds/catalog"), "catalog")
+            assert added.returncode == 0, added.stderr
+            feeds.feeds["catalog"] = nyaa([FakeItem(
+                title="fed.bin", guid="https://catalog.example/fed",
+                torrent_url=site.url("/files/fed.torrent"), info_hash=torrent.info_hash,
+                size=torrent.total_bytes)])
+            published = time.monotonic()
+            await asyncio.to_thread(wait_until, lambda: [
+                d for d in downloads(beta) if d["name"] == "fed.bin"], 60, "the feed's add")
+            took = time.monotonic() - published
+            assert took < 20, f"the item was added {took:.0f} s after it was published"
+            assert "Traceback" not in alpha.output + beta.output
 
 
 @pytest.mark.postgresql
