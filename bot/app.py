@@ -296,8 +296,22 @@ class EmbeddedBot:
             allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False,
         )
 
-    async def stop(self) -> None:
-        """Stop receiving and handling, unsubscribe, flush the board's news, shut down."""
+    def _unfollow(self) -> None:
+        """The board hears the manager's events no more."""
+        if self._unsubscribe is not None:
+            with contextlib.suppress(ValueError):
+                self._unsubscribe()
+            self._unsubscribe = None
+
+    async def stop(self, *, flush: bool = True) -> None:
+        """Stop receiving and handling, unsubscribe, flush the board's news, shut down.
+
+        ``flush=False`` (the front's lock was lost: another node may be the front already)
+        stops the news first and sends none of those pending: they are the new front's to
+        send, and sent by both they would be told twice."""
+        if not flush:
+            self._unfollow()
+            await self.board.close(flush_timeout=0)
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
@@ -305,11 +319,9 @@ class EmbeddedBot:
             await app.stop()  # waits for the handlers still running
         deliveries: Deliveries = app.bot_data[DELIVERIES]
         await deliveries.close("the bot stopped")  # ariabot, or its turn as the front
-        if self._unsubscribe is not None:
-            with contextlib.suppress(ValueError):
-                self._unsubscribe()
-            self._unsubscribe = None
-        await self.board.close()  # the bot's HTTP client is still open for the last news
+        if flush:
+            self._unfollow()
+            await self.board.close()  # the bot's HTTP client is still open for the last news
         if self._initialized:
             self._initialized = False
             await app.shutdown()

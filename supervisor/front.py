@@ -85,7 +85,7 @@ class FrontDuty:
                 self._manager.follow_other_nodes()
             self.settled.set()
             await self._lock.lost(self._manager.notices_stored_elsewhere)
-            await self._step_down()
+            await self._step_down(flush=False)  # another node may be the front already
 
     async def _start_bot(self, bot: EmbeddedBot) -> int | None:
         try:
@@ -102,10 +102,10 @@ class FrontDuty:
         self._bot, self._rights, self._sender = bot, bot.web_rights(), bot.web_sender()
         return None
 
-    async def _step_down(self) -> None:
+    async def _step_down(self, *, flush: bool = True) -> None:
         bot, self._bot, self._rights, self._sender = self._bot, None, None, None
         if bot is not None:
-            await bot.stop()
+            await bot.stop(flush=flush)
             log.info("this node no longer talks to Telegram")
         await self._manager.stop_reading_feeds()
         await self._manager.stop_following_other_nodes()

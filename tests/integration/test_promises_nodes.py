@@ -23,7 +23,7 @@ from tests.promises import Catalog
 from tests.promises.cluster import DEAD_AFTER, Cluster
 from tests.promises.machine import Tally
 from tests.promises.nodes import make_nodes_machine
-from tests.promises.world import GROUP, USER, USER2, LoopThread
+from tests.promises.world import GROUP, LOCAL, USER, USER2, LoopThread
 from tests.runner import wait_until
 from tests.swarm import Swarm
 
@@ -108,6 +108,46 @@ def test_every_node_fault_in_one_sequence_keeps_the_promises(
     faults = {name for name in machine.tally.counts if name.startswith("node ")}
     assert faults == {"node freeze", "node kill-9", "node kill-9-aria2c", "node sigterm",
                       "node back"}, machine.tally.counts
+
+
+@pytest.mark.timeout(600)  # a hang guard
+def test_postgresql_restarted_as_the_front_steps_down_tells_no_news_twice(
+    world: tuple[Catalog, Path, LoopThread], postgresql_server: PostgresServer,
+) -> None:
+    """The sequence a soak found (seed 1407212294, shrunk): Telegram faults in the group and
+    PostgreSQL restarted again and again. The front lost its lock, and its bot took
+    seconds to stop (a reply waited out a 429); another node was the front meanwhile, and
+    both told the chat of the same completion (I6). A front that lost its lock now stops
+    its news first."""
+    catalog, root, loop = world
+    machine = make_nodes_machine(catalog, root, loop, postgresql_server)()
+    restart = {"rule": machine.store_write_fails, "seconds": 0.0}
+    sequence: list[dict[str, Any]] = [
+        {"rule": machine.add, "plan": ("movie-a", USER, "feed")},
+        {"rule": machine.telegram_fault, "fault": ("migrated", GROUP, 6.0)}, restart,
+        {"rule": machine.telegram_fault, "fault": ("5xx", GROUP, 6.0)}, restart,
+        {"rule": machine.add, "plan": ("notes", LOCAL, "document")},
+        *[{"rule": machine.settle, "unthrottle": False}] * 3,
+        {"rule": machine.settle, "unthrottle": True}, restart,
+        {"rule": machine.telegram_fault, "fault": ("429", USER2, 6.0)},
+        {"rule": machine.settle, "unthrottle": False}, restart,
+        {"rule": machine.add, "plan": ("movie-b", GROUP, "command")},
+        {"rule": machine.telegram_fault, "fault": ("migrated", GROUP, 6.0)},
+        {"rule": machine.settle, "unthrottle": False}, restart,
+        {"rule": machine.telegram_fault, "fault": ("5xx", GROUP, 3.0)},
+        {"rule": machine.add, "plan": ("album-b", USER2, "document")},
+        {"rule": machine.telegram_fault, "fault": ("429", GROUP, 3.0)}, restart,
+        {"rule": machine.add, "plan": ("notes", LOCAL, "local file")},
+        {"rule": machine.settle, "unthrottle": True},
+    ]
+    try:
+        machine.promises()
+        for step in sequence:
+            arguments = dict(step)
+            arguments.pop("rule")(**arguments)
+            machine.promises()
+    finally:
+        machine.teardown()
 
 
 def _sent(cluster: Cluster) -> list[Request]:
