@@ -704,6 +704,7 @@ async def test_an_action_on_a_download_of_a_node_just_killed_is_refused_without_
             assert said == (f"#{entry['id']} is on node beta, which did not answer; nothing "
                             "was done."), said
             assert took < ANSWER_WAIT, f"refused after {took:.1f} s, the whole wait"
+            print(f"\nFIGURES an action on a node just killed refused after {took:.1f} s")
             (row,) = [d for d in await asyncio.to_thread(downloads, alpha)
                       if d["id"] == entry["id"]]
             assert (row["state"], row["node"]) == ("downloading", "beta")
@@ -737,6 +738,8 @@ async def test_a_feed_subscribed_on_another_node_is_read_by_the_front_on_its_sch
                 d for d in downloads(beta) if d["name"] == "fed.bin"], 60, "the feed's add")
             took = time.monotonic() - published
             assert took < 20, f"the item was added {took:.0f} s after it was published"
+            print(f"\nFIGURES a feed subscribed on another node: its item added {took:.1f} s "
+                  "after it was published")
             assert "Traceback" not in alpha.output + beta.output
 
 
