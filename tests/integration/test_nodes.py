@@ -621,6 +621,17 @@ def _aria2_status(run: AriabotRun, info_hash: str) -> str | None:
                 None)
 
 
+async def _running_on(node: AriabotRun, magnet: str) -> dict[str, Any]:
+    """Add ``magnet`` to the user's chat from ``node``'s command line; its entry once the
+    first bytes came (the node's only download)."""
+    added = await asyncio.to_thread(cli, node, "add", magnet, "--chat", str(USER))
+    assert added.returncode == 0, added.stderr
+    (entry,) = await asyncio.to_thread(
+        wait_until, lambda: [d for d in downloads(node) if d["completed_bytes"]], 60,
+        "the first bytes")
+    return entry
+
+
 @pytest.mark.postgresql
 async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
         tmp_path: Path, postgresql_url: str, swarm: Swarm) -> None:
@@ -634,12 +645,7 @@ async def test_actions_from_the_chat_reach_the_node_that_holds_the_download(
         with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
             alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
                                                  claims="beta")
-            added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
-                                            str(USER))
-            assert added.returncode == 0, added.stderr
-            (entry,) = await asyncio.to_thread(
-                wait_until, lambda: [d for d in downloads(beta) if d["completed_bytes"]], 60,
-                "beta's first bytes")
+            entry = await _running_on(beta, torrent.magnet)
             number = entry["id"]
             on_beta = tmp_path / "downloads-b" / "torrents" / str(USER) / "routed.bin"
 
@@ -690,12 +696,7 @@ async def test_an_action_on_a_download_of_a_node_just_killed_is_refused_without_
         with contextlib.ExitStack() as running, swarm.throttled(64 * 1024):
             alpha, beta = await _front_and_other(running, server, tmp_path, postgresql_url,
                                                  claims="beta", ARIABOT_NODE_DEAD_AFTER="60")
-            added = await asyncio.to_thread(cli, beta, "add", torrent.magnet, "--chat",
-                                            str(USER))
-            assert added.returncode == 0, added.stderr
-            (entry,) = await asyncio.to_thread(
-                wait_until, lambda: [d for d in downloads(beta) if d["completed_bytes"]], 60,
-                "beta's first bytes")
+            entry = await _running_on(beta, torrent.magnet)
             beta.signal(signal.SIGKILL)
             await asyncio.to_thread(beta.wait_exit)
             started = time.monotonic()
