@@ -84,7 +84,7 @@ class MetadataCheck:
         # A download paused by pause-metadata reports totalLength 0: add up its files.
         total = sum(f.length for f in files if f.selected)
         if problem is not None:
-            await self._ops.remove(observation.gid)
+            await self._drop(observation.gid)
             return [TorrentFailed(await self._live.fail(live, problem))]
         padding = self._contents.pad_options(record, all_file_entries(record, raw_files))
         if padding and details.get("status") == "paused":
@@ -94,7 +94,7 @@ class MetadataCheck:
             except Aria2Error as error:
                 log.warning("#%d: could not move its pad files out of the chat folder: %s",
                             record.id, error)
-                await self._ops.remove(observation.gid)
+                await self._drop(observation.gid)
                 return [TorrentFailed(await self._live.fail(
                     live, "aria2 could not set the torrent up"))]
         values: dict[str, Any] = {"name": name or record.name, "total_bytes": total}
@@ -123,6 +123,16 @@ class MetadataCheck:
         refresh.add(observation.gid)
         torrent = replace(self._live.snapshot(updated, live), files=files)
         return [MetadataReceived(torrent)]
+
+    async def _drop(self, gid: str) -> None:
+        """Remove a refused download from aria2, and save aria2's session at once: the
+        session saved a moment ago lists it (paused, its metadata saved beside it), and an
+        aria2c killed before the next save would bring it back, unpaused, to check and
+        write over the very files it was refused for (the nodes' promises machine found a
+        user's file overwritten so)."""
+        await self._ops.remove(gid)
+        with contextlib.suppress(Aria2Error):
+            await self._rpc.call("aria2.saveSession")
 
 
 def _unsafe_metadata(folder: Path, name: str, files: Sequence[dict[str, Any]]) -> str | None:

@@ -91,3 +91,43 @@ async def test_a_download_restored_paused_that_nobody_paused_is_started_again(
         assert not paused, "shown paused though nobody paused it"
     finally:
         await stop_engine(engine)
+
+
+def _listed(session: Path, info_hash: str) -> bool:
+    """aria2's session lists the torrent, paused or not."""
+    return f"btih:{info_hash}" in session.read_text() if session.exists() else False
+
+
+async def test_a_magnet_refused_for_a_users_file_is_gone_from_aria2s_session_at_once(
+    engine_settings: Callable[..., Settings], swarm: Swarm,
+) -> None:
+    """Found by the nodes' promises machine (I1: a file the user put in the chat folder
+    changed). A magnet named as that file is refused at its metadata and removed from
+    aria2; but aria2's session, saved while it waited paused, still listed it, and an
+    aria2c killed before the next save brought it back with its saved metadata, unpaused:
+    its hash check wrote over the user's file. The session is saved with the refusal now."""
+    engine = await start_engine(engine_settings(ARIABOT_SEED_TIME="0"))
+    torrent = swarm.add("mine.txt", 40 * KIB, seed=78, piece_size=16 * KIB)
+    users = engine.folder(CHAT) / "mine.txt"
+    users.parent.mkdir(parents=True, exist_ok=True)
+    users.write_bytes(os.urandom(5000))
+    kept = users.read_bytes()
+    try:
+        held = HeldMetadataStep(engine)
+        added = await engine.manager.add(torrent.magnet, chat_id=CHAT, user_id=1)
+        await asyncio.wait_for(held.entered.wait(), 60)
+        await _until(lambda: _saved_paused(engine.layout.session, torrent.info_hash), 30,
+                     "aria2's session to list the real download paused")
+        held.go_on.set()
+        await wait_state(engine, added.torrent.id, TorrentState.ERROR, timeout=30)
+        refused = await engine.manager.get(added.torrent.id)
+        assert "mine.txt" in (refused.error or ""), refused.error
+        assert not _listed(engine.layout.session, torrent.info_hash)
+        old = engine.aria2.pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)  # before the session's next save
+        await _until(lambda: engine.aria2.pid not in (None, old), 30, "aria2c again")
+        assert await aria2_entries(engine, torrent.info_hash) == []
+        assert users.read_bytes() == kept
+    finally:
+        await stop_engine(engine)
