@@ -35,7 +35,6 @@ from manager.errors import (
     DownloadNotFound,
     InvalidState,
     MirrorOff,
-    NodeReplaced,
     StoreError,
 )
 from manager.events import (
@@ -330,8 +329,8 @@ class Mirrors:
             async with self._turn:
                 await self._attempts(job)
         except asyncio.CancelledError:
-            if job.stopping:
-                await self._save(job, state=MirrorState.STOPPED, pid=None)
+            if job.stopping:  # the user waits for it: asked once, not through an outage
+                await self._save(job, state=MirrorState.STOPPED, pid=None, patient=False)
                 self._emit(MirrorChanged, job)
             raise
         except Exception as error:  # a bug or the store: report it, never leave it hanging
@@ -455,19 +454,31 @@ class Mirrors:
         self._emit(MirrorChanged, job)
 
     def _started(self, job: _Job, pid: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._save(job, pid=pid))
+        # Asked once: a write still waiting for the store could land after the upload's end.
+        task = asyncio.get_running_loop().create_task(self._save(job, pid=pid, patient=False))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _save(self, job: _Job, *, state: MirrorState | None = None,
-                    **values: object) -> None:
+                    patient: bool = True, **values: object) -> None:
+        """Write the job's row; ``patient``: through a store outage (else a failure is
+        logged and the row stays as it was)."""
         if state is not None:
             values["state"] = state.value
         if job.stats is not None:
             values.setdefault("bytes", job.stats.bytes)
             values.setdefault("total_bytes", job.stats.total_bytes)
-        updated = await self._stored(job, "save its state", lambda: self._store.mirrors.update(
-            job.record.download_id, **values))
+        def update() -> Awaitable[MirrorRecord | None]:
+            return self._store.mirrors.update(job.record.download_id, **values)
+        if patient:
+            updated = await self._stored(job, "save its state", update)
+        else:
+            try:
+                updated = await update()
+            except StoreError as error:
+                log.warning("the mirror of #%s could not write %s (%s)",
+                            job.record.download_id, ", ".join(sorted(values)), error)
+                return
         if updated is not None:
             job.record = updated
 
@@ -475,13 +486,11 @@ class Mirrors:
         """``call`` (the store, for ``job``), asked again until the store answers: a mirror
         outlives a database restart or a lock held past its wait, and is never left
         "uploading" by a write that failed (the nodes' promises machine found that after a
-        PostgreSQL restart). A node replaced meanwhile writes nothing more: that is raised."""
+        PostgreSQL restart)."""
         delay = _STORE_RETRY_FIRST
         while True:
             try:
                 return await call()
-            except NodeReplaced:
-                raise
             except StoreError as error:
                 log.warning("the mirror of #%s waits for the database to %s (%s); asking "
                             "again in %.1f s", job.record.download_id, what, error, delay)

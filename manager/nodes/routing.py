@@ -43,6 +43,10 @@ of one it took): a live node takes it within a second."""
 _LOOK_AGAIN = 1.0
 """Seconds between two reads of a command's row while waiting (a lost announcement)."""
 
+_GONE_FOR = 3.0
+"""Seconds the owner's listening session must be missing before an asker gives up: a live
+node's listener is back within about 2 s (its retry period) of a database restart."""
+
 _KEEP = 3600.0
 """Seconds a command's row is kept after it was asked."""
 
@@ -162,18 +166,24 @@ class Router:
 
     async def _answered(self, command_id: int, event: asyncio.Event,
                         owner: str) -> CommandRecord | None:
-        """The command once answered; None after :data:`ANSWER_WAIT` seconds, or as soon as
-        a look after the first finds ``owner`` no longer listening."""
-        deadline = asyncio.get_running_loop().time() + ANSWER_WAIT
-        looked = False
+        """The command once answered; None after :data:`ANSWER_WAIT` seconds, or once
+        ``owner`` has not been listening for :data:`_GONE_FOR` seconds."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + ANSWER_WAIT
+        gone_since: float | None = None
         while True:
             command = await self._store.commands.get(command_id)
             if command is not None and command.answered:
                 return command
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0 or (looked and not await self._store.commands.listening(owner)):
+            left = deadline - clock()
+            if left <= 0:
                 return None
-            looked = True
+            if await self._store.commands.listening(owner):
+                gone_since = None
+            elif gone_since is None:
+                gone_since = clock()
+            elif clock() - gone_since >= _GONE_FOR:
+                return None
             event.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(left, _LOOK_AGAIN)):

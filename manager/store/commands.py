@@ -127,9 +127,10 @@ class Commands:
 
     async def listening(self, node: str) -> bool:
         """Whether ``node``'s session that listens for its commands is connected to the
-        database now. A node killed or whose machine is gone loses its sessions at once
-        (or once the server's keepalives find it silent), long before its heartbeat reads
-        as too old. Always on SQLite: it has no other node.
+        database now. A node killed loses its sessions at once, long before its heartbeat
+        reads as too old (a machine gone, once the server's TCP keepalives find it silent:
+        by its default, the heartbeat limit comes first). Always on SQLite: it has no
+        other node.
 
         Raises:
             StoreError: the database cannot be read.

@@ -62,8 +62,9 @@ class Listener:
         failing = False
         while True:
             try:
+                named = {"application_name": self._name} if self._name else {}
                 async with await psycopg.AsyncConnection.connect(
-                        self._url, application_name=self._name, **CONNECTION) as connection:
+                        self._url, **named, **CONNECTION) as connection:
                     for channel in self._channels:
                         await connection.execute(f"LISTEN {channel}")
                     if failing:

@@ -563,10 +563,11 @@ async def test_a_mirror_whose_store_writes_fail_for_a_while_waits_and_ends_done(
                     timeout=30, what="the upload under way")
         await wait_for_locks(engine.store, 100)
         told = f"mirror of #{download_id}"
-        with hold_writes(engine.store.url):  # until a write of the mirror failed
-            await until(lambda: any(told in r.getMessage() for r in caplog.records
-                                    if r.levelno >= logging.WARNING),
-                        timeout=60, what="a write of the mirror to fail")
+        with hold_writes(engine.store.url):  # until the write after the upload failed
+            await until(lambda: any(told in r.getMessage() and (
+                "save its state" in r.getMessage() or "broke" in r.getMessage())
+                for r in caplog.records if r.levelno >= logging.WARNING),
+                timeout=60, what="the save after the upload to fail")
         mirror = await _wait_mirror(engine, download_id, MirrorState.DONE, MirrorState.FAILED)
         assert mirror.state is MirrorState.DONE, mirror
         place = target / _place(download_id, 15, torrent.info_hash)

@@ -134,20 +134,30 @@ class Cluster(Stack):
         assert node.run is not None and node.run.process is not None
         node.run.process.kill()
         node.run.process.wait(10)
-        self._aria2c_gone(node)
+        self.reap(name)
 
     def stop_node(self, name: str) -> None:
+        """SIGTERM: the node stops, and stops its aria2c."""
+        run = self.nodes[name].run
+        assert run is not None
+        run.signal(signal.SIGTERM)
+        assert run.wait_exit(30) == 0, run.output[-3000:]
+        self.reap(name)
+
+    def reap(self, name: str) -> None:
+        """A node whose process ended: its aria2c ends with it by itself (it watches
+        ariabot's pid); then nothing of the node is left running."""
         node = self.nodes[name]
+        pid = node.aria2c_pid
+
+        def gone() -> bool:
+            try:
+                return pid is None or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+        wait_until(gone, 30, f"{name}'s aria2c to end with its ariabot")
         assert node.run is not None
         node.run.stop()
-        self._aria2c_gone(node)
-
-    @staticmethod
-    def _aria2c_gone(node: Node) -> None:
-        pid = node.aria2c_pid
-        wait_until(lambda: pid is None or not psutil.pid_exists(pid)
-                   or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-                   30, f"{node.name}'s aria2c to end with its ariabot")
 
     def kill_aria2c_of(self, name: str) -> None:
         """``kill -9`` of a node's aria2c: its supervisor must start another."""
@@ -229,4 +239,3 @@ class Cluster(Stack):
     def output(self) -> str:
         return "\n".join(f"--- {run.data_dir.parent.name}:\n{run.output}" for run in self.runs
                          if run.log_path.exists())
-

@@ -415,7 +415,7 @@ class PromisesMachine(RuleBasedStateMachine):
         assert download is not None
         self._step(verb, download, via, *([sorted(choice)] if verb == "files" else []))
         if verb in ("pause", "resume"):
-            if not ((via == "button" and self._press(download, verb))
+            if not ((via == "button" and self._press(download, f"{verb}:{download}"))
                     or (via == "app" and self._by_app(download, verb))):
                 self.stack.control(verb, id=download)
         elif verb.startswith("cancel"):

@@ -51,9 +51,12 @@ class NodesMachine(PromisesMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.brought_down: set[str] = set()
+        """Nodes the machine killed, stopped or froze out, and not back: no other node
+        may be down."""
         self.stopped: set[str] = set()
-        """Nodes stopped by SIGTERM and not back: they said so, and keep their downloads
-        (README, "Several machines": only a node not heard from is dead)."""
+        """Those stopped by SIGTERM: they said so, and keep their downloads (README,
+        "Several machines": only a node not heard from is dead)."""
 
     def _world(self, root: Path) -> Cluster:
         return Cluster(root, self.telegram_loop, self.catalog, database=self.database)
@@ -74,15 +77,18 @@ class NodesMachine(PromisesMachine):
         with it) or SIGTERM, and it stays down until :meth:`come_back`; or ``kill -9`` of
         its aria2c. One node always runs: the last one only has its aria2c killed."""
         name = self._running(which)
+        if len(self.cluster.up()) < 2:
+            how = "kill-9-aria2c"
         self._step(f"node {how}", name)
         if how == "kill-9-aria2c":
             self.cluster.kill_aria2c_of(name)
-        elif len(self.cluster.up()) > 1:
-            if how == "kill-9":
-                self.cluster.kill_node(name)
-            else:
-                self.cluster.stop_node(name)
-                self.stopped.add(name)
+        elif how == "kill-9":
+            self.cluster.kill_node(name)
+            self.brought_down.add(name)
+        else:
+            self.cluster.stop_node(name)
+            self.brought_down.add(name)
+            self.stopped.add(name)
         self.disagree.clear()  # the bound starts again once the node is back or gone
 
     @rule(which=st.integers(0, 2))
@@ -92,9 +98,9 @@ class NodesMachine(PromisesMachine):
         on if nothing was taken, else finds out at its next heartbeat and stops (exit 1),
         its aria2c with it."""
         name = self._running(which)
-        self._step("node freeze", name)
         if len(self.cluster.up()) < 2:
             return
+        self._step("node freeze", name)
         witness = next(node for node in self.cluster.up() if node.name != name)
         self.cluster.freeze(name)
         try:
@@ -111,7 +117,8 @@ class NodesMachine(PromisesMachine):
         if not node.up:
             assert node.run is not None and node.run.process is not None
             assert node.run.process.returncode == 1, node.run.output[-3000:]
-            self.cluster.stop_node(name)  # its aria2c ends with it
+            self.cluster.reap(name)
+            self.brought_down.add(name)
         self.disagree.clear()
 
     def _state_of(self, name: str, asked: str) -> str | None:
@@ -132,6 +139,7 @@ class NodesMachine(PromisesMachine):
         name = down[which % len(down)]
         self._step("node back", name)
         self.cluster.start_node(name)
+        self.brought_down.discard(name)
         self.stopped.discard(name)
         self.disagree.clear()
 
@@ -156,7 +164,12 @@ class NodesMachine(PromisesMachine):
     # --- the promises, per node ---------------------------------------------------------------
 
     def _i7_one_node_online(self) -> None:
-        """Every node that runs is listed online by each of them, as itself by itself."""
+        """No node is down but those the machine brought down; every node that runs is
+        listed online by each of them, as itself by itself."""
+        fallen = self.cluster.down() - self.brought_down
+        assert not fallen, f"I7: {sorted(fallen)} stopped by itself:\n" + "\n".join(
+            self.cluster.nodes[name].run.output[-2000:] for name in sorted(fallen)
+            if self.cluster.nodes[name].run is not None)
         running = {node.name for node in self.cluster.up()}
         for name in sorted(running):
             listed = self.cluster.ask(name, "nodes")
@@ -192,7 +205,6 @@ class NodesMachine(PromisesMachine):
                    and held.get(m["download_id"]) not in down]
         return busy + uploads
 
-
     def _describe_busy(self) -> str:
         """With the nodes' last log lines about mirrors and takings (which node did what)."""
         lines = [line for line in self.cluster.output.splitlines()
@@ -209,4 +221,3 @@ def make_nodes_machine(catalog: Catalog, root: Path, telegram_loop: LoopThread,
         "catalog": catalog, "root": root, "telegram_loop": telegram_loop, "knobs": knobs,
         "tally": tally or Tally(), "numbers": itertools.count(1), "database": database,
         "__module__": __name__})
-
