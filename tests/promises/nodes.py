@@ -6,13 +6,15 @@ front, ``ariabot …`` and the Mini App are asked of one node after another, so 
 on a download are passed to the node that holds it (or refused with where it is). The
 faults are a node's: ``kill -9`` (its aria2c ends with it: a machine lost) or SIGTERM, then
 back later; ``kill -9`` of its aria2c; SIGSTOP past the heartbeat limit, then SIGCONT (it
-must find out that its downloads moved, and stop); and PostgreSQL restarted under all of
-them (every connection lost: the store writes that fail then must not lose anything).
+goes on if nothing was taken from it, else finds out that its downloads moved and stops);
+and PostgreSQL restarted under all of them (every connection lost: the store writes that
+fail then must not lose anything).
 
 The promises are the same, read per node: I1 over every node's download dir and the shared
 destination; I3 between each row and the aria2c of its node (a row of a node that is down
-is not compared; if it was unfinished, it must be running elsewhere within the bound:
-failover); I4 over every node's paths; I7 becomes: every node that runs is listed online.
+is not compared; if it was unfinished and its node was killed or frozen out, it must be
+running elsewhere within the bound: failover); I4 over every node's paths; I7 becomes: no
+node is down but those the machine brought down, and every node that runs is listed online.
 """
 
 from __future__ import annotations
